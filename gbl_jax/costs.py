@@ -1,0 +1,105 @@
+"""Cost functions: the one generic negative log-likelihood, and the conditional statistics.
+
+``nll`` is the book's J(theta) = -E log p_model(y | x) (section 6.2.1.1): choosing the
+distribution chooses the cost. ``mse`` and ``mae`` learn conditional statistics instead (6.2.1.2):
+their minimisers over a constant prediction are the mean and the median of y.
+
+All three reduce the same way: sum over every axis but the first, mean over the first (examples).
+So ``nll(Normal(f, 1), y) == 0.5 * mse(f, y) + (D / 2) log(2 pi)`` for y of shape [N, D].
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from gbl_jax.distributions import (
+    Bernoulli,
+    Categorical,
+    _check_value_shape,
+    _require_integer_labels,
+    _shape_str,
+)
+
+
+def _reduce(per_element: jax.Array, name: str) -> jax.Array:
+    """Mean over axis 0 of the sum over all other axes."""
+    if per_element.ndim < 1:
+        raise ValueError(f"{name}: needs a leading example axis [N, ...], got a scalar")
+    return jnp.mean(jnp.sum(per_element.reshape(per_element.shape[0], -1), axis=1))
+
+
+def nll(dist, y: ArrayLike) -> jax.Array:
+    """Negative log-likelihood -(1/N) sum_i log p(y_i | x_i), a scalar.
+
+    Args:
+      dist: a distribution with batch shape [N, ...]: any gbl_jax family, or any object with
+        ``.log_prob(y)`` (distrax, TFP and numpyro distributions work as they are).
+      y: targets [N, ...] of the distribution's batch + event shape.
+
+    Returns:
+      Minus the mean over axis 0 of log p(y) summed over all other axes.
+
+    Raises:
+      ValueError: y does not have the shape the distribution expects (at trace time).
+
+    References:
+      Goodfellow, Bengio & Courville (2016), eq. 6.12.
+    """
+    lp = jnp.asarray(dist.log_prob(y))
+    y_shape = tuple(jnp.shape(y))
+    # Foreign distributions broadcast silently; log_prob must be indexed like y's leading axes.
+    if y_shape[: lp.ndim] != tuple(lp.shape):
+        raise ValueError(
+            f"nll: log_prob(y) has shape {_shape_str(lp.shape)}, which does not match y "
+            f"{_shape_str(y_shape)}; the distribution's batch shape and y disagree"
+        )
+    return -_reduce(lp, "nll")
+
+
+def _check_same_shape(name: str, pred: ArrayLike, y: ArrayLike) -> None:
+    if jnp.shape(pred) != jnp.shape(y):
+        raise ValueError(f"{name}: pred has shape {_shape_str(jnp.shape(pred))} but y has "
+                         f"{_shape_str(jnp.shape(y))}; no broadcasting is done")
+
+
+def mse(pred: ArrayLike, y: ArrayLike) -> jax.Array:
+    """Squared error (1/N) sum_i ||pred_i - y_i||^2; minimised by the conditional mean.
+
+    Args:
+      pred, y: [N, ...], the same shape.
+    """
+    _check_same_shape("mse", pred, y)
+    return _reduce(jnp.square(jnp.asarray(pred) - jnp.asarray(y)), "mse")
+
+
+def mae(pred: ArrayLike, y: ArrayLike) -> jax.Array:
+    """Absolute error (1/N) sum_i ||pred_i - y_i||_1; minimised by the conditional median.
+
+    Args:
+      pred, y: [N, ...], the same shape.
+    """
+    _check_same_shape("mae", pred, y)
+    return _reduce(jnp.abs(jnp.asarray(pred) - jnp.asarray(y)), "mae")
+
+
+def squared_error(dist, y: ArrayLike) -> jax.Array:
+    """Squared error of the distribution's mean, as a ``(dist, y)`` loss for ``train``.
+
+    Behind a sigmoid this is ``mse(sigmoid(logits), y)``; behind a softmax it is
+    ``mse(softmax(logits), onehot(y))``. Both saturate when the unit is confidently wrong, which
+    is the book's argument for the NLL (section 6.2.2.2-6.2.2.3).
+    """
+    if isinstance(dist, Categorical):
+        _check_value_shape("squared_error", dist.batch_shape, y)
+        _require_integer_labels("squared_error", y)
+        return mse(dist.probs(), jax.nn.one_hot(y, dist.num_classes, dtype=dist.probs().dtype))
+    if isinstance(dist, Bernoulli):
+        return mse(dist.probs(), jnp.asarray(y, dist.probs().dtype))
+    return mse(dist.mean(), y)
+
+
+def absolute_error(dist, y: ArrayLike) -> jax.Array:
+    """Absolute error of the distribution's mean, as a ``(dist, y)`` loss for ``train``."""
+    return mae(dist.mean(), y)

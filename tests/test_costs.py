@@ -1,0 +1,82 @@
+"""nll, mse and mae: the book's identities, minimisers, foreign distributions, shape errors."""
+
+import distrax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import optimize
+
+import gbl_jax as gbl
+
+RNG = np.random.default_rng(1)
+
+
+def test_unit_gaussian_nll_is_half_squared_error_plus_constant():
+    f, y = RNG.normal(size=(7, 3)), RNG.normal(size=(7, 3))
+    expected = np.mean(0.5 * np.sum((y - f) ** 2, axis=1)) + 1.5 * np.log(2 * np.pi)
+    got = gbl.nll(gbl.Normal(jnp.asarray(f, jnp.float32), 1.0), jnp.asarray(y, jnp.float32))
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    np.testing.assert_allclose(got, 0.5 * gbl.mse(jnp.asarray(f, jnp.float32), jnp.asarray(y, jnp.float32))
+                               + 1.5 * np.log(2 * np.pi), rtol=1e-6)
+
+
+def test_unit_laplace_nll_is_absolute_error_plus_log_two():
+    f, y = RNG.normal(size=(9, 2)), RNG.normal(size=(9, 2))
+    got = gbl.nll(gbl.Laplace(jnp.asarray(f, jnp.float32), 1.0), jnp.asarray(y, jnp.float32))
+    np.testing.assert_allclose(got, np.mean(np.abs(y - f).sum(1)) + 2 * np.log(2), rtol=1e-6)
+
+
+def test_nll_reduction_is_mean_over_axis_zero_of_sum_over_the_rest():
+    logits = jnp.asarray(RNG.normal(size=(4, 5, 3)), jnp.float32)
+    y = jnp.asarray(RNG.integers(0, 3, (4, 5)))
+    lp = np.asarray(gbl.log_prob(gbl.Categorical(logits), y))
+    np.testing.assert_allclose(gbl.nll(gbl.Categorical(logits), y), -lp.sum(1).mean(), rtol=1e-6)
+
+
+def test_nll_accepts_distrax_and_catches_its_silent_broadcasting():
+    loc, y = jnp.asarray(RNG.normal(size=(5,)), jnp.float32), jnp.asarray(RNG.normal(size=(5,)), jnp.float32)
+    np.testing.assert_allclose(gbl.nll(distrax.Normal(loc, 1.0), y), gbl.nll(gbl.Normal(loc, 1.0), y),
+                               rtol=1e-6)
+    # Under the default rank promotion ("allow") distrax broadcasts [5, 1] against [5] to [5, 5].
+    with jax.numpy_rank_promotion("allow"), pytest.raises(ValueError, match=r"\[5, 5\].*\[5\]"):
+        gbl.nll(distrax.Normal(loc[:, None], 1.0), y)
+
+
+def test_nll_needs_an_example_axis():
+    with pytest.raises(ValueError, match="example axis"):
+        gbl.nll(gbl.Normal(0.0, 1.0), jnp.float32(0.0))
+
+
+def test_minimisers_are_mean_and_median_on_skewed_data():
+    y = RNG.exponential(size=(501, 1)).astype(np.float32)   # mean 1, median log 2: far apart
+    as_pred = lambda c: jnp.full_like(y, c)
+    c_mse = optimize.minimize_scalar(lambda c: float(gbl.mse(as_pred(c), y)), bounds=(0, 5), method="bounded",
+                                     options={"xatol": 1e-6}).x
+    c_mae = optimize.minimize_scalar(lambda c: float(gbl.mae(as_pred(c), y)), bounds=(0, 5), method="bounded",
+                                     options={"xatol": 1e-6}).x
+    np.testing.assert_allclose(c_mse, y.mean(), atol=1e-4)
+    np.testing.assert_allclose(c_mae, np.median(y), atol=1e-3)
+    assert abs(y.mean() - np.median(y)) > 0.2
+
+
+def test_mse_and_mae_reject_mismatched_shapes():
+    with pytest.raises(ValueError, match=r"\[5, 1\].*\[5\]"):
+        gbl.mse(jnp.zeros((5, 1)), jnp.zeros(5))
+    with pytest.raises(ValueError, match=r"\[3\].*\[4\]"):
+        gbl.mae(jnp.zeros(3), jnp.zeros(4))
+
+
+def test_squared_error_behind_sigmoid_and_softmax():
+    z = jnp.asarray([-3.0, 0.0, 2.0])
+    y = jnp.asarray([1.0, 0.0, 1.0])
+    expected = np.mean((1 / (1 + np.exp(-np.asarray(z))) - np.asarray(y)) ** 2)
+    np.testing.assert_allclose(gbl.squared_error(gbl.Bernoulli(z), y), expected, rtol=1e-6)
+    logits = jnp.asarray([[2.0, 0.0, -1.0], [0.0, 0.0, 0.0]])
+    labels = jnp.asarray([0, 2])
+    p = np.asarray(jax.nn.softmax(logits))
+    onehot = np.eye(3)[[0, 2]]
+    np.testing.assert_allclose(gbl.squared_error(gbl.Categorical(logits), labels),
+                               np.mean(np.sum((p - onehot) ** 2, 1)), rtol=1e-6)
+    with pytest.raises(ValueError, match="shape"):
+        gbl.squared_error(gbl.Categorical(logits), jnp.zeros((2, 3), jnp.int32))

@@ -1,0 +1,300 @@
+"""Distributions against scipy.stats, distrax and closed forms; transforms; extremes; shapes."""
+
+import distrax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import special, stats
+
+import gbl_jax as gbl
+
+RNG = np.random.default_rng(0)
+N, K, D = 6, 3, 2
+
+
+def _f32(x):
+    return jnp.asarray(x, jnp.float32)
+
+
+# ---- log_prob against scipy at random parameters -------------------------------------------
+
+def test_normal_and_laplace_match_scipy():
+    loc, scale, y = RNG.normal(size=(N, D)), RNG.uniform(0.1, 3, (N, D)), RNG.normal(size=(N, D))
+    np.testing.assert_allclose(gbl.Normal(_f32(loc), _f32(scale)).log_prob(_f32(y)),
+                               stats.norm.logpdf(y, loc, scale), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(gbl.Laplace(_f32(loc), _f32(scale)).log_prob(_f32(y)),
+                               stats.laplace.logpdf(y, loc, scale), rtol=1e-5, atol=1e-5)
+
+
+def test_bernoulli_and_categorical_match_scipy():
+    z, yb = RNG.normal(0, 3, N), RNG.integers(0, 2, N)
+    np.testing.assert_allclose(gbl.Bernoulli(_f32(z)).log_prob(_f32(yb)),
+                               stats.bernoulli.logpmf(yb, special.expit(z)), rtol=1e-5, atol=1e-6)
+    logits, yc = RNG.normal(0, 3, (N, K)), RNG.integers(0, K, N)
+    expected = special.log_softmax(logits, axis=-1)[np.arange(N), yc]
+    np.testing.assert_allclose(gbl.Categorical(_f32(logits)).log_prob(jnp.asarray(yc)), expected,
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_mixture_matches_independent_float64_sum():
+    logits, loc = RNG.normal(size=(N, K)), RNG.normal(size=(N, K, D))
+    scale, y = RNG.uniform(0.2, 2, (N, K, D)), RNG.normal(size=(N, D))
+    comp = stats.norm.logpdf(y[:, None, :], loc, scale).sum(-1) + special.log_softmax(logits, -1)
+    got = gbl.MixtureNormal(_f32(logits), _f32(loc), _f32(scale)).log_prob(_f32(y))
+    np.testing.assert_allclose(got, special.logsumexp(comp, axis=-1), rtol=1e-5, atol=1e-5)
+
+
+def _random_tril(n, d):
+    tril = np.tril(RNG.normal(size=(n, d, d)))
+    idx = np.arange(d)
+    tril[:, idx, idx] = RNG.uniform(0.3, 2, (n, d))
+    return tril
+
+
+def test_multivariate_normal_matches_scipy():
+    loc, tril, y = RNG.normal(size=(N, 3)), _random_tril(N, 3), RNG.normal(size=(N, 3))
+    got = gbl.MultivariateNormalTriL(_f32(loc), _f32(tril)).log_prob(_f32(y))
+    expected = [stats.multivariate_normal.logpdf(y[i], loc[i], tril[i] @ tril[i].T) for i in range(N)]
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    # A shared [D, D] factor is broadcast over the batch.
+    shared = gbl.MultivariateNormalTriL(_f32(loc), _f32(tril[0])).log_prob(_f32(y))
+    expected0 = [stats.multivariate_normal.logpdf(y[i], loc[i], tril[0] @ tril[0].T) for i in range(N)]
+    np.testing.assert_allclose(shared, expected0, rtol=1e-4, atol=1e-4)
+
+
+# ---- moments, entropy, sampling ---------------------------------------------------------------
+
+def test_moments_and_entropy_match_scipy():
+    loc, scale = RNG.normal(size=4), RNG.uniform(0.1, 3, 4)
+    n, lp = gbl.Normal(_f32(loc), _f32(scale)), gbl.Laplace(_f32(loc), _f32(scale))
+    np.testing.assert_allclose(n.variance(), stats.norm.var(loc, scale), rtol=1e-5)
+    np.testing.assert_allclose(n.entropy(), stats.norm.entropy(loc, scale), rtol=1e-5)
+    np.testing.assert_allclose(lp.variance(), stats.laplace.var(loc, scale), rtol=1e-5)
+    np.testing.assert_allclose(lp.entropy(), stats.laplace.entropy(loc, scale), rtol=1e-5)
+    z = RNG.normal(0, 3, 4)
+    b = gbl.Bernoulli(_f32(z))
+    np.testing.assert_allclose(b.mean(), special.expit(z), rtol=1e-5)
+    np.testing.assert_allclose(b.variance(), stats.bernoulli.var(special.expit(z)), rtol=1e-4)
+    np.testing.assert_allclose(b.entropy(), stats.bernoulli.entropy(special.expit(z)), rtol=1e-4)
+    logits = np.array([[0.0, 1.0, -np.inf], [2.0, -1.0, 0.5]])
+    c = gbl.Categorical(_f32(logits))
+    np.testing.assert_allclose(c.entropy(), [stats.entropy(special.softmax(r)) for r in logits],
+                               rtol=1e-5)
+    np.testing.assert_array_equal(c.mode(), [1, 0])
+    tril = _random_tril(2, 3)
+    mvn = gbl.MultivariateNormalTriL(_f32(np.zeros((2, 3))), _f32(tril))
+    np.testing.assert_allclose(
+        mvn.entropy(), [stats.multivariate_normal(np.zeros(3), t @ t.T).entropy() for t in tril],
+        rtol=1e-5)
+    np.testing.assert_allclose(mvn.variance(), np.diagonal(tril @ np.swapaxes(tril, 1, 2), 0, 1, 2),
+                               rtol=1e-5)
+
+
+def test_samples_have_the_stated_moments():
+    key = jax.random.PRNGKey(1)
+    m = 200_000
+    dists = {
+        "normal": gbl.Normal(_f32([0.5, -1.0]), _f32([2.0, 0.3])),
+        "laplace": gbl.Laplace(_f32([0.5, -1.0]), _f32([2.0, 0.3])),
+        "bernoulli": gbl.Bernoulli(_f32([-1.0, 2.0])),
+        "mixture": gbl.MixtureNormal(_f32([[0.0, 1.0]]), _f32([[[-2.0], [3.0]]]),
+                                     _f32([[[0.5], [1.0]]])),
+        "mvn": gbl.MultivariateNormalTriL(_f32([1.0, -1.0]), _f32([[1.0, 0.0], [0.8, 0.5]])),
+    }
+    for name, d in dists.items():
+        s = d.sample(key, (m,))
+        assert s.shape == (m,) + d.batch_shape + tuple(d.event_shape), name
+        se = np.sqrt(np.asarray(d.variance()) / m)
+        assert np.all(np.abs(s.mean(0) - d.mean()) < 5 * se), name
+        np.testing.assert_allclose(s.var(0), d.variance(), rtol=0.03, err_msg=name)
+    c = gbl.Categorical(_f32([[0.0, 1.0, -np.inf]]))
+    counts = np.bincount(np.asarray(c.sample(key, (m,))).ravel(), minlength=3) / m
+    np.testing.assert_allclose(counts, np.asarray(c.probs())[0], atol=0.005)
+    assert counts[2] == 0
+
+
+# ---- jit, vmap, grad ----------------------------------------------------------------------------
+
+def _cases():
+    y_int = jnp.asarray(RNG.integers(0, K, N))
+    return {
+        "normal": (gbl.Normal(_f32(RNG.normal(size=N)), _f32(RNG.uniform(.5, 2, N))), _f32(RNG.normal(size=N)),
+                   lambda d: distrax.Normal(d.loc, d.scale)),
+        "laplace": (gbl.Laplace(_f32(RNG.normal(size=N)), _f32(RNG.uniform(.5, 2, N))), _f32(RNG.normal(size=N)),
+                    lambda d: distrax.Laplace(d.loc, d.scale)),
+        "bernoulli": (gbl.Bernoulli(_f32(RNG.normal(size=N))), _f32(RNG.integers(0, 2, N)),
+                      lambda d: distrax.Bernoulli(logits=d.logits)),
+        "categorical": (gbl.Categorical(_f32(RNG.normal(size=(N, K)))), y_int,
+                        lambda d: distrax.Categorical(logits=d.logits)),
+        "mixture": (gbl.MixtureNormal(_f32(RNG.normal(size=(N, K))), _f32(RNG.normal(size=(N, K, D))),
+                                      _f32(RNG.uniform(.5, 2, (N, K, D)))), _f32(RNG.normal(size=(N, D))),
+                    lambda d: distrax.MixtureSameFamily(
+                        distrax.Categorical(logits=d.logits),
+                        distrax.MultivariateNormalDiag(d.loc, d.scale))),
+        "mvn": (gbl.MultivariateNormalTriL(_f32(RNG.normal(size=(N, D))), _f32(_random_tril(N, D))),
+                _f32(RNG.normal(size=(N, D))),
+                lambda d: distrax.MultivariateNormalTri(d.loc, d.scale_tril)),
+    }
+
+
+@pytest.mark.parametrize("name", list(_cases()))
+def test_jit_vmap_grad_agree_with_distrax(name):
+    dist, y, to_distrax = _cases()[name]
+    eager = dist.log_prob(y)
+    np.testing.assert_allclose(jax.jit(lambda d, v: d.log_prob(v))(dist, y), eager, rtol=1e-5, atol=1e-5)
+    per_example = jax.vmap(lambda d, v: d.log_prob(v[None])[0])(
+        jax.tree.map(lambda p: p[:, None], dist), y)
+    np.testing.assert_allclose(per_example, eager, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(eager, to_distrax(dist).log_prob(y), rtol=1e-4, atol=1e-4)
+    ours = jax.grad(lambda d: gbl.nll(d, y))(dist)
+    theirs = jax.grad(lambda d: gbl.nll(to_distrax(d), y))(dist)
+    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_distributions_are_pytrees():
+    d = gbl.MixtureNormal(jnp.zeros((2, 3)), jnp.zeros((2, 3, 1)), jnp.ones((2, 3, 1)))
+    leaves, treedef = jax.tree.flatten(d)
+    assert [leaf.shape for leaf in leaves] == [(2, 3), (2, 3, 1), (2, 3, 1)]
+    doubled = jax.tree.map(lambda a: 2 * a, d)
+    assert isinstance(doubled, gbl.MixtureNormal)
+    np.testing.assert_array_equal(doubled.scale, 2 * np.ones((2, 3, 1)))
+    out = jax.jit(lambda x: gbl.Normal(x, jnp.ones_like(x)))(jnp.zeros(3))
+    assert isinstance(out, gbl.Normal) and out.loc.shape == (3,)
+
+
+# ---- extreme values -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("z", [1e4, -1e4, 50.0, -50.0, 0.0])
+@pytest.mark.parametrize("y", [0.0, 1.0])
+def test_bernoulli_extreme_logits(z, y):
+    value, grad = jax.value_and_grad(lambda t: -gbl.Bernoulli(t).log_prob(jnp.float32(y)))(jnp.float32(z))
+    assert np.isfinite(value) and np.isfinite(grad)
+    expected_value = np.logaddexp(0.0, z if y == 0 else -z)
+    np.testing.assert_allclose(value, expected_value, rtol=1e-6)
+    np.testing.assert_allclose(grad, special.expit(z) - y, atol=1e-7)
+
+
+def test_categorical_extreme_logits():
+    logits = _f32([[1e4, -1e4, 0.0], [-1e4, -1e4, 1e4], [1e4, 1e4, -1e4]])
+    y = jnp.asarray([1, 2, 0])
+    value = -gbl.Categorical(logits).log_prob(y)
+    np.testing.assert_allclose(value, [2e4, 0.0, np.log(2.0)], rtol=1e-6)
+    grad = jax.grad(lambda z: -gbl.Categorical(z).log_prob(y).sum())(logits)
+    np.testing.assert_allclose(grad, [[1, -1, 0], [0, 0, 0], [-0.5, 0.5, 0]], atol=1e-6)
+
+
+def test_mixture_far_target_and_zero_weight_component():
+    logits = _f32([[0.0, -np.inf, 1.0]])
+    loc = _f32([[[0.0], [5.0], [1.0]]])
+    scale = _f32([[[1.0], [1.0], [2.0]]])
+    y = _f32([[2e3]])   # 1e3 of the widest scale away from every component
+    d = gbl.MixtureNormal(logits, loc, scale)
+    comp = stats.norm.logpdf(2e3, [0.0, 1.0], [1.0, 2.0]) + special.log_softmax([0.0, 1.0])
+    np.testing.assert_allclose(d.log_prob(y), [special.logsumexp(comp)], rtol=1e-6)
+    grads = jax.grad(lambda p: gbl.nll(gbl.MixtureNormal(*p), y))((logits, loc, scale))
+    for g in grads:
+        assert np.all(np.isfinite(g))
+    closed = gbl.diagnostics.mixture_nll_grads(d, y)
+    np.testing.assert_allclose(grads[0], closed.logits, atol=1e-6)
+    np.testing.assert_allclose(grads[1], closed.loc, rtol=1e-5)
+    np.testing.assert_allclose(grads[0][0, 1], 0.0)   # the zero-weight component gets no gradient
+    np.testing.assert_allclose(closed.responsibilities, [[0.0, 0.0, 1.0]], atol=1e-6)
+
+
+@pytest.mark.parametrize("scale", [1e-30, 1e-20, 1e-10, 1.0, 1e10, 1e20, 1e30])
+@pytest.mark.parametrize("family", ["normal", "laplace"])
+def test_loc_scale_gradients_at_extreme_scales(scale, family):
+    z = np.array([0.0, 0.5, -2.0])
+    y = _f32(z * scale)
+    cls = gbl.Normal if family == "normal" else gbl.Laplace
+    value, (g_loc, g_scale) = jax.value_and_grad(
+        lambda loc, s: cls(loc, s).log_prob(y).sum(), argnums=(0, 1))(jnp.zeros(3), jnp.full(3, scale, jnp.float32))
+    zf = np.asarray(y, np.float64) / np.float32(scale)
+    if family == "normal":
+        exp_value = stats.norm.logpdf(zf).sum() - 3 * np.log(np.float32(scale))
+        exp_loc, exp_scale = zf / np.float32(scale), (zf ** 2 - 1) / np.float32(scale)
+    else:
+        exp_value = stats.laplace.logpdf(zf).sum() - 3 * np.log(np.float32(scale))
+        exp_loc, exp_scale = np.sign(zf) / np.float32(scale), (np.abs(zf) - 1) / np.float32(scale)
+    assert np.isfinite(value) and np.all(np.isfinite(g_loc)) and np.all(np.isfinite(g_scale))
+    np.testing.assert_allclose(value, exp_value, rtol=1e-5)
+    np.testing.assert_allclose(g_loc, exp_loc, rtol=1e-5)
+    np.testing.assert_allclose(g_scale, exp_scale, rtol=1e-5)
+
+
+def test_distrax_gives_nan_where_we_do_not():
+    """The motivating failure: autodiff through (y - loc) / scale squares the scale."""
+    g = jax.grad(lambda s: distrax.Normal(0.0, s).log_prob(0.0))(jnp.float32(1e-25))
+    ours = jax.grad(lambda s: gbl.Normal(0.0, s).log_prob(0.0))(jnp.float32(1e-25))
+    assert not np.isfinite(g)
+    np.testing.assert_allclose(ours, -1e25, rtol=1e-6)
+
+
+# ---- domains, validate, shapes ---------------------------------------------------------------
+
+def test_out_of_range_labels_give_minus_inf():
+    lp = gbl.Categorical(jnp.zeros((4, 3))).log_prob(jnp.asarray([0, 3, -1, 2]))
+    lp = np.asarray(lp)
+    assert lp[1] == -np.inf and lp[2] == -np.inf and np.all(np.isfinite(lp[[0, 3]]))
+    lb = gbl.Bernoulli(jnp.zeros(3)).log_prob(_f32([1.0, 2.0, -1.0]))
+    assert np.isfinite(lb[0]) and lb[1] == -np.inf and lb[2] == -np.inf
+
+
+def test_validate_rejects_bad_inputs():
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\)"):
+        gbl.validate(gbl.Categorical(jnp.zeros((2, 3))), jnp.asarray([0, 3]))
+    with pytest.raises(ValueError, match="scale must be finite and > 0"):
+        gbl.validate(gbl.Normal(jnp.zeros(2), _f32([1.0, 0.0])))
+    with pytest.raises(ValueError, match="scale must be finite and > 0"):
+        gbl.validate(gbl.MixtureNormal(jnp.zeros((1, 2)), jnp.zeros((1, 2, 1)), -jnp.ones((1, 2, 1))))
+    with pytest.raises(ValueError, match="not lower triangular"):
+        gbl.validate(gbl.MultivariateNormalTriL(jnp.zeros(2), _f32([[1.0, 0.5], [0.0, 1.0]])))
+    with pytest.raises(ValueError, match="singular"):
+        gbl.validate(gbl.MultivariateNormalTriL(jnp.zeros(2), _f32([[1.0, 0.0], [0.3, 0.0]])))
+    with pytest.raises(ValueError, match="must be 0 or 1"):
+        gbl.validate(gbl.Bernoulli(jnp.zeros(2)), _f32([0.0, 0.5]))
+    with pytest.raises(ValueError, match="integer dtype"):
+        gbl.validate(gbl.Categorical(jnp.zeros((2, 3))), _f32([0.0, 1.0]))
+    with pytest.raises(TypeError, match="eager"):
+        jax.jit(lambda s: gbl.validate(gbl.Normal(0.0, s)))(1.0)
+    gbl.validate(gbl.Normal(jnp.zeros(2), 1.0), jnp.zeros(2))   # good input passes
+
+
+@pytest.mark.parametrize("make, y", [
+    (lambda: gbl.Normal(jnp.zeros((5, 1)), 1.0), jnp.zeros(5)),
+    (lambda: gbl.Laplace(jnp.zeros(5), 1.0), jnp.zeros((5, 1))),
+    (lambda: gbl.Bernoulli(jnp.zeros((5, 1))), jnp.zeros(5)),
+    (lambda: gbl.Categorical(jnp.zeros((5, 3))), jnp.zeros((5, 3), jnp.int32)),
+    (lambda: gbl.MixtureNormal(jnp.zeros((5, 3)), jnp.zeros((5, 3, 2)), 1.0), jnp.zeros((5, 1))),
+    (lambda: gbl.MultivariateNormalTriL(jnp.zeros((5, 2)), jnp.eye(2)), jnp.zeros((5, 3))),
+])
+def test_shape_mismatch_raises_at_trace_time(make, y):
+    with pytest.raises(ValueError, match="shape") as err:
+        jax.jit(lambda v: gbl.nll(make(), v))(y)
+    assert str(list(y.shape)).replace(" ", "") in str(err.value).replace(" ", "")
+
+
+@pytest.mark.parametrize("make", [
+    lambda: gbl.Normal(jnp.zeros((5, 2)), jnp.ones((5, 1))),
+    lambda: gbl.MixtureNormal(jnp.zeros((5, 3)), jnp.zeros((5, 2, 2)), 1.0),
+    lambda: gbl.MultivariateNormalTriL(jnp.zeros((5, 2)), jnp.zeros((5, 3, 3))),
+])
+def test_inconsistent_parameters_raise(make):
+    with pytest.raises(ValueError, match="shape"):
+        make().log_prob(jnp.zeros((5, 2)))
+
+
+def test_float_labels_for_categorical_raise():
+    with pytest.raises(ValueError, match="integer dtype"):
+        gbl.Categorical(jnp.zeros((4, 3))).log_prob(jnp.zeros(4))
+
+
+def test_zero_scale_is_a_point_mass_not_nan():
+    y = _f32([0.0, 1.0])
+    lp = gbl.Normal(jnp.zeros(2), jnp.zeros(2)).log_prob(y)
+    np.testing.assert_array_equal(lp, [np.inf, -np.inf])
+    assert np.isnan(gbl.Laplace(0.0, -1.0).log_prob(jnp.float32(0.0)))
+    g = jax.grad(lambda s: gbl.Normal(jnp.zeros(2), s).log_prob(y).sum())(_f32([0.0, 2.0]))
+    assert np.all(np.isfinite(g))
