@@ -1,6 +1,6 @@
 """gbl_jax: gradient-based learning with distributional outputs (Deep Learning, section 6.2)."""
 
-from gbl_jax import diagnostics, heads, inits
+from gbl_jax import diagnostics, heads, inits, problems
 from gbl_jax.costs import absolute_error, mae, mse, nll, squared_error
 from gbl_jax.distributions import Bernoulli
 from gbl_jax.distributions import Categorical
@@ -10,5 +10,9 @@ from gbl_jax.distributions import MultivariateNormalTriL
 from gbl_jax.distributions import Normal
 from gbl_jax.distributions import log_prob
 from gbl_jax.distributions import validate
+from gbl_jax.nets import Model
+from gbl_jax.nets import mlp
+from gbl_jax.training import TrainResult
+from gbl_jax.training import train
 
 __version__ = "0.1.0"

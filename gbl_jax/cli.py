@@ -33,6 +33,15 @@ def _quickstart(args: argparse.Namespace) -> int:
                           report.squared_error_grad_norm.tolist(), report.ratio.tolist()):
         print(f"  {z:>6.1f}  {a:>11.4g}  {b:>11.4g}  {r:>9.3g}")
     print("  NLL saturates only when the answer is right; squared error also when it is wrong.")
+
+    import optax
+
+    data = gbl.problems.xor()
+    print("\nTraining a 2-8-1 tanh network on XOR with Adam, 500 steps:")
+    res = gbl.train(gbl.mlp([8], data.head), optax.adam(0.05), data, key=key, steps=500)
+    for step in (0, 100, 200, 300, 400, 499):
+        print(f"  step {step:>4}  nll {float(res.losses[step]):.5f}")
+    print(f"  final nll {float(res.final_loss):.5f}")
     return 0
 
 

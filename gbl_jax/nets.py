@@ -1,0 +1,91 @@
+"""Feedforward networks as pure (init, apply) pairs: hidden layers, then an output unit.
+
+``mlp((), head)`` has no hidden layer: a generalized linear model (linear, logistic or softmax
+regression), the convex control of every init-sensitivity study.
+
+References:
+  Goodfellow, Bengio & Courville (2016), chapter 6 and section 6.2.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple, Sequence, Union
+
+import jax
+import jax.numpy as jnp
+
+from gbl_jax.heads import Head
+from gbl_jax.inits import Initializer, get_init
+from gbl_jax.layers import dense_apply, dense_init
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "tanh": jnp.tanh,
+    "relu": jax.nn.relu,
+    "sigmoid": jax.nn.sigmoid,
+    "softplus": jax.nn.softplus,
+    "gelu": jax.nn.gelu,
+    "identity": lambda h: h,
+}
+
+
+def get_activation(activation: Union[str, Callable]) -> Callable[[jax.Array], jax.Array]:
+    """An activation by name (see ``ACTIVATIONS``), or a callable as it is."""
+    if callable(activation):
+        return activation
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)} "
+                         "or pass a callable")
+    return ACTIVATIONS[activation]
+
+
+class Model(NamedTuple):
+    """A model: ``init(key, in_dim) -> params`` and ``apply(params, x [N, in_dim]) -> dist``."""
+
+    init: Callable
+    apply: Callable
+    name: str
+
+
+def mlp(hidden: Sequence[int], head: Head, *, activation: Union[str, Callable] = "tanh",
+        init: Union[str, Initializer] = "glorot_normal") -> Model:
+    """A multilayer perceptron whose output unit is ``head``.
+
+    Args:
+      hidden: widths of the hidden layers; ``()`` gives a generalized linear model.
+      head: an output unit from ``gbl_jax.heads``.
+      activation: hidden nonlinearity, by name or a callable.
+      init: weight scheme for every weight matrix, the head's included (biases are zero); a name
+        from ``gbl_jax.inits.INITS``, ``inits.normal(std)``, ``inits.uniform(scale)`` or a
+        callable ``(key, shape, dtype) -> array``.
+
+    Returns:
+      A ``Model``. Params are ``{"hidden": [{"w": [in, out], "b": [out]}, ...], "head": {...}}``.
+    """
+    hidden = tuple(hidden)
+    for width in hidden:
+        if not isinstance(width, int) or isinstance(width, bool) or width < 1:
+            raise ValueError(f"mlp: hidden widths must be positive integers, got {hidden}")
+    if not isinstance(head, Head):
+        raise ValueError(f"mlp: head must come from gbl_jax.heads, got {type(head).__name__}")
+    act = get_activation(activation)
+    w_init = get_init(init)
+
+    def init_fn(key: jax.Array, in_dim: int) -> dict:
+        if not isinstance(in_dim, int) or in_dim < 1:
+            raise ValueError(f"mlp.init: in_dim must be a positive integer, got {in_dim!r}")
+        keys = jax.random.split(key, len(hidden) + 1)
+        layers, width_in = [], in_dim
+        for k, width in zip(keys[:-1], hidden):
+            layers.append(dense_init(k, width_in, width, w_init))
+            width_in = width
+        return {"hidden": layers, "head": head.init(keys[-1], width_in, w_init)}
+
+    def apply(params: dict, x: jax.Array):
+        h = jnp.asarray(x)
+        for i, layer in enumerate(params["hidden"]):
+            h = act(dense_apply(layer, h, where=f"mlp layer {i}"))
+        return head.apply(params["head"], h)
+
+    act_name = activation if isinstance(activation, str) else getattr(activation, "__name__", "fn")
+    name = f"mlp({list(hidden)}, {head.name}, {act_name})"
+    return Model(init_fn, apply, name)

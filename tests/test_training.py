@@ -1,0 +1,116 @@
+"""train: solves XOR, the convex control, SGD, saturation, caching, divergence, bad input."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import gbl_jax as gbl
+from gbl_jax import problems, training
+
+ADAM = optax.adam(0.05)   # one object shared by the tests, so compiled runs are reused
+
+
+def test_xor_is_solved_with_eight_hidden_units():
+    data = problems.xor()
+    res = gbl.train(gbl.mlp([8], data.head), ADAM, data, key=jax.random.PRNGKey(0), steps=500)
+    assert res.losses.shape == (500,) and not bool(res.diverged)
+    assert float(res.final_loss) < 0.01 < float(res.losses[0])
+    probs = gbl.mlp([8], data.head).apply(res.params, data.x).probs()
+    np.testing.assert_array_equal(np.asarray(probs) > 0.5, np.asarray(data.y) > 0.5)
+
+
+def test_second_call_with_the_same_configuration_does_not_recompile():
+    data = problems.xor()
+    model = gbl.mlp([8], data.head)
+    gbl.train(model, ADAM, data, key=jax.random.PRNGKey(0), steps=50)
+    before = training.trace_count()
+    gbl.train(model, ADAM, data, key=jax.random.PRNGKey(1), steps=50)
+    assert training.trace_count() == before
+    gbl.train(model, ADAM, data, key=jax.random.PRNGKey(1), steps=60)   # a new scan length
+    assert training.trace_count() == before + 1
+
+
+def test_logistic_regression_recovers_a_planted_direction():
+    k_x, k_y, k_train = jax.random.split(jax.random.PRNGKey(0), 3)
+    w_true = jnp.asarray([2.0, -1.0, 0.5])
+    x = jax.random.normal(k_x, (2000, 3))
+    y = jax.random.bernoulli(k_y, jax.nn.sigmoid(x @ w_true)).astype(jnp.float32)
+    model = gbl.mlp((), gbl.heads.bernoulli())
+    res = gbl.train(model, optax.adam(0.1), (x, y), key=k_train, steps=300)
+    w = np.asarray(res.params["head"]["w"][:, 0])
+    cosine = w @ np.asarray(w_true) / np.linalg.norm(w) / np.linalg.norm(w_true)
+    assert cosine > 0.99
+
+
+def test_zero_init_never_breaks_symmetry():
+    data = problems.circles(jax.random.PRNGKey(0), 64)
+    model = gbl.mlp([4], data.head, init="zeros")
+    res = gbl.train(model, optax.sgd(0.5), data, key=jax.random.PRNGKey(0), steps=100)
+    w_hidden, w_head = np.asarray(res.params["hidden"][0]["w"]), np.asarray(res.params["head"]["w"])
+    assert np.ptp(w_head[:, 0]) == 0.0 and np.ptp(w_hidden, axis=1).max() == 0.0
+    # Balanced classes and identical units: the net stays at chance, loss log 2.
+    np.testing.assert_allclose(float(res.final_loss), np.log(2.0), rtol=1e-5)
+
+
+def test_minibatch_sgd_is_reproducible_and_noisier_than_full_batch():
+    data = problems.circles(jax.random.PRNGKey(1), 128)
+    model = gbl.mlp([8], data.head)
+    sgd = optax.sgd(0.2)
+    run = lambda seed, bs: gbl.train(model, sgd, data, key=jax.random.PRNGKey(seed), steps=200,
+                                     batch_size=bs)
+    a, b, c = run(0, 8), run(0, 8), run(1, 8)
+    np.testing.assert_array_equal(a.losses, b.losses)
+    assert not np.array_equal(a.losses, c.losses)
+    full = run(0, None)
+    roughness = lambda losses: np.std(np.diff(np.asarray(losses)))
+    assert roughness(a.losses) > 10 * roughness(full.losses)
+
+
+def test_nll_beats_squared_error_behind_a_confidently_wrong_sigmoid():
+    x, y = jnp.ones((16, 1)), jnp.ones(16)
+    wrong = lambda key, shape, dtype=jnp.float32: jnp.full(shape, -10.0, dtype)   # z = -10, y = 1
+    model = gbl.mlp((), gbl.heads.bernoulli(), init=wrong)
+    params = model.init(jax.random.PRNGKey(0), 1)
+    grad_norm = lambda loss: np.sqrt(sum(float(jnp.sum(g ** 2)) for g in jax.tree.leaves(
+        jax.grad(lambda p: loss(model.apply(p, x), y))(params))))
+    assert float(grad_norm(gbl.nll)) > 1000 * float(grad_norm(gbl.squared_error))
+    sgd = optax.sgd(0.5)
+    by_nll = gbl.train(model, sgd, (x, y), key=jax.random.PRNGKey(0), steps=50)
+    by_se = gbl.train(model, sgd, (x, y), key=jax.random.PRNGKey(0), steps=50, loss=gbl.squared_error)
+    p_nll = float(model.apply(by_nll.params, x).probs()[0])
+    p_se = float(model.apply(by_se.params, x).probs()[0])
+    assert p_nll > 0.5 and p_se < 1e-3
+
+
+def test_divergence_is_flagged_and_parameters_frozen_finite():
+    data = problems.sine(jax.random.PRNGKey(0), 32)
+    model = gbl.mlp([8], data.head, activation="relu")
+    res = gbl.train(model, optax.sgd(1e4), data, key=jax.random.PRNGKey(0), steps=50)
+    assert bool(res.diverged) and np.isnan(float(res.final_loss))
+    assert np.isnan(np.asarray(res.losses)[-1])
+    assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(res.params))
+
+
+def test_bad_input_raises_before_compiling():
+    data = problems.xor()
+    model = gbl.mlp([2], data.head)
+    before = training.trace_count()
+    cases = [
+        (dict(data=(data.x, data.y[:3])), "same number of examples"),
+        (dict(steps=0), "steps"),
+        (dict(batch_size=5), "batch_size"),
+        (dict(data=(data.x[0], data.y)), r"\[N, in_dim\]"),
+    ]
+    for overrides, message in cases:
+        kwargs = dict(data=data, steps=10, batch_size=None) | overrides
+        with pytest.raises(ValueError, match=message):
+            gbl.train(model, ADAM, kwargs.pop("data"), key=jax.random.PRNGKey(0), **kwargs)
+    categorical = gbl.mlp([2], gbl.heads.categorical(3))
+    with pytest.raises(ValueError, match="integer dtype"):
+        gbl.train(categorical, ADAM, (data.x, data.y), key=jax.random.PRNGKey(0), steps=10)
+    with pytest.raises(ValueError, match="shape"):
+        gbl.train(categorical, ADAM, (data.x, jnp.zeros((4, 3), jnp.int32)), key=jax.random.PRNGKey(0),
+                  steps=10)
+    assert training.trace_count() == before
