@@ -12,6 +12,10 @@ from gbl_jax.distributions import log_prob
 from gbl_jax.distributions import validate
 from gbl_jax.nets import Model
 from gbl_jax.nets import mlp
+from gbl_jax.spreads import Spread
+from gbl_jax.spreads import spread
+from gbl_jax.sweeps import SweepResult
+from gbl_jax.sweeps import sweep
 from gbl_jax.training import TrainResult
 from gbl_jax.training import train
 
