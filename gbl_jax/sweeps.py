@@ -10,10 +10,12 @@ Python one ahead of the one being gathered to the host, so memory is bounded by 
 whatever the number of seeds. The last chunk is padded to the full size (no recompile) and the
 padding dropped.
 
-The default chunk size comes from the model: on CPU, vmapping more seeds than fit in cache makes
-each step slower than running them one after another, so the chunk is sized to keep one chunk's
-activations near ``CPU_CACHE_BUDGET`` bytes; on an accelerator it is as large as a quarter of the
-device memory allows. ``chunk_size=`` overrides it.
+The default chunk size comes from the model. On CPU, a seed whose own layers are large
+(activations over ``CPU_LOOP_ABOVE`` bytes) already keeps the core busy, and batching seeds only
+adds cache pressure and slower batched-matmul kernels, so such seeds run one per call (a loop);
+smaller seeds are vmapped, as many as keep one chunk's activations near ``CPU_CACHE_BUDGET``.
+On an accelerator the chunk is as large as a quarter of the device memory allows.
+``chunk_size=`` overrides it. Measurements behind these constants: BENCHMARKS.md.
 
 Several hosts: start each process with ``jax.distributed.initialize()`` and give each a disjoint
 ``seed_range`` (for example ``jax.process_index()``'s share) with ``devices=jax.local_devices()``;
@@ -46,7 +48,8 @@ except ImportError:  # pragma: no cover - older jax
 
     _NO_CHECK = {"check_rep": False}
 
-CPU_CACHE_BUDGET = 4 * 2**20   # bytes of activations per chunk on CPU (calibrated, scripts/bench.py)
+CPU_CACHE_BUDGET = 16 * 2**20   # bytes of activations per vmapped chunk on CPU
+CPU_LOOP_ABOVE = 128 * 2**10    # per-seed activation bytes above which CPU runs seeds one by one
 MAX_CHUNK = 65536
 
 
@@ -109,9 +112,10 @@ def auto_chunk_size(model: Model, data, *, seeds: int, steps: int, batch_size: i
                     log_every: int, devices: Sequence[Any]) -> int:
     """The default number of seeds per compiled call (a multiple of ``len(devices)``).
 
-    CPU: round(CPU_CACHE_BUDGET / per-seed activation bytes) to a power of two, so a chunk's
-    working set stays in cache (measured: wide vmaps of a 2-128-1 net run slower per seed than a
-    loop; narrow ones of a 2-8-1 net waste the vector units). Accelerators: a quarter of device
+    CPU: one seed per device when a seed's activations exceed ``CPU_LOOP_ABOVE`` (measured: a
+    2-128-1 net on 256 points runs fastest as a loop, and vmaps of 2 to 64 such seeds are slower
+    per seed); otherwise round(CPU_CACHE_BUDGET / per-seed activation bytes) to a power of two
+    (a 2-8-1 net runs ~1.5x faster vmapped than looped). Accelerators: a quarter of device
     memory over a per-seed estimate of params, optimizer state, gradients and activations.
     Always capped by memory, by ``MAX_CHUNK`` and by the seed count.
     """
@@ -123,7 +127,10 @@ def auto_chunk_size(model: Model, data, *, seeds: int, steps: int, batch_size: i
     n_dev = len(devices)
     budget = _device_budget(devices[0])
     if devices[0].platform == "cpu" or budget is None:
-        per_device = 2 ** round(math.log2(max(CPU_CACHE_BUDGET / act_bytes, 1)))
+        if act_bytes > CPU_LOOP_ABOVE:
+            per_device = 1
+        else:
+            per_device = 2 ** round(math.log2(max(CPU_CACHE_BUDGET / act_bytes, 1)))
         per_device = min(per_device, max(1, (2**30) // seed_bytes))
     else:
         per_device = max(1, budget // seed_bytes)

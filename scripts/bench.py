@@ -1,0 +1,301 @@
+"""Benchmark gbl.sweep against plain JAX strategies and a PyTorch peer.
+
+Usage:
+  python scripts/bench.py [--rounds 5] [--out bench.json] [--large] [--skip-memory]
+                          [--cpu-devices N]
+
+Workloads: two_spirals (256 points), full-batch Adam(1e-2), tanh MLPs, 300 steps:
+  wide   64 seeds of 2-128-1      deep  128 seeds of 2-32-32-1      small 128 seeds of 2-8-1
+  large  4096 seeds of 2-32-32-1 (GPU-sized: run by default on an accelerator, with --large on CPU)
+Contenders, each timed after one warm-up call that compiles it, in interleaved rounds (best kept):
+  loop   a jitted single-seed run written with plain JAX + optax, called once per seed
+  vmap   the same run under one jit(vmap(...)) over all seeds
+  sweep  gbl.sweep with its default execution, on one device
+  sweep-all  gbl.sweep sharded over every device (with --cpu-devices N on CPU, which sets
+         XLA_FLAGS=--xla_force_host_platform_device_count=N so XLA runs one stream per core;
+         torch uses every core by default)
+  torch  per-seed weights stacked into batched matmuls (torch.bmm), torch.optim.Adam; only
+         when torch is installed
+Reported: run time (best round), seed-steps/s, compile time (first call minus best), peak RSS
+growth during a call, achieved GFLOP/s and its share of this machine's measured float32 matmul
+peak (FLOPs: 6 * N * sum(fan_in * fan_out) per seed-step, matmuls only). Also: sweep's compile
+time (ahead-of-time lowering) at 10x the steps and 8x the seeds, and peak memory of a
+100,000-seed XOR sweep (subprocess).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+
+
+def _cpu_devices_flag(argv):
+    """--cpu-devices must act before jax is imported."""
+    if "--cpu-devices" in argv:
+        n = argv[argv.index("--cpu-devices") + 1]
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                                   f" --xla_force_host_platform_device_count={n}").strip()
+
+
+_cpu_devices_flag(sys.argv)
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+
+import gbl_jax as gbl  # noqa: E402
+from gbl_jax import sweeps  # noqa: E402
+
+STEPS, LR, N = 300, 1e-2, 256
+WORKLOADS = {"wide": ([128], 64), "deep": ([32, 32], 128), "small": ([8], 128),
+             "large": ([32, 32], 4096)}
+
+
+# ---- contenders -------------------------------------------------------------------------------
+
+def plain_run(widths, steps, lr):
+    """Single-seed training in plain JAX + optax, independent of gbl_jax."""
+    opt = optax.adam(lr)
+
+    def init(key):
+        keys = jax.random.split(key, len(widths) - 1)
+        return [(jax.random.normal(k, (i, o)) * math.sqrt(2 / (i + o)), jnp.zeros(o))
+                for k, i, o in zip(keys, widths[:-1], widths[1:])]
+
+    def loss(params, x, y):
+        h = x
+        for w, b in params[:-1]:
+            h = jnp.tanh(h @ w + b)
+        w, b = params[-1]
+        return jnp.mean(optax.sigmoid_binary_cross_entropy((h @ w + b)[:, 0], y))
+
+    def run(key, x, y):
+        params = init(key)
+
+        def step(carry, _):
+            p, s = carry
+            value, g = jax.value_and_grad(loss)(p, x, y)
+            u, s = opt.update(g, s, p)
+            return (optax.apply_updates(p, u), s), value
+
+        (params, _), losses = jax.lax.scan(step, (params, opt.init(params)), None, length=steps)
+        return loss(params, x, y), losses
+
+    return run
+
+
+def make_contenders(hidden, seeds, data, steps=STEPS):
+    widths = [2, *hidden, 1]
+    run = plain_run(widths, steps, LR)
+    keys = jax.random.split(jax.random.PRNGKey(0), seeds)
+    x, y = data
+    single = jax.jit(run)
+    batched = jax.jit(jax.vmap(run, in_axes=(0, None, None)))
+    model = gbl.mlp(hidden, data.head)
+    adam = optax.adam(LR)
+    key_list = list(keys)   # sliced once: indexing a key array per call would dispatch ops
+    one_device = jax.devices()[:1]
+    contenders = {
+        "loop": lambda: [single(k, x, y)[0] for k in key_list],
+        "vmap": lambda: batched(keys, x, y)[0],
+        "sweep": lambda: gbl.sweep(model, adam, data, key=jax.random.PRNGKey(0), seeds=seeds,
+                                   steps=steps, devices=one_device).final_loss,
+    }
+    if len(jax.devices()) > 1:
+        contenders["sweep-all"] = lambda: gbl.sweep(model, adam, data, key=jax.random.PRNGKey(0),
+                                                    seeds=seeds, steps=steps).final_loss
+    torch_fn = make_torch(widths, seeds, data, steps)
+    if torch_fn is not None:
+        contenders["torch"] = torch_fn
+    return contenders
+
+
+def make_torch(widths, seeds, data, steps):
+    try:
+        import torch
+    except ImportError:
+        return None
+    x = torch.tensor(np.asarray(data.x)).expand(seeds, -1, -1)
+    y = torch.tensor(np.asarray(data.y)).expand(seeds, -1)
+
+    def run():
+        torch.manual_seed(0)
+        params = []
+        for i, o in zip(widths[:-1], widths[1:]):
+            w = (torch.randn(seeds, i, o) * math.sqrt(2 / (i + o))).requires_grad_()
+            params.append((w, torch.zeros(seeds, 1, o, requires_grad=True)))
+        opt = torch.optim.Adam([t for pair in params for t in pair], lr=LR)
+        for _ in range(steps):
+            opt.zero_grad(set_to_none=True)
+            h = x
+            for w, b in params[:-1]:
+                h = torch.tanh(torch.baddbmm(b, h, w))
+            z = torch.baddbmm(params[-1][1], h, params[-1][0])[..., 0]
+            per_seed = torch.nn.functional.binary_cross_entropy_with_logits(
+                z, y, reduction="none").mean(1)
+            per_seed.sum().backward()   # seeds are independent: the sum's gradient is per seed
+            opt.step()
+        return per_seed.detach()
+
+    return run
+
+
+# ---- measurement ------------------------------------------------------------------------------
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def measure(fn):
+    """Wall time of one call, and the peak RSS growth during it (sampled every 2 ms)."""
+    base, peak, done = _rss(), [0], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss() - base)
+            time.sleep(0.002)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    start = time.perf_counter()
+    jax.block_until_ready(fn())
+    elapsed = time.perf_counter() - start
+    done.set()
+    thread.join()
+    return elapsed, max(peak[0], _rss() - base)
+
+
+def matmul_peak_gflops(n=1024, repeats=20):
+    a = jax.random.normal(jax.random.PRNGKey(0), (n, n))
+    f = jax.jit(lambda a, b: a @ b)
+    jax.block_until_ready(f(a, a))
+    best = min(measure(lambda: f(a, a))[0] for _ in range(repeats))
+    return 2 * n**3 / best / 1e9
+
+
+def flops_per_seed_step(widths, n=N):
+    return 6 * n * sum(i * o for i, o in zip(widths[:-1], widths[1:]))
+
+
+def bench_workload(name, hidden, seeds, data, rounds, peak):
+    contenders = make_contenders(hidden, seeds, data)
+    first = {k: measure(fn)[0] for k, fn in contenders.items()}
+    best = {k: (math.inf, 0) for k in contenders}
+    for _ in range(rounds):
+        for k, fn in contenders.items():
+            t, mem = measure(fn)
+            best[k] = (min(best[k][0], t), max(best[k][1], mem))
+    flops = flops_per_seed_step([2, *hidden, 1]) * seeds * STEPS
+    rows = []
+    for k, (t, mem) in best.items():
+        compile_s = max(first[k] - t, 0.0) if k != "torch" else 0.0
+        rows.append({"workload": name, "hidden": hidden, "seeds": seeds, "contender": k,
+                     "run_s": t, "first_call_s": first[k], "compile_s": compile_s,
+                     "seed_steps_per_s": seeds * STEPS / t, "peak_rss_mb": mem / 2**20,
+                     "gflops": flops / t / 1e9, "peak_fraction": flops / t / 1e9 / peak})
+    plain_best = min(best["loop"][0], best["vmap"][0])
+    ratios = {k: best[k][0] / plain_best for k in best if k.startswith("sweep") or k == "torch"}
+    return rows, ratios
+
+
+def compile_flatness(data):
+    """sweep's compile time (AOT lower + compile of one chunk) at 300 steps and 128 seeds, at
+    10x the steps and at 8x the seeds (deep workload, one device)."""
+    out = []
+    for steps, seeds in ((300, 128), (3000, 128), (300, 1024)):
+        adam = optax.adam(LR)   # a fresh optimizer object: nothing cached
+        model = gbl.mlp([32, 32], data.head)
+        plan = sweeps.plan_sweep(model, adam, data, key=jax.random.PRNGKey(0), seeds=seeds,
+                                 steps=steps, devices=jax.devices()[:1])
+        start = time.perf_counter()
+        plan.fn.lower(plan.keys[:plan.chunk_size], plan.x, plan.y).compile()
+        out.append({"steps": steps, "seeds": seeds, "chunk_size": plan.chunk_size,
+                    "compile_s": time.perf_counter() - start})
+    return out
+
+
+MEMORY_SCRIPT = """
+import resource, time, jax, optax, gbl_jax as gbl
+data = gbl.problems.xor()
+start = time.perf_counter()
+out = gbl.sweep(gbl.mlp([16], data.head), optax.adam(0.05), data, key=jax.random.PRNGKey(0),
+                seeds=100_000, steps=2000)
+s = gbl.spread(out)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, time.perf_counter() - start,
+      out.chunk_size, s.success_rate(0.01))
+"""
+
+
+def hundred_thousand_seeds():
+    proc = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT], capture_output=True, text=True,
+                          check=True)
+    peak_mb, wall, chunk, success = proc.stdout.split()
+    return {"seeds": 100_000, "network": "2-16-1", "problem": "xor", "steps": 2000,
+            "peak_rss_mb": float(peak_mb), "wall_s": float(wall), "chunk_size": int(chunk),
+            "success_rate_below_0.01": float(success)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--out", default="bench.json")
+    parser.add_argument("--large", action="store_true", help="run the GPU-sized workload on CPU")
+    parser.add_argument("--cpu-devices", type=int, default=None,
+                        help="expose N CPU devices (XLA_FLAGS) so sweep can shard across cores")
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--only", nargs="*", choices=list(WORKLOADS))
+    args = parser.parse_args()
+
+    device = jax.devices()[0]
+    data = gbl.problems.two_spirals(jax.random.PRNGKey(0), N)
+    peak = matmul_peak_gflops()
+    info = {"jax": jax.__version__, "platform": device.platform, "device": device.device_kind,
+            "devices": len(jax.devices()), "cpus": os.cpu_count(), "python": platform.python_version(),
+            "matmul_peak_gflops": peak}
+    try:
+        import torch
+        info["torch"] = torch.__version__
+    except ImportError:
+        print("torch is not installed: skipping the PyTorch peer (pip install torch)")
+    print(json.dumps(info))
+
+    rows, ratios = [], {}
+    with_large = args.large or device.platform != "cpu"
+    names = args.only or [n for n in WORKLOADS if with_large or n != "large"]
+    for name in names:
+        hidden, seeds = WORKLOADS[name]
+        rounds = 1 if name == "large" and device.platform == "cpu" else args.rounds
+        workload_rows, ratios[name] = bench_workload(name, hidden, seeds, data, rounds, peak)
+        rows += workload_rows
+        for r in workload_rows:
+            print(f"{name:>6} {r['contender']:>6}  run {r['run_s']:7.3f} s  compile {r['compile_s']:5.2f} s  "
+                  f"{r['seed_steps_per_s']:11.0f} seed-steps/s  {r['gflops']:6.2f} GFLOP/s "
+                  f"({100 * r['peak_fraction']:4.1f}% of peak)  +{r['peak_rss_mb']:7.1f} MB", flush=True)
+        print(f"{name:>6} time / best plain: " + ", ".join(f"{k} {v:.3f}" for k, v in ratios[name].items()),
+              flush=True)
+
+    flat = compile_flatness(data)
+    for r in flat:
+        print(f"compile flatness: steps {r['steps']:5d} seeds {r['seeds']:5d} (chunk {r['chunk_size']}): "
+              f"compile {r['compile_s']:.2f} s")
+    memory = None if args.skip_memory else hundred_thousand_seeds()
+    if memory:
+        print(f"100,000 seeds of 2-16-1 on XOR, 2000 steps: peak RSS {memory['peak_rss_mb']:.0f} MB, "
+              f"{memory['wall_s']:.1f} s, chunk {memory['chunk_size']}")
+    with open(args.out, "w") as f:
+        json.dump({"info": info, "rows": rows, "time_over_best_plain": ratios,
+                   "compile_flatness": flat, "hundred_thousand_seeds": memory}, f, indent=1)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
