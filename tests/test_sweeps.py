@@ -113,7 +113,7 @@ def test_auto_chunk_size_follows_the_model_size():
                                    batch_size=None, log_every=3, devices=cpu)
     wide = sweeps.auto_chunk_size(gbl.mlp([128], spirals.head), spirals, seeds=4096, steps=300,
                                   batch_size=None, log_every=3, devices=cpu)
-    assert wide == 1 and small == 4096   # a wide seed loops; small ones vmap
+    assert wide == 1 and small >= 64   # a wide seed loops; small ones vmap
     assert sweeps.auto_chunk_size(gbl.mlp([8], spirals.head), spirals, seeds=5, steps=300,
                                   batch_size=None, log_every=3, devices=cpu) == 5
 
