@@ -244,6 +244,30 @@ def hundred_thousand_seeds():
             "success_rate_below_0.01": float(success)}
 
 
+def markdown(result) -> str:
+    """The benchmark's tables in markdown, for BENCHMARKS.md."""
+    lines = ["| workload | contender | run s | compile s | seed-steps/s | GFLOP/s | % of matmul peak "
+             "| peak RSS growth MB | time / best plain |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        plain = min(x["run_s"] for x in result["rows"]
+                    if x["workload"] == r["workload"] and x["contender"] in ("loop", "vmap"))
+        lines.append(f"| {r['workload']} ({r['seeds']} x 2-{'-'.join(map(str, r['hidden']))}-1) "
+                     f"| {r['contender']} | {r['run_s']:.3f} | {r['compile_s']:.2f} "
+                     f"| {r['seed_steps_per_s']:,.0f} | {r['gflops']:.1f} "
+                     f"| {100 * r['peak_fraction']:.1f} | {r['peak_rss_mb']:.1f} "
+                     f"| {r['run_s'] / plain:.2f} |")
+    lines += ["", "| steps | seeds | chunk | sweep compile s |", "|---|---|---|---|"]
+    lines += [f"| {r['steps']} | {r['seeds']} | {r['chunk_size']} | {r['compile_s']:.2f} |"
+              for r in result["compile_flatness"]]
+    memory = result.get("hundred_thousand_seeds")
+    if memory:
+        lines += ["", f"100,000 seeds of 2-16-1 on XOR, 2000 steps: peak RSS "
+                  f"{memory['peak_rss_mb']:.0f} MB, {memory['wall_s']:.0f} s, chunk "
+                  f"{memory['chunk_size']}."]
+    return "\n".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -253,7 +277,12 @@ def main():
                         help="expose N CPU devices (XLA_FLAGS) so sweep can shard across cores")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--only", nargs="*", choices=list(WORKLOADS))
+    parser.add_argument("--markdown", metavar="JSON", help="print the tables of a saved run and exit")
     args = parser.parse_args()
+    if args.markdown:
+        with open(args.markdown) as f:
+            print(markdown(json.load(f)))
+        return
 
     device = jax.devices()[0]
     data = gbl.problems.two_spirals(jax.random.PRNGKey(0), N)
@@ -295,6 +324,7 @@ def main():
         json.dump({"info": info, "rows": rows, "time_over_best_plain": ratios,
                    "compile_flatness": flat, "hundred_thousand_seeds": memory}, f, indent=1)
     print(f"wrote {args.out}")
+    print(markdown({"rows": rows, "compile_flatness": flat, "hundred_thousand_seeds": memory}))
 
 
 if __name__ == "__main__":
