@@ -1,0 +1,54 @@
+"""Spread of final losses against hidden width on two_spirals (cf. Choromanska et al. 2015).
+
+One tanh hidden layer of width 2 to 256, Adam(0.01), full batch, 256 points. As the network
+grows, the final losses of different inits concentrate (and fall).
+Usage: python scripts/width_spread.py [--seeds 128] [--steps 1000]
+"""
+
+import jax
+import numpy as np
+import optax
+
+import gbl_jax as gbl
+from common import Timer, markdown_table, parser, pyplot, save
+
+WIDTHS = (2, 4, 8, 16, 32, 64, 128, 256)
+
+
+def main():
+    p = parser(__doc__, "runs/scripts")
+    p.add_argument("--seeds", type=int, default=128)
+    p.add_argument("--steps", type=int, default=1000)
+    args = p.parse_args()
+    data = gbl.problems.two_spirals(jax.random.PRNGKey(args.seed + 1), 256)
+    adam = optax.adam(0.01)
+    rows, spreads = [], {}
+    with Timer() as timer:
+        for width in WIDTHS:
+            out = gbl.sweep(gbl.mlp([width], data.head), adam, data,
+                            key=jax.random.PRNGKey(args.seed), seeds=args.seeds, steps=args.steps)
+            s = spreads[width] = gbl.spread(out)
+            rows.append([width, s.n_diverged, s.median, s.std, s.iqr, s.q90 - s.q10, s.min, s.max])
+            print(rows[-1], flush=True)
+    table = markdown_table(["width", "diverged", "median", "std", "IQR", "q90 - q10", "min", "max"],
+                           rows)
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    med = [spreads[w].median for w in WIDTHS]
+    ax.fill_between(WIDTHS, [spreads[w].q10 for w in WIDTHS], [spreads[w].q90 for w in WIDTHS],
+                    alpha=0.25, label="10-90%")
+    ax.fill_between(WIDTHS, [spreads[w].q25 for w in WIDTHS], [spreads[w].q75 for w in WIDTHS],
+                    alpha=0.45, label="25-75%")
+    ax.plot(WIDTHS, med, "o-", label="median")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("hidden width")
+    ax.set_ylabel("final NLL")
+    ax.set_title(f"two_spirals, {args.seeds} seeds per width, Adam, {args.steps} steps")
+    ax.legend()
+    command = f"python scripts/width_spread.py --seeds {args.seeds} --steps {args.steps}"
+    save(args.out, "width_spread", table, fig, command, timer.seconds)
+
+
+if __name__ == "__main__":
+    main()
