@@ -115,3 +115,15 @@ def test_resume_after_an_interrupt_equals_an_uninterrupted_run(tmp_path, monkeyp
     assert cli.main(["sweep", "--out", str(broken), "--resume", "--seeds", "99"]) == 2
     assert cli.main(["sweep", "--out", str(broken), "--resume"]) == 0
     assert (broken / "final_losses.csv").read_text() == (whole / "final_losses.csv").read_text()
+
+
+@pytest.mark.parametrize("problem", ["xor", "two_spirals", "circles", "sine", "bishop_inverse",
+                                     "teacher_student"])
+def test_every_problem_runs_with_its_default_head(problem, tmp_path, capsys):
+    out = tmp_path / problem
+    args = ["sweep", "--problem", problem, "--hidden", "3", "--seeds", "4", "--steps", "20", "--n", "32",
+            "--cpu-devices", "1", "--out", str(out)]
+    assert cli.main(args) == 0, capsys.readouterr().err
+    results = json.loads((out / "results.json").read_text())
+    assert results["config"]["problem"] == problem and results["spread"]["n"] == 4
+    assert len(_csv(out / "final_losses.csv")) == 4

@@ -298,3 +298,43 @@ def test_zero_scale_is_a_point_mass_not_nan():
     assert np.isnan(gbl.Laplace(0.0, -1.0).log_prob(jnp.float32(0.0)))
     g = jax.grad(lambda s: gbl.Normal(jnp.zeros(2), s).log_prob(y).sum())(_f32([0.0, 2.0]))
     assert np.all(np.isfinite(g))
+
+
+# ---- properties (hypothesis) ---------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_logit = st.floats(-1e4, 1e4, allow_nan=False, width=32)
+
+
+@settings(max_examples=60, deadline=None)
+@given(z=_logit, y=st.sampled_from([0.0, 1.0]))
+def test_property_sigmoid_nll_gradient_is_sigmoid_minus_y(z, y):
+    grad = jax.grad(lambda t: -gbl.Bernoulli(t).log_prob(jnp.float32(y)))(jnp.float32(z))
+    np.testing.assert_allclose(grad, special.expit(np.float64(z)) - y, atol=1e-6)   # a few float32 ulps
+
+
+@settings(max_examples=40, deadline=None)
+@given(logits=st.lists(_logit, min_size=2, max_size=5), shift=st.floats(-100, 100, width=32),
+       label=st.integers(0, 4))
+def test_property_softmax_is_shift_invariant_and_normalized(logits, shift, label):
+    z = jnp.asarray([logits], jnp.float32)
+    label = jnp.asarray([label % len(logits)])
+    lp = gbl.Categorical(z).log_prob(label)
+    np.testing.assert_allclose(gbl.Categorical(z + shift).log_prob(label), lp, atol=1e-2 + 1e-6 * abs(float(lp[0])))
+    all_lp = jnp.stack([gbl.Categorical(z).log_prob(jnp.asarray([k]))[0] for k in range(len(logits))])
+    np.testing.assert_allclose(float(jax.nn.logsumexp(all_lp)), 0.0, atol=1e-5)
+    assert np.isfinite(float(lp[0]))
+
+
+@settings(max_examples=40, deadline=None)
+@given(loc=st.floats(-1e3, 1e3, width=32), log10_scale=st.floats(-30, 30), z=st.floats(-3, 3, width=32))
+def test_property_normal_matches_scipy_across_scales(loc, log10_scale, z):
+    scale = np.float32(10.0 ** log10_scale)
+    y = np.float32(loc + z * scale)
+    if not (np.isfinite(y) and scale > 0):
+        return
+    got = gbl.Normal(jnp.float32(loc), jnp.float32(scale)).log_prob(jnp.float32(y))
+    zf = (np.float64(y) - np.float64(np.float32(loc))) / np.float64(scale)
+    np.testing.assert_allclose(got, stats.norm.logpdf(zf) - np.log(np.float64(scale)), rtol=1e-4, atol=1e-4)
