@@ -12,6 +12,7 @@ keeps every finished chunk; ``--resume`` completes the sweep.
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 import time
@@ -63,7 +64,7 @@ def _make_head(name: str, y, components: int, problem: str):
     from gbl_jax import heads
 
     y_shape = tuple(y.shape)
-    if name in ("bernoulli",):
+    if name == "bernoulli":
         return heads.bernoulli()
     if name == "categorical":
         classes = int(y.max()) + 1 if y.size else 0
@@ -234,7 +235,7 @@ def _run_sweep(config: dict, out: Path, fresh: bool) -> int:
     spread = gbl.spread(merged["final_loss"], merged["diverged"])
     runstore.write_final_losses_csv(out / "final_losses.csv", merged["final_loss"],
                                     merged["diverged"])
-    buffer = __import__("io").BytesIO()
+    buffer = io.BytesIO()
     np.savez_compressed(buffer, losses=merged["losses"], log_every=config["log_every"],
                         keys=sweeps.key_data(plan.keys))
     runstore.atomic_write(out / "curves.npz", buffer.getvalue())

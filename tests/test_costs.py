@@ -27,6 +27,12 @@ def test_unit_laplace_nll_is_absolute_error_plus_log_two():
     np.testing.assert_allclose(got, np.mean(np.abs(y - f).sum(1)) + 2 * np.log(2), rtol=1e-6)
 
 
+def test_absolute_error_loss_is_mae_of_the_mean():
+    f, y = (jnp.asarray(RNG.normal(size=(6, 2)), jnp.float32) for _ in range(2))
+    np.testing.assert_allclose(gbl.absolute_error(gbl.Laplace(f, 1.0), y), np.abs(np.asarray(f - y)).sum(1).mean(),
+                               rtol=1e-6)
+
+
 def test_nll_reduction_is_mean_over_axis_zero_of_sum_over_the_rest():
     logits = jnp.asarray(RNG.normal(size=(4, 5, 3)), jnp.float32)
     y = jnp.asarray(RNG.integers(0, 3, (4, 5)))
