@@ -202,7 +202,7 @@ def _run_sweep(config: dict, out: Path, fresh: bool) -> int:
                                  log_every=config["log_every"], chunk_size=config["chunk_size"])
     except ValueError as err:
         raise UsageError(str(err)) from None
-    config = dict(config, chunk_size=plan.chunk_size)
+    config = dict(config, chunk_size=plan.chunk_size, devices=len(plan.devices))
     if fresh:
         if out.exists():   # only with --force; remove just what a sweep writes
             for name in runstore.OUTPUTS:
@@ -354,11 +354,22 @@ def _set_cpu_devices(n: int | None) -> None:
         os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
 
 
+def _stored_devices(args: argparse.Namespace) -> int | None:
+    """On --resume, the device count the interrupted sweep used (its chunks depend on it)."""
+    if not (args.resume and args.out):
+        return None
+    try:
+        import json
+        return json.loads((Path(args.out) / "config.json").read_text())["config"].get("devices")
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         if args.command == "sweep":
-            _set_cpu_devices(args.cpu_devices)
+            _set_cpu_devices(args.cpu_devices or _stored_devices(args))
         return args.run(args)
     except (UsageError, ValueError) as err:
         print(f"gbl-jax: error: {err}", file=sys.stderr)

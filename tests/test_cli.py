@@ -34,6 +34,7 @@ def test_sweep_writes_every_output_and_a_summary(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
     assert results["config"]["seeds"] == 12 and results["config"]["chunk_size"] == 4
+    assert results["config"]["devices"] == 1
     assert {"jax", "jaxlib", "gbl_jax"} <= set(results["versions"])
     assert results["spread"]["n"] == 12 and results["compile_s"] > 0 and results["devices"]
     rows = _csv(out / "final_losses.csv")
