@@ -89,16 +89,12 @@ class SweepResult(NamedTuple):
     wall_s: float
 
 
-def _param_count(model: Model, in_dim: int) -> int:
+def _size_floats(model: Model, in_dim: int, batch: int) -> tuple[int, int]:
+    """(parameter count, floats of layer outputs one forward pass makes: batch x (in + widths))."""
     shapes = jax.eval_shape(lambda k: model.init(k, in_dim), jax.random.PRNGKey(0))
-    return sum(math.prod(s.shape) for s in jax.tree.leaves(shapes))
-
-
-def _activation_floats(model: Model, in_dim: int, batch: int) -> int:
-    """Floats of layer outputs one forward pass makes: batch x (in + widths + out)."""
-    shapes = jax.eval_shape(lambda k: model.init(k, in_dim), jax.random.PRNGKey(0))
+    params = sum(math.prod(s.shape) for s in jax.tree.leaves(shapes))
     widths = [layer["w"].shape[1] for layer in shapes["hidden"]] + [shapes["head"]["w"].shape[1]]
-    return batch * (in_dim + sum(widths))
+    return params, batch * (in_dim + sum(widths))
 
 
 def _device_budget(device) -> int | None:
@@ -115,15 +111,16 @@ def auto_chunk_size(model: Model, data, *, seeds: int, steps: int, batch_size: i
     CPU: one seed per device when a seed's activations exceed ``CPU_LOOP_ABOVE`` (measured: a
     2-128-1 net on 256 points runs fastest as a loop, and vmaps of 2 to 64 such seeds are slower
     per seed); otherwise round(CPU_CACHE_BUDGET / per-seed activation bytes) to a power of two
-    (a 2-8-1 net runs ~1.5x faster vmapped than looped). Accelerators: a quarter of device
+    (a 2-8-1 net runs ~1.4x faster vmapped than looped). Accelerators: a quarter of device
     memory over a per-seed estimate of params, optimizer state, gradients and activations.
     Always capped by memory, by ``MAX_CHUNK`` and by the seed count.
     """
     x, _ = data
     n, in_dim = x.shape
     bs = n if batch_size is None else batch_size
-    act_bytes = 4 * 3 * _activation_floats(model, in_dim, bs)   # forward, backward, temporaries
-    seed_bytes = 4 * 8 * _param_count(model, in_dim) + act_bytes + 4 * (steps // log_every)
+    n_params, act_floats = _size_floats(model, in_dim, bs)
+    act_bytes = 4 * 3 * act_floats   # forward, backward, temporaries
+    seed_bytes = 4 * 8 * n_params + act_bytes + 4 * (steps // log_every)
     n_dev = len(devices)
     budget = _device_budget(devices[0])
     if devices[0].platform == "cpu" or budget is None:
