@@ -1,7 +1,11 @@
 """gbl_jax: gradient-based learning with distributional outputs (Deep Learning, section 6.2)."""
 
-from gbl_jax import diagnostics, heads, inits, problems
+from gbl_jax import diagnostics, heads, inits, models, problems
+from gbl_jax.compilation import count_compiles
+from gbl_jax.compilation import enable_compilation_cache
 from gbl_jax.costs import absolute_error, mae, mse, nll, squared_error
+from gbl_jax.curvature import CriticalPoints
+from gbl_jax.curvature import critical_points
 from gbl_jax.distributions import Bernoulli
 from gbl_jax.distributions import Categorical
 from gbl_jax.distributions import Laplace
@@ -10,13 +14,19 @@ from gbl_jax.distributions import MultivariateNormalTriL
 from gbl_jax.distributions import Normal
 from gbl_jax.distributions import log_prob
 from gbl_jax.distributions import validate
-from gbl_jax.nets import Model
+from gbl_jax.landscape import Basins
+from gbl_jax.landscape import align
+from gbl_jax.landscape import barrier
+from gbl_jax.landscape import basins
+from gbl_jax.landscape import interpolate
+from gbl_jax.models import Model
 from gbl_jax.nets import mlp
 from gbl_jax.spreads import Spread
 from gbl_jax.spreads import spread
+from gbl_jax.spreads import wilson_interval
 from gbl_jax.sweeps import SweepResult
 from gbl_jax.sweeps import sweep
 from gbl_jax.training import TrainResult
 from gbl_jax.training import train
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -212,16 +212,16 @@ def _run_sweep(config: dict, out: Path, fresh: bool) -> int:
         runstore.write_json(out / runstore.CONFIG, {"config": config, "versions": _versions()})
     done = runstore.done_chunks(out)
     begin = time.perf_counter()
-    compile_start = time.perf_counter()
-    plan = plan._replace(fn=plan.fn.lower(plan.keys[:plan.chunk_size], plan.x, plan.y).compile())
-    compile_s = time.perf_counter() - compile_start
-    todo = sum(min(plan.chunk_size, plan.stop - s) for s in plan.chunk_starts() if s not in done)
-    bar = tqdm(total=plan.stop - plan.start, initial=plan.stop - plan.start - todo, unit="seed",
+    compile_s = plan.compile()
+    total = len(plan.runs)
+    todo = sum(len(plan.chunk_runs(p)) for p in plan.chunk_starts()
+               if int(plan.runs[p]) not in done)
+    bar = tqdm(total=total, initial=total - todo, unit="seed",
                desc="sweep", file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
     try:
-        for chunk in sweeps.run_plan(plan, skip=lambda start: start in done):
+        for chunk in sweeps.run_plan(plan, skip=lambda pos: int(plan.runs[pos]) in done):
             runstore.save_chunk(out, chunk)
-            bar.update(chunk.stop - chunk.start)
+            bar.update(len(chunk.runs))
     except KeyboardInterrupt:
         bar.close()
         finished = len(runstore.done_chunks(out))
@@ -239,11 +239,14 @@ def _run_sweep(config: dict, out: Path, fresh: bool) -> int:
     np.savez_compressed(buffer, losses=merged["losses"], log_every=config["log_every"],
                         keys=sweeps.key_data(plan.keys))
     runstore.atomic_write(out / "curves.npz", buffer.getvalue())
-    title = f"{config['problem']}, hidden [{config['hidden']}], {config['optimizer']}"
-    plots.final_loss_histogram(merged["final_loss"], merged["diverged"], out / "final_losses.png",
-                               title=title)
-    plots.loss_curve_bands(merged["losses"], config["log_every"], out / "curves.png", title=title)
+    title = plots.describe(config)
     threshold = config["threshold"]
+    diverged = merged["diverged"]
+    plots.save(plots.final_loss_histogram(merged["final_loss"], diverged, threshold=threshold,
+                                          title=title), out / "final_losses")
+    success = ~diverged & (np.where(diverged, np.inf, merged["final_loss"]) < threshold)
+    plots.save(plots.loss_curves_by_outcome(merged["losses"], config["log_every"], success=success,
+                                            diverged=diverged, title=title), out / "curves")
     runstore.write_json(out / runstore.RESULTS, {
         "config": config, "versions": _versions(),
         "devices": [str(d) for d in plan.devices],
@@ -366,6 +369,9 @@ def _stored_devices(args: argparse.Namespace) -> int | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")   # the command writes files; the library never picks a backend
     try:
         args = _parser().parse_args(argv)
         if args.command == "sweep":

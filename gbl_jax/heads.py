@@ -20,6 +20,7 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from gbl_jax.checks import require_int
 from gbl_jax.distributions import Bernoulli, Categorical, Laplace, MixtureNormal, Normal
 from gbl_jax.layers import dense_apply, dense_init
 
@@ -45,13 +46,12 @@ def _positive(positive: str, min_scale: float) -> Callable[[jax.Array], jax.Arra
 
 
 def _check_size(name: str, value: int, what: str, least: int = 1) -> None:
-    if not isinstance(value, int) or value < least:
-        raise ValueError(f"{name}: {what} must be an integer >= {least}, got {value!r}")
+    require_int(f"{name}: {what}", value, least)
 
 
 def _linear_head(name: str, out_dim: int, to_dist: Callable[[jax.Array], object]) -> Head:
-    def init(key, in_dim, w_init="glorot_normal"):
-        return dense_init(key, in_dim, out_dim, w_init)
+    def init(key, in_dim, w_init="glorot_normal", dtype=jnp.float32):
+        return dense_init(key, in_dim, out_dim, w_init, dtype)
 
     def apply(params, h):
         return to_dist(dense_apply(params, h, where=f"heads.{name}"))

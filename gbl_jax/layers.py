@@ -8,14 +8,15 @@ import jax.numpy as jnp
 from gbl_jax.inits import get_init
 
 
-def dense_init(key: jax.Array, in_dim: int, out_dim: int, w_init="glorot_normal") -> dict:
-    """Weights from ``w_init`` (a name or callable), biases zero."""
+def dense_init(key: jax.Array, in_dim: int, out_dim: int, w_init="glorot_normal",
+               dtype=jnp.float32) -> dict:
+    """Weights from ``w_init`` (a name or callable), biases zero, both of ``dtype``."""
     if in_dim < 1 or out_dim < 1:
         raise ValueError(f"dense layer needs positive sizes, got in {in_dim}, out {out_dim}")
-    w = get_init(w_init)(key, (in_dim, out_dim), jnp.float32)
+    w = jnp.asarray(get_init(w_init)(key, (in_dim, out_dim), dtype), dtype)
     if w.shape != (in_dim, out_dim):
         raise ValueError(f"init returned shape {list(w.shape)}, expected [{in_dim}, {out_dim}]")
-    return {"w": w, "b": jnp.zeros((out_dim,), jnp.float32)}
+    return {"w": w, "b": jnp.zeros((out_dim,), dtype)}
 
 
 def dense_apply(params: dict, h: jax.Array, where: str = "dense") -> jax.Array:

@@ -9,14 +9,17 @@ References:
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Sequence, Union
+from typing import Callable, Sequence, Union
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from gbl_jax.checks import require_int
 from gbl_jax.heads import Head
 from gbl_jax.inits import Initializer, get_init
 from gbl_jax.layers import dense_apply, dense_init
+from gbl_jax.models import Model
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "tanh": jnp.tanh,
@@ -38,14 +41,6 @@ def get_activation(activation: Union[str, Callable]) -> Callable[[jax.Array], ja
     return ACTIVATIONS[activation]
 
 
-class Model(NamedTuple):
-    """A model: ``init(key, in_dim) -> params`` and ``apply(params, x [N, in_dim]) -> dist``."""
-
-    init: Callable
-    apply: Callable
-    name: str
-
-
 def mlp(hidden: Sequence[int], head: Head, *, activation: Union[str, Callable] = "tanh",
         init: Union[str, Initializer] = "glorot_normal") -> Model:
     """A multilayer perceptron whose output unit is ``head``.
@@ -63,22 +58,21 @@ def mlp(hidden: Sequence[int], head: Head, *, activation: Union[str, Callable] =
     """
     hidden = tuple(hidden)
     for width in hidden:
-        if not isinstance(width, int) or isinstance(width, bool) or width < 1:
-            raise ValueError(f"mlp: hidden widths must be positive integers, got {hidden}")
+        require_int(f"mlp: hidden width (of {list(hidden)})", width, 1)
+    hidden = tuple(int(width) for width in hidden)
     if not isinstance(head, Head):
         raise ValueError(f"mlp: head must come from gbl_jax.heads, got {type(head).__name__}")
     act = get_activation(activation)
     w_init = get_init(init)
 
-    def init_fn(key: jax.Array, in_dim: int) -> dict:
-        if not isinstance(in_dim, int) or in_dim < 1:
-            raise ValueError(f"mlp.init: in_dim must be a positive integer, got {in_dim!r}")
+    def init_fn(key: jax.Array, x) -> dict:
+        in_dim, dtype = _in_dim_and_dtype(x)
         keys = jax.random.split(key, len(hidden) + 1)
         layers, width_in = [], in_dim
         for k, width in zip(keys[:-1], hidden):
-            layers.append(dense_init(k, width_in, width, w_init))
+            layers.append(dense_init(k, width_in, width, w_init, dtype))
             width_in = width
-        return {"hidden": layers, "head": head.init(keys[-1], width_in, w_init)}
+        return {"hidden": layers, "head": head.init(keys[-1], width_in, w_init, dtype)}
 
     def apply(params: dict, x: jax.Array):
         h = jnp.asarray(x)
@@ -89,3 +83,20 @@ def mlp(hidden: Sequence[int], head: Head, *, activation: Union[str, Callable] =
     act_name = activation if isinstance(activation, str) else getattr(activation, "__name__", "fn")
     name = f"mlp({list(hidden)}, {head.name}, {act_name})"
     return Model(init_fn, apply, name)
+
+
+def _in_dim_and_dtype(x) -> tuple[int, jnp.dtype]:
+    """mlp.init takes example inputs x [N, in_dim] (the protocol) or the integer in_dim.
+
+    Params follow a floating x's dtype (float64 data under ``jax_enable_x64`` trains float64
+    params); an integer in_dim or integer inputs give float32.
+    """
+    if isinstance(x, (int, np.integer)) and not isinstance(x, bool):
+        require_int("mlp.init: in_dim", x, 1)
+        return int(x), jnp.dtype(jnp.float32)
+    shape = jnp.shape(x)
+    if len(shape) != 2 or shape[1] < 1:
+        raise ValueError(f"mlp.init: expected example inputs x [N, in_dim] or an integer in_dim, "
+                         f"got shape {list(shape)}")
+    dtype = jnp.result_type(x)
+    return shape[1], (dtype if jnp.issubdtype(dtype, jnp.floating) else jnp.dtype(jnp.float32))

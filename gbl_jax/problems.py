@@ -6,43 +6,63 @@ suits it (``data.head``). ``REGISTRY`` lists them by name with a one-line descri
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from typing import Callable, Iterator, NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from gbl_jax import heads
+from gbl_jax.checks import require_int
 from gbl_jax.heads import Head
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class Data:
-    """A problem instance.
+class Data(tuple):
+    """A problem instance: a real (x, y) pair (``x, y = data``, ``data[0] is data.x``) and a pytree.
 
     Attributes:
-      x: inputs [N, in_dim] (float32).
-      y: targets, [N] for classification, [N, D] for regression.
-      head: the output unit that suits y.
+      x: inputs [N, ...] (float32 for the built-in problems).
+      y: targets whose leading axis is N: [N] for classification, [N, D] for regression.
+      head: the output unit that suits y (None for data made by hand).
       name: the problem's name.
+
+    The pytree's leaves are x and y; head and name ride along as static data, so a ``Data`` passes
+    through ``jit``, ``vmap`` and ``jax.device_put`` and comes back a ``Data``.
     """
 
-    x: jax.Array
-    y: jax.Array
-    head: Head = dataclasses.field(repr=False)
-    name: str = ""
+    head: Head | None
+    name: str
 
-    def __iter__(self) -> Iterator[jax.Array]:
-        return iter((self.x, self.y))
+    def __new__(cls, x, y, head: Head | None = None, name: str = ""):
+        self = super().__new__(cls, (x, y))
+        self.head, self.name = head, name
+        return self
 
-    def __len__(self) -> int:
-        return 2
+    @property
+    def x(self):
+        return self[0]
+
+    @property
+    def y(self):
+        return self[1]
+
+    def __repr__(self) -> str:
+        shape = lambda a: list(getattr(a, "shape", ()))   # noqa: E731
+        return f"Data(name={self.name!r}, x {shape(self.x)}, y {shape(self.y)})"
+
+    # Arrays make tuple equality ambiguous; a problem instance is itself.
+    __eq__ = object.__eq__
+    __ne__ = object.__ne__
+    __hash__ = object.__hash__
+
+
+jax.tree_util.register_pytree_node(
+    Data, lambda d: ((d.x, d.y), (d.head, d.name)),
+    lambda aux, children: Data(children[0], children[1], *aux))
 
 
 def _require_n(name: str, n: int, least: int = 2) -> None:
-    if not isinstance(n, int) or n < least:
-        raise ValueError(f"{name}: n must be an integer >= {least}, got {n!r}")
+    require_int(f"{name}: n", n, least)
 
 
 def xor() -> Data:

@@ -20,7 +20,7 @@ from gbl_jax.sweeps import SweepChunk
 
 CONFIG, RESULTS = "config.json", "results.json"
 OUTPUTS = (CONFIG, RESULTS, "final_losses.csv", "curves.npz", "final_losses.png", "curves.png",
-           "chunks")
+           "final_losses.pdf", "curves.pdf", "chunks")
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -63,8 +63,8 @@ def save_chunk(out: Path, chunk: SweepChunk) -> None:
     """Writes one finished chunk atomically."""
     (out / "chunks").mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
-    np.savez(buffer, start=chunk.start, stop=chunk.stop, final_loss=chunk.final_loss,
-             diverged=chunk.diverged, losses=chunk.losses)
+    np.savez(buffer, runs=chunk.runs, final_loss=chunk.out["final_loss"],
+             diverged=chunk.out["diverged"], losses=chunk.out["losses"])
     atomic_write(_chunk_path(out, chunk.start), buffer.getvalue())
 
 
@@ -79,7 +79,7 @@ def done_chunks(out: Path) -> dict[int, Path]:
 def load_chunks(out: Path, seeds: int) -> dict[str, np.ndarray]:
     """Concatenates all chunks; raises ValueError if any seed is missing."""
     parts = [np.load(p) for _, p in sorted(done_chunks(out).items())]
-    covered = sum(int(p["stop"]) - int(p["start"]) for p in parts)
+    covered = sum(len(p["runs"]) for p in parts)
     if covered != seeds:
         raise ValueError(f"{out}: chunks cover {covered} of {seeds} seeds")
     return {k: np.concatenate([p[k] for p in parts]) for k in ("final_loss", "diverged", "losses")}

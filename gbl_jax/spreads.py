@@ -12,17 +12,52 @@ from typing import NamedTuple
 import numpy as np
 
 _STATS = ("mean", "std", "min", "q10", "q25", "median", "q75", "q90", "max", "iqr")
+Z95 = 1.959963984540054   # the two-sided 95% normal quantile
+
+
+def wilson_interval(successes, n, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval for a binomial proportion: (low, high), elementwise; NaN where n == 0.
+
+    center (p + z^2/2n) / (1 + z^2/n), half-width z sqrt(p(1-p)/n + z^2/4n^2) / (1 + z^2/n).
+
+    References:
+      Wilson (1927), "Probable inference, the law of succession, and statistical inference".
+    """
+    k = np.asarray(successes, dtype=np.float64)
+    n = np.asarray(n, dtype=np.float64)
+    if np.any(k < 0) or np.any(k > n):
+        raise ValueError(f"wilson_interval: need 0 <= successes <= n, got {k} of {n}")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = k / n
+        denom = 1 + z * z / n
+        center = (p + z * z / (2 * n)) / denom
+        half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    # exact ends where the count is 0 or n (the formula gives them up to rounding)
+    low = np.where(k == 0, 0.0, np.clip(center - half, 0.0, 1.0))
+    high = np.where(k == n, 1.0, np.clip(center + half, 0.0, 1.0))
+    if low.ndim == 0:
+        return float(low), float(high)
+    return low, high
+
+
+def _scalar(a):
+    a = np.asarray(a)
+    return a.item() if a.ndim == 0 else a
 
 
 class Spread(NamedTuple):
     """Summary of final losses over the seeds that did not diverge.
 
+    On a sweep over a grid, every field is an array of the grid's shape (one value per cell);
+    otherwise a number.
+
     Attributes:
-      n: number of seeds in the sweep.
+      n: number of seeds.
       n_diverged: seeds whose loss or params went non-finite; excluded from every statistic.
       mean, std (population, ddof=0), min, q10, q25, median, q75, q90, max, iqr (q75 - q25):
         NaN when every seed diverged.
-      converged_losses: the final losses of the seeds that did not diverge.
+      final_loss: [*grid_shape, seeds] the final losses summarized.
+      ok: [*grid_shape, seeds] bool, the seeds that did not diverge.
     """
 
     n: int
@@ -37,25 +72,52 @@ class Spread(NamedTuple):
     q90: float
     max: float
     iqr: float
-    converged_losses: np.ndarray
+    final_loss: np.ndarray
+    ok: np.ndarray
 
     @property
-    def n_ok(self) -> int:
-        return self.n - self.n_diverged
+    def n_ok(self):
+        return _scalar(np.sum(self.ok, axis=-1))
 
-    def success_rate(self, threshold: float) -> float:
+    @property
+    def converged_losses(self) -> np.ndarray:
+        """The final losses of the seeds that did not diverge (a sweep without a grid)."""
+        if self.final_loss.ndim != 1:
+            raise ValueError("converged_losses: a grid has a different number per cell; index "
+                             "final_loss with ok per cell")
+        return self.final_loss[self.ok]
+
+    def successes(self, threshold: float):
+        """Non-diverged seeds whose final loss is below ``threshold`` (per cell on a grid)."""
+        below = self.ok & (np.where(self.ok, self.final_loss, np.inf) < threshold)
+        return _scalar(np.sum(below, axis=-1))
+
+    def success_rate(self, threshold: float):
         """Share of non-diverged seeds whose final loss is below ``threshold`` (NaN if none)."""
-        if self.n_ok == 0:
-            return float("nan")
-        return float(np.mean(self.converged_losses < threshold))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return _scalar(np.asarray(self.successes(threshold), np.float64)
+                           / np.asarray(self.n_ok, np.float64))
+
+    def success_interval(self, threshold: float, z: float = Z95):
+        """Wilson 95% interval (low, high) of ``success_rate(threshold)``."""
+        return wilson_interval(self.successes(threshold), self.n_ok, z)
 
     def as_dict(self) -> dict:
-        """The scalar fields, for JSON."""
-        return {"n": self.n, "n_diverged": self.n_diverged,
-                **{k: getattr(self, k) for k in _STATS}}
+        """The statistics, for JSON: numbers, or nested lists on a grid (NaN as None)."""
+        def clean(v):
+            a = np.asarray(v, dtype=np.float64)
+            if a.ndim == 0:
+                return None if not np.isfinite(a) else (int(a) if a == int(a) and isinstance(
+                    v, (int, np.integer)) else float(a))
+            return [clean(x) for x in a.tolist()] if a.ndim == 1 else [clean(x) for x in a]
+        out = {"n": clean(self.n), "n_diverged": clean(self.n_diverged)}
+        out.update({k: clean(getattr(self, k)) for k in _STATS})
+        return out
 
     def summary(self) -> str:
-        """A short plain-text table."""
+        """A short plain-text table (one cell: the sweep without a grid)."""
+        if self.final_loss.ndim != 1:
+            return f"a grid of {list(self.final_loss.shape[:-1])} cells; see the fields"
         if self.n_ok == 0:
             return f"all {self.n} seeds diverged: no statistics"
         head = f"{self.n} seeds, {self.n_diverged} diverged"
@@ -63,30 +125,38 @@ class Spread(NamedTuple):
         return f"{head}\n{rows}"
 
 
+def _stats(losses: np.ndarray, ok: np.ndarray) -> tuple:
+    values = losses[ok].astype(np.float64)
+    if not values.size:
+        return (float("nan"),) * len(_STATS)
+    q10, q25, median, q75, q90 = np.quantile(values, [0.1, 0.25, 0.5, 0.75, 0.9])
+    return (values.mean(), values.std(), values.min(), q10, q25, median, q75, q90, values.max(),
+            q75 - q25)
+
+
 def spread(out, diverged=None) -> Spread:
-    """Summarizes final losses.
+    """Summarizes final losses, per grid cell when there is a grid.
 
     Args:
       out: a ``SweepResult`` (its ``diverged`` flags are used), or an array of final losses
-        [seeds], where a non-finite value counts as diverged.
-      diverged: optional bool flags [seeds] to use with an array.
+        [..., seeds], where a non-finite value counts as diverged.
+      diverged: optional bool flags of the same shape, with an array.
 
     Returns:
-      A ``Spread``.
+      A ``Spread``; its fields have the shape of the leading (grid) axes.
     """
     if hasattr(out, "final_loss"):
         losses, flags = np.asarray(out.final_loss), np.asarray(out.diverged)
     else:
         losses = np.asarray(out, dtype=np.float64)
         flags = np.zeros(losses.shape, bool) if diverged is None else np.asarray(diverged)
-    if losses.ndim != 1 or flags.shape != losses.shape:
-        raise ValueError(f"spread: expected final losses [seeds] and flags of the same shape, got "
-                         f"{list(losses.shape)} and {list(flags.shape)}")
-    flags = flags.astype(bool) | ~np.isfinite(losses)
-    ok = losses[~flags].astype(np.float64)
-    if ok.size:
-        q10, q25, median, q75, q90 = np.quantile(ok, [0.1, 0.25, 0.5, 0.75, 0.9])
-        stats = (ok.mean(), ok.std(), ok.min(), q10, q25, median, q75, q90, ok.max(), q75 - q25)
-    else:
-        stats = (float("nan"),) * len(_STATS)
-    return Spread(int(losses.size), int(flags.sum()), *map(float, stats), ok)
+    if losses.ndim < 1 or flags.shape != losses.shape:
+        raise ValueError(f"spread: expected final losses [..., seeds] and flags of the same shape, "
+                         f"got {list(losses.shape)} and {list(flags.shape)}")
+    ok = ~(flags.astype(bool) | ~np.isfinite(losses))
+    grid_shape = losses.shape[:-1]
+    cells = [_stats(losses[i], ok[i]) for i in np.ndindex(grid_shape)]
+    stats = np.asarray(cells, dtype=np.float64).reshape(grid_shape + (len(_STATS),))
+    fields = [_scalar(stats[..., j]) for j in range(len(_STATS))]
+    n = _scalar(np.full(grid_shape, losses.shape[-1]))
+    return Spread(n, _scalar(np.sum(~ok, axis=-1)), *fields, losses, ok)

@@ -1,43 +1,53 @@
-"""Init sensitivity: train one model from many random initializations at once.
+"""Init sensitivity: train one model from many random initializations at once, over a grid.
 
 SGD on a non-convex loss has no convergence guarantee and depends on where it starts (section
 6.2); ``sweep`` measures that dependence and ``spread`` summarizes it.
 
-Execution. Seeds run in chunks of ``chunk_size``: each chunk is one compiled call of
-``jax.vmap`` of the training function over that many keys (a chunk of one is the plain
-single-seed run), sharded across ``devices`` with ``shard_map``. Chunks are dispatched from
-Python one ahead of the one being gathered to the host, so memory is bounded by one or two chunks
-whatever the number of seeds. The last chunk is padded to the full size (no recompile) and the
-padding dropped.
+Runs. A sweep trains ``cells x seeds`` runs: every cell of the Cartesian product of ``grid``
+(hyperparameters of an ``optax.inject_hyperparams`` optimizer, and ``init_scale``) times every
+seed. Seed i uses the same keys in every cell (common random numbers: cells compare paired).
+``vary`` says which randomness differs between seeds: the initialization, the data stream
+(minibatch order and a stochastic model's keys), or both.
 
-The default chunk size comes from the model. On CPU, a seed whose own layers are large
-(activations over ``CPU_LOOP_ABOVE`` bytes) already keeps the core busy, and batching seeds only
-adds cache pressure and slower batched-matmul kernels, so such seeds run one per call (a loop);
-smaller seeds are vmapped, as many as keep one chunk's activations near ``CPU_CACHE_BUDGET``.
-On an accelerator the chunk is as large as a quarter of the device memory allows.
-``chunk_size=`` overrides it. Measurements behind these constants: BENCHMARKS.md.
+Execution. Runs (flattened cell-major) go in chunks of ``chunk_size``: each chunk is one compiled
+call of ``jax.vmap`` of the training function (a chunk of one is the plain single run), sharded
+across ``devices`` with ``shard_map``. Chunks are dispatched one ahead of the one being gathered
+to the host, so memory is bounded by one or two chunks whatever the number of runs. The last
+chunk is padded to the full size (no recompile) and the padding dropped.
 
-Several hosts: start each process with ``jax.distributed.initialize()`` and give each a disjoint
-``seed_range`` (for example ``jax.process_index()``'s share) with ``devices=jax.local_devices()``;
-seed i is the same run whichever process computes it, so the per-host results concatenate.
+Run to convergence. With ``grad_tol``, a chunk runs its budget in segments; between segments the
+runs still active (neither converged nor diverged) are repacked into a smaller chunk (halving
+sizes, each compiled once), so compute follows the active runs instead of the slowest one, and
+a chunk whose runs have all stopped ends early. Results equal the uncompacted run
+(``compact=False``) to float tolerance: frozen runs log their frozen values either way.
+
+The default chunk size comes from the compiled step itself (the bytes of every intermediate of
+one run's gradient step, read from its jaxpr), whatever the params' layout. On CPU, a run whose
+step is large already keeps the core busy, and batching runs only adds cache pressure and slower
+batched-matmul kernels, so such runs go one per call; smaller ones are vmapped, as many as keep
+one chunk near ``CPU_CACHE_BUDGET``. On an accelerator the chunk is as large as a quarter of the
+device memory allows. Measurements behind these constants: BENCHMARKS.md.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import time
-from typing import Any, Callable, Iterator, NamedTuple, Sequence
+from typing import Any, Callable, Iterator, Mapping, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh, PartitionSpec
 
+from gbl_jax.checks import require_finite_number, require_int
 from gbl_jax.costs import nll
-from gbl_jax.nets import Model
-from gbl_jax.training import Loss, check_config, make_run
+from gbl_jax.models import apply_model
+from gbl_jax.runconfig import RunConfig, check_run
+from gbl_jax.training import Loss, make_engine
 
 try:  # jax >= 0.6
     from jax import shard_map as _shard_map
@@ -48,35 +58,44 @@ except ImportError:  # pragma: no cover - older jax
 
     _NO_CHECK = {"check_rep": False}
 
-CPU_CACHE_BUDGET = 16 * 2**20   # bytes of activations per vmapped chunk on CPU
-CPU_LOOP_ABOVE = 128 * 2**10    # per-seed activation bytes above which CPU runs seeds one by one
+CPU_CACHE_BUDGET = 16 * 2**20   # bytes of step intermediates per vmapped chunk on CPU
+CPU_LOOP_ABOVE = 512 * 2**10    # per-run step bytes above which CPU runs one run per call
 MAX_CHUNK = 65536
+SEGMENTS = 16                   # segments of the budget between repacks (run to convergence)
+VARY = ("init", "data")
 
 
 class SweepChunk(NamedTuple):
-    """Results for seeds ``start`` to ``stop`` (host numpy arrays)."""
+    """Results of the runs ``runs`` (flattened cell-major indices), host numpy arrays."""
 
-    start: int
-    stop: int
-    final_loss: np.ndarray
-    diverged: np.ndarray
-    losses: np.ndarray
-    params: Any
+    runs: np.ndarray
+    out: dict
+
+    @property
+    def start(self) -> int:
+        return int(self.runs[0])
+
+    @property
+    def stop(self) -> int:
+        return int(self.runs[-1]) + 1
 
 
 class SweepResult(NamedTuple):
-    """What ``sweep`` returns (host numpy arrays).
+    """What ``sweep`` returns (host numpy arrays; ``G`` is the grid's shape, () without one).
 
     Attributes:
-      final_loss: [seeds] full-data loss after training (NaN where diverged).
-      diverged: [seeds] bool: the training loss, the params or the final loss went non-finite.
-      losses: [seeds, steps // log_every] mean training loss over each window of log_every steps.
-      keys: [seeds, ...] the key data of each seed: ``jax.random.split(key, seeds)[i]``; pass
-        ``jax.random.wrap_key_data(keys[i])`` (or the raw key) to ``train`` to rerun seed i.
-      params: stacked final params [seeds, ...] if ``keep_params``, else None.
-      log_every: steps per logged loss.
-      chunk_size: seeds per compiled call.
-      wall_s: wall-clock seconds, compile included.
+      final_loss: [*G, seeds] full-data loss after training (NaN where diverged).
+      diverged: [*G, seeds] bool: the training loss, the params or the final loss went non-finite.
+      losses: [*G, seeds, steps // log_every] mean training loss over each window.
+      keys: [seeds, ...] the key data of each seed: ``jax.random.split(key, seeds)[i]``;
+        ``rerun(i)`` gives the arguments that make ``train`` repeat a run.
+      params, init_params: stacked final / initial params [*G, seeds, ...] if ``keep_params``.
+      metrics: {name: [*G, seeds, T]} at the end of each window; final_metrics {name: [*G, seeds]}.
+      converged_step: [*G, seeds] the step where the gradient norm fell below ``grad_tol``, -1
+        if never (always -1 without ``grad_tol``).
+      grid: {name: values}, the grid's axes in order ({} without a grid).
+      vary: which randomness differed between seeds.
+      log_every: steps per logged window; chunk_size: runs per compiled call; wall_s: seconds.
     """
 
     final_loss: np.ndarray
@@ -84,17 +103,74 @@ class SweepResult(NamedTuple):
     losses: np.ndarray
     keys: np.ndarray
     params: Any
+    init_params: Any
+    metrics: dict
+    final_metrics: dict
+    converged_step: np.ndarray
+    grid: dict
+    vary: tuple
     log_every: int
     chunk_size: int
     wall_s: float
 
+    def rerun(self, seed: int, cell: tuple = ()) -> dict:
+        """Keyword arguments that make ``train`` repeat run (cell, seed) of this sweep."""
+        keys = jnp.asarray(self.keys)
+        key = keys[seed] if "init" in self.vary else keys[0]
+        data_key = jax.random.split(keys[seed if "data" in self.vary else 0])[1]
+        cell = tuple(cell)
+        if len(cell) != len(self.grid):
+            raise ValueError(f"rerun: cell must index every grid axis {list(self.grid)}, got {cell}")
+        hyper = {name: float(values[j]) for (name, values), j in zip(self.grid.items(), cell)}
+        return {"key": key, "data_key": data_key, "hyperparams": hyper}
 
-def _size_floats(model: Model, in_dim: int, batch: int) -> tuple[int, int]:
-    """(parameter count, floats of layer outputs one forward pass makes: batch x (in + widths))."""
-    shapes = jax.eval_shape(lambda k: model.init(k, in_dim), jax.random.PRNGKey(0))
-    params = sum(math.prod(s.shape) for s in jax.tree.leaves(shapes))
-    widths = [layer["w"].shape[1] for layer in shapes["hidden"]] + [shapes["head"]["w"].shape[1]]
-    return params, batch * (in_dim + sum(widths))
+
+def check_grid(grid: Mapping[str, Sequence[float]] | None) -> dict[str, np.ndarray]:
+    """The grid as {name: float64 values}; raises on empty lists and non-numeric values."""
+    if grid is None:
+        return {}
+    if not isinstance(grid, Mapping):
+        raise ValueError(f"grid must be a dict {{name: [values]}}, got {type(grid).__name__}")
+    out = {}
+    for name, values in grid.items():
+        if not isinstance(name, str):
+            raise ValueError(f"grid keys must be hyperparameter names, got {name!r}")
+        values = list(values) if isinstance(values, (list, tuple, np.ndarray)) else None
+        if not values:
+            raise ValueError(f"grid[{name!r}] must be a non-empty list of numbers")
+        out[name] = np.asarray([require_finite_number(f"grid[{name!r}] value", v) for v in values])
+        if name == "init_scale" and np.any(out[name] < 0):
+            raise ValueError(f"grid['init_scale'] values must be >= 0, got {values}")
+    return out
+
+
+def _jaxpr_bytes(jaxpr) -> int:
+    """Bytes of every value an equation of ``jaxpr`` (and its sub-jaxprs) produces."""
+    total = 0
+    for eqn in jaxpr.eqns:
+        for var in eqn.outvars:
+            aval = getattr(var, "aval", None)
+            if hasattr(aval, "shape") and hasattr(aval, "dtype"):
+                total += math.prod(aval.shape) * np.dtype(aval.dtype).itemsize
+        for value in eqn.params.values():
+            for sub in (value if isinstance(value, (tuple, list)) else (value,)):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    total += _jaxpr_bytes(inner)
+    return total
+
+
+def step_bytes(cfg: RunConfig, x: jax.Array, y: jax.Array) -> tuple[int, int]:
+    """(parameter bytes, bytes of the intermediates of one gradient step) of one run."""
+    params = jax.eval_shape(cfg.model.init, jax.random.PRNGKey(0), x)
+    bs = x.shape[0] if cfg.batch_size is None else cfg.batch_size
+    xb = jax.ShapeDtypeStruct((bs,) + x.shape[1:], x.dtype)
+    yb = jax.ShapeDtypeStruct((bs,) + y.shape[1:], y.dtype)
+    objective = lambda p, a, b: cfg.loss(apply_model(cfg.model, p, a, None), b)  # noqa: E731
+    jaxpr = jax.make_jaxpr(jax.value_and_grad(objective))(params, xb, yb)
+    param_bytes = sum(math.prod(s.shape) * np.dtype(s.dtype).itemsize
+                      for s in jax.tree.leaves(params))
+    return param_bytes, _jaxpr_bytes(jaxpr.jaxpr)
 
 
 def _device_budget(device) -> int | None:
@@ -104,140 +180,270 @@ def _device_budget(device) -> int | None:
     return None
 
 
-def auto_chunk_size(model: Model, data, *, seeds: int, steps: int, batch_size: int | None,
-                    log_every: int, devices: Sequence[Any]) -> int:
-    """The default number of seeds per compiled call (a multiple of ``len(devices)``).
+def auto_chunk_size(cfg: RunConfig, x: jax.Array, y: jax.Array, *, runs: int,
+                    devices: Sequence[Any]) -> int:
+    """The default number of runs per compiled call (a multiple of ``len(devices)``).
 
-    CPU: one seed per device when a seed's activations exceed ``CPU_LOOP_ABOVE`` (measured: a
-    2-128-1 net on 256 points runs fastest as a loop, and vmaps of 2 to 64 such seeds are slower
-    per seed); otherwise round(CPU_CACHE_BUDGET / per-seed activation bytes) to a power of two
-    (a 2-8-1 net runs ~1.4x faster vmapped than looped). Accelerators: a quarter of device
-    memory over a per-seed estimate of params, optimizer state, gradients and activations.
-    Always capped by memory, by ``MAX_CHUNK`` and by the seed count.
+    CPU: one run per device when a run's step intermediates exceed ``CPU_LOOP_ABOVE`` (measured:
+    a 2-128-1 or 2-32-32-1 net on 256 points runs fastest as a loop); otherwise
+    ``CPU_CACHE_BUDGET`` over the step bytes, rounded to a power of two (a 2-8-1 net runs ~1.4x
+    faster vmapped). Accelerators: a quarter of device memory over a per-run estimate (params
+    and optimizer state x 8, step intermediates, the loss curve). Capped by ``MAX_CHUNK`` and by
+    the number of runs.
     """
-    x, _ = data
-    n, in_dim = x.shape
-    bs = n if batch_size is None else batch_size
-    n_params, act_floats = _size_floats(model, in_dim, bs)
-    act_bytes = 4 * 3 * act_floats   # forward, backward, temporaries
-    seed_bytes = 4 * 8 * n_params + act_bytes + 4 * (steps // log_every)
+    param_bytes, act_bytes = step_bytes(cfg, x, y)
+    run_bytes = 8 * param_bytes + act_bytes + 4 * (cfg.steps // cfg.log_every) * (
+        1 + len(cfg.metrics) * (2 if cfg.has_eval else 1))
     n_dev = len(devices)
     budget = _device_budget(devices[0])
     if devices[0].platform == "cpu" or budget is None:
         if act_bytes > CPU_LOOP_ABOVE:
             per_device = 1
         else:
-            per_device = 2 ** round(math.log2(max(CPU_CACHE_BUDGET / act_bytes, 1)))
-        per_device = min(per_device, max(1, (2**30) // seed_bytes))
+            per_device = 2 ** round(math.log2(max(CPU_CACHE_BUDGET / max(act_bytes, 1), 1)))
+        per_device = min(per_device, max(1, 2**30 // run_bytes))
     else:
-        per_device = max(1, budget // seed_bytes)
-    per_device = min(per_device, MAX_CHUNK, -(-seeds // n_dev))
+        per_device = max(1, budget // run_bytes)
+    per_device = min(per_device, MAX_CHUNK, -(-runs // n_dev))
     return max(1, per_device) * n_dev
 
 
-@functools.lru_cache(maxsize=32)
-def _chunk_fn(model, optimizer, loss, steps, batch_size, log_every, chunk_size, devices,
-              keep_params):
-    run = make_run(model, optimizer, loss, steps, batch_size, log_every)
+def _named(fn: Callable, name: str) -> Callable:
+    fn.__name__ = fn.__qualname__ = name   # what XLA's compile log and count_compiles show
+    return fn
 
-    def one(key, x, y):
-        params, losses, final, diverged = run(key, x, y)
-        return (params if keep_params else None), losses, final, diverged
 
-    if chunk_size == 1:
-        return jax.jit(lambda keys, x, y: jax.tree.map(lambda a: a[None], one(keys[0], x, y)))
-    batched = jax.vmap(one, in_axes=(0, None, None))
+def _batched(fn: Callable, in_axes: tuple, size: int, devices: tuple, name: str) -> Callable:
+    """``fn`` over a leading run axis of ``size``: vmapped and sharded, or unbatched for one."""
+    if size == 1:
+        def one(*args):
+            args = [jax.tree.map(lambda a: a[0], arg) if ax == 0 else arg
+                    for arg, ax in zip(args, in_axes)]
+            return jax.tree.map(lambda a: a[None], fn(*args))
+        return jax.jit(_named(one, name))
+    batched = jax.vmap(fn, in_axes=in_axes)
     if len(devices) == 1:
-        return jax.jit(batched)
-    mesh = Mesh(np.asarray(devices), ("seeds",))
-    seeds, rep = PartitionSpec("seeds"), PartitionSpec()
-    sharded = _shard_map(batched, mesh=mesh, in_specs=(seeds, rep, rep), out_specs=seeds,
+        return jax.jit(_named(batched, name))
+    mesh = Mesh(np.asarray(devices), ("runs",))
+    specs = tuple(PartitionSpec("runs") if ax == 0 else PartitionSpec() for ax in in_axes)
+    sharded = _shard_map(batched, mesh=mesh, in_specs=specs, out_specs=PartitionSpec("runs"),
                          **_NO_CHECK)
-    return jax.jit(sharded, in_shardings=(NamedSharding(mesh, seeds), NamedSharding(mesh, rep),
-                                          NamedSharding(mesh, rep)))
+    return jax.jit(_named(lambda *args: sharded(*args), name))
 
 
-def _default_log_every(steps: int) -> int:
-    return max(1, -(-steps // 100))
+@functools.lru_cache(maxsize=32)
+def _one_shot_fn(cfg: RunConfig, size: int, devices: tuple, keep_params: bool):
+    run = make_engine(cfg).run
+
+    def one(k_init, k_data, hypers, x, y, ex, ey):
+        out = run(k_init, k_data, hypers, x, y, ex, ey)
+        if not keep_params:
+            out = {k: v for k, v in out.items() if k not in ("params", "init_params")}
+        return out
+
+    return _batched(one, (0, 0, 0, None, None, None, None), size, devices, "gbl_sweep_chunk")
+
+
+@functools.lru_cache(maxsize=32)
+def _segment_fns(cfg: RunConfig, devices: tuple):
+    """The compiled pieces of a compacted run: start, advance (per chunk size), finish."""
+    engine = make_engine(cfg)
+    n_units = engine.layout.n_units
+    seg_units = -(-n_units // SEGMENTS)
+    guard = seg_units * -(-n_units // seg_units) > n_units
+
+    @functools.lru_cache(maxsize=None)
+    def start(size):
+        return _batched(engine.start, (0, 0, 0, None), size, devices, "gbl_sweep_start")
+
+    @functools.lru_cache(maxsize=None)
+    def advance(size):
+        fn = lambda s, x, y, ex, ey, u0: engine.advance(s, x, y, ex, ey, u0, seg_units,  # noqa
+                                                        guard)
+        return _batched(fn, (0, None, None, None, None, None), size, devices, "gbl_sweep_segment")
+
+    @functools.lru_cache(maxsize=None)
+    def finish(size):
+        return _batched(engine.finish, (0, None, None, None, None), size, devices,
+                        "gbl_sweep_finish")
+
+    return engine, seg_units, start, advance, finish
 
 
 class SweepPlan(NamedTuple):
     """A validated sweep: everything fixed before the first chunk runs (see ``plan_sweep``)."""
 
-    x: jax.Array
-    y: jax.Array
-    keys: jax.Array
-    start: int
-    stop: int
-    log_every: int
+    cfg: RunConfig
+    data: tuple               # (x, y, eval_x, eval_y)
+    keys: jax.Array           # [seeds] the seeds' keys
+    k_init: jax.Array         # [seeds] after ``vary``
+    k_data: jax.Array         # [seeds]
+    grid: dict                # {name: float64 values}
+    cells: np.ndarray         # [cells, len(grid)] float32 values, cell-major
+    seeds: int
+    runs: np.ndarray          # flattened run indices (cell * seeds + seed) this plan computes
     chunk_size: int
     devices: tuple
-    fn: Callable
+    keep_params: bool
+    compact: bool
+    vary: tuple
+
+    @property
+    def grid_shape(self) -> tuple:
+        return tuple(len(v) for v in self.grid.values())
+
+    @property
+    def log_every(self) -> int:
+        return self.cfg.log_every
 
     def chunk_starts(self) -> range:
-        return range(self.start, self.stop, self.chunk_size)
+        """Positions in ``runs`` where chunks begin."""
+        return range(0, len(self.runs), self.chunk_size)
+
+    def chunk_runs(self, pos: int) -> np.ndarray:
+        return self.runs[pos:pos + self.chunk_size]
+
+    def inputs(self, runs: np.ndarray):
+        """Per-run inputs of a chunk, padded to ``chunk_size`` with copies of the last run."""
+        runs = np.concatenate([runs, np.repeat(runs[-1:], self.chunk_size - len(runs))])
+        seed, cell = jnp.asarray(runs % self.seeds), runs // self.seeds
+        hypers = {name: jnp.asarray(self.cells[cell, j]) for j, name in enumerate(self.grid)}
+        return self.k_init[seed], self.k_data[seed], hypers
+
+    def compile(self):
+        """Compiles the chunk function ahead of time (returns seconds); the run then reuses it."""
+        begin = time.perf_counter()
+        if self.cfg.grad_tol is not None and self.compact:
+            _, _, start, advance, finish = _segment_fns(self.cfg, self.devices)
+            args = self.inputs(self.runs[:1])
+            start(self.chunk_size).lower(*args, self.data[0]).compile()
+        else:
+            fn = _one_shot_fn(self.cfg, self.chunk_size, self.devices, self.keep_params)
+            fn.lower(*self.inputs(self.runs[:1]), *self.data).compile()
+        return time.perf_counter() - begin
 
 
-def plan_sweep(model: Model, optimizer: optax.GradientTransformation, data, *, key: jax.Array,
+def plan_sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax.Array,
                seeds: int, steps: int, batch_size: int | None = None, loss: Loss = nll,
                log_every: int | None = None, chunk_size: int | None = None,
                keep_params: bool = False, devices: Sequence[Any] | None = None,
-               seed_range: tuple[int, int] | None = None) -> SweepPlan:
+               seed_range: tuple[int, int] | None = None, vary: Sequence[str] = VARY,
+               grid: Mapping[str, Sequence[float]] | None = None,
+               metrics: Mapping[str, Callable] | None = None, eval_data=None,
+               grad_tol: float | None = None, compact: bool = True, dtype=None) -> SweepPlan:
     """Validates a sweep's arguments (as ``sweep``) and resolves its defaults; compiles nothing."""
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise ValueError(f"seeds must be a positive integer, got {seeds!r}")
+    seeds = require_int("seeds", seeds, 1)
     if log_every is None:
-        log_every = _default_log_every(steps) if isinstance(steps, int) and steps >= 1 else 1
-    x, y = check_config(model, optimizer, data, key=key, steps=steps, batch_size=batch_size,
-                        loss=loss, log_every=log_every)
+        log_every = max(1, -(-steps // 100)) if isinstance(steps, int) and steps >= 1 else 1
+    vary = tuple(vary)
+    if not vary or any(v not in VARY for v in vary) or len(set(vary)) != len(vary):
+        raise ValueError(f"vary must be a non-empty subset of {VARY}, got {vary}")
+    grid = check_grid(grid)
+    cfg, arrays = check_run(model, optimizer, data, key=key, steps=steps, batch_size=batch_size,
+                            loss=loss, log_every=log_every, metrics=metrics, eval_data=eval_data,
+                            grad_tol=grad_tol, grid=grid, dtype=dtype)
     devices = tuple(jax.devices() if devices is None else devices)
     if not devices:
         raise ValueError("devices must not be empty")
     start, stop = (0, seeds) if seed_range is None else tuple(seed_range)
-    if not 0 <= start < stop <= seeds:
+    if not (isinstance(start, int) and isinstance(stop, int) and 0 <= start < stop <= seeds):
         raise ValueError(f"seed_range must satisfy 0 <= start < stop <= seeds ({seeds}), got "
                          f"{seed_range}")
+    cells = np.asarray(list(itertools.product(*grid.values())), np.float32)
+    cells = cells.reshape(len(cells), len(grid))
+    runs = (np.arange(len(cells))[:, None] * seeds + np.arange(start, stop)[None, :]).reshape(-1)
     if chunk_size is None:
-        chunk_size = auto_chunk_size(model, (x, y), seeds=stop - start, steps=steps,
-                                     batch_size=batch_size, log_every=log_every, devices=devices)
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1 \
-            or chunk_size % len(devices):
+        chunk_size = auto_chunk_size(cfg, arrays[0], arrays[1], runs=len(runs), devices=devices)
+    chunk_size = require_int("chunk_size", chunk_size, 1)
+    if chunk_size % len(devices):
         raise ValueError(f"chunk_size must be a positive multiple of the device count "
                          f"({len(devices)}), got {chunk_size!r}")
-    fn = _chunk_fn(model, optimizer, loss, steps, batch_size, log_every, chunk_size, devices,
-                   keep_params)
-    return SweepPlan(x, y, jax.random.split(key, seeds), start, stop, log_every, chunk_size,
-                     devices, fn)
+    keys = jax.random.split(key, seeds)
+    k_init, k_data = jax.vmap(jax.random.split, out_axes=1)(keys)
+    if "init" not in vary:
+        k_init = jnp.repeat(k_init[:1], seeds, axis=0)
+    if "data" not in vary:
+        k_data = jnp.repeat(k_data[:1], seeds, axis=0)
+    return SweepPlan(cfg, arrays, keys, k_init, k_data, grid, cells, seeds, runs, chunk_size,
+                     devices, bool(keep_params), bool(compact), vary)
 
 
-def run_plan(plan: SweepPlan, skip: Callable[[int], bool] = lambda start: False
+def _run_compacted(plan: SweepPlan, k_init, k_data, hypers) -> dict:
+    """One chunk run to convergence in segments, repacking the active runs between them."""
+    engine, seg_units, start, advance, finish = _segment_fns(plan.cfg, plan.devices)
+    lay, size, n_dev = engine.layout, plan.chunk_size, len(plan.devices)
+    x, y, ex, ey = plan.data
+    state, init_params = start(size)(k_init, k_data, hypers, x)
+    names = engine.metric_names
+    losses = np.full((size, lay.n_logs), np.nan, np.float32)
+    metrics = {n: np.full((size, lay.n_logs), np.nan, np.float32) for n in names}
+    ladder = sorted({size} | {n_dev * 2**k for k in range(32) if n_dev * 2**k < size})
+    for u0 in range(0, lay.n_units, seg_units):
+        diverged, conv, frozen_loss, frozen_metrics = jax.device_get(
+            (state.diverged, state.converged_step, state.frozen_loss, state.frozen_metrics))
+        cols = slice(u0 * lay.windows_per_unit,
+                     min(u0 + seg_units, lay.n_units) * lay.windows_per_unit)
+        active = ~diverged & (conv < 0)
+        done = ~active
+        losses[done, cols] = np.where(diverged[done], np.nan, frozen_loss[done])[:, None]
+        for n in names:
+            metrics[n][done, cols] = np.where(diverged[done], np.nan,
+                                              frozen_metrics[n][done])[:, None]
+        idx = np.flatnonzero(active)
+        if not idx.size:
+            continue
+        bucket = next(b for b in ladder if b >= idx.size)
+        if bucket == size:
+            state, logs = advance(size)(state, x, y, ex, ey, u0)
+            rows = np.arange(size)
+        else:
+            padded = jnp.asarray(np.concatenate([idx, np.repeat(idx[-1:], bucket - idx.size)]))
+            part = jax.tree.map(lambda a: a[padded], state)
+            part, logs = advance(bucket)(part, x, y, ex, ey, u0)
+            take = jnp.asarray(idx)
+            state = jax.tree.map(lambda full, p: full.at[take].set(p[:idx.size]), state, part)
+            rows = idx
+        logs = jax.device_get(logs)
+        width = cols.stop - cols.start
+        losses[rows, cols] = logs["losses"][:len(rows), :width]
+        for n in names:
+            metrics[n][rows, cols] = logs["metrics"][n][:len(rows), :width]
+    state, final, final_metrics = finish(size)(state, x, y, ex, ey)
+    out = {"losses": losses, "metrics": metrics, "final_loss": final,
+           "final_metrics": final_metrics, "diverged": state.diverged,
+           "converged_step": state.converged_step}
+    if plan.keep_params:
+        out.update(params=state.params, init_params=init_params)
+    return out
+
+
+def run_plan(plan: SweepPlan, skip: Callable[[int], bool] = lambda pos: False
              ) -> Iterator[SweepChunk]:
     """Runs a plan chunk by chunk, yielding each ``SweepChunk`` once it is on the host.
 
-    ``skip(start)`` leaves out chunks already done (resuming). A chunk's results do not depend
-    on which other chunks run, so a resumed sweep equals an uninterrupted one.
+    ``skip(pos)`` leaves out chunks already done (resuming); ``pos`` indexes ``plan.runs``. A
+    chunk's results do not depend on which other chunks run, so a resumed sweep equals an
+    uninterrupted one.
     """
-    size = plan.chunk_size
+    compacted = plan.cfg.grad_tol is not None and plan.compact
 
-    def dispatch(lo):
-        hi = min(lo + size, plan.stop)
-        chunk_keys = plan.keys[lo:hi]
-        if hi - lo < size:   # pad with copies of the last key; dropped in gather
-            pad = jnp.repeat(chunk_keys[-1:], size - (hi - lo), axis=0)
-            chunk_keys = jnp.concatenate([chunk_keys, pad])
-        return lo, hi, plan.fn(chunk_keys, plan.x, plan.y)
+    def dispatch(pos):
+        runs = plan.chunk_runs(pos)
+        args = plan.inputs(runs)
+        if compacted:
+            return runs, _run_compacted(plan, *args)
+        fn = _one_shot_fn(plan.cfg, plan.chunk_size, plan.devices, plan.keep_params)
+        return runs, fn(*args, *plan.data)
 
-    def gather(lo, hi, out):
-        params, losses, final, diverged = jax.device_get(out)
-        m = hi - lo
-        params = None if params is None else jax.tree.map(lambda a: a[:m], params)
-        return SweepChunk(lo, hi, final[:m], diverged[:m], losses[:m], params)
+    def gather(runs, out):
+        out = jax.tree.map(lambda a: np.asarray(a)[:len(runs)], jax.device_get(out))
+        return SweepChunk(runs, out)
 
     pending = None
-    for lo in plan.chunk_starts():
-        if skip(lo):
+    for pos in plan.chunk_starts():
+        if skip(pos):
             continue
-        launched = dispatch(lo)   # async: runs while the previous chunk is copied to the host
+        launched = dispatch(pos)   # async: runs while the previous chunk is copied to the host
         if pending is not None:
             yield gather(*pending)
         pending = launched
@@ -252,47 +458,71 @@ def key_data(keys: jax.Array) -> np.ndarray:
     return np.asarray(keys)
 
 
-def sweep(model: Model, optimizer: optax.GradientTransformation, data, *, key: jax.Array,
-          seeds: int, steps: int, batch_size: int | None = None, loss: Loss = nll,
-          log_every: int | None = None, chunk_size: int | None = None, keep_params: bool = False,
-          devices: Sequence[Any] | None = None, seed_range: tuple[int, int] | None = None,
+def merge_chunks(plan: SweepPlan, chunks: Sequence[SweepChunk], wall_s: float) -> SweepResult:
+    """Assembles chunks (in run order) into a ``SweepResult`` with the grid axes first."""
+    n_seeds = len(plan.runs) // max(1, len(plan.cells))
+    shape = plan.grid_shape + (n_seeds,)
+    cat = lambda *a: np.concatenate(a).reshape(shape + a[0].shape[1:])  # noqa: E731
+    out = jax.tree.map(cat, *[c.out for c in chunks]) if len(chunks) > 1 else \
+        jax.tree.map(lambda a: a.reshape(shape + a.shape[1:]), chunks[0].out)
+    seeds = np.unique(plan.runs % plan.seeds)
+    return SweepResult(
+        final_loss=out["final_loss"], diverged=out["diverged"], losses=out["losses"],
+        keys=key_data(plan.keys[jnp.asarray(seeds)]), params=out.get("params"),
+        init_params=out.get("init_params"), metrics=out["metrics"],
+        final_metrics=out["final_metrics"], converged_step=out["converged_step"],
+        grid={k: v.tolist() for k, v in plan.grid.items()}, vary=plan.vary,
+        log_every=plan.log_every, chunk_size=plan.chunk_size, wall_s=wall_s)
+
+
+def sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax.Array, seeds: int,
+          steps: int, batch_size: int | None = None, loss: Loss = nll,
+          log_every: int | None = None, vary: Sequence[str] = VARY,
+          grid: Mapping[str, Sequence[float]] | None = None,
+          metrics: Mapping[str, Callable] | None = None, eval_data=None,
+          grad_tol: float | None = None, keep_params: bool = False,
+          chunk_size: int | None = None, devices: Sequence[Any] | None = None,
+          seed_range: tuple[int, int] | None = None, compact: bool = True, dtype=None,
           progress: Callable[[int, int], None] | None = None) -> SweepResult:
-    """Trains ``model`` from ``seeds`` random initializations; seed i is ``train(key=keys[i])``.
+    """Trains ``model`` from ``seeds`` random initializations in every cell of ``grid``.
+
+    Run (cell c, seed i) is ``train(..., **out.rerun(i, c))``: without ``vary`` or a grid that
+    is ``train(key=jax.random.split(key, seeds)[i])``.
 
     Args:
-      model, optimizer, data, steps, batch_size, loss: as for ``gbl.train``.
+      model, optimizer, data, steps, batch_size, loss, metrics, eval_data, grad_tol, dtype: as
+        for ``gbl.train``.
       key: base key; seed i uses ``jax.random.split(key, seeds)[i]``.
-      seeds: number of initializations.
-      log_every: steps per logged loss (default: about 100 points per curve).
-      chunk_size: seeds per compiled call (default: ``auto_chunk_size``).
-      keep_params: also return every seed's final params (memory grows with seeds).
-      devices: devices to shard the seed axis over (default: all of ``jax.devices()``).
-      seed_range: (start, stop) to run only those seeds (for several hosts).
-      progress: called as ``progress(seeds_done, seeds_total)`` after each chunk.
+      seeds: number of initializations (per cell).
+      log_every: steps per logged window (default: about 100 points per curve).
+      vary: which randomness differs between seeds: ("init", "data") (default), ("init",)
+        (every seed uses seed 0's data stream) or ("data",) (every seed uses seed 0's init).
+      grid: {name: [values]}: numeric hyperparameters of an ``optax.inject_hyperparams``
+        optimizer (e.g. ``learning_rate``) and ``init_scale`` (every weight of ndim >= 2 times
+        it); every cell of their product runs, in one compiled computation.
+      keep_params: also return every run's final and initial params (memory grows with runs).
+      chunk_size: runs per compiled call (default: ``auto_chunk_size``).
+      devices: devices to shard runs over (default: all of ``jax.devices()``).
+      seed_range: (start, stop) to run only those seeds of every cell (for several hosts).
+      compact: with ``grad_tol``, repack the active runs between segments (see the module).
+      progress: called as ``progress(runs_done, runs_total)`` after each chunk.
 
     Returns:
-      A ``SweepResult``; its rows are seeds ``seed_range[0]`` to ``seed_range[1]``.
+      A ``SweepResult`` with the grid's axes first.
 
     References:
       Goodfellow, Bengio & Courville (2016), section 6.2 (sensitivity to initial parameters).
+      Summers & Dinneen (2021), "Nondeterminism and instability in neural network optimization".
     """
     begin = time.perf_counter()
     plan = plan_sweep(model, optimizer, data, key=key, seeds=seeds, steps=steps,
                       batch_size=batch_size, loss=loss, log_every=log_every,
                       chunk_size=chunk_size, keep_params=keep_params, devices=devices,
-                      seed_range=seed_range)
+                      seed_range=seed_range, vary=vary, grid=grid, metrics=metrics,
+                      eval_data=eval_data, grad_tol=grad_tol, compact=compact, dtype=dtype)
     chunks = []
     for chunk in run_plan(plan):
         chunks.append(chunk)
         if progress is not None:
-            progress(chunk.stop - plan.start, plan.stop - plan.start)
-    params = None
-    if keep_params:
-        params = jax.tree.map(lambda *a: np.concatenate(a), *[c.params for c in chunks])
-    return SweepResult(
-        final_loss=np.concatenate([c.final_loss for c in chunks]),
-        diverged=np.concatenate([c.diverged for c in chunks]),
-        losses=np.concatenate([c.losses for c in chunks]),
-        keys=key_data(plan.keys[plan.start:plan.stop]), params=params,
-        log_every=plan.log_every, chunk_size=plan.chunk_size,
-        wall_s=time.perf_counter() - begin)
+            progress(sum(len(c.runs) for c in chunks), len(plan.runs))
+    return merge_chunks(plan, chunks, time.perf_counter() - begin)

@@ -1,15 +1,22 @@
-"""Training: one ``jax.jit``, one ``lax.scan`` over steps, any optax optimizer.
+"""Training: one ``jax.jit``, nested ``lax.scan``s over steps, any model, any optax optimizer.
 
-How keys are used (so that a sweep can reproduce any single run):
-``k_init, k_data = jax.random.split(key)``; ``params = model.init(k_init, in_dim)``; with
-minibatches, epoch e draws the permutation ``jax.random.permutation(fold_in(k_data, e), N)`` and
-step t takes its slice ``t mod (N // batch_size)`` (the last partial batch is dropped).
+Keys (so that a sweep can reproduce any single run). ``train(key, data_key=None)``:
+``k_init, k_data = jax.random.split(key)``, and ``data_key`` (when given) replaces ``k_data``.
+``params = model.init(k_init, x)``. With minibatches, epoch e draws the permutation
+``jax.random.permutation(fold_in(k_data, e), N)`` and step t takes its slice
+``t mod (N // batch_size)`` (the last partial batch is dropped). A stochastic model's apply key
+at step t is ``fold_in(split(k_data)[1], t)``; evaluation passes ``key=None``.
 
-A run whose loss or parameters become non-finite is *diverged*: its logged losses are NaN from
-that step on, its final loss is NaN, and its parameters and optimizer state are frozen at the last
-finite checkpoint (taken every ``_block_size(steps)`` steps: the largest divisor of ``steps`` up
-to ``CHECKPOINT_EVERY`` = 50). The check reduces over one run's parameters only, so under
-``vmap`` one seed's NaN can never touch another seed.
+Bookkeeping is paid per block, not per step. Steps run in blocks of at most ``CHECK_EVERY``
+steps (windows of ``log_every`` steps tile the blocks, or blocks tile a window). A step only
+updates the params and adds its loss to a running sum; at the end of a block the library checks
+that the loss sum and the params are finite (a NaN poisons both, so nothing is missed) and, with
+``grad_tol``, whether the full-data gradient norm fell below it. A run that went non-finite is
+*diverged*: it is put back to the params and optimizer state at the start of the block (its last
+finite snapshot) and stays there; its logged losses are NaN from that window on and its final
+loss is NaN. A run whose gradient norm fell below ``grad_tol`` is *converged*: frozen at that
+point, ``converged_step`` records the step, and its later windows log its full-data loss there.
+Every check reduces over one run's values only, so under ``vmap`` one seed never touches another.
 
 References:
   Goodfellow, Bengio & Courville (2016), section 6.2 (gradient-based learning), 5.9 (SGD).
@@ -18,195 +25,381 @@ References:
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
 from gbl_jax.costs import nll
-from gbl_jax.nets import Model
+from gbl_jax.runconfig import RunConfig, check_run
+from gbl_jax.models import apply_model, is_stochastic
 
 Loss = Callable[[Any, jax.Array], jax.Array]
-
-_TRACES = {"train": 0}
-CHECKPOINT_EVERY = 50   # steps between the finite snapshots a diverged run is frozen at
+CHECK_EVERY = 50   # at most this many steps between finiteness / convergence checks
 
 
 class TrainResult(NamedTuple):
     """What ``train`` returns.
 
     Attributes:
-      params: the trained parameters (frozen at the last finite values if diverged).
-      losses: [steps] training loss at each step, before that step's update (NaN once diverged).
+      params: the trained parameters (frozen at the last finite values if diverged, at the
+        converged point if converged).
+      losses: [steps // log_every] mean training loss over each window of ``log_every`` steps
+        (NaN once diverged).
       final_loss: loss on the full data after the last step (NaN if diverged).
       diverged: whether the loss or the parameters became non-finite.
+      metrics: {name: [steps // log_every]} each metric at the end of each window.
+      final_metrics: {name: scalar} each metric after the last step.
+      converged_step: the step at which the gradient norm fell below ``grad_tol`` (-1: never).
+      init_params: the initial parameters.
     """
 
     params: Any
     losses: jax.Array
     final_loss: jax.Array
     diverged: jax.Array
+    metrics: dict
+    final_metrics: dict
+    converged_step: jax.Array
+    init_params: Any
 
 
-def trace_count() -> int:
-    """How many times a training function has been traced (compiled) in this process."""
-    return _TRACES["train"]
+class Layout(NamedTuple):
+    """How ``steps`` split into units (one compiled loop body), windows and check blocks."""
+
+    steps: int
+    log_every: int
+    windows_per_unit: int   # > 1 only when a check block holds several windows
+    blocks_per_unit: int    # > 1 only when a window holds several check blocks
+    block_steps: int
+    n_units: int
+    tail: int               # steps after the last window: run unlogged
+
+    @property
+    def n_logs(self) -> int:
+        return self.n_units * self.windows_per_unit
+
+    @property
+    def unit_steps(self) -> int:
+        return self.blocks_per_unit * self.block_steps
+
+
+def _largest_divisor(n: int, at_most: int) -> int:
+    return max(d for d in range(1, max(1, min(n, at_most)) + 1) if n % d == 0)
+
+
+def layout(steps: int, log_every: int) -> Layout:
+    """Tiles ``steps`` into windows of ``log_every`` and check blocks of <= ``CHECK_EVERY``."""
+    n_logs = steps // log_every
+    if log_every <= CHECK_EVERY:
+        per = _largest_divisor(n_logs, CHECK_EVERY // log_every)
+        return Layout(steps, log_every, per, 1, per * log_every, n_logs // per,
+                      steps - n_logs * log_every)
+    block = _largest_divisor(log_every, CHECK_EVERY)
+    return Layout(steps, log_every, 1, log_every // block, block, n_logs,
+                  steps - n_logs * log_every)
+
+
+class RunState(NamedTuple):
+    """One run between units (stacked over runs in a sweep)."""
+
+    params: Any
+    opt_state: Any
+    k_data: jax.Array
+    diverged: jax.Array         # bool
+    converged_step: jax.Array   # int32, -1 while running
+    frozen_loss: jax.Array      # full-data loss where it converged
+    frozen_metrics: dict        # metrics where it converged
 
 
 def _all_finite(value: jax.Array, tree) -> jax.Array:
     """Whether ``value`` and every float in ``tree`` are finite, as one fused sum.
 
     A NaN or inf anywhere makes the sum non-finite; a finite sum only overflows when the params
-    are ~1e36, which is divergence by any measure. One reduction per leaf and a single scalar
-    predicate keep the check cheap inside the step.
+    are ~1e36, which is divergence by any measure.
     """
     total = value + sum(jnp.sum(leaf) for leaf in jax.tree.leaves(tree)
                         if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact))
     return jnp.isfinite(total)
 
 
-def _block_size(steps: int) -> int:
-    """The largest divisor of ``steps`` that is at most ``CHECKPOINT_EVERY``."""
-    return max(d for d in range(1, min(steps, CHECKPOINT_EVERY) + 1) if steps % d == 0)
-
-
 def _tree_select(pred: jax.Array, on_true, on_false):
     return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
 
 
-def make_run(model: Model, optimizer: optax.GradientTransformation, loss: Loss, steps: int,
-             batch_size: int | None, log_every: int = 1) -> Callable:
-    """The pure training function ``run(key, x, y) -> (params, losses, final_loss, diverged)``.
+def _global_norm(tree) -> jax.Array:
+    return jnp.sqrt(sum(jnp.sum(jnp.square(leaf)) for leaf in jax.tree.leaves(tree)))
 
-    ``losses`` has ``steps // log_every`` entries, each the mean training loss over its window of
-    ``log_every`` steps (any remainder steps run unlogged). Not jitted: ``train`` jits it, and
-    ``sweep`` vmaps it over keys first.
+
+def _set_hyperparams(state, values: Mapping[str, jax.Array]):
+    """``state`` with the numeric hyperparameters of every inject_hyperparams state replaced."""
+    if hasattr(state, "hyperparams") and isinstance(state.hyperparams, dict):
+        hyper = dict(state.hyperparams)
+        for name, value in values.items():
+            if name in hyper:
+                hyper[name] = jnp.asarray(value, jnp.result_type(hyper[name]))
+        state = state._replace(hyperparams=hyper)
+    if isinstance(state, tuple):
+        children = [_set_hyperparams(child, values) for child in state]
+        return state._make(children) if hasattr(state, "_make") else type(state)(children)
+    if isinstance(state, list):
+        return [_set_hyperparams(child, values) for child in state]
+    return state
+
+
+def _scale_init(params, scale):
+    """Every floating leaf with ndim >= 2 (a weight matrix or kernel) times ``scale``."""
+    return jax.tree.map(
+        lambda leaf: leaf * jnp.asarray(scale, leaf.dtype)
+        if jnp.ndim(leaf) >= 2 and jnp.issubdtype(jnp.result_type(leaf), jnp.floating) else leaf,
+        params)
+
+
+class Engine(NamedTuple):
+    """The pure pieces of one run; ``sweep`` vmaps them over runs.
+
+    start(k_init, k_data, hypers, x) -> (RunState, init_params)
+    advance(state, x, y, eval_x, eval_y, unit_start, n_units, guard) -> (state, logs)
+    finish(state, x, y, eval_x, eval_y) -> (state, final_loss, final_metrics)
+    run(k_init, k_data, hypers, x, y, eval_x, eval_y) -> dict (start, every unit, finish)
     """
 
-    def run(key, x, y):
-        _TRACES["train"] += 1
-        n, in_dim = x.shape
-        k_init, k_data = jax.random.split(key)
-        params = model.init(k_init, in_dim)
-        objective = lambda p, xb, yb: loss(model.apply(p, xb), yb)
+    start: Callable
+    advance: Callable
+    finish: Callable
+    run: Callable
+    layout: Layout
+    metric_names: tuple
 
-        def batch(t):
-            if batch_size is None:
-                return x, y
-            per_epoch = n // batch_size
-            perm = jax.random.permutation(jax.random.fold_in(k_data, t // per_epoch), n)
-            idx = jax.lax.dynamic_slice_in_dim(perm, (t % per_epoch) * batch_size, batch_size)
-            return x[idx], y[idx]
 
-        n_logs = steps // log_every
+def make_engine(cfg: RunConfig) -> Engine:
+    """Builds the run's pure functions for a validated configuration (nothing is jitted here)."""
+    model, optimizer, loss = cfg.model, cfg.optimizer, cfg.loss
+    lay = layout(cfg.steps, cfg.log_every)
+    stochastic = is_stochastic(model)
+    metric_fns = dict(cfg.metrics)
+    names = tuple(metric_fns) + ((("eval_nll",) + tuple(f"eval_{n}" for n in metric_fns))
+                                 if cfg.has_eval else ())
+
+    def objective(params, xb, yb, key=None):
+        return loss(apply_model(model, params, xb, key), yb)
+
+    def evaluate(params, x, y, ex, ey) -> dict:
+        out = {}
+        if metric_fns:
+            dist = apply_model(model, params, x, None)
+            out.update({n: jnp.asarray(f(dist, y), jnp.float32) for n, f in metric_fns.items()})
+        if cfg.has_eval:
+            dist = apply_model(model, params, ex, None)
+            out["eval_nll"] = jnp.asarray(nll(dist, ey), jnp.float32)
+            out.update({f"eval_{n}": jnp.asarray(f(dist, ey), jnp.float32)
+                        for n, f in metric_fns.items()})
+        return out
+
+    def start(k_init, k_data, hypers, x):
+        params = model.init(k_init, x)
+        if cfg.dtype is not None:
+            params = jax.tree.map(
+                lambda p: p.astype(cfg.dtype) if jnp.issubdtype(p.dtype, jnp.floating) else p,
+                params)
+        if "init_scale" in hypers:
+            params = _scale_init(params, hypers["init_scale"])
+        opt_state = optimizer.init(params)
+        opt_hypers = {k: v for k, v in hypers.items() if k != "init_scale"}
+        if opt_hypers:
+            opt_state = _set_hyperparams(opt_state, opt_hypers)
+        nan = jnp.asarray(jnp.nan, jnp.float32)
+        state = RunState(params, opt_state, k_data, jnp.asarray(False), jnp.asarray(-1, jnp.int32),
+                         nan, {n: nan for n in names})
+        return state, params
+
+    def batch(x, y, k_data, t):
+        if cfg.batch_size is None:
+            return x, y
+        n, bs = x.shape[0], cfg.batch_size
+        per_epoch = n // bs
+        perm = jax.random.permutation(jax.random.fold_in(k_data, t // per_epoch), n)
+        idx = jax.lax.dynamic_slice_in_dim(perm, (t % per_epoch) * bs, bs)
+        return x[idx], y[idx]
+
+    def run_steps(params, opt_state, k_data, x, y, first, count):
+        """``count`` optimizer steps from global step ``first``; returns the sum of their losses."""
+        k_apply = jax.random.split(k_data)[1] if stochastic else None
 
         def step(carry, t):
-            params, opt_state, diverged, log = carry
-            value, grads = jax.value_and_grad(objective)(params, *batch(t))
+            params, opt_state, total = carry
+            xb, yb = batch(x, y, k_data, t)
+            key = jax.random.fold_in(k_apply, t) if stochastic else None
+            value, grads = jax.value_and_grad(objective)(params, xb, yb, key)
             updates, opt_state = optimizer.update(grads, opt_state, params)
-            params = optax.apply_updates(params, updates)
-            diverged = diverged | ~_all_finite(value, params)
-            recorded = jnp.where(diverged, jnp.nan, value)
-            # A running buffer of window means: the curve costs n_logs floats, not steps.
-            slot = jnp.minimum(t // log_every, n_logs - 1)
-            logged = jax.lax.dynamic_index_in_dim(log, slot, keepdims=False) + jnp.where(
-                t < n_logs * log_every, recorded / log_every, 0.0)
-            log = jax.lax.dynamic_update_index_in_dim(log, logged, slot, 0)
-            return (params, opt_state, diverged, log), None
+            return (optax.apply_updates(params, updates), opt_state, total + value), None
 
-        def block(carry, first_step):
-            # Freezing every step (a select or cond on params and optimizer state) costs up to
-            # 60% of a small net's step on XLA:CPU; a snapshot per block costs one select per
-            # `block_size` steps. A diverged run restarts each block from its snapshot and is
-            # put back at the end, so it stays frozen at its last finite checkpoint.
-            start_params, start_state = carry[0], carry[1]
-            params, opt_state, diverged, log = jax.lax.scan(
-                step, carry, first_step + jnp.arange(block_size))[0]
-            params, opt_state = _tree_select(diverged, (start_params, start_state),
-                                             (params, opt_state))
-            return (params, opt_state, diverged, log), None
+        zero = jnp.zeros((), jnp.result_type(jax.eval_shape(objective, params, x, y).dtype))
+        return jax.lax.scan(step, (params, opt_state, zero), first + jnp.arange(count))[0]
 
-        block_size = _block_size(steps)
-        carry = (params, optimizer.init(params), jnp.asarray(False), jnp.zeros(n_logs))
-        carry = jax.lax.scan(block, carry, jnp.arange(0, steps, block_size))[0]
-        params, _, diverged, losses = carry
-        final = objective(params, x, y)
-        diverged = diverged | ~jnp.isfinite(final)
-        return params, losses, jnp.where(diverged, jnp.nan, final), diverged
+    def check(state: RunState, params, opt_state, total, t_end, x, y, ex, ey) -> RunState:
+        """End of a block: divergence (roll back), convergence (freeze) and frozen runs."""
+        frozen = state.diverged | (state.converged_step >= 0)
+        diverged = state.diverged | (~frozen & ~_all_finite(total, params))
+        converged_step, frozen_loss, frozen_metrics = (state.converged_step, state.frozen_loss,
+                                                       state.frozen_metrics)
+        if cfg.grad_tol is not None:
+            value, grads = jax.value_and_grad(objective)(params, x, y)
+            new = ~frozen & ~diverged & (_global_norm(grads) < cfg.grad_tol)
+            converged_step = jnp.where(new, t_end, converged_step).astype(jnp.int32)
+            frozen_loss = jnp.where(new, value.astype(jnp.float32), frozen_loss)
+            if names:
+                frozen_metrics = _tree_select(new, evaluate(params, x, y, ex, ey), frozen_metrics)
+        keep = frozen | diverged
+        params, opt_state = _tree_select(keep, (state.params, state.opt_state), (params, opt_state))
+        return RunState(params, opt_state, state.k_data, diverged, converged_step, frozen_loss,
+                        frozen_metrics)
 
-    return run
+    def block(state, x, y, ex, ey, first, count):
+        """``count`` steps then a check; returns the new state and the block's loss sum."""
+        params, opt_state, total = run_steps(state.params, state.opt_state, state.k_data, x, y,
+                                             first, count)
+        return check(state, params, opt_state, total, first + count, x, y, ex, ey), total
+
+    def record(state_before: RunState, state_after: RunState, sums, mets):
+        """Window values of one unit: NaN once diverged, the frozen values once converged."""
+        conv = state_before.converged_step >= 0
+        w = jnp.arange(sums.shape[0])
+        newly = state_after.diverged & ~state_before.diverged
+        poisoned = (jnp.cumsum(~jnp.isfinite(sums)) > 0) | (w == sums.shape[0] - 1)
+        bad = state_before.diverged | (newly & poisoned)
+        nan = jnp.asarray(jnp.nan, jnp.float32)
+        losses = jnp.where(bad, nan, jnp.where(conv, state_before.frozen_loss,
+                                               (sums / cfg.log_every).astype(jnp.float32)))
+        mets = {n: jnp.where(bad, nan, jnp.where(conv, state_before.frozen_metrics[n], m))
+                for n, m in mets.items()}
+        return losses, mets
+
+    def unit(state, x, y, ex, ey, u):
+        first = u * lay.unit_steps
+        if lay.blocks_per_unit == 1:
+            def window(carry, w):
+                params, opt_state, total = run_steps(carry[0], carry[1], state.k_data, x, y,
+                                                     first + w * cfg.log_every, cfg.log_every)
+                mets = evaluate(params, x, y, ex, ey) if names else {}
+                return (params, opt_state), (total, mets)
+
+            (params, opt_state), (sums, mets) = jax.lax.scan(
+                window, (state.params, state.opt_state), jnp.arange(lay.windows_per_unit))
+            new = check(state, params, opt_state, jnp.sum(sums), first + lay.unit_steps, x, y,
+                        ex, ey)
+            return new, record(state, new, sums, mets)
+
+        def one_block(carry, b):
+            new, total = block(carry, x, y, ex, ey, first + b * lay.block_steps, lay.block_steps)
+            frozen_loss = carry.frozen_loss.astype(total.dtype) * lay.block_steps
+            return new, jnp.where(carry.converged_step >= 0, frozen_loss, total)
+
+        new, totals = jax.lax.scan(one_block, state, jnp.arange(lay.blocks_per_unit))
+        mets = evaluate(new.params, x, y, ex, ey) if names else {}
+        mets = {n: m[None] for n, m in mets.items()}
+        return new, record(state, new, jnp.sum(totals)[None], mets)
+
+    def advance(state, x, y, ex, ey, unit_start, n_units: int, guard: bool = False):
+        """Runs units ``unit_start .. unit_start + n_units``; with ``guard``, units past the
+        last are skipped (``unit_start`` is the same for every run, so the skip is a real branch
+        under ``vmap``)."""
+        def body(state, u):
+            if not guard:
+                return unit(state, x, y, ex, ey, u)
+            empty = (jnp.full((lay.windows_per_unit,), jnp.nan, jnp.float32),
+                     {n: jnp.full((lay.windows_per_unit,), jnp.nan, jnp.float32) for n in names})
+            return jax.lax.cond(u < lay.n_units, lambda s: unit(s, x, y, ex, ey, u),
+                                lambda s: (s, empty), state)
+
+        state, (losses, mets) = jax.lax.scan(body, state, unit_start + jnp.arange(n_units))
+        return state, {"losses": losses.reshape(-1),
+                       "metrics": {n: m.reshape(-1) for n, m in mets.items()}}
+
+    def finish(state, x, y, ex, ey):
+        if lay.tail:
+            state, _ = block(state, x, y, ex, ey, lay.n_units * lay.unit_steps, lay.tail)
+        final = objective(state.params, x, y)
+        diverged = state.diverged | ~jnp.isfinite(final)
+        state = state._replace(diverged=diverged)
+        nan = jnp.asarray(jnp.nan, jnp.float32)
+        final_metrics = {n: jnp.where(diverged, nan, m)
+                         for n, m in (evaluate(state.params, x, y, ex, ey) if names else {}).items()}
+        return state, jnp.where(diverged, nan, final.astype(jnp.float32)), final_metrics
+
+    def run(k_init, k_data, hypers, x, y, ex, ey):
+        state, init_params = start(k_init, k_data, hypers, x)
+        state, logs = advance(state, x, y, ex, ey, 0, lay.n_units)
+        state, final, final_metrics = finish(state, x, y, ex, ey)
+        return {"params": state.params, "init_params": init_params, "losses": logs["losses"],
+                "metrics": logs["metrics"], "final_loss": final, "final_metrics": final_metrics,
+                "diverged": state.diverged, "converged_step": state.converged_step}
+
+    return Engine(start, advance, finish, run, lay, names)
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled_run(model, optimizer, loss, steps, batch_size, log_every):
-    return jax.jit(make_run(model, optimizer, loss, steps, batch_size, log_every))
+def _compiled_run(cfg: RunConfig):
+    run = make_engine(cfg).run
+    return jax.jit(_named_run(run))
 
 
-def check_config(model: Model, optimizer, data, *, key: jax.Array, steps: int,
-                 batch_size: int | None, loss: Loss, log_every: int = 1):
-    """Validates a training configuration before anything compiles; returns (x, y).
-
-    Raises ValueError for mismatched x / y lengths, a head that does not fit y, a batch size
-    larger than the data, ``steps < 1`` and a loss that is not a scalar.
-    """
-    if not isinstance(model, Model):
-        raise ValueError(f"model must come from gbl_jax.mlp, got {type(model).__name__}")
-    if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
-        raise ValueError("optimizer must be an optax GradientTransformation")
-    try:
-        x, y = data
-    except (TypeError, ValueError) as err:
-        raise ValueError("data must be an (x, y) pair") from err
-    x, y = jnp.asarray(x), jnp.asarray(y)
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        x = x.astype(jnp.float32)
-    if x.ndim != 2:
-        raise ValueError(f"x must be [N, in_dim], got shape {list(x.shape)}")
-    if y.ndim < 1 or y.shape[0] != x.shape[0]:
-        raise ValueError(f"x and y must have the same number of examples; got x {list(x.shape)}, "
-                         f"y {list(y.shape)}")
-    for name, value, least in (("steps", steps, 1), ("log_every", log_every, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
-    if log_every > steps:
-        raise ValueError(f"log_every ({log_every}) must not exceed steps ({steps})")
-    n = x.shape[0]
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
-                                   or not 1 <= batch_size <= n):
-        raise ValueError(f"batch_size must be None or an integer in [1, {n}] (the number of "
-                         f"examples), got {batch_size!r}")
-    bs = n if batch_size is None else batch_size
-    params = jax.eval_shape(lambda k: model.init(k, x.shape[1]), key)
-    out = jax.eval_shape(lambda p, xb, yb: loss(model.apply(p, xb), yb), params,
-                         jax.ShapeDtypeStruct((bs,) + x.shape[1:], x.dtype),
-                         jax.ShapeDtypeStruct((bs,) + y.shape[1:], y.dtype))
-    if getattr(out, "shape", None) != ():
-        raise ValueError(f"loss must return a scalar, got shape {getattr(out, 'shape', out)}")
-    return x, y
+def _named_run(run: Callable) -> Callable:
+    def gbl_train(k_init, k_data, hypers, x, y, ex, ey):
+        return run(k_init, k_data, hypers, x, y, ex, ey)
+    return gbl_train
 
 
-def train(model: Model, optimizer: optax.GradientTransformation, data, *, key: jax.Array,
-          steps: int, batch_size: int | None = None, loss: Loss = nll) -> TrainResult:
+def split_keys(key: jax.Array, data_key: jax.Array | None = None):
+    """(k_init, k_data) of a run: ``split(key)``, with ``data_key`` replacing the second."""
+    k_init, k_data = jax.random.split(key)
+    return k_init, (k_data if data_key is None else data_key)
+
+
+def train(model, optimizer: optax.GradientTransformation, data, *, key: jax.Array, steps: int,
+          batch_size: int | None = None, loss: Loss = nll, data_key: jax.Array | None = None,
+          log_every: int = 1, metrics: Mapping[str, Callable] | None = None, eval_data=None,
+          grad_tol: float | None = None, hyperparams: Mapping[str, float] | None = None,
+          dtype=None) -> TrainResult:
     """Trains ``model`` on ``data`` from the initialization drawn with ``key``.
 
     Args:
-      model: from ``gbl_jax.mlp``.
+      model: anything with ``init(key, x)`` and ``apply(params, x)`` (``gbl.Model``, ``gbl.mlp``,
+        ``gbl.models.from_flax`` / ``from_equinox``).
       optimizer: any optax ``GradientTransformation``. Reuse the same object to reuse the
-        compiled function: a second call with the same model, optimizer, loss, steps, batch
-        size and data shapes does not recompile.
-      data: an (x [N, in_dim], y [N, ...]) pair, e.g. a ``gbl_jax.problems`` record.
-      key: the run's key; see the module docstring for how it is split.
+        compiled function (or enable ``gbl.enable_compilation_cache()``).
+      data: an (x [N, ...], y [N, ...]) pair: a ``gbl.problems`` record or a tuple of arrays.
+      key: the run's key; ``k_init, k_data = jax.random.split(key)``.
       steps: number of optimizer steps (compile time does not grow with it).
       batch_size: None for full-batch gradient descent, else minibatch SGD.
       loss: any ``(dist, y) -> scalar``; ``gbl.squared_error`` gives squared error behind the
         same output unit.
+      data_key: drives the minibatch order and a stochastic model's apply keys (default: from
+        ``key``); fix it to vary only the initialization, or fix ``key`` to vary only the data.
+      log_every: steps per logged window mean of the training loss.
+      metrics: {name: fn(dist, y) -> scalar}, evaluated on the full training data at the end of
+        every window and after the last step.
+      eval_data: an (x, y) pair evaluated likewise: ``eval_nll`` and ``eval_<name>``.
+      grad_tol: stop (freeze) the run once its full-data gradient norm is below this, checked
+        every <= ``CHECK_EVERY`` steps; ``converged_step`` says when.
+      hyperparams: values for the numeric hyperparameters of an ``optax.inject_hyperparams``
+        optimizer and ``init_scale`` (weights times it): one cell of a ``sweep`` grid.
+      dtype: cast params and floating data to this dtype (default: the params follow the
+        model's init, which for ``gbl.mlp`` follows the data).
 
     Returns:
       A ``TrainResult``.
     """
-    x, y = check_config(model, optimizer, data, key=key, steps=steps, batch_size=batch_size,
-                        loss=loss)
-    params, losses, final, diverged = _compiled_run(model, optimizer, loss, steps, batch_size, 1)(
-        key, x, y)
-    return TrainResult(params, losses, final, diverged)
+    cfg, arrays = check_run(model, optimizer, data, key=key, steps=steps, batch_size=batch_size,
+                            loss=loss, log_every=log_every, metrics=metrics, eval_data=eval_data,
+                            grad_tol=grad_tol, grid={k: [v] for k, v in (hyperparams or {}).items()},
+                            dtype=dtype)
+    x, y, ex, ey = arrays
+    k_init, k_data = split_keys(key, data_key)
+    hypers = {k: jnp.asarray(v, jnp.float32) for k, v in (hyperparams or {}).items()}
+    out = _compiled_run(cfg)(k_init, k_data, hypers, x, y, ex, ey)
+    return TrainResult(out["params"], out["losses"], out["final_loss"], out["diverged"],
+                       out["metrics"], out["final_metrics"], out["converged_step"],
+                       out["init_params"])
+

@@ -9,8 +9,9 @@ from gbl_jax.sweeps import SweepChunk
 
 def _chunk(start, stop):
     m = stop - start
-    return SweepChunk(start, stop, np.arange(start, stop, dtype=np.float32), np.zeros(m, bool),
-                      np.ones((m, 3), np.float32), None)
+    return SweepChunk(np.arange(start, stop), {"final_loss": np.arange(start, stop, dtype=np.float32),
+                                               "diverged": np.zeros(m, bool),
+                                               "losses": np.ones((m, 3), np.float32)})
 
 
 def test_chunks_round_trip_in_seed_order(tmp_path):

@@ -106,16 +106,15 @@ def test_bad_sweep_arguments_raise():
             gbl.sweep(MODEL, ADAM, DATA, **args)
 
 
-def test_auto_chunk_size_follows_the_model_size():
+def test_auto_chunk_size_follows_the_compiled_step():
     cpu = jax.devices("cpu")[:1]
     spirals = problems.two_spirals(KEY, 256)
-    small = sweeps.auto_chunk_size(gbl.mlp([8], spirals.head), spirals, seeds=4096, steps=300,
-                                   batch_size=None, log_every=3, devices=cpu)
-    wide = sweeps.auto_chunk_size(gbl.mlp([128], spirals.head), spirals, seeds=4096, steps=300,
-                                  batch_size=None, log_every=3, devices=cpu)
-    assert wide == 1 and small >= 64   # a wide seed loops; small ones vmap
-    assert sweeps.auto_chunk_size(gbl.mlp([8], spirals.head), spirals, seeds=5, steps=300,
-                                  batch_size=None, log_every=3, devices=cpu) == 5
+    chunk = lambda hidden, seeds=4096: sweeps.plan_sweep(   # noqa: E731
+        gbl.mlp(hidden, spirals.head), ADAM, spirals, key=KEY, seeds=seeds, steps=300,
+        devices=cpu).chunk_size
+    assert chunk([128]) == 1 and chunk([32, 32]) == 1   # a large step loops
+    assert chunk([8]) >= 64                            # small ones vmap
+    assert chunk([8], seeds=5) == 5
 
 
 SHARDED = textwrap.dedent("""
@@ -142,3 +141,128 @@ def test_sharded_across_four_cpu_devices_equals_one_device():
     assert out["devices"] == 4 and out["chunk"] % 4 == 0
     np.testing.assert_allclose(out["many"], out["one"], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(out["many_curves"], out["one_curves"], rtol=1e-4, atol=1e-6)
+
+
+# ---- grids, noise sources, measurements, convergence ------------------------------------------
+
+INJECTED = optax.inject_hyperparams(optax.adam)(learning_rate=0.05)
+LRS, SCALES = [0.002, 0.005, 0.01], [0.5, 1.0]
+
+
+@pytest.fixture(scope="module")
+def grid_out():
+    return gbl.sweep(MODEL, INJECTED, DATA, key=KEY, seeds=6, steps=100, log_every=10,
+                     grid={"learning_rate": LRS, "init_scale": SCALES}, keep_params=True)
+
+
+def test_grid_axes_come_first_and_cells_equal_train(grid_out):
+    out = grid_out
+    assert out.final_loss.shape == (3, 2, 6) and out.losses.shape == (3, 2, 6, 10)
+    assert out.diverged.shape == (3, 2, 6) and out.converged_step.shape == (3, 2, 6)
+    assert list(out.grid) == ["learning_rate", "init_scale"] and out.grid["learning_rate"] == LRS
+    keys = jax.random.split(KEY, 6)
+    for (i, lr), (j, scale), seed in [((0, 0.002), (1, 1.0), 2), ((2, 0.01), (0, 0.5), 5)]:
+        init = lambda key, x, s=scale: jax.tree.map(lambda a: a * s if a.ndim >= 2 else a,
+                                                     MODEL.init(key, x))
+        scaled = gbl.Model(init, MODEL.apply)
+        single = gbl.train(scaled, optax.adam(lr), DATA, key=keys[seed], steps=100, log_every=10)
+        np.testing.assert_allclose(out.final_loss[i, j, seed], single.final_loss, rtol=1e-5)
+        np.testing.assert_allclose(out.losses[i, j, seed], single.losses, rtol=1e-5)
+        again = gbl.train(MODEL, INJECTED, DATA, steps=100, log_every=10, **out.rerun(seed, (i, j)))
+        np.testing.assert_allclose(out.final_loss[i, j, seed], again.final_loss, rtol=1e-6)
+    # common random numbers: seed i starts from the same init (up to the scale) in every cell
+    w = out.init_params["hidden"][0]["w"]
+    np.testing.assert_allclose(w[0, 0], w[2, 0])
+    np.testing.assert_allclose(w[0, 0], 0.5 * w[0, 1], rtol=1e-6)
+
+
+def test_spread_on_a_grid_has_grid_shaped_fields_and_wilson_intervals(grid_out):
+    s = gbl.spread(grid_out)
+    assert s.mean.shape == (3, 2) and s.n_diverged.shape == (3, 2)
+    np.testing.assert_allclose(s.median, np.median(grid_out.final_loss, axis=-1), rtol=1e-6)
+    rate = s.success_rate(0.6)
+    np.testing.assert_allclose(rate, np.mean(grid_out.final_loss < 0.6, axis=-1))
+    low, high = s.success_interval(0.6)
+    assert low.shape == (3, 2) and np.all(low <= rate) and np.all(rate <= high)
+
+
+def test_a_grid_compiles_once_and_rebuilt_objects_reuse_it():
+    grid = {"learning_rate": [0.01, 0.02]}
+    with gbl.count_compiles() as count:
+        gbl.sweep(MODEL, INJECTED, DATA, key=KEY, seeds=4, steps=40, grid=grid, chunk_size=8)
+    assert count.training == 1   # every cell x seed in one compiled program
+
+
+def test_bad_grids_are_refused():
+    cases = [({"learning_rate": []}, "non-empty"), ({"learning_rate": ["a"]}, "number"),
+             ({"momentum": [0.9]}, "accepted"), ({"learning_rate": [float("nan")]}, "finite")]
+    for grid, message in cases:
+        with pytest.raises(ValueError, match=message):
+            gbl.sweep(MODEL, INJECTED, DATA, key=KEY, seeds=2, steps=10, grid=grid)
+    with pytest.raises(ValueError, match="inject_hyperparams"):
+        gbl.sweep(MODEL, ADAM, DATA, key=KEY, seeds=2, steps=10, grid={"learning_rate": [0.1]})
+
+
+def test_vary_separates_the_noise_sources():
+    data = problems.circles(jax.random.PRNGKey(1), 32)
+    model = gbl.mlp([4], data.head)
+    sgd = optax.sgd(0.1)
+    kw = dict(key=KEY, seeds=4, steps=40, batch_size=8, log_every=4, keep_params=True)
+    init_only = gbl.sweep(model, sgd, data, vary=("init",), **kw)
+    data_only = gbl.sweep(model, sgd, data, vary=("data",), **kw)
+    first = lambda tree: tree["hidden"][0]["w"]   # noqa: E731
+    assert np.ptp(first(data_only.init_params), axis=0).max() == 0     # one init for all
+    assert np.ptp(first(init_only.init_params), axis=0).max() > 0
+    assert np.ptp(data_only.final_loss) > 0                            # the data order still differs
+    for out in (init_only, data_only):
+        single = gbl.train(model, sgd, data, steps=40, batch_size=8, log_every=4,
+                           **out.rerun(3))
+        np.testing.assert_allclose(out.final_loss[3], single.final_loss, rtol=1e-5)
+    with pytest.raises(ValueError, match="vary"):
+        gbl.sweep(model, sgd, data, vary=("dropout",), **kw)
+
+
+def test_metrics_and_eval_data_are_logged_and_final():
+    train, test = problems.circles(jax.random.PRNGKey(1), 64), problems.circles(jax.random.PRNGKey(2), 32)
+    model = gbl.mlp([4], train.head)
+    accuracy = lambda dist, y: jnp.mean((dist.probs() > 0.5) == (y > 0.5))   # noqa: E731
+    out = gbl.sweep(model, ADAM, train, key=KEY, seeds=3, steps=60, log_every=20,
+                    metrics={"accuracy": accuracy}, eval_data=test, keep_params=True)
+    assert set(out.metrics) == {"accuracy", "eval_nll", "eval_accuracy"}
+    assert out.metrics["accuracy"].shape == (3, 3) and out.final_metrics["eval_nll"].shape == (3,)
+    for i in range(3):
+        params = jax.tree.map(lambda a: a[i], out.params)
+        np.testing.assert_allclose(out.final_metrics["eval_nll"][i],
+                                   gbl.nll(model.apply(params, test.x), test.y), rtol=1e-5)
+        np.testing.assert_allclose(out.final_metrics["accuracy"][i],
+                                   accuracy(model.apply(params, train.x), train.y), rtol=1e-6)
+    single = gbl.train(model, ADAM, train, key=jax.random.split(KEY, 3)[1], steps=60, log_every=20,
+                       metrics={"accuracy": accuracy}, eval_data=test)
+    np.testing.assert_allclose(single.metrics["eval_nll"], out.metrics["eval_nll"][1], rtol=1e-5)
+    # with no logged window ending after the last step, the last window's metric is the final one
+    np.testing.assert_allclose(out.metrics["accuracy"][:, -1], out.final_metrics["accuracy"])
+
+
+def test_run_to_convergence_freezes_and_compaction_changes_nothing():
+    data = problems.circles(jax.random.PRNGKey(0), 32)
+    model = gbl.mlp((), data.head)   # convex: every seed converges, at different times
+    kw = dict(key=KEY, seeds=8, steps=2000, log_every=20, grad_tol=1e-3, chunk_size=8,
+              keep_params=True)
+    sgd = optax.sgd(0.5)
+    fast = gbl.sweep(model, sgd, data, **kw)
+    slow = gbl.sweep(model, sgd, data, compact=False, **kw)
+    conv = fast.converged_step
+    assert np.all(conv > 0) and np.all(conv % 20 == 0) and np.ptp(conv) > 0
+    np.testing.assert_array_equal(conv, slow.converged_step)
+    np.testing.assert_allclose(fast.final_loss, slow.final_loss, rtol=1e-6)
+    np.testing.assert_allclose(fast.losses, slow.losses, rtol=1e-6)
+    for i in (0, 7):   # frozen where it converged: the gradient there is below the tolerance
+        params = jax.tree.map(lambda a: a[i], fast.params)
+        grads = jax.grad(lambda p: gbl.nll(model.apply(p, data.x), data.y))(params)
+        norm = np.sqrt(sum(float(jnp.sum(g ** 2)) for g in jax.tree.leaves(grads)))
+        assert norm < 1e-3
+        window = conv[i] // 20
+        np.testing.assert_array_equal(fast.losses[i, window:], fast.losses[i, window])
+    single = gbl.train(model, sgd, data, key=jax.random.split(KEY, 8)[7], steps=2000, log_every=20,
+                       grad_tol=1e-3)
+    assert int(single.converged_step) == conv[7]

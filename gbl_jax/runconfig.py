@@ -1,0 +1,188 @@
+"""A run's configuration, checked once and eagerly before anything compiles.
+
+``check_run`` turns the arguments of ``train`` / ``sweep`` into a hashable ``RunConfig`` (the key
+of the compiled functions) and the data arrays, or raises ``ValueError`` saying what is wrong:
+the protocol (a model without init/apply), the data (lengths, NaN or inf with its first index,
+labels outside the output unit's domain), the integers, the grid's names. The abstract part
+(``jax.eval_shape`` of init, apply, the loss and the metrics) is cached per configuration, so a
+repeated call pays only for the checks of the data's values.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Mapping, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gbl_jax.checks import first_bad_index, require_finite_array, require_finite_number, require_int
+from gbl_jax.distributions import Bernoulli, Categorical
+from gbl_jax.models import check_model, is_stochastic
+
+
+class RunConfig(NamedTuple):
+    """Everything static about a run (hashable: the key of its compiled functions)."""
+
+    model: Any
+    optimizer: Any
+    loss: Callable
+    steps: int
+    batch_size: int | None
+    log_every: int
+    metrics: tuple            # ((name, fn), ...)
+    has_eval: bool
+    grad_tol: float | None
+    dtype: Any                # a numpy dtype or None
+
+
+def _pair(name: str, data) -> tuple[jax.Array, jax.Array]:
+    try:
+        x, y = data
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an (x, y) pair (a gbl.problems record or a tuple of "
+                         f"arrays), got {type(data).__name__}") from None
+    x, y = jnp.asarray(x), jnp.asarray(y)
+    if x.ndim < 1 or y.ndim < 1 or x.shape[0] != y.shape[0]:
+        raise ValueError(f"{name}: x and y must have the same number of examples along axis 0; "
+                         f"got x {list(x.shape)}, y {list(y.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} is empty: x {list(x.shape)}, y {list(y.shape)}")
+    return x, y
+
+
+def _cast(a: jax.Array, dtype) -> jax.Array:
+    return a.astype(dtype) if dtype is not None and jnp.issubdtype(a.dtype, jnp.floating) else a
+
+
+def hyper_names(opt_state) -> set[str]:
+    """Numeric hyperparameters of every ``optax.inject_hyperparams`` state inside ``opt_state``."""
+    names: set[str] = set()
+    if hasattr(opt_state, "hyperparams") and isinstance(opt_state.hyperparams, dict):
+        names |= set(opt_state.hyperparams)
+    if isinstance(opt_state, (tuple, list)):
+        for child in opt_state:
+            names |= hyper_names(child)
+    return names
+
+
+def _abstract(a) -> jax.ShapeDtypeStruct:
+    return jax.ShapeDtypeStruct(a.shape, a.dtype)
+
+
+@functools.lru_cache(maxsize=128)
+def _abstract_checks(model, optimizer, loss, metrics, key_aval, x_aval, y_aval, batch_size,
+                     eval_avals, grid_names):
+    """The checks that need only shapes; returns the abstract distribution on the full data."""
+    try:
+        params = jax.eval_shape(model.init, key_aval, x_aval)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"model.init(key, x) failed for x {list(x_aval.shape)}: {err}") from None
+    apply = lambda p, xb: (model.apply(p, xb, key=None) if is_stochastic(model)  # noqa: E731
+                           else model.apply(p, xb))
+    dist = jax.eval_shape(apply, params, x_aval)
+    bs = x_aval.shape[0] if batch_size is None else batch_size
+    xb = jax.ShapeDtypeStruct((bs,) + x_aval.shape[1:], x_aval.dtype)
+    yb = jax.ShapeDtypeStruct((bs,) + y_aval.shape[1:], y_aval.dtype)
+    out = jax.eval_shape(lambda p, a, b: loss(apply(p, a), b), params, xb, yb)
+    if getattr(out, "shape", None) != ():
+        raise ValueError(f"loss must return a scalar, got shape {getattr(out, 'shape', out)}")
+    for name, fn in metrics:
+        targets = [(x_aval, y_aval)] + ([eval_avals] if eval_avals is not None else [])
+        for xa, ya in targets:
+            value = jax.eval_shape(lambda p, a, b: fn(apply(p, a), b), params, xa, ya)
+            if getattr(value, "shape", None) != ():
+                raise ValueError(f"metric {name!r} must return a scalar, got shape "
+                                 f"{getattr(value, 'shape', value)}")
+    if eval_avals is not None:
+        jax.eval_shape(lambda p, a, b: loss(apply(p, a), b), params, *eval_avals)
+    accepted = {"init_scale"}
+    if any(name != "init_scale" for name in grid_names):
+        accepted |= hyper_names(jax.eval_shape(optimizer.init, params))
+    unknown = [name for name in grid_names if name not in accepted]
+    if unknown:
+        hint = ("" if len(accepted) > 1 else "; wrap the optimizer in optax.inject_hyperparams "
+                "(e.g. optax.inject_hyperparams(optax.adam)(learning_rate=0.05)) to vary its "
+                "hyperparameters")
+        raise ValueError(f"grid key(s) {unknown} are not hyperparameters of this run; accepted: "
+                         f"{sorted(accepted)}{hint}")
+    return dist
+
+
+def check_targets(dist, y, name: str = "y") -> None:
+    """Raises if ``y`` lies outside the support of the output unit ``dist`` (abstract is fine).
+
+    Bernoulli targets must lie in [0, 1] (soft labels allowed), Categorical labels must be
+    integers in [0, K); the message names the first bad index.
+    """
+    values = np.asarray(y)
+    if isinstance(dist, Bernoulli):
+        bad = ~((values >= 0) & (values <= 1))
+        what = "Bernoulli targets must lie in [0, 1]"
+    elif isinstance(dist, Categorical):
+        if not np.issubdtype(values.dtype, np.integer):
+            raise ValueError(f"Categorical labels {name} must have an integer dtype, got "
+                             f"{values.dtype}")
+        k = dist.logits.shape[-1]
+        bad = (values < 0) | (values >= k)
+        what = f"Categorical labels must lie in [0, {k})"
+    else:
+        return
+    if bad.any():
+        index = first_bad_index(bad)
+        raise ValueError(f"{what}; {int(bad.sum())} entries of {name} do not, the first is "
+                         f"{name}[{', '.join(map(str, index))}] = {values[index]!r}")
+
+
+def check_run(model, optimizer, data, *, key, steps, batch_size=None, loss, log_every=1,
+              metrics: Mapping[str, Callable] | None = None, eval_data=None, grad_tol=None,
+              grid: Mapping[str, Any] | None = None, dtype=None):
+    """Validates a run; returns (``RunConfig``, (x, y, eval_x, eval_y)) (eval None if absent)."""
+    check_model(model)
+    if not (callable(getattr(optimizer, "init", None))
+            and callable(getattr(optimizer, "update", None))):
+        raise ValueError("optimizer must be an optax GradientTransformation (init and update), got "
+                         f"{type(optimizer).__name__}")
+    if not callable(loss):
+        raise ValueError(f"loss must be a function (dist, y) -> scalar, got {loss!r}")
+    steps = require_int("steps", steps, 1)
+    log_every = require_int("log_every", log_every, 1)
+    if log_every > steps:
+        raise ValueError(f"log_every ({log_every}) must not exceed steps ({steps})")
+    dtype = None if dtype is None else jnp.dtype(dtype)
+    x, y = (_cast(a, dtype) for a in _pair("data", data))
+    n = x.shape[0]
+    if batch_size is not None:
+        if require_int("batch_size", batch_size, 1) > n:
+            raise ValueError(f"batch_size must be None or an integer in [1, {n}] (the number of "
+                             f"examples), got {batch_size!r}")
+        batch_size = int(batch_size)
+    if grad_tol is not None:
+        grad_tol = require_finite_number("grad_tol", grad_tol, positive=True)
+    metrics = dict(metrics or {})
+    for name, fn in metrics.items():
+        if not isinstance(name, str) or not callable(fn):
+            raise ValueError(f"metrics must map names to functions fn(dist, y) -> scalar; got "
+                             f"{name!r}: {fn!r}")
+    ex = ey = None
+    if eval_data is not None:
+        ex, ey = (_cast(a, dtype) for a in _pair("eval_data", eval_data))
+        if ex.shape[1:] != x.shape[1:] or ey.shape[1:] != y.shape[1:]:
+            raise ValueError(f"eval_data must match the training data's example shapes; got x "
+                             f"{list(ex.shape)}, y {list(ey.shape)} against x {list(x.shape)}, "
+                             f"y {list(y.shape)}")
+    for name, a in (("x", x), ("y", y), ("eval_data x", ex), ("eval_data y", ey)):
+        if a is not None:
+            require_finite_array(name, a)
+    key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
+    dist = _abstract_checks(model, optimizer, loss, tuple(metrics.items()), _abstract(key),
+                            _abstract(x), _abstract(y), batch_size,
+                            None if ex is None else (_abstract(ex), _abstract(ey)),
+                            tuple(grid or {}))
+    check_targets(dist, y, "y")
+    if ey is not None:
+        check_targets(dist, ey, "eval_data y")
+    cfg = RunConfig(model, optimizer, loss, steps, batch_size, log_every, tuple(metrics.items()),
+                    ex is not None, grad_tol, dtype)
+    return cfg, (x, y, ex, ey)
