@@ -49,5 +49,5 @@ def require_finite_array(name: str, value: Any) -> None:
     if bad.any():
         index = first_bad_index(bad)
         raise ValueError(f"{name} has {int(bad.sum())} non-finite entries (NaN or inf); the first "
-                         f"is {name}[{', '.join(map(str, index))}] = {a[index]!r}. Bad data is not "
+                         f"is {name}[{', '.join(map(str, index))}] = {a[index].item()!r}. Bad data is not "
                          "divergence: clean it before training")

@@ -132,7 +132,7 @@ def check_targets(dist, y, name: str = "y") -> None:
     if bad.any():
         index = first_bad_index(bad)
         raise ValueError(f"{what}; {int(bad.sum())} entries of {name} do not, the first is "
-                         f"{name}[{', '.join(map(str, index))}] = {values[index]!r}")
+                         f"{name}[{', '.join(map(str, index))}] = {values[index].item()!r}")
 
 
 def check_run(model, optimizer, data, *, key, steps, batch_size=None, loss, log_every=1,

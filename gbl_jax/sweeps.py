@@ -61,6 +61,7 @@ except ImportError:  # pragma: no cover - older jax
 CPU_CACHE_BUDGET = 16 * 2**20   # bytes of step intermediates per vmapped chunk on CPU
 CPU_LOOP_ABOVE = 512 * 2**10    # per-run step bytes above which CPU runs one run per call
 MAX_CHUNK = 65536
+SEQUENTIAL_RUNS = 64            # runs per call when CPU runs them one after another
 SEGMENTS = 16                   # segments of the budget between repacks (run to convergence)
 VARY = ("init", "data")
 
@@ -180,16 +181,17 @@ def _device_budget(device) -> int | None:
     return None
 
 
-def auto_chunk_size(cfg: RunConfig, x: jax.Array, y: jax.Array, *, runs: int,
-                    devices: Sequence[Any]) -> int:
-    """The default number of runs per compiled call (a multiple of ``len(devices)``).
+def auto_execution(cfg: RunConfig, x: jax.Array, y: jax.Array, *, runs: int,
+                   devices: Sequence[Any], chunk_size: int | None = None) -> tuple[int, int]:
+    """The default (runs per compiled call, runs vmapped together) of a sweep.
 
-    CPU: one run per device when a run's step intermediates exceed ``CPU_LOOP_ABOVE`` (measured:
-    a 2-128-1 or 2-32-32-1 net on 256 points runs fastest as a loop); otherwise
-    ``CPU_CACHE_BUDGET`` over the step bytes, rounded to a power of two (a 2-8-1 net runs ~1.4x
-    faster vmapped). Accelerators: a quarter of device memory over a per-run estimate (params
-    and optimizer state x 8, step intermediates, the loss curve). Capped by ``MAX_CHUNK`` and by
-    the number of runs.
+    CPU: a run whose step intermediates exceed ``CPU_LOOP_ABOVE`` already keeps the core busy
+    (measured: a 2-128-1 or 2-32-32-1 net on 256 points runs fastest unbatched), so such runs
+    go one after another inside one program (width 1, ``SEQUENTIAL_RUNS`` per call); smaller
+    runs are vmapped, ``CPU_CACHE_BUDGET`` over the step bytes rounded to a power of two (a
+    2-8-1 net runs ~1.4x faster vmapped). Accelerators: everything vmapped, a quarter of device
+    memory over a per-run estimate (params and optimizer state x 8, step intermediates, the
+    curves). Chunks are multiples of ``len(devices)``, capped by ``MAX_CHUNK`` and the runs.
     """
     param_bytes, act_bytes = step_bytes(cfg, x, y)
     run_bytes = 8 * param_bytes + act_bytes + 4 * (cfg.steps // cfg.log_every) * (
@@ -198,14 +200,16 @@ def auto_chunk_size(cfg: RunConfig, x: jax.Array, y: jax.Array, *, runs: int,
     budget = _device_budget(devices[0])
     if devices[0].platform == "cpu" or budget is None:
         if act_bytes > CPU_LOOP_ABOVE:
-            per_device = 1
+            width, per_device = 1, SEQUENTIAL_RUNS
         else:
-            per_device = 2 ** round(math.log2(max(CPU_CACHE_BUDGET / max(act_bytes, 1), 1)))
+            width = per_device = 2 ** round(math.log2(max(CPU_CACHE_BUDGET / max(act_bytes, 1), 1)))
         per_device = min(per_device, max(1, 2**30 // run_bytes))
     else:
-        per_device = max(1, budget // run_bytes)
+        width = per_device = max(1, budget // run_bytes)
     per_device = min(per_device, MAX_CHUNK, -(-runs // n_dev))
-    return max(1, per_device) * n_dev
+    if chunk_size is not None:
+        per_device = chunk_size // n_dev
+    return max(1, per_device) * n_dev, max(1, min(width, per_device))
 
 
 def _named(fn: Callable, name: str) -> Callable:
@@ -213,59 +217,89 @@ def _named(fn: Callable, name: str) -> Callable:
     return fn
 
 
-def _batched(fn: Callable, in_axes: tuple, size: int, devices: tuple, name: str) -> Callable:
-    """``fn`` over a leading run axis of ``size``: vmapped and sharded, or unbatched for one."""
-    if size == 1:
-        def one(*args):
-            args = [jax.tree.map(lambda a: a[0], arg) if ax == 0 else arg
-                    for arg, ax in zip(args, in_axes)]
-            return jax.tree.map(lambda a: a[None], fn(*args))
-        return jax.jit(_named(one, name))
-    batched = jax.vmap(fn, in_axes=in_axes)
+def _batched(fn: Callable, in_axes: tuple, size: int, width: int, devices: tuple,
+             name: str) -> Callable:
+    """``fn`` over a leading run axis of ``size``, jitted.
+
+    Each device takes ``size / len(devices)`` runs (``shard_map``) and maps ``fn`` over them
+    ``width`` at a time: ``jax.vmap`` over ``width`` runs inside a ``lax.scan`` over the groups
+    (``lax.map(batch_size=width)``). ``width == 1`` is a loop in one program; a width equal to
+    the runs per device is a plain vmap. Arguments with axis None are shared by every run.
+    """
+    per_device = size // len(devices)
+
+    def mapped(*args):
+        fixed = [None if ax == 0 else arg for arg, ax in zip(args, in_axes)]
+        runs = tuple(arg for arg, ax in zip(args, in_axes) if ax == 0)
+
+        def one(run_args):
+            it = iter(run_args)
+            return fn(*[next(it) if ax == 0 else arg for arg, ax in zip(fixed, in_axes)])
+
+        if per_device == 1:
+            return jax.tree.map(lambda a: a[None], one(jax.tree.map(lambda a: a[0], runs)))
+        if width >= per_device:
+            return jax.vmap(one)(runs)
+        return jax.lax.map(one, runs, batch_size=width)
+
     if len(devices) == 1:
-        return jax.jit(_named(batched, name))
+        return jax.jit(_named(mapped, name))
     mesh = Mesh(np.asarray(devices), ("runs",))
     specs = tuple(PartitionSpec("runs") if ax == 0 else PartitionSpec() for ax in in_axes)
-    sharded = _shard_map(batched, mesh=mesh, in_specs=specs, out_specs=PartitionSpec("runs"),
+    sharded = _shard_map(mapped, mesh=mesh, in_specs=specs, out_specs=PartitionSpec("runs"),
                          **_NO_CHECK)
     return jax.jit(_named(lambda *args: sharded(*args), name))
 
 
+def _keys(k_init, k_data, impl):
+    """Raw key data back to typed keys inside the program (``impl`` None: legacy raw keys)."""
+    if impl is None:
+        return k_init, k_data
+    return jax.random.wrap_key_data(k_init, impl=impl), jax.random.wrap_key_data(k_data, impl=impl)
+
+
 @functools.lru_cache(maxsize=32)
-def _one_shot_fn(cfg: RunConfig, size: int, devices: tuple, keep_params: bool):
+def _one_shot_fn(cfg: RunConfig, size: int, width: int, devices: tuple, keep_params: bool,
+                 impl):
     run = make_engine(cfg).run
 
     def one(k_init, k_data, hypers, x, y, ex, ey):
-        out = run(k_init, k_data, hypers, x, y, ex, ey)
+        out = run(*_keys(k_init, k_data, impl), hypers, x, y, ex, ey)
         if not keep_params:
             out = {k: v for k, v in out.items() if k not in ("params", "init_params")}
         return out
 
-    return _batched(one, (0, 0, 0, None, None, None, None), size, devices, "gbl_sweep_chunk")
+    return _batched(one, (0, 0, 0, None, None, None, None), size, width, devices,
+                    "gbl_sweep_chunk")
 
 
 @functools.lru_cache(maxsize=32)
-def _segment_fns(cfg: RunConfig, devices: tuple):
+def _segment_fns(cfg: RunConfig, width: int, devices: tuple, impl):
     """The compiled pieces of a compacted run: start, advance (per chunk size), finish."""
     engine = make_engine(cfg)
     n_units = engine.layout.n_units
     seg_units = -(-n_units // SEGMENTS)
     guard = seg_units * -(-n_units // seg_units) > n_units
 
+    def begin(k_init, k_data, hypers, x):
+        return engine.start(*_keys(k_init, k_data, impl), hypers, x)
+
     @functools.lru_cache(maxsize=None)
     def start(size):
-        return _batched(engine.start, (0, 0, 0, None), size, devices, "gbl_sweep_start")
+        return _batched(begin, (0, 0, 0, None), size, min(width, size), devices,
+                        "gbl_sweep_start")
 
     @functools.lru_cache(maxsize=None)
     def advance(size):
         fn = lambda s, x, y, ex, ey, u0: engine.advance(s, x, y, ex, ey, u0, seg_units,  # noqa
                                                         guard)
-        return _batched(fn, (0, None, None, None, None, None), size, devices, "gbl_sweep_segment")
+        return _batched(fn, (0, None, None, None, None, None), size, min(width, size), devices,
+                        "gbl_sweep_segment")
 
     @functools.lru_cache(maxsize=None)
     def finish(size):
-        return _batched(engine.finish, (0, None, None, None, None), size, devices,
-                        "gbl_sweep_finish")
+        return _batched(engine.finish, (0, None, None, None, None), size, min(width, size),
+                        devices, "gbl_sweep_finish")
 
     return engine, seg_units, start, advance, finish
 
@@ -275,14 +309,16 @@ class SweepPlan(NamedTuple):
 
     cfg: RunConfig
     data: tuple               # (x, y, eval_x, eval_y)
-    keys: jax.Array           # [seeds] the seeds' keys
-    k_init: jax.Array         # [seeds] after ``vary``
-    k_data: jax.Array         # [seeds]
+    keys: np.ndarray          # [seeds, ...] the seeds' key data
+    k_init: np.ndarray        # [seeds, ...] key data after ``vary``
+    k_data: np.ndarray        # [seeds, ...]
+    impl: Any                 # the keys' PRNG implementation (None: legacy raw uint32 keys)
     grid: dict                # {name: float64 values}
     cells: np.ndarray         # [cells, len(grid)] float32 values, cell-major
     seeds: int
     runs: np.ndarray          # flattened run indices (cell * seeds + seed) this plan computes
-    chunk_size: int
+    chunk_size: int           # runs per compiled call
+    width: int                # runs vmapped together inside a call (see ``_batched``)
     devices: tuple
     keep_params: bool
     compact: bool
@@ -306,21 +342,24 @@ class SweepPlan(NamedTuple):
     def inputs(self, runs: np.ndarray):
         """Per-run inputs of a chunk, padded to ``chunk_size`` with copies of the last run."""
         runs = np.concatenate([runs, np.repeat(runs[-1:], self.chunk_size - len(runs))])
-        seed, cell = jnp.asarray(runs % self.seeds), runs // self.seeds
-        hypers = {name: jnp.asarray(self.cells[cell, j]) for j, name in enumerate(self.grid)}
+        seed, cell = runs % self.seeds, runs // self.seeds
+        hypers = {name: self.cells[cell, j] for j, name in enumerate(self.grid)}
         return self.k_init[seed], self.k_data[seed], hypers
 
     def compile(self):
         """Compiles the chunk function ahead of time (returns seconds); the run then reuses it."""
         begin = time.perf_counter()
         if self.cfg.grad_tol is not None and self.compact:
-            _, _, start, advance, finish = _segment_fns(self.cfg, self.devices)
-            args = self.inputs(self.runs[:1])
-            start(self.chunk_size).lower(*args, self.data[0]).compile()
+            start = _segment_fns(self.cfg, self.width, self.devices, self.impl)[2]
+            start(self.chunk_size).lower(*self.inputs(self.runs[:1]), self.data[0]).compile()
         else:
-            fn = _one_shot_fn(self.cfg, self.chunk_size, self.devices, self.keep_params)
-            fn.lower(*self.inputs(self.runs[:1]), *self.data).compile()
+            self.chunk_fn().lower(*self.inputs(self.runs[:1]), *self.data).compile()
         return time.perf_counter() - begin
+
+    def chunk_fn(self) -> Callable:
+        """The compiled function of one chunk (without ``grad_tol``)."""
+        return _one_shot_fn(self.cfg, self.chunk_size, self.width, self.devices,
+                            self.keep_params, self.impl)
 
 
 def plan_sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax.Array,
@@ -352,25 +391,47 @@ def plan_sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax
     cells = np.asarray(list(itertools.product(*grid.values())), np.float32)
     cells = cells.reshape(len(cells), len(grid))
     runs = (np.arange(len(cells))[:, None] * seeds + np.arange(start, stop)[None, :]).reshape(-1)
-    if chunk_size is None:
-        chunk_size = auto_chunk_size(cfg, arrays[0], arrays[1], runs=len(runs), devices=devices)
-    chunk_size = require_int("chunk_size", chunk_size, 1)
-    if chunk_size % len(devices):
+    if chunk_size is not None and (require_int("chunk_size", chunk_size, 1) % len(devices)):
         raise ValueError(f"chunk_size must be a positive multiple of the device count "
                          f"({len(devices)}), got {chunk_size!r}")
-    keys = jax.random.split(key, seeds)
-    k_init, k_data = jax.vmap(jax.random.split, out_axes=1)(keys)
+    chunk_size, width = auto_execution(cfg, arrays[0], arrays[1], runs=len(runs),
+                                       devices=devices, chunk_size=chunk_size)
+    keys, impl = _seed_keys(key, seeds)
+    k_init, k_data = keys[:, 0], keys[:, 1]
     if "init" not in vary:
-        k_init = jnp.repeat(k_init[:1], seeds, axis=0)
+        k_init = np.repeat(k_init[:1], seeds, axis=0)
     if "data" not in vary:
-        k_data = jnp.repeat(k_data[:1], seeds, axis=0)
-    return SweepPlan(cfg, arrays, keys, k_init, k_data, grid, cells, seeds, runs, chunk_size,
-                     devices, bool(keep_params), bool(compact), vary)
+        k_data = np.repeat(k_data[:1], seeds, axis=0)
+    return SweepPlan(cfg, arrays, keys[:, 2], k_init, k_data, impl, grid, cells, seeds, runs,
+                     chunk_size, width, devices, bool(keep_params), bool(compact), vary)
+
+
+@functools.lru_cache(maxsize=16)
+def _split_fn(seeds: int):
+    def split(key):
+        keys = jax.random.split(key, seeds)
+        return jnp.stack([*jax.vmap(jax.random.split, out_axes=0)(keys).swapaxes(0, 1), keys], 1)
+    return jax.jit(split)
+
+
+def _seed_keys(key, seeds: int) -> tuple[np.ndarray, Any]:
+    """[seeds, 3, ...] key data: (k_init, k_data, the seed's key) per seed, and the PRNG impl.
+
+    One compiled program per seed count, gathered to the host once, so preparing a chunk's
+    inputs is numpy indexing.
+    """
+    key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
+    typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+    out = _split_fn(seeds)(key)
+    if typed:
+        return np.asarray(jax.random.key_data(out)), jax.random.key_impl(key)
+    return np.asarray(out), None
 
 
 def _run_compacted(plan: SweepPlan, k_init, k_data, hypers) -> dict:
     """One chunk run to convergence in segments, repacking the active runs between them."""
-    engine, seg_units, start, advance, finish = _segment_fns(plan.cfg, plan.devices)
+    engine, seg_units, start, advance, finish = _segment_fns(plan.cfg, plan.width, plan.devices,
+                                                             plan.impl)
     lay, size, n_dev = engine.layout, plan.chunk_size, len(plan.devices)
     x, y, ex, ey = plan.data
     state, init_params = start(size)(k_init, k_data, hypers, x)
@@ -432,8 +493,7 @@ def run_plan(plan: SweepPlan, skip: Callable[[int], bool] = lambda pos: False
         args = plan.inputs(runs)
         if compacted:
             return runs, _run_compacted(plan, *args)
-        fn = _one_shot_fn(plan.cfg, plan.chunk_size, plan.devices, plan.keep_params)
-        return runs, fn(*args, *plan.data)
+        return runs, plan.chunk_fn()(*args, *plan.data)
 
     def gather(runs, out):
         out = jax.tree.map(lambda a: np.asarray(a)[:len(runs)], jax.device_get(out))
@@ -468,7 +528,7 @@ def merge_chunks(plan: SweepPlan, chunks: Sequence[SweepChunk], wall_s: float) -
     seeds = np.unique(plan.runs % plan.seeds)
     return SweepResult(
         final_loss=out["final_loss"], diverged=out["diverged"], losses=out["losses"],
-        keys=key_data(plan.keys[jnp.asarray(seeds)]), params=out.get("params"),
+        keys=plan.keys[seeds], params=out.get("params"),
         init_params=out.get("init_params"), metrics=out["metrics"],
         final_metrics=out["final_metrics"], converged_step=out["converged_step"],
         grid={k: v.tolist() for k, v in plan.grid.items()}, vary=plan.vary,

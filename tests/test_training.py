@@ -113,3 +113,85 @@ def test_bad_input_raises_before_compiling():
             with pytest.raises(ValueError, match=message):
                 gbl.train(net, ADAM, kwargs.pop("data"), key=jax.random.PRNGKey(0), **kwargs)
     assert count.training == 0
+
+
+def test_bad_data_is_an_error_not_divergence():
+    data = problems.xor()
+    model = gbl.mlp([2], data.head)
+    x_nan = np.asarray(data.x).copy()
+    x_nan[2, 1] = np.nan
+    y_two = np.asarray(data.y).copy()
+    y_two[3] = 2.0
+    for bad, message in [((x_nan, data.y), r"x\[2, 1\] = "), ((data.x, y_two), r"y\[3\] = 2.0"),
+                         ((data.x[:0], data.y[:0]), "empty"),
+                         ((data.x, np.full(4, np.inf, np.float32)), r"y\[0\] = ")]:
+        with pytest.raises(ValueError, match=message):
+            gbl.train(model, ADAM, bad, key=jax.random.PRNGKey(0), steps=10)
+        with pytest.raises(ValueError, match=message):
+            gbl.sweep(model, ADAM, bad, key=jax.random.PRNGKey(0), seeds=2, steps=10)
+    labels = np.asarray([0, 1, 2, 3], np.int32)
+    with pytest.raises(ValueError, match=r"\[0, 3\).*y\[3\] = 3"):
+        gbl.train(gbl.mlp([2], gbl.heads.categorical(3)), ADAM, (data.x, labels),
+                  key=jax.random.PRNGKey(0), steps=10)
+
+
+def test_numpy_integers_are_integers_and_bools_are_not():
+    data = problems.xor()
+    model = gbl.mlp([2], data.head)
+    res = gbl.train(model, ADAM, data, key=jax.random.PRNGKey(0), steps=np.int64(5),
+                    log_every=np.int32(5))
+    assert res.losses.shape == (1,)
+    with pytest.raises(ValueError, match="steps"):
+        gbl.train(model, ADAM, data, key=jax.random.PRNGKey(0), steps=True)
+
+
+def test_data_key_separates_the_init_from_the_minibatch_order():
+    data = problems.circles(jax.random.PRNGKey(1), 64)
+    model = gbl.mlp([4], data.head)
+    sgd = optax.sgd(0.1)
+    key, other = jax.random.split(jax.random.PRNGKey(5))
+    base = gbl.train(model, sgd, data, key=key, steps=40, batch_size=8)
+    same_default = gbl.train(model, sgd, data, key=key, steps=40, batch_size=8,
+                             data_key=jax.random.split(key)[1])
+    np.testing.assert_array_equal(base.losses, same_default.losses)   # None = split(key)[1]
+    new_order = gbl.train(model, sgd, data, key=key, steps=40, batch_size=8, data_key=other)
+    for a, b in zip(jax.tree.leaves(base.init_params), jax.tree.leaves(new_order.init_params)):
+        np.testing.assert_array_equal(a, b)                            # same init
+    assert not np.allclose(base.losses, new_order.losses)             # another minibatch order
+
+
+def test_remainder_steps_run_unlogged_and_windows_are_means():
+    data = problems.xor()
+    model = gbl.mlp([2], data.head)
+    every = gbl.train(model, ADAM, data, key=jax.random.PRNGKey(0), steps=107, log_every=1)
+    coarse = gbl.train(model, ADAM, data, key=jax.random.PRNGKey(0), steps=107, log_every=10)
+    assert coarse.losses.shape == (10,)
+    np.testing.assert_allclose(coarse.losses, every.losses[:100].reshape(10, 10).mean(1), rtol=1e-5)
+    np.testing.assert_allclose(coarse.final_loss, every.final_loss, rtol=1e-6)
+    long_windows = gbl.train(model, ADAM, data, key=jax.random.PRNGKey(0), steps=107, log_every=53)
+    np.testing.assert_allclose(long_windows.losses, every.losses[:106].reshape(2, 53).mean(1),
+                               rtol=1e-5)
+
+
+X64 = """
+import jax, optax, numpy as np
+jax.config.update("jax_enable_x64", True)
+import gbl_jax as gbl
+d = gbl.problems.xor()
+x64 = (np.asarray(d.x, np.float64), np.asarray(d.y, np.float64))
+r = gbl.train(gbl.mlp([2], d.head), optax.adam(0.05), x64, key=jax.random.PRNGKey(0), steps=20)
+f = gbl.train(gbl.mlp([2], d.head), optax.adam(0.05), x64, key=jax.random.PRNGKey(0), steps=20,
+              dtype="float32")
+print(r.params["hidden"][0]["w"].dtype, r.final_loss.dtype, f.params["hidden"][0]["w"].dtype)
+"""
+
+
+def test_params_follow_float64_data_under_x64_or_a_dtype_argument():
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    proc = subprocess.run([sys.executable, "-c", X64], capture_output=True, text=True, env=env,
+                          timeout=300, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["float64", "float32", "float32"]
