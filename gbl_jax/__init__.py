@@ -6,6 +6,7 @@ from gbl_jax.compilation import enable_compilation_cache
 from gbl_jax.costs import absolute_error, mae, mse, nll, squared_error
 from gbl_jax.curvature import CriticalPoints
 from gbl_jax.curvature import critical_points
+from gbl_jax.devices import use_cpu_cores
 from gbl_jax.distributions import Bernoulli
 from gbl_jax.distributions import Categorical
 from gbl_jax.distributions import Laplace

@@ -130,24 +130,32 @@ SHARDED = textwrap.dedent("""
     import json, sys
     import jax, optax
     import gbl_jax as gbl
+    gbl.use_cpu_cores(4)   # the one call, before any computation
     data = gbl.problems.xor()
     model, adam = gbl.mlp([2], data.head), optax.adam(0.05)
     kw = dict(key=jax.random.PRNGKey(7), seeds=10, steps=100, log_every=10)
     many = gbl.sweep(model, adam, data, **kw)
     one = gbl.sweep(model, adam, data, devices=jax.devices()[:1], **kw)
+    try:
+        gbl.use_cpu_cores(2)
+        late = "no error"
+    except ValueError:
+        late = "ValueError"
     json.dump({"devices": len(jax.devices()), "chunk": many.chunk_size,
                "many": many.final_loss.tolist(), "one": one.final_loss.tolist(),
-               "many_curves": many.losses.tolist(), "one_curves": one.losses.tolist()}, sys.stdout)
+               "many_curves": many.losses.tolist(), "one_curves": one.losses.tolist(),
+               "late": late}, sys.stdout)
 """)
 
 
 def test_sharded_across_four_cpu_devices_equals_one_device():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env.pop("XLA_FLAGS", None)
     proc = subprocess.run([sys.executable, "-c", SHARDED], capture_output=True, text=True, env=env,
                           timeout=300, cwd=os.path.dirname(os.path.dirname(__file__)))
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout)
-    assert out["devices"] == 4 and out["chunk"] % 4 == 0
+    assert out["devices"] == 4 and out["chunk"] % 4 == 0 and out["late"] == "ValueError"
     np.testing.assert_allclose(out["many"], out["one"], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(out["many_curves"], out["one_curves"], rtol=1e-4, atol=1e-6)
 
