@@ -211,6 +211,63 @@ def compile_flatness(data):
     return out
 
 
+def grid_vs_loop(rounds=3, seeds=256, steps=2000, lrs=(0.01, 0.02, 0.05, 0.1, 0.2)):
+    """5 learning rates x 256 seeds of 2-2-1 on XOR: one ``sweep(grid=...)`` against a Python
+    loop of 5 sweeps, compile included (fresh model and optimizer objects every round)."""
+    data = gbl.problems.xor()
+    key = jax.random.PRNGKey(0)
+
+    def grid():
+        opt = optax.inject_hyperparams(optax.adam)(learning_rate=0.05)
+        out = gbl.sweep(gbl.mlp([2], data.head), opt, data, key=key, seeds=seeds, steps=steps,
+                        grid={"learning_rate": list(lrs)}, devices=jax.devices()[:1])
+        return out.final_loss
+
+    def loop():
+        return [gbl.sweep(gbl.mlp([2], data.head), optax.adam(lr), data, key=key, seeds=seeds,
+                          steps=steps, devices=jax.devices()[:1]).final_loss for lr in lrs]
+
+    times = {"grid": [], "loop": []}
+    for _ in range(rounds):
+        for name, fn in (("grid", grid), ("loop", loop)):
+            with gbl.count_compiles() as count:
+                times[name].append(measure(fn)[0])
+            times[f"{name}_compiles"] = count.training
+    looped, gridded = np.stack(loop()), grid()
+    return {"cells": len(lrs), "seeds": seeds, "steps": steps, "grid_s": min(times["grid"]),
+            "loop_s": min(times["loop"]), "grid_compiles": times["grid_compiles"],
+            "loop_compiles": times["loop_compiles"],
+            "max_difference": float(np.max(np.abs(looped - gridded))),
+            "same_success": bool(np.array_equal(looped < 0.1, gridded < 0.1)),
+            "speedup": min(times["loop"]) / min(times["grid"])}
+
+
+def compaction(rounds=2, seeds=256, steps=20000, grad_tol=1e-5, k=6, n=8, lr=0.1):
+    """Run to convergence (Safran & Shamir, teacher k = 6, student n = 8, GD on the population
+    loss): repacking the active runs between segments against freezing them in place."""
+    from safran_shamir import population_loss, student
+
+    model, teacher = student(n, k), jnp.eye(k)
+    loss = lambda w, y: population_loss(w, teacher)   # noqa: E731
+    data = (jnp.zeros((1, k)), jnp.zeros((1, 1)))
+    sgd = optax.sgd(lr)
+    kw = dict(key=jax.random.PRNGKey(0), seeds=seeds, steps=steps, grad_tol=grad_tol, loss=loss,
+              devices=jax.devices()[:1])
+    run = {c: (lambda c=c: gbl.sweep(model, sgd, data, compact=c, **kw)) for c in (True, False)}
+    first = {c: measure(lambda c=c: run[c]().final_loss)[0] for c in run}
+    best = {c: min(measure(lambda c=c: run[c]().final_loss)[0] for _ in range(rounds)) for c in run}
+    a, b = run[True](), run[False]()
+    conv = a.converged_step
+    return {"seeds": seeds, "budget": steps, "grad_tol": grad_tol, "k": k, "n": n,
+            "compact_s": best[True], "frozen_s": best[False], "compact_first_s": first[True],
+            "frozen_first_s": first[False], "speedup": best[False] / best[True],
+            "converged": int((conv >= 0).sum()), "median_converged_step": float(np.median(
+                conv[conv >= 0])) if (conv >= 0).any() else None,
+            "max_converged_step": int(conv.max()),
+            "equal_steps": bool(np.array_equal(conv, b.converged_step)),
+            "max_loss_difference": float(np.nanmax(np.abs(a.final_loss - b.final_loss)))}
+
+
 MEMORY_SCRIPT = """
 import resource, time, jax, optax, gbl_jax as gbl
 data = gbl.problems.xor()
@@ -248,6 +305,25 @@ def markdown(result) -> str:
     lines += ["", "| steps | seeds | chunk | sweep compile s |", "|---|---|---|---|"]
     lines += [f"| {r['steps']} | {r['seeds']} | {r['chunk_size']} | {r['compile_s']:.2f} |"
               for r in result["compile_flatness"]]
+    grid = result.get("grid")
+    if grid:
+        lines += ["", "| grid workload | one sweep(grid=...) s | loop of sweeps s | speedup | "
+                  "compiles (grid / loop) | max abs difference | same successes |",
+                  "|---|---|---|---|---|---|---|",
+                  f"| {grid['cells']} lr x {grid['seeds']} seeds, XOR 2-2-1, {grid['steps']} steps "
+                  f"| {grid['grid_s']:.2f} | {grid['loop_s']:.2f} | {grid['speedup']:.1f}x | "
+                  f"{grid['grid_compiles']} / {grid['loop_compiles']} | "
+                  f"{grid['max_difference']:.1e} | {grid['same_success']} |"]
+    comp = result.get("compaction")
+    if comp:
+        lines += ["", "| run to convergence | compacted s | frozen in place s | speedup | "
+                  "converged | median / max converged step | same steps |",
+                  "|---|---|---|---|---|---|---|",
+                  f"| Safran-Shamir k={comp['k']}, n={comp['n']}, {comp['seeds']} seeds, budget "
+                  f"{comp['budget']}, grad_tol {comp['grad_tol']:g} | {comp['compact_s']:.2f} | "
+                  f"{comp['frozen_s']:.2f} | {comp['speedup']:.1f}x | {comp['converged']} | "
+                  f"{comp['median_converged_step']} / {comp['max_converged_step']} | "
+                  f"{comp['equal_steps']} |"]
     memory = result.get("hundred_thousand_seeds")
     if memory:
         lines += ["", f"100,000 seeds of 2-16-1 on XOR, 2000 steps: peak RSS "
@@ -265,7 +341,7 @@ def main():
                         help="expose N CPU devices (jax_num_cpu_devices) so sweep can shard "
                         "across cores")
     parser.add_argument("--skip-memory", action="store_true")
-    parser.add_argument("--only", nargs="*", choices=list(WORKLOADS))
+    parser.add_argument("--only", nargs="*", choices=list(WORKLOADS) + ["grid", "compaction"])
     parser.add_argument("--markdown", metavar="JSON", help="print the tables of a saved run and exit")
     args = parser.parse_args()
     if args.cpu_devices:   # before the first computation starts the CPU backend
@@ -288,9 +364,15 @@ def main():
         print("torch is not installed: skipping the PyTorch peer (pip install torch)")
     print(json.dumps(info))
 
-    rows, ratios = [], {}
+    rows, ratios, extra = [], {}, {}
     with_large = args.large or device.platform != "cpu"
-    names = args.only or [n for n in WORKLOADS if with_large or n != "large"]
+    names = args.only or [n for n in WORKLOADS if with_large or n != "large"] + ["grid",
+                                                                                  "compaction"]
+    for name, fn in (("grid", grid_vs_loop), ("compaction", compaction)):
+        if name in names:
+            names.remove(name)
+            extra[name] = fn()
+            print(name, json.dumps(extra[name]), flush=True)
     for name in names:
         hidden, seeds = WORKLOADS[name]
         rounds = 1 if name == "large" and device.platform == "cpu" else args.rounds
@@ -303,7 +385,7 @@ def main():
         print(f"{name:>6} time / best plain: " + ", ".join(f"{k} {v:.3f}" for k, v in ratios[name].items()),
               flush=True)
 
-    flat = compile_flatness(data)
+    flat = compile_flatness(data) if rows else []
     for r in flat:
         print(f"compile flatness: steps {r['steps']:5d} seeds {r['seeds']:5d} (chunk {r['chunk_size']}): "
               f"compile {r['compile_s']:.2f} s")
@@ -313,9 +395,11 @@ def main():
               f"{memory['wall_s']:.1f} s, chunk {memory['chunk_size']}")
     with open(args.out, "w") as f:
         json.dump({"info": info, "rows": rows, "time_over_best_plain": ratios,
-                   "compile_flatness": flat, "hundred_thousand_seeds": memory}, f, indent=1)
+                   "compile_flatness": flat, "hundred_thousand_seeds": memory, **extra}, f,
+                  indent=1)
     print(f"wrote {args.out}")
-    print(markdown({"rows": rows, "compile_flatness": flat, "hundred_thousand_seeds": memory}))
+    print(markdown({"rows": rows, "compile_flatness": flat, "hundred_thousand_seeds": memory,
+                    **extra}))
 
 
 if __name__ == "__main__":
