@@ -14,6 +14,9 @@ TINY = {
     "safran_shamir": ["--seeds", "2", "--steps", "10"],
     "bishop_mdn": ["--steps", "10", "--n", "50"],
     "mse_vs_nll": ["--steps", "3"],
+    "noise_sources": ["--seeds", "2", "--steps", "10"],
+    "lr_init_grid": ["--seeds", "4", "--steps", "20"],
+    "landscape": ["--seeds", "4", "--steps", "10", "--pairs-of", "3"],
 }
 
 
