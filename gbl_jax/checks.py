@@ -48,6 +48,7 @@ def require_finite_array(name: str, value: Any) -> None:
     bad = ~np.isfinite(a)
     if bad.any():
         index = first_bad_index(bad)
+        where = ", ".join(map(str, index))
         raise ValueError(f"{name} has {int(bad.sum())} non-finite entries (NaN or inf); the first "
-                         f"is {name}[{', '.join(map(str, index))}] = {a[index].item()!r}. Bad data is not "
-                         "divergence: clean it before training")
+                         f"is {name}[{where}] = {a[index].item()!r}. Bad data is not divergence: "
+                         "clean it before training")

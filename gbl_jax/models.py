@@ -84,8 +84,7 @@ def from_flax(module, to_dist: Callable[[Any], Any], *, stochastic: bool = False
         return to_dist(module.apply(params, x, rngs=rngs))
 
     if not stochastic:
-        apply_det = lambda params, x: apply(params, x)   # noqa: E731 - the protocol's 2-argument form
-        return Model(init, apply_det, name or type(module).__name__, False)
+        return Model(init, lambda params, x: apply(params, x), name or type(module).__name__)
     return Model(init, apply, name or type(module).__name__, True)
 
 
