@@ -19,9 +19,12 @@
 # confidently *wrong*.
 
 # %%
+import json
+
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
+import numpy as np
 import optax
 
 import gbl_jax as gbl
@@ -30,22 +33,42 @@ z = jnp.linspace(-12, 12, 241)
 report = gbl.diagnostics.saturation_report(z, jnp.ones_like(z))   # target y = 1 everywhere
 plt.semilogy(z, report.nll_grad_norm, label="NLL")
 plt.semilogy(z, report.squared_error_grad_norm, label="squared error")
+plt.axvline(-10, color="k", linestyle=":", linewidth=1)
 plt.xlabel("logit z (target y = 1)")
 plt.ylabel("|d loss / dz|")
 plt.legend()
 plt.show()
-print("at z = -10: NLL gradient", float(report.nll_grad_norm[20]),
-      " squared-error gradient", float(report.squared_error_grad_norm[20]))
+at = gbl.diagnostics.saturation_report(jnp.asarray([-10.0]), jnp.asarray([1.0]))
+nll_grad, se_grad = float(at.nll_grad_norm[0]), float(at.squared_error_grad_norm[0])
+print(f"at z = -10: NLL gradient {nll_grad:.4g}, squared-error gradient {se_grad:.3g}")
 
 # %% [markdown]
-# Training from a confidently wrong init ($z = -10$ for every example, $y = 1$):
+# Training from a confidently wrong init ($z = -10$ for every example, $y = 1$), plain gradient
+# descent, tracking $P(y = 1)$ after every step:
 
 # %%
 x, y = jnp.ones((16, 1)), jnp.ones(16)
 wrong = lambda key, shape, dtype=jnp.float32: jnp.full(shape, -10.0, dtype)
 model = gbl.mlp((), gbl.heads.bernoulli(), init=wrong)
 sgd = optax.sgd(0.5)
+p_right = {"p_right": lambda dist, y: jnp.mean(dist.probs())}
+curves = {}
 for name, loss in (("NLL", gbl.nll), ("squared error", gbl.squared_error)):
-    res = gbl.train(model, sgd, (x, y), key=jax.random.PRNGKey(0), steps=200, loss=loss)
-    p = float(model.apply(res.params, x).probs()[0])
-    print(f"{name:>14}: P(y = 1) after 200 steps = {p:.4g}")
+    res = gbl.train(model, sgd, (x, y), key=jax.random.PRNGKey(0), steps=200, loss=loss,
+                    metrics=p_right)
+    curves[name] = np.asarray(res.metrics["p_right"])
+    print(f"{name:>14}: P(y = 1) after 200 steps = {float(res.final_metrics['p_right']):.4g}")
+steps_to_half = int(np.argmax(curves["NLL"] > 0.5)) + 1
+print(f"NLL passes P(y = 1) = 0.5 after {steps_to_half} steps; squared error never does")
+for name, curve in curves.items():
+    plt.semilogy(np.arange(1, 201), curve, label=name)
+plt.xlabel("step")
+plt.ylabel("P(y = 1)")
+plt.legend()
+plt.show()
+
+# %%
+results = {"nll_grad_at_minus10": nll_grad, "se_grad_at_minus10": se_grad,
+           "p_right_nll": float(curves["NLL"][-1]),
+           "p_right_se": float(curves["squared error"][-1]), "nll_steps_to_half": steps_to_half}
+print("RESULTS", json.dumps(results))

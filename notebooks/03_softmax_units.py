@@ -19,17 +19,20 @@
 # saturates when the answer is right.
 
 # %%
+import json
+
 import jax
 import jax.numpy as jnp
+import matplotlib.pyplot as plt
 import numpy as np
 
 import gbl_jax as gbl
 
 logits = jnp.asarray([[1e4, -1e4, 0.0]])
 naive = jnp.log(jnp.exp(logits) / jnp.sum(jnp.exp(logits)))
+stable = [float(gbl.Categorical(logits).log_prob(jnp.asarray([k]))[0]) for k in range(3)]
 print("naive log softmax:", naive)
-print("gbl log_prob of each class:",
-      [float(gbl.Categorical(logits).log_prob(jnp.asarray([k]))[0]) for k in range(3)])
+print("gbl log_prob of each class:", stable)
 
 # %%
 z = jax.random.normal(jax.random.PRNGKey(0), (5, 4))
@@ -40,9 +43,34 @@ print("NLL change when adding 123 to every logit:", float(shifted))
 print("NLL change when fixing the first logit to 0:", float(pinned))
 
 # %% [markdown]
-# Saturation: a confidently wrong softmax (right class at -10 below the others).
+# Saturation. Three classes, the right one's logit $z$ swept while the other two stay at 0: the
+# NLL gradient (with respect to the logits) stays above 1 as $z \to -\infty$ (it tends to
+# $\sqrt{3/2}$) and goes to 0 only when the answer is right; squared error on the probabilities
+# vanishes at both ends.
+
+# %%
+zs = jnp.linspace(-12, 12, 241)
+sweep = gbl.diagnostics.saturation_report(jnp.stack([zs, 0 * zs, 0 * zs], axis=1),
+                                          jnp.zeros(zs.shape, jnp.int32), unit="softmax")
+plt.semilogy(zs, sweep.nll_grad_norm, label="NLL")
+plt.semilogy(zs, sweep.squared_error_grad_norm, label="squared error")
+plt.xlabel("logit of the right class (the other two at 0)")
+plt.ylabel("|d loss / d logits|")
+plt.legend()
+plt.show()
+
+# %% [markdown]
+# The same in a table: a confidently wrong example (right class 1 at $-10$, the others at 10 and
+# 0) and an undecided one (all logits 0).
 
 # %%
 report = gbl.diagnostics.saturation_report(jnp.asarray([[10.0, -10.0, 0.0], [0.0, 0.0, 0.0]]),
                                            jnp.asarray([1, 1]), unit="softmax")
 print(report.table())
+
+# %%
+results = {"naive_is_nan": bool(jnp.isnan(naive[0, 0])), "log_prob_top": stable[0],
+           "log_prob_bottom": stable[1], "shift_change": float(shifted),
+           "pin_change": float(pinned), "wrong_nll_grad": float(report.nll_grad_norm[0]),
+           "wrong_se_grad": float(report.squared_error_grad_norm[0])}
+print("RESULTS", json.dumps(results))

@@ -1,5 +1,12 @@
-"""Every notebook executes from a clean kernel (they are stored as jupytext .py files)."""
+"""Every notebook executes from a clean kernel (they are stored as jupytext .py files), and
+notebooks 01-07 reproduce the numbers the README quotes from them.
 
+Each notebook ends by printing its key numbers on one line, ``RESULTS {json}``; the checks below
+hold those numbers to the README's claims with the tolerances stated in each.
+"""
+
+import json
+import math
 import os
 import pathlib
 
@@ -11,20 +18,113 @@ nbclient = pytest.importorskip("nbclient")
 NOTEBOOKS = sorted((pathlib.Path(__file__).parent.parent / "notebooks").glob("[0-9]*.py"))
 
 
-def test_there_are_seven_notebooks():
-    assert len(NOTEBOOKS) == 7
+def check_01(r):
+    # "the unit Gaussian's NLL equals 1/2 squared error + C to the printed digit; Laplace gives
+    # absolute error, Bernoulli the cross-entropy; jax.grad(nll) is (f - y)/N"
+    assert abs(r["nll_normal"] - r["half_mse_plus_c"]) < 1e-5
+    assert abs(r["nll_laplace"] - r["mae_plus_c"]) < 1e-5
+    assert abs(r["nll_bernoulli"] - r["cross_entropy"]) < 1e-5
+    assert r["grad_max_abs_err"] < 1e-6
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_executes(path, monkeypatch):
+def check_02(r):
+    # "1 vs 9e-5 at z = -10" and "P(right) 0.995 vs 5e-5 after 200 steps"
+    assert 0.99 < r["nll_grad_at_minus10"] <= 1.0
+    assert 8e-5 < r["se_grad_at_minus10"] < 1e-4
+    assert r["p_right_nll"] > 0.99
+    assert r["p_right_se"] < 1e-4
+    assert r["nll_steps_to_half"] <= 15
+
+
+def check_03(r):
+    # "log-sum-exp at logits of 1e4 (naive: NaN)", shift invariance, a fixed logit, saturation
+    assert r["naive_is_nan"]
+    assert r["log_prob_top"] == 0.0 and abs(r["log_prob_bottom"] + 2e4) < 1.0
+    assert abs(r["shift_change"]) < 1e-5 and abs(r["pin_change"]) < 1e-5
+    assert abs(r["wrong_nll_grad"] - math.sqrt(2)) < 0.01
+    assert r["wrong_se_grad"] < 1e-3
+
+
+def check_04(r):
+    # "squared error learns intercept 1.02 (the mean, 1), absolute error 0.70 (the median, 0.69)"
+    assert 0.95 < r["mse_intercept"] < 1.1
+    assert abs(r["mae_intercept"] - math.log(2)) < 0.05
+    assert abs(r["mse_slope"] - 2) < 0.05 and abs(r["mae_slope"] - 2) < 0.05
+
+
+def check_05(r):
+    # "recovers a noise scale growing with |x|; the NLL runs to -30 after 4000 steps without a
+    # floor and stops at -3.69 with min_scale=0.01"
+    assert r["scale_max_rel_err_away_from_0"] < 0.25
+    assert r["scale_at_2"] > 5 * r["scale_at_0"]
+    assert r["nll_no_floor_4000"] < -20
+    assert abs(r["nll_min_scale_4000"] - r["nll_floor"]) < 0.02
+    assert abs(r["nll_floor"] - (0.5 * math.log(2 * math.pi) + math.log(0.01))) < 1e-9
+
+
+def check_06(r):
+    # "one Gaussian (test NLL -0.26) against a 3-component MDN (-1.05)"
+    assert -0.4 < r["test_nll_gaussian"] < -0.15
+    assert -1.2 < r["test_nll_mdn"] < -0.9
+    assert r["test_nll_mdn"] < r["test_nll_gaussian"] - 0.6
+
+
+def check_07(r):
+    # "512 XOR inits (50% stuck)"
+    assert 0.4 < r["xor_failed"] < 0.6
+    # "the convex control (std 5e-7 vs 9e-2)"
+    assert r["std_convex"] < 1e-4 < 0.05 < r["std_mlp"]
+    # "spread against width": the widest net's final losses are concentrated (std and IQR at
+    # least 5x below the narrowest's) and lower (median)
+    std, iqr, median = r["width_std"], r["width_iqr"], r["width_median"]
+    assert r["widths"][0] < r["widths"][-1]
+    assert std[-1] < std[0] / 5 and iqr[-1] < iqr[0] / 5
+    assert median[-1] < median[0] / 10
+    # "zeros never breaks symmetry: 100% fail"; the standard schemes mostly succeed
+    assert r["init_failed"]["zeros"] == 1.0
+    assert r["init_failed"]["glorot_normal"] < 0.3
+
+
+CHECKS = {"01": check_01, "02": check_02, "03": check_03, "04": check_04, "05": check_05,
+          "06": check_06, "07": check_07}
+
+
+def test_there_are_nine_notebooks():
+    assert len(NOTEBOOKS) == 9
+
+
+def execute(path, monkeypatch):
+    """Runs a notebook in a fresh kernel; returns its executed cells."""
     monkeypatch.setenv("JAX_PLATFORMS", "cpu")
     monkeypatch.setenv("MPLBACKEND", "Agg")
     root = str(path.parent.parent)   # the kernel imports this checkout's gbl_jax
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv("PYTHONPATH",
+                       os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
     nb = jupytext.read(path)
     client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
                                      resources={"metadata": {"path": str(path.parent)}})
     client.execute()
-    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    return [cell for cell in nb.cells if cell.cell_type == "code"]
+
+
+def results_line(outputs):
+    """The dict printed as ``RESULTS {json}``, or None if the notebook printed none."""
+    lines = [line for o in outputs if o.get("output_type") == "stream"
+             for line in o.get("text", "").splitlines() if line.startswith("RESULTS ")]
+    assert len(lines) <= 1, lines
+    return json.loads(lines[0][len("RESULTS "):]) if lines else None
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook(path, monkeypatch):
+    cells = execute(path, monkeypatch)
+    outputs = [o for cell in cells for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     assert any(o.get("output_type") == "stream" for o in outputs)   # it printed its numbers
+    results = results_line(outputs)
+    check = CHECKS.get(path.stem[:2])
+    if check is not None:
+        assert results is not None, f"{path.name} printed no RESULTS line"
+        check(results)
+    elif results is not None:
+        assert isinstance(results, dict)
