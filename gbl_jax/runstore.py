@@ -1,32 +1,64 @@
-"""A sweep's folder on disk: written chunk by chunk, atomically, so nothing finished is lost.
+"""A sweep's run folder: the one place that knows its files, and how they are made safely.
 
-Layout of ``out/``: ``config.json`` (written first; identifies the sweep), ``chunks/`` (one
-``.npz`` per finished chunk, each written to a temporary name and renamed into place), then at
-the end ``results.json``, ``final_losses.csv``, ``curves.npz`` and the plots.
+Layout of ``out/``:
+
+  .gbl-jax-run          marker (gbl-jax made this folder) and lock file (``fcntl.flock``)
+  config.json           the resolved config, written before the first chunk; --resume reads it
+  chunks/runs_<a>-<b>.npz   the results of runs [a, b) (cell-major), one file per finished chunk
+  results.json, final_losses.csv, curves.npz, params.npz (--keep-params), <figure>.png/.pdf
+  landscape.json, interpolation.csv, barriers.csv, basins.csv (``gbl-jax landscape``)
+
+Every file is written to a temporary name in its folder and renamed into place, so a crash
+leaves whole files or none, with the user's umask. ``--force`` deletes only the names above, and
+only in a folder that carries the marker; a folder gbl-jax did not make is never touched.
 """
 
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import json
+import math
 import os
+import re
+import shutil
 import tempfile
 from pathlib import Path
+from typing import Any, Iterable, Mapping
 
+import jax
 import numpy as np
 
 from gbl_jax.sweeps import SweepChunk
 
-CONFIG, RESULTS = "config.json", "results.json"
-OUTPUTS = (CONFIG, RESULTS, "final_losses.csv", "curves.npz", "final_losses.png", "curves.png",
-           "final_losses.pdf", "curves.pdf", "chunks")
+MARKER, CONFIG, RESULTS = ".gbl-jax-run", "config.json", "results.json"
+CSV, CURVES, PARAMS, CHUNKS = "final_losses.csv", "curves.npz", "params.npz", "chunks"
+FIGURES = ("final_losses", "curves", "grid_success", "grid_heatmap", "critical_points",
+           "landscape")
+LANDSCAPE = ("landscape.json", "interpolation.csv", "barriers.csv", "basins.csv")
+FORMAT = 2   # of config.json; a folder of another format is refused on --resume
+_CHUNK = re.compile(r"runs_(\d+)-(\d+)\.npz")
+
+
+class RunError(ValueError):
+    """A run folder that cannot be used as asked (one line for the command line)."""
+
+
+def _umask() -> int:
+    mask = os.umask(0)   # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Writes ``data`` to ``path`` via a temporary file in the same folder and a rename."""
+    """Writes ``data`` to ``path`` via a temporary file in the same folder and a rename.
+
+    The file gets mode 0o666 minus the umask, like any file the user makes.
+    """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -37,58 +69,449 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def json_safe(obj: Any) -> Any:
+    """``obj`` with numpy values as Python ones and every NaN or infinity as None."""
+    if isinstance(obj, Mapping):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return json_safe(obj.tolist())
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    return obj
+
+
 def write_json(path: Path, obj) -> None:
-    atomic_write(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+    """Strict JSON (no NaN or Infinity tokens): non-finite numbers become null."""
+    text = json.dumps(json_safe(obj), indent=2, sort_keys=True, allow_nan=False)
+    atomic_write(path, (text + "\n").encode())
 
 
-def has_results(out: Path) -> bool:
-    """Whether ``out`` holds anything a sweep writes."""
-    return out.is_dir() and any((out / name).exists() for name in OUTPUTS)
+def _cell(value) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value))
+    return str(value)
 
 
-def check_writable(out: Path) -> None:
-    """Raises ValueError unless ``out`` (or the folder it would be made in) is writable."""
-    probe = out
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise ValueError(f"--out {out} is not writable ({probe} is not a writable folder)")
-
-
-def _chunk_path(out: Path, start: int) -> Path:
-    return out / "chunks" / f"seeds_{start:09d}.npz"
-
-
-def save_chunk(out: Path, chunk: SweepChunk) -> None:
-    """Writes one finished chunk atomically."""
-    (out / "chunks").mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    np.savez(buffer, runs=chunk.runs, final_loss=chunk.out["final_loss"],
-             diverged=chunk.out["diverged"], losses=chunk.out["losses"])
-    atomic_write(_chunk_path(out, chunk.start), buffer.getvalue())
-
-
-def done_chunks(out: Path) -> dict[int, Path]:
-    """Finished chunks on disk, by first seed."""
-    folder = out / "chunks"
-    if not folder.is_dir():
-        return {}
-    return {int(p.stem.split("_")[1]): p for p in folder.glob("seeds_*.npz")}
-
-
-def load_chunks(out: Path, seeds: int) -> dict[str, np.ndarray]:
-    """Concatenates all chunks; raises ValueError if any seed is missing."""
-    parts = [np.load(p) for _, p in sorted(done_chunks(out).items())]
-    covered = sum(len(p["runs"]) for p in parts)
-    if covered != seeds:
-        raise ValueError(f"{out}: chunks cover {covered} of {seeds} seeds")
-    return {k: np.concatenate([p[k] for p in parts]) for k in ("final_loss", "diverged", "losses")}
-
-
-def write_final_losses_csv(path: Path, final_loss: np.ndarray, diverged: np.ndarray) -> None:
+def write_csv(path: Path, columns: Mapping[str, Iterable]) -> None:
+    """One row per entry of the (equally long) columns; floats as Python's repr, bools as 0/1."""
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(["seed", "final_loss", "diverged"])
-    for i, (loss, bad) in enumerate(zip(final_loss.tolist(), diverged.tolist())):
-        writer.writerow([i, repr(float(loss)), int(bad)])
+    writer.writerow(list(columns))
+    for row in zip(*(list(np.asarray(c).tolist()) for c in columns.values())):
+        writer.writerow([_cell(v) for v in row])
     atomic_write(path, text.getvalue().encode())
+
+
+def _path_name(path) -> str:
+    parts = []
+    for key in path:
+        for attr in ("key", "idx", "name"):
+            if hasattr(key, attr):
+                parts.append(str(getattr(key, attr)))
+                break
+    return "/".join(parts)
+
+
+def flatten(tree) -> dict[str, np.ndarray]:
+    """{"a/0/w": leaf} for every leaf, named by its key path."""
+    return {_path_name(p): np.asarray(leaf)
+            for p, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def unflatten(template, arrays: Mapping[str, np.ndarray], where: str):
+    """The tree of ``template``'s structure whose leaves are ``arrays`` by key path."""
+    paths, treedef = jax.tree_util.tree_flatten_with_path(template)
+    names = [_path_name(p) for p, _ in paths]
+    missing = [n for n in names if n not in arrays]
+    if missing:
+        raise RunError(f"{where} lacks {missing[:3]}; it was not written by this configuration")
+    return jax.tree_util.tree_unflatten(treedef, [arrays[n] for n in names])
+
+
+def chunk_template(params_like=None, metric_names: Iterable[str] = ()) -> dict:
+    """The structure of a chunk's results (``params_like`` when params are kept)."""
+    out = {"final_loss": 0, "diverged": 0, "losses": 0, "converged_step": 0,
+           "metrics": {n: 0 for n in metric_names}, "final_metrics": {n: 0 for n in metric_names}}
+    if params_like is not None:
+        out.update(params=params_like, init_params=params_like)
+    return out
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation (MemAvailable on Linux)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def size_text(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n:.3g} EiB"
+
+
+def footprint(runs: int, logs: int, param_bytes: int, *, keep_params: bool,
+              classify: bool) -> tuple[int, int]:
+    """(host memory, disk) bytes a sweep needs, roughly: its results are held twice when the
+    chunks are merged (loss curves, per-run numbers, and with ``keep_params`` two params trees
+    per run), plus one run's params and optimizer state on the device."""
+    results = runs * (4 * logs + 16) + (2 * runs * param_bytes if keep_params else 0)
+    memory = 2 * results + 8 * runs + 8 * param_bytes
+    if classify:   # the Hessian spectra of every run
+        memory += runs * (param_bytes + 8 * 4)
+    return memory, 2 * results
+
+
+def nearest_existing(path: Path) -> Path:
+    probe = path.absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return probe
+
+
+class RunFolder:
+    """A sweep's folder (see the module docstring); ``start`` locks it until ``close``."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self._lock = None
+
+    # --- what is there -------------------------------------------------------------------
+    def is_ours(self) -> bool:
+        return (self.path / MARKER).is_file()
+
+    def written(self) -> list[Path]:
+        """Every file here that gbl-jax writes (chunks included), as it exists now."""
+        if not self.path.is_dir():
+            return []
+        names = [CONFIG, RESULTS, CSV, CURVES, PARAMS, *LANDSCAPE]
+        names += [f"{stem}.{ext}" for stem in FIGURES for ext in ("png", "pdf")]
+        found = [self.path / n for n in names if (self.path / n).is_file()]
+        found += [p for p in self.path.glob(".*.tmp")   # left by a crash inside atomic_write
+                  if any(p.name.startswith(f".{n}.") for n in names)]
+        chunks = self.path / CHUNKS
+        if chunks.is_dir():
+            found += [p for p in chunks.iterdir()
+                      if _CHUNK.fullmatch(p.name) or (p.name.startswith(".runs_")
+                                                      and p.name.endswith(".tmp"))]
+        return found
+
+    def has_results(self) -> bool:
+        return bool(self.written())
+
+    def check_new(self, *, force: bool) -> None:
+        """Raises RunError unless a new sweep may be written here (see the module docstring)."""
+        out = self.path
+        if out.exists() and not out.is_dir():
+            raise RunError(f"--out {out} is a file, not a folder")
+        if out.is_dir() and not self.is_ours() and any(out.iterdir()):
+            raise RunError(f"--out {out} holds files gbl-jax did not write (it has no {MARKER}); "
+                           "choose a new or empty folder" + (" (--force only replaces gbl-jax's "
+                                                             "own runs)" if force else ""))
+        if out.is_dir() and self.has_results() and not force:
+            raise RunError(f"--out {out} already holds results; pass --resume to finish it or "
+                           "--force to replace it")
+        probe = nearest_existing(out)
+        if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+            raise RunError(f"--out {out} is not writable ({probe} is not a writable folder)")
+
+    def check_space(self, memory: int, disk: int, what: str) -> None:
+        """Raises RunError if the sweep will not fit in memory or on the disk."""
+        free_memory = available_memory()
+        if memory > free_memory:
+            raise RunError(f"this sweep needs about {size_text(memory)} of memory ({what}) but "
+                           f"{size_text(free_memory)} is available; use fewer --seeds or a "
+                           "larger --log-every")
+        probe = nearest_existing(self.path)
+        free_disk = shutil.disk_usage(probe).free if probe.is_dir() else disk
+        if disk > free_disk:
+            raise RunError(f"--out {self.path}: this sweep needs about {size_text(disk)} of "
+                           f"disk ({what}) but {probe} has {size_text(free_disk)} free")
+
+    def read_config(self) -> dict:
+        """The stored ``{"config": ..., ...}`` of a gbl-jax run; RunError says what is wrong."""
+        if not self.is_ours():
+            what = "does not exist" if not self.path.exists() else f"has no {MARKER}"
+            raise RunError(f"{self.path} {what}: not a gbl-jax run folder")
+        try:
+            doc = json.loads((self.path / CONFIG).read_text())
+        except (OSError, ValueError) as err:
+            raise RunError(f"{self.path / CONFIG} is missing or not JSON ({err})") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("config"), dict):
+            raise RunError(f"{self.path / CONFIG} has no \"config\" object")
+        if doc.get("format") != FORMAT:
+            raise RunError(f"{self.path / CONFIG} is of format {doc.get('format')!r}, this "
+                           f"gbl-jax reads format {FORMAT}")
+        return doc
+
+    # --- writing ---------------------------------------------------------------------------
+    def lock(self, *, shared: bool = False) -> None:
+        """Holds the folder's lock until ``close`` (or the process ends).
+
+        A sweep holds it exclusively; the processes of one multi-process sweep share it.
+        """
+        fd = os.open(self.path / MARKER, os.O_RDWR)
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RunError(f"{self.path} is in use by another gbl-jax process (it holds the lock "
+                           f"on {MARKER}); wait for it to finish") from None
+        except OSError as err:
+            os.close(fd)
+            raise RunError(f"{self.path}: cannot lock {MARKER} ({err.strerror})") from None
+        self._lock = fd
+
+    def close(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+    def create(self, doc: dict, *, force: bool, shared: bool = False) -> None:
+        """Makes (or, with ``force``, clears) the folder, locks it and writes config.json."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        if not self.is_ours():
+            atomic_write(self.path / MARKER, b"made by gbl-jax; gbl-jax --force deletes only the "
+                         b"files gbl-jax writes here\n")
+        self.lock(shared=shared)
+        if self.has_results() and not force:   # another process got here first
+            raise RunError(f"--out {self.path} already holds results")
+        for path in self.written():
+            path.unlink(missing_ok=True)
+        chunks = self.path / CHUNKS
+        if chunks.is_dir() and not any(chunks.iterdir()):
+            chunks.rmdir()
+        write_json(self.path / CONFIG, {**doc, "format": FORMAT})
+
+    def save_chunk(self, chunk: SweepChunk) -> None:
+        """Writes one finished chunk atomically, named by its runs."""
+        folder = self.path / CHUNKS
+        folder.mkdir(exist_ok=True)
+        buffer = io.BytesIO()
+        arrays: dict[str, Any] = {"runs": chunk.runs, **flatten(chunk.out)}
+        np.savez(buffer, **arrays)
+        atomic_write(folder / f"runs_{chunk.start:012d}-{chunk.stop:012d}.npz", buffer.getvalue())
+
+    def done(self) -> set[tuple[int, int]]:
+        """(first run, last run + 1) of every finished chunk."""
+        folder = self.path / CHUNKS
+        matches = (_CHUNK.fullmatch(p.name) for p in folder.iterdir()) if folder.is_dir() else ()
+        return {(int(m[1]), int(m[2])) for m in matches if m}
+
+    def load_chunks(self, template, runs: int) -> list[SweepChunk]:
+        """Every chunk in run order; RunError unless they cover runs 0..runs-1 exactly once."""
+        chunks = []
+        for start, stop in sorted(self.done()):
+            path = self.path / CHUNKS / f"runs_{start:012d}-{stop:012d}.npz"
+            with np.load(path) as f:
+                arrays = {k: f[k] for k in f.files}
+            chunks.append(SweepChunk(arrays["runs"], unflatten(template, arrays, str(path))))
+        covered = np.concatenate([c.runs for c in chunks]) if chunks else np.zeros(0, int)
+        if not np.array_equal(covered, np.arange(runs)):
+            raise RunError(f"{self.path / CHUNKS}: chunks cover {len(np.unique(covered))} of "
+                           f"{runs} runs" + (" (some twice)" if len(np.unique(covered))
+                                              < len(covered) else ""))
+        return chunks
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def figure(self, stem: str) -> Path:
+        """The stem (no suffix) a figure of ``FIGURES`` is saved under (as .png and .pdf)."""
+        if stem not in FIGURES:
+            raise ValueError(f"unknown figure {stem!r}; runstore.FIGURES lists them")
+        return self.path / stem
+
+    def save_arrays(self, name: str, arrays: Mapping[str, Any],
+                    compress: bool = False) -> None:
+        buffer = io.BytesIO()
+        (np.savez_compressed if compress else np.savez)(buffer, **arrays)
+        atomic_write(self.path / name, buffer.getvalue())
+
+    def load_arrays(self, name: str) -> dict[str, np.ndarray]:
+        try:
+            with np.load(self.path / name) as f:
+                return {k: f[k] for k in f.files}
+        except (OSError, ValueError) as err:
+            raise RunError(f"{self.path / name} cannot be read ({err})") from None
+
+    def finish(self, result, config: dict, info: dict, cp=None) -> dict:
+        """Writes the outputs of a finished sweep; returns what results.json holds.
+
+        Args:
+          result: the merged ``SweepResult`` (grid axes first).
+          config: the resolved config (``threshold`` and ``threshold_rule`` included).
+          info: versions, devices, wall_s, compile_s, compile_cache and the figures' title.
+          cp: ``CriticalPoints`` of every run (flattened cell-major), or None.
+        """
+        from gbl_jax import plots
+        from gbl_jax.spreads import spread as spread_of
+
+        shape, grid = result.final_loss.shape, result.grid
+        threshold, title = config["threshold"], info["title"]
+        index = np.indices(shape).reshape(len(shape), -1)
+        columns = {name: np.asarray(values)[index[j]] for j, (name, values) in
+                   enumerate(grid.items())}
+        columns.update(seed=index[-1], final_loss=result.final_loss.reshape(-1),
+                       diverged=result.diverged.reshape(-1))
+        if config["grad_tol"] is not None:
+            columns["converged_step"] = result.converged_step.reshape(-1)
+        if cp is not None:
+            columns.update(kind=cp.kind, grad_norm=cp.grad_norm, min_eig=cp.min_eig,
+                           max_eig=cp.max_eig, index=cp.index)
+        write_csv(self.path / CSV, columns)
+
+        curves = {"losses": result.losses, "log_every": result.log_every, "keys": result.keys}
+        curves.update({f"grid_{k}": np.asarray(v) for k, v in grid.items()})
+        if config["grad_tol"] is not None:
+            curves["converged_step"] = result.converged_step
+        self.save_arrays(CURVES, curves, compress=True)
+        if result.params is not None and config["keep_params"]:
+            self.save_params(result)
+        spread = spread_of(result.final_loss, result.diverged)
+        low, high = spread.success_interval(threshold)
+        all_diverged = np.asarray(spread.n_ok) == 0
+        flat_loss, flat_bad = result.final_loss.reshape(-1), result.diverged.reshape(-1)
+        pooled = " (all cells)" if grid else ""
+        plots.save(plots.final_loss_histogram(flat_loss, flat_bad, threshold=threshold,
+                                              title=title + pooled), self.figure("final_losses"))
+        success = ~flat_bad & (np.where(flat_bad, np.inf, flat_loss) < threshold)
+        plots.save(plots.loss_curves_by_outcome(result.losses.reshape(-1, result.losses.shape[-1]),
+                                                result.log_every, success=success,
+                                                diverged=flat_bad, title=title + pooled),
+                   self.figure("curves"))
+        if grid and len(grid) <= 2:
+            rate = spread.success_rate(threshold)
+            plots.save(plots.grid_success(grid, rate, low, high, spread.median,
+                                          threshold=threshold, title=title),
+                       self.figure("grid_success"))
+            if len(grid) == 2:
+                plots.save(plots.grid_heatmap(grid, rate, threshold=threshold, low=low, high=high,
+                                              title=title), self.figure("grid_heatmap"))
+        if cp is not None:
+            plots.save(plots.critical_points_figure(cp.loss, cp.index, cp.kind, title=title),
+                       self.figure("critical_points"))
+
+        results = {
+            "config": config, "versions": info["versions"], "devices": info["devices"],
+            "threshold": {"value": threshold, "rule": config["threshold_rule"]},
+            "spread": spread.as_dict(),
+            "success_rate": {"threshold": threshold, "rate": spread.success_rate(threshold),
+                             "successes": spread.successes(threshold), "n": spread.n_ok,
+                             "interval_95": {"low": low, "high": high, "method": "Wilson"}},
+            "processes": info["processes"], "wall_s": info["wall_s"],
+            "compile_s": info["compile_s"],
+            "compile_cache": info["compile_cache"],
+        }
+        if np.all(all_diverged):
+            results["note"] = "all seeds diverged: the statistics are null"
+        elif np.any(all_diverged):
+            results["note"] = (f"every seed diverged in {int(np.sum(all_diverged))} of "
+                               f"{all_diverged.size} cells: their statistics are null")
+        if grid:
+            results["grid"] = grid
+        if config["grad_tol"] is not None:
+            steps = result.converged_step[result.converged_step >= 0]
+            results["converged"] = {"grad_tol": config["grad_tol"], "runs": int(steps.size),
+                                    "median_step": float(np.median(steps)) if steps.size else None}
+        if cp is not None:
+            kinds = cp.kind.reshape(shape)
+            results["critical_points"] = {
+                "counts": cp.counts(), "method": cp.method, "grad_tol": cp.grad_tol,
+                "eig_tol": cp.eig_tol}
+            if grid:
+                results["critical_points"]["counts_per_cell"] = {
+                    k: np.sum(kinds == k, axis=-1) for k in cp.counts()}
+        write_json(self.path / RESULTS, results)
+        return json_safe(results)
+
+    def save_params(self, result) -> None:
+        """params.npz: every run's final and initial params (leaves by key path, grid axes
+        first), with final_loss and diverged; ``load_params`` rebuilds the trees."""
+        arrays: dict[str, Any] = {"final_loss": result.final_loss, "diverged": result.diverged}
+        for name in ("params", "init_params"):
+            arrays.update({f"{name}/{k}": v for k, v in flatten(getattr(result, name)).items()})
+        self.save_arrays(PARAMS, arrays)
+
+    def load_params(self, params_like) -> dict:
+        """{"params", "init_params": trees [*G, seeds, ...], "final_loss", "diverged"}."""
+        if not (self.path / PARAMS).is_file():
+            raise RunError(f"{self.path} has no {PARAMS}: the sweep ran without --keep-params "
+                           "(rerun it with --keep-params)")
+        arrays = self.load_arrays(PARAMS)
+        out: dict[str, Any] = {k: arrays[k] for k in ("final_loss", "diverged") if k in arrays}
+        for name in ("params", "init_params"):
+            leaves = {k[len(name) + 1:]: v for k, v in arrays.items() if k.startswith(name + "/")}
+            out[name] = unflatten(params_like, leaves, str(self.path / PARAMS))
+        return out
+
+    def finish_landscape(self, report: dict, curves, monotone, barriers, labels, title: str):
+        """Writes landscape.json, the CSVs and landscape.png/.pdf.
+
+        Args:
+          report: what landscape.json holds.
+          curves: [seeds, num] loss along init -> final; monotone: [seeds] bool.
+          barriers: {"seeds": [K], "unaligned": [K, K], "aligned": [K, K] or None}.
+          labels: [seeds] basin of each seed (-1 diverged).
+          title: the figures' title.
+        """
+        seeds, num = curves.shape
+        alphas = np.linspace(0.0, 1.0, num)
+        write_csv(self.path / "interpolation.csv", {
+            "seed": np.repeat(np.arange(seeds), num), "alpha": np.tile(alphas, seeds),
+            "loss": curves.reshape(-1)})
+        ids = np.asarray(barriers["seeds"])
+        a, b = np.triu_indices(len(ids), 1)
+        columns = {"seed_a": ids[a], "seed_b": ids[b], "barrier": barriers["unaligned"][a, b]}
+        if barriers["aligned"] is not None:
+            columns["barrier_aligned"] = barriers["aligned"][a, b]
+        write_csv(self.path / "barriers.csv", columns)
+        write_csv(self.path / "basins.csv", {"seed": np.arange(seeds), "basin": labels})
+        write_json(self.path / "landscape.json", report)
+        from gbl_jax import plots
+
+        plots.save(_landscape_figure(curves, monotone, barriers, title), self.figure("landscape"))
+
+
+def _landscape_figure(curves, monotone, barriers, title: str):
+    """Loss along init -> final per seed, and the barrier matrices (unaligned, aligned)."""
+    import matplotlib.pyplot as plt
+
+    panels = 2 if barriers["aligned"] is None else 3
+    fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.8), layout="constrained")
+    alphas = np.linspace(0.0, 1.0, curves.shape[1])
+    for flag, color, name in ((True, "tab:blue", "monotone"), (False, "tab:orange", "with a bump")):
+        rows = curves[(monotone == flag) & np.all(np.isfinite(curves), axis=1)][:200]
+        if len(rows):
+            axes[0].plot(alphas, rows.T, color=color, alpha=0.3, linewidth=0.7)
+            axes[0].plot([], [], color=color, label=f"{name} ({int(np.sum(monotone == flag))})")
+    axes[0].set_xlabel("alpha (0 = init, 1 = final)")
+    axes[0].set_ylabel("loss")
+    axes[0].legend(fontsize="small")
+    matrices = [m for m in (barriers["unaligned"], barriers["aligned"]) if m is not None]
+    top = max(float(np.nanmax(m)) if np.isfinite(m).any() else 0.0 for m in matrices)
+    for ax, matrix, name in zip(axes[1:], matrices, ("barrier", "barrier after align")):
+        image = ax.imshow(matrix, vmin=0, vmax=max(top, 1e-12), cmap="magma")
+        ax.set_title(name, fontsize="medium")
+        ax.set_xlabel("seed")
+        ax.set_ylabel("seed")
+        ticks = np.arange(len(barriers["seeds"]))
+        ax.set_xticks(ticks, [str(s) for s in barriers["seeds"]], fontsize="x-small", rotation=90)
+        ax.set_yticks(ticks, [str(s) for s in barriers["seeds"]], fontsize="x-small")
+        fig.colorbar(image, ax=ax)
+    fig.suptitle(title, fontsize="medium")
+    return fig

@@ -1,26 +1,46 @@
-"""The gbl-jax command line: end to end in subprocesses, resume in process."""
+"""The gbl-jax command line: end to end in subprocesses, resume and refusals in process.
+
+Finished run folders are made once per module (``plain``, ``two_devices``, ``grid_run``) and
+copied where a test changes them.
+"""
 
 import csv
+import fcntl
 import json
+import math
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 
-from gbl_jax import cli, sweeps
+from gbl_jax import cli, inits, nets, runstore, sweeps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = ["--problem", "xor", "--hidden", "2", "--seeds", "12", "--steps", "200", "--chunk-size", "4",
          "--cpu-devices", "1"]
+GRID = ["--problem", "xor", "--hidden", "2", "--seeds", "8", "--steps", "100", "--chunk-size", "4",
+        "--cpu-devices", "1", "--lr", "0.01,0.1", "--init-scale", "0.5,1", "--classify",
+        "--keep-params", "--grad-tol", "1e-4"]
+KINDS = {"minimum", "saddle", "not_converged", "diverged"}
 
 
-def _run(*args, cwd=ROOT):
+def _run(*args, cwd=ROOT, cache=None):
     env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
     env.pop("XLA_FLAGS", None)
+    if cache is not None:
+        env["XDG_CACHE_HOME"] = str(cache)
     return subprocess.run([sys.executable, "-m", "gbl_jax.cli", *args], capture_output=True, text=True,
                           timeout=600, cwd=cwd, env=env)
+
+
+def _main(*args):
+    """The command in this process (JAX's compile cache stays off: it is process-wide)."""
+    return cli.main([*args, "--no-compile-cache"])
 
 
 def _csv(path):
@@ -28,35 +48,139 @@ def _csv(path):
         return list(csv.DictReader(f))
 
 
-def test_sweep_writes_every_output_and_a_summary(tmp_path):
-    out = tmp_path / "xor"
-    proc = _run("sweep", *SMALL, "--out", str(out))
+def _strict_json(path):
+    def refuse(token):
+        raise AssertionError(f"{path} holds {token}: not strict JSON")
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def _one_line_error(err, message):
+    assert message in err, err
+    assert err.startswith("gbl-jax: error:") and err.strip().count("\n") == 0, err
+
+
+def _copy(src, dst):
+    shutil.copytree(src, dst)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def cache_home(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory, cache_home):
+    out = tmp_path_factory.mktemp("plain") / "xor"
+    old = os.umask(0o022)
+    try:
+        proc = _run("sweep", *SMALL, "--out", str(out), "--compile-cache", str(cache_home / "xla"))
+    finally:
+        os.umask(old)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    results = json.loads((out / "results.json").read_text())
+    return out, proc
+
+
+@pytest.fixture(scope="module")
+def two_devices(tmp_path_factory, cache_home):
+    out = tmp_path_factory.mktemp("two") / "xor"
+    proc = _run("sweep", "--problem", "xor", "--seeds", "8", "--steps", "50", "--chunk-size", "4",
+                "--cpu-devices", "2", "--out", str(out), cache=cache_home)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def grid_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("grid") / "xor"
+    assert _main("sweep", *GRID, "--out", str(out)) == 0
+    return out
+
+
+def test_sweep_writes_every_output_and_a_summary(plain, cache_home):
+    out, proc = plain
+    results = _strict_json(out / "results.json")
     assert results["config"]["seeds"] == 12 and results["config"]["chunk_size"] == 4
-    assert results["config"]["devices"] == 1
+    assert results["config"]["devices"] == 1 and len(results["devices"]) == 1
     assert {"jax", "jaxlib", "gbl_jax"} <= set(results["versions"])
-    assert results["spread"]["n"] == 12 and results["compile_s"] > 0 and results["devices"]
+    assert results["spread"]["n"] == 12 and results["compile_s"] > 0
     rows = _csv(out / "final_losses.csv")
+    assert list(rows[0]) == ["seed", "final_loss", "diverged"]
     assert [int(r["seed"]) for r in rows] == list(range(12))
     losses = np.array([float(r["final_loss"]) for r in rows])
     np.testing.assert_allclose(results["spread"]["mean"], losses.mean(), rtol=1e-6)
+    rate = results["success_rate"]
+    assert rate["rate"] == np.mean(losses < 0.1) and rate["interval_95"]["method"] == "Wilson"
+    assert results["threshold"] == {"value": 0.1, "rule": results["config"]["threshold_rule"]}
+    assert "0.1 nats" in results["threshold"]["rule"]
     curves = np.load(out / "curves.npz")
     assert curves["losses"].shape == (12, 100) and int(curves["log_every"]) == 2
-    for png in ("final_losses.png", "curves.png"):
-        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "median" in proc.stdout and str(out) in proc.stdout
+    for stem in ("final_losses", "curves"):
+        assert (out / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (out / f"{stem}.pdf").read_bytes()[:5] == b"%PDF-"
+    assert "median" in proc.stdout and str(out) in proc.stdout and "0.1 nats" in proc.stdout
+    # the files follow the umask (022 here), not mkstemp's 0600
+    assert (out / "results.json").stat().st_mode & 0o777 == 0o644
+    assert (out / "chunks").glob("runs_*.npz") and (out / runstore.MARKER).is_file()
+    # the compile cache is on by default and recorded
+    assert results["compile_cache"] == str(cache_home / "xla") and any((cache_home / "xla").iterdir())
+    # everything in the folder is a file the run folder knows it wrote
+    written = {p for p in runstore.RunFolder(out).written()}
+    assert {p for p in out.rglob("*") if p.is_file()} - written == {out / runstore.MARKER}
 
 
-def test_existing_results_are_never_overwritten_without_force(tmp_path):
-    out = tmp_path / "run"
-    assert _run("sweep", *SMALL, "--out", str(out)).returncode == 0
+def test_version_prints_the_package_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"gbl-jax {cli.gbl_jax.__version__}"
+
+
+def test_options_come_from_the_library_registries():
+    sweep = cli._parser()._subparsers._group_actions[0].choices["sweep"]
+    choices = {a.dest: a.choices for a in sweep._actions}
+    assert choices["activation"] == sorted(nets.ACTIVATIONS)
+    assert choices["init"] == sorted(inits.INITS)
+    assert set(choices["head"]) == {"gaussian", "heteroscedastic_gaussian", "laplace", "bernoulli",
+                                    "categorical", "mixture_density"}
+
+
+def test_cpu_devices_takes_effect_and_resume_keeps_the_device_count(two_devices, tmp_path):
+    results = _strict_json(two_devices / "results.json")
+    assert results["devices"] == ["cpu:0", "cpu:1"] and results["config"]["devices"] == 2
+    # a lost chunk is recomputed on the stored two devices: the same numbers
+    broken = _copy(two_devices, tmp_path / "broken")
+    for path in runstore.RunFolder(broken).written():
+        if path.name not in ("config.json",) and "runs_000000000000" not in path.name:
+            path.unlink()
+    assert _main("sweep", "--out", str(broken), "--resume", "--cpu-devices", "1") == 2
+    proc = _run("sweep", "--out", str(broken), "--resume", "--no-compile-cache")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (broken / "final_losses.csv").read_text() == (two_devices / "final_losses.csv").read_text()
+
+
+def test_existing_results_are_never_overwritten_without_force(plain, tmp_path, capsys):
+    out = _copy(plain[0], tmp_path / "run")
+    (out / "notes.txt").write_text("mine")
     before = (out / "final_losses.csv").read_bytes()
-    again = _run("sweep", *SMALL, "--out", str(out), "--seed", "3")
-    assert again.returncode == 2 and "already holds results" in again.stderr
+    assert _main("sweep", *SMALL, "--out", str(out), "--seed", "3") == 2
+    _one_line_error(capsys.readouterr().err, "already holds results")
     assert (out / "final_losses.csv").read_bytes() == before
-    forced = _run("sweep", *SMALL, "--out", str(out), "--seed", "3", "--force")
-    assert forced.returncode == 0 and (out / "final_losses.csv").read_bytes() != before
+    assert _main("sweep", *SMALL, "--out", str(out), "--seed", "3", "--force") == 0
+    assert (out / "final_losses.csv").read_bytes() != before
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_force_never_touches_a_folder_gbl_jax_did_not_make(tmp_path, capsys):
+    out = tmp_path / "mine"
+    (out / "chunks").mkdir(parents=True)
+    (out / "config.json").write_text("my notes")
+    (out / "chunks" / "part1.txt").write_text("my data")
+    assert _main("sweep", *SMALL, "--out", str(out), "--force") == 2
+    _one_line_error(capsys.readouterr().err, "did not write")
+    assert (out / "config.json").read_text() == "my notes"
+    assert (out / "chunks" / "part1.txt").read_text() == "my data"
+    assert sorted(p.name for p in out.rglob("*")) == ["chunks", "config.json", "part1.txt"]
 
 
 @pytest.mark.parametrize("args, message", [
@@ -64,67 +188,264 @@ def test_existing_results_are_never_overwritten_without_force(tmp_path):
     (["--seeds", "0"], "--seeds"),
     (["--steps", "-5"], "--steps"),
     (["--hidden", "4,x"], "--hidden"),
+    (["--hidden", "99999999999999999999"], "of memory"),
+    (["--seeds", "100000000000"], "needs about"),
+    (["--seed", str(2**70)], "--seed"),
+    (["--seed", "-1"], "--seed"),
+    (["--lr", "inf"], "--lr"),
+    (["--lr", "0.1,nan"], "--lr"),
+    (["--lr", "0.1,0.1"], "distinct"),
+    (["--init-scale", "-1"], "--init-scale"),
+    (["--threshold", "nan"], "--threshold"),
+    (["--threshold", "-1"], "no seed could succeed"),
+    (["--loss", "mse", "--threshold", "0"], "no seed could succeed"),
+    (["--grad-tol", "0"], "--grad-tol"),
+    (["--cpu-devices", "0"], "--cpu-devices"),
+    (["--log-every", "500"], "--log-every"),
+    (["--batch-size", "5"], "batch_size"),
+    (["--problem", "circles", "--n", "1"], "circles: n"),
     (["--head", "gaussian"], "needs targets"),
     (["--problem", "sine", "--head", "bernoulli"], "shape"),
     (["--optimizer", "lbfgs"], "invalid choice"),
 ])
-def test_bad_input_is_one_line_exit_two_and_writes_nothing(tmp_path, args, message):
+def test_bad_input_is_one_line_exit_two_and_writes_nothing(tmp_path, capsys, args, message):
     out = tmp_path / "bad"
-    proc = _run("sweep", *SMALL, *args, "--out", str(out))
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr and message in proc.stderr
-    assert proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith("gbl-jax: error:")
+    assert _main("sweep", *SMALL, *args, "--out", str(out)) == 2
+    _one_line_error(capsys.readouterr().err, message)
     assert not out.exists()
 
 
-def test_unwritable_out_is_refused(tmp_path):
+@pytest.mark.parametrize("args, message", [
+    (["--seeds", "100000000000"], "needs about"),
+    (["--seed", str(2**70)], "--seed must be an integer in [0, 4294967294]"),
+])
+def test_bad_input_in_a_real_process_has_no_traceback(tmp_path, args, message):
+    out = tmp_path / "bad"
+    proc = _run("sweep", *SMALL, *args, "--out", str(out))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    _one_line_error(proc.stderr, message)
+    assert not out.exists()
+
+
+def test_an_out_that_cannot_be_made_is_refused(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    proc = _run("sweep", *SMALL, "--out", str(blocker / "sub"))
-    assert proc.returncode == 2 and "not writable" in proc.stderr
+    assert _main("sweep", *SMALL, "--out", str(blocker / "sub")) == 2
+    _one_line_error(capsys.readouterr().err, "not writable")
+    assert _main("sweep", *SMALL, "--out", "/proc/gbl-jax-test") == 2
+    _one_line_error(capsys.readouterr().err, "/proc/gbl-jax-test")
+    assert not os.path.exists("/proc/gbl-jax-test")
 
 
-def test_problems_and_tour():
-    listed = _run("problems")
-    assert listed.returncode == 0 and "bishop_inverse" in listed.stdout and "two_spirals" in listed.stdout
-    tour = _run("tour")
-    assert tour.returncode == 0, tour.stderr
-    nll_line = next(line for line in tour.stdout.splitlines() if "nll =" in line)
-    values = [float(part.split()[0]) for part in nll_line.split("=")[1:]]
-    assert abs(values[0] - values[-1]) < 1e-5
+@pytest.mark.parametrize("damage, message", [
+    (lambda doc: "{not json", "not JSON"),
+    (lambda doc: json.dumps({**doc, "config": {k: v for k, v in doc["config"].items() if k != "steps"}}),
+     "lacks steps"),
+    (lambda doc: json.dumps({**doc, "config": {**doc["config"], "seeds": "many"}}), "--seeds"),
+    (lambda doc: json.dumps([1, 2]), "no \"config\""),
+])
+def test_a_malformed_config_on_resume_is_one_line(plain, tmp_path, capsys, damage, message):
+    out = _copy(plain[0], tmp_path / "run")
+    doc = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(damage(doc))
+    assert _main("sweep", "--out", str(out), "--resume") == 2
+    _one_line_error(capsys.readouterr().err, message)
 
 
-def test_resume_after_an_interrupt_equals_an_uninterrupted_run(tmp_path, monkeypatch, capsys):
-    whole, broken = tmp_path / "whole", tmp_path / "broken"
-    assert cli.main(["sweep", *SMALL, "--out", str(whole)]) == 0
+def test_a_second_writer_is_locked_out(plain, tmp_path, capsys):
+    out = _copy(plain[0], tmp_path / "run")
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with open(out / runstore.MARKER) as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        for extra in (["--resume"], [*SMALL, "--force"]):
+            assert _main("sweep", "--out", str(out), *extra) == 2
+            _one_line_error(capsys.readouterr().err, "in use by another gbl-jax process")
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
+
+def test_all_diverged_gives_strict_json_with_the_reason(tmp_path, capsys):
+    out = tmp_path / "bad"
+    args = ["--problem", "xor", "--seeds", "4", "--steps", "20", "--activation", "identity",
+            "--optimizer", "sgd", "--lr", "1e10", "--cpu-devices", "1", "--out", str(out)]
+    assert _main("sweep", *args) == 0
+    results = _strict_json(out / "results.json")
+    assert results["spread"]["n_diverged"] == 4 and results["spread"]["mean"] is None
+    assert results["success_rate"]["rate"] is None and "all seeds diverged" in results["note"]
+    assert "all seeds diverged" in capsys.readouterr().out
+
+
+def _interrupt_after_first_chunk(monkeypatch):
     real_run_plan = sweeps.run_plan
 
-    def interrupted(plan, skip=lambda start: False):
+    def interrupted(plan, skip=lambda pos: False):
         for i, chunk in enumerate(real_run_plan(plan, skip)):
             if i == 1:
                 raise KeyboardInterrupt
             yield chunk
 
     monkeypatch.setattr(sweeps, "run_plan", interrupted)
-    assert cli.main(["sweep", *SMALL, "--out", str(broken)]) == 130
+    return real_run_plan
+
+
+def test_resume_after_an_interrupt_equals_an_uninterrupted_run(tmp_path, monkeypatch, capsys):
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    assert _main("sweep", *SMALL, "--out", str(whole)) == 0
+    real_run_plan = _interrupt_after_first_chunk(monkeypatch)
+    assert _main("sweep", *SMALL, "--out", str(broken)) == 130
     assert "--resume" in capsys.readouterr().err
     assert len(list((broken / "chunks").glob("*.npz"))) == 1 and not (broken / "results.json").exists()
-    again = cli.main(["sweep", *SMALL, "--out", str(broken)])
-    assert again == 2   # holds a partial sweep: needs --resume or --force
+    assert _main("sweep", *SMALL, "--out", str(broken)) == 2   # a partial sweep: --resume or --force
     monkeypatch.setattr(sweeps, "run_plan", real_run_plan)
-    assert cli.main(["sweep", "--out", str(broken), "--resume", "--seeds", "99"]) == 2
-    assert cli.main(["sweep", "--out", str(broken), "--resume"]) == 0
+    assert _main("sweep", "--out", str(broken), "--resume", "--seeds", "99") == 2
+    assert _main("sweep", "--out", str(broken), "--resume", "--cpu-devices", "2") == 2
+    _one_line_error(capsys.readouterr().err.splitlines()[-1], "device")
+    assert _main("sweep", "--out", str(broken), "--resume", "--seeds", "12", "--lr", "0.05") == 0
     assert (broken / "final_losses.csv").read_text() == (whole / "final_losses.csv").read_text()
+
+
+def test_a_grid_writes_one_row_per_cell_and_seed(grid_run):
+    rows = _csv(grid_run / "final_losses.csv")
+    assert list(rows[0]) == ["learning_rate", "init_scale", "seed", "final_loss", "diverged",
+                             "converged_step", "kind", "grad_norm", "min_eig", "max_eig", "index"]
+    cells = [(float(r["learning_rate"]), float(r["init_scale"])) for r in rows]
+    assert cells == [(lr, s) for lr in (0.01, 0.1) for s in (0.5, 1.0) for _ in range(8)]
+    assert [int(r["seed"]) for r in rows] == list(range(8)) * 4
+    results = _strict_json(grid_run / "results.json")
+    assert results["grid"] == {"learning_rate": [0.01, 0.1], "init_scale": [0.5, 1.0]}
+    losses = np.array([float(r["final_loss"]) for r in rows]).reshape(2, 2, 8)
+    rate = results["success_rate"]
+    np.testing.assert_allclose(rate["rate"], np.mean(losses < 0.1, axis=-1))
+    low, high = np.array(rate["interval_95"]["low"]), np.array(rate["interval_95"]["high"])
+    assert low.shape == (2, 2) and np.all(low <= np.array(rate["rate"])) and np.all(high >= low)
+    np.testing.assert_allclose(results["spread"]["median"], np.median(losses, axis=-1), rtol=1e-6)
+    for stem in ("grid_success", "grid_heatmap", "critical_points"):
+        assert (grid_run / f"{stem}.png").is_file() and (grid_run / f"{stem}.pdf").is_file()
+
+
+def test_classify_and_grad_tol_add_per_seed_columns_and_counts(grid_run):
+    rows = _csv(grid_run / "final_losses.csv")
+    results = _strict_json(grid_run / "results.json")
+    kinds = [r["kind"] for r in rows]
+    assert set(kinds) <= KINDS
+    counts = results["critical_points"]["counts"]
+    assert counts == {k: kinds.count(k) for k in KINDS}
+    per_cell = np.array(results["critical_points"]["counts_per_cell"]["not_converged"])
+    assert per_cell.shape == (2, 2) and per_cell.sum() == counts["not_converged"]
+    for r in rows:
+        assert (float(r["grad_norm"]) > 1e-4) == (r["kind"] == "not_converged")
+        assert float(r["min_eig"]) <= float(r["max_eig"]) and int(r["converged_step"]) >= -1
+    assert results["converged"]["grad_tol"] == 1e-4
+
+
+def test_keep_params_stores_every_runs_params(grid_run):
+    arrays = np.load(grid_run / "params.npz")
+    assert arrays["params/hidden/0/w"].shape == (2, 2, 8, 2, 2)
+    assert arrays["init_params/head/w"].shape == (2, 2, 8, 2, 1)
+    assert arrays["diverged"].shape == (2, 2, 8)
+
+
+def test_a_grid_resumes_to_the_same_results(grid_run, tmp_path, monkeypatch):
+    broken = tmp_path / "broken"
+    _interrupt_after_first_chunk(monkeypatch)
+    assert _main("sweep", *GRID, "--out", str(broken)) == 130
+    monkeypatch.undo()
+    assert _main("sweep", "--out", str(broken), "--resume") == 0
+    assert (broken / "final_losses.csv").read_text() == (grid_run / "final_losses.csv").read_text()
+
+
+def test_landscape_of_a_sweep_with_params(grid_run, tmp_path, capsys):
+    out = _copy(grid_run, tmp_path / "run")
+    assert _main("landscape", "--out", str(out), "--cell", "3", "--pairs", "4") == 0
+    printed = capsys.readouterr().out
+    assert "monotone paths" in printed and "basin" in printed
+    report = _strict_json(out / "landscape.json")
+    assert report["cell"] == {"learning_rate": 0.1, "init_scale": 1.0}
+    assert 0 <= report["interpolation"]["monotone_share"] <= 1
+    assert len(report["barriers"]["seeds"]) == 4
+    unaligned, aligned = (np.array(report["barriers"][k]) for k in ("unaligned", "aligned"))
+    assert unaligned.shape == aligned.shape == (4, 4) and np.allclose(unaligned, unaligned.T)
+    assert sum(report["basins"]["count"]) == 8 - report["diverged"]
+    assert len(_csv(out / "interpolation.csv")) == 8 * 25
+    assert len(_csv(out / "barriers.csv")) == 6 and len(_csv(out / "basins.csv")) == 8
+    assert (out / "landscape.png").is_file() and (out / "landscape.pdf").is_file()
+
+
+def test_landscape_refuses_a_sweep_without_params(plain, capsys):
+    assert _main("landscape", "--out", str(plain[0])) == 2
+    _one_line_error(capsys.readouterr().err, "--keep-params")
 
 
 @pytest.mark.parametrize("problem", ["xor", "two_spirals", "circles", "sine", "bishop_inverse",
                                      "teacher_student"])
-def test_every_problem_runs_with_its_default_head(problem, tmp_path, capsys):
+def test_every_problem_runs_with_its_default_head_and_threshold(problem, tmp_path, capsys):
     out = tmp_path / problem
     args = ["sweep", "--problem", problem, "--hidden", "3", "--seeds", "4", "--steps", "20", "--n", "32",
             "--cpu-devices", "1", "--out", str(out)]
-    assert cli.main(args) == 0, capsys.readouterr().err
-    results = json.loads((out / "results.json").read_text())
+    assert _main(*args) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    results = _strict_json(out / "results.json")
     assert results["config"]["problem"] == problem and results["spread"]["n"] == 4
     assert len(_csv(out / "final_losses.csv")) == 4
+    threshold = results["threshold"]
+    assert threshold["rule"].startswith("default") and threshold["rule"] in printed
+    if problem == "sine":   # unit-variance Gaussian NLL of an R^2 = 0.9 fit, not 0.1 nats
+        from gbl_jax import problems
+        import jax
+        y = np.asarray(problems.make("sine", jax.random.PRNGKey(1), 32).y, np.float64)
+        expected = 0.5 * math.log(2 * math.pi) + 0.05 * y.var()
+        assert threshold["value"] == pytest.approx(expected, rel=1e-5) and "R^2 = 0.9" in threshold["rule"]
+
+
+def test_problems_and_tour(capsys):
+    assert cli.main(["problems"]) == 0
+    listed = capsys.readouterr().out
+    assert "bishop_inverse" in listed and "two_spirals" in listed
+    assert cli.main(["tour"]) == 0
+    nll_line = next(line for line in capsys.readouterr().out.splitlines() if "nll =" in line)
+    values = [float(part.split()[0]) for part in nll_line.split("=")[1:]]
+    assert abs(values[0] - values[-1]) < 1e-5
+
+
+def test_two_processes_give_the_same_results_as_one(plain, tmp_path, cache_home):
+    out = tmp_path / "two"
+    proc = _run("sweep", *SMALL, "--out", str(out), "--processes", "2", cache=cache_home)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "started 2 processes" in proc.stderr and "median" in proc.stdout
+    assert _strict_json(out / "results.json")["processes"] == 2
+    assert (out / "final_losses.csv").read_text() == (plain[0] / "final_losses.csv").read_text()
+
+
+def test_a_killed_process_is_reported_and_resume_completes(plain, tmp_path, cache_home):
+    out = tmp_path / "killed"
+    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu", XDG_CACHE_HOME=str(cache_home))
+    env.pop("XLA_FLAGS", None)
+    launcher = subprocess.Popen([sys.executable, "-m", "gbl_jax.cli", "sweep", *SMALL, "--out", str(out),
+                                 "--processes", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, cwd=ROOT, env=env)
+    try:
+        started = next(line for line in launcher.stderr if "started 2 processes" in line)
+        second = int(started.split("pids ")[1].split(")")[0].split(", ")[1])
+        deadline = time.time() + 120   # the sweep has started: process 0 made the run folder
+        while not (out / "config.json").exists() and time.time() < deadline:
+            time.sleep(0.02)
+        os.kill(second, signal.SIGKILL)
+        _, err = launcher.communicate(timeout=120)
+    finally:
+        launcher.kill()
+    assert launcher.returncode == 1 and "process 1 exited" in err and "--resume" in err
+    assert not (out / "results.json").exists()
+    assert _main("sweep", "--out", str(out), "--resume") == 0
+    assert (out / "final_losses.csv").read_text() == (plain[0] / "final_losses.csv").read_text()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--processes", "2"], "needs --out"),
+    (["--coordinator", "127.0.0.1:1", "--out", "x"], "go together"),
+    (["--coordinator", "127.0.0.1:1", "--num-processes", "2", "--process-id", "2", "--out", "x"],
+     "--process-id"),
+])
+def test_multi_process_options_are_checked(tmp_path, capsys, args, message, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert _main("sweep", *SMALL, *args) == 2
+    _one_line_error(capsys.readouterr().err, message)
+    assert not list(tmp_path.iterdir())

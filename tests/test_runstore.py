@@ -1,52 +1,161 @@
-"""The sweep folder: atomic writes, chunk bookkeeping, refusing incomplete merges."""
+"""The run folder: atomic writes with the user's umask, chunks named by run range, the marker and
+lock, strict JSON, deleting only what gbl-jax wrote, refusing sweeps that would not fit."""
 
+import fcntl
+import json
+import os
+
+import jax
 import numpy as np
 import pytest
 
 from gbl_jax import runstore
+from gbl_jax.runstore import RunError, RunFolder
 from gbl_jax.sweeps import SweepChunk
 
+PARAMS = {"hidden": [{"w": np.zeros((2, 3)), "b": np.zeros(3)}], "head": {"w": np.zeros((3, 1))}}
 
-def _chunk(start, stop):
+
+def _chunk(start, stop, params=False):
     m = stop - start
-    return SweepChunk(np.arange(start, stop), {"final_loss": np.arange(start, stop, dtype=np.float32),
-                                               "diverged": np.zeros(m, bool),
-                                               "losses": np.ones((m, 3), np.float32)})
+    out = {"final_loss": np.arange(start, stop, dtype=np.float32), "diverged": np.zeros(m, bool),
+           "losses": np.ones((m, 3), np.float32), "converged_step": np.full(m, -1),
+           "metrics": {}, "final_metrics": {}}
+    if params:
+        stacked = jax.tree.map(lambda a: np.stack([a + i for i in range(start, stop)]), PARAMS)
+        out.update(params=stacked, init_params=stacked)
+    return SweepChunk(np.arange(start, stop), out)
 
 
-def test_chunks_round_trip_in_seed_order(tmp_path):
+def _made(tmp_path, name="run"):
+    folder = RunFolder(tmp_path / name)
+    folder.create({"config": {"seeds": 10}}, force=False)
+    return folder
+
+
+def test_chunks_are_named_by_run_range_and_round_trip_with_params(tmp_path):
+    folder = _made(tmp_path)
     for start, stop in ((4, 8), (0, 4), (8, 10)):
-        runstore.save_chunk(tmp_path, _chunk(start, stop))
-    assert sorted(runstore.done_chunks(tmp_path)) == [0, 4, 8]
-    merged = runstore.load_chunks(tmp_path, 10)
-    np.testing.assert_array_equal(merged["final_loss"], np.arange(10))
-    assert merged["losses"].shape == (10, 3)
-    assert not list(tmp_path.glob("chunks/.*tmp"))   # no temporary files left behind
+        folder.save_chunk(_chunk(start, stop, params=True))
+    names = sorted(p.name for p in (folder.path / "chunks").iterdir())
+    assert names == ["runs_000000000000-000000000004.npz", "runs_000000000004-000000000008.npz",
+                     "runs_000000000008-000000000010.npz"]
+    assert folder.done() == {(0, 4), (4, 8), (8, 10)}
+    chunks = folder.load_chunks(runstore.chunk_template(PARAMS), 10)
+    np.testing.assert_array_equal(np.concatenate([c.out["final_loss"] for c in chunks]),
+                                  np.arange(10))
+    assert chunks[1].out["params"]["hidden"][0]["w"].shape == (4, 2, 3)
+    assert chunks[1].out["params"]["hidden"][0]["w"][0, 0, 0] == 4
 
 
-def test_missing_seeds_are_an_error(tmp_path):
-    runstore.save_chunk(tmp_path, _chunk(0, 4))
-    with pytest.raises(ValueError, match="cover 4 of 10"):
-        runstore.load_chunks(tmp_path, 10)
+def test_missing_or_doubled_runs_are_an_error(tmp_path):
+    folder = _made(tmp_path)
+    folder.save_chunk(_chunk(0, 4))
+    with pytest.raises(RunError, match="cover 4 of 10"):
+        folder.load_chunks(runstore.chunk_template(), 10)
+    folder.save_chunk(_chunk(2, 6))
+    folder.save_chunk(_chunk(6, 10))
+    with pytest.raises(RunError, match="twice"):
+        folder.load_chunks(runstore.chunk_template(), 10)
 
 
-def test_atomic_write_replaces_whole_files_and_has_results(tmp_path):
-    target = tmp_path / "results.json"
-    runstore.write_json(target, {"a": 1})
-    runstore.write_json(target, {"a": 2})
-    assert target.read_text().strip().endswith("}") and '"a": 2' in target.read_text()
-    assert runstore.has_results(tmp_path) and not runstore.has_results(tmp_path / "nothing")
+@pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])
+def test_files_get_the_users_umask(tmp_path, mask):
+    old = os.umask(mask)
+    try:
+        runstore.write_json(tmp_path / "a.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o666 & ~mask
+    assert not list(tmp_path.glob(".*tmp"))   # no temporary file left behind
 
 
-def test_csv_has_one_row_per_seed(tmp_path):
+def test_json_is_strict_nan_and_infinity_become_null(tmp_path):
+    path = tmp_path / "r.json"
+    runstore.write_json(path, {"mean": float("nan"), "v": [np.float32(np.inf), 1.5, np.int64(3)],
+                               "a": np.array([np.nan, 2.0]), "ok": np.bool_(True)})
+    def refuse(token):
+        raise AssertionError(f"{token} in strict JSON")
+    data = json.loads(path.read_text(), parse_constant=refuse)
+    assert data == {"mean": None, "v": [None, 1.5, 3], "a": [None, 2.0], "ok": True}
+
+
+def test_csv_has_one_row_per_run(tmp_path):
     path = tmp_path / "final_losses.csv"
-    runstore.write_final_losses_csv(path, np.asarray([0.5, np.nan]), np.asarray([False, True]))
+    runstore.write_csv(path, {"seed": [0, 1], "final_loss": np.asarray([0.5, np.nan]),
+                              "diverged": np.asarray([False, True])})
     assert path.read_text().splitlines() == ["seed,final_loss,diverged", "0,0.5,0", "1,nan,1"]
 
 
-def test_unwritable_paths_are_refused(tmp_path):
+def test_a_folder_gbl_jax_did_not_make_is_never_used_or_cleared(tmp_path):
+    user = tmp_path / "mine"
+    (user / "chunks").mkdir(parents=True)
+    (user / "config.json").write_text("my own")
+    (user / "chunks" / "part1.txt").write_text("my own")
+    for force in (False, True):
+        with pytest.raises(RunError, match="did not write"):
+            RunFolder(user).check_new(force=force)
+    assert (user / "config.json").read_text() == "my own"
+    RunFolder(tmp_path / "empty").check_new(force=False)    # a new folder is fine
+    (tmp_path / "empty2").mkdir()
+    RunFolder(tmp_path / "empty2").check_new(force=False)   # and an empty one
+
+
+def test_force_deletes_only_what_gbl_jax_wrote(tmp_path):
+    folder = _made(tmp_path)
+    folder.save_chunk(_chunk(0, 4))
+    runstore.write_json(folder.file(runstore.RESULTS), {})
+    (folder.path / "notes.txt").write_text("mine")
+    (folder.path / "chunks" / "part1.txt").write_text("mine")
+    folder.close()
+    with pytest.raises(RunError, match="already holds results"):
+        folder.check_new(force=False)
+    folder.check_new(force=True)
+    folder.create({"config": {}}, force=True)
+    folder.close()
+    left = sorted(str(p.relative_to(folder.path)) for p in folder.path.rglob("*"))
+    assert left == [".gbl-jax-run", "chunks", "chunks/part1.txt", "config.json", "notes.txt"]
+
+
+def test_the_lock_keeps_a_second_writer_out(tmp_path):
+    folder = _made(tmp_path)
+    other = RunFolder(folder.path)
+    with pytest.raises(RunError, match="in use by another gbl-jax process"):
+        other.lock()
+    folder.close()
+    other.lock()
+    with open(folder.path / runstore.MARKER) as f, pytest.raises(BlockingIOError):
+        fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    other.close()
+
+
+def test_read_config_says_what_is_wrong(tmp_path):
+    with pytest.raises(RunError, match="not a gbl-jax run folder"):
+        RunFolder(tmp_path / "nothing").read_config()
+    folder = _made(tmp_path)
+    folder.close()
+    assert folder.read_config()["config"] == {"seeds": 10}
+    folder.file(runstore.CONFIG).write_text("{not json")
+    with pytest.raises(RunError, match="not JSON"):
+        folder.read_config()
+    folder.file(runstore.CONFIG).write_text('{"config": {}, "format": 1}')
+    with pytest.raises(RunError, match="format 1"):
+        folder.read_config()
+
+
+def test_unwritable_paths_and_files_are_refused(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(ValueError, match="not writable"):
-        runstore.check_writable(blocker / "out")
-    runstore.check_writable(tmp_path / "new" / "deeper")   # a creatable folder is fine
+    with pytest.raises(RunError, match="not writable"):
+        RunFolder(blocker / "out").check_new(force=False)
+    with pytest.raises(RunError, match="is a file"):
+        RunFolder(blocker).check_new(force=False)
+    RunFolder(tmp_path / "new" / "deeper").check_new(force=False)   # creatable is fine
+
+
+def test_a_sweep_that_does_not_fit_is_refused_with_its_size(tmp_path):
+    memory, disk = runstore.footprint(10**11, 100, 36, keep_params=False, classify=False)
+    assert memory > 10**13 and disk > 10**13
+    with pytest.raises(RunError, match=r"needs about \d.* TiB of memory"):
+        RunFolder(tmp_path / "x").check_space(memory, disk, "what")
+    RunFolder(tmp_path / "x").check_space(10**6, 10**6, "what")
