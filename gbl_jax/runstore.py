@@ -8,28 +8,26 @@ Layout of ``out/``:
   results.json, final_losses.csv, curves.npz, params.npz (--keep-params), <figure>.png/.pdf
   landscape.json, interpolation.csv, barriers.csv, basins.csv (``gbl-jax landscape``)
 
-Every file is written to a temporary name in its folder and renamed into place, so a crash
-leaves whole files or none, with the user's umask. ``--force`` deletes only the names above, and
-only in a folder that carries the marker; a folder gbl-jax did not make is never touched.
+Every file is written whole or not at all, with the user's umask (``atomic_files``).
+``--force`` deletes only the names above, and only in a folder that carries the marker; a folder
+gbl-jax did not make is never touched. ``sweep_report`` makes a finished sweep's numbers and
+figures; this module only writes them.
 """
 
 from __future__ import annotations
 
-import csv
 import fcntl
-import io
 import json
-import math
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import jax
 import numpy as np
 
+from gbl_jax.atomic_files import atomic_write, json_safe, write_csv, write_json, write_npz
 from gbl_jax.sweeps import SweepChunk
 
 MARKER, CONFIG, RESULTS = ".gbl-jax-run", "config.json", "results.json"
@@ -43,71 +41,6 @@ _CHUNK = re.compile(r"runs_(\d+)-(\d+)\.npz")
 
 class RunError(ValueError):
     """A run folder that cannot be used as asked (one line for the command line)."""
-
-
-def _umask() -> int:
-    mask = os.umask(0)   # reading the umask means setting it; put it straight back
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Writes ``data`` to ``path`` via a temporary file in the same folder and a rename.
-
-    The file gets mode 0o666 minus the umask, like any file the user makes.
-    """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def json_safe(obj: Any) -> Any:
-    """``obj`` with numpy values as Python ones and every NaN or infinity as None."""
-    if isinstance(obj, Mapping):
-        return {str(k): json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return json_safe(obj.tolist())
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    return obj
-
-
-def write_json(path: Path, obj) -> None:
-    """Strict JSON (no NaN or Infinity tokens): non-finite numbers become null."""
-    text = json.dumps(json_safe(obj), indent=2, sort_keys=True, allow_nan=False)
-    atomic_write(path, (text + "\n").encode())
-
-
-def _cell(value) -> str:
-    if isinstance(value, (bool, np.bool_)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)):
-        return repr(float(value))
-    return str(value)
-
-
-def write_csv(path: Path, columns: Mapping[str, Iterable]) -> None:
-    """One row per entry of the (equally long) columns; floats as Python's repr, bools as 0/1."""
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(list(columns))
-    for row in zip(*(list(np.asarray(c).tolist()) for c in columns.values())):
-        writer.writerow([_cell(v) for v in row])
-    atomic_write(path, text.getvalue().encode())
 
 
 def _path_name(path) -> str:
@@ -301,10 +234,8 @@ class RunFolder:
         """Writes one finished chunk atomically, named by its runs."""
         folder = self.path / CHUNKS
         folder.mkdir(exist_ok=True)
-        buffer = io.BytesIO()
-        arrays: dict[str, Any] = {"runs": chunk.runs, **flatten(chunk.out)}
-        np.savez(buffer, **arrays)
-        atomic_write(folder / f"runs_{chunk.start:012d}-{chunk.stop:012d}.npz", buffer.getvalue())
+        write_npz(folder / f"runs_{chunk.start:012d}-{chunk.stop:012d}.npz",
+                  {"runs": chunk.runs, **flatten(chunk.out)})
 
     def done(self) -> set[tuple[int, int]]:
         """(first run, last run + 1) of every finished chunk."""
@@ -338,9 +269,7 @@ class RunFolder:
 
     def save_arrays(self, name: str, arrays: Mapping[str, Any],
                     compress: bool = False) -> None:
-        buffer = io.BytesIO()
-        (np.savez_compressed if compress else np.savez)(buffer, **arrays)
-        atomic_write(self.path / name, buffer.getvalue())
+        write_npz(self.path / name, arrays, compress)
 
     def load_arrays(self, name: str) -> dict[str, np.ndarray]:
         try:
@@ -349,20 +278,23 @@ class RunFolder:
         except (OSError, ValueError) as err:
             raise RunError(f"{self.path / name} cannot be read ({err})") from None
 
-    def finish(self, result, config: dict, info: dict, cp=None) -> dict:
-        """Writes the outputs of a finished sweep; returns what results.json holds.
+    def finish(self, result, config: dict, results: dict, figures: Mapping[str, Any],
+               cp=None) -> dict:
+        """Writes the outputs of a finished sweep, results.json last (it marks the sweep done).
 
         Args:
           result: the merged ``SweepResult`` (grid axes first).
-          config: the resolved config (``threshold`` and ``threshold_rule`` included).
-          info: versions, devices, wall_s, compile_s, compile_cache and the figures' title.
+          config: the resolved config.
+          results: what results.json holds (``sweep_report.results_of``).
+          figures: {stem of ``FIGURES``: Figure} (``sweep_report.figures_of``).
           cp: ``CriticalPoints`` of every run (flattened cell-major), or None.
+
+        Returns:
+          ``results`` as written (``json_safe``).
         """
         from gbl_jax import plots
-        from gbl_jax.spreads import spread as spread_of
 
         shape, grid = result.final_loss.shape, result.grid
-        threshold, title = config["threshold"], info["title"]
         index = np.indices(shape).reshape(len(shape), -1)
         columns = {name: np.asarray(values)[index[j]] for j, (name, values) in
                    enumerate(grid.items())}
@@ -382,60 +314,8 @@ class RunFolder:
         self.save_arrays(CURVES, curves, compress=True)
         if result.params is not None and config["keep_params"]:
             self.save_params(result)
-        spread = spread_of(result.final_loss, result.diverged)
-        low, high = spread.success_interval(threshold)
-        all_diverged = np.asarray(spread.n_ok) == 0
-        flat_loss, flat_bad = result.final_loss.reshape(-1), result.diverged.reshape(-1)
-        pooled = " (all cells)" if grid else ""
-        plots.save(plots.final_loss_histogram(flat_loss, flat_bad, threshold=threshold,
-                                              title=title + pooled), self.figure("final_losses"))
-        success = ~flat_bad & (np.where(flat_bad, np.inf, flat_loss) < threshold)
-        plots.save(plots.loss_curves_by_outcome(result.losses.reshape(-1, result.losses.shape[-1]),
-                                                result.log_every, success=success,
-                                                diverged=flat_bad, title=title + pooled),
-                   self.figure("curves"))
-        if grid and len(grid) <= 2:
-            rate = spread.success_rate(threshold)
-            plots.save(plots.grid_success(grid, rate, low, high, spread.median,
-                                          threshold=threshold, title=title),
-                       self.figure("grid_success"))
-            if len(grid) == 2:
-                plots.save(plots.grid_heatmap(grid, rate, threshold=threshold, low=low, high=high,
-                                              title=title), self.figure("grid_heatmap"))
-        if cp is not None:
-            plots.save(plots.critical_points_figure(cp.loss, cp.index, cp.kind, title=title),
-                       self.figure("critical_points"))
-
-        results = {
-            "config": config, "versions": info["versions"], "devices": info["devices"],
-            "threshold": {"value": threshold, "rule": config["threshold_rule"]},
-            "spread": spread.as_dict(),
-            "success_rate": {"threshold": threshold, "rate": spread.success_rate(threshold),
-                             "successes": spread.successes(threshold), "n": spread.n_ok,
-                             "interval_95": {"low": low, "high": high, "method": "Wilson"}},
-            "processes": info["processes"], "wall_s": info["wall_s"],
-            "compile_s": info["compile_s"],
-            "compile_cache": info["compile_cache"],
-        }
-        if np.all(all_diverged):
-            results["note"] = "all seeds diverged: the statistics are null"
-        elif np.any(all_diverged):
-            results["note"] = (f"every seed diverged in {int(np.sum(all_diverged))} of "
-                               f"{all_diverged.size} cells: their statistics are null")
-        if grid:
-            results["grid"] = grid
-        if config["grad_tol"] is not None:
-            steps = result.converged_step[result.converged_step >= 0]
-            results["converged"] = {"grad_tol": config["grad_tol"], "runs": int(steps.size),
-                                    "median_step": float(np.median(steps)) if steps.size else None}
-        if cp is not None:
-            kinds = cp.kind.reshape(shape)
-            results["critical_points"] = {
-                "counts": cp.counts(), "method": cp.method, "grad_tol": cp.grad_tol,
-                "eig_tol": cp.eig_tol}
-            if grid:
-                results["critical_points"]["counts_per_cell"] = {
-                    k: np.sum(kinds == k, axis=-1) for k in cp.counts()}
+        for stem, fig in figures.items():
+            plots.save(fig, self.figure(stem))
         write_json(self.path / RESULTS, results)
         return json_safe(results)
 
@@ -459,15 +339,15 @@ class RunFolder:
             out[name] = unflatten(params_like, leaves, str(self.path / PARAMS))
         return out
 
-    def finish_landscape(self, report: dict, curves, monotone, barriers, labels, title: str):
+    def finish_landscape(self, report: dict, curves, barriers, labels, figure):
         """Writes landscape.json, the CSVs and landscape.png/.pdf.
 
         Args:
           report: what landscape.json holds.
-          curves: [seeds, num] loss along init -> final; monotone: [seeds] bool.
+          curves: [seeds, num] loss along init -> final.
           barriers: {"seeds": [K], "unaligned": [K, K], "aligned": [K, K] or None}.
           labels: [seeds] basin of each seed (-1 diverged).
-          title: the figures' title.
+          figure: the landscape figure (``landscape_report.landscape_figure``).
         """
         seeds, num = curves.shape
         alphas = np.linspace(0.0, 1.0, num)
@@ -484,34 +364,4 @@ class RunFolder:
         write_json(self.path / "landscape.json", report)
         from gbl_jax import plots
 
-        plots.save(_landscape_figure(curves, monotone, barriers, title), self.figure("landscape"))
-
-
-def _landscape_figure(curves, monotone, barriers, title: str):
-    """Loss along init -> final per seed, and the barrier matrices (unaligned, aligned)."""
-    import matplotlib.pyplot as plt
-
-    panels = 2 if barriers["aligned"] is None else 3
-    fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.8), layout="constrained")
-    alphas = np.linspace(0.0, 1.0, curves.shape[1])
-    for flag, color, name in ((True, "tab:blue", "monotone"), (False, "tab:orange", "with a bump")):
-        rows = curves[(monotone == flag) & np.all(np.isfinite(curves), axis=1)][:200]
-        if len(rows):
-            axes[0].plot(alphas, rows.T, color=color, alpha=0.3, linewidth=0.7)
-            axes[0].plot([], [], color=color, label=f"{name} ({int(np.sum(monotone == flag))})")
-    axes[0].set_xlabel("alpha (0 = init, 1 = final)")
-    axes[0].set_ylabel("loss")
-    axes[0].legend(fontsize="small")
-    matrices = [m for m in (barriers["unaligned"], barriers["aligned"]) if m is not None]
-    top = max(float(np.nanmax(m)) if np.isfinite(m).any() else 0.0 for m in matrices)
-    for ax, matrix, name in zip(axes[1:], matrices, ("barrier", "barrier after align")):
-        image = ax.imshow(matrix, vmin=0, vmax=max(top, 1e-12), cmap="magma")
-        ax.set_title(name, fontsize="medium")
-        ax.set_xlabel("seed")
-        ax.set_ylabel("seed")
-        ticks = np.arange(len(barriers["seeds"]))
-        ax.set_xticks(ticks, [str(s) for s in barriers["seeds"]], fontsize="x-small", rotation=90)
-        ax.set_yticks(ticks, [str(s) for s in barriers["seeds"]], fontsize="x-small")
-        fig.colorbar(image, ax=ax)
-    fig.suptitle(title, fontsize="medium")
-    return fig
+        plots.save(figure, self.figure("landscape"))

@@ -242,7 +242,7 @@ def grid_vs_loop(rounds=3, seeds=256, steps=2000, lrs=(0.01, 0.02, 0.05, 0.1, 0.
             "speedup": min(times["loop"]) / min(times["grid"])}
 
 
-def compaction(rounds=2, seeds=256, steps=20000, grad_tol=1e-5, k=6, n=8, lr=0.1):
+def compaction(rounds=2, seeds=256, steps=20000, grad_tol=1e-4, k=6, n=8, lr=0.1):
     """Run to convergence (Safran & Shamir, teacher k = 6, student n = 8, GD on the population
     loss): repacking the active runs between segments against freezing them in place."""
     from safran_shamir import population_loss, student

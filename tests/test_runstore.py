@@ -1,15 +1,14 @@
-"""The run folder: atomic writes with the user's umask, chunks named by run range, the marker and
-lock, strict JSON, deleting only what gbl-jax wrote, refusing sweeps that would not fit."""
+"""The run folder: chunks named by run range, the marker and lock, deleting only what gbl-jax
+wrote, refusing sweeps that would not fit (its atomic writes: test_atomic_files.py)."""
 
 import fcntl
-import json
-import os
 
 import jax
 import numpy as np
 import pytest
 
 from gbl_jax import runstore
+from gbl_jax.atomic_files import write_json
 from gbl_jax.runstore import RunError, RunFolder
 from gbl_jax.sweeps import SweepChunk
 
@@ -59,34 +58,6 @@ def test_missing_or_doubled_runs_are_an_error(tmp_path):
         folder.load_chunks(runstore.chunk_template(), 10)
 
 
-@pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])
-def test_files_get_the_users_umask(tmp_path, mask):
-    old = os.umask(mask)
-    try:
-        runstore.write_json(tmp_path / "a.json", {"a": 1})
-    finally:
-        os.umask(old)
-    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o666 & ~mask
-    assert not list(tmp_path.glob(".*tmp"))   # no temporary file left behind
-
-
-def test_json_is_strict_nan_and_infinity_become_null(tmp_path):
-    path = tmp_path / "r.json"
-    runstore.write_json(path, {"mean": float("nan"), "v": [np.float32(np.inf), 1.5, np.int64(3)],
-                               "a": np.array([np.nan, 2.0]), "ok": np.bool_(True)})
-    def refuse(token):
-        raise AssertionError(f"{token} in strict JSON")
-    data = json.loads(path.read_text(), parse_constant=refuse)
-    assert data == {"mean": None, "v": [None, 1.5, 3], "a": [None, 2.0], "ok": True}
-
-
-def test_csv_has_one_row_per_run(tmp_path):
-    path = tmp_path / "final_losses.csv"
-    runstore.write_csv(path, {"seed": [0, 1], "final_loss": np.asarray([0.5, np.nan]),
-                              "diverged": np.asarray([False, True])})
-    assert path.read_text().splitlines() == ["seed,final_loss,diverged", "0,0.5,0", "1,nan,1"]
-
-
 def test_a_folder_gbl_jax_did_not_make_is_never_used_or_cleared(tmp_path):
     user = tmp_path / "mine"
     (user / "chunks").mkdir(parents=True)
@@ -104,7 +75,7 @@ def test_a_folder_gbl_jax_did_not_make_is_never_used_or_cleared(tmp_path):
 def test_force_deletes_only_what_gbl_jax_wrote(tmp_path):
     folder = _made(tmp_path)
     folder.save_chunk(_chunk(0, 4))
-    runstore.write_json(folder.file(runstore.RESULTS), {})
+    write_json(folder.file(runstore.RESULTS), {})
     (folder.path / "notes.txt").write_text("mine")
     (folder.path / "chunks" / "part1.txt").write_text("mine")
     folder.close()

@@ -1,0 +1,92 @@
+"""Files written whole or not at all, with the user's umask: bytes, strict JSON and CSV.
+
+Every file is written to a temporary name in its folder and renamed into place, so a crash leaves
+the old file or the new one, never half of one; ``RunFolder.written`` knows the temporary names
+(``.<name>.*.tmp``) a crash can leave behind. JSON is strict: NaN and infinity become null, since
+most JSON readers refuse the ``NaN`` token Python writes by default.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+
+def _umask() -> int:
+    mask = os.umask(0)   # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Writes ``data`` to ``path`` via a temporary file in the same folder and a rename.
+
+    The file gets mode 0o666 minus the umask, like any file the user makes.
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with numpy values as Python ones and every NaN or infinity as None."""
+    if isinstance(obj, Mapping):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return json_safe(obj.tolist())
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    return obj
+
+
+def write_json(path: Path, obj) -> None:
+    """Strict JSON (no NaN or Infinity tokens): non-finite numbers become null."""
+    text = json.dumps(json_safe(obj), indent=2, sort_keys=True, allow_nan=False)
+    atomic_write(path, (text + "\n").encode())
+
+
+def _cell(value) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value))
+    return str(value)
+
+
+def write_csv(path: Path, columns: Mapping[str, Iterable]) -> None:
+    """One row per entry of the (equally long) columns; floats as Python's repr, bools as 0/1."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(list(columns))
+    for row in zip(*(list(np.asarray(c).tolist()) for c in columns.values())):
+        writer.writerow([_cell(v) for v in row])
+    atomic_write(path, text.getvalue().encode())
+
+
+def write_npz(path: Path, arrays: Mapping[str, Any], compress: bool = False) -> None:
+    """NumPy's .npz of ``arrays`` (zip-compressed when ``compress``), written atomically."""
+    buffer = io.BytesIO()
+    (np.savez_compressed if compress else np.savez)(buffer, **arrays)
+    atomic_write(path, buffer.getvalue())

@@ -1,0 +1,268 @@
+"""A sweep's config: its options checked, and the run it describes built.
+
+A config is the flat dict of ``gbl-jax sweep``'s options, as the command line gives them and as
+config.json stores them. ``resolve_config`` fills the defaults and checks every option, raising a
+one-line ``UsageError``; ``build`` turns a config into the data, model, output unit, optimizer,
+loss and grid; ``set_threshold`` fills in the default success threshold (``thresholds``).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+from typing import Any, NamedTuple
+
+import gbl_jax
+from gbl_jax import heads as heads_module
+from gbl_jax import inits, nets, problems, runstore, thresholds
+
+# Defaults of `sweep`; None in the parser so that --resume can tell what was given explicitly.
+SWEEP_DEFAULTS = {
+    "problem": "xor", "hidden": "2", "activation": "tanh", "init": "glorot_normal", "head": None,
+    "components": 3, "loss": "nll", "optimizer": "adam", "lr": None, "init_scale": 1.0,
+    "steps": 2000, "batch_size": None, "seeds": 1024, "seed": 0, "chunk_size": None, "n": None,
+    "log_every": None, "threshold": None, "grad_tol": None, "classify": False,
+    "keep_params": False,
+}
+# name: (optax function, its keyword arguments, default learning rate)
+OPTIMIZERS = {"adam": ("adam", {}, 0.05), "sgd": ("sgd", {}, 0.5),
+              "momentum": ("sgd", {"momentum": 0.9}, 0.1)}
+LOSSES = {"nll": "nll", "mse": "squared_error"}
+HEADS = {name: fn for name, fn in vars(heads_module).items()
+         if inspect.isfunction(fn) and fn.__module__ == heads_module.__name__
+         and not name.startswith("_")}
+MAX_SEED = 2**32 - 2        # jax.random.PRNGKey folds larger seeds onto smaller ones
+MAX_STEPS = 2**31 - 1       # the step counter is int32
+
+
+class UsageError(Exception):
+    """Bad input from the command line: one line, exit status 2."""
+
+
+# --- checking options ----------------------------------------------------------------------
+def check_int(name: str, value, least: int | None = None, most: int | None = None,
+              none: bool = False):
+    """``value`` if it is an integer in [least, most] (or None when ``none``), else UsageError."""
+    if value is None and none:
+        return None
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    if not ok or (least is not None and value < least) or (most is not None and value > most):
+        span = (f"in [{least}, {most}]" if most is not None
+                else f">= {least}" if least is not None else "")
+        raise UsageError(f"--{name.replace('_', '-')} must be an integer {span}, got {value!r}")
+    return value
+
+
+def check_numbers(name: str, value, least: float = -math.inf,
+                  strict: bool = False) -> list[float]:
+    """A number, a list, or a comma list as floats; each finite and above ``least``."""
+    flag = f"--{name.replace('_', '-')}"
+    parts = value.split(",") if isinstance(value, str) else (
+        value if isinstance(value, list) else [value])
+    try:
+        numbers = [float(p) if not isinstance(p, bool) else math.nan for p in parts]
+    except (TypeError, ValueError):
+        raise UsageError(f"{flag} must be a number or a comma list of numbers, got "
+                         f"{value!r}") from None
+    bound = "> " if strict else ">= "
+    bad = [x for x in numbers if not math.isfinite(x) or x < least or (strict and x == least)]
+    if not numbers or bad:
+        raise UsageError(f"{flag} values must be finite numbers {bound}{least:g}, got {value!r}")
+    if len(set(numbers)) != len(numbers):
+        raise UsageError(f"{flag} values must be distinct, got {value!r}")
+    return numbers
+
+
+def _one_or_list(numbers: list[float]):
+    return numbers[0] if len(numbers) == 1 else numbers
+
+
+def _choice(name: str, value, choices) -> str:
+    if value not in choices:
+        raise UsageError(f"unknown {name} {value!r}; choose one of {', '.join(sorted(choices))}")
+    return value
+
+
+def parse_hidden(text) -> list[int]:
+    """Hidden widths from a comma list ("8,8"); "" is no hidden layer."""
+    text = str(text).strip()
+    if not text:
+        return []
+    try:
+        widths = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise UsageError(f"--hidden must be a comma list of positive integers (e.g. 8,8) or '' "
+                         f"for no hidden layer, got {text!r}") from None
+    if any(w < 1 for w in widths):
+        raise UsageError(f"--hidden widths must be positive, got {text!r}")
+    return widths
+
+
+def resolve_config(raw: dict, stored: bool = False) -> dict:
+    """Fills defaults and checks every option; raises UsageError with one line.
+
+    ``raw`` holds the options as parsed, or a stored config (``stored``: every key required).
+    Resolving a resolved config gives it back.
+    """
+    if stored:
+        missing = [k for k in SWEEP_DEFAULTS if k not in raw]
+        if missing:
+            raise UsageError(f"lacks {', '.join(missing)}")
+    config: dict[str, Any] = {k: (raw.get(k) if raw.get(k) is not None else v)
+                              for k, v in SWEEP_DEFAULTS.items()}
+    _choice("problem", config["problem"], problems.REGISTRY)
+    config["hidden"] = ",".join(map(str, parse_hidden(config["hidden"])))
+    _choice("activation", config["activation"], nets.ACTIVATIONS)
+    _choice("init", config["init"], inits.INITS)
+    if config["head"] is not None:
+        _choice("head", config["head"], HEADS)
+    _choice("optimizer", config["optimizer"], OPTIMIZERS)
+    _choice("loss", config["loss"], LOSSES)
+    for name in ("steps", "seeds", "components"):
+        check_int(name, config[name], 1, MAX_STEPS if name == "steps" else None)
+    for name in ("batch_size", "chunk_size", "n", "log_every"):
+        check_int(name, config[name], 1, none=True)
+    check_int("seed", config["seed"], 0, MAX_SEED)
+    lr = config["lr"] if config["lr"] is not None else OPTIMIZERS[config["optimizer"]][2]
+    config["lr"] = _one_or_list(check_numbers("lr", lr, 0.0, strict=True))
+    config["init_scale"] = _one_or_list(check_numbers("init_scale", config["init_scale"], 0.0))
+    if config["threshold"] is not None:
+        config["threshold"] = check_numbers("threshold", config["threshold"])
+        if len(config["threshold"]) != 1:
+            raise UsageError(f"--threshold takes one number, got {raw.get('threshold')!r}")
+        config["threshold"] = config["threshold"][0]
+        config["threshold_rule"] = raw.get("threshold_rule") or "set with --threshold"
+    if config["grad_tol"] is not None:
+        config["grad_tol"] = check_numbers("grad_tol", config["grad_tol"], 0.0, strict=True)[0]
+    for name in ("classify", "keep_params"):
+        if not isinstance(config[name], bool):
+            raise UsageError(f"{name} must be true or false, got {config[name]!r}")
+    if config["log_every"] is None:
+        config["log_every"] = max(1, -(-config["steps"] // 100))
+    if config["log_every"] > config["steps"]:
+        raise UsageError(f"--log-every ({config['log_every']}) must not exceed --steps "
+                         f"({config['steps']})")
+    if stored:
+        config["devices"] = check_int("devices", raw.get("devices"), 1)
+        config["chunk_size"] = check_int("chunk_size", raw.get("chunk_size"), 1)
+    return config
+
+
+def stored_config(folder: runstore.RunFolder) -> dict:
+    """The resolved config of a run folder's config.json; UsageError says what is wrong."""
+    try:
+        return resolve_config(folder.read_config()["config"], stored=True)
+    except UsageError as err:
+        raise UsageError(f"{folder.file(runstore.CONFIG)} is not a valid sweep config: "
+                         f"{err}") from None
+
+
+# --- building the run ----------------------------------------------------------------------
+def _make_head(name: str, y, components: int, problem: str):
+    """The head ``name`` of gbl_jax.heads, sized from the targets ``y``."""
+    y_shape = list(y.shape)
+    sizes = {"components": components}
+    if "classes" in inspect.signature(HEADS[name]).parameters:
+        classes = int(y.max()) + 1 if y.size else 0
+        if y.ndim != 1 or classes < 2:
+            raise UsageError(f"--head {name} needs integer labels [N] with >= 2 classes; problem "
+                             f"{problem} has y {y_shape}")
+        sizes["classes"] = classes
+    if "dim" in inspect.signature(HEADS[name]).parameters:
+        if y.ndim != 2:
+            raise UsageError(f"--head {name} needs targets [N, D]; problem {problem} has y "
+                             f"{y_shape} (try --head bernoulli or categorical)")
+        sizes["dim"] = y_shape[1]
+    wanted = [p.name for p in inspect.signature(HEADS[name]).parameters.values()
+              if p.default is inspect.Parameter.empty]
+    return HEADS[name](*[sizes[p] for p in wanted])
+
+
+def grid_of(config: dict) -> dict:
+    """The sweep's grid: every option given several values (init_scale also when not 1)."""
+    grid = {}
+    lrs = config["lr"] if isinstance(config["lr"], list) else [config["lr"]]
+    scales = config["init_scale"] if isinstance(config["init_scale"], list) else [
+        config["init_scale"]]
+    if len(lrs) > 1:
+        grid["learning_rate"] = lrs
+    if scales != [1.0]:
+        grid["init_scale"] = scales
+    return grid
+
+
+class Built(NamedTuple):
+    """What a config describes: the data, model, its output unit, optimizer, loss and grid."""
+
+    data: Any
+    model: Any
+    head: Any
+    optimizer: Any
+    loss: Any
+    grid: dict
+
+
+BUILT_FROM = ("problem", "seed", "n", "head", "components", "hidden", "activation", "init",
+              "lr", "init_scale", "optimizer", "loss")
+
+
+def build(config: dict) -> Built:
+    """Builds a config's run; refuses data that would not fit in memory before making it.
+
+    The same options give the same objects within a process, so JAX compiles a repeated
+    command (``cli.main`` called again from Python) only once.
+    """
+    return _build(tuple((k, tuple(v) if isinstance(v, list) else v)
+                        for k, v in ((k, config[k]) for k in BUILT_FROM)))
+
+
+@functools.lru_cache(maxsize=8)
+def _build(options: tuple) -> Built:
+    import jax
+    import optax
+
+    config: dict[str, Any] = {k: list(v) if isinstance(v, tuple) else v for k, v in options}
+    key = jax.random.PRNGKey(config["seed"] + 1)
+    make = lambda k: problems.make(config["problem"], k, config["n"])   # noqa: E731
+    shapes = jax.eval_shape(make, key)
+    data_bytes = sum(math.prod(a.shape) * a.dtype.itemsize for a in jax.tree.leaves(shapes))
+    if 4 * data_bytes > runstore.available_memory():
+        raise UsageError(f"--n {config['n']}: the data would take {runstore.size_text(data_bytes)}"
+                         f" (x4 while training); {runstore.size_text(runstore.available_memory())}"
+                         " is available")
+    data = make(key)
+    head = (data.head if config["head"] is None
+            else _make_head(config["head"], data.y, config["components"], config["problem"]))
+    if head is None:
+        raise UsageError(f"problem {config['problem']} names no output unit; pass --head")
+    try:
+        model = gbl_jax.mlp(parse_hidden(config["hidden"]), head,
+                            activation=config["activation"], init=config["init"])
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    grid = grid_of(config)
+    fn, kwargs, _ = OPTIMIZERS[config["optimizer"]]
+    if "learning_rate" in grid:
+        optimizer = optax.inject_hyperparams(getattr(optax, fn))(
+            learning_rate=grid["learning_rate"][0], **kwargs)
+    else:
+        optimizer = getattr(optax, fn)(config["lr"], **kwargs)
+    return Built(data, model, head, optimizer, getattr(gbl_jax, LOSSES[config["loss"]]), grid)
+
+
+def set_threshold(config: dict, head, y) -> None:
+    """Fills in the default success threshold and its rule, or checks the one given.
+
+    Raises:
+      UsageError: a given threshold at or below the lowest loss the model can reach.
+    """
+    floor = thresholds.lowest_loss(head, y, config["loss"])
+    if config["threshold"] is None:
+        value, rule = thresholds.default_threshold(head, y, config["loss"])
+        config.update(threshold=round(value, 6) if abs(value) > 1e-3 else value,
+                      threshold_rule=f"default: {rule}")
+    elif not config["threshold"] > floor:
+        raise UsageError(f"--threshold {config['threshold']:g} is not above the lowest loss this "
+                         f"model can reach ({floor:.6g} for {config['loss']} with {head.name}): "
+                         "no seed could succeed")

@@ -1,0 +1,48 @@
+"""The launcher's pieces that need no second process in JAX's runtime: worker command lines,
+the coordinator's port, and waiting that kills the rest when one worker fails
+(the launcher end to end: test_cli.py)."""
+
+import socket
+import subprocess
+import sys
+import time
+
+import jax
+
+from gbl_jax import launch
+
+
+def test_workers_get_the_command_without_the_launchers_own_flags():
+    argv = ["sweep", "--processes", "2", "--out", "x", "--cpu-devices=4", "--seeds", "8"]
+    assert launch.worker_argv(argv, 1) == ["sweep", "--out", "x", "--seeds", "8",
+                                           "--cpu-devices", "1"]
+    assert launch.worker_argv(["sweep", "--processes=2", "--resume"], None) == ["sweep",
+                                                                              "--resume"]
+
+
+def test_the_free_port_can_be_bound():
+    port = launch.free_port()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))
+
+
+def _python(code):
+    return subprocess.Popen([sys.executable, "-c", code])
+
+
+def test_wait_reports_the_first_failure_and_kills_the_rest():
+    begin = time.monotonic()
+    workers = [_python("import time; time.sleep(60)"), _python("raise SystemExit(3)")]
+    assert launch.wait(workers) == (1, 3)
+    assert workers[0].returncode == -9 and time.monotonic() - begin < 30
+
+
+def test_wait_returns_none_when_every_worker_succeeds():
+    assert launch.wait([_python("pass"), _python("pass")]) is None
+
+
+def test_one_process_needs_no_runtime():
+    assert launch.barrier("unused", 1, ok=False) is False
+    launch.set_cpu_devices(None)   # leaves JAX as it is
+    assert launch.local_devices(None) == jax.local_devices()
+    assert launch.local_devices(1) == jax.local_devices()[:1]
