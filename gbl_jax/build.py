@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import gbl_jax
 from gbl_jax import heads as heads_module
 from gbl_jax import inits, nets, problems, runstore, thresholds
+from gbl_jax.checks import require_int
 
 # Defaults of `sweep`; None in the parser so that --resume can tell what was given explicitly.
 SWEEP_DEFAULTS = {
@@ -46,8 +47,12 @@ def check_int(name: str, value, least: int | None = None, most: int | None = Non
     """``value`` if it is an integer in [least, most] (or None when ``none``), else UsageError."""
     if value is None and none:
         return None
-    ok = isinstance(value, int) and not isinstance(value, bool)
-    if not ok or (least is not None and value < least) or (most is not None and value > most):
+    try:
+        require_int(name, value, least)
+        ok = True
+    except ValueError:
+        ok = False
+    if not ok or (most is not None and value > most):
         span = (f"in [{least}, {most}]" if most is not None
                 else f">= {least}" if least is not None else "")
         raise UsageError(f"--{name.replace('_', '-')} must be an integer {span}, got {value!r}")

@@ -163,6 +163,13 @@ def _jaxpr_bytes(jaxpr) -> int:
 
 def step_bytes(cfg: RunConfig, x: jax.Array, y: jax.Array) -> tuple[int, int]:
     """(parameter bytes, bytes of the intermediates of one gradient step) of one run."""
+    return _step_bytes(cfg, jax.ShapeDtypeStruct(x.shape, x.dtype),
+                       jax.ShapeDtypeStruct(y.shape, y.dtype))
+
+
+@functools.lru_cache(maxsize=64)
+def _step_bytes(cfg: RunConfig, x, y) -> tuple[int, int]:
+    # traced once per configuration: a repeated sweep pays nothing for its default chunking
     params = jax.eval_shape(cfg.model.init, jax.random.PRNGKey(0), x)
     bs = x.shape[0] if cfg.batch_size is None else cfg.batch_size
     xb = jax.ShapeDtypeStruct((bs,) + x.shape[1:], x.dtype)

@@ -6,6 +6,10 @@ import argparse
 import time
 from pathlib import Path
 
+import gbl_jax as gbl
+
+gbl.use_cpu_cores()   # every core a device, before any computation: sweeps shard across them
+
 
 def parser(doc: str, default_out: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=doc.splitlines()[0])

@@ -31,18 +31,22 @@ def main():
                 out = gbl.sweep(model, opt, data, key=jax.random.PRNGKey(args.seed), seeds=args.seeds,
                                 steps=args.steps)
                 s = gbl.spread(out)
-                rates[(name, width)] = 1 - s.success_rate(0.1)
-                row += [f"{100 * rates[(name, width)]:.1f}%", s.n_diverged]
+                low, high = s.success_interval(0.1)
+                rates[(name, width)] = (1 - s.success_rate(0.1), 1 - high, 1 - low)
+                rate, lo, hi = (100 * r for r in rates[(name, width)])
+                row += [f"{rate:.1f}% [{lo:.1f}, {hi:.1f}]", s.n_diverged]
             rows.append(row)
             print(row, flush=True)
-    headers = ["hidden units"] + [h for name in optimizers for h in (f"failed, {name}", "diverged")]
+    headers = ["hidden units"] + [h for name in optimizers
+                                  for h in (f"failed, {name} [Wilson 95%]", "diverged")]
     table = markdown_table(headers, rows)
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    fig, ax = plt.subplots(figsize=(5, 3.2), layout="constrained")
     for name in optimizers:
-        ax.plot(WIDTHS, [100 * rates[(name, w)] for w in WIDTHS], "o-", label=name)
+        rate, low, high = (np.array([100 * rates[(name, w)][j] for w in WIDTHS]) for j in range(3))
+        ax.errorbar(WIDTHS, rate, yerr=[rate - low, high - rate], fmt="o-", capsize=3, label=name)
     ax.set_xlabel("hidden tanh units")
-    ax.set_ylabel("failed seeds (%)")
+    ax.set_ylabel("failed seeds (%, Wilson 95%)")
     ax.set_title(f"XOR, {args.seeds} seeds, {args.steps} steps")
     ax.legend()
     command = f"python scripts/xor_failure_rates.py --seeds {args.seeds} --steps {args.steps}"
