@@ -23,11 +23,19 @@ from gbl_jax.distributions import (
 )
 
 
-def _reduce(per_element: jax.Array, name: str) -> jax.Array:
-    """Mean over axis 0 of the sum over all other axes."""
-    if per_element.ndim < 1:
+def _check_examples(name: str, what: str, shape: tuple[int, ...]) -> None:
+    """Raises ValueError unless ``shape`` is [N, ...] with N >= 1: a mean over 0 examples is 0/0."""
+    if len(shape) < 1:
         raise ValueError(f"{name}: needs a leading example axis [N, ...], got a scalar")
-    return jnp.mean(jnp.sum(per_element.reshape(per_element.shape[0], -1), axis=1))
+    if shape[0] == 0:
+        raise ValueError(f"{name}: {what} has shape {_shape_str(shape)}, with no examples (N = 0); "
+                         "the mean over examples is undefined")
+
+
+def _reduce(per_element: jax.Array, name: str, what: str) -> jax.Array:
+    """Mean over axis 0 of the sum over all other axes."""
+    _check_examples(name, what, tuple(per_element.shape))
+    return jnp.mean(jnp.sum(per_element, axis=tuple(range(1, per_element.ndim))))
 
 
 def nll(dist, y: ArrayLike) -> jax.Array:
@@ -36,26 +44,28 @@ def nll(dist, y: ArrayLike) -> jax.Array:
     Args:
       dist: a distribution with batch shape [N, ...]: any gbl_jax family, or any object with
         ``.log_prob(y)`` (distrax, TFP and numpyro distributions work as they are).
-      y: targets [N, ...] of the distribution's batch + event shape.
+      y: targets [N, ...] of the distribution's batch + event shape, N >= 1.
 
     Returns:
       Minus the mean over axis 0 of log p(y) summed over all other axes.
 
     Raises:
-      ValueError: y does not have the shape the distribution expects (at trace time).
+      ValueError: y does not have the shape the distribution expects, or has no examples
+        (N = 0), at trace time.
 
     References:
       Goodfellow, Bengio & Courville (2016), eq. 6.12.
     """
-    lp = jnp.asarray(dist.log_prob(y))
     y_shape = tuple(jnp.shape(y))
+    _check_examples("nll", "y", y_shape)
+    lp = jnp.asarray(dist.log_prob(y))
     # Foreign distributions broadcast silently; log_prob must be indexed like y's leading axes.
     if y_shape[: lp.ndim] != tuple(lp.shape):
         raise ValueError(
             f"nll: log_prob(y) has shape {_shape_str(lp.shape)}, which does not match y "
             f"{_shape_str(y_shape)}; the distribution's batch shape and y disagree"
         )
-    return -_reduce(lp, "nll")
+    return -_reduce(lp, "nll", "log_prob(y)")
 
 
 def _check_same_shape(name: str, pred: ArrayLike, y: ArrayLike) -> None:
@@ -68,20 +78,20 @@ def mse(pred: ArrayLike, y: ArrayLike) -> jax.Array:
     """Squared error (1/N) sum_i ||pred_i - y_i||^2; minimised by the conditional mean.
 
     Args:
-      pred, y: [N, ...], the same shape.
+      pred, y: [N, ...] with N >= 1, the same shape.
     """
     _check_same_shape("mse", pred, y)
-    return _reduce(jnp.square(jnp.asarray(pred) - jnp.asarray(y)), "mse")
+    return _reduce(jnp.square(jnp.asarray(pred) - jnp.asarray(y)), "mse", "pred")
 
 
 def mae(pred: ArrayLike, y: ArrayLike) -> jax.Array:
     """Absolute error (1/N) sum_i ||pred_i - y_i||_1; minimised by the conditional median.
 
     Args:
-      pred, y: [N, ...], the same shape.
+      pred, y: [N, ...] with N >= 1, the same shape.
     """
     _check_same_shape("mae", pred, y)
-    return _reduce(jnp.abs(jnp.asarray(pred) - jnp.asarray(y)), "mae")
+    return _reduce(jnp.abs(jnp.asarray(pred) - jnp.asarray(y)), "mae", "pred")
 
 
 def squared_error(dist, y: ArrayLike) -> jax.Array:

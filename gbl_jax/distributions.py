@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable
+from typing import Any, Callable, ClassVar, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -27,16 +27,19 @@ from jax.typing import ArrayLike
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 _LOG_2 = math.log(2.0)
 
+_Class = TypeVar("_Class", bound=type)
 
-def _pytree(*fields: str):
-    """Registers a frozen dataclass as a pytree whose leaves are ``fields``."""
 
-    def wrap(cls):
-        # eq=False: field-wise == on arrays is ambiguous, and identity hashing keeps them usable.
-        cls = dataclasses.dataclass(frozen=True, eq=False)(cls)
-        return jax.tree_util.register_dataclass(cls, data_fields=list(fields), meta_fields=[])
+def _pytree(cls: _Class) -> _Class:
+    """Registers a dataclass as a pytree whose leaves are all of its fields.
 
-    return wrap
+    Stacked on a visible ``@dataclasses.dataclass(frozen=True, eq=False)`` so type checkers see
+    the fields (eq=False: field-wise == on arrays is ambiguous, and identity hashing keeps the
+    objects usable as dict keys). The fields are listed explicitly because jax before 0.4.36
+    cannot infer them.
+    """
+    names = [field.name for field in dataclasses.fields(cls)]
+    return jax.tree_util.register_dataclass(cls, data_fields=names, meta_fields=[])
 
 
 def _shape_str(shape) -> str:
@@ -106,9 +109,9 @@ def _loc_scale_logpdf(
     return guarded
 
 
-normal_logpdf = _loc_scale_logpdf(
-    lambda z: -0.5 * jnp.square(z) - _HALF_LOG_2PI, lambda z: -z
-)
+# -(0.5 z) z, not -0.5 z**2: z**2 overflows float32 for |z| > 1.8e19, before the half brings the
+# value back into range (up to |z| = 2.6e19); halving first is exact.
+normal_logpdf = _loc_scale_logpdf(lambda z: -(0.5 * z) * z - _HALF_LOG_2PI, lambda z: -z)
 normal_logpdf.__doc__ = "Elementwise log N(y; loc, scale**2), finite gradients down to tiny scales."
 
 laplace_logpdf = _loc_scale_logpdf(lambda z: -jnp.abs(z) - _LOG_2, lambda z: -jnp.sign(z))
@@ -121,11 +124,17 @@ def bernoulli_log_prob(logits: ArrayLike, y: ArrayLike) -> jax.Array:
     ``-(y softplus(-z) + (1 - y) softplus(z))``: never ``log(sigmoid(z))``, so the gradient is
     exactly ``y - sigmoid(z)`` and saturates only when the answer is right (section 6.2.2.2).
     y in (0, 1) gives the cross-entropy with a soft label; y outside [0, 1] gives -inf.
+    Infinite logits are exact: log P(1) is 0 at z = +inf and -inf at z = -inf.
     """
     z = jnp.asarray(logits)
     y = _float_value(y, z)
-    lp = -(y * jax.nn.softplus(-z) + (1.0 - y) * jax.nn.softplus(z))
+    lp = -(_weighted(y, jax.nn.softplus(-z)) + _weighted(1.0 - y, jax.nn.softplus(z)))
     return jnp.where((y >= 0.0) & (y <= 1.0), lp, -jnp.inf)
+
+
+def _weighted(weight: jax.Array, x: jax.Array) -> jax.Array:
+    """weight * x, and exactly 0 where weight is 0 even if x is inf (a hard label at z = +-inf)."""
+    return jnp.where(weight == 0.0, 0.0, weight * x)
 
 
 def categorical_log_prob(logits: ArrayLike, y: ArrayLike) -> jax.Array:
@@ -191,8 +200,10 @@ def _validate_labels(family: str, y: ArrayLike, num_classes: int) -> None:
 class _LocScale:
     """Shared code of the elementwise location-scale families (Normal, Laplace)."""
 
-    _logpdf: Callable
-    _noise: Callable
+    loc: ArrayLike   # the fields themselves are declared by each dataclass
+    scale: ArrayLike
+    _logpdf: ClassVar[Callable[..., jax.Array]]
+    _noise: ClassVar[Callable[..., jax.Array]]
 
     @property
     def batch_shape(self) -> tuple[int, ...]:
@@ -235,7 +246,8 @@ class _LocScale:
             _validate_finite(family, "y", y)
 
 
-@_pytree("loc", "scale")
+@_pytree
+@dataclasses.dataclass(frozen=True, eq=False)
 class Normal(_LocScale):
     """Elementwise Gaussian N(loc, scale**2): the linear output unit's distribution (6.2.2.1).
 
@@ -257,7 +269,8 @@ class Normal(_LocScale):
         return 0.5 + _HALF_LOG_2PI + jnp.log(self._params()[1])
 
 
-@_pytree("loc", "scale")
+@_pytree
+@dataclasses.dataclass(frozen=True, eq=False)
 class Laplace(_LocScale):
     """Elementwise Laplace(loc, scale): its maximum-likelihood loc is the conditional median.
 
@@ -281,9 +294,13 @@ class Laplace(_LocScale):
         return 1.0 + _LOG_2 + jnp.log(self._params()[1])
 
 
-@_pytree("logits")
+@_pytree
+@dataclasses.dataclass(frozen=True, eq=False)
 class Bernoulli:
     """Elementwise Bernoulli with P(y = 1) = sigmoid(logits): the sigmoid unit (6.2.2.2).
+
+    Infinite logits are allowed (``validate`` accepts them): they are the saturated limits, and
+    log_prob, entropy and the gradient y - sigmoid(z) stay exact there. NaN logits are rejected.
 
     Attributes:
       logits: any shape; y has the same shape, values in {0, 1}.
@@ -317,7 +334,8 @@ class Bernoulli:
 
     def entropy(self) -> jax.Array:
         z = jnp.asarray(self.logits)
-        return jax.nn.sigmoid(z) * jax.nn.softplus(-z) + jax.nn.sigmoid(-z) * jax.nn.softplus(z)
+        return (_weighted(jax.nn.sigmoid(z), jax.nn.softplus(-z))
+                + _weighted(jax.nn.sigmoid(-z), jax.nn.softplus(z)))
 
     def sample(self, key: jax.Array, shape: tuple[int, ...] = ()) -> jax.Array:
         """Draws [*shape, *batch_shape] samples in {0, 1} (float)."""
@@ -336,7 +354,8 @@ class Bernoulli:
                      f"(e.g. {v[bad][:3].tolist()})")
 
 
-@_pytree("logits")
+@_pytree
+@dataclasses.dataclass(frozen=True, eq=False)
 class Categorical:
     """Categorical over K classes with probabilities softmax(logits): the softmax unit (6.2.2.3).
 
@@ -390,11 +409,94 @@ class Categorical:
             _validate_labels("Categorical", y, self.num_classes)
 
 
-@_pytree("logits", "loc", "scale")
+def _nearest_components(log_w: jax.Array, y_KD: jax.Array, loc_KD: jax.Array,
+                        scale_KD: jax.Array) -> jax.Array:
+    """Scores that rank the components when every one's density underflows, [..., K].
+
+    A component's log density is -0.5 ||z_k||^2 plus terms bounded by a few hundred, so once all
+    of them overflow to -inf the true posterior puts all its mass on the components nearest to y
+    (smallest ||z_k||, found in log space so that it cannot overflow); exact ties share it in
+    proportion to w_k / prod_d scale_kd. Everything else scores -inf.
+    """
+    log_norm = log_w - jnp.sum(jnp.log(scale_KD), axis=-1)
+    log_z = jnp.log(jnp.abs(y_KD - loc_KD)) - jnp.log(scale_KD)
+    log_dist = jax.nn.logsumexp(2.0 * log_z, axis=-1)
+    log_dist = jnp.where(log_norm > -jnp.inf, log_dist, jnp.inf)
+    nearest = (log_dist == jnp.min(log_dist, axis=-1, keepdims=True)) & (log_norm > -jnp.inf)
+    return jnp.where(nearest, log_norm, -jnp.inf)
+
+
+def _responsibilities(lp_K: jax.Array, nearest_K: jax.Array) -> jax.Array:
+    """softmax(lp_K); a row that is all -inf (every density underflowed) uses softmax(nearest_K)."""
+    underflow = jnp.all(lp_K == -jnp.inf, axis=-1, keepdims=True)
+    # Double where: softmax of an all -inf row is NaN, and NaN leaks through a plain where's grad.
+    return jnp.where(underflow, jax.nn.softmax(jnp.where(underflow, nearest_K, 0.0), axis=-1),
+                     jax.nn.softmax(jnp.where(underflow, 0.0, lp_K), axis=-1))
+
+
+@jax.custom_jvp
+def _logsumexp(lp_K: jax.Array, nearest_K: jax.Array) -> jax.Array:
+    """log sum_k exp(lp_k), whose gradient is the responsibilities even where the sum underflows."""
+    return jax.nn.logsumexp(lp_K, axis=-1)
+
+
+@_logsumexp.defjvp
+def _logsumexp_jvp(primals, tangents):
+    lp, nearest = primals
+    dlp, _ = tangents
+    # jax.nn.logsumexp's gradient is 0/0 on a row of -inf; the limit is the responsibilities.
+    resp = _responsibilities(lp, jax.lax.stop_gradient(nearest))
+    return _logsumexp(lp, nearest), jnp.sum(resp * dlp, axis=-1)
+
+
+# Jitted as a whole: called eagerly, its dozens of small ops would each compile and dispatch.
+@jax.jit
+def mixture_normal_logpdf(y: jax.Array, logits: jax.Array, loc: jax.Array,
+                          scale: jax.Array) -> jax.Array:
+    """log sum_k softmax(logits)_k prod_d N(y_d; loc_kd, scale_kd**2), with no NaN gradients.
+
+    Each component uses ``normal_logpdf`` (finite gradients down to tiny scales). A component of
+    zero responsibility passes back exactly 0, although its own gradient may overflow (a far
+    target at a tiny scale: 0 * inf would be NaN). Where every density underflows, the value is
+    -inf and the gradient is the nearest component's, as the true posterior's limit; with K = 1
+    this is exactly ``Normal``'s.
+
+    Args:
+      y: [..., D].
+      logits: [..., K].
+      loc, scale: [..., K, D].
+
+    Returns:
+      log p(y), [...].
+
+    References:
+      Bishop (1994), "Mixture density networks" (the responsibility-weighted gradient).
+    """
+    y_KD = jnp.broadcast_to(y[..., None, :], loc.shape)
+    log_w = jax.nn.log_softmax(logits, axis=-1)
+    frozen = jax.lax.stop_gradient
+    nearest = frozen(_nearest_components(log_w, y_KD, loc, scale))
+    lp_frozen = frozen(log_w + jnp.sum(normal_logpdf(*map(frozen, (y_KD, loc, scale))), axis=-1))
+    live = _responsibilities(lp_frozen, nearest) > 0
+    # A dead component is re-evaluated at y = loc (finite gradient) and its value kept frozen.
+    y_live = jnp.where(live[..., None], y_KD, loc)
+    lp = jnp.where(live, log_w + jnp.sum(normal_logpdf(y_live, loc, scale), axis=-1), lp_frozen)
+    return _logsumexp(lp, nearest)
+
+
+@_pytree
+@dataclasses.dataclass(frozen=True, eq=False)
 class MixtureNormal:
     """Mixture of K diagonal Gaussians in D dimensions: the mixture density network's output.
 
     p(y) = sum_k softmax(logits)_k prod_d N(y_d; loc_kd, scale_kd**2)  (Bishop 1994; 6.2.2.4).
+
+    log_prob uses ``normal_logpdf`` per component and never gives a NaN gradient (see
+    ``mixture_normal_logpdf``); with K = 1 it equals ``Normal``'s in value and gradient. What
+    remains: where the true log density is below float32's range (a target 1e20 away at scale 1,
+    or 0.5 away at scale 1e-30) the value is -inf, and the gradient is the nearest component's
+    ``Normal`` gradient, which is itself +-inf wherever its true value overflows (d/dscale =
+    (z**2 - 1) / scale = 1e40 for the first example); it is never NaN.
 
     Attributes:
       logits: [..., K] mixture weights as logits (-inf: a component of zero weight).
@@ -441,12 +543,18 @@ class MixtureNormal:
         return jax.nn.log_softmax(logits, axis=-1) + normal_logpdf(y_K, loc, scale).sum(-1)
 
     def log_prob(self, y: ArrayLike) -> jax.Array:
-        """log p(y) by log-sum-exp over components, [...]; y is [..., D]."""
-        return jax.nn.logsumexp(self.component_log_prob(y), axis=-1)
+        """log p(y) by log-sum-exp over components, [...]; see ``mixture_normal_logpdf``."""
+        batch, _, event = self._shapes()
+        _check_value_shape("MixtureNormal", batch + event, y)
+        logits, loc, scale = self._params()
+        return mixture_normal_logpdf(_float_value(y, loc), logits, loc, scale)
 
     def responsibilities(self, y: ArrayLike) -> jax.Array:
-        """Posterior P(component k | y), [..., K]."""
-        return jax.nn.softmax(self.component_log_prob(y), axis=-1)
+        """Posterior P(component k | y), [..., K]; on the nearest components if all underflow."""
+        logits, loc, scale = self._params()
+        y_KD = jnp.broadcast_to(_float_value(y, loc)[..., None, :], loc.shape)
+        nearest = _nearest_components(jax.nn.log_softmax(logits, axis=-1), y_KD, loc, scale)
+        return _responsibilities(self.component_log_prob(y), nearest)
 
     def weights(self) -> jax.Array:
         return jax.nn.softmax(self._params()[0], axis=-1)
@@ -487,12 +595,160 @@ class MixtureNormal:
             _validate_finite("MixtureNormal", "y", y)
 
 
-@_pytree("loc", "scale_tril")
+def _int_type(dtype: Any) -> Any:
+    return {2: jnp.int16, 4: jnp.int32, 8: jnp.int64}[jnp.dtype(dtype).itemsize]
+
+
+def _bits(x: jax.Array) -> jax.Array:
+    return jax.lax.bitcast_convert_type(x, _int_type(x.dtype))
+
+
+# XLA on CPU and GPU reads subnormal floats (below 1.2e-38 in float32) as 0 in arithmetic and
+# comparisons. The helpers below read them from their bits instead, which keeps them exact.
+
+def _exponent(x: jax.Array) -> jax.Array:
+    """e with |x| = m * 2**e and m in [0.5, 1), exact for subnormal x (-149 at 0 in float32)."""
+    info = jnp.finfo(x.dtype)
+    bits = _bits(x) & jnp.iinfo(_int_type(x.dtype)).max
+    biased, frac = bits >> info.nmant, bits & ((1 << info.nmant) - 1)
+    # A subnormal number is frac * 2**(1 - bias - nmant): frac's bit length stands in for the
+    # implicit leading bit's position.
+    bit_length = 8 * x.dtype.itemsize - jax.lax.clz(frac)
+    bias = info.maxexp - 1
+    return jnp.where(biased == 0, bit_length - info.nmant, biased) - bias + 1
+
+
+def _pow2(k: jax.Array, dtype: Any) -> jax.Array:
+    """2.0**k for integer k in the normal range, built from bits (exact)."""
+    info = jnp.finfo(dtype)
+    biased = (k + info.maxexp - 1).astype(_int_type(dtype)) << info.nmant
+    return jax.lax.bitcast_convert_type(biased, dtype)
+
+
+def _scale_pow2(x: jax.Array, k: jax.Array) -> jax.Array:
+    """x * 2**k by two exact multiplications, so that 2**k itself need not be representable."""
+    info = jnp.finfo(x.dtype)
+    k = jnp.clip(k, 2 * info.minexp, 2 * (info.maxexp - 1))   # each half stays a normal number
+    half = k // 2
+    return x * _pow2(half, x.dtype) * _pow2(k - half, x.dtype)
+
+
+@jax.custom_jvp
+def _ldexp(x: jax.Array, k: jax.Array) -> jax.Array:
+    """x * 2**k, exact also for subnormal x; linear in x for autodiff."""
+    info = jnp.finfo(x.dtype)
+    bits = _bits(x)
+    frac = bits & ((1 << info.nmant) - 1)
+    subnormal = (bits & jnp.iinfo(_int_type(x.dtype)).max) >> info.nmant == 0
+    # frac converts to float exactly, and is normal: the product no longer involves a subnormal.
+    significand = jnp.where(bits < 0, -frac, frac).astype(x.dtype)
+    return jnp.where(subnormal, _scale_pow2(significand, k + 2 - info.maxexp - info.nmant),
+                     _scale_pow2(x, k))
+
+
+@_ldexp.defjvp
+def _ldexp_jvp(primals, tangents):
+    x, k = primals
+    dx, _ = tangents
+    return _ldexp(x, k), _scale_pow2(dx, k)
+
+
+def _log_abs(x: jax.Array) -> jax.Array:
+    """log |x|, exact also for subnormal x, with derivative 1 / x."""
+    e = _exponent(x)
+    return jnp.log(jnp.abs(_ldexp(x, -e))) + _LOG_2 * e.astype(x.dtype)
+
+
+def _flushed(y: jax.Array, loc: jax.Array) -> jax.Array:
+    """Where y - loc is a nonzero subnormal number, which XLA computes as 0.
+
+    Decided without forming y - loc: XLA's constant folding does not flush subnormals, so a test
+    on y - loc == 0 could differ between two uses of it in one jitted function.
+    """
+    info = jnp.finfo(y.dtype)
+    # Only numbers below 2**(minexp + nmant + 1) lie closer than 2**minexp without being equal.
+    # Scaled up by 2**(nmant + 1), their difference is normal (or 0) and compares safely.
+    small = jnp.maximum(_exponent(y), _exponent(loc)) <= info.minexp + info.nmant + 1
+    k = jnp.asarray(info.nmant + 1)
+    gap = _ldexp(jnp.where(small, y, 0.0), k) - _ldexp(jnp.where(small, loc, 0.0), k)
+    return small & (gap != 0) & (jnp.abs(gap) < _pow2(jnp.asarray(info.minexp) + k, y.dtype))
+
+
+def _row_shifts(tril: jax.Array, y: jax.Array, loc: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Per row of L, a power of two that makes L_ii and y_i - loc_i normal; and the flushed rows.
+
+    XLA reads subnormal numbers as 0, so a subnormal L_ii would make the triangular solve 0/0 and
+    a subnormal y_i - loc_i would vanish. Multiplying row i of L and of y - loc by 2**shift_i
+    leaves L^-1 (y - loc) unchanged, exactly. Other rows get shift 0: scaling them could
+    overflow their off-diagonal entries.
+
+    Returns:
+      shift [..., D] (int) and flushed [..., D]: where y_i - loc_i is subnormal.
+    """
+    info = jnp.finfo(tril.dtype)
+    flushed = _flushed(y, loc)
+    # finfo.minexp is the exponent of the smallest normal number 2**minexp; e's m is < 1.
+    # 2**(nmant + 1) makes any nonzero subnormal normal.
+    diag_shift = info.minexp + 1 - _exponent(jnp.diagonal(tril, axis1=-2, axis2=-1))
+    return jnp.maximum(diag_shift, jnp.where(flushed, info.nmant + 1, 0)), flushed
+
+
+def _mvn_logpdf(y: jax.Array, loc: jax.Array, tril: jax.Array, shift: jax.Array,
+                flushed: jax.Array) -> jax.Array:
+    """log N(y; loc, L L^T) with the rows scaled by ``_row_shifts``."""
+    scaled = _ldexp(tril, shift[..., :, None])
+    diff = jnp.where(flushed, _ldexp(y, shift) - _ldexp(loc, shift), _ldexp(y - loc, shift))
+    white = jax.scipy.linalg.solve_triangular(scaled, diff[..., None], lower=True)[..., 0]
+    # The scaled diagonal is normal, so its plain log is exact.
+    log_det = (jnp.sum(jnp.log(jnp.abs(jnp.diagonal(scaled, axis1=-2, axis2=-1))), axis=-1)
+               - _LOG_2 * jnp.sum(shift, axis=-1).astype(tril.dtype))
+    # Halved before squaring, as in normal_logpdf, so that it overflows only where the value does.
+    return -jnp.sum((0.5 * white) * white, axis=-1) - log_det - loc.shape[-1] * _HALF_LOG_2PI
+
+
+# Jitted as a whole: called eagerly, its dozens of small ops would each compile and dispatch.
+@jax.jit
+def mvn_tril_logpdf(y: jax.Array, loc: jax.Array, tril: jax.Array) -> jax.Array:
+    """log N(y; loc, L L^T), [...]; exact wherever the whitened residual L^-1 (y - loc) is finite.
+
+    Exact also for a subnormal diagonal or residual (see ``_row_shifts``), up to float32
+    rounding, which an ill-conditioned L amplifies. Where the value overflows (or L is singular)
+    it is -inf with a zero gradient, never NaN: the first coordinate of the residual to overflow
+    is correct up to rounding, so the true log density is below float32's range there.
+    (``Normal`` keeps the representable parts of its gradient in that case; here the backward
+    pass would meet inf * 0.)
+
+    Args:
+      y, loc: [..., D].
+      tril: [..., D, D] lower triangular, the Cholesky factor of the covariance.
+    """
+    shift, flushed = _row_shifts(tril, y, loc)
+    frozen = jax.lax.stop_gradient
+    finite = jnp.isfinite(_mvn_logpdf(frozen(y), frozen(loc), frozen(tril), shift, flushed))
+    # Rows that overflow are redone as (L = I, y = loc): their backward pass would meet inf * 0.
+    ok = finite[..., None]
+    eye = jnp.eye(tril.shape[-1], dtype=tril.dtype)
+    lp = _mvn_logpdf(jnp.where(ok, y, loc), loc, jnp.where(ok[..., None], tril, eye),
+                     jnp.where(ok, shift, 0), flushed & ok)
+    return jnp.where(finite, lp, -jnp.inf)
+
+
+@_pytree
+@dataclasses.dataclass(frozen=True, eq=False)
 class MultivariateNormalTriL:
     """Full-covariance Gaussian N(loc, L L^T) with L lower triangular (Cholesky factor).
 
     Only the lower triangle of ``scale_tril`` is read; ``validate`` rejects a non-zero upper
     triangle and a zero diagonal (a singular covariance).
+
+    log_prob is exact wherever the whitened residual L^-1 (y - loc) is representable, also for a
+    tiny or subnormal diagonal (e.g. 1e-38); where it overflows the value is -inf, never NaN (see
+    ``mvn_tril_logpdf``). What remains: XLA flushes subnormal numbers (below 1.2e-38 in float32)
+    to zero, so ``covariance``, ``variance`` and ``sample`` see such diagonal entries as 0; and
+    where the gradient w.r.t. loc, L^-T L^-1 (y - loc), overflows (a subnormal or extremely
+    ill-conditioned L), the gradient w.r.t. ``scale_tril`` can be NaN. ``validate`` therefore
+    rejects a subnormal diagonal, and, given y, any y whose log density is beyond the dtype's
+    range (log_prob is -inf there).
 
     Attributes:
       loc: [..., D].
@@ -523,13 +779,10 @@ class MultivariateNormalTriL:
         return jnp.asarray(self.loc, dtype), jnp.broadcast_to(tril, loc_shape + loc_shape[-1:])
 
     def log_prob(self, y: ArrayLike) -> jax.Array:
-        """log N(y; loc, L L^T) via a triangular solve, [...]; y is [..., D]."""
+        """log N(y; loc, L L^T) via a triangular solve, [...]; see ``mvn_tril_logpdf``."""
         loc, tril = self._params()
         _check_value_shape("MultivariateNormalTriL", loc.shape, y)
-        diff = _float_value(y, loc) - loc
-        white = jax.scipy.linalg.solve_triangular(tril, diff[..., None], lower=True)[..., 0]
-        log_det = jnp.sum(jnp.log(jnp.abs(jnp.diagonal(tril, axis1=-2, axis2=-1))), axis=-1)
-        return -0.5 * jnp.sum(jnp.square(white), axis=-1) - log_det - loc.shape[-1] * _HALF_LOG_2PI
+        return mvn_tril_logpdf(_float_value(y, loc), loc, tril)
 
     def mean(self) -> jax.Array:
         return self._params()[0]
@@ -545,7 +798,7 @@ class MultivariateNormalTriL:
 
     def entropy(self) -> jax.Array:
         loc, tril = self._params()
-        log_det = jnp.sum(jnp.log(jnp.abs(jnp.diagonal(tril, axis1=-2, axis2=-1))), axis=-1)
+        log_det = jnp.sum(_log_abs(jnp.diagonal(tril, axis1=-2, axis2=-1)), axis=-1)
         return loc.shape[-1] * (0.5 + _HALF_LOG_2PI) + log_det
 
     def sample(self, key: jax.Array, shape: tuple[int, ...] = ()) -> jax.Array:
@@ -564,12 +817,42 @@ class MultivariateNormalTriL:
         upper = np.triu(tril, k=1)
         _require(not upper.any(), "MultivariateNormalTriL: scale_tril is not lower triangular "
                  f"(largest upper entry {np.abs(upper).max():.3g})")
-        diag = np.diagonal(tril, axis1=-2, axis2=-1)
+        diag = np.abs(np.diagonal(tril, axis1=-2, axis2=-1))
         _require(bool((diag != 0).all()), "MultivariateNormalTriL: scale_tril is singular "
                  "(a zero on its diagonal)")
+        loc = self._params()[0]
+        info = np.finfo(loc.dtype)
+        tiny = diag < info.tiny
+        if tiny.any():
+            raise ValueError(
+                f"MultivariateNormalTriL: {int(tiny.sum())} diagonal entries of scale_tril are "
+                f"subnormal (smallest {diag.min():.3g}, below {info.tiny:.3g}, the smallest normal "
+                f"{info.dtype}); XLA flushes them to zero, so covariance, sample and gradients see "
+                "a singular factor")
         if y is not None:
             _check_value_shape("MultivariateNormalTriL", tuple(jnp.shape(self.loc)), y)
             _validate_finite("MultivariateNormalTriL", "y", y)
+            lp = _mvn_logpdf_float64(_concrete("y", y), np.asarray(loc), tril)
+            out = ~(np.abs(lp) <= info.max)
+            if out.any():
+                raise ValueError(
+                    f"MultivariateNormalTriL: log p(y) is beyond the {info.dtype} range "
+                    f"(+-{info.max:.3g}) at {int(out.sum())} of {out.size} points (e.g. "
+                    f"{lp[out].flat[0]:.3g}); log_prob returns -inf there")
+
+
+def _mvn_logpdf_float64(y: np.ndarray, loc: np.ndarray, tril: np.ndarray) -> np.ndarray:
+    """log N(y; loc, L L^T) in float64 NumPy: the reference ``validate`` checks the range with."""
+    tril = np.broadcast_to(tril.astype(np.float64), loc.shape + loc.shape[-1:])
+    diff = y.astype(np.float64) - loc.astype(np.float64)
+    white = np.zeros_like(diff)
+    # Forward substitution: an LU solve would pivot, and lose a badly scaled factor's accuracy.
+    with np.errstate(over="ignore", invalid="ignore"):
+        for i in range(diff.shape[-1]):
+            partial = np.sum(tril[..., i, :i] * white[..., :i], axis=-1)
+            white[..., i] = (diff[..., i] - partial) / tril[..., i, i]
+        log_det = np.sum(np.log(np.abs(np.diagonal(tril, axis1=-2, axis2=-1))), axis=-1)
+        return -0.5 * np.sum(np.square(white), axis=-1) - log_det - diff.shape[-1] * _HALF_LOG_2PI
 
 
 Distribution = Normal | Laplace | Bernoulli | Categorical | MixtureNormal | MultivariateNormalTriL
@@ -588,8 +871,10 @@ def log_prob(dist, y: ArrayLike) -> jax.Array:
 def validate(dist, y: ArrayLike | None = None) -> None:
     """Eagerly checks parameters (and y, if given) lie in the family's domain.
 
-    Raises ValueError for bad labels, non-positive or non-finite scales, NaN logits, and a
-    non-triangular or singular ``scale_tril``. Call it outside ``jit``: it reads concrete values.
+    Raises ValueError for bad labels, non-positive or non-finite scales, NaN logits, a
+    non-triangular, singular or subnormal ``scale_tril``, and a y whose multivariate normal log
+    density is beyond the dtype's range. Infinite Bernoulli logits pass: they are exact. Call it
+    outside ``jit``: it reads concrete values.
     """
     if not hasattr(dist, "validate"):
         raise TypeError(f"validate: {type(dist).__name__} is not a gbl_jax distribution")

@@ -58,7 +58,7 @@ def mlp(hidden: Sequence[int], head: Head, *, activation: Union[str, Callable] =
     """
     hidden = tuple(hidden)
     for width in hidden:
-        require_int(f"mlp: hidden width (of {list(hidden)})", width, 1)
+        require_int(f"mlp: hidden widths {list(hidden)}: each", width, 1)
     hidden = tuple(int(width) for width in hidden)
     if not isinstance(head, Head):
         raise ValueError(f"mlp: head must come from gbl_jax.heads, got {type(head).__name__}")

@@ -1,11 +1,13 @@
 """Distributions against scipy.stats, distrax and closed forms; transforms; extremes; shapes."""
 
+import chex
 import distrax
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from scipy import special, stats
+from absl.testing import parameterized
+from scipy import linalg, special, stats
 
 import gbl_jax as gbl
 
@@ -166,14 +168,37 @@ def test_distributions_are_pytrees():
 
 # ---- extreme values -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("z", [1e4, -1e4, 50.0, -50.0, 0.0])
-@pytest.mark.parametrize("y", [0.0, 1.0])
-def test_bernoulli_extreme_logits(z, y):
-    value, grad = jax.value_and_grad(lambda t: -gbl.Bernoulli(t).log_prob(jnp.float32(y)))(jnp.float32(z))
-    assert np.isfinite(value) and np.isfinite(grad)
-    expected_value = np.logaddexp(0.0, z if y == 0 else -z)
-    np.testing.assert_allclose(value, expected_value, rtol=1e-6)
-    np.testing.assert_allclose(grad, special.expit(z) - y, atol=1e-7)
+def _bernoulli_log_prob_and_grad(z, y):
+    return gbl.Bernoulli(z).log_prob(y), jax.grad(lambda t: gbl.Bernoulli(t).log_prob(y).sum())(z)
+
+
+class TestBernoulliExtremes(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_extreme_logits(self):
+        z, y = (a.ravel() for a in np.meshgrid([1e4, -1e4, 50.0, -50.0, 0.0], [0.0, 1.0]))
+        lp, grad = self.variant(_bernoulli_log_prob_and_grad)(_f32(z), _f32(y))
+        chex.assert_tree_all_finite((lp, grad))
+        np.testing.assert_allclose(-lp, np.logaddexp(0.0, np.where(y == 0, z, -z)), rtol=1e-6)
+        np.testing.assert_allclose(grad, y - special.expit(z), atol=1e-7)
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_infinite_logits_are_exact(self):
+        z = _f32([np.inf, -np.inf, 3e38, -3e38])
+        right, wrong = _f32([1.0, 0.0, 1.0, 0.0]), _f32([0.0, 1.0, 0.0, 1.0])
+        lp, grad = self.variant(_bernoulli_log_prob_and_grad)(z, right)
+        np.testing.assert_array_equal(lp, [0.0, 0.0, 0.0, 0.0])
+        np.testing.assert_array_equal(grad, [0.0, 0.0, 0.0, 0.0])   # y - sigmoid(z)
+        lp, grad = self.variant(_bernoulli_log_prob_and_grad)(z, wrong)
+        np.testing.assert_array_equal(lp, _f32([-np.inf, -np.inf, -3e38, -3e38]))
+        np.testing.assert_array_equal(grad, [-1.0, 1.0, -1.0, 1.0])
+
+
+def test_bernoulli_infinite_logits_pass_validate_and_nan_does_not():
+    d = gbl.Bernoulli(_f32([np.inf, -np.inf]))
+    gbl.validate(d, _f32([1.0, 0.0]))
+    np.testing.assert_array_equal(d.entropy(), [0.0, 0.0])
+    with pytest.raises(ValueError, match="NaN"):
+        gbl.validate(gbl.Bernoulli(_f32([np.nan, 0.0])))
 
 
 def test_categorical_extreme_logits():
@@ -203,25 +228,154 @@ def test_mixture_far_target_and_zero_weight_component():
     np.testing.assert_allclose(closed.responsibilities, [[0.0, 0.0, 1.0]], atol=1e-6)
 
 
-@pytest.mark.parametrize("scale", [1e-30, 1e-20, 1e-10, 1.0, 1e10, 1e20, 1e30])
-@pytest.mark.parametrize("family", ["normal", "laplace"])
-def test_loc_scale_gradients_at_extreme_scales(scale, family):
-    z = np.array([0.0, 0.5, -2.0])
-    y = _f32(z * scale)
-    cls = gbl.Normal if family == "normal" else gbl.Laplace
-    value, (g_loc, g_scale) = jax.value_and_grad(
-        lambda loc, s: cls(loc, s).log_prob(y).sum(), argnums=(0, 1))(jnp.zeros(3), jnp.full(3, scale, jnp.float32))
-    zf = np.asarray(y, np.float64) / np.float32(scale)
-    if family == "normal":
-        exp_value = stats.norm.logpdf(zf).sum() - 3 * np.log(np.float32(scale))
-        exp_loc, exp_scale = zf / np.float32(scale), (zf ** 2 - 1) / np.float32(scale)
-    else:
-        exp_value = stats.laplace.logpdf(zf).sum() - 3 * np.log(np.float32(scale))
-        exp_loc, exp_scale = np.sign(zf) / np.float32(scale), (np.abs(zf) - 1) / np.float32(scale)
-    assert np.isfinite(value) and np.all(np.isfinite(g_loc)) and np.all(np.isfinite(g_scale))
-    np.testing.assert_allclose(value, exp_value, rtol=1e-5)
-    np.testing.assert_allclose(g_loc, exp_loc, rtol=1e-5)
-    np.testing.assert_allclose(g_scale, exp_scale, rtol=1e-5)
+def _loc_scale_value_and_grad(cls):
+    """(log p summed per row, its gradients w.r.t. loc and scale)."""
+    return lambda y, loc, s: (cls(loc, s).log_prob(y).sum(-1), jax.grad(
+        lambda m, t: cls(m, t).log_prob(y).sum(), argnums=(0, 1))(loc, s))
+
+
+_LOC_SCALE_VALUE_AND_GRAD = {"normal": _loc_scale_value_and_grad(gbl.Normal),
+                             "laplace": _loc_scale_value_and_grad(gbl.Laplace)}
+
+
+class TestLocScaleExtremes(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    @parameterized.parameters("normal", "laplace")
+    def test_gradients_at_extreme_scales(self, family):
+        scale = np.float32([1e-30, 1e-20, 1e-10, 1.0, 1e10, 1e20, 1e30])[:, None]   # one per row
+        y = _f32(np.array([0.0, 0.5, -2.0]) * scale)
+        value, (g_loc, g_scale) = self.variant(_LOC_SCALE_VALUE_AND_GRAD[family])(
+            y, jnp.zeros(y.shape), jnp.broadcast_to(_f32(scale), y.shape))
+        zf = np.asarray(y, np.float64) / scale
+        if family == "normal":
+            exp_value = stats.norm.logpdf(zf).sum(-1) - 3 * np.log(scale[:, 0])
+            exp_loc, exp_scale = zf / scale, (zf ** 2 - 1) / scale
+        else:
+            exp_value = stats.laplace.logpdf(zf).sum(-1) - 3 * np.log(scale[:, 0])
+            exp_loc, exp_scale = np.sign(zf) / scale, (np.abs(zf) - 1) / scale
+        chex.assert_tree_all_finite((value, g_loc, g_scale))
+        np.testing.assert_allclose(value, exp_value, rtol=1e-5)
+        np.testing.assert_allclose(g_loc, exp_loc, rtol=1e-5)
+        np.testing.assert_allclose(g_scale, exp_scale, rtol=1e-5)
+
+
+def _mixture_nll(params, y):
+    return jax.value_and_grad(lambda p: gbl.nll(gbl.MixtureNormal(*p), y))(params)
+
+
+def _normal_nll(params, y):
+    return jax.value_and_grad(lambda p: gbl.nll(gbl.Normal(*p), y))(params)
+
+
+def _assert_no_nan(tree):
+    for leaf in jax.tree.leaves(tree):
+        assert not np.any(np.isnan(leaf)), tree
+
+
+class TestMixtureExtremes(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    @parameterized.parameters((1e20, 1.0), (0.5, 1e-30), (1.5, 2.0))
+    def test_one_component_is_a_normal(self, target, scale):
+        y = _f32([[target]])
+        value, (g_logits, g_loc, g_scale) = self.variant(_mixture_nll)(
+            (jnp.zeros((1, 1)), jnp.zeros((1, 1, 1)), jnp.full((1, 1, 1), scale, jnp.float32)), y)
+        n_value, (n_loc, n_scale) = self.variant(_normal_nll)(
+            (jnp.zeros((1, 1)), jnp.full((1, 1), scale, jnp.float32)), y)
+        _assert_no_nan((value, g_logits, g_loc, g_scale))
+        np.testing.assert_array_equal(value, n_value)
+        np.testing.assert_array_equal(g_logits, [[0.0]])
+        np.testing.assert_array_equal(g_loc[..., 0], n_loc)
+        np.testing.assert_array_equal(g_scale[..., 0], n_scale)
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_far_target_pulls_only_the_nearest_component(self):
+        params = (jnp.zeros((1, 2)), _f32([[[0.0], [1e19]]]), jnp.ones((1, 2, 1)))
+        value, (g_logits, g_loc, g_scale) = self.variant(_mixture_nll)(params, _f32([[1e20]]))
+        _assert_no_nan((g_logits, g_loc, g_scale))
+        assert value == np.inf   # true value 4e39 is beyond float32
+        np.testing.assert_allclose(g_logits, [[0.5, -0.5]])       # pi - responsibilities
+        np.testing.assert_allclose(g_loc[..., 0], [[0.0, -9e19]], rtol=1e-6)
+        np.testing.assert_array_equal(g_scale[..., 0], [[0.0, -np.inf]])   # true -8.1e39
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_tiny_scales_give_no_nan(self):
+        y = _f32([[0.5]])
+        tiny = (jnp.zeros((1, 2)), jnp.zeros((1, 2, 1)), jnp.full((1, 2, 1), 1e-30, jnp.float32))
+        value, grads = self.variant(_mixture_nll)(tiny, y)
+        _assert_no_nan(grads)
+        assert value == np.inf
+        # One tiny component beside a unit one: exact, and the tiny one gets exactly no gradient.
+        mixed = (jnp.zeros((1, 2)), jnp.zeros((1, 2, 1)), _f32([[[1e-30], [1.0]]]))
+        value, (g_logits, g_loc, g_scale) = self.variant(_mixture_nll)(mixed, y)
+        np.testing.assert_allclose(value, np.log(2.0) - stats.norm.logpdf(0.5), rtol=1e-6)
+        np.testing.assert_allclose(g_logits, [[0.5, -0.5]], rtol=1e-6)
+        np.testing.assert_allclose(g_loc[..., 0], [[0.0, -0.5]], rtol=1e-6)
+        np.testing.assert_allclose(g_scale[..., 0], [[0.0, 0.75]], rtol=1e-6)
+
+
+def test_mixture_hessian_vector_product_matches_plain_autodiff():
+    """The hand-written JVPs must stay right to second order (curvature.py differentiates twice)."""
+    logits, loc = _f32(RNG.normal(size=(1, K))), _f32(RNG.normal(size=(1, K, D)))
+    scale, y = _f32(RNG.uniform(0.5, 2, (1, K, D))), _f32(RNG.normal(size=(1, D)))
+
+    def plain(p):
+        z = (y[:, None, :] - p[1]) / p[2]
+        comp = jnp.sum(-0.5 * jnp.square(z) - jnp.log(p[2]) - 0.5 * np.log(2 * np.pi), axis=-1)
+        return -jax.nn.logsumexp(jax.nn.log_softmax(p[0]) + comp, axis=-1).mean()
+
+    def hvp(f):   # forward over reverse, as jax.hessian and Lanczos do it
+        return jax.jit(lambda p, v: jax.jvp(jax.grad(f), (p,), (v,))[1])
+
+    params = (logits, loc, scale)
+    direction = jax.tree.map(lambda a: _f32(RNG.normal(size=a.shape)), params)
+    ours = hvp(lambda p: gbl.nll(gbl.MixtureNormal(*p), y))(params, direction)
+    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(hvp(plain)(params, direction))):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def _mvn_log_prob_and_grad(loc, tril, y):
+    return jax.value_and_grad(lambda p: gbl.MultivariateNormalTriL(*p).log_prob(y))((loc, tril))
+
+
+def _mvn_reference(tril, y):
+    """float64 log N(y; 0, L L^T) from the float32 inputs."""
+    tril, y = np.asarray(tril, np.float64), np.asarray(y, np.float64)
+    white = linalg.solve_triangular(tril, y, lower=True)
+    return -0.5 * white @ white - np.log(np.abs(np.diag(tril))).sum() - np.log(2 * np.pi)
+
+
+class TestMultivariateNormalExtremes(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    @parameterized.parameters(
+        (1e-38, [0.0, 0.0]), (1e-38, [1e-38, 0.0]), (1e-38, [1.0, 0.0]), (1e-30, [1e-30, 0.5]),
+        (1.0, [1e20, 0.0]))
+    def test_tiny_diagonal_is_exact_or_minus_inf(self, diag, y):
+        """1e-38 is subnormal in float32, which XLA reads as 0 unless handled bit by bit."""
+        tril, y = _f32([[diag, 0.0], [0.5, 1.0]]), _f32(y)
+        value, (g_loc, g_tril) = self.variant(_mvn_log_prob_and_grad)(jnp.zeros(2), tril, y)
+        expected = _mvn_reference(tril, y)
+        _assert_no_nan((value, g_loc, g_tril))
+        if expected < -np.finfo(np.float32).max:
+            assert value == -np.inf
+            np.testing.assert_array_equal(g_loc, 0.0)
+        else:
+            np.testing.assert_allclose(value, expected, rtol=1e-6)
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_constant_folding_agrees(self):
+        """Closed over, the inputs are constants, which XLA folds without flushing subnormals."""
+        tril, y = _f32([[1e-38, 0.0], [0.5, 1.0]]), _f32([1e-38, 0.0])
+        folded = self.variant(lambda: gbl.MultivariateNormalTriL(jnp.zeros(2), tril).log_prob(y))()
+        np.testing.assert_allclose(folded, _mvn_reference(tril, y), rtol=1e-6)
+
+
+def test_multivariate_normal_validate_rejects_what_float32_cannot_hold():
+    with pytest.raises(ValueError, match="subnormal"):
+        gbl.validate(gbl.MultivariateNormalTriL(jnp.zeros(2), _f32([[1e-38, 0.0], [0.5, 1.0]])))
+    d = gbl.MultivariateNormalTriL(jnp.zeros(2), _f32([[1e-30, 0.0], [0.5, 1.0]]))
+    gbl.validate(d, _f32([1e-30, 0.5]))
+    with pytest.raises(ValueError, match=r"beyond the float32 range.*1 of 1"):
+        gbl.validate(d, _f32([1.0, 0.0]))
 
 
 def test_distrax_gives_nan_where_we_do_not():
