@@ -33,8 +33,8 @@ def wilson_interval(successes, n, z: float = Z95) -> tuple[np.ndarray, np.ndarra
         center = (p + z * z / (2 * n)) / denom
         half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     # exact ends where the count is 0 or n (the formula gives them up to rounding)
-    low = np.where(k == 0, 0.0, np.clip(center - half, 0.0, 1.0))
-    high = np.where(k == n, 1.0, np.clip(center + half, 0.0, 1.0))
+    low = np.where((k == 0) & (n > 0), 0.0, np.clip(center - half, 0.0, 1.0))
+    high = np.where((k == n) & (n > 0), 1.0, np.clip(center + half, 0.0, 1.0))
     if low.ndim == 0:
         return float(low), float(high)
     return low, high

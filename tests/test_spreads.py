@@ -26,4 +26,28 @@ def test_explicit_flags_exclude_finite_losses_too():
 
 def test_spread_rejects_bad_shapes():
     with pytest.raises(ValueError, match="final losses"):
-        gbl.spread(np.zeros((3, 2)))
+        gbl.spread(np.float32(0.5))
+    with pytest.raises(ValueError, match="same shape"):
+        gbl.spread(np.zeros((3, 2)), diverged=np.zeros(3, bool))
+
+
+def test_a_grid_of_losses_gives_fields_per_cell():
+    losses = np.array([[0.5, 0.1, np.nan, 0.3], [0.9, 0.8, 0.7, np.inf]])
+    s = gbl.spread(losses)
+    np.testing.assert_array_equal(s.n_diverged, [1, 1])
+    np.testing.assert_allclose(s.mean, [0.3, 0.8])
+    np.testing.assert_allclose(s.success_rate(0.4), [2 / 3, 0.0])
+    assert s.as_dict()["mean"] == pytest.approx([0.3, 0.8])
+    with pytest.raises(ValueError, match="grid"):
+        s.converged_losses
+
+
+def test_wilson_interval_matches_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    for k, n in [(0, 10), (3, 10), (10, 10), (512, 1024), (1, 500)]:
+        ci = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+        np.testing.assert_allclose(gbl.wilson_interval(k, n), (ci.low, ci.high), rtol=1e-9, atol=1e-12)
+    s = gbl.spread(np.array([0.05, 0.2, 0.01, 0.3]))
+    ci = stats.binomtest(2, 4).proportion_ci(method="wilson")
+    np.testing.assert_allclose(s.success_interval(0.1), (ci.low, ci.high), rtol=1e-9)
+    assert np.isnan(gbl.wilson_interval(0, 0)[0])
