@@ -10,8 +10,8 @@ seed. Seed i uses the same keys in every cell (common random numbers: cells comp
 (minibatch order and a stochastic model's keys), or both.
 
 Execution. Runs (flattened cell-major) go in chunks of ``chunk_size``: each chunk is one compiled
-call of ``jax.vmap`` of the training function (a chunk of one is the plain single run), sharded
-across ``devices`` with ``shard_map``. Chunks are dispatched one ahead of the one being gathered
+call of ``jax.vmap`` of the training function (one run per device is the plain single run),
+sharded across ``devices`` with ``shard_map``. Chunks are dispatched one ahead of the one being gathered
 to the host, so memory is bounded by one or two chunks whatever the number of runs. The last
 chunk is padded to the full size (no recompile) and the padding dropped.
 
@@ -61,7 +61,6 @@ except ImportError:  # pragma: no cover - older jax
 CPU_CACHE_BUDGET = 16 * 2**20   # bytes of step intermediates per vmapped chunk on CPU
 CPU_LOOP_ABOVE = 512 * 2**10    # per-run step bytes above which CPU runs one run per call
 MAX_CHUNK = 65536
-SEQUENTIAL_RUNS = 64            # runs per call when CPU runs them one after another
 SEGMENTS = 16                   # segments of the budget between repacks (run to convergence)
 VARY = ("init", "data")
 
@@ -188,17 +187,17 @@ def _device_budget(device) -> int | None:
     return None
 
 
-def auto_execution(cfg: RunConfig, x: jax.Array, y: jax.Array, *, runs: int,
-                   devices: Sequence[Any], chunk_size: int | None = None) -> tuple[int, int]:
-    """The default (runs per compiled call, runs vmapped together) of a sweep.
+def auto_chunk_size(cfg: RunConfig, x: jax.Array, y: jax.Array, *, runs: int,
+                    devices: Sequence[Any]) -> int:
+    """The default number of runs per compiled call (a multiple of ``len(devices)``).
 
-    CPU: a run whose step intermediates exceed ``CPU_LOOP_ABOVE`` already keeps the core busy
-    (measured: a 2-128-1 or 2-32-32-1 net on 256 points runs fastest unbatched), so such runs
-    go one after another inside one program (width 1, ``SEQUENTIAL_RUNS`` per call); smaller
-    runs are vmapped, ``CPU_CACHE_BUDGET`` over the step bytes rounded to a power of two (a
-    2-8-1 net runs ~1.4x faster vmapped). Accelerators: everything vmapped, a quarter of device
-    memory over a per-run estimate (params and optimizer state x 8, step intermediates, the
-    curves). Chunks are multiples of ``len(devices)``, capped by ``MAX_CHUNK`` and the runs.
+    CPU: one run per device and call when a run's step intermediates exceed ``CPU_LOOP_ABOVE``
+    (measured: a 2-128-1 or 2-32-32-1 net on 256 points runs fastest unbatched, and slower still
+    as a ``lax.map`` inside one program than as one call per run); otherwise
+    ``CPU_CACHE_BUDGET`` over the step bytes, rounded to a power of two (a 2-8-1 net runs ~1.4x
+    faster vmapped). Accelerators: a quarter of device memory over a per-run estimate (params
+    and optimizer state x 8, step intermediates, the curves). Capped by ``MAX_CHUNK`` and the
+    number of runs.
     """
     param_bytes, act_bytes = step_bytes(cfg, x, y)
     run_bytes = 8 * param_bytes + act_bytes + 4 * (cfg.steps // cfg.log_every) * (
@@ -207,16 +206,14 @@ def auto_execution(cfg: RunConfig, x: jax.Array, y: jax.Array, *, runs: int,
     budget = _device_budget(devices[0])
     if devices[0].platform == "cpu" or budget is None:
         if act_bytes > CPU_LOOP_ABOVE:
-            width, per_device = 1, SEQUENTIAL_RUNS
+            per_device = 1
         else:
-            width = per_device = 2 ** round(math.log2(max(CPU_CACHE_BUDGET / max(act_bytes, 1), 1)))
+            per_device = 2 ** round(math.log2(max(CPU_CACHE_BUDGET / max(act_bytes, 1), 1)))
         per_device = min(per_device, max(1, 2**30 // run_bytes))
     else:
-        width = per_device = max(1, budget // run_bytes)
+        per_device = max(1, budget // run_bytes)
     per_device = min(per_device, MAX_CHUNK, -(-runs // n_dev))
-    if chunk_size is not None:
-        per_device = chunk_size // n_dev
-    return max(1, per_device) * n_dev, max(1, min(width, per_device))
+    return max(1, per_device) * n_dev
 
 
 def _named(fn: Callable, name: str) -> Callable:
@@ -224,31 +221,17 @@ def _named(fn: Callable, name: str) -> Callable:
     return fn
 
 
-def _batched(fn: Callable, in_axes: tuple, size: int, width: int, devices: tuple,
-             name: str) -> Callable:
-    """``fn`` over a leading run axis of ``size``, jitted.
-
-    Each device takes ``size / len(devices)`` runs (``shard_map``) and maps ``fn`` over them
-    ``width`` at a time: ``jax.vmap`` over ``width`` runs inside a ``lax.scan`` over the groups
-    (``lax.map(batch_size=width)``). ``width == 1`` is a loop in one program; a width equal to
-    the runs per device is a plain vmap. Arguments with axis None are shared by every run.
-    """
-    per_device = size // len(devices)
-
-    def mapped(*args):
-        fixed = [None if ax == 0 else arg for arg, ax in zip(args, in_axes)]
-        runs = tuple(arg for arg, ax in zip(args, in_axes) if ax == 0)
-
-        def one(run_args):
-            it = iter(run_args)
-            return fn(*[next(it) if ax == 0 else arg for arg, ax in zip(fixed, in_axes)])
-
-        if per_device == 1:
-            return jax.tree.map(lambda a: a[None], one(jax.tree.map(lambda a: a[0], runs)))
-        if width >= per_device:
-            return jax.vmap(one)(runs)
-        return jax.lax.map(one, runs, batch_size=width)
-
+def _batched(fn: Callable, in_axes: tuple, size: int, devices: tuple, name: str) -> Callable:
+    """``fn`` over a leading run axis of ``size``, jitted: vmapped over each device's share
+    (``shard_map`` over ``devices``), or called unbatched when a device has one run. Arguments
+    with axis None are shared by every run."""
+    if size // len(devices) == 1:
+        def mapped(*args):
+            args = [jax.tree.map(lambda a: a[0], arg) if ax == 0 else arg
+                    for arg, ax in zip(args, in_axes)]
+            return jax.tree.map(lambda a: a[None], fn(*args))
+    else:
+        mapped = jax.vmap(fn, in_axes=in_axes)
     if len(devices) == 1:
         return jax.jit(_named(mapped, name))
     mesh = Mesh(np.asarray(devices), ("runs",))
@@ -266,8 +249,7 @@ def _keys(k_init, k_data, impl):
 
 
 @functools.lru_cache(maxsize=32)
-def _one_shot_fn(cfg: RunConfig, size: int, width: int, devices: tuple, keep_params: bool,
-                 impl):
+def _one_shot_fn(cfg: RunConfig, size: int, devices: tuple, keep_params: bool, impl):
     run = make_engine(cfg).run
 
     def one(k_init, k_data, hypers, x, y, ex, ey):
@@ -276,12 +258,11 @@ def _one_shot_fn(cfg: RunConfig, size: int, width: int, devices: tuple, keep_par
             out = {k: v for k, v in out.items() if k not in ("params", "init_params")}
         return out
 
-    return _batched(one, (0, 0, 0, None, None, None, None), size, width, devices,
-                    "gbl_sweep_chunk")
+    return _batched(one, (0, 0, 0, None, None, None, None), size, devices, "gbl_sweep_chunk")
 
 
 @functools.lru_cache(maxsize=32)
-def _segment_fns(cfg: RunConfig, width: int, devices: tuple, impl):
+def _segment_fns(cfg: RunConfig, devices: tuple, impl):
     """The compiled pieces of a compacted run: start, advance (per chunk size), finish."""
     engine = make_engine(cfg)
     n_units = engine.layout.n_units
@@ -293,20 +274,19 @@ def _segment_fns(cfg: RunConfig, width: int, devices: tuple, impl):
 
     @functools.lru_cache(maxsize=None)
     def start(size):
-        return _batched(begin, (0, 0, 0, None), size, min(width, size), devices,
-                        "gbl_sweep_start")
+        return _batched(begin, (0, 0, 0, None), size, devices, "gbl_sweep_start")
 
     @functools.lru_cache(maxsize=None)
     def advance(size):
         fn = lambda s, x, y, ex, ey, u0: engine.advance(s, x, y, ex, ey, u0, seg_units,  # noqa
                                                         guard)
-        return _batched(fn, (0, None, None, None, None, None), size, min(width, size), devices,
+        return _batched(fn, (0, None, None, None, None, None), size, devices,
                         "gbl_sweep_segment")
 
     @functools.lru_cache(maxsize=None)
     def finish(size):
-        return _batched(engine.finish, (0, None, None, None, None), size, min(width, size),
-                        devices, "gbl_sweep_finish")
+        return _batched(engine.finish, (0, None, None, None, None), size, devices,
+                        "gbl_sweep_finish")
 
     return engine, seg_units, start, advance, finish
 
@@ -325,7 +305,6 @@ class SweepPlan(NamedTuple):
     seeds: int
     runs: np.ndarray          # flattened run indices (cell * seeds + seed) this plan computes
     chunk_size: int           # runs per compiled call
-    width: int                # runs vmapped together inside a call (see ``_batched``)
     devices: tuple
     keep_params: bool
     compact: bool
@@ -357,7 +336,7 @@ class SweepPlan(NamedTuple):
         """Compiles the chunk function ahead of time (returns seconds); the run then reuses it."""
         begin = time.perf_counter()
         if self.cfg.grad_tol is not None and self.compact:
-            start = _segment_fns(self.cfg, self.width, self.devices, self.impl)[2]
+            start = _segment_fns(self.cfg, self.devices, self.impl)[2]
             start(self.chunk_size).lower(*self.inputs(self.runs[:1]), self.data[0]).compile()
         else:
             self.chunk_fn().lower(*self.inputs(self.runs[:1]), *self.data).compile()
@@ -365,8 +344,8 @@ class SweepPlan(NamedTuple):
 
     def chunk_fn(self) -> Callable:
         """The compiled function of one chunk (without ``grad_tol``)."""
-        return _one_shot_fn(self.cfg, self.chunk_size, self.width, self.devices,
-                            self.keep_params, self.impl)
+        return _one_shot_fn(self.cfg, self.chunk_size, self.devices, self.keep_params,
+                            self.impl)
 
 
 def plan_sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax.Array,
@@ -398,11 +377,11 @@ def plan_sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax
     cells = np.asarray(list(itertools.product(*grid.values())), np.float32)
     cells = cells.reshape(len(cells), len(grid))
     runs = (np.arange(len(cells))[:, None] * seeds + np.arange(start, stop)[None, :]).reshape(-1)
-    if chunk_size is not None and (require_int("chunk_size", chunk_size, 1) % len(devices)):
+    if chunk_size is None:
+        chunk_size = auto_chunk_size(cfg, arrays[0], arrays[1], runs=len(runs), devices=devices)
+    if require_int("chunk_size", chunk_size, 1) % len(devices):
         raise ValueError(f"chunk_size must be a positive multiple of the device count "
                          f"({len(devices)}), got {chunk_size!r}")
-    chunk_size, width = auto_execution(cfg, arrays[0], arrays[1], runs=len(runs),
-                                       devices=devices, chunk_size=chunk_size)
     keys, impl = _seed_keys(key, seeds)
     k_init, k_data = keys[:, 0], keys[:, 1]
     if "init" not in vary:
@@ -410,7 +389,7 @@ def plan_sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax
     if "data" not in vary:
         k_data = np.repeat(k_data[:1], seeds, axis=0)
     return SweepPlan(cfg, arrays, keys[:, 2], k_init, k_data, impl, grid, cells, seeds, runs,
-                     chunk_size, width, devices, bool(keep_params), bool(compact), vary)
+                     int(chunk_size), devices, bool(keep_params), bool(compact), vary)
 
 
 @functools.lru_cache(maxsize=16)
@@ -437,8 +416,7 @@ def _seed_keys(key, seeds: int) -> tuple[np.ndarray, Any]:
 
 def _run_compacted(plan: SweepPlan, k_init, k_data, hypers) -> dict:
     """One chunk run to convergence in segments, repacking the active runs between them."""
-    engine, seg_units, start, advance, finish = _segment_fns(plan.cfg, plan.width, plan.devices,
-                                                             plan.impl)
+    engine, seg_units, start, advance, finish = _segment_fns(plan.cfg, plan.devices, plan.impl)
     lay, size, n_dev = engine.layout, plan.chunk_size, len(plan.devices)
     x, y, ex, ey = plan.data
     state, init_params = start(size)(k_init, k_data, hypers, x)

@@ -113,15 +113,16 @@ def make_torch(widths, seeds, data, steps):
         import torch
     except ImportError:
         return None
-    x = torch.tensor(np.asarray(data.x)).expand(seeds, -1, -1)
-    y = torch.tensor(np.asarray(data.y)).expand(seeds, -1)
+    device = "cuda" if torch.cuda.is_available() else "cpu"   # the GPU whenever there is one
+    x = torch.tensor(np.asarray(data.x), device=device).expand(seeds, -1, -1)
+    y = torch.tensor(np.asarray(data.y), device=device).expand(seeds, -1)
 
     def run():
         torch.manual_seed(0)
         params = []
         for i, o in zip(widths[:-1], widths[1:]):
-            w = (torch.randn(seeds, i, o) * math.sqrt(2 / (i + o))).requires_grad_()
-            params.append((w, torch.zeros(seeds, 1, o, requires_grad=True)))
+            w = (torch.randn(seeds, i, o, device=device) * math.sqrt(2 / (i + o))).requires_grad_()
+            params.append((w, torch.zeros(seeds, 1, o, device=device, requires_grad=True)))
         opt = torch.optim.Adam([t for pair in params for t in pair], lr=LR)
         for _ in range(steps):
             opt.zero_grad(set_to_none=True)
@@ -133,7 +134,9 @@ def make_torch(widths, seeds, data, steps):
                 z, y, reduction="none").mean(1)
             per_seed.sum().backward()   # seeds are independent: the sum's gradient is per seed
             opt.step()
-        return per_seed.detach()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return per_seed.detach().cpu().numpy()
 
     return run
 

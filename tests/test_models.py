@@ -168,9 +168,9 @@ def test_mlp_init_takes_inputs_or_in_dim_and_follows_the_data_dtype():
 def test_chunk_size_comes_from_the_step_not_the_layout():
     spirals = problems.two_spirals(KEY, 256)
     cpu = jax.devices("cpu")[:1]
-    width = {}
+    sizes = {}
     for name, model in [("tuple", tuple_model()), ("residual", residual_model(width=64, blocks=3)),
                         ("mlp", gbl.mlp([8], spirals.head))]:
-        width[name] = sweeps.plan_sweep(model, ADAM, spirals, key=KEY, seeds=4096, steps=300,
-                                        devices=cpu).width
-    assert width["tuple"] >= 64 and width["mlp"] >= 64 and width["residual"] == 1
+        sizes[name] = sweeps.plan_sweep(model, ADAM, spirals, key=KEY, seeds=4096, steps=300,
+                                        devices=cpu).chunk_size
+    assert sizes["tuple"] >= 64 and sizes["mlp"] >= 64 and sizes["residual"] == 1

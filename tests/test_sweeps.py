@@ -106,24 +106,15 @@ def test_bad_sweep_arguments_raise():
             gbl.sweep(MODEL, ADAM, DATA, **args)
 
 
-def test_default_execution_follows_the_compiled_step():
+def test_auto_chunk_size_follows_the_compiled_step():
     cpu = jax.devices("cpu")[:1]
     spirals = problems.two_spirals(KEY, 256)
-    plan = lambda hidden, seeds=4096: sweeps.plan_sweep(   # noqa: E731
-        gbl.mlp(hidden, spirals.head), ADAM, spirals, key=KEY, seeds=seeds, steps=300, devices=cpu)
-    for large in ([128], [32, 32]):   # a large step runs unbatched, many per call
-        assert plan(large).width == 1 and plan(large).chunk_size == sweeps.SEQUENTIAL_RUNS
-    small = plan([8])
-    assert small.width == small.chunk_size >= 64   # small ones vmap
-    assert plan([8], seeds=5).chunk_size == 5
-
-
-def test_a_sequential_chunk_equals_a_vmapped_one(full):
-    looped = sweeps.plan_sweep(MODEL, ADAM, DATA, key=KEY, seeds=SEEDS, steps=STEPS, log_every=1,
-                               chunk_size=8)._replace(width=3)
-    out = sweeps.merge_chunks(looped, list(sweeps.run_plan(looped)), 0.0)
-    np.testing.assert_allclose(out.final_loss, full.final_loss, rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(out.losses, full.losses, rtol=1e-4, atol=1e-6)
+    chunk = lambda hidden, seeds=4096: sweeps.plan_sweep(   # noqa: E731
+        gbl.mlp(hidden, spirals.head), ADAM, spirals, key=KEY, seeds=seeds, steps=300,
+        devices=cpu).chunk_size
+    assert chunk([128]) == 1 and chunk([32, 32]) == 1   # a large step runs unbatched
+    assert chunk([8]) >= 64                            # small ones vmap
+    assert chunk([8], seeds=5) == 5
 
 
 SHARDED = textwrap.dedent("""
