@@ -496,13 +496,6 @@ def run_plan(plan: SweepPlan, skip: Callable[[int], bool] = lambda pos: False
         yield gather(*pending)
 
 
-def key_data(keys: jax.Array) -> np.ndarray:
-    """Raw uint32 data of a key array (typed or legacy keys alike)."""
-    if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key):
-        keys = jax.random.key_data(keys)
-    return np.asarray(keys)
-
-
 def merge_chunks(plan: SweepPlan, chunks: Sequence[SweepChunk], wall_s: float) -> SweepResult:
     """Assembles chunks (in run order) into a ``SweepResult`` with the grid axes first."""
     n_seeds = len(plan.runs) // max(1, len(plan.cells))

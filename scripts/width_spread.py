@@ -6,7 +6,6 @@ Usage: python scripts/width_spread.py [--seeds 128] [--steps 1000]
 """
 
 import jax
-import numpy as np
 import optax
 
 import gbl_jax as gbl
