@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import optax
 
 from gbl_jax.costs import nll
+from gbl_jax.loop_order import LoopCarry, first_use_order
 from gbl_jax.runconfig import RunConfig, check_run
 from gbl_jax.models import apply_model, is_stochastic
 
@@ -230,18 +231,30 @@ def make_engine(cfg: RunConfig) -> Engine:
         form of a scan on XLA:CPU.
         """
         k_apply = jax.random.split(k_data)[1] if stochastic else None
+        carry = _reading_order(params, x, y, k_apply)
 
-        def step(carry, t):
-            params, opt_state = carry
+        def step(state, t):
+            packed, opt_state = state
+            params = carry.unpack(packed)
             xb, yb = batch(x, y, k_data, t)
             key = jax.random.fold_in(k_apply, t) if stochastic else None
             value, grads = jax.value_and_grad(objective)(params, xb, yb, key)
             updates, opt_state = optimizer.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), value
+            return (carry.pack(optax.apply_updates(params, updates)), opt_state), value
 
-        (params, opt_state), values = jax.lax.scan(step, (params, opt_state),
+        (packed, opt_state), values = jax.lax.scan(step, (carry.pack(params), opt_state),
                                                    first + jnp.arange(count))
-        return params, opt_state, values
+        return carry.unpack(packed), opt_state, values
+
+    def _reading_order(params, x, y, k_apply) -> LoopCarry:
+        """The params' leaves in the order the forward pass reads them (see ``loop_order``)."""
+        leaves = jax.tree.leaves(params)
+        treedef = jax.tree.structure(params)
+        key = jax.random.fold_in(k_apply, 0) if stochastic else None
+        order = first_use_order(
+            lambda ls, xb, yb, k: objective(jax.tree.unflatten(treedef, ls), xb, yb, k),
+            leaves, x, y, key)
+        return LoopCarry(params, order)
 
     def check(state: RunState, params, opt_state, total, t_end, x, y, ex, ey) -> RunState:
         """End of a block: divergence (roll back), convergence (freeze) and frozen runs."""
