@@ -250,7 +250,7 @@ def _keys(k_init, k_data, impl):
 
 @functools.lru_cache(maxsize=32)
 def _one_shot_fn(cfg: RunConfig, size: int, devices: tuple, keep_params: bool, impl):
-    run = make_engine(cfg).run
+    run = make_engine(cfg, reading_order=size // len(devices) > 1).run
 
     def one(k_init, k_data, hypers, x, y, ex, ey):
         out = run(*_keys(k_init, k_data, impl), hypers, x, y, ex, ey)
@@ -264,7 +264,7 @@ def _one_shot_fn(cfg: RunConfig, size: int, devices: tuple, keep_params: bool, i
 @functools.lru_cache(maxsize=32)
 def _segment_fns(cfg: RunConfig, devices: tuple, impl):
     """The compiled pieces of a compacted run: start, advance (per chunk size), finish."""
-    engine = make_engine(cfg)
+    engine = make_engine(cfg, reading_order=True)   # segments vmap the active runs
     n_units = engine.layout.n_units
     seg_units = -(-n_units // SEGMENTS)
     guard = seg_units * -(-n_units // seg_units) > n_units

@@ -16,8 +16,8 @@ Contenders, each timed after one warm-up call that compiles it, in interleaved r
          torch uses every core by default)
   torch  per-seed weights stacked into batched matmuls (torch.bmm), torch.optim.Adam; only
          when torch is installed
-Reported: run time (best round), seed-steps/s, compile time (first call minus best), peak RSS
-growth during a call, achieved GFLOP/s and its share of this machine's measured float32 matmul
+Reported: run time (best round; timed calls run alone), seed-steps/s, compile time (first call
+minus best), peak RSS growth during one further call (sampled by a thread), achieved GFLOP/s and its share of this machine's measured float32 matmul
 peak (FLOPs: 6 * N * sum(fan_in * fan_out) per seed-step, matmuls only). Also: sweep's compile
 time (ahead-of-time lowering) at 10x the steps and 8x the seeds, and peak memory of a
 100,000-seed XOR sweep (subprocess).
@@ -148,8 +148,17 @@ def _rss() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def measure(fn):
-    """Wall time of one call, and the peak RSS growth during it (sampled every 2 ms)."""
+def timed(fn) -> float:
+    """Wall time of one call (nothing else running in the process)."""
+    start = time.perf_counter()
+    jax.block_until_ready(fn())
+    return time.perf_counter() - start
+
+
+def peak_rss_growth(fn) -> int:
+    """Peak RSS growth during one call, sampled every 2 ms by a thread. Measured in a call of
+    its own: the sampler takes the GIL every 2 ms, which delays a contender that does host work
+    between device calls (sweep's chunk loop) more than one that only waits."""
     base, peak, done = _rss(), [0], threading.Event()
 
     def sample():
@@ -159,19 +168,17 @@ def measure(fn):
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
-    start = time.perf_counter()
     jax.block_until_ready(fn())
-    elapsed = time.perf_counter() - start
     done.set()
     thread.join()
-    return elapsed, max(peak[0], _rss() - base)
+    return max(peak[0], _rss() - base)
 
 
 def matmul_peak_gflops(n=1024, repeats=20):
     a = jax.random.normal(jax.random.PRNGKey(0), (n, n))
     f = jax.jit(lambda a, b: a @ b)
     jax.block_until_ready(f(a, a))
-    best = min(measure(lambda: f(a, a))[0] for _ in range(repeats))
+    best = min(timed(lambda: f(a, a)) for _ in range(repeats))
     return 2 * n**3 / best / 1e9
 
 
@@ -181,12 +188,12 @@ def flops_per_seed_step(widths, n=N):
 
 def bench_workload(name, hidden, seeds, data, rounds, peak):
     contenders = make_contenders(hidden, seeds, data)
-    first = {k: measure(fn)[0] for k, fn in contenders.items()}
-    best = {k: (math.inf, 0) for k in contenders}
+    first = {k: timed(fn) for k, fn in contenders.items()}
+    best = {k: math.inf for k in contenders}
     for _ in range(rounds):
         for k, fn in contenders.items():
-            t, mem = measure(fn)
-            best[k] = (min(best[k][0], t), max(best[k][1], mem))
+            best[k] = min(best[k], timed(fn))
+    best = {k: (t, peak_rss_growth(contenders[k])) for k, t in best.items()}
     flops = flops_per_seed_step([2, *hidden, 1]) * seeds * STEPS
     rows = []
     for k, (t, mem) in best.items():
@@ -234,7 +241,7 @@ def grid_vs_loop(rounds=3, seeds=256, steps=2000, lrs=(0.01, 0.02, 0.05, 0.1, 0.
     for _ in range(rounds):
         for name, fn in (("grid", grid), ("loop", loop)):
             with gbl.count_compiles() as count:
-                times[name].append(measure(fn)[0])
+                times[name].append(timed(fn))
             times[f"{name}_compiles"] = count.training
     looped, gridded = np.stack(loop()), grid()
     return {"cells": len(lrs), "seeds": seeds, "steps": steps, "grid_s": min(times["grid"]),
@@ -257,8 +264,8 @@ def compaction(rounds=2, seeds=256, steps=20000, grad_tol=1e-4, k=6, n=8, lr=0.1
     kw = dict(key=jax.random.PRNGKey(0), seeds=seeds, steps=steps, grad_tol=grad_tol, loss=loss,
               devices=jax.devices()[:1])
     run = {c: (lambda c=c: gbl.sweep(model, sgd, data, compact=c, **kw)) for c in (True, False)}
-    first = {c: measure(lambda c=c: run[c]().final_loss)[0] for c in run}
-    best = {c: min(measure(lambda c=c: run[c]().final_loss)[0] for _ in range(rounds)) for c in run}
+    first = {c: timed(lambda c=c: run[c]().final_loss) for c in run}
+    best = {c: min(timed(lambda c=c: run[c]().final_loss) for _ in range(rounds)) for c in run}
     a, b = run[True](), run[False]()
     conv = a.converged_step
     return {"seeds": seeds, "budget": steps, "grad_tol": grad_tol, "k": k, "n": n,
