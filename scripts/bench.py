@@ -35,6 +35,10 @@ import sys
 import threading
 import time
 
+# torch's OpenMP threads spin-wait after each call by default and take cores from whichever
+# contender runs next (2-128-1: sweep 1.09-1.13x the plain loop with them spinning, 1.05x not);
+# set before torch is imported (make_torch imports it lazily).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import jax
 import jax.numpy as jnp
