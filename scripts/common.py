@@ -8,10 +8,12 @@ from pathlib import Path
 
 import gbl_jax as gbl
 
-gbl.use_cpu_cores()   # every core a device, before any computation: sweeps shard across them
-
 
 def parser(doc: str, default_out: str) -> argparse.ArgumentParser:
+    """The script's argument parser; first, every core a JAX device (each script's ``main``
+    starts here, before any computation), so its sweeps shard across cores. Not at import:
+    ``bench.py`` imports pieces of a script after JAX has started."""
+    gbl.use_cpu_cores()
     p = argparse.ArgumentParser(description=doc.splitlines()[0])
     p.add_argument("--out", default=default_out, help=f"output folder (default {default_out})")
     p.add_argument("--seed", type=int, default=0, help="base random seed (default 0)")
