@@ -148,7 +148,7 @@ def landscape_figure(curves, monotone, barriers: dict, title: str = ""):
 
     Args:
       curves: [seeds, num] loss along each path; monotone: [seeds] bool.
-      barriers: {"seeds": [K], "unaligned": [K, K], "aligned": [K, K] or None}.
+      barriers: {"seeds": [K], "unaligned": [K, K], "aligned": [K, K]}.
       title: the figure's title.
 
     Returns:
@@ -156,8 +156,7 @@ def landscape_figure(curves, monotone, barriers: dict, title: str = ""):
     """
     import matplotlib.pyplot as plt   # lazily: importing gbl_jax must not pick a backend
 
-    panels = 2 if barriers["aligned"] is None else 3
-    fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.8), layout="constrained")
+    fig, axes = plt.subplots(1, 3, figsize=(12.6, 3.8), layout="constrained")
     alphas = np.linspace(0.0, 1.0, curves.shape[1])
     for flag, color, name in ((True, "tab:blue", "monotone"), (False, "tab:orange", "with a bump")):
         rows = curves[(monotone == flag) & np.all(np.isfinite(curves), axis=1)][:200]
@@ -167,7 +166,7 @@ def landscape_figure(curves, monotone, barriers: dict, title: str = ""):
     axes[0].set_xlabel("alpha (0 = init, 1 = final)")
     axes[0].set_ylabel("loss")
     axes[0].legend(fontsize="small")
-    matrices = [m for m in (barriers["unaligned"], barriers["aligned"]) if m is not None]
+    matrices = [barriers["unaligned"], barriers["aligned"]]
     top = max(float(np.nanmax(m)) if np.isfinite(m).any() else 0.0 for m in matrices)
     for ax, matrix, name in zip(axes[1:], matrices, ("barrier", "barrier after align")):
         image = ax.imshow(matrix, vmin=0, vmax=max(top, 1e-12), cmap="magma")

@@ -23,12 +23,12 @@ _OWN_FLAGS = ("--processes", "--cpu-devices")
 
 def set_cpu_devices(n: int | None) -> None:
     """One XLA CPU device per core (``n``); takes effect only before JAX starts its backend."""
-    import jax
+    from gbl_jax.devices import use_cpu_cores
 
     if n is not None:
         try:
-            jax.config.update("jax_num_cpu_devices", n)
-        except (RuntimeError, AttributeError, KeyError):
+            use_cpu_cores(n)
+        except ValueError:
             pass   # JAX already started (the command called in a process that used it)
 
 

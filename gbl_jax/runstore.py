@@ -22,7 +22,7 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import jax
 import numpy as np
@@ -69,10 +69,10 @@ def unflatten(template, arrays: Mapping[str, np.ndarray], where: str):
     return jax.tree_util.tree_unflatten(treedef, [arrays[n] for n in names])
 
 
-def chunk_template(params_like=None, metric_names: Iterable[str] = ()) -> dict:
+def chunk_template(params_like=None) -> dict:
     """The structure of a chunk's results (``params_like`` when params are kept)."""
     out = {"final_loss": 0, "diverged": 0, "losses": 0, "converged_step": 0,
-           "metrics": {n: 0 for n in metric_names}, "final_metrics": {n: 0 for n in metric_names}}
+           "metrics": {}, "final_metrics": {}}
     if params_like is not None:
         out.update(params=params_like, init_params=params_like)
     return out
@@ -117,7 +117,8 @@ def nearest_existing(path: Path) -> Path:
 
 
 class RunFolder:
-    """A sweep's folder (see the module docstring); ``start`` locks it until ``close``."""
+    """A sweep's folder (see the module docstring); ``create`` or ``lock`` locks it until
+    ``close``."""
 
     def __init__(self, path):
         self.path = Path(path)
@@ -345,7 +346,7 @@ class RunFolder:
         Args:
           report: what landscape.json holds.
           curves: [seeds, num] loss along init -> final.
-          barriers: {"seeds": [K], "unaligned": [K, K], "aligned": [K, K] or None}.
+          barriers: {"seeds": [K], "unaligned": [K, K], "aligned": [K, K]}.
           labels: [seeds] basin of each seed (-1 diverged).
           figure: the landscape figure (``landscape_report.landscape_figure``).
         """
@@ -356,10 +357,9 @@ class RunFolder:
             "loss": curves.reshape(-1)})
         ids = np.asarray(barriers["seeds"])
         a, b = np.triu_indices(len(ids), 1)
-        columns = {"seed_a": ids[a], "seed_b": ids[b], "barrier": barriers["unaligned"][a, b]}
-        if barriers["aligned"] is not None:
-            columns["barrier_aligned"] = barriers["aligned"][a, b]
-        write_csv(self.path / "barriers.csv", columns)
+        write_csv(self.path / "barriers.csv", {
+            "seed_a": ids[a], "seed_b": ids[b], "barrier": barriers["unaligned"][a, b],
+            "barrier_aligned": barriers["aligned"][a, b]})
         write_csv(self.path / "basins.csv", {"seed": np.arange(seeds), "basin": labels})
         write_json(self.path / "landscape.json", report)
         from gbl_jax import plots

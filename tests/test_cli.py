@@ -121,7 +121,7 @@ def test_sweep_writes_every_output_and_a_summary(plain, cache_home):
     assert "median" in proc.stdout and str(out) in proc.stdout and "0.1 nats" in proc.stdout
     # the files follow the umask (022 here), not mkstemp's 0600
     assert (out / "results.json").stat().st_mode & 0o777 == 0o644
-    assert (out / "chunks").glob("runs_*.npz") and (out / runstore.MARKER).is_file()
+    assert any((out / "chunks").glob("runs_*.npz")) and (out / runstore.MARKER).is_file()
     # the compile cache is on by default and recorded
     assert results["compile_cache"] == str(cache_home / "xla") and any((cache_home / "xla").iterdir())
     # everything in the folder is a file the run folder knows it wrote
