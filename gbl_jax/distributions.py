@@ -551,10 +551,11 @@ class MixtureNormal:
 
     def responsibilities(self, y: ArrayLike) -> jax.Array:
         """Posterior P(component k | y), [..., K]; on the nearest components if all underflow."""
+        lp = self.component_log_prob(y)   # checks y's shape first
         logits, loc, scale = self._params()
         y_KD = jnp.broadcast_to(_float_value(y, loc)[..., None, :], loc.shape)
         nearest = _nearest_components(jax.nn.log_softmax(logits, axis=-1), y_KD, loc, scale)
-        return _responsibilities(self.component_log_prob(y), nearest)
+        return _responsibilities(lp, nearest)
 
     def weights(self) -> jax.Array:
         return jax.nn.softmax(self._params()[0], axis=-1)
@@ -832,27 +833,12 @@ class MultivariateNormalTriL:
         if y is not None:
             _check_value_shape("MultivariateNormalTriL", tuple(jnp.shape(self.loc)), y)
             _validate_finite("MultivariateNormalTriL", "y", y)
-            lp = _mvn_logpdf_float64(_concrete("y", y), np.asarray(loc), tril)
-            out = ~(np.abs(lp) <= info.max)
+            out = ~np.isfinite(np.asarray(self.log_prob(y)))
             if out.any():
                 raise ValueError(
                     f"MultivariateNormalTriL: log p(y) is beyond the {info.dtype} range "
-                    f"(+-{info.max:.3g}) at {int(out.sum())} of {out.size} points (e.g. "
-                    f"{lp[out].flat[0]:.3g}); log_prob returns -inf there")
-
-
-def _mvn_logpdf_float64(y: np.ndarray, loc: np.ndarray, tril: np.ndarray) -> np.ndarray:
-    """log N(y; loc, L L^T) in float64 NumPy: the reference ``validate`` checks the range with."""
-    tril = np.broadcast_to(tril.astype(np.float64), loc.shape + loc.shape[-1:])
-    diff = y.astype(np.float64) - loc.astype(np.float64)
-    white = np.zeros_like(diff)
-    # Forward substitution: an LU solve would pivot, and lose a badly scaled factor's accuracy.
-    with np.errstate(over="ignore", invalid="ignore"):
-        for i in range(diff.shape[-1]):
-            partial = np.sum(tril[..., i, :i] * white[..., :i], axis=-1)
-            white[..., i] = (diff[..., i] - partial) / tril[..., i, i]
-        log_det = np.sum(np.log(np.abs(np.diagonal(tril, axis1=-2, axis2=-1))), axis=-1)
-        return -0.5 * np.sum(np.square(white), axis=-1) - log_det - diff.shape[-1] * _HALF_LOG_2PI
+                    f"(+-{info.max:.3g}) at {int(out.sum())} of {out.size} points; log_prob "
+                    "returns -inf there")
 
 
 Distribution = Normal | Laplace | Bernoulli | Categorical | MixtureNormal | MultivariateNormalTriL
