@@ -250,7 +250,7 @@ def _keys(k_init, k_data, impl):
 
 @functools.lru_cache(maxsize=32)
 def _one_shot_fn(cfg: RunConfig, size: int, devices: tuple, keep_params: bool, impl):
-    run = make_engine(cfg, reading_order=size // len(devices) > 1).run
+    run = make_engine(cfg, reading_order=size // len(devices) > 1).run   # as plan.vmapped
 
     def one(k_init, k_data, hypers, x, y, ex, ey):
         out = run(*_keys(k_init, k_data, impl), hypers, x, y, ex, ey)
@@ -262,9 +262,9 @@ def _one_shot_fn(cfg: RunConfig, size: int, devices: tuple, keep_params: bool, i
 
 
 @functools.lru_cache(maxsize=32)
-def _segment_fns(cfg: RunConfig, devices: tuple, impl):
+def _segment_fns(cfg: RunConfig, devices: tuple, impl, vmapped: bool):
     """The compiled pieces of a compacted run: start, advance (per chunk size), finish."""
-    engine = make_engine(cfg, reading_order=True)   # segments vmap the active runs
+    engine = make_engine(cfg, reading_order=vmapped)
     n_units = engine.layout.n_units
     seg_units = -(-n_units // SEGMENTS)
     guard = seg_units * -(-n_units // seg_units) > n_units
@@ -318,6 +318,11 @@ class SweepPlan(NamedTuple):
     def log_every(self) -> int:
         return self.cfg.log_every
 
+    @property
+    def vmapped(self) -> bool:
+        """Whether a device runs several runs of a chunk at once (vmapped), not one."""
+        return self.chunk_size // len(self.devices) > 1
+
     def chunk_starts(self) -> range:
         """Positions in ``runs`` where chunks begin."""
         return range(0, len(self.runs), self.chunk_size)
@@ -336,7 +341,7 @@ class SweepPlan(NamedTuple):
         """Compiles the chunk function ahead of time (returns seconds); the run then reuses it."""
         begin = time.perf_counter()
         if self.cfg.grad_tol is not None and self.compact:
-            start = _segment_fns(self.cfg, self.devices, self.impl)[2]
+            start = _segment_fns(self.cfg, self.devices, self.impl, self.vmapped)[2]
             start(self.chunk_size).lower(*self.inputs(self.runs[:1]), self.data[0]).compile()
         else:
             self.chunk_fn().lower(*self.inputs(self.runs[:1]), *self.data).compile()
@@ -416,7 +421,8 @@ def _seed_keys(key, seeds: int) -> tuple[np.ndarray, Any]:
 
 def _run_compacted(plan: SweepPlan, k_init, k_data, hypers) -> dict:
     """One chunk run to convergence in segments, repacking the active runs between them."""
-    engine, seg_units, start, advance, finish = _segment_fns(plan.cfg, plan.devices, plan.impl)
+    engine, seg_units, start, advance, finish = _segment_fns(plan.cfg, plan.devices, plan.impl,
+                                                             plan.vmapped)
     lay, size, n_dev = engine.layout, plan.chunk_size, len(plan.devices)
     x, y, ex, ey = plan.data
     state, init_params = start(size)(k_init, k_data, hypers, x)

@@ -3,10 +3,14 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import gbl_jax as gbl
+from gbl_jax import training
 from gbl_jax.loop_order import LoopCarry, first_use_order
+from gbl_jax.runconfig import check_run
+from gbl_jax.training import make_engine, split_keys
 
 XOR = gbl.problems.xor()
 
@@ -77,12 +81,11 @@ def test_flax_params_ordered_by_layer():
                                      for i in (0, 1) for leaf in ("kernel", "bias")]
 
 
-def test_engine_in_reading_order_computes_the_same_runs():
+def test_engine_in_reading_order_computes_the_same_runs(monkeypatch):
     # minibatches and a 2-layer net, vmapped over seeds as a sweep runs them
-    import optax
-    from gbl_jax.runconfig import check_run
-    from gbl_jax.training import make_engine, split_keys
-
+    orders = []
+    spy = lambda *a: orders.append(first_use_order(*a)) or orders[-1]  # noqa: E731
+    monkeypatch.setattr(training, "first_use_order", spy)
     data = gbl.problems.two_spirals(jax.random.PRNGKey(3), 64)
     cfg, (x, y, ex, ey) = check_run(gbl.mlp([6, 5], data.head), optax.adam(0.02), data,
                                     key=jax.random.PRNGKey(0), steps=60, batch_size=16,
@@ -92,6 +95,9 @@ def test_engine_in_reading_order_computes_the_same_runs():
     for flag in (False, True):
         run = make_engine(cfg, reading_order=flag).run
         out[flag] = jax.jit(jax.vmap(lambda a, b: run(a, b, {}, x, y, ex, ey)))(*keys)
+        # only the reading-order engine asks for the order, and gets the layers' order
+        assert bool(orders) == flag
+    assert orders[0] == (3, 2, 5, 4, 1, 0)   # dict: head b, w; hidden[0] b, w; hidden[1] b, w
     for a, b in zip(jax.tree.leaves(out[False]), jax.tree.leaves(out[True])):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     assert np.all(np.isfinite(out[True]["final_loss"]))
