@@ -14,7 +14,7 @@ Contenders, each timed after one warm-up call that compiles it, in interleaved r
   sweep-all  gbl.sweep sharded over every device (with --cpu-devices N on CPU, which sets
          XLA_FLAGS=--xla_force_host_platform_device_count=N so XLA runs one stream per core;
          torch uses every core by default)
-  torch  per-seed weights stacked into batched matmuls (torch.bmm), torch.optim.Adam; only
+  torch  per-seed weights stacked into batched matmuls (torch.baddbmm), torch.optim.Adam; only
          when torch is installed
 Reported: run time (best round; timed calls run alone), seed-steps/s, compile time (first call
 minus best), peak RSS growth during one further call (sampled by a thread), achieved GFLOP/s and its share of this machine's measured float32 matmul
@@ -36,7 +36,7 @@ import threading
 import time
 
 # torch's OpenMP threads spin-wait after each call by default and take cores from whichever
-# contender runs next (2-128-1: sweep 1.09-1.13x the plain loop with them spinning, 1.05x not);
+# contender runs next (2-128-1: sweep 1.05-1.13x the plain loop with them spinning, 1.05x not);
 # set before torch is imported (make_torch imports it lazily).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
