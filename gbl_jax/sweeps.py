@@ -10,8 +10,8 @@ seed. Seed i uses the same keys in every cell (common random numbers: cells comp
 (minibatch order and a stochastic model's keys), or both.
 
 Execution. Runs (flattened cell-major) go in chunks of ``chunk_size``: each chunk is one compiled
-call of ``jax.vmap`` of the training function (one run per device is the plain single run),
-sharded across ``devices`` with ``shard_map``. Chunks are dispatched one ahead of the one being gathered
+call of ``jax.vmap`` of the training function (one run per device is the plain single run; a few
+large CPU runs go side by side, see below), sharded across ``devices`` with ``shard_map``. Chunks are dispatched one ahead of the one being gathered
 to the host, so memory is bounded by one or two chunks whatever the number of runs. The last
 chunk is padded to the full size (no recompile) and the padding dropped.
 
@@ -24,7 +24,9 @@ a chunk whose runs have all stopped ends early. Results equal the uncompacted ru
 The default chunk size comes from the compiled step itself (the bytes of every intermediate of
 one run's gradient step, read from its jaxpr), whatever the params' layout. On CPU, a run whose
 step is large already keeps the core busy, and batching runs only adds cache pressure and slower
-batched-matmul kernels, so such runs go one per call; smaller ones are vmapped, as many as keep
+batched-matmul kernels, so such runs are not vmapped: ``CPU_SIDE_BY_SIDE`` of them go in one
+program as separate, unbatched loops (each run's arithmetic is the single run's, bit for bit;
+one call runs them 5-7% faster than one call per run); smaller ones are vmapped, as many as keep
 one chunk near ``CPU_CACHE_BUDGET``. On an accelerator the chunk is as large as a quarter of the
 device memory allows. Measurements behind these constants: BENCHMARKS.md.
 """
@@ -59,7 +61,8 @@ except ImportError:  # pragma: no cover - older jax
     _NO_CHECK = {"check_rep": False}
 
 CPU_CACHE_BUDGET = 16 * 2**20   # bytes of step intermediates per vmapped chunk on CPU
-CPU_LOOP_ABOVE = 512 * 2**10    # per-run step bytes above which CPU runs one run per call
+CPU_LOOP_ABOVE = 512 * 2**10    # per-run step bytes above which CPU runs are not vmapped
+CPU_SIDE_BY_SIDE = 4             # such runs per device and call, as separate loops in one program
 MAX_CHUNK = 65536
 SEGMENTS = 16                   # segments of the budget between repacks (run to convergence)
 VARY = ("init", "data")
@@ -191,9 +194,10 @@ def auto_chunk_size(cfg: RunConfig, x: jax.Array, y: jax.Array, *, runs: int,
                     devices: Sequence[Any]) -> int:
     """The default number of runs per compiled call (a multiple of ``len(devices)``).
 
-    CPU: one run per device and call when a run's step intermediates exceed ``CPU_LOOP_ABOVE``
-    (measured: a 2-128-1 or 2-32-32-1 net on 256 points runs fastest unbatched, and slower still
-    as a ``lax.map`` inside one program than as one call per run); otherwise
+    CPU: ``CPU_SIDE_BY_SIDE`` runs per device and call, side by side (``side_by_side``), when a
+    run's step intermediates exceed ``CPU_LOOP_ABOVE`` (measured: a 2-128-1 or 2-32-32-1 net on
+    256 points runs fastest unbatched; slower as a ``lax.map`` inside one program than as one
+    call per run, and 5-7% faster as 4 separate loops in one program); otherwise
     ``CPU_CACHE_BUDGET`` over the step bytes, rounded to a power of two (a 2-8-1 net runs ~1.4x
     faster vmapped). Accelerators: a quarter of device memory over a per-run estimate (params
     and optimizer state x 8, step intermediates, the curves). Capped by ``MAX_CHUNK`` and the
@@ -205,8 +209,8 @@ def auto_chunk_size(cfg: RunConfig, x: jax.Array, y: jax.Array, *, runs: int,
     n_dev = len(devices)
     budget = _device_budget(devices[0])
     if devices[0].platform == "cpu" or budget is None:
-        if act_bytes > CPU_LOOP_ABOVE:
-            per_device = 1
+        if _large_cpu_step(devices, act_bytes):
+            per_device = CPU_SIDE_BY_SIDE
         else:
             per_device = 2 ** round(math.log2(max(CPU_CACHE_BUDGET / max(act_bytes, 1), 1)))
         per_device = min(per_device, max(1, 2**30 // run_bytes))
@@ -216,20 +220,36 @@ def auto_chunk_size(cfg: RunConfig, x: jax.Array, y: jax.Array, *, runs: int,
     return max(1, per_device) * n_dev
 
 
+def _large_cpu_step(devices: Sequence[Any], act_bytes: int) -> bool:
+    return devices[0].platform == "cpu" and act_bytes > CPU_LOOP_ABOVE
+
+
+def side_by_side(cfg: RunConfig, x: jax.Array, y: jax.Array, *, chunk_size: int,
+                 devices: Sequence[Any]) -> bool:
+    """Whether a device's runs of a chunk go side by side (separate loops in one program, no
+    vmap): on CPU, for runs whose step exceeds ``CPU_LOOP_ABOVE``, up to ``CPU_SIDE_BY_SIDE``
+    runs per device (more would multiply the compile time; those vmap)."""
+    per_device = chunk_size // len(devices)
+    return (1 < per_device <= CPU_SIDE_BY_SIDE
+            and _large_cpu_step(devices, step_bytes(cfg, x, y)[1]))
+
+
 def _named(fn: Callable, name: str) -> Callable:
     fn.__name__ = fn.__qualname__ = name   # what XLA's compile log and count_compiles show
     return fn
 
 
-def _batched(fn: Callable, in_axes: tuple, size: int, devices: tuple, name: str) -> Callable:
+def _batched(fn: Callable, in_axes: tuple, size: int, devices: tuple, name: str,
+             side: bool = False) -> Callable:
     """``fn`` over a leading run axis of ``size``, jitted: vmapped over each device's share
-    (``shard_map`` over ``devices``), or called unbatched when a device has one run. Arguments
-    with axis None are shared by every run."""
-    if size // len(devices) == 1:
+    (``shard_map`` over ``devices``), or called unbatched, once per run, when a device has one
+    run or ``side`` (side by side). Arguments with axis None are shared by every run."""
+    per_device = size // len(devices)
+    if per_device == 1 or side:
         def mapped(*args):
-            args = [jax.tree.map(lambda a: a[0], arg) if ax == 0 else arg
-                    for arg, ax in zip(args, in_axes)]
-            return jax.tree.map(lambda a: a[None], fn(*args))
+            outs = [fn(*[jax.tree.map(lambda a: a[i], arg) if ax == 0 else arg
+                         for arg, ax in zip(args, in_axes)]) for i in range(per_device)]
+            return jax.tree.map(lambda *o: jnp.stack(o), *outs)
     else:
         mapped = jax.vmap(fn, in_axes=in_axes)
     if len(devices) == 1:
@@ -249,8 +269,8 @@ def _keys(k_init, k_data, impl):
 
 
 @functools.lru_cache(maxsize=32)
-def _one_shot_fn(cfg: RunConfig, size: int, devices: tuple, keep_params: bool, impl):
-    run = make_engine(cfg, reading_order=size // len(devices) > 1).run   # as plan.vmapped
+def _one_shot_fn(cfg: RunConfig, size: int, devices: tuple, keep_params: bool, impl, side: bool):
+    run = make_engine(cfg, reading_order=size // len(devices) > 1 and not side).run  # as vmapped
 
     def one(k_init, k_data, hypers, x, y, ex, ey):
         out = run(*_keys(k_init, k_data, impl), hypers, x, y, ex, ey)
@@ -258,11 +278,12 @@ def _one_shot_fn(cfg: RunConfig, size: int, devices: tuple, keep_params: bool, i
             out = {k: v for k, v in out.items() if k not in ("params", "init_params")}
         return out
 
-    return _batched(one, (0, 0, 0, None, None, None, None), size, devices, "gbl_sweep_chunk")
+    return _batched(one, (0, 0, 0, None, None, None, None), size, devices, "gbl_sweep_chunk",
+                    side)
 
 
 @functools.lru_cache(maxsize=32)
-def _segment_fns(cfg: RunConfig, devices: tuple, impl, vmapped: bool):
+def _segment_fns(cfg: RunConfig, devices: tuple, impl, vmapped: bool, side: bool):
     """The compiled pieces of a compacted run: start, advance (per chunk size), finish."""
     engine = make_engine(cfg, reading_order=vmapped)
     n_units = engine.layout.n_units
@@ -274,19 +295,19 @@ def _segment_fns(cfg: RunConfig, devices: tuple, impl, vmapped: bool):
 
     @functools.lru_cache(maxsize=None)
     def start(size):
-        return _batched(begin, (0, 0, 0, None), size, devices, "gbl_sweep_start")
+        return _batched(begin, (0, 0, 0, None), size, devices, "gbl_sweep_start", side)
 
     @functools.lru_cache(maxsize=None)
     def advance(size):
         fn = lambda s, x, y, ex, ey, u0: engine.advance(s, x, y, ex, ey, u0, seg_units,  # noqa
                                                         guard)
         return _batched(fn, (0, None, None, None, None, None), size, devices,
-                        "gbl_sweep_segment")
+                        "gbl_sweep_segment", side)
 
     @functools.lru_cache(maxsize=None)
     def finish(size):
         return _batched(engine.finish, (0, None, None, None, None), size, devices,
-                        "gbl_sweep_finish")
+                        "gbl_sweep_finish", side)
 
     return engine, seg_units, start, advance, finish
 
@@ -309,6 +330,7 @@ class SweepPlan(NamedTuple):
     keep_params: bool
     compact: bool
     vary: tuple
+    side_by_side: bool        # a device's runs of a chunk as separate loops, not vmapped
 
     @property
     def grid_shape(self) -> tuple:
@@ -321,7 +343,7 @@ class SweepPlan(NamedTuple):
     @property
     def vmapped(self) -> bool:
         """Whether a device runs several runs of a chunk at once (vmapped), not one."""
-        return self.chunk_size // len(self.devices) > 1
+        return self.chunk_size // len(self.devices) > 1 and not self.side_by_side
 
     def chunk_starts(self) -> range:
         """Positions in ``runs`` where chunks begin."""
@@ -341,7 +363,8 @@ class SweepPlan(NamedTuple):
         """Compiles the chunk function ahead of time (returns seconds); the run then reuses it."""
         begin = time.perf_counter()
         if self.cfg.grad_tol is not None and self.compact:
-            start = _segment_fns(self.cfg, self.devices, self.impl, self.vmapped)[2]
+            start = _segment_fns(self.cfg, self.devices, self.impl, self.vmapped,
+                                 self.side_by_side)[2]
             start(self.chunk_size).lower(*self.inputs(self.runs[:1]), self.data[0]).compile()
         else:
             self.chunk_fn().lower(*self.inputs(self.runs[:1]), *self.data).compile()
@@ -350,7 +373,7 @@ class SweepPlan(NamedTuple):
     def chunk_fn(self) -> Callable:
         """The compiled function of one chunk (without ``grad_tol``)."""
         return _one_shot_fn(self.cfg, self.chunk_size, self.devices, self.keep_params,
-                            self.impl)
+                            self.impl, self.side_by_side)
 
 
 def plan_sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax.Array,
@@ -393,8 +416,9 @@ def plan_sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax
         k_init = np.repeat(k_init[:1], seeds, axis=0)
     if "data" not in vary:
         k_data = np.repeat(k_data[:1], seeds, axis=0)
+    side = side_by_side(cfg, arrays[0], arrays[1], chunk_size=int(chunk_size), devices=devices)
     return SweepPlan(cfg, arrays, keys[:, 2], k_init, k_data, impl, grid, cells, seeds, runs,
-                     int(chunk_size), devices, bool(keep_params), bool(compact), vary)
+                     int(chunk_size), devices, bool(keep_params), bool(compact), vary, side)
 
 
 @functools.lru_cache(maxsize=16)
@@ -422,7 +446,7 @@ def _seed_keys(key, seeds: int) -> tuple[np.ndarray, Any]:
 def _run_compacted(plan: SweepPlan, k_init, k_data, hypers) -> dict:
     """One chunk run to convergence in segments, repacking the active runs between them."""
     engine, seg_units, start, advance, finish = _segment_fns(plan.cfg, plan.devices, plan.impl,
-                                                             plan.vmapped)
+                                                             plan.vmapped, plan.side_by_side)
     lay, size, n_dev = engine.layout, plan.chunk_size, len(plan.devices)
     x, y, ex, ey = plan.data
     state, init_params = start(size)(k_init, k_data, hypers, x)

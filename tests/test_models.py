@@ -173,4 +173,4 @@ def test_chunk_size_comes_from_the_step_not_the_layout():
                         ("mlp", gbl.mlp([8], spirals.head))]:
         sizes[name] = sweeps.plan_sweep(model, ADAM, spirals, key=KEY, seeds=4096, steps=300,
                                         devices=cpu).chunk_size
-    assert sizes["tuple"] >= 64 and sizes["mlp"] >= 64 and sizes["residual"] == 1
+    assert sizes["tuple"] >= 64 and sizes["mlp"] >= 64 and sizes["residual"] == sweeps.CPU_SIDE_BY_SIDE
