@@ -76,6 +76,16 @@ def _take(tree, idx):
     return jax.tree.map(lambda x: x[idx], tree)
 
 
+def monotone_paths(curves: np.ndarray, rtol: float = MONOTONE_RTOL) -> np.ndarray:
+    """[seeds] bool: the loss never rises between neighbouring points of a path (a rise below
+    ``rtol`` relative to the loss is float noise). ``curves``: [seeds, num]; a non-finite curve
+    is not monotone."""
+    curves = np.asarray(curves)
+    steps = np.diff(curves, axis=1)
+    return (np.all(np.isfinite(curves), axis=1)
+            & np.all(steps <= rtol * (1 + np.abs(curves[:, :-1])), axis=1))
+
+
 def cell_of(stored: dict, grid: dict, seeds: int, cell: int) -> tuple[Any, Any, np.ndarray, dict]:
     """One grid cell of a run folder's params (``RunFolder.load_params``).
 
@@ -122,8 +132,7 @@ def landscape_report(model, data, init_params, params, *, diverged=None, pairs: 
     seeds = curves.shape[0]
     diverged = np.zeros(seeds, bool) if diverged is None else np.asarray(diverged, bool)
     usable = ~diverged & np.all(np.isfinite(curves), axis=1)
-    steps = np.diff(curves, axis=1)
-    monotone = usable & np.all(steps <= MONOTONE_RTOL * (1 + np.abs(curves[:, :-1])), axis=1)
+    monotone = usable & monotone_paths(curves)
     ids = np.flatnonzero(usable)[:pairs]
     a, b = np.triu_indices(len(ids), 1)
     matrices = {"seeds": ids.tolist(), "unaligned": np.zeros((len(ids),) * 2),

@@ -2,15 +2,15 @@
 
 One tanh hidden layer of width 4, 16 and 64 (--widths), Adam(0.01), full batch, 256 points. Per
 width: (a) the share of seeds whose straight path from init to solution is monotone (Goodfellow,
-Vinyals & Saxe 2015): the loss never rises by more than 1e-3 between 25 points on the path;
-(b) the barrier between every pair of the first K seeds, as trained and after weight matching
-(Frankle et al. 2020; Ainsworth et al. 2023); (c) the basin census: seeds grouped by the
-function they compute (predicted probabilities within --tol on every training point).
+Vinyals & Saxe 2015): the loss never rises between 25 points on the path (a rise below 1e-6
+relative is float noise: the rule of ``landscape_report`` and ``gbl-jax landscape``);
+(b) the barrier between every pair of the first K usable seeds, as trained and after weight
+matching (Frankle et al. 2020; Ainsworth et al. 2023); (c) the basin census: seeds grouped by
+the function they compute (predicted probabilities within --tol on every training point).
+All three come from ``landscape_report``, as the command line computes them.
 Usage: python scripts/landscape.py [--seeds 128] [--steps 2000] [--pairs-of 24] [--tol 0.1]
        [--widths 4,16,64]
 """
-
-import itertools
 
 import jax
 import numpy as np
@@ -18,24 +18,9 @@ import optax
 
 import gbl_jax as gbl
 from common import Timer, markdown_table, parser, pyplot, save
+from gbl_jax.landscape_report import landscape_report
 
-RISE_TOL = 1e-3   # a path is monotone when no step along it raises the loss by more than this
 NUM = 25
-
-
-def take(params, idx):
-    return jax.tree.map(lambda a: a[np.asarray(idx)], params)
-
-
-def pair_barriers(model, data, params, k):
-    """Barriers over all pairs of the first k seeds, unaligned and aligned: ([pairs], [pairs])."""
-    pairs = list(itertools.combinations(range(k), 2))
-    first, second = zip(*pairs)
-    plain = gbl.barrier(model, data, take(params, first), take(params, second), num=NUM)
-    matched = [gbl.align(jax.tree.map(lambda a: a[i], params), take(params, range(i + 1, k)))
-               for i in range(k - 1)]
-    matched = jax.tree.map(lambda *a: np.concatenate(a), *matched)   # pair order, as ``second``
-    return plain, gbl.barrier(model, data, take(params, first), matched, num=NUM)
 
 
 def quartiles(values):
@@ -63,25 +48,29 @@ def main():
             model = gbl.mlp([width], data.head)
             out = gbl.sweep(model, optax.adam(0.01), data, key=jax.random.PRNGKey(args.seed),
                             seeds=args.seeds, steps=args.steps, keep_params=True)
-            ok = ~out.diverged
-            curve = gbl.interpolate(model, data, out.init_params, out.params, num=NUM)
-            rise = np.max(np.diff(curve, axis=-1), axis=-1)
-            monotone = int(np.sum(ok & (rise <= RISE_TOL)))
-            low, high = gbl.wilson_interval(monotone, int(ok.sum()))
-            curves[width] = curve
-            share = f"{100 * monotone / ok.sum():.1f} [{100 * low:.1f}, {100 * high:.1f}]"
+            rep = landscape_report(model, data, out.init_params, out.params,
+                                   diverged=out.diverged, pairs=k, num=NUM, tol=args.tol)
+            ok, doc = rep.usable, rep.as_dict()
+            interp = doc["interpolation"]
+            low, high = interp["interval_95"]
+            rise = np.max(np.diff(rep.curves, axis=-1), axis=-1)
+            curves[width] = rep.curves
+            share = f"{100 * interp['monotone_share']:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
             path_rows.append([width, int(ok.sum()), float(np.median(out.final_loss[ok])), share,
                               float(np.median(rise[ok]))])
 
-            plain, aligned = bars[width] = pair_barriers(model, data, out.params, k)
+            a, b = np.triu_indices(len(rep.barriers["seeds"]), 1)
+            plain, aligned = bars[width] = (rep.barriers["unaligned"][a, b],
+                                            rep.barriers["aligned"][a, b])
             barrier_rows.append([width, len(plain), *quartiles(plain), *quartiles(aligned),
                                  f"{100 * np.mean(aligned < plain):.0f}%"])
 
-            b = gbl.basins(model, data, out.params, tol=args.tol, diverged=out.diverged)
-            top = [f"{100 * b.share[i]:.1f} [{100 * b.share_ci[i, 0]:.1f}, "
-                   f"{100 * b.share_ci[i, 1]:.1f}] (NLL {b.loss[i]:.3g})"
-                   for i in np.argsort(-b.count, kind="stable")[:3]]
-            basin_rows.append([width, int(ok.sum()), len(b.count), *top, *[""] * (3 - len(top))])
+            basin = rep.basins
+            top = [f"{100 * basin.share[i]:.1f} [{100 * basin.share_ci[i, 0]:.1f}, "
+                   f"{100 * basin.share_ci[i, 1]:.1f}] (NLL {basin.loss[i]:.3g})"
+                   for i in np.argsort(-basin.count, kind="stable")[:3]]
+            basin_rows.append([width, int(ok.sum()), len(basin.count), *top,
+                               *[""] * (3 - len(top))])
             print(path_rows[-1], barrier_rows[-1], basin_rows[-1], sep="\n", flush=True)
     tables = [
         markdown_table(["width", "seeds", "median final NLL", "monotone init->final % [95% CI]",

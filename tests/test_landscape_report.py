@@ -8,7 +8,7 @@ import optax
 import pytest
 
 import gbl_jax as gbl
-from gbl_jax.landscape_report import cell_of, landscape_figure, landscape_report
+from gbl_jax.landscape_report import cell_of, landscape_figure, landscape_report, monotone_paths
 
 matplotlib.use("Agg")
 
@@ -44,6 +44,20 @@ def test_report_of_a_small_xor_sweep(xor_run):
     assert doc["barriers"]["median"] == pytest.approx(np.median(upper))
     low, high = doc["interpolation"]["interval_95"]
     assert low <= doc["interpolation"]["monotone_share"] <= high
+
+
+def test_monotone_means_no_rise_beyond_float_noise(xor_run):
+    falling = np.array([3.0, 2.0, 1.0, 0.5])
+    curves = np.stack([falling,
+                       falling + [0, 0, 0, 0.5 + 1e-3],      # a real bump at the end
+                       falling + [0, 0, 1.0 + 1e-7, 0],      # flat, then up by 1e-7: float noise
+                       falling + [0, 0, 1.0 + 1e-4, 0],      # flat, then up by 1e-4: a bump
+                       [3.0, np.nan, 1.0, 0.5]])
+    np.testing.assert_array_equal(monotone_paths(curves), [True, False, True, False, False])
+    assert monotone_paths(curves, rtol=1e-4).tolist() == [True, False, True, True, False]
+    model, data, out = xor_run   # the report uses the same rule
+    rep = landscape_report(model, data, out.init_params, out.params, pairs=1, num=7)
+    np.testing.assert_array_equal(rep.monotone, rep.usable & monotone_paths(rep.curves))
 
 
 def test_one_pair_or_none_gives_no_median(xor_run):
