@@ -1,6 +1,6 @@
 """gbl_jax: gradient-based learning with distributional outputs (Deep Learning, section 6.2)."""
 
-from gbl_jax import diagnostics, heads, inits, models, problems
+from gbl_jax import diagnostics, heads, inits, models, population, problems
 from gbl_jax.compilation import count_compiles
 from gbl_jax.compilation import enable_compilation_cache
 from gbl_jax.costs import absolute_error, mae, mse, nll, squared_error

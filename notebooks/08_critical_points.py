@@ -127,69 +127,20 @@ plt.show()
 # ## Spurious minima of a ReLU student (Safran & Shamir 2018)
 #
 # A student of n ReLU units learns a teacher of k units (weights e_1..e_k) under the population
-# loss for x ~ N(0, I), which has a closed form (the arc-cosine kernel, Cho & Saul 2009). Any
-# `(init, apply)` pair is a model: here the params are the student's weights and `apply` hands
-# them to the loss; the data are a dummy. The kernel's slope pi - arccos(c) has an infinite
-# derivative at c = 1, where its product with dc^2 tends to 0; both get hand-written JVPs so the
-# gradient and Hessian stay finite at aligned units. `scripts/safran_shamir.py` runs the full
-# table (k up to 12, 500 seeds).
-
-# %%
-@jax.custom_jvp
-def arc_kernel(c):
-    c = jnp.clip(c, -1.0, 1.0)
-    return jnp.sqrt(1.0 - c * c) + (math.pi - jnp.arccos(c)) * c
-
-
-@jax.custom_jvp
-def arc_slope(c):
-    return math.pi - jnp.arccos(jnp.clip(c, -1.0, 1.0))
-
-
-@arc_kernel.defjvp
-def _(primals, tangents):
-    return arc_kernel(primals[0]), arc_slope(primals[0]) * tangents[0]
-
-
-@arc_slope.defjvp
-def _(primals, tangents):
-    s = 1.0 - jnp.clip(primals[0], -1.0, 1.0) ** 2
-    slope = jnp.where(s > 0, jax.lax.rsqrt(jnp.where(s > 0, s, 1.0)), 0.0)
-    return arc_slope(primals[0]), slope * tangents[0]
-
-
-def relu_gram(a, b, same=False):
-    """E[relu(a_i.x) relu(b_j.x)]; with same (b is a), the diagonal |a_i|^2 / 2 is written out."""
-    na, nb = jnp.linalg.norm(a, axis=1), jnp.linalg.norm(b, axis=1)
-    diag = jnp.eye(a.shape[0], b.shape[0], dtype=bool) & same
-    cos = jnp.where(diag, 0.0, (a @ b.T) / (na[:, None] * nb[None, :]))
-    off = na[:, None] * nb[None, :] * arc_kernel(cos) / (2 * math.pi)
-    return jnp.where(diag, 0.5 * na[:, None] ** 2, off)
-
-
-def relu_student(n, k):
-    """n ReLU units learning the teacher e_1..e_k: (model, dummy data, population loss)."""
-    teacher = jnp.eye(k)
-
-    def population_loss(w, y):
-        return 0.5 * (relu_gram(w, w, True).sum() - 2 * relu_gram(w, teacher).sum()
-                      + relu_gram(teacher, teacher, True).sum())
-
-    def init(key, x):
-        return jax.random.normal(key, (n, k)) * math.sqrt(2.0 / (n + k))   # Xavier normal
-
-    dummy = (jnp.zeros((1, k)), jnp.zeros((1, 1)))
-    return gbl.Model(init, lambda w, x: w, name="relu student"), dummy, population_loss
-
-
-# %% [markdown]
+# loss for x ~ N(0, I), which has a closed form (the arc-cosine kernel, Cho & Saul 2009).
+# `gbl.population.relu_student(n, k)` gives the student as a model (its params are the
+# student's weights and `apply` hands them to the loss), dummy data and the population loss.
+# The kernel's slope pi - arccos(c) has an infinite derivative at c = 1, where its product with
+# dc^2 tends to 0; both have hand-written JVPs there, so the gradient and Hessian stay finite at
+# aligned units. `scripts/safran_shamir.py` runs the full table (k up to 12, 500 seeds).
+#
 # k = 8 teacher units, a student of n = 8 and of n = 10, 64 Xavier inits each, gradient descent
 # until the gradient norm is below 1e-4. A run fails when it converged above loss 1e-3 (a global
 # minimum has loss 0) at a point the Hessian calls a minimum.
 
 # %%
 for n in (8, 10):
-    student, dummy, population_loss = relu_student(n, 8)
+    student, dummy, population_loss = gbl.population.relu_student(n, 8)
     out = gbl.sweep(student, optax.sgd(0.1), dummy, key=jax.random.PRNGKey(0), seeds=64,
                     steps=6000, grad_tol=1e-4, keep_params=True, loss=population_loss,
                     compact=False)

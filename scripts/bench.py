@@ -259,11 +259,7 @@ def grid_vs_loop(rounds=3, seeds=256, steps=2000, lrs=(0.01, 0.02, 0.05, 0.1, 0.
 def compaction(rounds=2, seeds=256, steps=20000, grad_tol=1e-4, k=6, n=8, lr=0.1):
     """Run to convergence (Safran & Shamir, teacher k = 6, student n = 8, GD on the population
     loss): repacking the active runs between segments against freezing them in place."""
-    from safran_shamir import population_loss, student
-
-    model, teacher = student(n, k), jnp.eye(k)
-    loss = lambda w, y: population_loss(w, teacher)   # noqa: E731
-    data = (jnp.zeros((1, k)), jnp.zeros((1, 1)))
+    model, data, loss = gbl.population.relu_student(n, k)
     sgd = optax.sgd(lr)
     kw = dict(key=jax.random.PRNGKey(0), seeds=seeds, steps=steps, grad_tol=grad_tol, loss=loss,
               devices=jax.devices()[:1])
