@@ -58,8 +58,15 @@ for name, loss in (("NLL", gbl.nll), ("squared error", gbl.squared_error)):
                     metrics=p_right)
     curves[name] = np.asarray(res.metrics["p_right"])
     print(f"{name:>14}: P(y = 1) after 200 steps = {float(res.final_metrics['p_right']):.4g}")
-steps_to_half = int(np.argmax(curves["NLL"] > 0.5)) + 1
-print(f"NLL passes P(y = 1) = 0.5 after {steps_to_half} steps; squared error never does")
+def steps_to_pass_half(curve):
+    """The first step after which P(y = 1) > 0.5, or None if it never gets there."""
+    past = np.flatnonzero(curve > 0.5)
+    return int(past[0]) + 1 if past.size else None
+
+
+steps_to_half = steps_to_pass_half(curves["NLL"])
+print(f"NLL passes P(y = 1) = 0.5 after {steps_to_half} steps; squared error: "
+      f"{steps_to_pass_half(curves['squared error'])}")
 for name, curve in curves.items():
     plt.semilogy(np.arange(1, 201), curve, label=name)
 plt.xlabel("step")
@@ -70,5 +77,6 @@ plt.show()
 # %%
 results = {"nll_grad_at_minus10": nll_grad, "se_grad_at_minus10": se_grad,
            "p_right_nll": float(curves["NLL"][-1]),
-           "p_right_se": float(curves["squared error"][-1]), "nll_steps_to_half": steps_to_half}
+           "p_right_se": float(curves["squared error"][-1]), "nll_steps_to_half": steps_to_half,
+           "se_steps_to_half": steps_to_pass_half(curves["squared error"])}
 print("RESULTS", json.dumps(results))
