@@ -11,9 +11,10 @@ seed. Seed i uses the same keys in every cell (common random numbers: cells comp
 
 Execution. Runs (flattened cell-major) go in chunks of ``chunk_size``: each chunk is one compiled
 call of ``jax.vmap`` of the training function (one run per device is the plain single run; a few
-large CPU runs go side by side, see below), sharded across ``devices`` with ``shard_map``. Chunks are dispatched one ahead of the one being gathered
-to the host, so memory is bounded by one or two chunks whatever the number of runs. The last
-chunk is padded to the full size (no recompile) and the padding dropped.
+large CPU runs go side by side, see below), sharded across ``devices`` with ``shard_map``.
+Chunks are dispatched one ahead of the one being gathered to the host, so memory is bounded by
+one or two chunks whatever the number of runs. The last chunk is padded to the full size (no
+recompile) and the padding dropped.
 
 Run to convergence. With ``grad_tol``, a chunk runs its budget in segments; between segments the
 runs still active (neither converged nor diverged) are repacked into a smaller chunk (halving
@@ -569,7 +570,8 @@ def sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax.Arra
         optimizer (e.g. ``learning_rate``) and ``init_scale`` (every weight of ndim >= 2 times
         it); every cell of their product runs, in one compiled computation.
       keep_params: also return every run's final and initial params (memory grows with runs).
-      chunk_size: runs per compiled call (default: ``auto_chunk_size``).
+      chunk_size: runs per compiled call (default: ``auto_chunk_size``); whether they vmap or
+        go side by side follows ``side_by_side``.
       devices: devices to shard runs over (default: all of ``jax.devices()``).
       seed_range: (start, stop) to run only those seeds of every cell (for several hosts).
       compact: with ``grad_tol``, repack the active runs between segments (see the module).
