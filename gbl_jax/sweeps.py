@@ -22,21 +22,14 @@ sizes, each compiled once), so compute follows the active runs instead of the sl
 a chunk whose runs have all stopped ends early. Results equal the uncompacted run
 (``compact=False``) to float tolerance: frozen runs log their frozen values either way.
 
-The default chunk size comes from the compiled step itself (the bytes of every intermediate of
-one run's gradient step, read from its jaxpr), whatever the params' layout. On CPU, a run whose
-step is large already keeps the core busy, and batching runs only adds cache pressure and slower
-batched-matmul kernels, so such runs are not vmapped: ``CPU_SIDE_BY_SIDE`` of them go in one
-program as separate, unbatched loops (each run's arithmetic is the single run's, bit for bit;
-one call runs them 5-7% faster than one call per run); smaller ones are vmapped, as many as keep
-one chunk near ``CPU_CACHE_BUDGET``. On an accelerator the chunk is as large as a quarter of the
-device memory allows. Measurements behind these constants: BENCHMARKS.md.
+How runs are grouped into compiled calls (chunk sizes, vmap or side by side, sharding):
+``gbl_jax.chunking``.
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
-import math
 import time
 from typing import Any, Callable, Iterator, Mapping, NamedTuple, Sequence
 
@@ -44,28 +37,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import Mesh, PartitionSpec
 
 from gbl_jax.checks import require_finite_number, require_int
+from gbl_jax.chunking import auto_chunk_size, one_shot_fn, segment_fns, side_by_side
 from gbl_jax.costs import nll
-from gbl_jax.models import apply_model
 from gbl_jax.runconfig import RunConfig, check_run
-from gbl_jax.training import Loss, make_engine
+from gbl_jax.training import Loss
 
-try:  # jax >= 0.6
-    from jax import shard_map as _shard_map
-
-    _NO_CHECK = {"check_vma": False}
-except ImportError:  # pragma: no cover - older jax
-    from jax.experimental.shard_map import shard_map as _shard_map
-
-    _NO_CHECK = {"check_rep": False}
-
-CPU_CACHE_BUDGET = 16 * 2**20   # bytes of step intermediates per vmapped chunk on CPU
-CPU_LOOP_ABOVE = 512 * 2**10    # per-run step bytes above which CPU runs are not vmapped
-CPU_SIDE_BY_SIDE = 4             # such runs per device and call, as separate loops in one program
-MAX_CHUNK = 65536
-SEGMENTS = 16                   # segments of the budget between repacks (run to convergence)
 VARY = ("init", "data")
 
 
@@ -148,171 +126,6 @@ def check_grid(grid: Mapping[str, Sequence[float]] | None) -> dict[str, np.ndarr
     return out
 
 
-def _jaxpr_bytes(jaxpr) -> int:
-    """Bytes of every value an equation of ``jaxpr`` (and its sub-jaxprs) produces."""
-    total = 0
-    for eqn in jaxpr.eqns:
-        for var in eqn.outvars:
-            aval = getattr(var, "aval", None)
-            if hasattr(aval, "shape") and hasattr(aval, "dtype"):
-                total += math.prod(aval.shape) * np.dtype(aval.dtype).itemsize
-        for value in eqn.params.values():
-            for sub in (value if isinstance(value, (tuple, list)) else (value,)):
-                inner = getattr(sub, "jaxpr", sub)
-                if hasattr(inner, "eqns"):
-                    total += _jaxpr_bytes(inner)
-    return total
-
-
-def step_bytes(cfg: RunConfig, x: jax.Array, y: jax.Array) -> tuple[int, int]:
-    """(parameter bytes, bytes of the intermediates of one gradient step) of one run."""
-    return _step_bytes(cfg, jax.ShapeDtypeStruct(x.shape, x.dtype),
-                       jax.ShapeDtypeStruct(y.shape, y.dtype))
-
-
-@functools.lru_cache(maxsize=64)
-def _step_bytes(cfg: RunConfig, x, y) -> tuple[int, int]:
-    # traced once per configuration: a repeated sweep pays nothing for its default chunking
-    params = jax.eval_shape(cfg.model.init, jax.random.PRNGKey(0), x)
-    bs = x.shape[0] if cfg.batch_size is None else cfg.batch_size
-    xb = jax.ShapeDtypeStruct((bs,) + x.shape[1:], x.dtype)
-    yb = jax.ShapeDtypeStruct((bs,) + y.shape[1:], y.dtype)
-    objective = lambda p, a, b: cfg.loss(apply_model(cfg.model, p, a, None), b)  # noqa: E731
-    jaxpr = jax.make_jaxpr(jax.value_and_grad(objective))(params, xb, yb)
-    param_bytes = sum(math.prod(s.shape) * np.dtype(s.dtype).itemsize
-                      for s in jax.tree.leaves(params))
-    return param_bytes, _jaxpr_bytes(jaxpr.jaxpr)
-
-
-def _device_budget(device) -> int | None:
-    stats = device.memory_stats() if hasattr(device, "memory_stats") else None
-    if stats and stats.get("bytes_limit"):
-        return stats["bytes_limit"] // 4
-    return None
-
-
-def auto_chunk_size(cfg: RunConfig, x: jax.Array, y: jax.Array, *, runs: int,
-                    devices: Sequence[Any]) -> int:
-    """The default number of runs per compiled call (a multiple of ``len(devices)``).
-
-    CPU: ``CPU_SIDE_BY_SIDE`` runs per device and call, side by side (``side_by_side``), when a
-    run's step intermediates exceed ``CPU_LOOP_ABOVE`` (measured: a 2-128-1 or 2-32-32-1 net on
-    256 points runs fastest unbatched; slower as a ``lax.map`` inside one program than as one
-    call per run, and 5-7% faster as 4 separate loops in one program); otherwise
-    ``CPU_CACHE_BUDGET`` over the step bytes, rounded to a power of two (a 2-8-1 net runs ~1.4x
-    faster vmapped). Accelerators: a quarter of device memory over a per-run estimate (params
-    and optimizer state x 8, step intermediates, the curves). Capped by ``MAX_CHUNK`` and the
-    number of runs.
-    """
-    param_bytes, act_bytes = step_bytes(cfg, x, y)
-    run_bytes = 8 * param_bytes + act_bytes + 4 * (cfg.steps // cfg.log_every) * (
-        1 + len(cfg.metrics) * (2 if cfg.has_eval else 1))
-    n_dev = len(devices)
-    budget = _device_budget(devices[0])
-    if devices[0].platform == "cpu" or budget is None:
-        if _large_cpu_step(devices, act_bytes):
-            per_device = CPU_SIDE_BY_SIDE
-        else:
-            per_device = 2 ** round(math.log2(max(CPU_CACHE_BUDGET / max(act_bytes, 1), 1)))
-        per_device = min(per_device, max(1, 2**30 // run_bytes))
-    else:
-        per_device = max(1, budget // run_bytes)
-    per_device = min(per_device, MAX_CHUNK, -(-runs // n_dev))
-    return max(1, per_device) * n_dev
-
-
-def _large_cpu_step(devices: Sequence[Any], act_bytes: int) -> bool:
-    return devices[0].platform == "cpu" and act_bytes > CPU_LOOP_ABOVE
-
-
-def side_by_side(cfg: RunConfig, x: jax.Array, y: jax.Array, *, chunk_size: int,
-                 devices: Sequence[Any]) -> bool:
-    """Whether a device's runs of a chunk go side by side (separate loops in one program, no
-    vmap): on CPU, for runs whose step exceeds ``CPU_LOOP_ABOVE``, up to ``CPU_SIDE_BY_SIDE``
-    runs per device (more would multiply the compile time; those vmap)."""
-    per_device = chunk_size // len(devices)
-    return (1 < per_device <= CPU_SIDE_BY_SIDE
-            and _large_cpu_step(devices, step_bytes(cfg, x, y)[1]))
-
-
-def _named(fn: Callable, name: str) -> Callable:
-    fn.__name__ = fn.__qualname__ = name   # what XLA's compile log and count_compiles show
-    return fn
-
-
-def _batched(fn: Callable, in_axes: tuple, size: int, devices: tuple, name: str,
-             side: bool = False) -> Callable:
-    """``fn`` over a leading run axis of ``size``, jitted: vmapped over each device's share
-    (``shard_map`` over ``devices``), or called unbatched, once per run, when a device has one
-    run or ``side`` (side by side). Arguments with axis None are shared by every run."""
-    per_device = size // len(devices)
-    if per_device == 1 or side:
-        def mapped(*args):
-            outs = [fn(*[jax.tree.map(lambda a: a[i], arg) if ax == 0 else arg
-                         for arg, ax in zip(args, in_axes)]) for i in range(per_device)]
-            return jax.tree.map(lambda *o: jnp.stack(o), *outs)
-    else:
-        mapped = jax.vmap(fn, in_axes=in_axes)
-    if len(devices) == 1:
-        return jax.jit(_named(mapped, name))
-    mesh = Mesh(np.asarray(devices), ("runs",))
-    specs = tuple(PartitionSpec("runs") if ax == 0 else PartitionSpec() for ax in in_axes)
-    sharded = _shard_map(mapped, mesh=mesh, in_specs=specs, out_specs=PartitionSpec("runs"),
-                         **_NO_CHECK)
-    return jax.jit(_named(lambda *args: sharded(*args), name))
-
-
-def _keys(k_init, k_data, impl):
-    """Raw key data back to typed keys inside the program (``impl`` None: legacy raw keys)."""
-    if impl is None:
-        return k_init, k_data
-    return jax.random.wrap_key_data(k_init, impl=impl), jax.random.wrap_key_data(k_data, impl=impl)
-
-
-@functools.lru_cache(maxsize=32)
-def _one_shot_fn(cfg: RunConfig, size: int, devices: tuple, keep_params: bool, impl, side: bool):
-    run = make_engine(cfg, reading_order=size // len(devices) > 1 and not side).run  # as vmapped
-
-    def one(k_init, k_data, hypers, x, y, ex, ey):
-        out = run(*_keys(k_init, k_data, impl), hypers, x, y, ex, ey)
-        if not keep_params:
-            out = {k: v for k, v in out.items() if k not in ("params", "init_params")}
-        return out
-
-    return _batched(one, (0, 0, 0, None, None, None, None), size, devices, "gbl_sweep_chunk",
-                    side)
-
-
-@functools.lru_cache(maxsize=32)
-def _segment_fns(cfg: RunConfig, devices: tuple, impl, vmapped: bool, side: bool):
-    """The compiled pieces of a compacted run: start, advance (per chunk size), finish."""
-    engine = make_engine(cfg, reading_order=vmapped)
-    n_units = engine.layout.n_units
-    seg_units = -(-n_units // SEGMENTS)
-    guard = seg_units * -(-n_units // seg_units) > n_units
-
-    def begin(k_init, k_data, hypers, x):
-        return engine.start(*_keys(k_init, k_data, impl), hypers, x)
-
-    @functools.lru_cache(maxsize=None)
-    def start(size):
-        return _batched(begin, (0, 0, 0, None), size, devices, "gbl_sweep_start", side)
-
-    @functools.lru_cache(maxsize=None)
-    def advance(size):
-        fn = lambda s, x, y, ex, ey, u0: engine.advance(s, x, y, ex, ey, u0, seg_units,  # noqa
-                                                        guard)
-        return _batched(fn, (0, None, None, None, None, None), size, devices,
-                        "gbl_sweep_segment", side)
-
-    @functools.lru_cache(maxsize=None)
-    def finish(size):
-        return _batched(engine.finish, (0, None, None, None, None), size, devices,
-                        "gbl_sweep_finish", side)
-
-    return engine, seg_units, start, advance, finish
-
-
 class SweepPlan(NamedTuple):
     """A validated sweep: everything fixed before the first chunk runs (see ``plan_sweep``)."""
 
@@ -364,7 +177,7 @@ class SweepPlan(NamedTuple):
         """Compiles the chunk function ahead of time (returns seconds); the run then reuses it."""
         begin = time.perf_counter()
         if self.cfg.grad_tol is not None and self.compact:
-            start = _segment_fns(self.cfg, self.devices, self.impl, self.vmapped,
+            start = segment_fns(self.cfg, self.devices, self.impl, self.vmapped,
                                  self.side_by_side)[2]
             start(self.chunk_size).lower(*self.inputs(self.runs[:1]), self.data[0]).compile()
         else:
@@ -373,7 +186,7 @@ class SweepPlan(NamedTuple):
 
     def chunk_fn(self) -> Callable:
         """The compiled function of one chunk (without ``grad_tol``)."""
-        return _one_shot_fn(self.cfg, self.chunk_size, self.devices, self.keep_params,
+        return one_shot_fn(self.cfg, self.chunk_size, self.devices, self.keep_params,
                             self.impl, self.side_by_side)
 
 
@@ -446,7 +259,7 @@ def _seed_keys(key, seeds: int) -> tuple[np.ndarray, Any]:
 
 def _run_compacted(plan: SweepPlan, k_init, k_data, hypers) -> dict:
     """One chunk run to convergence in segments, repacking the active runs between them."""
-    engine, seg_units, start, advance, finish = _segment_fns(plan.cfg, plan.devices, plan.impl,
+    engine, seg_units, start, advance, finish = segment_fns(plan.cfg, plan.devices, plan.impl,
                                                              plan.vmapped, plan.side_by_side)
     lay, size, n_dev = engine.layout, plan.chunk_size, len(plan.devices)
     x, y, ex, ey = plan.data
@@ -570,8 +383,8 @@ def sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax.Arra
         optimizer (e.g. ``learning_rate``) and ``init_scale`` (every weight of ndim >= 2 times
         it); every cell of their product runs, in one compiled computation.
       keep_params: also return every run's final and initial params (memory grows with runs).
-      chunk_size: runs per compiled call (default: ``auto_chunk_size``); whether they vmap or
-        go side by side follows ``side_by_side``.
+      chunk_size: runs per compiled call (default: ``chunking.auto_chunk_size``); whether they
+        vmap or go side by side follows ``chunking.side_by_side``.
       devices: devices to shard runs over (default: all of ``jax.devices()``).
       seed_range: (start, stop) to run only those seeds of every cell (for several hosts).
       compact: with ``grad_tol``, repack the active runs between segments (see the module).
