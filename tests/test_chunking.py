@@ -23,7 +23,7 @@ def full():
     return gbl.sweep(MODEL, ADAM, DATA, key=KEY, seeds=SEEDS, steps=STEPS, log_every=1)
 
 
-def test_auto_chunk_size_follows_the_compiled_step():
+def test_auto_chunk_size_follows_the_compiled_step(monkeypatch):
     cpu = jax.devices("cpu")[:1]
     spirals = problems.two_spirals(KEY, 256)
     chunk = lambda hidden, seeds=4096: sweeps.plan_sweep(   # noqa: E731
@@ -40,6 +40,12 @@ def test_auto_chunk_size_follows_the_compiled_step():
     assert plan([128], chunk_size=16).vmapped   # more than CPU_SIDE_BY_SIDE: vmapped
     assert chunk([8]) >= 64 and plan([8]).vmapped and not plan([8]).side_by_side   # small: vmap
     assert chunk([8], seeds=5) == 5
+    # the line is the step's bytes, whatever jax traces: just above it a net goes side by side
+    act = chunking.step_bytes(plan([8]).cfg, *spirals)[1]
+    monkeypatch.setattr(chunking, "CPU_LOOP_ABOVE", act - 1)
+    assert chunk([8]) == 4 and plan([8]).side_by_side
+    monkeypatch.setattr(chunking, "CPU_LOOP_ABOVE", act)
+    assert chunk([8]) >= 64 and not plan([8]).side_by_side
 
 
 def _while_loops(plan) -> int:
