@@ -14,13 +14,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from gbl_jax.distributions import (
-    Bernoulli,
-    Categorical,
-    _check_value_shape,
-    _require_integer_labels,
-    _shape_str,
-)
+from gbl_jax.densities import _check_value_shape, _require_integer_labels, _shape_str
+from gbl_jax.distributions import Bernoulli, Categorical
 
 
 def _check_examples(name: str, what: str, shape: tuple[int, ...]) -> None:
