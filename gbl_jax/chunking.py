@@ -173,6 +173,9 @@ def _keys(k_init, k_data, impl):
 
 @functools.lru_cache(maxsize=32)
 def one_shot_fn(cfg: RunConfig, size: int, devices: tuple, keep_params: bool, impl, side: bool):
+    """The compiled call of a chunk of ``size`` whole runs (``training``'s engine ``run`` each):
+    (key data, key data, hypers, x, y, eval x, eval y) -> {name: [size, ...]}. Vmapped runs
+    carry their params in reading order (``loop_order``); unbatched ones as the user's tree."""
     run = make_engine(cfg, reading_order=size // len(devices) > 1 and not side).run  # as vmapped
 
     def one(k_init, k_data, hypers, x, y, ex, ey):
