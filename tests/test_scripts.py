@@ -1,5 +1,6 @@
 """Every experiment script runs end to end (tiny settings) and writes its table and figure."""
 
+import json
 import os
 import subprocess
 import sys
@@ -32,3 +33,23 @@ def test_script_writes_a_table_and_a_figure(name, tmp_path):
     table = (tmp_path / f"{name}.md").read_text()
     assert table.startswith("| ") and "Made by `python scripts/" in table
     assert (tmp_path / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bench_runs_a_workload_at_a_given_seed_count(tmp_path):
+    """The benchmark a GPU session runs in one call: --only/--seeds, the JSON and its tables."""
+    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "bench.py"), "--only",
+                           "small", "--seeds", "8", "--rounds", "1", "--skip-memory", "--out",
+                           str(out)], capture_output=True, text=True, timeout=600, env=env,
+                          cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    rows = {r["contender"]: r for r in result["rows"]}
+    assert {"loop", "vmap", "sweep"} <= set(rows) and {r["workload"] for r in rows.values()} == {
+        "small-8"}
+    assert all(r["seeds"] == 8 and r["run_s"] > 0 for r in rows.values())
+    ratio = result["time_over_best_plain"]["small-8"]["sweep"]
+    best_plain = min(rows["loop"]["run_s"], rows["vmap"]["run_s"])
+    assert ratio == pytest.approx(rows["sweep"]["run_s"] / best_plain)
+    assert "| small-8 (8 x 2-8-1) | sweep |" in proc.stdout
