@@ -137,6 +137,12 @@ def side_by_side(cfg: RunConfig, x: jax.Array, y: jax.Array, *, chunk_size: int,
             and _large_cpu_step(devices, step_bytes(cfg, x, y)[1]))
 
 
+def vmaps(size: int, devices: Sequence[Any], side: bool) -> bool:
+    """Whether a chunk of ``size`` runs vmaps each device's share (several runs, not side by
+    side); such chunks carry their params in reading order (``loop_order``)."""
+    return size // len(devices) > 1 and not side
+
+
 def _named(fn: Callable, name: str) -> Callable:
     fn.__name__ = fn.__qualname__ = name   # what XLA's compile log and count_compiles show
     return fn
@@ -176,7 +182,7 @@ def one_shot_fn(cfg: RunConfig, size: int, devices: tuple, keep_params: bool, im
     """The compiled call of a chunk of ``size`` whole runs (``training``'s engine ``run`` each):
     (key data, key data, hypers, x, y, eval x, eval y) -> {name: [size, ...]}. Vmapped runs
     carry their params in reading order (``loop_order``); unbatched ones as the user's tree."""
-    run = make_engine(cfg, reading_order=size // len(devices) > 1 and not side).run  # as vmapped
+    run = make_engine(cfg, reading_order=vmaps(size, devices, side)).run
 
     def one(k_init, k_data, hypers, x, y, ex, ey):
         out = run(*_keys(k_init, k_data, impl), hypers, x, y, ex, ey)

@@ -39,7 +39,7 @@ import numpy as np
 import optax
 
 from gbl_jax.checks import require_finite_number, require_int
-from gbl_jax.chunking import auto_chunk_size, one_shot_fn, segment_fns, side_by_side
+from gbl_jax.chunking import auto_chunk_size, one_shot_fn, segment_fns, side_by_side, vmaps
 from gbl_jax.costs import nll
 from gbl_jax.runconfig import RunConfig, check_run
 from gbl_jax.training import Loss
@@ -157,7 +157,7 @@ class SweepPlan(NamedTuple):
     @property
     def vmapped(self) -> bool:
         """Whether a device runs several runs of a chunk at once (vmapped), not one."""
-        return self.chunk_size // len(self.devices) > 1 and not self.side_by_side
+        return vmaps(self.chunk_size, self.devices, self.side_by_side)
 
     def chunk_starts(self) -> range:
         """Positions in ``runs`` where chunks begin."""

@@ -64,9 +64,9 @@ def steps_to_pass_half(curve):
     return int(past[0]) + 1 if past.size else None
 
 
-steps_to_half = steps_to_pass_half(curves["NLL"])
-print(f"NLL passes P(y = 1) = 0.5 after {steps_to_half} steps; squared error: "
-      f"{steps_to_pass_half(curves['squared error'])}")
+steps_to_half = {name: steps_to_pass_half(curve) for name, curve in curves.items()}
+print(f"NLL passes P(y = 1) = 0.5 after {steps_to_half['NLL']} steps; squared error: "
+      f"{steps_to_half['squared error']}")
 for name, curve in curves.items():
     plt.semilogy(np.arange(1, 201), curve, label=name)
 plt.xlabel("step")
@@ -77,6 +77,7 @@ plt.show()
 # %%
 results = {"nll_grad_at_minus10": nll_grad, "se_grad_at_minus10": se_grad,
            "p_right_nll": float(curves["NLL"][-1]),
-           "p_right_se": float(curves["squared error"][-1]), "nll_steps_to_half": steps_to_half,
-           "se_steps_to_half": steps_to_pass_half(curves["squared error"])}
+           "p_right_se": float(curves["squared error"][-1]),
+           "nll_steps_to_half": steps_to_half["NLL"],
+           "se_steps_to_half": steps_to_half["squared error"]}
 print("RESULTS", json.dumps(results))

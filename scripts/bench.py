@@ -17,15 +17,16 @@ Contenders, each timed after one warm-up call that compiles it, in interleaved r
   vmap   the same run under one jit(vmap(...)) over all seeds
   sweep  gbl.sweep with its default execution, on one device
   sweep-all  gbl.sweep sharded over every device (with --cpu-devices N on CPU, which sets
-         XLA_FLAGS=--xla_force_host_platform_device_count=N so XLA runs one stream per core;
-         torch uses every core by default)
+         jax_num_cpu_devices = N so XLA runs one stream per core; torch uses every core by
+         default)
   torch  per-seed weights stacked into batched matmuls (torch.baddbmm), torch.optim.Adam; only
          when torch is installed
 Reported: run time (best round; timed calls run alone), seed-steps/s, compile time (first call
-minus best), peak RSS growth during one further call (sampled by a thread), achieved GFLOP/s and its share of this machine's measured float32 matmul
-peak (FLOPs: 6 * N * sum(fan_in * fan_out) per seed-step, matmuls only). Also: sweep's compile
-time (ahead-of-time lowering) at 10x the steps and 8x the seeds, and peak memory of a
-100,000-seed XOR sweep (subprocess).
+minus best), peak RSS growth during one further call (sampled by a thread), achieved GFLOP/s
+and its share of this machine's measured float32 matmul peak (FLOPs: 6 * N *
+sum(fan_in * fan_out) per seed-step, matmuls only). Also: sweep's compile time (ahead-of-time
+lowering) at 10x the steps and 8x the seeds, and peak memory of a 100,000-seed XOR sweep
+(subprocess).
 """
 
 from __future__ import annotations

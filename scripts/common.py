@@ -11,8 +11,8 @@ import gbl_jax as gbl
 
 def parser(doc: str, default_out: str) -> argparse.ArgumentParser:
     """The script's argument parser; first, every core a JAX device (each script's ``main``
-    starts here, before any computation), so its sweeps shard across cores. Not at import:
-    ``bench.py`` imports pieces of a script after JAX has started."""
+    starts here, before any computation), so its sweeps shard across cores. Not at import: a
+    module that imports a script's pieces after JAX has started would fail."""
     gbl.use_cpu_cores()
     p = argparse.ArgumentParser(description=doc.splitlines()[0])
     p.add_argument("--out", default=default_out, help=f"output folder (default {default_out})")
