@@ -1,7 +1,9 @@
 """Small problems for studying gradient-based learning: deterministic given their key.
 
 Each returns a ``Data`` record that unpacks as ``x, y = data`` and names the output unit that
-suits it (``data.head``). ``REGISTRY`` lists them by name with a one-line description.
+suits it (``data.head``). The real data sets (``mnist1d``, ``digits``) and the file loader
+(``load``) live in ``gbl_jax.datasets`` and are re-exported here. ``REGISTRY`` lists the problems
+by name with a one-line description.
 """
 
 from __future__ import annotations
@@ -14,51 +16,11 @@ import jax.numpy as jnp
 
 from gbl_jax import heads
 from gbl_jax.checks import require_int
-from gbl_jax.heads import Head
+from gbl_jax.data_record import Data
+from gbl_jax.datasets import digits, load, mnist1d
 
-
-class Data(tuple):
-    """A problem instance: a real (x, y) pair (``x, y = data``, ``data[0] is data.x``) and a pytree.
-
-    Attributes:
-      x: inputs [N, ...] (float32 for the built-in problems).
-      y: targets whose leading axis is N: [N] for classification, [N, D] for regression.
-      head: the output unit that suits y (None for data made by hand).
-      name: the problem's name.
-
-    The pytree's leaves are x and y; head and name ride along as static data, so a ``Data`` passes
-    through ``jit``, ``vmap`` and ``jax.device_put`` and comes back a ``Data``.
-    """
-
-    head: Head | None
-    name: str
-
-    def __new__(cls, x, y, head: Head | None = None, name: str = ""):
-        self = super().__new__(cls, (x, y))
-        self.head, self.name = head, name
-        return self
-
-    @property
-    def x(self):
-        return self[0]
-
-    @property
-    def y(self):
-        return self[1]
-
-    def __repr__(self) -> str:
-        shape = lambda a: list(getattr(a, "shape", ()))   # noqa: E731
-        return f"Data(name={self.name!r}, x {shape(self.x)}, y {shape(self.y)})"
-
-    # Arrays make tuple equality ambiguous; a problem instance is itself.
-    __eq__ = object.__eq__
-    __ne__ = object.__ne__
-    __hash__ = object.__hash__
-
-
-jax.tree_util.register_pytree_node(
-    Data, lambda d: ((d.x, d.y), (d.head, d.name)),
-    lambda aux, children: Data(children[0], children[1], *aux))
+__all__ = ["Data", "Problem", "REGISTRY", "bishop_inverse", "circles", "digits", "load", "make",
+           "mnist1d", "sine", "teacher_student", "two_spirals", "xor"]
 
 
 def _require_n(name: str, n: int, least: int = 2) -> None:
@@ -138,8 +100,23 @@ def teacher_student(key: jax.Array, n: int, in_dim: int, teacher_width: int) -> 
     return Data(x, y, heads.gaussian(1), "teacher_student")
 
 
+def _first(data: Data, n: int) -> Data:
+    """A fixed data set's first n training examples; its test split stays whole."""
+    _require_n(data.name, n)
+    if n > len(data.y):
+        raise ValueError(f"{data.name}: n must be at most its {len(data.y)} training examples, "
+                         f"got {n}")
+    if n == len(data.y):
+        return data
+    return Data(data.x[:n], data.y[:n], data.head, data.name, test=data.test)
+
+
 class Problem(NamedTuple):
-    """A registry entry: ``make(key, n) -> Data``, a description and a default size."""
+    """A registry entry: ``make(key, n) -> Data``, a description and a default size.
+
+    The real data sets ignore the key; their n takes the first n training examples (the default,
+    their training size, takes all) and keeps the test split whole.
+    """
 
     make: Callable[[jax.Array, int], Data]
     description: str
@@ -154,6 +131,12 @@ REGISTRY: dict[str, Problem] = {
     "bishop_inverse": Problem(bishop_inverse, "multi-valued inverse problem; wants an MDN", 512),
     "teacher_student": Problem(lambda key, n: teacher_student(key, n, 4, 4),
                                "a planted 4-4-1 ReLU teacher on Gaussian inputs", 256),
+    "mnist1d": Problem(lambda key, n: _first(mnist1d(), n),
+                       "MNIST-1D: 40-sample 1-D digits, 10 classes, 1000 held out; gbl_jax[data]",
+                       4000),
+    "digits": Problem(lambda key, n: _first(digits(), n),
+                      "scikit-learn's 8x8 digits, standardized, 449 held out; gbl_jax[data]",
+                      1797 - 449),
 }
 
 
