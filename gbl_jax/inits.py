@@ -1,4 +1,5 @@
-"""Weight-initialization schemes: ``(key, shape, dtype) -> array`` for a dense weight [in, out].
+"""Weight-initialization schemes: ``(key, shape, dtype) -> array`` for a dense weight [in, out]
+or a convolution kernel [*window, in, out], whose fans count the window (fan_in = window * in).
 
 Non-convex training depends on where it starts (section 6.2); these are the schemes an
 init-sensitivity study compares. Biases are always initialized to zero by the layers.
@@ -23,9 +24,13 @@ Initializer = Callable[..., jax.Array]
 
 
 def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
-    if len(shape) != 2:
-        raise ValueError(f"init schemes expect a dense weight shape [in, out], got {list(shape)}")
-    return shape[0], shape[1]
+    # a kernel [*window, in, out] connects each output unit to window * in inputs, and each input
+    # to window * out outputs (as flax, PyTorch and Keras count them)
+    if len(shape) < 2:
+        raise ValueError(f"init schemes expect a dense weight shape [in, out] or a convolution "
+                         f"kernel [*window, in, out], got {list(shape)}")
+    window = math.prod(shape[:-2])
+    return window * shape[-2], window * shape[-1]
 
 
 def normal(std: float) -> Initializer:

@@ -46,7 +46,29 @@ def test_unknown_scheme_and_bad_factories_raise():
         inits.get_init("xavier")
     with pytest.raises(ValueError, match="std"):
         inits.normal(-1.0)
-    with pytest.raises(ValueError, match=r"\[in, out\]"):
-        inits.he_normal(jax.random.PRNGKey(0), (3, 4, 5))
+    with pytest.raises(ValueError, match=r"\[in, out\].*\[7\]"):
+        inits.he_normal(jax.random.PRNGKey(0), (7,))
     custom = lambda key, shape, dtype=jnp.float32: jnp.full(shape, 0.25, dtype)
     assert inits.get_init(custom) is custom
+
+
+KERNEL = (5, 80, 120)   # a 1-D conv kernel [width, in, out]: fan_in = 5 * 80, fan_out = 5 * 120
+
+
+@pytest.mark.parametrize("name, std", [
+    ("glorot_normal", math.sqrt(2 / (5 * 80 + 5 * 120))),
+    ("glorot_uniform", math.sqrt(2 / (5 * 80 + 5 * 120))),
+    ("he_normal", math.sqrt(2 / (5 * 80))),
+    ("he_uniform", math.sqrt(2 / (5 * 80))),
+    ("lecun_normal", math.sqrt(1 / (5 * 80))),
+])
+def test_conv_kernel_fans_count_the_window(name, std):
+    w = np.asarray(inits.get_init(name)(jax.random.PRNGKey(0), KERNEL))
+    assert w.shape == KERNEL
+    # 48k draws: within ~0.7%; leaving out the window (fans 80, 120) would be off by sqrt(5)
+    np.testing.assert_allclose(w.std(), std, rtol=0.03)
+
+
+def test_orthogonal_conv_kernel_has_orthonormal_columns_over_window_and_inputs():
+    w = np.asarray(inits.orthogonal(jax.random.PRNGKey(0), (5, 8, 30))).reshape(40, 30)
+    np.testing.assert_allclose(w.T @ w, np.eye(30), atol=1e-5)
