@@ -36,6 +36,15 @@ class RunConfig(NamedTuple):
     grad_tol: float | None
     dtype: Any                # a numpy dtype or None
 
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """Every metric a run logs: the metrics on the training data, then ``eval_nll`` and
+        ``eval_<name>`` on the eval data when there is one."""
+        names = tuple(name for name, _ in self.metrics)
+        if not self.has_eval:
+            return names
+        return names + ("eval_nll",) + tuple(f"eval_{n}" for n in names)
+
 
 def _pair(name: str, data) -> tuple[jax.Array, jax.Array]:
     try:

@@ -186,8 +186,7 @@ def make_engine(cfg: RunConfig, reading_order: bool = False) -> Engine:
     lay = layout(cfg.steps, cfg.log_every)
     stochastic = is_stochastic(model)
     metric_fns = dict(cfg.metrics)
-    names = tuple(metric_fns) + ((("eval_nll",) + tuple(f"eval_{n}" for n in metric_fns))
-                                 if cfg.has_eval else ())
+    names = cfg.metric_names
 
     def objective(params, xb, yb, key=None):
         return loss(apply_model(model, params, xb, key), yb)
@@ -221,13 +220,16 @@ def make_engine(cfg: RunConfig, reading_order: bool = False) -> Engine:
                          nan, {n: nan for n in names})
         return state, params
 
-    def batch(x, y, k_data, t):
+    def epoch_order(k_data, t, n):
+        """The order of the examples in the epoch of step t (one permutation per epoch)."""
+        return jax.random.permutation(jax.random.fold_in(k_data, t // (n // cfg.batch_size)), n)
+
+    def batch(x, y, order, t):
+        """Minibatch t: the next ``batch_size`` examples of its epoch's order (full batch: all)."""
         if cfg.batch_size is None:
             return x, y
-        n, bs = x.shape[0], cfg.batch_size
-        per_epoch = n // bs
-        perm = jax.random.permutation(jax.random.fold_in(k_data, t // per_epoch), n)
-        idx = jax.lax.dynamic_slice_in_dim(perm, (t % per_epoch) * bs, bs)
+        bs = cfg.batch_size
+        idx = jax.lax.dynamic_slice_in_dim(order, (t % (x.shape[0] // bs)) * bs, bs)
         return x[idx], y[idx]
 
     def run_steps(params, opt_state, k_data, x, y, first, count):
@@ -240,17 +242,27 @@ def make_engine(cfg: RunConfig, reading_order: bool = False) -> Engine:
         carry = (_reading_order(params, x, y, k_apply) if reading_order else
                  LoopCarry(params, range(len(jax.tree.leaves(params)))))
 
+        n = x.shape[0]
+        minibatches = cfg.batch_size is not None
+        # The epoch's order rides in the carry and is drawn again only when an epoch begins (a
+        # cond on the step, which is the same for every vmapped run, so it stays a branch);
+        # drawing it every step cost more than the step itself on small nets.
+        order = epoch_order(k_data, first, n) if minibatches else jnp.zeros((0,), jnp.int32)
+
         def step(state, t):
-            packed, opt_state = state
+            packed, opt_state, order = state
+            if minibatches:
+                order = jax.lax.cond(t % (n // cfg.batch_size) == 0,
+                                     lambda: epoch_order(k_data, t, n), lambda: order)
             params = carry.unpack(packed)
-            xb, yb = batch(x, y, k_data, t)
+            xb, yb = batch(x, y, order, t)
             key = jax.random.fold_in(k_apply, t) if stochastic else None
             value, grads = jax.value_and_grad(objective)(params, xb, yb, key)
             updates, opt_state = optimizer.update(grads, opt_state, params)
-            return (carry.pack(optax.apply_updates(params, updates)), opt_state), value
+            return (carry.pack(optax.apply_updates(params, updates)), opt_state, order), value
 
-        (packed, opt_state), values = jax.lax.scan(step, (carry.pack(params), opt_state),
-                                                   first + jnp.arange(count))
+        (packed, opt_state, _), values = jax.lax.scan(
+            step, (carry.pack(params), opt_state, order), first + jnp.arange(count))
         return carry.unpack(packed), opt_state, values
 
     def _reading_order(params, x, y, k_apply) -> LoopCarry:
