@@ -195,3 +195,24 @@ def test_params_follow_float64_data_under_x64_or_a_dtype_argument():
                           timeout=300, cwd=os.path.dirname(os.path.dirname(__file__)))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["float64", "float32", "float32"]
+
+
+def test_minibatches_follow_one_permutation_per_epoch():
+    """An independent loop: k_data = split(key)[1]; epoch e's order is permutation(fold_in(k_data,
+    e), n); step t takes the (t mod n // bs)-th slice of bs examples (the last n mod bs unused)."""
+    x = jax.random.normal(jax.random.PRNGKey(5), (10, 2))
+    y = x @ jnp.asarray([[1.0], [-2.0]]) + 0.5
+    model, sgd, key = gbl.mlp((), gbl.heads.gaussian(1)), optax.sgd(0.1), jax.random.PRNGKey(2)
+    res = gbl.train(model, sgd, (x, y), key=key, steps=7, batch_size=3)
+    k_init, k_data = jax.random.split(key)
+    params = model.init(k_init, x)
+    state = sgd.init(params)
+    losses = []
+    for t in range(7):
+        order = jax.random.permutation(jax.random.fold_in(k_data, t // 3), 10)
+        idx = order[(t % 3) * 3:(t % 3) * 3 + 3]
+        value, grads = jax.value_and_grad(lambda p: gbl.nll(model.apply(p, x[idx]), y[idx]))(params)
+        updates, state = sgd.update(grads, state, params)
+        params = optax.apply_updates(params, updates)
+        losses.append(float(value))
+    np.testing.assert_allclose(np.asarray(res.losses), losses, rtol=1e-6)
