@@ -25,6 +25,7 @@ from jax.flatten_util import ravel_pytree
 from gbl_jax.checks import require_finite_number, require_int
 from gbl_jax.costs import nll
 from gbl_jax.models import apply_model, check_model
+from gbl_jax.results import SweepResult, stacked_of
 
 KINDS = ("minimum", "saddle", "not_converged", "diverged")
 MEMORY_BUDGET = 256 * 2**20   # bytes of per-chunk curvature work (Hessians or Lanczos bases)
@@ -80,12 +81,19 @@ def _check_stacked(model, x, params) -> int:
     shapes = [tuple(jnp.shape(a)) for a in leaves]
     if any(len(s) == 0 for s in shapes) or len({s[0] for s in shapes}) != 1:
         raise ValueError(f"params must be stacked over seeds (every leaf [seeds, ...], e.g. "
-                         f"sweep(..., keep_params=True).params); leaf shapes are {shapes}")
+                         f"sweep(..., keep_params=True).params, or of a grid sweep one cell's: "
+                         f"out.cell(...)); leaf shapes are {shapes}")
     ref = jax.eval_shape(lambda k: model.init(k, x), jax.random.PRNGKey(0))
     if jax.tree.structure(ref) != treedef:
         raise ValueError(f"params is not a params tree of this model: structure {treedef}, "
                          f"model.init gives {jax.tree.structure(ref)}")
     for shape, ref_leaf in zip(shapes, jax.tree.leaves(ref)):
+        if len(shape) > len(ref_leaf.shape) + 1 and shape[-len(ref_leaf.shape) or len(shape):] \
+                == tuple(ref_leaf.shape):
+            raise ValueError(
+                f"params has {len(shape) - len(ref_leaf.shape) - 1} leading axes before the seeds "
+                f"(a leaf of shape {list(shape)}): a grid sweep's params; take one cell with "
+                "out.cell(name=value, ...) and pass it (or its .params)")
         if shape[1:] != tuple(ref_leaf.shape):
             raise ValueError(
                 f"params must be stacked over seeds: a leaf of shape {list(shape)} should be "
@@ -160,7 +168,9 @@ def critical_points(model, data, params, *, loss: Callable[[Any, jax.Array], jax
     Args:
       model: any model (``init``, ``apply``); stochastic ones are evaluated with ``key=None``.
       data: an (x [N, ...], y [N, ...]) pair; the loss and its derivatives use all of it.
-      params: stacked over seeds: every leaf [seeds, ...], as ``sweep(..., keep_params=True)``.
+      params: stacked over seeds: every leaf [seeds, ...], as ``sweep(..., keep_params=True)``;
+        or a ``SweepResult`` without a grid (``out.cell(...)``), whose final params and
+        ``diverged`` flags are used.
       loss: any ``(dist, y) -> scalar``.
       grad_tol: gradient norm at or below which a seed has converged.
       eig_tol: relative tolerance for an eigenvalue to count as zero.
@@ -182,6 +192,9 @@ def critical_points(model, data, params, *, loss: Callable[[Any, jax.Array], jax
       high-dimensional non-convex optimization", section 3 and figure 1.
     """
     check_model(model)
+    if isinstance(params, SweepResult):
+        params, _, flags = stacked_of(params, "critical_points")
+        diverged = flags if diverged is None else diverged
     grad_tol = require_finite_number("critical_points: grad_tol", grad_tol, nonnegative=True)
     eig_tol = require_finite_number("critical_points: eig_tol", eig_tol, nonnegative=True)
     max_exact = require_int("critical_points: max_exact", max_exact, 0)

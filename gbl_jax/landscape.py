@@ -26,6 +26,7 @@ from gbl_jax.checks import require_finite_number, require_int
 from gbl_jax.costs import nll
 from gbl_jax.models import apply_model, check_model
 from gbl_jax.nets import ACTIVATIONS
+from gbl_jax.results import SweepResult, stacked_of
 from gbl_jax.spreads import wilson_interval
 
 Loss = Callable[[Any, jax.Array], jax.Array]
@@ -116,7 +117,21 @@ def _over_seeds(fn: Callable, args: tuple, mapped: tuple[bool, ...], seeds: int,
     return jax.tree.map(lambda *a: np.concatenate(a)[:seeds], *outs)
 
 
-def interpolate(model, data, params_a, params_b, *, num: int = 25, loss: Loss = nll,
+def _from_result(where: str, params_a, params_b):
+    """(params_a, params_b): a ``SweepResult`` (no grid, kept params) as its init -> final."""
+    if isinstance(params_a, SweepResult):
+        if params_b is not None:
+            raise ValueError(f"{where}: given a SweepResult, params_b is its final params; pass "
+                             "params_b=None (or pass two params trees)")
+        params, init, _ = stacked_of(params_a, where, need_init=True)
+        return init, params
+    if params_b is None:
+        raise ValueError(f"{where}: params_b is missing (it may be None only when params_a is a "
+                         "SweepResult)")
+    return params_a, params_b
+
+
+def interpolate(model, data, params_a, params_b=None, *, num: int = 25, loss: Loss = nll,
                 chunk_size: int | None = None, stacked: bool | None = None) -> np.ndarray:
     """The loss along the segment (1 - a) params_a + a params_b, a = linspace(0, 1, num).
 
@@ -124,7 +139,9 @@ def interpolate(model, data, params_a, params_b, *, num: int = 25, loss: Loss = 
       model: any model (``init``, ``apply``); evaluated with ``key=None``.
       data: an (x [N, ...], y [N, ...]) pair.
       params_a, params_b: one seed's params, or stacked over seeds (every leaf with a leading
-        seeds axis); a single side is broadcast against every seed of the stacked one.
+        seeds axis); a single side is broadcast against every seed of the stacked one. Or a
+        ``SweepResult`` without a grid (``out.cell(...)``) kept with ``keep_params`` as
+        params_a and None: each seed's path from its init to its final params.
       num: points on the segment, >= 2; the first and last are the endpoints.
       loss: ``(dist, y) -> scalar``.
       chunk_size: seeds per compiled call (default: from a rough memory budget).
@@ -139,6 +156,7 @@ def interpolate(model, data, params_a, params_b, *, num: int = 25, loss: Loss = 
       Goodfellow, Vinyals & Saxe (2015).
     """
     check_model(model)
+    params_a, params_b = _from_result("interpolate", params_a, params_b)
     num = require_int("interpolate: num", num, 2)
     x, y = map(jnp.asarray, data)
     a_stacked, b_stacked, seeds = _layout("interpolate", model, x, params_a, params_b, stacked)
@@ -161,7 +179,7 @@ def interpolate(model, data, params_a, params_b, *, num: int = 25, loss: Loss = 
                        seeds, size)
 
 
-def barrier(model, data, params_a, params_b, *, num: int = 25, loss: Loss = nll,
+def barrier(model, data, params_a, params_b=None, *, num: int = 25, loss: Loss = nll,
             chunk_size: int | None = None, stacked: bool | None = None) -> np.ndarray:
     """The loss barrier max_a [L(a) - ((1 - a) L(0) + a L(1))] on the segment between params.
 
@@ -337,7 +355,9 @@ def basins(model, data, params, *, tol: float = 0.05, loss: Loss = nll,
 
     Args:
       model, data, loss, chunk_size: as for ``interpolate``.
-      params: params stacked over seeds (every leaf with a leading seeds axis).
+      params: params stacked over seeds (every leaf with a leading seeds axis), or a
+        ``SweepResult`` without a grid (``out.cell(...)``), whose final params and ``diverged``
+        flags are used.
       tol: largest max-abs difference of predictions within a basin.
       predict: ``dist -> array`` to compare (default: ``dist.probs`` where the distribution has
         it, else ``dist.mean()``).
@@ -351,6 +371,9 @@ def basins(model, data, params, *, tol: float = 0.05, loss: Loss = nll,
       Fort, Hu & Lakshminarayanan (2019); Goodfellow, Bengio & Courville (2016), section 6.2.
     """
     check_model(model)
+    if isinstance(params, SweepResult):
+        params, _, flags = stacked_of(params, "basins")
+        diverged = flags if diverged is None else diverged
     tol = require_finite_number("basins: tol", tol, nonnegative=True)
     x, y = map(jnp.asarray, data)
     ref = _reference(model, x)

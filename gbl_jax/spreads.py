@@ -7,9 +7,11 @@ References:
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
+
+from gbl_jax.results import grid_columns, require_pandas
 
 _STATS = ("mean", "std", "min", "q10", "q25", "median", "q75", "q90", "max", "iqr")
 Z95 = 1.959963984540054   # the two-sided 95% normal quantile
@@ -58,6 +60,7 @@ class Spread(NamedTuple):
         NaN when every seed diverged.
       final_loss: [*grid_shape, seeds] the final losses summarized.
       ok: [*grid_shape, seeds] bool, the seeds that did not diverge.
+      grid: {name: values} of the grid's axes in order (from a ``SweepResult``; {} otherwise).
     """
 
     n: int
@@ -74,6 +77,7 @@ class Spread(NamedTuple):
     iqr: float
     final_loss: np.ndarray
     ok: np.ndarray
+    grid: Mapping[str, Sequence[float]] = {}
 
     @property
     def n_ok(self):
@@ -114,6 +118,28 @@ class Spread(NamedTuple):
         out.update({k: clean(getattr(self, k)) for k in _STATS})
         return out
 
+    def to_frame(self, threshold: float | None = None):
+        """A pandas DataFrame with one row per grid cell (one row without a grid).
+
+        Columns: the grid axes by name (``axis_0``, ... for a bare array of losses), n,
+        n_diverged, n_ok, every statistic, and with ``threshold`` the successes, success_rate and
+        its Wilson 95% interval (success_low, success_high).
+        """
+        pd = require_pandas()
+        shape = np.shape(self.final_loss)[:-1]
+        grid = self.grid or {f"axis_{j}": range(size) for j, size in enumerate(shape)}
+        columns = grid_columns(grid, shape)
+        flat = lambda v: np.asarray(v).reshape(-1)   # noqa: E731
+        columns.update(n=flat(self.n), n_diverged=flat(self.n_diverged), n_ok=flat(self.n_ok))
+        columns.update({k: flat(getattr(self, k)).astype(np.float64) for k in _STATS})
+        if threshold is not None:
+            low, high = self.success_interval(threshold)
+            columns.update(threshold=np.full(len(columns["n"]), float(threshold)),
+                           successes=flat(self.successes(threshold)),
+                           success_rate=flat(self.success_rate(threshold)),
+                           success_low=flat(low), success_high=flat(high))
+        return pd.DataFrame(columns)
+
     def summary(self) -> str:
         """A short plain-text table (one cell: the sweep without a grid)."""
         if self.final_loss.ndim != 1:
@@ -145,6 +171,7 @@ def spread(out, diverged=None) -> Spread:
     Returns:
       A ``Spread``; its fields have the shape of the leading (grid) axes.
     """
+    grid = dict(getattr(out, "grid", {}) or {})
     if hasattr(out, "final_loss"):
         losses, flags = np.asarray(out.final_loss), np.asarray(out.diverged)
     else:
@@ -159,4 +186,7 @@ def spread(out, diverged=None) -> Spread:
     stats = np.asarray(cells, dtype=np.float64).reshape(grid_shape + (len(_STATS),))
     fields = [_scalar(stats[..., j]) for j in range(len(_STATS))]
     n = _scalar(np.full(grid_shape, losses.shape[-1]))
-    return Spread(n, _scalar(np.sum(~ok, axis=-1)), *fields, losses, ok)
+    if grid and tuple(len(v) for v in grid.values()) != grid_shape:
+        raise ValueError(f"spread: the grid's axes {[len(v) for v in grid.values()]} do not match "
+                         f"the final losses' leading axes {list(grid_shape)}")
+    return Spread(n, _scalar(np.sum(~ok, axis=-1)), *fields, losses, ok, grid)

@@ -41,6 +41,7 @@ import optax
 from gbl_jax.checks import require_finite_number, require_int
 from gbl_jax.chunking import auto_chunk_size, one_shot_fn, segment_fns, side_by_side, vmaps
 from gbl_jax.costs import nll
+from gbl_jax.results import SweepResult
 from gbl_jax.runconfig import RunConfig, check_run
 from gbl_jax.training import Loss
 
@@ -60,51 +61,6 @@ class SweepChunk(NamedTuple):
     @property
     def stop(self) -> int:
         return int(self.runs[-1]) + 1
-
-
-class SweepResult(NamedTuple):
-    """What ``sweep`` returns (host numpy arrays; ``G`` is the grid's shape, () without one).
-
-    Attributes:
-      final_loss: [*G, seeds] full-data loss after training (NaN where diverged).
-      diverged: [*G, seeds] bool: the training loss, the params or the final loss went non-finite.
-      losses: [*G, seeds, steps // log_every] mean training loss over each window.
-      keys: [seeds, ...] the key data of each seed: ``jax.random.split(key, seeds)[i]``;
-        ``rerun(i)`` gives the arguments that make ``train`` repeat a run.
-      params, init_params: stacked final / initial params [*G, seeds, ...] if ``keep_params``.
-      metrics: {name: [*G, seeds, T]} at the end of each window; final_metrics {name: [*G, seeds]}.
-      converged_step: [*G, seeds] the step where the gradient norm fell below ``grad_tol``, -1
-        if never (always -1 without ``grad_tol``).
-      grid: {name: values}, the grid's axes in order ({} without a grid).
-      vary: which randomness differed between seeds.
-      log_every: steps per logged window; chunk_size: runs per compiled call; wall_s: seconds.
-    """
-
-    final_loss: np.ndarray
-    diverged: np.ndarray
-    losses: np.ndarray
-    keys: np.ndarray
-    params: Any
-    init_params: Any
-    metrics: dict
-    final_metrics: dict
-    converged_step: np.ndarray
-    grid: dict
-    vary: tuple
-    log_every: int
-    chunk_size: int
-    wall_s: float
-
-    def rerun(self, seed: int, cell: tuple = ()) -> dict:
-        """Keyword arguments that make ``train`` repeat run (cell, seed) of this sweep."""
-        keys = jnp.asarray(self.keys)
-        key = keys[seed] if "init" in self.vary else keys[0]
-        data_key = jax.random.split(keys[seed if "data" in self.vary else 0])[1]
-        cell = tuple(cell)
-        if len(cell) != len(self.grid):
-            raise ValueError(f"rerun: cell must index every grid axis {list(self.grid)}, got {cell}")
-        hyper = {name: float(values[j]) for (name, values), j in zip(self.grid.items(), cell)}
-        return {"key": key, "data_key": data_key, "hyperparams": hyper}
 
 
 def check_grid(grid: Mapping[str, Sequence[float]] | None) -> dict[str, np.ndarray]:
