@@ -3,7 +3,10 @@
 from gbl_jax import diagnostics, heads, inits, models, population, problems
 from gbl_jax.compilation import count_compiles
 from gbl_jax.compilation import enable_compilation_cache
-from gbl_jax.costs import absolute_error, mae, mse, nll, squared_error
+from gbl_jax.comparisons import Comparison
+from gbl_jax.comparisons import compare
+from gbl_jax.convnets import cnn1d
+from gbl_jax.costs import absolute_error, accuracy, mae, mse, nll, squared_error
 from gbl_jax.curvature import CriticalPoints
 from gbl_jax.curvature import critical_points
 from gbl_jax.devices import use_cpu_cores
@@ -22,6 +25,7 @@ from gbl_jax.landscape import basins
 from gbl_jax.landscape import interpolate
 from gbl_jax.models import Model
 from gbl_jax.nets import mlp
+from gbl_jax.results import load
 from gbl_jax.spreads import Spread
 from gbl_jax.spreads import spread
 from gbl_jax.spreads import wilson_interval

@@ -11,11 +11,12 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import gbl_jax
 from gbl_jax import heads as heads_module
-from gbl_jax import inits, nets, problems, runstore, thresholds
+from gbl_jax import costs, inits, nets, problems, runstore, thresholds, usercode
 from gbl_jax.checks import require_int
 
 # Defaults of `sweep`; None in the parser so that --resume can tell what was given explicitly.
@@ -24,8 +25,11 @@ SWEEP_DEFAULTS = {
     "components": 3, "loss": "nll", "optimizer": "adam", "lr": None, "init_scale": 1.0,
     "steps": 2000, "batch_size": None, "seeds": 1024, "seed": 0, "chunk_size": None, "n": None,
     "log_every": None, "threshold": None, "grad_tol": None, "classify": False,
-    "keep_params": False,
+    "keep_params": False, "data": None, "model": None, "channels": None,
 }
+# Options that shape the built-in networks; --model builds its own and refuses them.
+NET_OPTIONS = ("hidden", "activation", "init", "head", "components", "channels")
+FINGERPRINTS = ("data_sha256", "model_sha256")   # filled in by ``fingerprint``
 # name: (optax function, its keyword arguments, default learning rate)
 OPTIMIZERS = {"adam": ("adam", {}, 0.05), "sgd": ("sgd", {}, 0.5),
               "momentum": ("sgd", {"momentum": 0.9}, 0.1)}
@@ -89,18 +93,18 @@ def _choice(name: str, value, choices) -> str:
     return value
 
 
-def parse_hidden(text) -> list[int]:
-    """Hidden widths from a comma list ("8,8"); "" is no hidden layer."""
+def parse_hidden(text, option: str = "hidden") -> list[int]:
+    """Widths from a comma list ("8,8"); "" is no hidden layer."""
     text = str(text).strip()
     if not text:
         return []
     try:
         widths = [int(part) for part in text.split(",")]
     except ValueError:
-        raise UsageError(f"--hidden must be a comma list of positive integers (e.g. 8,8) or '' "
+        raise UsageError(f"--{option} must be a comma list of positive integers (e.g. 8,8) or '' "
                          f"for no hidden layer, got {text!r}") from None
     if any(w < 1 for w in widths):
-        raise UsageError(f"--hidden widths must be positive, got {text!r}")
+        raise UsageError(f"--{option} widths must be positive, got {text!r}")
     return widths
 
 
@@ -116,7 +120,7 @@ def resolve_config(raw: dict, stored: bool = False) -> dict:
             raise UsageError(f"lacks {', '.join(missing)}")
     config: dict[str, Any] = {k: (raw.get(k) if raw.get(k) is not None else v)
                               for k, v in SWEEP_DEFAULTS.items()}
-    _choice("problem", config["problem"], problems.REGISTRY)
+    _user_code(raw, config, stored)
     config["hidden"] = ",".join(map(str, parse_hidden(config["hidden"])))
     _choice("activation", config["activation"], nets.ACTIVATIONS)
     _choice("init", config["init"], inits.INITS)
@@ -154,6 +158,42 @@ def resolve_config(raw: dict, stored: bool = False) -> dict:
     return config
 
 
+def _user_code(raw: dict, config: dict, stored: bool) -> None:
+    """Checks --data, --model and --channels against the options they exclude."""
+    if config["data"] is not None:
+        if not stored and raw.get("problem") is not None:
+            raise UsageError("--data replaces --problem: pass one of them")
+        if raw.get("n") is not None:
+            raise UsageError("--n sizes the built-in problems; --data is used whole")
+        data = str(config["data"])
+        if not usercode.is_spec(data):
+            if not Path(data).is_file():
+                raise UsageError(f"--data {data}: no such file (or a module:function that names "
+                                 "one)")
+            data = str(Path(data).resolve())
+        config.update(data=data, problem=None)
+    else:
+        _choice("problem", config["problem"], problems.REGISTRY)
+    if config["model"] is not None:
+        clash = [k for k in NET_OPTIONS if raw.get(k) is not None and raw.get(k) != SWEEP_DEFAULTS[k]]
+        if clash and not stored:
+            raise UsageError(f"--model builds the whole network; drop "
+                             f"{', '.join('--' + k.replace('_', '-') for k in clash)}")
+        if not usercode.SPEC.fullmatch(str(config["model"])):
+            raise UsageError(f"--model {config['model']!r}: expected module:function (a function "
+                             "that returns a gbl.Model)")
+    if config["channels"] is not None:
+        if raw.get("hidden") is not None and not stored:
+            raise UsageError("--channels builds a 1-D CNN with a linear head; drop --hidden")
+        config["channels"] = ",".join(map(str, parse_hidden(config["channels"], "channels")))
+        if not config["channels"]:
+            raise UsageError("--channels needs at least one width, e.g. 25,25,25")
+        if raw.get("activation") is None and not stored:
+            config["activation"] = "relu"   # the MNIST-1D paper's CNN
+    if stored:
+        config.update({k: raw[k] for k in FINGERPRINTS if k in raw})
+
+
 def stored_config(folder: runstore.RunFolder) -> dict:
     """The resolved config of a run folder's config.json; UsageError says what is wrong."""
     try:
@@ -171,12 +211,12 @@ def _make_head(name: str, y, components: int, problem: str):
     if "classes" in inspect.signature(HEADS[name]).parameters:
         classes = int(y.max()) + 1 if y.size else 0
         if y.ndim != 1 or classes < 2:
-            raise UsageError(f"--head {name} needs integer labels [N] with >= 2 classes; problem "
+            raise UsageError(f"--head {name} needs integer labels [N] with >= 2 classes; "
                              f"{problem} has y {y_shape}")
         sizes["classes"] = classes
     if "dim" in inspect.signature(HEADS[name]).parameters:
         if y.ndim != 2:
-            raise UsageError(f"--head {name} needs targets [N, D]; problem {problem} has y "
+            raise UsageError(f"--head {name} needs targets [N, D]; {problem} has y "
                              f"{y_shape} (try --head bernoulli or categorical)")
         sizes["dim"] = y_shape[1]
     wanted = [p.name for p in inspect.signature(HEADS[name]).parameters.values()
@@ -198,7 +238,8 @@ def grid_of(config: dict) -> dict:
 
 
 class Built(NamedTuple):
-    """What a config describes: the data, model, its output unit, optimizer, loss and grid."""
+    """What a config describes: the data, model, its output unit (None for a --model whose
+    data names none), optimizer, loss, grid, and the metrics a held-out split gets."""
 
     data: Any
     model: Any
@@ -206,10 +247,11 @@ class Built(NamedTuple):
     optimizer: Any
     loss: Any
     grid: dict
+    metrics: dict
 
 
 BUILT_FROM = ("problem", "seed", "n", "head", "components", "hidden", "activation", "init",
-              "lr", "init_scale", "optimizer", "loss")
+              "lr", "init_scale", "optimizer", "loss", "data", "model", "channels")
 
 
 def build(config: dict) -> Built:
@@ -218,16 +260,70 @@ def build(config: dict) -> Built:
     The same options give the same objects within a process, so JAX compiles a repeated
     command (``cli.main`` called again from Python) only once.
     """
-    return _build(tuple((k, tuple(v) if isinstance(v, list) else v)
-                        for k, v in ((k, config[k]) for k in BUILT_FROM)))
+    options = tuple((k, tuple(v) if isinstance(v, list) else v)
+                    for k, v in ((k, config[k]) for k in BUILT_FROM))
+    return _build(options, _file_stamp(config["data"]))
+
+
+def _file_stamp(data) -> tuple | None:
+    """(size, mtime) of a --data file, so an edited file is read again, not served cached."""
+    if data is None or usercode.is_spec(str(data)):
+        return None
+    try:
+        stat = Path(data).stat()
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
 
 
 @functools.lru_cache(maxsize=8)
-def _build(options: tuple) -> Built:
+def _build(options: tuple, stamp: tuple | None) -> Built:   # stamp: part of the cache key
     import jax
     import optax
 
     config: dict[str, Any] = {k: list(v) if isinstance(v, tuple) else v for k, v in options}
+    data = _data(config)
+    where = f"data {config['data']}" if config["data"] else f"problem {config['problem']}"
+    head = (data.head if config["head"] is None
+            else _make_head(config["head"], data.y, config["components"], where))
+    try:
+        if config["model"] is not None:
+            model = usercode.load_model(config["model"])
+        elif head is None:
+            raise UsageError(f"{where} names no output unit; pass --head")
+        elif config["channels"] is not None:
+            model = gbl_jax.cnn1d(parse_hidden(config["channels"]), head,
+                                  activation=config["activation"], init=config["init"])
+        else:
+            model = gbl_jax.mlp(parse_hidden(config["hidden"]), head,
+                                activation=config["activation"], init=config["init"])
+        params = jax.eval_shape(model.init, jax.random.PRNGKey(0), data.x)
+        dist = jax.eval_shape(model.apply, params, data.x)
+    except (ValueError, TypeError) as err:
+        raise UsageError(f"{where}: {str(err).splitlines()[0]}") from None
+    classifier = isinstance(dist, (gbl_jax.Bernoulli, gbl_jax.Categorical))
+    metrics = {"accuracy": costs.accuracy} if classifier and data.test is not None else {}
+    grid = grid_of(config)
+    fn, kwargs, _ = OPTIMIZERS[config["optimizer"]]
+    if "learning_rate" in grid:
+        optimizer = optax.inject_hyperparams(getattr(optax, fn))(
+            learning_rate=grid["learning_rate"][0], **kwargs)
+    else:
+        optimizer = getattr(optax, fn)(config["lr"], **kwargs)
+    return Built(data, model, head, optimizer, getattr(gbl_jax, LOSSES[config["loss"]]), grid,
+                 metrics)
+
+
+def _data(config: dict):
+    """The data a config names: a built-in problem (refused if it would not fit in memory), a
+    file or a ``module:function`` (``usercode``)."""
+    import jax
+
+    if config["data"] is not None:
+        try:
+            return usercode.load_data(config["data"])
+        except (ValueError, ImportError) as err:
+            raise UsageError(str(err).splitlines()[0]) from None
     key = jax.random.PRNGKey(config["seed"] + 1)
     make = lambda k: problems.make(config["problem"], k, config["n"])   # noqa: E731
     shapes = jax.eval_shape(make, key)
@@ -236,24 +332,30 @@ def _build(options: tuple) -> Built:
         raise UsageError(f"--n {config['n']}: the data would take {runstore.size_text(data_bytes)}"
                          f" (x4 while training); {runstore.size_text(runstore.available_memory())}"
                          " is available")
-    data = make(key)
-    head = (data.head if config["head"] is None
-            else _make_head(config["head"], data.y, config["components"], config["problem"]))
-    if head is None:
-        raise UsageError(f"problem {config['problem']} names no output unit; pass --head")
     try:
-        model = gbl_jax.mlp(parse_hidden(config["hidden"]), head,
-                            activation=config["activation"], init=config["init"])
-    except ValueError as err:
-        raise UsageError(str(err)) from None
-    grid = grid_of(config)
-    fn, kwargs, _ = OPTIMIZERS[config["optimizer"]]
-    if "learning_rate" in grid:
-        optimizer = optax.inject_hyperparams(getattr(optax, fn))(
-            learning_rate=grid["learning_rate"][0], **kwargs)
-    else:
-        optimizer = getattr(optax, fn)(config["lr"], **kwargs)
-    return Built(data, model, head, optimizer, getattr(gbl_jax, LOSSES[config["loss"]]), grid)
+        return make(key)
+    except ImportError as err:
+        raise UsageError(str(err).splitlines()[0]) from None
+
+
+def fingerprint(config: dict, data) -> None:
+    """Records (new sweep) or checks (resumed: the keys are already there) the SHA-256 of the
+    user's data and model source, so a resumed sweep never mixes two datasets or two models.
+
+    Raises:
+      UsageError: a resumed sweep whose data or model source changed.
+    """
+    now = {"data_sha256": usercode.data_fingerprint(data) if config["data"] else None,
+           "model_sha256": (usercode.model_fingerprint(config["model"])
+                            if config["model"] else None)}
+    for key, value in now.items():
+        before = config.get(key, value)
+        if before != value:
+            what = f"--data {config['data']}" if key == "data_sha256" else f"--model {config['model']}"
+            raise UsageError(f"{what} changed since this sweep began (sha256 {str(before)[:12]}... "
+                             f"then, {str(value)[:12]}... now); restore it, or start a new sweep "
+                             "with --force")
+        config[key] = value
 
 
 def set_threshold(config: dict, head, y) -> None:

@@ -3,6 +3,7 @@
   gbl-jax sweep --problem xor --hidden 2 --seeds 1024 --steps 2000 --out runs/xor
   gbl-jax sweep --problem xor --lr 0.01,0.05,0.2 --init-scale 0.5,1,2 --classify --keep-params
   gbl-jax landscape --out runs/xor
+  gbl-jax compare runs/xor-adam runs/xor-sgd
   gbl-jax problems
   gbl-jax tour
 
@@ -157,6 +158,10 @@ def _launch(args: argparse.Namespace) -> int:
 def _default_out(given: dict) -> Path:
     hidden = str(given.get("hidden", SWEEP_DEFAULTS["hidden"])).replace(",", "-") or "none"
     problem = given.get("problem", SWEEP_DEFAULTS["problem"])
+    if given.get("data"):
+        problem = Path(str(given["data"]).split(":")[-1]).stem
+    if given.get("model"):
+        hidden = str(given["model"]).split(":")[-1]
     return Path("runs") / f"{problem}-h{hidden}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
@@ -176,25 +181,33 @@ def _summary(results: dict, out: Path) -> str:
             ("optimizer", f"{config['optimizer']} lr={config['lr']}"),
             ("steps", config["steps"]), ("seeds", config["seeds"])]
     lines = []
-    if "grid" not in results:
+    grid = {g["name"]: g["values"] for g in results["sweep"]["grid"]}
+    if not grid:
         rows.append(("diverged", spread["n_diverged"]))
         for name in ("mean", "std", "min", "q10", "median", "q90", "max"):
             value = spread[name]
             rows.append((name, "n/a" if value is None else f"{value:.6g}"))
         rows.append((f"final loss < {threshold}", _pct(rate["rate"], ci["low"], ci["high"])
                      + (" of non-diverged (95% CI)" if rate["rate"] is not None else "")))
+        for name, stats in results.get("test", {}).items():
+            if stats["mean"] is not None:
+                rows.append((f"test {name}", f"mean {stats['mean']:.4g}, std {stats['std']:.2g}, "
+                             f"min {stats['min']:.4g}, max {stats['max']:.4g} (best - worst "
+                             f"{stats['best_minus_worst']:.3g})"))
     else:
-        grid = results["grid"]
         rows.append(("grid", " x ".join(f"{k} ({len(v)})" for k, v in grid.items())))
+        test = results.get("test", {}).get("accuracy")
         lines.append(f"  {'cell':<32}  {'diverged':>8}  {'median':>10}  success < {threshold} "
-                     "(95% CI)")
+                     "(95% CI)" + ("  mean test accuracy" if test else ""))
         for idx in itertools.product(*(range(len(v)) for v in grid.values())):
             pick = lambda a: _at(a, idx)   # noqa: E731
             cell = " ".join(f"{k}={v[i]:g}" for (k, v), i in zip(grid.items(), idx))
             median = pick(spread["median"])
             lines.append(f"  {cell:<32}  {int(pick(spread['n_diverged'])):>8}  "
                          f"{'n/a' if median is None else f'{median:.4g}':>10}  "
-                         f"{_pct(pick(rate['rate']), pick(ci['low']), pick(ci['high']))}")
+                         f"{_pct(pick(rate['rate']), pick(ci['low']), pick(ci['high']))}"
+                         + (f"  {pick(test['mean']):.4g}" if test and pick(test["mean"]) is not None
+                            else ""))
     rows.append(("threshold", f"{threshold} ({results['threshold']['rule']})"))
     if "converged" in results:
         conv = results["converged"]
@@ -262,6 +275,65 @@ def _landscape(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- compare -------------------------------------------------------------------------------
+def _parse_cell(items: list[str] | None) -> dict[str, float]:
+    """``--cell NAME=VALUE`` options as {name: value}."""
+    cell: dict[str, float] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not sep or not name or not math.isfinite(number) or name in cell:
+            raise UsageError(f"--cell takes NAME=VALUE once per grid axis (e.g. --cell "
+                             f"learning_rate=0.05), got {item!r}")
+        cell[name] = number
+    return cell
+
+
+def _threshold_of(doc: dict) -> float | None:
+    value = doc.get("config", {}).get("threshold") if isinstance(doc.get("config"), dict) else None
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _compare(args: argparse.Namespace) -> int:
+    """Two sweeps compared seed by seed: success (McNemar exact), rates, median difference."""
+    from gbl_jax import results
+
+    loaded, thresholds = [], []
+    for path in (args.dir_a, args.dir_b):
+        try:
+            doc = results.read_doc(Path(path))
+            out = results.load(Path(path))
+        except ValueError as err:
+            raise UsageError(str(err).removeprefix("load: ")) from None
+        cell = _parse_cell(args.cell)
+        if out.grid:   # --cell picks the cell of whichever run has a grid
+            try:
+                out = out.cell(**cell)
+            except ValueError as err:
+                raise UsageError(f"{path}: {err} (pick one with --cell NAME=VALUE)") from None
+        loaded.append(out)
+        thresholds.append(_threshold_of(doc))
+    if args.threshold is not None:
+        threshold = check_numbers("threshold", args.threshold)
+        if len(threshold) != 1:
+            raise UsageError(f"--threshold takes one number, got {args.threshold!r}")
+        threshold = threshold[0]
+    elif thresholds[0] is not None and thresholds[0] == thresholds[1]:
+        threshold = thresholds[0]
+    else:
+        raise UsageError(f"the two runs' thresholds differ or are not recorded ({thresholds[0]} "
+                         f"and {thresholds[1]}); pass --threshold")
+    resamples = check_int("resamples", args.resamples, 100)
+    comparison = gbl_jax.compare(loaded[0], loaded[1], threshold=threshold,
+                                 resamples=resamples, seed=check_int("seed", args.seed, 0))
+    print(f"  A  {args.dir_a}\n  B  {args.dir_b}")
+    print(comparison.summary())
+    return 0
+
+
 # --- small commands ------------------------------------------------------------------------
 def _problems(args: argparse.Namespace) -> int:
     width = max(map(len, problems.REGISTRY))
@@ -318,8 +390,16 @@ def _parser() -> argparse.ArgumentParser:
                        "losses are.")
     s.add_argument("--problem", help="a registered problem (gbl-jax problems); default "
                    f"{d['problem']}")
+    s.add_argument("--data", metavar="FILE|MODULE:FUNCTION", help="your own data instead of "
+                   "--problem: a .npz (x, y, optionally x_test, y_test) or .csv (last column y) "
+                   "file, or a function returning a gbl.problems.Data or an (x, y) pair")
+    s.add_argument("--model", metavar="MODULE:FUNCTION", help="your own network: a function "
+                   "returning a gbl.Model (imported from the current folder or the installed "
+                   "packages); replaces --hidden, --channels, --head")
     s.add_argument("--hidden", help="hidden widths as a comma list, '' for none (the convex "
                    f"control); default {d['hidden']}")
+    s.add_argument("--channels", help="a 1-D CNN instead of the mlp: conv widths as a comma "
+                   "list (kernel 5, stride 2, ReLU; 25,25,25 is the MNIST-1D paper's CNN)")
     s.add_argument("--activation", choices=sorted(nets.ACTIVATIONS),
                    help="hidden nonlinearity; default tanh")
     s.add_argument("--init", choices=sorted(inits.INITS), help="init scheme; default "
@@ -378,6 +458,21 @@ def _parser() -> argparse.ArgumentParser:
     land.add_argument("--cell", type=int, default=0, help="on a grid, the cell (cell-major "
                       "index, default 0)")
     land.set_defaults(run=_landscape)
+    c = sub.add_parser("compare", parents=[cache], help="compare two sweeps seed by seed",
+                       description="Compare "
+                       "two sweeps whose seeds are paired (same --seed and seeds): success with "
+                       "McNemar's exact test, both rates with Wilson intervals, and the median "
+                       "final-loss difference with a paired bootstrap interval.")
+    c.add_argument("dir_a", help="the first sweep's folder (gbl-jax sweep --out, or out.save)")
+    c.add_argument("dir_b", help="the second sweep's folder")
+    c.add_argument("--threshold", help="success: final loss below this; default: the runs' own "
+                   "threshold when both recorded the same")
+    c.add_argument("--cell", action="append", metavar="NAME=VALUE", help="on a grid, the cell "
+                   "to compare (once per axis; applied to each run that has a grid)")
+    c.add_argument("--resamples", type=int, default=10000, help="bootstrap resamples (default "
+                   "10000)")
+    c.add_argument("--seed", type=int, default=0, help="the bootstrap's random seed (default 0)")
+    c.set_defaults(run=_compare)
     p = sub.add_parser("problems", help="list the problems")
     p.set_defaults(run=_problems)
     t = sub.add_parser("tour", help="a one-minute tour of section 6.2 in numbers")

@@ -108,3 +108,22 @@ def squared_error(dist, y: ArrayLike) -> jax.Array:
 def absolute_error(dist, y: ArrayLike) -> jax.Array:
     """Absolute error of the distribution's mean, as a ``(dist, y)`` loss for ``train``."""
     return mae(dist.mean(), y)
+
+
+def accuracy(dist, y: ArrayLike) -> jax.Array:
+    """Share of examples whose most probable class is the label, as a ``(dist, y)`` metric.
+
+    Bernoulli: the prediction is ``logits > 0``; Categorical: ``argmax(logits)``. A tie goes to
+    class 0 (Bernoulli logit exactly 0) or the lowest index (Categorical).
+
+    Raises:
+      ValueError: a distribution with no classes, or labels of the wrong shape.
+    """
+    if isinstance(dist, Categorical):
+        _check_value_shape("accuracy", dist.batch_shape, y)
+        return jnp.mean(jnp.argmax(dist.logits, axis=-1) == jnp.asarray(y))
+    if isinstance(dist, Bernoulli):
+        _check_same_shape("accuracy", dist.logits, y)
+        return jnp.mean((dist.logits > 0) == (jnp.asarray(y) > 0.5))
+    raise ValueError(f"accuracy: needs a Bernoulli or Categorical distribution (a classifier), "
+                     f"got {type(dist).__name__}")

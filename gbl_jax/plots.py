@@ -156,6 +156,94 @@ def final_loss_histogram(final_loss, diverged, *, threshold=None, ax=None, title
     return fig
 
 
+def final_loss_by_cell(grid: dict, final_loss, diverged, *, threshold=None, title: str = "",
+                       max_legend: int = 12, xlabel: str = "final loss"):
+    """Final losses of a grid kept apart: one empirical CDF per cell, never pooled.
+
+    Each line is the share of a cell's non-diverged seeds whose final loss is at most x; with a
+    threshold, the legend gives each cell's success rate and its own Wilson 95% interval (at
+    most ``max_legend`` cells are labelled; the rest are in cells.csv and ``spread``).
+
+    Args:
+      grid: {name: values}, dict order = the leading axes of the arrays.
+      final_loss, diverged: [*grid_shape, seeds].
+      threshold: success threshold (final loss below it), or None.
+      title: axes title.
+      xlabel: what ``final_loss`` is (any per-seed number can be drawn this way).
+
+    Returns:
+      The Figure.
+    """
+    loss = np.asarray(final_loss, dtype=np.float64)
+    bad = np.asarray(diverged, dtype=bool) | ~np.isfinite(loss)
+    shape = tuple(len(v) for v in grid.values())
+    if not grid or loss.shape[:-1] != shape or bad.shape != loss.shape:
+        raise ValueError(f"final_loss_by_cell: need arrays [*{list(shape)}, seeds], got "
+                         f"{list(loss.shape)} and {list(np.shape(diverged))}")
+    fig, ax = _axes(None, figsize=(10.0, 4.4))
+    ok_all = loss[~bad]
+    log = _spans_decades(ok_all, 2)
+    cells = list(np.ndindex(shape))
+    colors = _pyplot().get_cmap("viridis")(np.linspace(0, 0.9, len(cells)))
+    for color, idx in zip(colors, cells):
+        ok = np.sort(loss[idx][~bad[idx]])
+        name = " ".join(f"{k}={_label(v[i])}" for (k, v), i in zip(grid.items(), idx))
+        if threshold is not None:
+            wins = int(np.sum(ok < threshold))
+            low, high = wilson_interval(wins, ok.size)
+            name += (f": {100 * wins / ok.size:.0f}% [{100 * low:.0f}, {100 * high:.0f}]"
+                     if ok.size else ": all diverged")
+        label = name if len(cells) <= max_legend else None
+        if ok.size:
+            ax.step(ok, np.arange(1, ok.size + 1) / ok.size, where="post", color=color,
+                    label=label)
+        elif label:
+            ax.plot([], [], color=color, label=label)
+    if log:
+        ax.set_xscale("log")
+    if threshold is not None:
+        ax.axvline(threshold, color="k", linestyle="--", linewidth=1,
+                   label=f"threshold {threshold:g} (success below; 95% Wilson CI per cell)")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("share of the cell's non-diverged seeds")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    _title(ax, title + ("" if len(cells) <= max_legend else
+                        f" ({len(cells)} cells; per-cell rates in cells.csv)"))
+    return fig
+
+
+def metric_histogram(values, diverged, name: str, *, ax=None, title: str = ""):
+    """Histogram of a per-seed number (e.g. test accuracy) over the non-diverged seeds, with its
+    mean, min and max in the legend.
+
+    Args:
+      values: [seeds]; diverged: [seeds] bool (left out, counted in the legend).
+      name: what the values are (the x label).
+
+    Returns:
+      The Figure.
+    """
+    fig, ax = _axes(ax)
+    values = np.asarray(values, dtype=np.float64)
+    bad = np.asarray(diverged, dtype=bool) | ~np.isfinite(values)
+    ok = values[~bad]
+    label = f"{ok.size} seeds" + (f", {int(bad.sum())} diverged" if bad.any() else "")
+    if ok.size:
+        label += (f": mean {ok.mean():.4g}, std {ok.std():.2g}, min {ok.min():.4g}, "
+                  f"max {ok.max():.4g}")
+        ax.hist(ok, bins=min(50, max(10, ok.size // 4)), color="tab:blue", label=label)
+        ax.axvline(ok.mean(), color="k", linestyle="--", linewidth=1)
+    else:
+        ax.plot([], [], " ", label=label)
+    ax.set_xlabel(name)
+    ax.set_ylabel("seeds")
+    ax.legend(fontsize="small")
+    _title(ax, title)
+    _no_offset(ax)
+    return fig
+
+
 def loss_curve_bands(losses, log_every: int, *, ax=None, title: str = ""):
     """Median training loss with 25-75% and 10-90% bands over seeds, against the step.
 

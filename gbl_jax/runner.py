@@ -20,7 +20,7 @@ import jax
 from tqdm import tqdm
 
 import gbl_jax
-from gbl_jax import build, launch, runstore, sweep_report, sweeps
+from gbl_jax import build, launch, results, runstore, sweep_report, sweeps
 from gbl_jax.build import UsageError
 
 
@@ -51,6 +51,7 @@ def plan_run(config: dict, devices, folder: runstore.RunFolder) -> Planned:
     """
     run = build.build(config)
     data, model, grid = run.data, run.model, run.grid
+    build.fingerprint(config, data)
     build.set_threshold(config, run.head, data.y)
     params_like = jax.eval_shape(model.init, jax.random.PRNGKey(0), data.x)
     param_bytes = sum(math.prod(a.shape) * a.dtype.itemsize for a in jax.tree.leaves(params_like))
@@ -69,18 +70,29 @@ def plan_run(config: dict, devices, folder: runstore.RunFolder) -> Planned:
                                  loss=run.loss, log_every=config["log_every"],
                                  chunk_size=config["chunk_size"],
                                  keep_params=keep, devices=devices, grid=grid,
-                                 grad_tol=config["grad_tol"])
+                                 grad_tol=config["grad_tol"], metrics=run.metrics,
+                                 eval_data=data.test)
     except ValueError as err:
-        raise UsageError(str(err)) from None
+        raise UsageError(str(err).splitlines()[0]) from None
     config.update(chunk_size=plan.chunk_size, devices=len(devices))
-    return Planned(plan, run, runstore.chunk_template(params_like if keep else None))
+    return Planned(plan, run, runstore.chunk_template(params_like if keep else None,
+                                                      plan.cfg.metric_names))
+
+
+def _held_out_as_test(result: sweeps.SweepResult) -> sweeps.SweepResult:
+    """The engine's ``eval_*`` metrics (on the data's held-out split) named ``test_*``."""
+    def rename(metrics: dict) -> dict:
+        return {("test_" + k[5:] if k.startswith("eval_") else k): v for k, v in metrics.items()}
+
+    return result._replace(metrics=rename(result.metrics),
+                           final_metrics=rename(result.final_metrics))
 
 
 def _open(folder: runstore.RunFolder, config: dict, *, resume: bool, force: bool, index: int,
           count: int) -> None:
     """Creates (process 0 of a new sweep) or joins the run folder and locks it; one process
     locks it exclusively, the processes of a multi-process sweep share the lock."""
-    doc = {"config": config, "versions": sweep_report.versions()}
+    doc = {"config": config, "versions": results.versions()}
     failure = None
     try:
         if index == 0 and not resume:
@@ -150,7 +162,7 @@ def run(planned: Planned, folder: runstore.RunFolder, config: dict, *, resume: b
             return None
         wall_s = time.perf_counter() - begin
         chunks = folder.load_chunks(planned.template, total)
-        result = sweeps.merge_chunks(plan, chunks, wall_s)
+        result = _held_out_as_test(sweeps.merge_chunks(plan, chunks, wall_s))
         cp = None
         if config["classify"]:
             flat = jax.tree.map(lambda a: a.reshape((-1,) + a.shape[len(plan.grid_shape) + 1:]),
@@ -158,7 +170,7 @@ def run(planned: Planned, folder: runstore.RunFolder, config: dict, *, resume: b
             cp = gbl_jax.critical_points(built.model, built.data, flat, loss=built.loss,
                                          grad_tol=config["grad_tol"] or 1e-3,
                                          diverged=result.diverged.reshape(-1))
-        info = {"versions": sweep_report.versions(), "devices": [str(d) for d in plan.devices],
+        info = {"versions": results.versions(), "devices": [str(d) for d in plan.devices],
                 "processes": count, "wall_s": wall_s, "compile_s": compile_s,
                 "compile_cache": compile_cache}
         title = sweep_report.title(config, result.grid)

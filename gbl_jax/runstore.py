@@ -5,7 +5,9 @@ Layout of ``out/``:
   .gbl-jax-run          marker (gbl-jax made this folder) and lock file (``fcntl.flock``)
   config.json           the resolved config, written before the first chunk; --resume reads it
   chunks/runs_<a>-<b>.npz   the results of runs [a, b) (cell-major), one file per finished chunk
-  results.json, final_losses.csv, curves.npz, params.npz (--keep-params), <figure>.png/.pdf
+  sweep.npz, results.json   the merged result in ``results``' format (``gbl.load`` reads it;
+                            params too with --keep-params), results.json written last
+  final_losses.csv, cells.csv   one row per run, one row per grid cell; <figure>.png/.pdf
   landscape.json, interpolation.csv, barriers.csv, basins.csv (``gbl-jax landscape``)
 
 Every file is written whole or not at all, with the user's umask (``atomic_files``).
@@ -27,15 +29,17 @@ from typing import Any, Mapping
 import jax
 import numpy as np
 
+from gbl_jax import results as results_format
 from gbl_jax.atomic_files import atomic_write, json_safe, write_csv, write_json, write_npz
 from gbl_jax.sweeps import SweepChunk
 
-MARKER, CONFIG, RESULTS = ".gbl-jax-run", "config.json", "results.json"
-CSV, CURVES, PARAMS, CHUNKS = "final_losses.csv", "curves.npz", "params.npz", "chunks"
+MARKER, CONFIG, RESULTS = ".gbl-jax-run", "config.json", results_format.RESULTS
+CSV, CELLS, ARRAYS, CHUNKS = "final_losses.csv", "cells.csv", results_format.ARRAYS, "chunks"
+OLD = ("curves.npz", "params.npz")   # format 2's files: --force still clears them
 FIGURES = ("final_losses", "curves", "grid_success", "grid_heatmap", "critical_points",
-           "landscape")
+           "landscape", "test_accuracy")
 LANDSCAPE = ("landscape.json", "interpolation.csv", "barriers.csv", "basins.csv")
-FORMAT = 2   # of config.json; a folder of another format is refused on --resume
+FORMAT = 3   # of config.json; a folder of another format is refused on --resume
 _CHUNK = re.compile(r"runs_(\d+)-(\d+)\.npz")
 
 
@@ -69,10 +73,11 @@ def unflatten(template, arrays: Mapping[str, np.ndarray], where: str):
     return jax.tree_util.tree_unflatten(treedef, [arrays[n] for n in names])
 
 
-def chunk_template(params_like=None) -> dict:
+def chunk_template(params_like=None, metric_names=()) -> dict:
     """The structure of a chunk's results (``params_like`` when params are kept)."""
     out = {"final_loss": 0, "diverged": 0, "losses": 0, "converged_step": 0,
-           "metrics": {}, "final_metrics": {}}
+           "metrics": dict.fromkeys(metric_names, 0),
+           "final_metrics": dict.fromkeys(metric_names, 0)}
     if params_like is not None:
         out.update(params=params_like, init_params=params_like)
     return out
@@ -132,7 +137,7 @@ class RunFolder:
         """Every file here that gbl-jax writes (chunks included), as it exists now."""
         if not self.path.is_dir():
             return []
-        names = [CONFIG, RESULTS, CSV, CURVES, PARAMS, *LANDSCAPE]
+        names = [CONFIG, RESULTS, CSV, CELLS, ARRAYS, *OLD, *LANDSCAPE]
         names += [f"{stem}.{ext}" for stem in FIGURES for ext in ("png", "pdf")]
         found = [self.path / n for n in names if (self.path / n).is_file()]
         found += [p for p in self.path.glob(".*.tmp")   # left by a crash inside atomic_write
@@ -268,17 +273,6 @@ class RunFolder:
             raise ValueError(f"unknown figure {stem!r}; runstore.FIGURES lists them")
         return self.path / stem
 
-    def save_arrays(self, name: str, arrays: Mapping[str, Any],
-                    compress: bool = False) -> None:
-        write_npz(self.path / name, arrays, compress)
-
-    def load_arrays(self, name: str) -> dict[str, np.ndarray]:
-        try:
-            with np.load(self.path / name) as f:
-                return {k: f[k] for k in f.files}
-        except (OSError, ValueError) as err:
-            raise RunError(f"{self.path / name} cannot be read ({err})") from None
-
     def finish(self, result, config: dict, results: dict, figures: Mapping[str, Any],
                cp=None) -> dict:
         """Writes the outputs of a finished sweep, results.json last (it marks the sweep done).
@@ -286,59 +280,40 @@ class RunFolder:
         Args:
           result: the merged ``SweepResult`` (grid axes first).
           config: the resolved config.
-          results: what results.json holds (``sweep_report.results_of``).
+          results: what results.json holds besides the arrays' description
+            (``sweep_report.results_of``).
           figures: {stem of ``FIGURES``: Figure} (``sweep_report.figures_of``).
           cp: ``CriticalPoints`` of every run (flattened cell-major), or None.
 
         Returns:
-          ``results`` as written (``json_safe``).
+          results.json as written (``json_safe``).
         """
         from gbl_jax import plots
+        from gbl_jax.spreads import spread
 
-        shape, grid = result.final_loss.shape, result.grid
-        index = np.indices(shape).reshape(len(shape), -1)
-        columns = {name: np.asarray(values)[index[j]] for j, (name, values) in
-                   enumerate(grid.items())}
-        columns.update(seed=index[-1], final_loss=result.final_loss.reshape(-1),
-                       diverged=result.diverged.reshape(-1))
-        if config["grad_tol"] is not None:
-            columns["converged_step"] = result.converged_step.reshape(-1)
+        columns = results_format.per_run_columns(result)
+        if config["grad_tol"] is None:
+            del columns["converged_step"]
         if cp is not None:
             columns.update(kind=cp.kind, grad_norm=cp.grad_norm, min_eig=cp.min_eig,
                            max_eig=cp.max_eig, index=cp.index)
         write_csv(self.path / CSV, columns)
-
-        curves = {"losses": result.losses, "log_every": result.log_every, "keys": result.keys}
-        curves.update({f"grid_{k}": np.asarray(v) for k, v in grid.items()})
-        if config["grad_tol"] is not None:
-            curves["converged_step"] = result.converged_step
-        self.save_arrays(CURVES, curves, compress=True)
-        if result.params is not None and config["keep_params"]:
-            self.save_params(result)
+        cells = spread(result).to_frame(config["threshold"])
+        write_csv(self.path / CELLS, {k: cells[k].to_numpy() for k in cells.columns})
         for stem, fig in figures.items():
             plots.save(fig, self.figure(stem))
-        write_json(self.path / RESULTS, results)
-        return json_safe(results)
-
-    def save_params(self, result) -> None:
-        """params.npz: every run's final and initial params (leaves by key path, grid axes
-        first), with final_loss and diverged; ``load_params`` rebuilds the trees."""
-        arrays: dict[str, Any] = {"final_loss": result.final_loss, "diverged": result.diverged}
-        for name in ("params", "init_params"):
-            arrays.update({f"{name}/{k}": v for k, v in flatten(getattr(result, name)).items()})
-        self.save_arrays(PARAMS, arrays)
+        if not config["keep_params"]:
+            result = result._replace(params=None, init_params=None)
+        return results_format.write(self.path, result, results)
 
     def load_params(self, params_like) -> dict:
         """{"params", "init_params": trees [*G, seeds, ...], "final_loss", "diverged"}."""
-        if not (self.path / PARAMS).is_file():
-            raise RunError(f"{self.path} has no {PARAMS}: the sweep ran without --keep-params "
+        out = results_format.load(self.path, params_like=params_like)
+        if out.params is None:
+            raise RunError(f"{self.path} has no params: the sweep ran without --keep-params "
                            "(rerun it with --keep-params)")
-        arrays = self.load_arrays(PARAMS)
-        out: dict[str, Any] = {k: arrays[k] for k in ("final_loss", "diverged") if k in arrays}
-        for name in ("params", "init_params"):
-            leaves = {k[len(name) + 1:]: v for k, v in arrays.items() if k.startswith(name + "/")}
-            out[name] = unflatten(params_like, leaves, str(self.path / PARAMS))
-        return out
+        return {"params": out.params, "init_params": out.init_params,
+                "final_loss": out.final_loss, "diverged": out.diverged}
 
     def finish_landscape(self, report: dict, curves, barriers, labels, figure):
         """Writes landscape.json, the CSVs and landscape.png/.pdf.

@@ -8,23 +8,13 @@ first) and a resolved config; ``RunFolder.finish`` writes what they return.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import numpy as np
 
-import gbl_jax
 from gbl_jax import plots
+from gbl_jax.results import versions
 from gbl_jax.spreads import spread as spread_of
-
-
-def versions() -> dict:
-    """The versions a run was made with (gbl_jax, jax, jaxlib, Python)."""
-    import jax
-    import jaxlib
-
-    return {"gbl_jax": gbl_jax.__version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__,
-            "python": sys.version.split()[0]}
 
 
 def title(config: dict, grid: dict) -> str:
@@ -47,8 +37,8 @@ def results_of(result, config: dict, info: dict, cp=None) -> dict:
       info: versions, devices, processes, wall_s, compile_s and compile_cache.
       cp: ``CriticalPoints`` of every run (flattened cell-major), or None.
     """
-    grid, threshold = result.grid, config["threshold"]
-    spread = spread_of(result.final_loss, result.diverged)
+    threshold = config["threshold"]
+    spread = spread_of(result)
     low, high = spread.success_interval(threshold)
     all_diverged = np.asarray(spread.n_ok) == 0
     results: dict[str, Any] = {
@@ -62,13 +52,15 @@ def results_of(result, config: dict, info: dict, cp=None) -> dict:
         "compile_s": info["compile_s"],
         "compile_cache": info["compile_cache"],
     }
+    test = {name[5:]: _metric_stats(values, result.diverged)
+            for name, values in result.final_metrics.items() if name.startswith("test_")}
+    if test:
+        results["test"] = test
     if np.all(all_diverged):
         results["note"] = "all seeds diverged: the statistics are null"
     elif np.any(all_diverged):
         results["note"] = (f"every seed diverged in {int(np.sum(all_diverged))} of "
                            f"{all_diverged.size} cells: their statistics are null")
-    if grid:
-        results["grid"] = grid
     if config["grad_tol"] is not None:
         steps = result.converged_step[result.converged_step >= 0]
         results["converged"] = {"grad_tol": config["grad_tol"], "runs": int(steps.size),
@@ -78,25 +70,36 @@ def results_of(result, config: dict, info: dict, cp=None) -> dict:
         results["critical_points"] = {
             "counts": cp.counts(), "method": cp.method, "grad_tol": cp.grad_tol,
             "eig_tol": cp.eig_tol}
-        if grid:
+        if result.grid:
             results["critical_points"]["counts_per_cell"] = {
                 k: np.sum(kinds == k, axis=-1) for k in cp.counts()}
     return results
 
 
+def _metric_stats(values, diverged) -> dict:
+    """The spread of a final metric over the non-diverged seeds, and best minus worst."""
+    spread = spread_of(np.asarray(values, np.float64), np.asarray(diverged))
+    return {**spread.as_dict(), "best_minus_worst": np.asarray(spread.max) - np.asarray(spread.min)}
+
+
 def figures_of(result, config: dict, title: str, cp=None) -> dict:
     """{stem: Figure} of a finished sweep (names in ``runstore.FIGURES``).
 
-    Every run pooled: the final-loss histogram and the loss curves by outcome; on a grid of one
-    or two axes, the success rate per cell (and its heatmap for two); with ``cp``, the critical
-    points.
+    The final losses (a histogram; on a grid, one distribution per cell with its own success
+    interval, never one pooled over cells), the loss curves by outcome (every run); on a grid of
+    one or two axes, the success rate per cell (and its heatmap for two); with ``cp``, the
+    critical points.
     """
     grid, threshold = result.grid, config["threshold"]
-    spread = spread_of(result.final_loss, result.diverged)
+    spread = spread_of(result)
     flat_loss, flat_bad = result.final_loss.reshape(-1), result.diverged.reshape(-1)
     pooled = " (all cells)" if grid else ""
-    out = {"final_losses": plots.final_loss_histogram(flat_loss, flat_bad, threshold=threshold,
-                                                      title=title + pooled)}
+    if grid:
+        final = plots.final_loss_by_cell(grid, result.final_loss, result.diverged,
+                                         threshold=threshold, title=title)
+    else:
+        final = plots.final_loss_histogram(flat_loss, flat_bad, threshold=threshold, title=title)
+    out = {"final_losses": final}
     success = ~flat_bad & (np.where(flat_bad, np.inf, flat_loss) < threshold)
     out["curves"] = plots.loss_curves_by_outcome(
         result.losses.reshape(-1, result.losses.shape[-1]), result.log_every, success=success,
@@ -109,6 +112,14 @@ def figures_of(result, config: dict, title: str, cp=None) -> dict:
         if len(grid) == 2:
             out["grid_heatmap"] = plots.grid_heatmap(grid, rate, threshold=threshold, low=low,
                                                      high=high, title=title)
+    if "test_accuracy" in result.final_metrics:
+        acc = result.final_metrics["test_accuracy"]
+        if grid:
+            out["test_accuracy"] = plots.final_loss_by_cell(grid, acc, result.diverged, title=title,
+                                                            xlabel="test accuracy")
+        else:
+            out["test_accuracy"] = plots.metric_histogram(acc, result.diverged, "test accuracy",
+                                                          title=title)
     if cp is not None:
         out["critical_points"] = plots.critical_points_figure(cp.loss, cp.index, cp.kind,
                                                               title=title)

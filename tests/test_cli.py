@@ -18,13 +18,14 @@ import time
 import numpy as np
 import pytest
 
+import gbl_jax as gbl
 from gbl_jax import cli, inits, nets, runstore, sweeps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = ["--problem", "xor", "--hidden", "2", "--seeds", "12", "--steps", "200", "--chunk-size", "4",
          "--cpu-devices", "1"]
 GRID = ["--problem", "xor", "--hidden", "2", "--seeds", "8", "--steps", "100", "--chunk-size", "4",
-        "--cpu-devices", "1", "--lr", "0.01,0.1", "--init-scale", "0.5,1", "--classify",
+        "--cpu-devices", "1", "--lr", "0.01,0.1,0.2", "--init-scale", "0.5,1", "--classify",
         "--keep-params", "--grad-tol", "1e-4"]
 KINDS = {"minimum", "saddle", "not_converged", "diverged"}
 
@@ -113,8 +114,9 @@ def test_sweep_writes_every_output_and_a_summary(plain, cache_home):
     assert rate["rate"] == np.mean(losses < 0.1) and rate["interval_95"]["method"] == "Wilson"
     assert results["threshold"] == {"value": 0.1, "rule": results["config"]["threshold_rule"]}
     assert "0.1 nats" in results["threshold"]["rule"]
-    curves = np.load(out / "curves.npz")
-    assert curves["losses"].shape == (12, 100) and int(curves["log_every"]) == 2
+    saved = gbl.load(out)
+    assert saved.losses.shape == (12, 100) and saved.log_every == 2 and saved.params is None
+    np.testing.assert_array_equal(saved.final_loss, losses.astype(np.float32))
     for stem in ("final_losses", "curves"):
         assert (out / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert (out / f"{stem}.pdf").read_bytes()[:5] == b"%PDF-"
@@ -308,15 +310,18 @@ def test_a_grid_writes_one_row_per_cell_and_seed(grid_run):
     assert list(rows[0]) == ["learning_rate", "init_scale", "seed", "final_loss", "diverged",
                              "converged_step", "kind", "grad_norm", "min_eig", "max_eig", "index"]
     cells = [(float(r["learning_rate"]), float(r["init_scale"])) for r in rows]
-    assert cells == [(lr, s) for lr in (0.01, 0.1) for s in (0.5, 1.0) for _ in range(8)]
-    assert [int(r["seed"]) for r in rows] == list(range(8)) * 4
+    assert cells == [(lr, s) for lr in (0.01, 0.1, 0.2) for s in (0.5, 1.0) for _ in range(8)]
+    assert [int(r["seed"]) for r in rows] == list(range(8)) * 6
     results = _strict_json(grid_run / "results.json")
-    assert results["grid"] == {"learning_rate": [0.01, 0.1], "init_scale": [0.5, 1.0]}
-    losses = np.array([float(r["final_loss"]) for r in rows]).reshape(2, 2, 8)
+    # the axes in the arrays' order, not sorted by name (a dict would be sorted in the file)
+    assert results["sweep"]["grid"] == [{"name": "learning_rate", "values": [0.01, 0.1, 0.2]},
+                                        {"name": "init_scale", "values": [0.5, 1.0]}]
+    assert "order" in results["sweep"]["grid_order"]
+    losses = np.array([float(r["final_loss"]) for r in rows]).reshape(3, 2, 8)
     rate = results["success_rate"]
     np.testing.assert_allclose(rate["rate"], np.mean(losses < 0.1, axis=-1))
     low, high = np.array(rate["interval_95"]["low"]), np.array(rate["interval_95"]["high"])
-    assert low.shape == (2, 2) and np.all(low <= np.array(rate["rate"])) and np.all(high >= low)
+    assert low.shape == (3, 2) and np.all(low <= np.array(rate["rate"])) and np.all(high >= low)
     np.testing.assert_allclose(results["spread"]["median"], np.median(losses, axis=-1), rtol=1e-6)
     for stem in ("grid_success", "grid_heatmap", "critical_points"):
         assert (grid_run / f"{stem}.png").is_file() and (grid_run / f"{stem}.pdf").is_file()
@@ -330,7 +335,7 @@ def test_classify_and_grad_tol_add_per_seed_columns_and_counts(grid_run):
     counts = results["critical_points"]["counts"]
     assert counts == {k: kinds.count(k) for k in KINDS}
     per_cell = np.array(results["critical_points"]["counts_per_cell"]["not_converged"])
-    assert per_cell.shape == (2, 2) and per_cell.sum() == counts["not_converged"]
+    assert per_cell.shape == (3, 2) and per_cell.sum() == counts["not_converged"]
     for r in rows:
         assert (float(r["grad_norm"]) > 1e-4) == (r["kind"] == "not_converged")
         assert float(r["min_eig"]) <= float(r["max_eig"]) and int(r["converged_step"]) >= -1
@@ -338,10 +343,42 @@ def test_classify_and_grad_tol_add_per_seed_columns_and_counts(grid_run):
 
 
 def test_keep_params_stores_every_runs_params(grid_run):
-    arrays = np.load(grid_run / "params.npz")
-    assert arrays["params/hidden/0/w"].shape == (2, 2, 8, 2, 2)
-    assert arrays["init_params/head/w"].shape == (2, 2, 8, 2, 1)
-    assert arrays["diverged"].shape == (2, 2, 8)
+    saved = gbl.load(grid_run)
+    assert saved.params["hidden"][0]["w"].shape == (3, 2, 8, 2, 2)
+    assert saved.init_params["head"]["w"].shape == (3, 2, 8, 2, 1)
+    assert saved.diverged.shape == (3, 2, 8) and saved.grid == {"learning_rate": [0.01, 0.1, 0.2],
+                                                                 "init_scale": [0.5, 1.0]}
+    cell = saved.cell(learning_rate=0.2, init_scale=0.5)
+    np.testing.assert_array_equal(cell.params["head"]["b"], saved.params["head"]["b"][2, 0])
+    assert gbl.critical_points(gbl.mlp([2], gbl.heads.bernoulli()), gbl.problems.xor(),
+                               cell).kind.shape == (8,)
+
+
+def test_cells_csv_has_one_row_per_cell_in_the_arrays_order(grid_run):
+    cells = _csv(grid_run / "cells.csv")
+    results = _strict_json(grid_run / "results.json")
+    rate = np.array(results["success_rate"]["rate"])
+    assert [(float(r["learning_rate"]), float(r["init_scale"])) for r in cells] == [
+        (lr, s) for lr in (0.01, 0.1, 0.2) for s in (0.5, 1.0)]
+    np.testing.assert_allclose([float(r["success_rate"]) for r in cells], rate.reshape(-1))
+    np.testing.assert_allclose([float(r["median"]) for r in cells],
+                               np.array(results["spread"]["median"]).reshape(-1))
+    assert all(float(r["success_low"]) <= float(r["success_rate"]) <= float(r["success_high"])
+               for r in cells)
+
+
+def test_compare_pairs_two_run_folders(grid_run, plain, capsys):
+    assert _main("compare", str(grid_run), str(grid_run), "--cell", "learning_rate=0.2",
+                 "--cell", "init_scale=1", "--resamples", "200") == 0
+    printed = capsys.readouterr().out
+    assert "McNemar" in printed and "p = 1" in printed
+    # a grid without --cell, seeds that are not paired: one line, exit 2
+    assert _main("compare", str(grid_run), str(grid_run)) == 2
+    _one_line_error(capsys.readouterr().err.splitlines()[-1], "--cell")
+    assert _main("compare", str(plain[0]), str(grid_run), "--cell", "learning_rate=0.2",
+                 "--cell", "init_scale=1") == 2
+    _one_line_error(capsys.readouterr().err.splitlines()[-1], "seeds")
+    assert _main("compare", str(grid_run), "/nonexistent") == 2
 
 
 def test_a_grid_resumes_to_the_same_results(grid_run, tmp_path, monkeypatch):
@@ -449,3 +486,100 @@ def test_multi_process_options_are_checked(tmp_path, capsys, args, message, monk
     assert _main("sweep", *SMALL, *args) == 2
     _one_line_error(capsys.readouterr().err, message)
     assert not list(tmp_path.iterdir())
+
+
+USER_MODULE = '''
+import numpy as np
+import gbl_jax as gbl
+
+def net():
+    return gbl.mlp([4], gbl.heads.categorical(3), activation="relu")
+
+def blobs():
+    rng = np.random.default_rng(0)
+    y = np.arange(60) % 3
+    x = (rng.normal(size=(60, 2)) + 3 * np.eye(3)[y, :2]).astype(np.float32)
+    test = gbl.problems.Data(x[:15] + 0.1, y[:15])
+    return gbl.problems.Data(x, y, gbl.heads.categorical(3), "blobs", test=test)
+'''
+USER = ["--seeds", "8", "--steps", "40", "--chunk-size", "4", "--cpu-devices", "1"]
+
+
+@pytest.fixture()
+def user_folder(tmp_path, monkeypatch):
+    """A folder with the user's own module (named for the test) and data file, made current."""
+    name = f"usernet_{abs(hash(str(tmp_path))) % 10**8}"
+    (tmp_path / f"{name}.py").write_text(USER_MODULE)
+    rng = np.random.default_rng(1)
+    y = np.arange(40) % 2
+    x = rng.normal(size=(40, 3)) + y[:, None]
+    np.savez(tmp_path / "mine.npz", x=x, y=y, x_test=x[:10] * 1.1, y_test=y[:10])
+    monkeypatch.chdir(tmp_path)
+    return tmp_path, name
+
+
+def test_data_file_with_a_test_split_reports_test_nll_and_accuracy(user_folder, capsys):
+    folder, _ = user_folder
+    out = folder / "run"
+    assert _main("sweep", "--data", "mine.npz", "--hidden", "3", *USER, "--out", str(out)) == 0
+    rows = _csv(out / "final_losses.csv")
+    assert list(rows[0]) == ["seed", "final_loss", "diverged", "accuracy", "test_accuracy",
+                             "test_nll"]
+    results = _strict_json(out / "results.json")
+    acc = np.array([float(r["test_accuracy"]) for r in rows])
+    assert results["test"]["accuracy"]["mean"] == pytest.approx(acc.mean(), rel=1e-6)
+    assert results["test"]["accuracy"]["best_minus_worst"] == pytest.approx(acc.max() - acc.min())
+    assert all(0 <= a <= 1 for a in acc) and "test accuracy" in capsys.readouterr().out
+    assert (out / "test_accuracy.png").is_file()
+    config = _strict_json(out / "config.json")["config"]
+    assert config["data"] == str(folder / "mine.npz") and len(config["data_sha256"]) == 64
+    # the same data's test accuracy by hand, for seed 3, from the saved params-free result
+    saved = gbl.load(out)
+    np.testing.assert_array_equal(saved.final_metrics["test_accuracy"], acc.astype(np.float32))
+
+
+def test_own_model_and_data_by_import_path(user_folder):
+    folder, name = user_folder
+    out = folder / "run"
+    assert _main("sweep", "--model", f"{name}:net", "--data", f"{name}:blobs", *USER, "--out",
+                 str(out)) == 0
+    config = _strict_json(out / "config.json")["config"]
+    assert config["model"] == f"{name}:net" and len(config["model_sha256"]) == 64
+    assert config["data"] == f"{name}:blobs" and config["problem"] is None
+    assert "test_nll" in _csv(out / "final_losses.csv")[0]
+
+
+def test_own_code_refusals_are_one_line(user_folder, capsys):
+    folder, name = user_folder
+    cases = [(["--model", f"{name}:net", "--hidden", "8"], "drop --hidden"),
+             (["--data", "mine.npz", "--problem", "xor"], "--data replaces --problem"),
+             (["--data", "missing.npz"], "no such file"),
+             (["--model", f"{name}:nothing", "--data", "mine.npz"], "nothing is not defined"),
+             (["--model", "nomodule_q:net", "--data", "mine.npz"], "no module named")]
+    for args, words in cases:
+        assert _main("sweep", *args, *USER, "--out", str(folder / "refused")) == 2
+        _one_line_error(capsys.readouterr().err.strip().splitlines()[-1], words)
+    assert not (folder / "refused").exists()
+
+
+def test_resume_refuses_changed_data_or_model(user_folder, monkeypatch, capsys):
+    folder, name = user_folder
+    out = folder / "run"
+    _interrupt_after_first_chunk(monkeypatch)
+    args = ["--model", f"{name}:net", "--data", "mine.npz", *USER, "--out", str(out)]
+    assert _main("sweep", *args) == 130
+    monkeypatch.undo()
+    monkeypatch.chdir(folder)
+    with np.load(folder / "mine.npz") as f:
+        arrays = dict(f)
+    arrays["x"][0, 0] += 1.0
+    np.savez(folder / "mine.npz", **arrays)
+    assert _main("sweep", "--out", str(out), "--resume") == 2
+    _one_line_error(capsys.readouterr().err.strip().splitlines()[-1], "--data")
+    arrays["x"][0, 0] -= 1.0
+    np.savez(folder / "mine.npz", **arrays)
+    (folder / f"{name}.py").write_text(USER_MODULE + "\n# edited\n")
+    assert _main("sweep", "--out", str(out), "--resume") == 2
+    _one_line_error(capsys.readouterr().err.strip().splitlines()[-1], "--model")
+    (folder / f"{name}.py").write_text(USER_MODULE)
+    assert _main("sweep", "--out", str(out), "--resume") == 0

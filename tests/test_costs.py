@@ -102,3 +102,16 @@ def test_squared_error_behind_sigmoid_and_softmax():
                                np.mean(np.sum((p - onehot) ** 2, 1)), rtol=1e-6)
     with pytest.raises(ValueError, match="shape"):
         gbl.squared_error(gbl.Categorical(logits), jnp.zeros((2, 3), jnp.int32))
+
+
+def test_accuracy_counts_the_most_probable_class():
+    logits = jnp.asarray([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0], [0.0, 0.0, 5.0], [1.0, 1.0, 0.0]])
+    y = jnp.asarray([0, 2, 2, 1])
+    # rows 0 and 2 right; row 3 is a tie, which goes to the lowest index (0), so wrong
+    assert float(gbl.costs.accuracy(gbl.Categorical(logits), y)) == 0.5
+    z = jnp.asarray([-1.0, 2.0, 0.0, 3.0])
+    assert float(gbl.costs.accuracy(gbl.Bernoulli(z), jnp.asarray([0.0, 1.0, 1.0, 0.0]))) == 0.5
+    with pytest.raises(ValueError, match="Bernoulli or Categorical"):
+        gbl.costs.accuracy(gbl.Normal(z, 1.0), z)
+    with pytest.raises(ValueError):
+        gbl.costs.accuracy(gbl.Categorical(logits), y[:3])
