@@ -583,3 +583,15 @@ def test_resume_refuses_changed_data_or_model(user_folder, monkeypatch, capsys):
     _one_line_error(capsys.readouterr().err.strip().splitlines()[-1], "--model")
     (folder / f"{name}.py").write_text(USER_MODULE)
     assert _main("sweep", "--out", str(out), "--resume") == 0
+
+
+def test_two_processes_run_the_users_model_and_data(user_folder, cache_home):
+    folder, name = user_folder
+    one, two = folder / "one", folder / "two"
+    args = ["--model", f"{name}:net", "--data", "mine.npz", *USER[:-2]]
+    assert _main("sweep", *args, "--cpu-devices", "1", "--out", str(one)) == 0
+    proc = _run("sweep", *args, "--out", str(two), "--processes", "2", cwd=folder,
+                cache=cache_home)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert _strict_json(two / "results.json")["processes"] == 2
+    assert (two / "final_losses.csv").read_text() == (one / "final_losses.csv").read_text()

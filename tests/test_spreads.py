@@ -51,3 +51,19 @@ def test_wilson_interval_matches_scipy():
     ci = stats.binomtest(2, 4).proportion_ci(method="wilson")
     np.testing.assert_allclose(s.success_interval(0.1), (ci.low, ci.high), rtol=1e-9)
     assert np.isnan(gbl.wilson_interval(0, 0)[0])
+
+
+def test_to_frame_of_plain_losses_is_one_row_and_of_a_batch_one_row_per_cell():
+    pytest.importorskip("pandas")
+    losses = np.array([0.05, 0.2, np.nan, 0.01, 0.5])
+    row = gbl.spread(losses).to_frame(0.1)
+    assert len(row) == 1 and int(row.n[0]) == 5 and int(row.n_diverged[0]) == 1
+    assert int(row.successes[0]) == 2 and row.success_rate[0] == 0.5
+    assert (row.success_low[0], row.success_high[0]) == pytest.approx(gbl.wilson_interval(2, 4))
+    assert row["median"][0] == pytest.approx(np.median([0.05, 0.2, 0.01, 0.5]))
+    assert "threshold" not in gbl.spread(losses).to_frame().columns
+    # a bare [2, 3, seeds] array: axis_0, axis_1 index the cells, row-major
+    batch = np.arange(24, dtype=float).reshape(2, 3, 4)
+    table = gbl.spread(batch).to_frame()
+    assert list(zip(table.axis_0, table.axis_1)) == [(i, j) for i in range(2) for j in range(3)]
+    np.testing.assert_allclose(table["mean"], batch.mean(axis=-1).reshape(-1))
