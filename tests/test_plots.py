@@ -176,3 +176,36 @@ def test_describe():
     assert plots.describe(dims).startswith("xor, 2-2-1 tanh, adam")
     assert plots.describe({"hidden": "", "seeds": 8}) == "no hidden layer, 8 seeds"
     assert plots.describe({}) == ""
+
+
+def test_final_loss_by_cell_keeps_cells_apart_with_their_own_intervals():
+    grid = {"learning_rate": [0.01, 0.1, 0.2], "init_scale": [0.5, 1.0]}
+    rng = np.random.default_rng(0)
+    loss = rng.uniform(0.0, 0.2, size=(3, 2, 40))
+    loss[2, 1] = 0.5                      # one cell never succeeds
+    diverged = np.zeros(loss.shape, bool)
+    diverged[0, 0, :5] = True
+    fig = plots.final_loss_by_cell(grid, loss, diverged, threshold=0.1)
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert len(ax.lines) == 6 + 1         # one line per cell and the threshold
+    for (i, j) in np.ndindex(3, 2):
+        ok = loss[i, j][~diverged[i, j]]
+        wins = int(np.sum(ok < 0.1))
+        low, high = wilson_interval(wins, ok.size)
+        name = f"learning_rate={grid['learning_rate'][i]:g} init_scale={grid['init_scale'][j]:g}"
+        want = f"{name}: {100 * wins / ok.size:.0f}% [{100 * low:.0f}, {100 * high:.0f}]"
+        assert want in labels, (want, labels)
+    # each line is its own cell's empirical CDF: it ends at 1 over that cell's seeds
+    assert all(line.get_ydata()[-1] == 1.0 for line in ax.lines[:6])
+    assert len(ax.lines[0].get_xdata()) == 35
+    with pytest.raises(ValueError, match="seeds"):
+        plots.final_loss_by_cell(grid, loss[:2], diverged[:2])
+
+
+def test_metric_histogram_states_the_spread():
+    values = np.array([0.9, 0.92, 0.95, np.nan, 0.91])
+    fig = plots.metric_histogram(values, np.zeros(5, bool), "test accuracy")
+    label = fig.axes[0].get_legend().get_texts()[0].get_text()
+    assert "4 seeds, 1 diverged" in label and "min 0.9," in label and "max 0.95" in label
+    assert fig.axes[0].get_xlabel() == "test accuracy"
