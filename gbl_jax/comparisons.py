@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gbl_jax.checks import require_finite_number, require_int
+from gbl_jax.results import require_pandas
 from gbl_jax.spreads import wilson_interval
 
 _CHUNK_ELEMENTS = 1 << 22   # resampled values held at once by the bootstrap (32 MiB of float64)
@@ -206,10 +207,7 @@ class Comparison(NamedTuple):
 
     def to_frame(self):
         """A one-row pandas DataFrame of ``as_dict`` (intervals split into _low / _high)."""
-        try:
-            import pandas as pd
-        except ImportError as e:
-            raise ImportError("Comparison.to_frame needs pandas: pip install pandas") from e
+        pd = require_pandas()
         row = {}
         for k, v in self.as_dict().items():
             if isinstance(v, list):
