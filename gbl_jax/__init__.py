@@ -34,4 +34,4 @@ from gbl_jax.sweeps import sweep
 from gbl_jax.training import TrainResult
 from gbl_jax.training import train
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
