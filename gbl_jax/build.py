@@ -18,6 +18,7 @@ import gbl_jax
 from gbl_jax import heads as heads_module
 from gbl_jax import costs, inits, nets, problems, runstore, thresholds, usercode
 from gbl_jax.checks import require_int
+from gbl_jax.runconfig import user_call
 
 # Defaults of `sweep`; None in the parser so that --resume can tell what was given explicitly.
 SWEEP_DEFAULTS = {
@@ -297,8 +298,9 @@ def _build(options: tuple, stamp: tuple | None) -> Built:   # stamp: part of the
         else:
             model = gbl_jax.mlp(parse_hidden(config["hidden"]), head,
                                 activation=config["activation"], init=config["init"])
-        params = jax.eval_shape(model.init, jax.random.PRNGKey(0), data.x)
-        dist = jax.eval_shape(model.apply, params, data.x)
+        params = user_call("model.init(key, x)", data.x, model.init, jax.random.PRNGKey(0),
+                           data.x)
+        dist = user_call("model.apply(params, x)", data.x, model.apply, params, data.x)
     except (ValueError, TypeError) as err:
         raise UsageError(f"{where}: {str(err).splitlines()[0]}") from None
     classifier = isinstance(dist, (gbl_jax.Bernoulli, gbl_jax.Categorical))

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gbl_jax.checks import first_bad_index, require_finite_array, require_finite_number, require_int
+from gbl_jax.costs import nll
 from gbl_jax.distributions import Bernoulli, Categorical
 from gbl_jax.models import check_model, is_stochastic
 
@@ -80,17 +81,40 @@ def _abstract(a) -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct(a.shape, a.dtype)
 
 
+def user_call(what: str, x_aval, fn, *args):
+    """``jax.eval_shape(fn, *args)``; what the user's code raises becomes one ValueError line
+    that says which call failed (the original stays chained for a traceback)."""
+    try:
+        return jax.eval_shape(fn, *args)
+    except ValueError as err:
+        raise ValueError(f"{what} failed for x {list(x_aval.shape)}: "
+                         f"{str(err).splitlines()[0] if str(err) else ''}") from err
+    except Exception as err:   # the user's code: any error, said in one line
+        first = str(err).splitlines()[0] if str(err) else ""
+        raise ValueError(f"{what} failed for x {list(x_aval.shape)}: {type(err).__name__}: "
+                         f"{first}") from err
+
+
 @functools.lru_cache(maxsize=128)
 def _abstract_checks(model, optimizer, loss, metrics, key_aval, x_aval, y_aval, batch_size,
                      eval_avals, grid_names):
     """The checks that need only shapes; returns the abstract distribution on the full data."""
-    try:
-        params = jax.eval_shape(model.init, key_aval, x_aval)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"model.init(key, x) failed for x {list(x_aval.shape)}: {err}") from None
+    params = user_call("model.init(key, x)", x_aval, model.init, key_aval, x_aval)
+    floats = [jnp.issubdtype(leaf.dtype, jnp.inexact) for leaf in jax.tree.leaves(params)]
+    if not floats or not all(floats):
+        found = [str(leaf.dtype) for leaf in jax.tree.leaves(params)] or ["no arrays"]
+        raise ValueError(f"model.init(key, x) must return a pytree of floating arrays to train; "
+                         f"its leaves are {found[:4]}")
     apply = lambda p, xb: (model.apply(p, xb, key=None) if is_stochastic(model)  # noqa: E731
                            else model.apply(p, xb))
-    dist = jax.eval_shape(apply, params, x_aval)
+    dist = user_call("model.apply(params, x)", x_aval, apply, params, x_aval)
+    if loss is nll and not hasattr(dist, "log_prob"):
+        kind = ("an array" if isinstance(dist, jax.ShapeDtypeStruct)
+                else type(dist).__name__)
+        raise ValueError(f"model.apply(params, x) returned {kind} "
+                         f"{list(getattr(dist, 'shape', []))}, which has no log_prob: gbl.nll "
+                         "needs a distribution (return e.g. gbl.Categorical(logits) or "
+                         "gbl.Normal(mean, 1.0)), or pass a loss that reads what apply returns")
     bs = x_aval.shape[0] if batch_size is None else batch_size
     xb = jax.ShapeDtypeStruct((bs,) + x_aval.shape[1:], x_aval.dtype)
     yb = jax.ShapeDtypeStruct((bs,) + y_aval.shape[1:], y_aval.dtype)

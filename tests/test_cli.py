@@ -495,6 +495,10 @@ import gbl_jax as gbl
 def net():
     return gbl.mlp([4], gbl.heads.categorical(3), activation="relu")
 
+def flat():   # apply returns raw scores, not a distribution
+    return gbl.Model(lambda k, x: {"w": np.zeros((x.shape[1], 2), np.float32)},
+                     lambda p, x: x @ p["w"])
+
 def blobs():
     rng = np.random.default_rng(0)
     y = np.arange(60) % 3
@@ -555,7 +559,8 @@ def test_own_code_refusals_are_one_line(user_folder, capsys):
              (["--data", "mine.npz", "--problem", "xor"], "--data replaces --problem"),
              (["--data", "missing.npz"], "no such file"),
              (["--model", f"{name}:nothing", "--data", "mine.npz"], "nothing is not defined"),
-             (["--model", "nomodule_q:net", "--data", "mine.npz"], "no module named")]
+             (["--model", "nomodule_q:net", "--data", "mine.npz"], "no module named"),
+             (["--model", f"{name}:flat", "--data", "mine.npz"], "has no log_prob")]
     for args, words in cases:
         assert _main("sweep", *args, *USER, "--out", str(folder / "refused")) == 2
         _one_line_error(capsys.readouterr().err.strip().splitlines()[-1], words)
