@@ -20,6 +20,7 @@ TINY = {
     "noise_sources": ["--seeds", "2", "--steps", "10"],
     "lr_init_grid": ["--seeds", "4", "--steps", "20"],
     "landscape": ["--seeds", "4", "--steps", "10", "--pairs-of", "3"],
+    "mnist1d_seeds": ["--seeds", "4", "--cnn-seeds", "2", "--vary-seeds", "2", "--steps", "20"],
 }
 
 
