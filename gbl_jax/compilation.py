@@ -1,25 +1,31 @@
-"""Compile once per configuration, not per object: JAX's persistent compilation cache.
+"""Compile once per configuration, not per object.
 
-``train`` and ``sweep`` reuse their compiled functions while the model, optimizer and loss are
-the same Python objects. Rebuilding them (re-running a notebook cell that calls
-``optax.adam(0.05)``) makes new objects, so JAX traces again; with the persistent cache on, XLA
-finds the compiled program on disk by the traced computation's fingerprint and skips compiling.
+``train`` and ``sweep`` key their compiled functions on the run's configuration, whose model,
+optimizer, loss and metrics are first made ``canonical``: an object equal in value to one seen
+before (a new ``optax.adam(0.05)``, a rebuilt ``gbl.mlp``, a re-run notebook cell) is replaced by
+that earlier object, so the second call finds the compiled program instead of tracing and
+compiling again. Objects that cannot be compared by value (flax and equinox modules, class
+instances) are compared by identity; for those, JAX's persistent compilation cache skips XLA's
+compile (tracing remains):
 
   gbl.enable_compilation_cache()             # ~/.cache/gbl_jax/xla (or $XDG_CACHE_HOME)
   gbl.enable_compilation_cache("/scratch/xla")
 
 The command line turns it on by default (``--no-compile-cache`` turns it off).
-``count_compiles()`` counts XLA compilations in a block (for tests and benchmarks).
-"""
+``count_compiles()`` counts XLA compilations in a block (for tests and benchmarks)."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import sys
+import types
 from pathlib import Path
 from typing import Iterator
 
 import jax
+import numpy as np
 
 _BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
 _CACHE_HIT = "/jax/compilation_cache/cache_hits"
@@ -98,3 +104,111 @@ def count_compiles() -> Iterator[CompileCount]:
         yield counter
     finally:
         _ACTIVE.remove(counter)
+
+
+# ---- equal in value, compiled once --------------------------------------------------------------
+
+_CANONICAL_SIZE = 256
+# fingerprint -> (the first object seen with it, the objects its fingerprint names by id: kept
+# alive while the entry lives, so no id in a stored fingerprint is reused by another object)
+_canonical: dict = {}
+_ATOMS = (type(None), bool, int, float, complex, str, bytes)
+
+
+def _is_module_level(fn) -> bool:
+    """A function reachable by its module and qualified name (the same object every time)."""
+    qualname = getattr(fn, "__qualname__", "")
+    target = sys.modules.get(getattr(fn, "__module__", None) or "")
+    if target is None or "<" in qualname:
+        return False
+    for part in qualname.split("."):
+        target = getattr(target, part, None)
+    return target is fn
+
+
+def _fingerprint(obj, keep: list, seen: frozenset = frozenset(), depth: int = 0):
+    """A hashable value equal for objects that compute the same thing; identity where unsure.
+
+    Atoms by value; tuples, lists, dicts, NamedTuples, partials and namespaces by their parts;
+    numpy and JAX arrays by dtype, shape and bytes; a function by its code, its defaults, the
+    values of its closure cells and of the globals its code names (so a closure over
+    ``learning_rate=0.05`` built twice is one value, and a notebook cell that redefines a helper
+    the function calls makes another); module-level functions, classes, modules and every other
+    object by identity (appended to ``keep``).
+    """
+    if isinstance(obj, _ATOMS):
+        return (type(obj).__name__, obj)
+    if id(obj) in seen or depth > 24 or isinstance(obj, (type, types.ModuleType)):
+        keep.append(obj)
+        return ("id", id(obj))
+    seen = seen | {id(obj)}
+    rec = lambda o: _fingerprint(o, keep, seen, depth + 1)  # noqa: E731
+    if isinstance(obj, (np.ndarray, np.generic, jax.Array)):
+        try:
+            a = np.asarray(obj)
+        except Exception:      # a tracer
+            keep.append(obj)
+            return ("id", id(obj))
+        return ("array", a.dtype.str, a.shape, a.tobytes())
+    if isinstance(obj, np.dtype):
+        return ("dtype", obj.str)
+    if isinstance(obj, (tuple, list)):
+        return (type(obj), tuple(rec(o) for o in obj))
+    if isinstance(obj, dict):
+        return (type(obj), tuple((rec(k), rec(v)) for k, v in obj.items()))
+    if isinstance(obj, functools.partial):
+        return ("partial", rec(obj.func), rec(obj.args), rec(obj.keywords))
+    if isinstance(obj, types.MethodType):
+        return ("method", rec(obj.__func__), rec(obj.__self__))
+    if isinstance(obj, types.SimpleNamespace):
+        return (type(obj), rec(vars(obj)))
+    if isinstance(obj, types.FunctionType) and not _is_module_level(obj):
+        code = obj.__code__
+        cells = tuple(rec(c.cell_contents) if _filled(c) else ("empty",)
+                      for c in (obj.__closure__ or ()))
+        names = tuple((n, rec(obj.__globals__[n])) for n in _global_names(code)
+                      if n in obj.__globals__)
+        return ("function", code, rec(obj.__defaults__), rec(obj.__kwdefaults__), cells, names)
+    keep.append(obj)
+    return ("id", id(obj))
+
+
+def _filled(cell) -> bool:
+    try:
+        cell.cell_contents
+    except ValueError:
+        return False
+    return True
+
+
+def _global_names(code) -> tuple[str, ...]:
+    """Names a code object (and the code objects nested in it) may look up as globals."""
+    names = list(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names += _global_names(const)
+    return tuple(dict.fromkeys(names))
+
+
+def canonical(obj):
+    """``obj``, or an earlier object equal to it in value (see ``_fingerprint``).
+
+    The run configuration holds the canonical model, optimizer, loss and metrics, so a second
+    ``sweep`` with a new ``optax.adam(0.05)`` or a rebuilt ``gbl.mlp`` finds the compiled program
+    of the first instead of tracing and compiling again. Objects that cannot be told apart by
+    value (a flax module, an equinox model, any class instance) stay their own.
+    """
+    keep: list = []
+    key = _fingerprint(obj, keep)
+    if key[0] == "id":
+        return obj
+    try:
+        found = _canonical.get(key)
+    except TypeError:          # a part that is not hashable after all (a code constant): no sharing
+        return obj
+    if found is not None:
+        return found[0]
+    _canonical[key] = (obj, keep)
+    if len(_canonical) > _CANONICAL_SIZE:
+        _canonical.pop(next(iter(_canonical)))
+    return obj

@@ -45,6 +45,17 @@ def check_model(model: Any) -> None:
             f"apply) or gbl.mlp(...)); {type(model).__name__} lacks {' and '.join(missing)}")
 
 
+def hashable_model(model: Any) -> Any:
+    """``model``, or a ``Model`` with its init, apply, name and stochastic flag when ``model``
+    cannot be hashed (a ``types.SimpleNamespace``, a mutable dataclass): the engine keys its
+    compiled functions on the model and reads nothing else of it."""
+    try:
+        hash(model)
+        return model
+    except TypeError:
+        return Model(model.init, model.apply, model_name(model), is_stochastic(model))
+
+
 def is_stochastic(model: Any) -> bool:
     """Whether ``model.apply`` takes a key."""
     return bool(getattr(model, "stochastic", False))

@@ -18,9 +18,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from gbl_jax.checks import first_bad_index, require_finite_array, require_finite_number, require_int
+from gbl_jax.compilation import canonical
 from gbl_jax.costs import nll
 from gbl_jax.distributions import Bernoulli, Categorical
-from gbl_jax.models import check_model, is_stochastic
+from gbl_jax.models import check_model, hashable_model, is_stochastic
 
 
 class RunConfig(NamedTuple):
@@ -173,6 +174,7 @@ def check_run(model, optimizer, data, *, key, steps, batch_size=None, loss, log_
               grid: Mapping[str, Any] | None = None, dtype=None):
     """Validates a run; returns (``RunConfig``, (x, y, eval_x, eval_y)) (eval None if absent)."""
     check_model(model)
+    model = canonical(hashable_model(model))
     if not (callable(getattr(optimizer, "init", None))
             and callable(getattr(optimizer, "update", None))):
         raise ValueError("optimizer must be an optax GradientTransformation (init and update), got "
@@ -198,6 +200,8 @@ def check_run(model, optimizer, data, *, key, steps, batch_size=None, loss, log_
         if not isinstance(name, str) or not callable(fn):
             raise ValueError(f"metrics must map names to functions fn(dist, y) -> scalar; got "
                              f"{name!r}: {fn!r}")
+    optimizer, loss = canonical(optimizer), canonical(loss)
+    metrics = {name: canonical(fn) for name, fn in metrics.items()}
     ex = ey = None
     if eval_data is not None:
         ex, ey = (_cast(a, dtype) for a in _pair("eval_data", eval_data))

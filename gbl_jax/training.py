@@ -412,8 +412,8 @@ def train(model, optimizer: optax.GradientTransformation, data, *, key: jax.Arra
     Args:
       model: anything with ``init(key, x)`` and ``apply(params, x)`` (``gbl.Model``, ``gbl.mlp``,
         ``gbl.models.from_flax`` / ``from_equinox``).
-      optimizer: any optax ``GradientTransformation``. Reuse the same object to reuse the
-        compiled function (or enable ``gbl.enable_compilation_cache()``).
+      optimizer: any optax ``GradientTransformation``. An equal one (``optax.adam(0.05)``
+        built again) reuses the compiled function (``gbl_jax.compilation.canonical``).
       data: an (x [N, ...], y [N, ...]) pair: a ``gbl.problems`` record or a tuple of arrays.
       key: the run's key; ``k_init, k_data = jax.random.split(key)``.
       steps: number of optimizer steps (compile time does not grow with it).

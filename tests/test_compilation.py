@@ -1,10 +1,19 @@
-"""Compile once per configuration: JAX's persistent cache serves rebuilt objects and new
-processes; count_compiles sees what compiled."""
+"""Compile once per configuration: objects equal in value share a compiled program, JAX's
+persistent cache serves other rebuilt objects and new processes; count_compiles sees what
+compiled."""
 
 import json
 import os
 import subprocess
 import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import gbl_jax as gbl
+from gbl_jax.compilation import canonical
 
 SCRIPT = """
 import json, sys
@@ -13,10 +22,14 @@ import gbl_jax as gbl
 gbl.enable_compilation_cache(sys.argv[1])
 data = gbl.problems.xor()
 
+class Net:   # compared by identity: a rebuilt one is a new configuration
+    def __init__(self):
+        self.model = gbl.mlp([2], data.head)
+        self.init, self.apply = self.model.init, self.model.apply
+
 def sweep_with_new_objects():
     with gbl.count_compiles() as count:
-        gbl.sweep(gbl.mlp([2], data.head), optax.adam(0.05), data, key=jax.random.PRNGKey(0),
-                  seeds=8, steps=50)
+        gbl.sweep(Net(), optax.adam(0.05), data, key=jax.random.PRNGKey(0), seeds=8, steps=50)
     return {"hits": count.cache_hits, "training": count.training}
 
 print(json.dumps([sweep_with_new_objects(), sweep_with_new_objects()]))
@@ -40,3 +53,43 @@ def test_rebuilt_objects_and_new_processes_hit_the_persistent_cache(tmp_path):
     assert any(cache.iterdir())
     again, _ = _run(cache)                                         # a new process (a rerun)
     assert again["hits"] >= 1
+
+
+def _sweep(model, opt, data, steps=40):
+    with gbl.count_compiles() as count:
+        out = gbl.sweep(model, opt, data, key=jax.random.PRNGKey(1), seeds=16, steps=steps)
+    return count.training, out
+
+
+def test_objects_equal_in_value_reuse_the_compiled_sweep():
+    data = gbl.problems.xor()
+    first, a = _sweep(gbl.mlp([3], data.head), optax.adam(0.05), data)
+    again, b = _sweep(gbl.mlp([3], data.head), optax.adam(0.05), data)   # rebuilt, equal
+    assert first == 1 and again == 0
+    np.testing.assert_array_equal(a.final_loss, b.final_loss)
+    other, c = _sweep(gbl.mlp([3], data.head), optax.adam(0.051), data)  # another lr compiles
+    assert other == 1 and not np.array_equal(a.final_loss, c.final_loss)
+    wider, _ = _sweep(gbl.mlp([4], data.head), optax.adam(0.05), data)   # another width too
+    assert wider == 1
+
+
+def test_fingerprint_sees_closures_defaults_and_redefined_globals():
+    def make(scale):
+        return lambda v: scale * v
+    assert canonical(make(2.0)) is canonical(make(2.0))
+    assert canonical(make(2.0)) is not canonical(make(3.0))
+    assert canonical(make(np.ones(3))) is canonical(make(np.ones(3)))
+    assert canonical(make(np.ones(3))) is not canonical(make(np.zeros(3)))
+    namespace: dict = {"jnp": jnp}
+    exec("def helper(v):\n    return v + 1\ndef f(v):\n    return helper(v)", namespace)
+    first = canonical(namespace["f"])
+    exec("def helper(v):\n    return v + 2\ndef f(v):\n    return helper(v)", namespace)
+    assert canonical(namespace["f"]) is not first      # a notebook cell redefined the helper
+    assert namespace["f"](0) == 2
+
+    class Box:                                         # no value equality: identity
+        pass
+    box = Box()
+    assert canonical(box) is box
+    assert canonical(make(Box())) is not canonical(make(Box()))
+

@@ -1,6 +1,8 @@
 """The model protocol: hand-written, residual, image, flax, equinox and stochastic models go
 through train and sweep with defaults; Data is a real pair and a pytree; bad models are refused."""
 
+import types
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -175,3 +177,13 @@ def test_chunk_size_comes_from_the_step_not_the_layout():
                                         devices=cpu).chunk_size
     assert sizes["tuple"] >= 64 and sizes["mlp"] >= 64
     assert sizes["residual"] == chunking.CPU_SIDE_BY_SIDE
+
+
+def test_a_namespace_with_init_and_apply_is_a_model():
+    data = gbl.problems.xor()
+    model = gbl.mlp([2], data.head)
+    duck = types.SimpleNamespace(init=model.init, apply=model.apply)   # unhashable
+    opt = optax.sgd(0.1)
+    got = gbl.train(duck, opt, data, key=jax.random.PRNGKey(0), steps=20)
+    want = gbl.train(model, opt, data, key=jax.random.PRNGKey(0), steps=20)
+    np.testing.assert_array_equal(got.losses, want.losses)
