@@ -54,3 +54,24 @@ def test_bench_runs_a_workload_at_a_given_seed_count(tmp_path):
     best_plain = min(rows["loop"]["run_s"], rows["vmap"]["run_s"])
     assert ratio == pytest.approx(rows["sweep"]["run_s"] / best_plain)
     assert "| small-8 (8 x 2-8-1) | sweep |" in proc.stdout
+
+
+def test_bench_mnist1d_times_sweep_against_a_hand_written_vmap(tmp_path):
+    """Same keys, same minibatches: the sweep's and the hand-written training's final losses agree
+    (after 5 steps, before rounding has grown), and the timed calls compile nothing."""
+    pytest.importorskip("mnist1d")
+    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "bench_mnist1d.py"),
+                           "--seeds", "2", "--steps", "5", "--rounds", "1", "--skip-sharded",
+                           "--out", str(out)], capture_output=True, text=True, timeout=600,
+                          env=env, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {(r["workload"], r["contender"]): r for r in json.loads(out.read_text())["rows"]}
+    assert set(rows) == {("mlp", "hand"), ("mlp", "sweep"), ("cnn", "hand"), ("cnn", "sweep")}
+    for (workload, contender), r in rows.items():
+        assert r["seeds"] == 2 and r["steps"] == 5 and r["compiles_in_timed_calls"] == 0
+        assert r["max_abs_final_loss_difference_vs_hand"] < 1e-5, (workload, contender)
+        assert r["ratio_median"] == pytest.approx(rows[(workload, "hand")]["median_s"]
+                                                  / r["median_s"])
+    assert "| cnn | sweep | 2 | 5 |" in proc.stdout
