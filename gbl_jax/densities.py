@@ -131,14 +131,40 @@ def _weighted(weight: jax.Array, x: jax.Array) -> jax.Array:
     return jnp.where(weight == 0.0, 0.0, weight * x)
 
 
+def _limit_logits(z: jax.Array) -> jax.Array:
+    """``z``, with each row that holds +inf replaced by 0 at its +inf entries and -inf elsewhere:
+    softmax's limit there is uniform over the +inf classes (inf - inf would give NaN)."""
+    top = jnp.isposinf(z)
+    return jnp.where(jnp.any(top, axis=-1, keepdims=True), jnp.where(top, 0.0, -jnp.inf), z)
+
+
+@jax.custom_jvp
+def log_softmax(logits: jax.Array) -> jax.Array:
+    """``jax.nn.log_softmax`` over the last axis, exact at infinite logits.
+
+    A +inf logit takes all the probability (several share it equally): log p is 0 there and -inf
+    elsewhere, and the gradient of log p_k is its limit one_hot(k) - p, as Bernoulli's is at
+    z = +-inf; -inf marks a class of zero probability.
+    """
+    return jax.nn.log_softmax(_limit_logits(logits), axis=-1)
+
+
+@log_softmax.defjvp
+def _log_softmax_jvp(primals, tangents):
+    (z,), (dz,) = primals, tangents
+    out = log_softmax(z)
+    return out, dz - jnp.sum(jnp.exp(out) * dz, axis=-1, keepdims=True)
+
+
 def categorical_log_prob(logits: ArrayLike, y: ArrayLike) -> jax.Array:
     """log softmax(logits)[y] via log-sum-exp; a label outside [0, K) gives -inf.
 
     Args:
-      logits: [..., K]; -inf marks a class of zero probability.
+      logits: [..., K]; -inf marks a class of zero probability, +inf takes all of it (see
+        ``log_softmax``).
       y: integer labels [...].
     """
-    logp = jax.nn.log_softmax(jnp.asarray(logits), axis=-1)
+    logp = log_softmax(jnp.asarray(logits))
     num_classes = logp.shape[-1]
     y = jnp.asarray(y)
     picked = jnp.take_along_axis(logp, jnp.clip(y, 0, num_classes - 1)[..., None], axis=-1)[..., 0]
@@ -179,7 +205,6 @@ def _validate_finite(family: str, name: str, x: ArrayLike) -> None:
 def _validate_logits(family: str, logits: ArrayLike) -> None:
     z = _concrete("logits", logits)
     _require(not np.isnan(z).any(), f"{family}: logits contain NaN")
-    _require(not np.isposinf(z).any(), f"{family}: logits contain +inf")
     _require(not np.isneginf(z).all(axis=-1).any(), f"{family}: some rows of logits are all -inf")
 
 

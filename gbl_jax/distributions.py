@@ -31,7 +31,7 @@ from gbl_jax.densities import (
     _HALF_LOG_2PI, _LOG_2, _check_value_shape, _common_shape, _concrete, _float_value, _pytree,
     _require, _require_integer_labels, _validate_finite, _validate_labels, _validate_logits,
     _validate_scale, _weighted, bernoulli_log_prob, categorical_log_prob, laplace_logpdf,
-    normal_logpdf)
+    log_softmax, normal_logpdf)
 from gbl_jax.mixtures import MixtureNormal, mixture_normal_logpdf
 from gbl_jax.mvn import MultivariateNormalTriL, mvn_tril_logpdf
 
@@ -203,6 +203,9 @@ class Bernoulli:
 class Categorical:
     """Categorical over K classes with probabilities softmax(logits): the softmax unit (6.2.2.3).
 
+    Infinite logits are exact, as Bernoulli's: -inf is a class of zero probability, +inf takes
+    all of it (shared equally by several); see ``densities.log_softmax``. NaN is rejected.
+
     Attributes:
       logits: [..., K]; y is an integer array [...].
     """
@@ -228,10 +231,10 @@ class Categorical:
         return categorical_log_prob(self.logits, y)
 
     def probs(self) -> jax.Array:
-        return jax.nn.softmax(jnp.asarray(self.logits), axis=-1)
+        return jnp.exp(self.log_probs())
 
     def log_probs(self) -> jax.Array:
-        return jax.nn.log_softmax(jnp.asarray(self.logits), axis=-1)
+        return log_softmax(jnp.asarray(self.logits))
 
     def mode(self) -> jax.Array:
         return jnp.argmax(jnp.asarray(self.logits), axis=-1)
@@ -271,8 +274,9 @@ def validate(dist, y: ArrayLike | None = None) -> None:
 
     Raises ValueError for bad labels, non-positive or non-finite scales, NaN logits, a
     non-triangular, singular or subnormal ``scale_tril``, and a y whose multivariate normal log
-    density is beyond the dtype's range. Infinite Bernoulli logits pass: they are exact. Call it
-    outside ``jit``: it reads concrete values.
+    density is beyond the dtype's range. Infinite logits pass (Bernoulli, Categorical, mixture
+    weights; not a row of all -inf): they are exact. Call it outside ``jit``: it reads concrete
+    values.
     """
     if not hasattr(dist, "validate"):
         raise TypeError(f"validate: {type(dist).__name__} is not a gbl_jax distribution")

@@ -337,10 +337,21 @@ class Basins(NamedTuple):
 
 
 def _default_predict(dist) -> jax.Array:
+    """What ``basins`` compares by default: an array output itself, a distribution's probs or
+    mean, or the arrays of any other pytree output."""
+    if isinstance(dist, jax.Array):   # apply returns its prediction (a loss reads it); its
+        return dist                   # .mean() would be one number for all of it
     probs = getattr(dist, "probs", None)
     if probs is not None:
         return probs() if callable(probs) else probs
-    return dist.mean()
+    if callable(getattr(dist, "mean", None)):
+        return dist.mean()
+    leaves = jax.tree.leaves(dist)
+    if not leaves or not all(isinstance(leaf, jax.Array) for leaf in leaves):
+        raise ValueError(f"basins: model.apply returns a {type(dist).__name__}, which has no "
+                         "probs or mean() and is not a pytree of arrays; pass predict=(apply's "
+                         "output -> array) to say what to compare")
+    return jnp.concatenate([jnp.reshape(leaf, (-1,)) for leaf in leaves])
 
 
 def basins(model, data, params, *, tol: float = 0.05, loss: Loss = nll,
@@ -359,8 +370,12 @@ def basins(model, data, params, *, tol: float = 0.05, loss: Loss = nll,
         ``SweepResult`` without a grid (``out.cell(...)``), whose final params and ``diverged``
         flags are used.
       tol: largest max-abs difference of predictions within a basin.
-      predict: ``dist -> array`` to compare (default: ``dist.probs`` where the distribution has
-        it, else ``dist.mean()``).
+      predict: ``dist -> array`` to compare (default: what apply returns when that is an
+        array, else ``dist.probs`` where the distribution has it, else ``dist.mean()``, else
+        the arrays of apply's output). A model whose apply returns its params
+        (``gbl.population.relu_student``) needs ``predict``: weight by weight, permuted units
+        would split one solution; e.g. ``predict=lambda w: jax.nn.relu(probe @ w.T).sum(-1)``
+        on probe inputs.
       diverged: optional [seeds] bool, e.g. a sweep's ``diverged``; these seeds, and any with a
         non-finite loss, prediction or param, get label -1.
 
@@ -390,6 +405,13 @@ def basins(model, data, params, *, tol: float = 0.05, loss: Loss = nll,
 
     def one(p, x, y):
         dist = apply_model(model, p, x, key=None)
+        if predict is None and dist is p:
+            raise ValueError(
+                "basins: model.apply returns its params (as gbl.population.relu_student does): "
+                "compared weight by weight, seeds that compute one function with permuted units "
+                "would each found a basin; pass predict=(params -> what the model computes), "
+                "e.g. predict=lambda w: jax.nn.relu(probe @ w.T).sum(-1) on probe inputs, or "
+                "predict=lambda w: w to compare the weights anyway")
         return loss(dist, y), jnp.reshape(jnp.asarray(show(dist)), (-1,))
 
     n_params = sum(int(np.prod(s[1:])) for s in shapes)

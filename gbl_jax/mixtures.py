@@ -20,7 +20,7 @@ from jax.typing import ArrayLike
 
 from gbl_jax.densities import (
     _check_value_shape, _common_shape, _float_value, _pytree, _shape_str, _validate_finite,
-    _validate_logits, _validate_scale, normal_logpdf)
+    _validate_logits, _validate_scale, log_softmax, normal_logpdf)
 
 
 def _nearest_components(log_w: jax.Array, y_KD: jax.Array, loc_KD: jax.Array,
@@ -87,7 +87,7 @@ def mixture_normal_logpdf(y: jax.Array, logits: jax.Array, loc: jax.Array,
       Bishop (1994), "Mixture density networks" (the responsibility-weighted gradient).
     """
     y_KD = jnp.broadcast_to(y[..., None, :], loc.shape)
-    log_w = jax.nn.log_softmax(logits, axis=-1)
+    log_w = log_softmax(logits)
     frozen = jax.lax.stop_gradient
     nearest = frozen(_nearest_components(log_w, y_KD, loc, scale))
     lp_frozen = frozen(log_w + jnp.sum(normal_logpdf(*map(frozen, (y_KD, loc, scale))), axis=-1))
@@ -113,7 +113,8 @@ class MixtureNormal:
     (z**2 - 1) / scale = 1e40 for the first example); it is never NaN.
 
     Attributes:
-      logits: [..., K] mixture weights as logits (-inf: a component of zero weight).
+      logits: [..., K] mixture weights as logits (-inf: a component of zero weight; +inf: one
+        that takes all of it, shared equally by several).
       loc: [..., K, D] component means.
       scale: [..., K, D] component standard deviations > 0 (or a scalar).
     """
@@ -154,7 +155,7 @@ class MixtureNormal:
         _check_value_shape("MixtureNormal", batch + event, y)
         logits, loc, scale = self._params()
         y_K = jnp.broadcast_to(_float_value(y, loc)[..., None, :], loc.shape)
-        return jax.nn.log_softmax(logits, axis=-1) + normal_logpdf(y_K, loc, scale).sum(-1)
+        return log_softmax(logits) + normal_logpdf(y_K, loc, scale).sum(-1)
 
     def log_prob(self, y: ArrayLike) -> jax.Array:
         """log p(y) by log-sum-exp over components, [...]; see ``mixture_normal_logpdf``."""
@@ -168,11 +169,11 @@ class MixtureNormal:
         lp = self.component_log_prob(y)   # checks y's shape first
         logits, loc, scale = self._params()
         y_KD = jnp.broadcast_to(_float_value(y, loc)[..., None, :], loc.shape)
-        nearest = _nearest_components(jax.nn.log_softmax(logits, axis=-1), y_KD, loc, scale)
+        nearest = _nearest_components(log_softmax(logits), y_KD, loc, scale)
         return _responsibilities(lp, nearest)
 
     def weights(self) -> jax.Array:
-        return jax.nn.softmax(self._params()[0], axis=-1)
+        return jnp.exp(log_softmax(self._params()[0]))
 
     def mean(self) -> jax.Array:
         _, loc, _ = self._params()

@@ -88,7 +88,15 @@ def from_flax(module, to_dist: Callable[[Any], Any], *, stochastic: bool = False
     """
 
     def init(key, x):
-        return module.init(key, x)
+        variables = module.init(key, x)
+        state = sorted(set(variables) - {"params"})
+        if state:   # trained as weights, they would be wrong silently (use_running_average)
+            raise ValueError(
+                f"from_flax: {type(module).__name__} has the variable collection(s) {state} "
+                "besides 'params' (BatchNorm's batch_stats, sown values, caches): not supported, "
+                "every variable would be trained as a weight; use nn.LayerNorm or nn.GroupNorm "
+                "instead of nn.BatchNorm")
+        return variables
 
     def apply(params, x, key=None):
         rngs = {rng: key} if key is not None else {}

@@ -48,19 +48,96 @@ class RunConfig(NamedTuple):
         return names + ("eval_nll",) + tuple(f"eval_{n}" for n in names)
 
 
+def _numeric(name: str, a) -> jax.Array:
+    """``a`` as a jax array; raises unless it holds numbers (strings, objects)."""
+    if not isinstance(a, jax.Array):
+        a = np.asarray(a)
+        if a.dtype.kind not in "biuf":
+            raise ValueError(f"{name} must hold numbers (bool, integer or float), got dtype "
+                             f"{a.dtype} (e.g. {a.reshape(-1)[:1].tolist()}); encode labels as "
+                             "integers first")
+    return jnp.asarray(a)
+
+
 def _pair(name: str, data) -> tuple[jax.Array, jax.Array]:
     try:
         x, y = data
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be an (x, y) pair (a gbl.problems record or a tuple of "
                          f"arrays), got {type(data).__name__}") from None
-    x, y = jnp.asarray(x), jnp.asarray(y)
+    prefix = "" if name == "data" else f"{name} "
+    x, y = _numeric(f"{prefix}x", x), _numeric(f"{prefix}y", y)
     if x.ndim < 1 or y.ndim < 1 or x.shape[0] != y.shape[0]:
         raise ValueError(f"{name}: x and y must have the same number of examples along axis 0; "
                          f"got x {list(x.shape)}, y {list(y.shape)}")
     if x.shape[0] == 0:
         raise ValueError(f"{name} is empty: x {list(x.shape)}, y {list(y.shape)}")
     return x, y
+
+
+@functools.lru_cache(maxsize=8)
+def _raw_key_shape(impl: str) -> tuple[int, ...]:
+    del impl   # the cache key: the shape is that of the default implementation's keys
+    return jax.eval_shape(jax.random.PRNGKey, 0).shape
+
+
+def check_key(key) -> jax.Array:
+    """``key`` as an array; raises unless it is one PRNG key (typed, or legacy raw uint32)."""
+    a = key if isinstance(key, jax.Array) else np.asarray(key)
+    if jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
+        ok = a.shape == ()
+    else:
+        ok = a.dtype == np.uint32 and a.shape == _raw_key_shape(
+            str(jax.config.jax_default_prng_impl))
+    if not ok:
+        got = (repr(key) if np.ndim(key) == 0 and not isinstance(key, jax.Array)
+               else f"an array of shape {list(a.shape)} and dtype {a.dtype}")
+        raise ValueError(f"key must be one jax.random.PRNGKey(seed) or jax.random.key(seed), "
+                         f"got {got}")
+    return jnp.asarray(a) if not isinstance(a, jax.Array) else a
+
+
+def check_dtype(dtype):
+    """``dtype`` as a numpy floating dtype (None stays None); raises for anything else."""
+    if dtype is None:
+        return None
+    try:
+        resolved = jnp.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved is None or not jnp.issubdtype(resolved, jnp.floating):
+        raise ValueError(f"dtype must be a floating dtype (e.g. 'float32', 'bfloat16') or None, "
+                         f"got {dtype!r}: params are trained by gradients")
+    return resolved
+
+
+POSITIVE_HYPERS = ("learning_rate", "init_scale")   # <= 0: gradient ascent, or no weights
+
+
+def check_hyper_values(grid: Mapping[str, Any], dtypes: tuple) -> None:
+    """Raises unless every value of ``grid`` ({name: [values]}) trains as given.
+
+    ``learning_rate`` and ``init_scale`` must be > 0, and a nonzero value must stay nonzero
+    and finite in float32 (how values enter the program) and in each of ``dtypes``: 1e-46 is
+    0 in float32, so it would train as 0.
+    """
+    for name, values in grid.items():
+        for value in values:
+            if isinstance(value, (jax.Array, np.ndarray)) and value.ndim == 0:
+                value = value.item()
+            v = require_finite_number(name, value)
+            if name in POSITIVE_HYPERS and v <= 0:
+                raise ValueError(f"{name} must be > 0, got {value!r}"
+                                 + (" (gradient ascent)" if name == "learning_rate" else ""))
+            for dt in (np.dtype(np.float32),) + tuple(dtypes):
+                with np.errstate(over="ignore", under="ignore"):
+                    held = float(np.asarray(v, dt).astype(np.float64))
+                if v != 0 and (held == 0 or not np.isfinite(held)):
+                    info = jnp.finfo(dt)
+                    raise ValueError(
+                        f"{name}: {v!r} is {'0' if held == 0 else 'inf'} in {dt}, so the run "
+                        f"would train with {held!r}; {dt} holds magnitudes from "
+                        f"{float(info.smallest_subnormal):.3g} to {float(info.max):.3g}")
 
 
 def _cast(a: jax.Array, dtype) -> jax.Array:
@@ -185,8 +262,11 @@ def check_run(model, optimizer, data, *, key, steps, batch_size=None, loss, log_
     log_every = require_int("log_every", log_every, 1)
     if log_every > steps:
         raise ValueError(f"log_every ({log_every}) must not exceed steps ({steps})")
-    dtype = None if dtype is None else jnp.dtype(dtype)
+    key = check_key(key)
+    dtype = check_dtype(dtype)
     x, y = (_cast(a, dtype) for a in _pair("data", data))
+    check_hyper_values(dict(grid or {}), tuple(
+        {dt for dt in (dtype, x.dtype) if dt is not None and jnp.issubdtype(dt, jnp.floating)}))
     n = x.shape[0]
     if batch_size is not None:
         if require_int("batch_size", batch_size, 1) > n:
@@ -212,7 +292,6 @@ def check_run(model, optimizer, data, *, key, steps, batch_size=None, loss, log_
     for name, a in (("x", x), ("y", y), ("eval_data x", ex), ("eval_data y", ey)):
         if a is not None:
             require_finite_array(name, a)
-    key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
     dist = _abstract_checks(model, optimizer, loss, tuple(metrics.items()), _abstract(key),
                             _abstract(x), _abstract(y), batch_size,
                             None if ex is None else (_abstract(ex), _abstract(ey)),

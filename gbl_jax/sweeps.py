@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import time
 from typing import Any, Callable, Iterator, Mapping, NamedTuple, Sequence
 
@@ -38,9 +39,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from gbl_jax import memory
 from gbl_jax.checks import require_finite_number, require_int
 from gbl_jax.chunking import auto_chunk_size, one_shot_fn, segment_fns, side_by_side, vmaps
 from gbl_jax.costs import nll
+from gbl_jax.models import is_stochastic
 from gbl_jax.results import SweepResult
 from gbl_jax.runconfig import RunConfig, check_run
 from gbl_jax.training import Loss
@@ -64,7 +67,9 @@ class SweepChunk(NamedTuple):
 
 
 def check_grid(grid: Mapping[str, Sequence[float]] | None) -> dict[str, np.ndarray]:
-    """The grid as {name: float64 values}; raises on empty lists and non-numeric values."""
+    """The grid as {name: float64 values}; raises on empty lists, non-numeric values and values
+    that repeat (in float32, how cells enter the program). ``check_run`` checks the rest
+    (``runconfig.check_hyper_values``: signs, and values the run's dtype cannot hold)."""
     if grid is None:
         return {}
     if not isinstance(grid, Mapping):
@@ -77,8 +82,15 @@ def check_grid(grid: Mapping[str, Sequence[float]] | None) -> dict[str, np.ndarr
         if not values:
             raise ValueError(f"grid[{name!r}] must be a non-empty list of numbers")
         out[name] = np.asarray([require_finite_number(f"grid[{name!r}] value", v) for v in values])
-        if name == "init_scale" and np.any(out[name] < 0):
-            raise ValueError(f"grid['init_scale'] values must be >= 0, got {values}")
+        held = out[name].astype(np.float32)
+        _, first, counts = np.unique(held, return_index=True, return_counts=True)
+        if np.any(counts > 1):
+            dup = held[np.sort(first[counts > 1])[0]]
+            same = [v for v, h in zip(out[name].tolist(), held) if h == dup]
+            raise ValueError(f"grid[{name!r}] repeats {same[0]!r}"
+                             + (f" (as {float(dup)!r} in float32: {same})" if len(set(same)) > 1
+                                else "")
+                             + f": every cell must differ, got {list(values)}")
     return out
 
 
@@ -165,6 +177,14 @@ def plan_sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax
     cfg, arrays = check_run(model, optimizer, data, key=key, steps=steps, batch_size=batch_size,
                             loss=loss, log_every=log_every, metrics=metrics, eval_data=eval_data,
                             grad_tol=grad_tol, grid=grid, dtype=dtype)
+    if "init" not in vary and seeds > 1 and not is_stochastic(cfg.model) and (
+            cfg.batch_size in (None, len(arrays[0]))):
+        raise ValueError(
+            f"vary={vary} would run {seeds} identical copies: every seed shares seed 0's init, and "
+            f"with full batches (batch_size={cfg.batch_size}) a deterministic model draws nothing "
+            "from the data stream, so the spread would be 0 by construction; vary 'init' too, "
+            "or pass a batch_size below the number of examples (minibatch order), or a "
+            "stochastic model (dropout)")
     devices = tuple(jax.devices() if devices is None else devices)
     if not devices:
         raise ValueError("devices must not be empty")
@@ -172,6 +192,16 @@ def plan_sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax
     if not (isinstance(start, int) and isinstance(stop, int) and 0 <= start < stop <= seeds):
         raise ValueError(f"seed_range must satisfy 0 <= start < stop <= seeds ({seeds}), got "
                          f"{seed_range}")
+    n_runs = math.prod(len(v) for v in grid.values()) * (stop - start)
+    # before anything that grows with the runs is allocated: splitting n keys peaks near 3.5x
+    # their [n, 3] key data (measured), the run index is 2 int64s a run, and the results are
+    # held twice while the chunks merge
+    result = memory.result_bytes(cfg, jax.ShapeDtypeStruct(arrays[0].shape, arrays[0].dtype),
+                                 bool(keep_params))
+    memory.require(f"this sweep ({seeds} seeds, {n_runs} runs: keys, run index and "
+                   f"{memory.size_text(result)} of results a run)",
+                   4 * 3 * memory.key_bytes(key) * seeds + (16 + 2 * result) * n_runs,
+                   memory.available(), "host memory", memory.FEWER)
     cells = np.asarray(list(itertools.product(*grid.values())), np.float32)
     cells = cells.reshape(len(cells), len(grid))
     runs = (np.arange(len(cells))[:, None] * seeds + np.arange(start, stop)[None, :]).reshape(-1)
@@ -180,6 +210,7 @@ def plan_sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax
     if require_int("chunk_size", chunk_size, 1) % len(devices):
         raise ValueError(f"chunk_size must be a positive multiple of the device count "
                          f"({len(devices)}), got {chunk_size!r}")
+    chunk_size = min(chunk_size, -(-len(runs) // len(devices)) * len(devices))   # no all-padding
     keys, impl = _seed_keys(key, seeds)
     k_init, k_data = keys[:, 0], keys[:, 1]
     if "init" not in vary:
@@ -334,10 +365,13 @@ def sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax.Arra
       seeds: number of initializations (per cell).
       log_every: steps per logged window (default: about 100 points per curve).
       vary: which randomness differs between seeds: ("init", "data") (default), ("init",)
-        (every seed uses seed 0's data stream) or ("data",) (every seed uses seed 0's init).
+        (every seed uses seed 0's data stream) or ("data",) (every seed uses seed 0's init;
+        refused where the data stream draws nothing: full batches of a deterministic model).
       grid: {name: [values]}: numeric hyperparameters of an ``optax.inject_hyperparams``
         optimizer (e.g. ``learning_rate``) and ``init_scale`` (every weight of ndim >= 2 times
-        it); every cell of their product runs, in one compiled computation.
+        it); every cell of their product runs, in one compiled computation. Values are
+        distinct, ``learning_rate`` and ``init_scale`` > 0, and none is 0 or inf in float32 or
+        the run's dtype (``runconfig.check_hyper_values``).
       keep_params: also return every run's final and initial params (memory grows with runs).
       chunk_size: runs per compiled call (default: ``chunking.auto_chunk_size``); whether they
         vmap or go side by side follows ``chunking.side_by_side``.
@@ -349,6 +383,10 @@ def sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax.Arra
     Returns:
       A ``SweepResult`` with the grid's axes first.
 
+    Raises:
+      ValueError: for any bad argument, and, with the figures, for a sweep whose keys and
+        results (``plan_sweep``) or training chunk (``memory.check_sweep``) would not fit in memory.
+
     References:
       Goodfellow, Bengio & Courville (2016), section 6.2 (sensitivity to initial parameters).
       Summers & Dinneen (2021), "Nondeterminism and instability in neural network optimization".
@@ -359,6 +397,7 @@ def sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax.Arra
                       chunk_size=chunk_size, keep_params=keep_params, devices=devices,
                       seed_range=seed_range, vary=vary, grid=grid, metrics=metrics,
                       eval_data=eval_data, grad_tol=grad_tol, compact=compact, dtype=dtype)
+    memory.check_sweep(plan)
     chunks = []
     for chunk in run_plan(plan):
         chunks.append(chunk)

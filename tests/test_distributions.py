@@ -191,6 +191,25 @@ def test_categorical_extreme_logits():
     np.testing.assert_allclose(grad, [[1, -1, 0], [0, 0, 0], [-0.5, 0.5, 0]], atol=1e-6)
 
 
+def test_categorical_positive_infinite_logits_are_the_limit():
+    """softmax -> uniform over the +inf classes: log p 0 (or -log 2 for two), -inf elsewhere; the
+    gradient is its limit one_hot(y) - p, never NaN (as Bernoulli at z = +-inf)."""
+    logits = _f32([[np.inf, 0.0, 0.0], [np.inf, 0.0, 0.0], [np.inf, np.inf, -np.inf],
+                   [1.0, 2.0, -np.inf]])
+    y = jnp.asarray([0, 1, 0, 1])
+    limit = np.array([[1, 0, 0], [1, 0, 0], [0.5, 0.5, 0], special.softmax([1.0, 2.0, -np.inf])])
+    d = gbl.Categorical(logits)
+    np.testing.assert_array_equal(d.log_prob(y)[:3], _f32([0.0, -np.inf, -np.log(2.0)]))
+    np.testing.assert_allclose(d.log_prob(y)[3], np.log(limit[3, 1]), rtol=1e-6)
+    grad = jax.jit(jax.grad(lambda z: d.__class__(z).log_prob(y).sum()))(logits)
+    np.testing.assert_allclose(grad, np.eye(3)[[0, 1, 0, 1]] - limit, atol=1e-6)
+    np.testing.assert_allclose(d.probs(), limit, atol=1e-7)
+    np.testing.assert_allclose(d.entropy(), [0.0, 0.0, np.log(2.0), stats.entropy(limit[3])],
+                               rtol=1e-6)
+    gbl.validate(d, y)   # exact now, like Bernoulli's infinite logits
+    np.testing.assert_array_equal(d.mode(), [0, 0, 0, 1])
+
+
 def _loc_scale_value_and_grad(cls):
     """(log p summed per row, its gradients w.r.t. loc and scale)."""
     return lambda y, loc, s: (cls(loc, s).log_prob(y).sum(-1), jax.grad(

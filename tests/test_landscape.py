@@ -215,3 +215,43 @@ def test_bad_input_raises():
         interpolate(model, data, two, three)
     with pytest.raises(ValueError, match="stacked"):
         basins(model, data, params)
+
+
+def test_basins_of_a_model_that_returns_an_array_compare_the_array():
+    """An array output's mean() is one number: every seed would share one basin."""
+    eye = jnp.eye(3)
+    params = jnp.stack([eye, eye + 0.001, eye[::-1]])   # outputs with equal means
+    x = jax.random.normal(jax.random.PRNGKey(0), (64, 3))
+    linear = gbl.Model(lambda k, x: jnp.eye(3), lambda w, x: x @ w)
+    out = basins(linear, (x, x), params, loss=lambda f, y: jnp.mean((f - y) ** 2))
+    assert out.labels.tolist() == [0, 0, 1] and out.count.tolist() == [2, 1]
+    np.testing.assert_allclose(out.loss, [0.001**2 * 3 * np.mean(np.sum(x, 1) ** 2) / 6,
+                                          np.mean((x[:, ::-1] - x) ** 2)], rtol=1e-3)
+
+
+def test_basins_of_a_model_that_returns_its_params_need_predict():
+    """relu_student's apply returns its weights: compared raw, permuted units split a solution;
+    mean() (before) put all seeds in one basin, spurious minima included."""
+    student, data, loss = gbl.population.relu_student(3, 3)
+    eye = jnp.eye(3)
+    params = jnp.stack([eye, eye + 0.001, jnp.full((3, 3), 1 / 3), eye[::-1]])   # equal means
+    with pytest.raises(ValueError, match="returns its params.*pass predict="):
+        basins(student, data, params, loss=loss)
+    probe = jax.random.normal(jax.random.PRNGKey(0), (64, 3))
+    out = basins(student, data, params, loss=loss,
+                 predict=lambda w: jax.nn.relu(probe @ w.T).sum(-1))
+    assert out.labels.tolist() == [0, 0, 1, 0]
+    np.testing.assert_allclose(out.loss[0], 0.0, atol=1e-6)
+    assert basins(student, data, params, loss=loss, predict=lambda w: w).count.tolist() == [
+        1, 2, 1]   # weight by weight, as asked
+
+
+def test_basins_refuse_an_output_with_nothing_to_compare():
+    class Opaque:                      # not a pytree: no arrays to read
+        def log_prob(self, y):
+            return jnp.zeros(y.shape[0])
+
+    model = gbl.Model(lambda k, x: {"w": jnp.zeros(2)}, lambda p, x: Opaque())
+    data = (jnp.zeros((4, 2)), jnp.zeros(4))
+    with pytest.raises(ValueError, match="pass predict="):
+        basins(model, data, {"w": jnp.zeros((3, 2))}, loss=lambda d, y: jnp.sum(d.log_prob(y)))

@@ -30,6 +30,25 @@ def test_mixture_matches_independent_float64_sum():
     np.testing.assert_allclose(got, special.logsumexp(comp, axis=-1), rtol=1e-5, atol=1e-5)
 
 
+def test_mixture_positive_infinite_logit_is_the_limit():
+    """A +inf logit takes all the weight (two share it): the density and gradients of that limit,
+    in closed form, never NaN."""
+    loc, scale, y = _f32([[[0.0], [1.0], [3.0]]]), _f32([[[1.0], [2.0], [1.0]]]), _f32([[0.5]])
+    lp = lambda z, m: gbl.MixtureNormal(z, m, scale).log_prob(y).sum()   # noqa: E731
+    for logits, w in (([np.inf, 0.0, 0.0], [1.0, 0.0, 0.0]),
+                      ([np.inf, np.inf, 0.0], [0.5, 0.5, 0.0])):
+        dens = np.array(w) * stats.norm.pdf(0.5, [0.0, 1.0, 3.0], [1.0, 2.0, 1.0])
+        resp = dens / dens.sum()
+        value, (g_logits, g_loc) = jax.value_and_grad(lp, argnums=(0, 1))(_f32([logits]), loc)
+        np.testing.assert_allclose(value, np.log(dens.sum()), rtol=1e-6)
+        np.testing.assert_allclose(g_logits[0], resp - np.array(w), atol=1e-6)   # d/dz = r - w
+        np.testing.assert_allclose(g_loc[0, :, 0], resp * (0.5 - np.array([0.0, 1.0, 3.0]))
+                                   / np.array([1.0, 4.0, 1.0]), atol=1e-6)
+        d = gbl.MixtureNormal(_f32([logits]), loc, scale)
+        np.testing.assert_allclose(d.weights()[0], w, atol=1e-7)
+        np.testing.assert_allclose(d.mean()[0], [np.dot(w, [0.0, 1.0, 3.0])], atol=1e-6)
+
+
 def test_mixture_far_target_and_zero_weight_component():
     logits = _f32([[0.0, -np.inf, 1.0]])
     loc = _f32([[[0.0], [5.0], [1.0]]])

@@ -103,6 +103,25 @@ def test_flax_module():
     np.testing.assert_allclose(out.final_loss[2], single.final_loss, rtol=1e-4, atol=1e-6)
 
 
+def test_a_flax_module_with_batch_statistics_is_refused_up_front():
+    """BatchNorm(use_running_average=True) would train its statistics as weights, silently."""
+    nn = pytest.importorskip("flax.linen")
+
+    class Normed(nn.Module):
+        running: bool
+
+        @nn.compact
+        def __call__(self, x):
+            h = nn.BatchNorm(use_running_average=self.running)(nn.Dense(4)(x))
+            return nn.Dense(1)(h)
+
+    for running in (True, False):
+        model = gbl.models.from_flax(Normed(running), lambda z: gbl.Bernoulli(z[:, 0]))
+        with pytest.raises(ValueError, match=r"model.init\(key, x\) failed.*Normed has the "
+                                             r"variable collection\(s\) \['batch_stats'\]"):
+            gbl.train(model, ADAM, XOR, key=KEY, steps=2)
+
+
 def test_equinox_module_and_a_built_module_is_refused():
     eqx = pytest.importorskip("equinox")
     make = lambda key: eqx.nn.MLP(2, 1, 8, 1, activation=jnp.tanh, key=key)   # noqa: E731

@@ -2,6 +2,7 @@
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 import pytest
 
@@ -48,3 +49,43 @@ def test_whatever_the_users_code_raises_is_one_line_naming_the_call():
 
     with pytest.raises(ValueError, match=r"model.init\(key, x\) failed .*KeyError"):
         _train(gbl.Model(init, apply))
+
+
+def test_key_must_be_a_prng_key_not_an_int():
+    model = gbl.Model(_init, lambda p, x: gbl.Categorical(x @ p["w"]))
+    for key in (0, jnp.zeros(3, jnp.uint32), jax.random.split(jax.random.key(0), 2)):
+        with pytest.raises(ValueError, match=r"key must be one jax.random.PRNGKey\(seed\)"):
+            gbl.train(model, optax.sgd(0.1), DATA, key=key, steps=2)
+    with pytest.raises(ValueError, match=r"key must be one jax.random.PRNGKey\(seed\).*got 0"):
+        gbl.sweep(model, optax.sgd(0.1), DATA, key=0, seeds=2, steps=2)
+
+
+def test_non_numeric_data_and_integer_dtypes_are_refused_in_one_line():
+    model = gbl.Model(_init, lambda p, x: gbl.Categorical(x @ p["w"]))
+    with pytest.raises(ValueError, match=r"y must hold numbers.*<U1"):
+        gbl.train(model, optax.sgd(0.1), (DATA[0], list("abcdef")), key=jax.random.PRNGKey(0),
+                  steps=2)
+    with pytest.raises(ValueError, match=r"x must hold numbers"):
+        gbl.train(model, optax.sgd(0.1), (np.asarray(DATA[0]).astype(str), DATA[1]),
+                  key=jax.random.PRNGKey(0), steps=2)
+    for dtype in ("int32", bool, "not a dtype"):
+        with pytest.raises(ValueError, match=r"dtype must be a floating dtype"):
+            gbl.train(model, optax.sgd(0.1), DATA, key=jax.random.PRNGKey(0), steps=2,
+                      dtype=dtype)
+
+
+def test_hyperparameters_that_would_train_wrong_are_refused():
+    model = gbl.Model(_init, lambda p, x: gbl.Categorical(x @ p["w"]))
+    opt = optax.inject_hyperparams(optax.sgd)(learning_rate=0.1)
+    run = lambda **kw: gbl.train(model, opt, DATA, key=jax.random.PRNGKey(0), steps=2, **kw)  # noqa
+    with pytest.raises(ValueError, match=r"learning_rate must be > 0.*-0\.05"):
+        run(hyperparams={"learning_rate": -0.05})        # gradient ascent
+    with pytest.raises(ValueError, match=r"init_scale must be > 0.*0\.0"):
+        run(hyperparams={"init_scale": 0.0})
+    with pytest.raises(ValueError, match=r"learning_rate.*1e-46 is 0 in float32"):
+        run(hyperparams={"learning_rate": 1e-46})
+    with pytest.raises(ValueError, match=r"momentum.*1e\+39 is inf in float32"):
+        gbl.train(model, optax.inject_hyperparams(optax.sgd)(learning_rate=0.1, momentum=0.9),
+                  DATA, key=jax.random.PRNGKey(0), steps=2, hyperparams={"momentum": 1e39})
+    with pytest.raises(ValueError, match=r"init_scale.*1e-08 is 0 in float16"):
+        run(hyperparams={"init_scale": 1e-8}, dtype="float16")

@@ -13,7 +13,7 @@ import optax
 import pytest
 
 import gbl_jax as gbl
-from gbl_jax import problems
+from gbl_jax import memory, problems
 
 DATA = problems.xor()
 MODEL = gbl.mlp([2], DATA.head)
@@ -200,6 +200,24 @@ def test_bad_grids_are_refused():
         gbl.sweep(MODEL, ADAM, DATA, key=KEY, seeds=2, steps=10, grid={"learning_rate": [0.1]})
 
 
+def test_grid_values_that_would_train_wrong_are_refused():
+    cases = [({"learning_rate": [0.1, -0.05]}, r"learning_rate must be > 0.*-0\.05"),
+             ({"init_scale": [1e-50]}, r"init_scale.*1e-50 is 0 in float32"),
+             ({"learning_rate": [0.1, 0.2, 0.1]}, r"grid\['learning_rate'\] repeats 0\.1"),
+             ({"init_scale": [1.0, 1]}, r"grid\['init_scale'\] repeats 1\.0")]
+    for grid, message in cases:
+        with pytest.raises(ValueError, match=message):
+            gbl.sweep(MODEL, INJECTED, DATA, key=KEY, seeds=2, steps=10, grid=grid)
+
+
+def test_identical_copies_are_refused():
+    """vary=("data",) on full batches of a deterministic model: every seed is the same run."""
+    with pytest.raises(ValueError, match=r"identical.*batch_size"):
+        gbl.sweep(MODEL, ADAM, DATA, key=KEY, seeds=3, steps=10, vary=("data",))
+    one = gbl.sweep(MODEL, ADAM, DATA, key=KEY, seeds=1, steps=10, vary=("data",))
+    assert one.final_loss.shape == (1,)
+
+
 def test_vary_separates_the_noise_sources():
     data = problems.circles(jax.random.PRNGKey(1), 32)
     model = gbl.mlp([4], data.head)
@@ -263,3 +281,21 @@ def test_run_to_convergence_freezes_and_compaction_changes_nothing():
     single = gbl.train(model, sgd, data, key=jax.random.split(KEY, 8)[7], steps=2000, log_every=20,
                        grad_tol=1e-3)
     assert int(single.converged_step) == conv[7]
+
+
+def test_a_sweep_that_would_not_fit_in_memory_is_refused_with_the_figure(monkeypatch):
+    monkeypatch.setattr(memory, "available", lambda: 16 * 2**30)
+    for seeds in (2**31, 2**40):   # before: killed for memory / a raw MemoryError
+        with pytest.raises(ValueError, match=r"\(\d+ seeds, \d+ runs: keys.*needs about "
+                                             r"[\d.]+ [TPG]iB of host memory but 16 GiB is "
+                                             r"available; use fewer seeds"):
+            gbl.sweep(MODEL, ADAM, DATA, key=KEY, seeds=seeds, steps=10)
+    # 2**26 runs x 100 logged losses: 52 GiB of results held twice
+    with pytest.raises(ValueError, match=r"67108864 runs.*needs about 5\d.\d GiB of host memory"):
+        gbl.sweep(MODEL, ADAM, DATA, key=KEY, seeds=2**26, steps=100, log_every=1)
+    # 2-1e8-1: params, Adam state and step intermediates; one run does not fit
+    huge = gbl.mlp([10**8], DATA.head)
+    with pytest.raises(ValueError, match=r"a chunk of 1 training.*use a smaller model"):
+        gbl.sweep(huge, ADAM, DATA, key=KEY, seeds=2, steps=10, chunk_size=1)
+    assert gbl.sweep(MODEL, ADAM, DATA, key=KEY, seeds=4, steps=10,
+                     chunk_size=1000).chunk_size == 4   # a chunk larger than the sweep only pads
