@@ -1,8 +1,9 @@
 """Files written whole or not at all, with the user's umask: bytes, strict JSON and CSV.
 
 Every file is written to a temporary name in its folder and renamed into place, so a crash leaves
-the old file or the new one, never half of one; ``RunFolder.written`` knows the temporary names
-(``.<name>.*.tmp``) a crash can leave behind. JSON is strict: NaN and infinity become null, since
+the old file or the new one, never half of one; ``is_temporary`` knows the temporary names
+(``.<name>.<8 random characters>.gbl-jax.tmp``) a crash can leave behind, and no other name. A
+failed write (a full disk) raises ``OSError`` naming the file it was writing. JSON is strict: NaN and infinity become null, since
 most JSON readers refuse the ``NaN`` token Python writes by default.
 """
 
@@ -13,6 +14,7 @@ import io
 import json
 import math
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -26,12 +28,36 @@ def _umask() -> int:
     return mask
 
 
+_SUFFIX = ".gbl-jax.tmp"
+_RANDOM = re.compile(r"[a-z0-9_]{8}")   # what tempfile.mkstemp puts between prefix and suffix
+
+
+def temporary_affixes(path: Path) -> dict[str, str]:
+    """The ``prefix`` and ``suffix`` of ``tempfile.mkstemp`` for a temporary copy of ``path``."""
+    return {"prefix": f".{path.name}.", "suffix": _SUFFIX}
+
+
+def is_temporary(name: str, of: str) -> bool:
+    """Whether the file ``name`` is a temporary copy of the file ``of`` that ``atomic_write``
+    made (a crash can leave one), as opposed to a user's file of a similar name."""
+    affixes = temporary_affixes(Path(of))
+    prefix, suffix = affixes["prefix"], affixes["suffix"]
+    return (name.startswith(prefix) and name.endswith(suffix)
+            and bool(_RANDOM.fullmatch(name[len(prefix):-len(suffix)])))
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Writes ``data`` to ``path`` via a temporary file in the same folder and a rename.
 
     The file gets mode 0o666 minus the umask, like any file the user makes.
+
+    Raises:
+      OSError: the write failed (its ``filename`` is ``path``); ``path`` is as it was.
     """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, **temporary_affixes(path))
+    except OSError as err:
+        raise OSError(err.errno, err.strerror, str(path)) from err
     try:
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
@@ -39,8 +65,10 @@ def atomic_write(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.errno is not None:
+            raise OSError(err.errno, err.strerror, str(path)) from err
         raise
 
 

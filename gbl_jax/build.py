@@ -84,6 +84,20 @@ def check_numbers(name: str, value, least: float = -math.inf,
     return numbers
 
 
+def check_float32(name: str, numbers: list[float]) -> None:
+    """Refuses a nonzero value that float32 rounds to 0 or to infinity (the runs train in float32)."""
+    import numpy as np
+
+    with np.errstate(over="ignore", under="ignore"):
+        bad = [(x, float(np.float32(x))) for x in numbers
+               if x != 0 and not 0 < abs(np.float32(x)) < np.inf]
+    if bad:
+        info = np.finfo(np.float32)
+        raise UsageError(f"--{name.replace('_', '-')} {bad[0][0]:g} is {bad[0][1]:g} "
+                         f"in float32, which the runs train in; float32 holds magnitudes from "
+                         f"{float(info.smallest_subnormal):.2g} to {float(info.max):.2g}")
+
+
 def _one_or_list(numbers: list[float]):
     return numbers[0] if len(numbers) == 1 else numbers
 
@@ -135,8 +149,10 @@ def resolve_config(raw: dict, stored: bool = False) -> dict:
         check_int(name, config[name], 1, none=True)
     check_int("seed", config["seed"], 0, MAX_SEED)
     lr = config["lr"] if config["lr"] is not None else OPTIMIZERS[config["optimizer"]][2]
-    config["lr"] = _one_or_list(check_numbers("lr", lr, 0.0, strict=True))
-    config["init_scale"] = _one_or_list(check_numbers("init_scale", config["init_scale"], 0.0))
+    for name, value in (("lr", lr), ("init_scale", config["init_scale"])):
+        numbers = check_numbers(name, value, 0.0, strict=name == "lr")
+        check_float32(name, numbers)
+        config[name] = _one_or_list(numbers)
     if config["threshold"] is not None:
         config["threshold"] = check_numbers("threshold", config["threshold"])
         if len(config["threshold"]) != 1:
@@ -144,7 +160,11 @@ def resolve_config(raw: dict, stored: bool = False) -> dict:
         config["threshold"] = config["threshold"][0]
         config["threshold_rule"] = raw.get("threshold_rule") or "set with --threshold"
     if config["grad_tol"] is not None:
-        config["grad_tol"] = check_numbers("grad_tol", config["grad_tol"], 0.0, strict=True)[0]
+        numbers = check_numbers("grad_tol", config["grad_tol"], 0.0, strict=True)
+        if len(numbers) != 1:
+            raise UsageError(f"--grad-tol takes one number, got {raw.get('grad_tol')!r}")
+        check_float32("grad_tol", numbers)
+        config["grad_tol"] = numbers[0]
     for name in ("classify", "keep_params"):
         if not isinstance(config[name], bool):
             raise UsageError(f"{name} must be true or false, got {config[name]!r}")
@@ -334,6 +354,12 @@ def _data(config: dict):
         raise UsageError(f"--n {config['n']}: the data would take {runstore.size_text(data_bytes)}"
                          f" (x4 while training); {runstore.size_text(runstore.available_memory())}"
                          " is available")
+    if config["n"] is not None:
+        made = shapes[0].shape[0]   # x
+        if made != config["n"]:
+            raise UsageError(f"--n {config['n']}: problem {config['problem']} has {made} points "
+                             f"for it (xor is fixed, a real data set has at most its training "
+                             f"size); drop --n" + (f" or pass at most {made}" if made > 4 else ""))
     try:
         return make(key)
     except ImportError as err:

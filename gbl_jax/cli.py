@@ -23,6 +23,7 @@ import argparse
 import itertools
 import math
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -34,6 +35,13 @@ from gbl_jax.build import SWEEP_DEFAULTS, UsageError, check_int, check_numbers
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # "--grad-tol -1e-4" is a value to check, not an unknown option (argparse's own pattern
+        # knows only -1 and -.5)
+        self._negative_number_matcher = re.compile(
+            r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?(,[-+.\deE]*)*$")
+
     def error(self, message):  # argparse would print the usage too; we keep it to one line
         raise UsageError(message)
 
@@ -71,6 +79,12 @@ def _sweep(args: argparse.Namespace) -> int:
               f"{folder.path}; finish with: gbl-jax sweep --out {folder.path} --resume",
               file=sys.stderr)
         return 130
+    except OSError as err:   # a full disk mid-run: what is on disk is whole, so resume
+        if not folder.file(runstore.CONFIG).is_file():
+            raise
+        raise UsageError(f"cannot write {err.filename or folder.path}: "
+                         f"{err.strerror or err}; the finished chunks are kept; make room, then "
+                         f"finish with: gbl-jax sweep --out {folder.path} --resume") from None
     if results is not None:   # process 0 writes and prints
         print(_summary(results, folder.path))
     return 0
@@ -84,6 +98,10 @@ def _join(args) -> tuple[int, int]:
             raise UsageError("--coordinator, --num-processes and --process-id go together")
         count = check_int("num_processes", args.num_processes, 1)
         index = check_int("process_id", args.process_id, 0, count - 1)
+        host, _, port = args.coordinator.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise UsageError(f"--coordinator must be HOST:PORT (e.g. 10.0.0.1:1234), got "
+                             f"{args.coordinator!r}")
         kwargs = {"coordinator_address": args.coordinator, "num_processes": count,
                   "process_id": index}
     elif args.distributed:
@@ -92,9 +110,10 @@ def _join(args) -> tuple[int, int]:
         return 0, 1
     if args.out is None:
         raise UsageError("a multi-process sweep needs --out (a folder every process can reach)")
+    timeout = check_numbers("join_timeout", args.join_timeout, 0.0, strict=True)[0]
     try:
-        return launch.join(**kwargs)
-    except (RuntimeError, ValueError) as err:
+        return launch.join(timeout, **kwargs)
+    except Exception as err:   # noqa: BLE001 - whatever JAX raises, one line
         raise UsageError(f"joining JAX's multi-process runtime failed: "
                          f"{str(err).splitlines()[0]}") from None
 
@@ -135,6 +154,9 @@ def _launch(args: argparse.Namespace) -> int:
     if args.out is None:
         raise UsageError("--processes needs --out (the folder the processes share)")
     folder, config, cpu_devices = _resolve(args)
+    if folder.is_ours():   # another run holds the folder: refuse before any process starts
+        folder.lock()
+        folder.close()
     if args.cpu_devices is None and not args.resume:   # the cores shared among the processes
         cpu_devices = max(1, (os.cpu_count() or 1) // args.processes)
     launch.set_cpu_devices(cpu_devices)
@@ -145,12 +167,19 @@ def _launch(args: argparse.Namespace) -> int:
     print(f"gbl-jax: started {len(workers)} processes (pids "
           f"{', '.join(str(w.pid) for w in workers)}), coordinator 127.0.0.1:{port}",
           file=sys.stderr, flush=True)
-    failed = launch.wait(workers)
+    try:
+        failed = launch.wait(workers)
+    except KeyboardInterrupt:
+        print(f"gbl-jax: interrupted; the finished chunks are saved in {folder.path}; finish "
+              f"with: gbl-jax sweep --out {folder.path} --resume --processes {args.processes}",
+              file=sys.stderr)
+        return 130
     if failed:
         i, code = failed
-        print(f"gbl-jax: error: process {i} exited with status {code}; the finished chunks are "
-              f"kept in {folder.path}; finish with: gbl-jax sweep --out {folder.path} --resume",
-              file=sys.stderr)
+        hint = ("" if code == 2 else f"; the finished chunks are kept in {folder.path}; finish "
+                f"with: gbl-jax sweep --out {folder.path} --resume")
+        print(f"gbl-jax: error: process {i} exited with status {code}"
+              + (" (its message is above)" if code == 2 else "") + hint, file=sys.stderr)
         return 2 if code == 2 else 1
     return 0
 
@@ -348,7 +377,7 @@ def _tour(args: argparse.Namespace) -> int:
     import optax
 
     gbl = gbl_jax
-    key = jax.random.PRNGKey(args.seed)
+    key = jax.random.PRNGKey(check_int("seed", args.seed, 0, build.MAX_SEED))
     k_f, k_y = jax.random.split(key)
     f = jax.random.normal(k_f, (256, 2))
     y = f + jax.random.normal(k_y, (256, 2))
@@ -443,6 +472,8 @@ def _parser() -> argparse.ArgumentParser:
                    "(with --num-processes and --process-id; every process the same command)")
     s.add_argument("--num-processes", type=int, help="processes in the multi-process sweep")
     s.add_argument("--process-id", type=int, help="this process's index, 0 writes the results")
+    s.add_argument("--join-timeout", default="120", metavar="SECONDS", help="how long a "
+                   "process waits for the coordinator and the others (default 120)")
     s.add_argument("--distributed", action="store_true", help="join a multi-process sweep whose "
                    "processes JAX finds itself (SLURM, Open MPI)")
     s.set_defaults(run=_sweep)

@@ -4,8 +4,8 @@ the local launcher behind ``gbl-jax sweep --processes N``.
 The launcher starts N copies of the same command, each joining JAX's runtime through a
 coordinator on a free local port (``--coordinator --num-processes --process-id``), and waits for
 them. If one process dies, the others would wait for it forever at their next ``barrier``, so
-the launcher kills them all; every chunk already saved is whole, and ``--resume`` completes the
-sweep.
+the launcher stops them all (Ctrl-C, then a kill); every chunk already saved is whole, and
+``--resume`` completes the sweep.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import sys
 import time
 
 MAX_CPU_DEVICES = 1024
+GRACE_S = 3.0   # how long the launcher lets a worker stop on Ctrl-C before it kills it
 # flags the launcher sets itself for its workers
 _OWN_FLAGS = ("--processes", "--cpu-devices")
 
@@ -49,17 +50,57 @@ def local_devices(n: int | None) -> list:
     return devices[:n]
 
 
-def join(**kwargs) -> tuple[int, int]:
+def join(timeout_s: float, **kwargs) -> tuple[int, int]:
     """Joins JAX's multi-process runtime; (this process's index, process count).
 
+    JAX's own wait for a missing coordinator ends in a C++ abort, so the coordinator is checked
+    first: process 0 must be able to listen on its port, the others must reach it within
+    ``timeout_s``.
+
     Args:
+      timeout_s: how long to wait for the coordinator (and JAX for every process).
       **kwargs: for ``jax.distributed.initialize`` (coordinator_address, num_processes,
         process_id), or none where JAX finds the cluster itself (SLURM, Open MPI).
+
+    Raises:
+      ValueError: the coordinator's port is in use (process 0) or nothing answers there.
     """
     import jax
 
+    if "coordinator_address" in kwargs:
+        host, _, port = kwargs["coordinator_address"].rpartition(":")
+        if kwargs["process_id"] == 0:
+            _check_port_free(int(port))
+        else:
+            _wait_for(host.strip("[]"), int(port), timeout_s)
+        kwargs["initialization_timeout"] = max(1, int(timeout_s))
     jax.distributed.initialize(**kwargs)
     return jax.process_index(), jax.process_count()
+
+
+def _check_port_free(port: int) -> None:
+    family = socket.AF_INET6 if socket.has_dualstack_ipv6() else socket.AF_INET
+    try:   # JAX's coordinator listens on every address of the port
+        with socket.create_server(("", port), family=family,
+                                  dualstack_ipv6=family == socket.AF_INET6):
+            pass
+    except OSError as err:
+        raise ValueError(f"process 0 cannot listen on the coordinator's port {port} "
+                         f"({err.strerror}); pick a free port") from None
+
+
+def _wait_for(host: str, port: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=1.0):
+                return
+        except OSError as err:
+            if time.monotonic() >= deadline:
+                raise ValueError(f"no coordinator answered at {host}:{port} within "
+                                 f"{timeout_s:g} s ({err.strerror or err}); start process 0 "
+                                 "(--process-id 0) with the same --coordinator") from None
+        time.sleep(0.2)
 
 
 def barrier(name: str, count: int, ok: bool = True) -> bool:
@@ -112,12 +153,18 @@ def wait(workers: list[subprocess.Popen]) -> tuple[int, int] | None:
             failed = next(((i, w.returncode) for i, w in enumerate(workers) if w.returncode),
                           None)
             time.sleep(0.1)
-    finally:   # one process gone: the others would wait for it at the next barrier. JAX's
-        # runtime catches SIGTERM (preemption notices); every chunk file is whole or absent.
+    finally:   # one process gone: the others would wait for it at the next barrier. Ctrl-C
+        # first (a worker between two chunks stops cleanly); a worker stuck in a barrier is
+        # killed, leaving at most a temporary file, which --resume and --force delete.
         for w in workers:
             if w.poll() is None:
-                w.send_signal(signal.SIGKILL)
+                w.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + GRACE_S
         for w in workers:
-            w.wait()
+            try:
+                w.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                w.kill()
+                w.wait()
     return failed or next(((i, w.returncode) for i, w in enumerate(workers) if w.returncode),
                           None)

@@ -6,11 +6,13 @@ not fit in memory or on disk before any file exists. ``run`` opens (or joins) th
 computes the chunks this process owns and has not saved yet (``sweeps.run_plan``), and lets
 process 0 merge them, classify the end points when asked, and write what ``sweep_report`` makes
 of them. Chunk k belongs to process k mod count, so the processes of a multi-process sweep share
-the work without talking; a resumed sweep skips every chunk already on disk.
+the work without talking; a resumed sweep skips every chunk already on disk whole, recomputes a
+damaged one, and refuses one that another configuration computed (``made_by``).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
@@ -21,6 +23,7 @@ from tqdm import tqdm
 
 import gbl_jax
 from gbl_jax import build, launch, results, runstore, sweep_report, sweeps
+from gbl_jax import memory as gbl_memory
 from gbl_jax.build import UsageError
 
 
@@ -54,7 +57,7 @@ def plan_run(config: dict, devices, folder: runstore.RunFolder) -> Planned:
     build.fingerprint(config, data)
     build.set_threshold(config, run.head, data.y)
     params_like = jax.eval_shape(model.init, jax.random.PRNGKey(0), data.x)
-    param_bytes = sum(math.prod(a.shape) * a.dtype.itemsize for a in jax.tree.leaves(params_like))
+    param_bytes = gbl_memory.tree_bytes(params_like)
     runs = config["seeds"] * math.prod(len(v) for v in grid.values())
     logs = config["steps"] // config["log_every"]
     keep = config["keep_params"] or config["classify"]
@@ -63,6 +66,9 @@ def plan_run(config: dict, devices, folder: runstore.RunFolder) -> Planned:
     what = f"{runs} runs x {logs} logged losses" + (
         f" and 2 x {param_bytes} bytes of params each" if keep else "")
     folder.check_space(memory, disk, what)
+    if config["chunk_size"] is not None:   # a chunk larger than the sweep only pads
+        whole = -(-runs // len(devices)) * len(devices)
+        config["chunk_size"] = min(config["chunk_size"], whole)
     try:
         plan = sweeps.plan_sweep(model, run.optimizer, data,
                                  key=jax.random.PRNGKey(config["seed"]), seeds=config["seeds"],
@@ -74,6 +80,10 @@ def plan_run(config: dict, devices, folder: runstore.RunFolder) -> Planned:
                                  eval_data=data.test)
     except ValueError as err:
         raise UsageError(str(err).splitlines()[0]) from None
+    try:
+        gbl_memory.check_sweep(plan)   # one chunk training beside the results
+    except ValueError as err:
+        raise runstore.RunError(str(err)) from None
     config.update(chunk_size=plan.chunk_size, devices=len(devices))
     return Planned(plan, run, runstore.chunk_template(params_like if keep else None,
                                                       plan.cfg.metric_names))
@@ -88,17 +98,30 @@ def _held_out_as_test(result: sweeps.SweepResult) -> sweeps.SweepResult:
                            final_metrics=rename(result.final_metrics))
 
 
+def made_by(config: dict, devices) -> str:
+    """The stamp of a chunk: the config (device count included), the precision, the platform
+    and the JAX version that computed it. A resumed sweep uses a chunk only when its stamp is
+    this one, so it never mixes runs of two configurations."""
+    return json.dumps({"config": runstore.json_safe(config), "devices": len(devices),
+                       "platform": devices[0].platform, "x64": bool(jax.config.jax_enable_x64),
+                       "jax": jax.__version__}, sort_keys=True)
+
+
 def _open(folder: runstore.RunFolder, config: dict, *, resume: bool, force: bool, index: int,
           count: int) -> None:
-    """Creates (process 0 of a new sweep) or joins the run folder and locks it; one process
-    locks it exclusively, the processes of a multi-process sweep share the lock."""
+    """Creates (process 0 of a new sweep) or joins the run folder. Process 0 locks it for the
+    whole run, whatever its process count, so no second run can use the folder meanwhile."""
     doc = {"config": config, "versions": results.versions()}
     failure = None
     try:
         if index == 0 and not resume:
             if count > 1:
                 folder.check_new(force=force)
-            folder.create(doc, force=force, shared=count > 1)
+            folder.create(doc, force=force)
+        elif index == 0:
+            folder.lock()
+            for path in folder.temporaries():   # left by a killed run; nobody else writes now
+                path.unlink(missing_ok=True)
     except (runstore.RunError, OSError) as err:
         failure = err
     # every process learns whether process 0 succeeded, so none waits at a later barrier alone
@@ -108,12 +131,25 @@ def _open(folder: runstore.RunFolder, config: dict, *, resume: bool, force: bool
         raise UsageError(f"--out {folder.path}: {failure.strerror or failure}") from None
     if failure is not None:
         raise failure
-    if index == 0 and not resume:
-        return
-    if count > 1 and not resume and build.stored_config(folder) != runstore.json_safe(config):
+    if index != 0 and not resume and build.stored_config(folder) != runstore.json_safe(config):
         raise UsageError(f"process {index}: {folder.file(runstore.CONFIG)} differs from this "
                          "process's options; start every process with the same command")
-    folder.lock(shared=count > 1)
+
+
+def _resumable(plan: sweeps.SweepPlan, folder: runstore.RunFolder, stamp: str, index: int,
+               count: int) -> set[int]:
+    """Positions of the chunks this process computes: its own (chunk k belongs to process
+    k mod count) that are not on disk whole. A damaged one of its own is deleted and said."""
+    starts = list(plan.chunk_starts())
+    spans = [(int(plan.runs[p]), int(plan.chunk_runs(p)[-1]) + 1) for p in starts]
+    whole, damaged = folder.check_chunks(spans, stamp)
+    for span, path in damaged.items():
+        if spans.index(span) % count == index:
+            print(f"gbl-jax: {path} is damaged (truncated or unreadable); recomputing its runs",
+                  file=sys.stderr)
+            path.unlink(missing_ok=True)
+    return {p for k, (p, span) in enumerate(zip(starts, spans))
+            if k % count == index and span not in whole}
 
 
 def run(planned: Planned, folder: runstore.RunFolder, config: dict, *, resume: bool = False,
@@ -138,11 +174,10 @@ def run(planned: Planned, folder: runstore.RunFolder, config: dict, *, resume: b
     """
     plan, built = planned.plan, planned.run
     index, count = team
+    stamp = made_by(config, plan.devices)
     _open(folder, config, resume=resume, force=force, index=index, count=count)
     try:
-        done = folder.done()
-        mine = {p for k, p in enumerate(plan.chunk_starts()) if k % count == index
-                and (int(plan.runs[p]), int(plan.chunk_runs(p)[-1]) + 1) not in done}
+        mine = _resumable(plan, folder, stamp, index, count)
         begin = time.perf_counter()
         compile_s = plan.compile()
         total = len(plan.runs)
@@ -151,7 +186,7 @@ def run(planned: Planned, folder: runstore.RunFolder, config: dict, *, resume: b
                    mininterval=0.5, disable=not progress or index != 0)
         try:
             for chunk in sweeps.run_plan(plan, skip=lambda pos: pos not in mine):
-                folder.save_chunk(chunk)
+                folder.save_chunk(chunk, stamp)
                 bar.update(len(chunk.runs))
         except KeyboardInterrupt:
             bar.close()
@@ -161,7 +196,7 @@ def run(planned: Planned, folder: runstore.RunFolder, config: dict, *, resume: b
         if index != 0:
             return None
         wall_s = time.perf_counter() - begin
-        chunks = folder.load_chunks(planned.template, total)
+        chunks = folder.load_chunks(planned.template, total, stamp)
         result = _held_out_as_test(sweeps.merge_chunks(plan, chunks, wall_s))
         cp = None
         if config["classify"]:

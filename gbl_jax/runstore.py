@@ -4,14 +4,16 @@ Layout of ``out/``:
 
   .gbl-jax-run          marker (gbl-jax made this folder) and lock file (``fcntl.flock``)
   config.json           the resolved config, written before the first chunk; --resume reads it
-  chunks/runs_<a>-<b>.npz   the results of runs [a, b) (cell-major), one file per finished chunk
+  chunks/runs_<a>-<b>.npz   the results of runs [a, b) (cell-major), one file per finished chunk,
+                            stamped with the configuration that computed it (``made_by``)
   sweep.npz, results.json   the merged result in ``results``' format (``gbl.load`` reads it;
                             params too with --keep-params), results.json written last
   final_losses.csv, cells.csv   one row per run, one row per grid cell; <figure>.png/.pdf
   landscape.json, interpolation.csv, barriers.csv, basins.csv (``gbl-jax landscape``)
 
 Every file is written whole or not at all, with the user's umask (``atomic_files``).
-``--force`` deletes only the names above, and only in a folder that carries the marker; a folder
+``--force`` deletes only the names above (and the temporary copies ``atomic_files`` makes of
+them), and only in a folder that carries the marker and no other run holds locked; a folder
 gbl-jax did not make is never touched. ``sweep_report`` makes a finished sweep's numbers and
 figures; this module only writes them.
 """
@@ -19,10 +21,12 @@ figures; this module only writes them.
 from __future__ import annotations
 
 import fcntl
+import io
 import json
 import os
 import re
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -30,7 +34,9 @@ import jax
 import numpy as np
 
 from gbl_jax import results as results_format
-from gbl_jax.atomic_files import atomic_write, json_safe, write_csv, write_json, write_npz
+from gbl_jax.atomic_files import (atomic_write, is_temporary, json_safe, write_csv, write_json,
+                                  write_npz)
+from gbl_jax.memory import available as available_memory, size_text  # noqa: F401 (build)
 from gbl_jax.sweeps import SweepChunk
 
 MARKER, CONFIG, RESULTS = ".gbl-jax-run", "config.json", results_format.RESULTS
@@ -40,11 +46,30 @@ FIGURES = ("final_losses", "curves", "grid_success", "grid_heatmap", "critical_p
            "landscape", "test_accuracy")
 LANDSCAPE = ("landscape.json", "interpolation.csv", "barriers.csv", "basins.csv")
 FORMAT = 3   # of config.json; a folder of another format is refused on --resume
+MADE_BY = "made_by"   # the array of a chunk file that says which configuration computed it
 _CHUNK = re.compile(r"runs_(\d+)-(\d+)\.npz")
 
 
 class RunError(ValueError):
     """A run folder that cannot be used as asked (one line for the command line)."""
+
+
+def _temporary_chunk(name: str) -> bool:
+    target = name[1:].partition(".npz.")[0] + ".npz"
+    return name.startswith(".") and bool(_CHUNK.fullmatch(target)) and is_temporary(name, target)
+
+
+def _difference(before: str | None, now: str) -> str:
+    """What differs between two ``made_by`` stamps, in words."""
+    if before is None:
+        return "it carries no stamp of the configuration that made it"
+    try:
+        old, new = json.loads(before), json.loads(now)
+        old, new = {**old.pop("config", {}), **old}, {**new.pop("config", {}), **new}
+    except (ValueError, AttributeError):
+        return "its stamp is not readable"
+    keys = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    return ", ".join(f"{k}={old.get(k)!r} then, {new.get(k)!r} now" for k in keys[:3])
 
 
 def _path_name(path) -> str:
@@ -83,35 +108,33 @@ def chunk_template(params_like=None, metric_names=()) -> dict:
     return out
 
 
-def available_memory() -> int:
-    """Bytes of memory available to a new allocation (MemAvailable on Linux)."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-
-
-def size_text(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if n < 1024 or unit == "PiB":
-            return f"{n:.3g} {unit}"
-        n /= 1024
-    return f"{n:.3g} EiB"
+FIGURE_BYTES = 4 * 2**20   # a figure's .png and .pdf, generously (measured: ~0.1-1 MiB)
 
 
 def footprint(runs: int, logs: int, param_bytes: int, *, keep_params: bool,
               classify: bool) -> tuple[int, int]:
-    """(host memory, disk) bytes a sweep needs, roughly: its results are held twice when the
+    """(host memory, disk) bytes of a sweep's results, roughly: they are held twice when the
     chunks are merged (loss curves, per-run numbers, and with ``keep_params`` two params trees
-    per run), plus one run's params and optimizer state on the device."""
+    per run) and written twice (chunks, then the merged arrays), besides the figures. The
+    memory a chunk takes to train is ``memory.check_sweep``'s."""
     results = runs * (4 * logs + 16) + (2 * runs * param_bytes if keep_params else 0)
-    memory = 2 * results + 8 * runs + 8 * param_bytes
+    memory = 2 * results + 8 * runs
     if classify:   # the Hessian spectra of every run
         memory += runs * (param_bytes + 8 * 4)
-    return memory, 2 * results
+    return memory, 2 * results + len(FIGURES) * FIGURE_BYTES
+
+
+def save_figure(fig, stem: Path) -> None:
+    """Writes ``stem.png`` (150 dpi) and ``stem.pdf`` whole or not at all, then closes ``fig``."""
+    from matplotlib import pyplot
+
+    try:
+        for suffix, options in ((".png", {"dpi": 150}), (".pdf", {})):
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format=suffix[1:], **options)
+            atomic_write(stem.with_name(stem.name + suffix), buffer.getvalue())
+    finally:
+        pyplot.close(fig)
 
 
 def nearest_existing(path: Path) -> Path:
@@ -141,13 +164,16 @@ class RunFolder:
         names += [f"{stem}.{ext}" for stem in FIGURES for ext in ("png", "pdf")]
         found = [self.path / n for n in names if (self.path / n).is_file()]
         found += [p for p in self.path.glob(".*.tmp")   # left by a crash inside atomic_write
-                  if any(p.name.startswith(f".{n}.") for n in names)]
+                  if any(is_temporary(p.name, n) for n in names)]
         chunks = self.path / CHUNKS
         if chunks.is_dir():
             found += [p for p in chunks.iterdir()
-                      if _CHUNK.fullmatch(p.name) or (p.name.startswith(".runs_")
-                                                      and p.name.endswith(".tmp"))]
+                      if _CHUNK.fullmatch(p.name) or _temporary_chunk(p.name)]
         return found
+
+    def temporaries(self) -> list[Path]:
+        """The temporary files a crash (or a killed process) left in the middle of a write."""
+        return [p for p in self.written() if p.name.endswith(".tmp")]
 
     def has_results(self) -> bool:
         return bool(self.written())
@@ -171,7 +197,7 @@ class RunFolder:
     def check_space(self, memory: int, disk: int, what: str) -> None:
         """Raises RunError if the sweep will not fit in memory or on the disk."""
         free_memory = available_memory()
-        if memory > free_memory:
+        if free_memory is not None and memory > free_memory:
             raise RunError(f"this sweep needs about {size_text(memory)} of memory ({what}) but "
                            f"{size_text(free_memory)} is available; use fewer --seeds or a "
                            "larger --log-every")
@@ -198,14 +224,15 @@ class RunFolder:
         return doc
 
     # --- writing ---------------------------------------------------------------------------
-    def lock(self, *, shared: bool = False) -> None:
-        """Holds the folder's lock until ``close`` (or the process ends).
+    def lock(self) -> None:
+        """Holds the folder's lock, exclusively, until ``close`` (or the process ends).
 
-        A sweep holds it exclusively; the processes of one multi-process sweep share it.
+        One run at a time per folder, whatever its process count: process 0 of a multi-process
+        sweep holds the lock for all of its processes.
         """
         fd = os.open(self.path / MARKER, os.O_RDWR)
         try:
-            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             raise RunError(f"{self.path} is in use by another gbl-jax process (it holds the lock "
@@ -220,13 +247,13 @@ class RunFolder:
             os.close(self._lock)
             self._lock = None
 
-    def create(self, doc: dict, *, force: bool, shared: bool = False) -> None:
+    def create(self, doc: dict, *, force: bool) -> None:
         """Makes (or, with ``force``, clears) the folder, locks it and writes config.json."""
         self.path.mkdir(parents=True, exist_ok=True)
         if not self.is_ours():
             atomic_write(self.path / MARKER, b"made by gbl-jax; gbl-jax --force deletes only the "
                          b"files gbl-jax writes here\n")
-        self.lock(shared=shared)
+        self.lock()
         if self.has_results() and not force:   # another process got here first
             raise RunError(f"--out {self.path} already holds results")
         for path in self.written():
@@ -236,12 +263,16 @@ class RunFolder:
             chunks.rmdir()
         write_json(self.path / CONFIG, {**doc, "format": FORMAT})
 
-    def save_chunk(self, chunk: SweepChunk) -> None:
-        """Writes one finished chunk atomically, named by its runs."""
-        folder = self.path / CHUNKS
-        folder.mkdir(exist_ok=True)
-        write_npz(folder / f"runs_{chunk.start:012d}-{chunk.stop:012d}.npz",
-                  {"runs": chunk.runs, **flatten(chunk.out)})
+    def chunk_path(self, start: int, stop: int) -> Path:
+        """The file of the chunk of runs [start, stop)."""
+        return self.path / CHUNKS / f"runs_{start:012d}-{stop:012d}.npz"
+
+    def save_chunk(self, chunk: SweepChunk, made_by: str) -> None:
+        """Writes one finished chunk atomically, named by its runs and stamped with ``made_by``
+        (the configuration that computed it, ``runner.made_by``)."""
+        (self.path / CHUNKS).mkdir(exist_ok=True)
+        write_npz(self.chunk_path(chunk.start, chunk.stop),
+                  {"runs": chunk.runs, MADE_BY: np.asarray(made_by), **flatten(chunk.out)})
 
     def done(self) -> set[tuple[int, int]]:
         """(first run, last run + 1) of every finished chunk."""
@@ -249,13 +280,59 @@ class RunFolder:
         matches = (_CHUNK.fullmatch(p.name) for p in folder.iterdir()) if folder.is_dir() else ()
         return {(int(m[1]), int(m[2])) for m in matches if m}
 
-    def load_chunks(self, template, runs: int) -> list[SweepChunk]:
-        """Every chunk in run order; RunError unless they cover runs 0..runs-1 exactly once."""
+    def check_chunks(self, spans, made_by: str) -> tuple[set, dict]:
+        """The chunks on disk, checked before any is computed.
+
+        Args:
+          spans: the (first run, last run + 1) of every chunk of the sweep.
+          made_by: what a chunk of this sweep is stamped with.
+
+        Returns:
+          (spans of the whole chunks, {span: path} of the unreadable ones (truncated, damaged)).
+
+        Raises:
+          RunError: a chunk file of another chunking, or one another configuration made.
+        """
+        folder, spans = self.path / CHUNKS, set(spans)
+        whole, damaged = set(), {}
+        for path in sorted(folder.iterdir()) if folder.is_dir() else ():
+            match = _CHUNK.fullmatch(path.name)
+            if not match:
+                continue
+            span = (int(match[1]), int(match[2]))
+            if span not in spans or path != self.chunk_path(*span):
+                raise RunError(f"{path} is not a chunk of this sweep (its chunks are runs "
+                               f"{min(spans)[0]}-{min(spans)[1]}, ...); move it away, or start "
+                               "over with --force")
+            try:
+                with np.load(path, allow_pickle=False) as f:
+                    arrays = {k: f[k] for k in f.files}   # a truncated array fails here
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+                damaged[span] = path
+                continue
+            stamp = str(arrays[MADE_BY]) if MADE_BY in arrays else None
+            if stamp != made_by:
+                raise RunError(f"{path} was computed by another configuration "
+                               f"({_difference(stamp, made_by)}); restore it, or start over "
+                               "with --force")
+            whole.add(span)
+        return whole, damaged
+
+    def load_chunks(self, template, runs: int, made_by: str) -> list[SweepChunk]:
+        """Every chunk in run order; RunError unless they cover runs 0..runs-1 exactly once,
+        each stamped with ``made_by``."""
         chunks = []
         for start, stop in sorted(self.done()):
-            path = self.path / CHUNKS / f"runs_{start:012d}-{stop:012d}.npz"
-            with np.load(path) as f:
-                arrays = {k: f[k] for k in f.files}
+            path = self.chunk_path(start, stop)
+            try:
+                with np.load(path, allow_pickle=False) as f:
+                    arrays = {k: f[k] for k in f.files}
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+                raise RunError(f"{path} cannot be read ({err}); finish with --resume, which "
+                               "recomputes it") from None
+            if MADE_BY not in arrays or str(arrays[MADE_BY]) != made_by:
+                raise RunError(f"{path} was computed by another configuration; start over with "
+                               "--force")
             chunks.append(SweepChunk(arrays["runs"], unflatten(template, arrays, str(path))))
         covered = np.concatenate([c.runs for c in chunks]) if chunks else np.zeros(0, int)
         if not np.array_equal(covered, np.arange(runs)):
@@ -288,7 +365,6 @@ class RunFolder:
         Returns:
           results.json as written (``json_safe``).
         """
-        from gbl_jax import plots
         from gbl_jax.spreads import spread
 
         columns = results_format.per_run_columns(result)
@@ -301,7 +377,7 @@ class RunFolder:
         cells = spread(result).to_frame(config["threshold"])
         write_csv(self.path / CELLS, {k: cells[k].to_numpy() for k in cells.columns})
         for stem, fig in figures.items():
-            plots.save(fig, self.figure(stem))
+            save_figure(fig, self.figure(stem))
         if not config["keep_params"]:
             result = result._replace(params=None, init_params=None)
         return results_format.write(self.path, result, results)
@@ -337,6 +413,4 @@ class RunFolder:
             "barrier_aligned": barriers["aligned"][a, b]})
         write_csv(self.path / "basins.csv", {"seed": np.arange(seeds), "basin": labels})
         write_json(self.path / "landscape.json", report)
-        from gbl_jax import plots
-
-        plots.save(figure, self.figure("landscape"))
+        save_figure(figure, self.figure("landscape"))

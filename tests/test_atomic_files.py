@@ -1,5 +1,6 @@
 """Files written whole or not at all: the user's umask, strict JSON, CSV, npz, no leftovers."""
 
+import errno
 import json
 import os
 
@@ -57,3 +58,15 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
         atomic_files.atomic_write(path, "not bytes")        # fails inside the temporary file
     assert json.loads(path.read_text()) == {"old": 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
+
+
+def test_a_full_disk_names_the_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError, match="No space left") as caught:
+        atomic_files.write_json(tmp_path / "results.json", {"a": 1})
+    assert caught.value.errno == errno.ENOSPC
+    assert caught.value.filename == str(tmp_path / "results.json")
+    assert not list(tmp_path.iterdir())

@@ -5,18 +5,21 @@ copied where a test changes them.
 """
 
 import csv
+import errno
 import fcntl
 import json
 import math
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 
 import numpy as np
 import pytest
+import jax
 
 import gbl_jax as gbl
 from gbl_jax import cli, inits, nets, runstore, sweeps
@@ -190,7 +193,7 @@ def test_force_never_touches_a_folder_gbl_jax_did_not_make(tmp_path, capsys):
     (["--seeds", "0"], "--seeds"),
     (["--steps", "-5"], "--steps"),
     (["--hidden", "4,x"], "--hidden"),
-    (["--hidden", "99999999999999999999"], "of memory"),
+    (["--hidden", "99999999999999999999"], "of host memory"),
     (["--seeds", "100000000000"], "needs about"),
     (["--seed", str(2**70)], "--seed"),
     (["--seed", "-1"], "--seed"),
@@ -209,6 +212,12 @@ def test_force_never_touches_a_folder_gbl_jax_did_not_make(tmp_path, capsys):
     (["--head", "gaussian"], "needs targets"),
     (["--problem", "sine", "--head", "bernoulli"], "shape"),
     (["--optimizer", "lbfgs"], "invalid choice"),
+    (["--grad-tol", "1e-4,1e-3"], "--grad-tol takes one number"),
+    (["--grad-tol", "-1e-4"], "--grad-tol values must be"),   # a negative value needs no "="
+    (["--n", "1000000000000"], "--n 1000000000000: problem xor has 4 points"),
+    (["--lr", "1e-46"], "float32"),
+    (["--init-scale", "1e-50"], "float32"),
+    (["--lr", "1e39"], "float32"),
 ])
 def test_bad_input_is_one_line_exit_two_and_writes_nothing(tmp_path, capsys, args, message):
     out = tmp_path / "bad"
@@ -303,6 +312,110 @@ def test_resume_after_an_interrupt_equals_an_uninterrupted_run(tmp_path, monkeyp
     _one_line_error(capsys.readouterr().err.splitlines()[-1], "device")
     assert _main("sweep", "--out", str(broken), "--resume", "--seeds", "12", "--lr", "0.05") == 0
     assert (broken / "final_losses.csv").read_text() == (whole / "final_losses.csv").read_text()
+
+
+def _interrupted(tmp_path, monkeypatch):
+    """A folder of SMALL interrupted after its first chunk; sweeps.run_plan restored."""
+    out = tmp_path / "broken"
+    real_run_plan = _interrupt_after_first_chunk(monkeypatch)
+    assert _main("sweep", *SMALL, "--out", str(out)) == 130
+    monkeypatch.setattr(sweeps, "run_plan", real_run_plan)
+    return out, sorted((out / "chunks").iterdir())
+
+
+def _files(out):
+    return {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("change", ["steps", "lr", "x64"])
+def test_resume_refuses_chunks_another_configuration_made(tmp_path, monkeypatch, capsys, change):
+    out, (chunk,) = _interrupted(tmp_path, monkeypatch)
+    capsys.readouterr()
+    if change != "x64":
+        doc = json.loads((out / "config.json").read_text())
+        doc["config"][change] = {"steps": 100, "lr": 0.01}[change]
+        (out / "config.json").write_text(json.dumps(doc))
+    before = _files(out)
+    if change == "x64":
+        with jax.enable_x64(True):
+            assert _main("sweep", "--out", str(out), "--resume") == 2
+    else:
+        assert _main("sweep", "--out", str(out), "--resume") == 2
+    err = capsys.readouterr().err
+    _one_line_error(err, chunk.name)
+    assert change in err and "--force" in err
+    assert _files(out) == before
+
+
+def test_a_damaged_chunk_is_recomputed_on_resume_and_said(plain, tmp_path, monkeypatch, capsys):
+    out, (chunk,) = _interrupted(tmp_path, monkeypatch)
+    chunk.write_bytes(chunk.read_bytes()[:300])   # truncated: a full disk, a copy cut short
+    capsys.readouterr()
+    assert _main("sweep", "--out", str(out), "--resume") == 0
+    err = capsys.readouterr().err
+    assert f"{chunk} is damaged" in err and "recomputing" in err
+    assert (out / "final_losses.csv").read_text() == (plain[0] / "final_losses.csv").read_text()
+
+
+def test_a_chunk_of_another_chunking_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    out, (chunk,) = _interrupted(tmp_path, monkeypatch)
+    stray = chunk.with_name("runs_000000000002-000000000006.npz")
+    shutil.copy(chunk, stray)
+    capsys.readouterr()
+    before = _files(out)
+    assert _main("sweep", "--out", str(out), "--resume") == 2
+    _one_line_error(capsys.readouterr().err, f"{stray} is not a chunk of this sweep")
+    assert _files(out) == before
+
+
+def test_a_full_disk_while_writing_figures_names_the_file_and_resume_finishes(
+        tmp_path, monkeypatch, capsys):
+    out = tmp_path / "full"
+    real_fsync = os.fsync
+
+    def fsync(fd):   # the disk fills up while a PDF figure is written
+        if ".pdf" in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    assert _main("sweep", *SMALL, "--out", str(out)) == 2
+    err = capsys.readouterr().err.splitlines()[-1]   # after the progress bar
+    _one_line_error(err, "No space left on device")
+    assert f"{out / 'final_losses.pdf'}" in err and f"gbl-jax sweep --out {out} --resume" in err
+    assert not list(out.glob("*.pdf")) and not list(out.glob(".*.tmp"))   # no half a figure
+    assert not (out / "results.json").exists()
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert _main("sweep", "--out", str(out), "--resume") == 0
+    assert (out / "results.json").exists() and (out / "final_losses.pdf").stat().st_size > 1000
+
+
+def test_a_second_multi_process_run_is_refused_before_it_starts(plain, tmp_path, capsys):
+    out = _copy(plain[0], tmp_path / "run")
+    before = _files(out)
+    for held in (fcntl.LOCK_SH, fcntl.LOCK_EX):   # however the running sweep holds the folder
+        with open(out / runstore.MARKER) as f:
+            fcntl.flock(f, held | fcntl.LOCK_NB)
+            for extra in (["--force"], ["--resume"]):
+                args = [*SMALL, *extra] if extra == ["--force"] else extra
+                assert _main("sweep", "--out", str(out), "--processes", "2", *args) == 2
+                err = capsys.readouterr().err
+                _one_line_error(err, "in use by another gbl-jax process")
+                assert "started" not in err and "--resume" not in err
+    assert _files(out) == before
+
+
+def test_landscape_of_a_truncated_sweep_is_one_line(grid_run, tmp_path, capsys):
+    out = _copy(grid_run, tmp_path / "run")
+    arrays = out / "sweep.npz"
+    arrays.write_bytes(arrays.read_bytes()[:1000])
+    assert _main("landscape", "--out", str(out)) == 2
+    _one_line_error(capsys.readouterr().err, f"{arrays} cannot be read")
+
+
+def test_tour_refuses_a_seed_jax_cannot_take(capsys):
+    assert cli.main(["tour", "--seed", "99999999999999999999"]) == 2
+    _one_line_error(capsys.readouterr().err, "--seed must be an integer in [0, 4294967294]")
 
 
 def test_a_grid_writes_one_row_per_cell_and_seed(grid_run):
@@ -416,7 +529,8 @@ def test_landscape_refuses_a_sweep_without_params(plain, capsys):
                                      "teacher_student"])
 def test_every_problem_runs_with_its_default_head_and_threshold(problem, tmp_path, capsys):
     out = tmp_path / problem
-    args = ["sweep", "--problem", problem, "--hidden", "3", "--seeds", "4", "--steps", "20", "--n", "32",
+    size = [] if problem == "xor" else ["--n", "32"]   # xor's four points are fixed
+    args = ["sweep", "--problem", problem, "--hidden", "3", "--seeds", "4", "--steps", "20", *size,
             "--cpu-devices", "1", "--out", str(out)]
     assert _main(*args) == 0, capsys.readouterr().err
     printed = capsys.readouterr().out
@@ -480,11 +594,29 @@ def test_a_killed_process_is_reported_and_resume_completes(plain, tmp_path, cach
     (["--coordinator", "127.0.0.1:1", "--out", "x"], "go together"),
     (["--coordinator", "127.0.0.1:1", "--num-processes", "2", "--process-id", "2", "--out", "x"],
      "--process-id"),
+    (["--coordinator", "bogus", "--num-processes", "2", "--process-id", "1", "--out", "x"],
+     "--coordinator must be HOST:PORT"),
 ])
 def test_multi_process_options_are_checked(tmp_path, capsys, args, message, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert _main("sweep", *SMALL, *args) == 2
     _one_line_error(capsys.readouterr().err, message)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_missing_coordinator_or_a_taken_port_is_one_line_in_bounded_time(tmp_path, capsys,
+                                                                          monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        assert _main("sweep", *SMALL, "--coordinator", f"127.0.0.1:{port}", "--num-processes",
+                     "2", "--process-id", "0", "--out", "x") == 2
+        _one_line_error(capsys.readouterr().err, f"cannot listen on the coordinator's port {port}")
+    begin = time.monotonic()   # the port is free now: nothing answers there
+    assert _main("sweep", *SMALL, "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
+                 "--process-id", "1", "--join-timeout", "1", "--out", "x") == 2
+    assert time.monotonic() - begin < 30
+    _one_line_error(capsys.readouterr().err, f"no coordinator answered at 127.0.0.1:{port} within 1 s")
     assert not list(tmp_path.iterdir())
 
 

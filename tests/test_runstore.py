@@ -2,16 +2,19 @@
 wrote, refusing sweeps that would not fit (its atomic writes: test_atomic_files.py)."""
 
 import fcntl
+import os
+import tempfile
 
 import jax
 import numpy as np
 import pytest
 
-from gbl_jax import runstore
+from gbl_jax import atomic_files, runstore
 from gbl_jax.atomic_files import write_json
 from gbl_jax.runstore import RunError, RunFolder
 from gbl_jax.sweeps import SweepChunk
 
+STAMP = '{"config": {"steps": 20}}'   # runner.made_by of the sweep
 PARAMS = {"hidden": [{"w": np.zeros((2, 3)), "b": np.zeros(3)}], "head": {"w": np.zeros((3, 1))}}
 
 
@@ -35,27 +38,31 @@ def _made(tmp_path, name="run"):
 def test_chunks_are_named_by_run_range_and_round_trip_with_params(tmp_path):
     folder = _made(tmp_path)
     for start, stop in ((4, 8), (0, 4), (8, 10)):
-        folder.save_chunk(_chunk(start, stop, params=True))
+        folder.save_chunk(_chunk(start, stop, params=True), STAMP)
     names = sorted(p.name for p in (folder.path / "chunks").iterdir())
     assert names == ["runs_000000000000-000000000004.npz", "runs_000000000004-000000000008.npz",
                      "runs_000000000008-000000000010.npz"]
     assert folder.done() == {(0, 4), (4, 8), (8, 10)}
-    chunks = folder.load_chunks(runstore.chunk_template(PARAMS), 10)
+    chunks = folder.load_chunks(runstore.chunk_template(PARAMS), 10, STAMP)
     np.testing.assert_array_equal(np.concatenate([c.out["final_loss"] for c in chunks]),
                                   np.arange(10))
     assert chunks[1].out["params"]["hidden"][0]["w"].shape == (4, 2, 3)
     assert chunks[1].out["params"]["hidden"][0]["w"][0, 0, 0] == 4
+    with pytest.raises(RunError, match="steps=20 then, 30 now"):
+        folder.check_chunks([(0, 4), (4, 8), (8, 10)], '{"config": {"steps": 30}}')
+    with pytest.raises(RunError, match="another configuration"):
+        folder.load_chunks(runstore.chunk_template(PARAMS), 10, '{"config": {"steps": 30}}')
 
 
 def test_missing_or_doubled_runs_are_an_error(tmp_path):
     folder = _made(tmp_path)
-    folder.save_chunk(_chunk(0, 4))
+    folder.save_chunk(_chunk(0, 4), STAMP)
     with pytest.raises(RunError, match="cover 4 of 10"):
-        folder.load_chunks(runstore.chunk_template(), 10)
-    folder.save_chunk(_chunk(2, 6))
-    folder.save_chunk(_chunk(6, 10))
+        folder.load_chunks(runstore.chunk_template(), 10, STAMP)
+    folder.save_chunk(_chunk(2, 6), STAMP)
+    folder.save_chunk(_chunk(6, 10), STAMP)
     with pytest.raises(RunError, match="twice"):
-        folder.load_chunks(runstore.chunk_template(), 10)
+        folder.load_chunks(runstore.chunk_template(), 10, STAMP)
 
 
 def test_a_folder_gbl_jax_did_not_make_is_never_used_or_cleared(tmp_path):
@@ -74,7 +81,7 @@ def test_a_folder_gbl_jax_did_not_make_is_never_used_or_cleared(tmp_path):
 
 def test_force_deletes_only_what_gbl_jax_wrote(tmp_path):
     folder = _made(tmp_path)
-    folder.save_chunk(_chunk(0, 4))
+    folder.save_chunk(_chunk(0, 4), STAMP)
     write_json(folder.file(runstore.RESULTS), {})
     (folder.path / "notes.txt").write_text("mine")
     (folder.path / "chunks" / "part1.txt").write_text("mine")
@@ -86,6 +93,19 @@ def test_force_deletes_only_what_gbl_jax_wrote(tmp_path):
     folder.close()
     left = sorted(str(p.relative_to(folder.path)) for p in folder.path.rglob("*"))
     assert left == [".gbl-jax-run", "chunks", "chunks/part1.txt", "config.json", "notes.txt"]
+
+
+def test_force_deletes_no_user_file_that_looks_like_a_temporary(tmp_path):
+    folder = _made(tmp_path)
+    write_json(folder.file(runstore.RESULTS), {})
+    user = folder.path / ".final_losses.csv.user.tmp"
+    user.write_text("mine")
+    _, crashed = tempfile.mkstemp(dir=folder.path, **atomic_files.temporary_affixes(
+        folder.file(runstore.CSV)))   # what a crash inside atomic_write leaves
+    folder.close()
+    folder.create({"config": {}}, force=True)
+    folder.close()
+    assert user.read_text() == "mine" and not os.path.exists(crashed)
 
 
 def test_the_lock_keeps_a_second_writer_out(tmp_path):
