@@ -26,6 +26,7 @@ from typing import Iterator
 
 import jax
 import numpy as np
+from jax.experimental.compilation_cache import compilation_cache as _compilation_cache
 
 _BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
 _CACHE_HIT = "/jax/compilation_cache/cache_hits"
@@ -45,6 +46,10 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path:
     """
     folder = Path(path) if path is not None else default_cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
+    if jax.config.jax_compilation_cache_dir != str(folder):
+        # JAX opens its cache at the first compilation; one opened elsewhere (an earlier call,
+        # $JAX_COMPILATION_CACHE_DIR) is closed so the next compilation opens this folder
+        _compilation_cache.reset_cache()
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

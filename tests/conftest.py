@@ -1,8 +1,21 @@
-"""Test configuration: CPU, float32, and no silent rank promotion (see STYLE.md)."""
+"""Test configuration: CPU, float32, and no silent rank promotion (see STYLE.md).
+
+One persistent XLA compilation cache serves the whole run: the test processes (pytest-xdist's
+workers, see pyproject.toml) and every subprocess a test starts (the command line, the scripts,
+the notebooks' kernels) inherit it through the environment, so a program compiled in one is
+read from disk by the others. It lives in .pytest_cache/xla (JAX keys every entry by the
+program, the jax version and the flags, so a stale entry is never used); set
+JAX_COMPILATION_CACHE_DIR to put it elsewhere.
+"""
 
 import os
+import pathlib
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                      str(pathlib.Path(__file__).parents[1] / ".pytest_cache" / "xla"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 import jax  # noqa: E402
 
