@@ -20,6 +20,14 @@ def parser(doc: str, default_out: str) -> argparse.ArgumentParser:
     return p
 
 
+def int_list(text: str) -> list[int]:
+    """``"2,4,8"`` -> ``[2, 4, 8]`` (an argparse type)."""
+    try:
+        return [int(w) for w in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}")
+
+
 def markdown_table(headers: list[str], rows: list[list]) -> str:
     fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]

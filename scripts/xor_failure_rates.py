@@ -10,21 +10,23 @@ import numpy as np
 import optax
 
 import gbl_jax as gbl
-from common import Timer, markdown_table, parser, pyplot, save
+from common import Timer, int_list, markdown_table, parser, pyplot, save
 
-WIDTHS = (2, 3, 4, 8)
+WIDTHS = "2,3,4,8"
 
 
 def main():
     p = parser(__doc__, "runs/scripts")
     p.add_argument("--seeds", type=int, default=1000)
     p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--widths", type=int_list, default=WIDTHS, help=f"hidden widths ({WIDTHS})")
     args = p.parse_args()
+    widths = args.widths   # argparse applies int_list to the default too
     data = gbl.problems.xor()
     optimizers = {"Adam(0.05)": optax.adam(0.05), "GD(0.5)": optax.sgd(0.5)}
     rates, rows = {}, []
     with Timer() as timer:
-        for width in WIDTHS:
+        for width in widths:
             model = gbl.mlp([width], data.head)
             row = [width]
             for name, opt in optimizers.items():
@@ -43,13 +45,14 @@ def main():
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.2), layout="constrained")
     for name in optimizers:
-        rate, low, high = (np.array([100 * rates[(name, w)][j] for w in WIDTHS]) for j in range(3))
-        ax.errorbar(WIDTHS, rate, yerr=[rate - low, high - rate], fmt="o-", capsize=3, label=name)
+        rate, low, high = (np.array([100 * rates[(name, w)][j] for w in widths]) for j in range(3))
+        ax.errorbar(widths, rate, yerr=[rate - low, high - rate], fmt="o-", capsize=3, label=name)
     ax.set_xlabel("hidden tanh units")
     ax.set_ylabel("failed seeds (%, Wilson 95%)")
     ax.set_title(f"XOR, {args.seeds} seeds, {args.steps} steps")
     ax.legend()
-    command = f"python scripts/xor_failure_rates.py --seeds {args.seeds} --steps {args.steps}"
+    command = (f"python scripts/xor_failure_rates.py --seeds {args.seeds} --steps {args.steps} "
+               f"--widths {','.join(map(str, widths))}")
     save(args.out, "xor_failure_rates", table, fig, command, timer.seconds)
 
 

@@ -21,3 +21,15 @@ import jax  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_enable_x64", False)
+
+
+# Modules whose tests start subprocesses (notebook kernels, scripts, the command line) go first,
+# whole and in this order, so the workers start on the long tests and finish on the short ones.
+LONG_FIRST = ("test_notebooks.py", "test_scripts.py", "test_readme.py", "test_cli.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item):
+        name = item.path.name
+        return LONG_FIRST.index(name) if name in LONG_FIRST else len(LONG_FIRST)
+    items.sort(key=rank)   # stable: each module keeps its own order

@@ -9,9 +9,9 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = {
-    "xor_failure_rates": ["--seeds", "4", "--steps", "20"],
+    "xor_failure_rates": ["--seeds", "4", "--steps", "20", "--widths", "2,3"],
     "convex_control": ["--seeds", "4", "--steps", "20"],
-    "width_spread": ["--seeds", "2", "--steps", "10"],
+    "width_spread": ["--seeds", "2", "--steps", "10", "--widths", "2,4"],
     "safran_shamir": ["--seeds", "2", "--steps", "600", "--ks", "4", "--grad-tol", "0.02"],
     "xor_critical_points": ["--seeds", "8", "--steps", "2000", "--grad-tol", "0.005",
                             "--perturb-seeds", "4", "--widths", "2"],
@@ -19,7 +19,7 @@ TINY = {
     "mse_vs_nll": ["--steps", "3"],
     "noise_sources": ["--seeds", "2", "--steps", "10"],
     "lr_init_grid": ["--seeds", "4", "--steps", "20"],
-    "landscape": ["--seeds", "4", "--steps", "10", "--pairs-of", "3"],
+    "landscape": ["--seeds", "4", "--steps", "10", "--pairs-of", "3", "--widths", "4,8"],
     "mnist1d_seeds": ["--seeds", "4", "--cnn-seeds", "2", "--vary-seeds", "2", "--steps", "20"],
 }
 
