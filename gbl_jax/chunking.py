@@ -57,7 +57,7 @@ def _jaxpr_bytes(jaxpr) -> int:
         for var in eqn.outvars:
             aval = getattr(var, "aval", None)
             if hasattr(aval, "shape") and hasattr(aval, "dtype"):
-                total += math.prod(aval.shape) * np.dtype(aval.dtype).itemsize
+                total += math.prod(aval.shape) * aval.dtype.itemsize   # typed keys too (key<fry>: 8)
         for value in eqn.params.values():
             for sub in (value if isinstance(value, (tuple, list)) else (value,)):
                 inner = getattr(sub, "jaxpr", sub)

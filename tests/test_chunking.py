@@ -74,3 +74,18 @@ def test_side_by_side_runs_are_the_single_runs_bit_for_bit(monkeypatch):
     np.testing.assert_array_equal(fast.converged_step, slow.converged_step)
     np.testing.assert_allclose(fast.final_loss, slow.final_loss, rtol=1e-6)
     np.testing.assert_allclose(fast.losses, slow.losses, rtol=1e-6)
+
+
+def test_a_model_that_draws_typed_keys_sweeps():
+    """Step bytes count typed keys (key<fry>) by their itemsize: apply may make one."""
+    data = problems.xor()
+    mlp = gbl.mlp([2], data.head)
+
+    def apply(params, x):
+        noise = jax.random.normal(jax.random.key(0), x.shape) * 0.0   # a typed key inside
+        return mlp.apply(params, x + noise)
+
+    model = gbl.Model(mlp.init, apply)
+    out = gbl.sweep(model, optax.adam(0.05), data, key=jax.random.PRNGKey(0), seeds=4, steps=20)
+    ref = gbl.sweep(mlp, optax.adam(0.05), data, key=jax.random.PRNGKey(0), seeds=4, steps=20)
+    np.testing.assert_allclose(out.final_loss, ref.final_loss, rtol=1e-6)
