@@ -1,6 +1,13 @@
-"""gbl_jax: gradient-based learning with distributional outputs (Deep Learning, section 6.2)."""
+"""gbl_jax: gradient-based learning with distributional outputs (Deep Learning, section 6.2).
 
-from gbl_jax import diagnostics, heads, inits, models, population, problems
+The public API is the names in ``__all__``: functions and classes at the top level
+(``gbl.sweep``, ``gbl.nll``, ``gbl.Normal``, ...) and the modules ``diagnostics``, ``heads``,
+``inits``, ``landscape_report``, ``models``, ``plots``, ``population`` and ``problems``. Every
+other module is internal: it may change or move between releases.
+"""
+
+from gbl_jax import diagnostics, heads, inits, landscape_report, models, plots, population
+from gbl_jax import problems
 from gbl_jax.compilation import count_compiles
 from gbl_jax.compilation import enable_compilation_cache
 from gbl_jax.comparisons import Comparison
@@ -35,3 +42,51 @@ from gbl_jax.training import TrainResult
 from gbl_jax.training import train
 
 __version__ = "0.3.0"
+
+__all__ = [
+    "Basins",
+    "Bernoulli",
+    "Categorical",
+    "Comparison",
+    "CriticalPoints",
+    "Laplace",
+    "MixtureNormal",
+    "Model",
+    "MultivariateNormalTriL",
+    "Normal",
+    "Spread",
+    "SweepResult",
+    "TrainResult",
+    "absolute_error",
+    "accuracy",
+    "align",
+    "barrier",
+    "basins",
+    "cnn1d",
+    "compare",
+    "count_compiles",
+    "critical_points",
+    "diagnostics",
+    "enable_compilation_cache",
+    "heads",
+    "inits",
+    "interpolate",
+    "landscape_report",
+    "load",
+    "log_prob",
+    "mae",
+    "mlp",
+    "models",
+    "mse",
+    "nll",
+    "plots",
+    "population",
+    "problems",
+    "spread",
+    "squared_error",
+    "sweep",
+    "train",
+    "use_cpu_cores",
+    "validate",
+    "wilson_interval",
+]

@@ -8,8 +8,8 @@ The engine (``train``, ``sweep`` and everything built on them) reads nothing of 
   evaluation (final loss, metrics, curvature, landscapes) calls it with ``key=None``.
 
 Params are any pytree; nothing reads their layout. ``gbl.mlp`` builds a ``Model``; ``from_flax``
-and ``from_equinox`` adapt modules of those libraries (optional extras: ``pip install
-'gbl_jax[flax]'`` or ``'gbl_jax[equinox]'``).
+(linen), ``from_nnx`` (flax NNX) and ``from_equinox`` adapt modules of those libraries (optional
+extras: ``pip install 'gbl_jax[flax]'`` or ``'gbl_jax[equinox]'``).
 """
 
 from __future__ import annotations
@@ -145,6 +145,60 @@ def from_equinox(make: Callable[[jax.Array], Any], to_dist: Callable[[Any], Any]
         if key is None:
             return jax.vmap(lambda xi: call(xi, None))(x)
         return jax.vmap(call)(x, jax.random.split(key, x.shape[0]))
+
+    label = name or type(reference).__name__
+    if stochastic:
+        return Model(init, lambda params, x, key=None: to_dist(forward(params, x, key)), label, True)
+    return Model(init, lambda params, x: to_dist(forward(params, x, None)), label, False)
+
+
+def from_nnx(make: Callable[[jax.Array], Any], to_dist: Callable[[Any], Any], *,
+             stochastic: bool = False, rng: str = "dropout", name: str | None = None) -> Model:
+    """Adapts a flax NNX module: params are its ``nnx.Param`` state, its graph is held fixed.
+
+    ``make(key)`` is split once into a graph definition and state (``nnx.split``); ``apply``
+    merges the params back into that graph (``nnx.merge``) and calls the module, so the model
+    is pure: nothing the module writes to itself during a call is kept.
+
+    Args:
+      make: ``key -> module``, e.g. ``lambda key: Net(rngs=nnx.Rngs(key))``: every seed needs
+        its own initialization, so a built module is refused (it holds one init). So is a
+        module with variables besides ``nnx.Param`` (BatchNorm statistics, a kept RNG stream).
+      to_dist: maps the module's output to a distribution, e.g.
+        ``lambda z: gbl.Bernoulli(z[:, 0])``.
+      stochastic: the module's ``__call__`` takes ``rngs=`` (dropout). Training passes
+        ``rngs=nnx.Rngs(**{rng: key})``; evaluation passes ``rngs=None``, so write the module to
+        be deterministic then, e.g. ``self.dropout(h, deterministic=rngs is None, rngs=rngs)``.
+      rng: the name of the random stream that ``rngs`` carries when training.
+      name: the model's name (default: the module's class name).
+    """
+    from flax import nnx
+
+    if isinstance(make, nnx.Module):
+        raise ValueError(
+            "from_nnx needs a function key -> module (e.g. lambda key: Net(rngs=nnx.Rngs(key))), "
+            f"not a built {type(make).__name__}: a sweep draws one initialization per seed")
+    reference = make(jax.random.PRNGKey(0))
+    graphdef, _, *others = nnx.split(reference, nnx.Param, ...)
+    kinds = sorted({type(v).__name__ for v in jax.tree.leaves(
+        others[0], is_leaf=lambda v: isinstance(v, nnx.Variable))})
+    if kinds:   # held fixed by a pure apply, each would be wrong silently
+        raise ValueError(
+            f"from_nnx: {type(reference).__name__} holds variable(s) of type {kinds} besides "
+            "nnx.Param: not supported. BatchNorm's BatchStat would stay at its initial value (use "
+            "nnx.LayerNorm or nnx.GroupNorm); an RNG stream kept in the module (nnx.Dropout(rate, "
+            "rngs=rngs)) would draw the same numbers every step (build nnx.Dropout(rate), take "
+            "rngs= in __call__ and pass stochastic=True)")
+
+    def init(key, x):
+        del x
+        return nnx.split(make(key), nnx.Param, ...)[1]
+
+    def forward(params, x, key):
+        module = nnx.merge(graphdef, params)
+        if not stochastic:
+            return module(x)
+        return module(x, rngs=None if key is None else nnx.Rngs(**{rng: key}))
 
     label = name or type(reference).__name__
     if stochastic:

@@ -16,8 +16,9 @@ import jax.numpy as jnp
 
 from gbl_jax import heads
 from gbl_jax.checks import require_int
-from gbl_jax.data_record import Data
+from gbl_jax.data_record import Data, HeadT
 from gbl_jax.datasets import digits, load, mnist1d
+from gbl_jax.heads import Head
 
 __all__ = ["Data", "Problem", "REGISTRY", "bishop_inverse", "circles", "digits", "load", "make",
            "mnist1d", "sine", "teacher_student", "two_spirals", "xor"]
@@ -27,13 +28,13 @@ def _require_n(name: str, n: int, least: int = 2) -> None:
     require_int(f"{name}: n", n, least)
 
 
-def xor() -> Data:
+def xor() -> Data[Head]:
     """The four points of XOR: x [4, 2] in {0, 1}^2, y [4] = x1 xor x2 (section 6.1)."""
     x = jnp.asarray([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
     return Data(x, jnp.asarray([0.0, 1.0, 1.0, 0.0]), heads.bernoulli(), "xor")
 
 
-def two_spirals(key: jax.Array, n: int, *, turns: float = 1.5, noise: float = 0.05) -> Data:
+def two_spirals(key: jax.Array, n: int, *, turns: float = 1.5, noise: float = 0.05) -> Data[Head]:
     """Two interleaved spirals (Lang & Witbrock 1988): x [n, 2], y [n] in {0, 1}.
 
     Points of class 0 lie on r = t / (2 pi turns), angle t; class 1 is class 0 rotated by pi.
@@ -48,7 +49,7 @@ def two_spirals(key: jax.Array, n: int, *, turns: float = 1.5, noise: float = 0.
     return Data(x + noise * jax.random.normal(k_noise, (n, 2)), y, heads.bernoulli(), "two_spirals")
 
 
-def circles(key: jax.Array, n: int, *, inner: float = 0.5, noise: float = 0.05) -> Data:
+def circles(key: jax.Array, n: int, *, inner: float = 0.5, noise: float = 0.05) -> Data[Head]:
     """Two concentric circles, radius 1 (y = 0) and ``inner`` (y = 1): x [n, 2], y [n]."""
     _require_n("circles", n)
     k_angle, k_noise = jax.random.split(key)
@@ -59,7 +60,7 @@ def circles(key: jax.Array, n: int, *, inner: float = 0.5, noise: float = 0.05) 
     return Data(x + noise * jax.random.normal(k_noise, (n, 2)), y, heads.bernoulli(), "circles")
 
 
-def sine(key: jax.Array, n: int, *, noise: float = 0.1) -> Data:
+def sine(key: jax.Array, n: int, *, noise: float = 0.1) -> Data[Head]:
     """y = sin(x) + N(0, noise^2), x ~ U(-pi, pi): x [n, 1], y [n, 1]."""
     _require_n("sine", n)
     k_x, k_noise = jax.random.split(key)
@@ -68,7 +69,7 @@ def sine(key: jax.Array, n: int, *, noise: float = 0.1) -> Data:
     return Data(x, y, heads.gaussian(1), "sine")
 
 
-def bishop_inverse(key: jax.Array, n: int) -> Data:
+def bishop_inverse(key: jax.Array, n: int) -> Data[Head]:
     """Bishop's inverse problem: t ~ U(0, 1), x = t + 0.3 sin(2 pi t) + U(-0.1, 0.1), target t.
 
     The map x -> t is multi-valued for x in roughly (0.35, 0.65), so a single Gaussian can only
@@ -83,7 +84,7 @@ def bishop_inverse(key: jax.Array, n: int) -> Data:
     return Data(x, t, heads.mixture_density(3, 1), "bishop_inverse")
 
 
-def teacher_student(key: jax.Array, n: int, in_dim: int, teacher_width: int) -> Data:
+def teacher_student(key: jax.Array, n: int, in_dim: int, teacher_width: int) -> Data[Head]:
     """A planted two-layer ReLU teacher labels Gaussian inputs: y = sum_j relu(w_j . x).
 
     Teacher rows w_j are independent unit vectors; output weights are fixed to one, as in
@@ -100,7 +101,7 @@ def teacher_student(key: jax.Array, n: int, in_dim: int, teacher_width: int) -> 
     return Data(x, y, heads.gaussian(1), "teacher_student")
 
 
-def _first(data: Data, n: int) -> Data:
+def _first(data: Data[HeadT], n: int) -> Data[HeadT]:
     """A fixed data set's first n training examples; its test split stays whole."""
     _require_n(data.name, n)
     if n > len(data.y):
@@ -118,7 +119,7 @@ class Problem(NamedTuple):
     their training size, takes all) and keeps the test split whole.
     """
 
-    make: Callable[[jax.Array, int], Data]
+    make: Callable[[jax.Array, int], Data[Head]]
     description: str
     default_n: int
 
@@ -140,7 +141,7 @@ REGISTRY: dict[str, Problem] = {
 }
 
 
-def make(name: str, key: jax.Array, n: int | None = None) -> Data:
+def make(name: str, key: jax.Array, n: int | None = None) -> Data[Head]:
     """The registered problem ``name`` with ``n`` points (its default size if None)."""
     if name not in REGISTRY:
         raise ValueError(f"unknown problem {name!r}; choose one of {sorted(REGISTRY)}")

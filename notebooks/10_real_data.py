@@ -37,7 +37,6 @@ import numpy as np
 import optax
 
 import gbl_jax as gbl
-import gbl_jax.plots
 
 gbl.use_cpu_cores()
 

@@ -1,5 +1,6 @@
-"""The model protocol: hand-written, residual, image, flax, equinox and stochastic models go
-through train and sweep with defaults; Data is a real pair and a pytree; bad models are refused."""
+"""The model protocol: hand-written, residual, image, flax (linen and NNX), equinox and stochastic
+models go through train and sweep with defaults; Data is a real pair and a pytree; bad models are
+refused."""
 
 import types
 
@@ -131,6 +132,83 @@ def test_equinox_module_and_a_built_module_is_refused():
     assert np.ptp(out.losses[:, 0]) > 0   # every seed has its own init
     with pytest.raises(ValueError, match="function key -> module"):
         gbl.models.from_equinox(make(KEY), lambda z: gbl.Bernoulli(z[:, 0]))
+
+
+
+def nnx_mlp(nnx, *, norm=None, dropout=0.0, keep_rngs=False):
+    """A 2-8-1 tanh net as an NNX module; ``norm`` (a class) after the hidden layer; dropout
+    draws from ``rngs`` when it is given and is off when it is None (or from a stream the module
+    keeps, with ``keep_rngs``)."""
+
+    class Net(nnx.Module):
+        def __init__(self, rngs):
+            self.hidden = nnx.Linear(2, 8, rngs=rngs)
+            self.norm = norm(8, rngs=rngs) if norm else None
+            self.drop = nnx.Dropout(dropout, rngs=rngs if keep_rngs else None)
+            self.out = nnx.Linear(8, 1, rngs=rngs)
+
+        def __call__(self, x, rngs=None):
+            h = jnp.tanh(self.hidden(x))
+            h = self.norm(h) if self.norm else h
+            return self.out(self.drop(h, deterministic=rngs is None, rngs=rngs))
+
+    return lambda key: Net(nnx.Rngs(key))
+
+
+def to_bernoulli(z):
+    return gbl.Bernoulli(z[:, 0])
+
+
+def test_nnx_module_matches_the_module_itself_and_trains():
+    nnx = pytest.importorskip("flax.nnx")
+    make = nnx_mlp(nnx)
+    model = gbl.models.from_nnx(make, to_bernoulli)
+    params, module = model.init(KEY, XOR.x), make(KEY)
+    np.testing.assert_allclose(model.apply(params, XOR.x).logits, module(XOR.x)[:, 0], rtol=1e-6)
+    # the gradient through merge is nnx.grad's on the stateful module, leaf for leaf
+    grads = jax.grad(lambda p: gbl.nll(model.apply(p, XOR.x), XOR.y))(params)
+    want = nnx.grad(lambda m: gbl.nll(to_bernoulli(m(XOR.x)), XOR.y))(module)
+    assert jax.tree.structure(grads) == jax.tree.structure(want)
+    for got, ref in zip(jax.tree.leaves(grads), jax.tree.leaves(want)):
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-7)
+    assert max(float(jnp.abs(g).max()) for g in jax.tree.leaves(grads)) > 1e-3   # not all zero
+
+    out = gbl.sweep(model, ADAM, XOR, key=KEY, seeds=4, steps=300)
+    assert out.final_loss.shape == (4,) and out.final_loss.max() < 0.05
+    assert np.ptp(out.losses[:, 0]) > 0   # every seed has its own init
+    single = gbl.train(model, ADAM, XOR, key=jax.random.split(KEY, 4)[2], steps=300)
+    np.testing.assert_allclose(out.final_loss[2], single.final_loss, rtol=1e-4, atol=1e-6)
+
+
+def test_nnx_refuses_a_built_module_batch_statistics_and_a_kept_rng_stream():
+    """A pure apply holds every non-Param variable at its first value: BatchNorm statistics
+    would never update, and a kept stream would give the same dropout mask every step."""
+    nnx = pytest.importorskip("flax.nnx")
+    with pytest.raises(ValueError, match="function key -> module"):
+        gbl.models.from_nnx(nnx_mlp(nnx)(KEY), to_bernoulli)
+    with pytest.raises(ValueError, match=r"Net holds variable\(s\) of type \['BatchStat'\]"):
+        gbl.models.from_nnx(nnx_mlp(nnx, norm=nnx.BatchNorm), to_bernoulli)
+    with pytest.raises(ValueError, match=r"\['RngCount', 'RngKey'\].*same numbers every step"):
+        gbl.models.from_nnx(nnx_mlp(nnx, dropout=0.5, keep_rngs=True), to_bernoulli)
+    normed = gbl.models.from_nnx(nnx_mlp(nnx, norm=nnx.LayerNorm), to_bernoulli)
+    assert np.isfinite(gbl.train(normed, ADAM, XOR, key=KEY, steps=5).final_loss)
+
+
+def test_stochastic_nnx_module_draws_dropout_from_the_data_key():
+    nnx = pytest.importorskip("flax.nnx")
+    model = gbl.models.from_nnx(nnx_mlp(nnx, dropout=0.5), to_bernoulli, stochastic=True)
+    assert model.stochastic
+    k_a, k_b = jax.random.split(KEY)
+    a = gbl.train(model, ADAM, XOR, key=KEY, steps=50, data_key=k_a)
+    b = gbl.train(model, ADAM, XOR, key=KEY, steps=50, data_key=k_b)
+    assert not np.allclose(a.losses, b.losses)           # the dropout masks follow the data key
+    out = gbl.sweep(model, ADAM, XOR, key=KEY, seeds=2, steps=50)
+    assert np.all(np.isfinite(out.final_loss)) and np.ptp(out.losses[:, 1]) > 0
+    # evaluation passes rngs=None: deterministic, so the final loss is that of the final params
+    final = gbl.nll(model.apply(a.params, XOR.x), XOR.y)
+    np.testing.assert_allclose(a.final_loss, final, rtol=1e-6)
+    np.testing.assert_array_equal(model.apply(a.params, XOR.x).logits,
+                                  model.apply(a.params, XOR.x, key=None).logits)
 
 
 def dropout_model(rate=0.5):

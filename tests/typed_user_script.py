@@ -1,7 +1,7 @@
 """A user's script with type annotations: ``tests/test_typing.py`` runs it and type-checks it.
 
-It touches the public API the way a user would: every distribution family, a model, ``train``,
-``sweep`` and ``spread``. mypy must accept it as written.
+It touches the public API the way a user would: every distribution family, a model built on a
+problem's head, ``train``, ``sweep`` and ``spread``. mypy and pyright must accept it as written.
 """
 
 import jax
@@ -46,7 +46,11 @@ def sweep_xor(model: gbl.Model) -> gbl.Spread:
 
 def main() -> None:
     losses = nll_of_each_family(jax.random.PRNGKey(1))
-    model = gbl.mlp([8], gbl.heads.bernoulli())
+    data = gbl.problems.xor()
+    model = gbl.mlp([8], data.head)   # the README's line: a built-in problem's head is a Head
+    hand_made: gbl.problems.Data[gbl.heads.Head] = gbl.problems.Data(data.x, data.y,
+                                                                     gbl.heads.bernoulli())
+    assert gbl.mlp([8], hand_made.head).name == model.name
     result = train_xor(model)
     spread = sweep_xor(model)
     print({name: round(float(value), 3) for name, value in losses.items()})
