@@ -4,9 +4,9 @@ points before and after aligning hidden units, and basins; with its figure.
 Built on ``landscape``'s public functions, for params stacked over seeds (a ``--keep-params``
 run folder's params.npz, or ``sweep(..., keep_params=True)``):
 
-  rep = landscape_report(model, data, out.init_params, out.params, diverged=out.diverged)
-  rep.as_dict()["interpolation"]["monotone_share"]
-  fig = landscape_figure(rep.curves, rep.monotone, rep.barriers, title="xor")
+    rep = landscape_report(model, data, out.init_params, out.params, diverged=out.diverged)
+    rep.as_dict()["interpolation"]["monotone_share"]
+    fig = landscape_figure(rep.curves, rep.monotone, rep.barriers, title="xor")
 
 References:
   Goodfellow, Vinyals & Saxe (2015); Frankle et al. (2020); Ainsworth, Hayase & Srinivasa

@@ -1,8 +1,8 @@
 """Every notebook executes from a clean kernel (they are stored as jupytext .py files), and
-notebooks 01-07 and 10 reproduce the numbers the README quotes from them.
+notebooks 01-07 and 10 reproduce the numbers docs/notebooks/index.md quotes from them.
 
 Each notebook ends by printing its key numbers on one line, ``RESULTS {json}``; the checks below
-hold those numbers to the README's claims with the tolerances stated in each.
+hold those numbers to those claims with the tolerances stated in each.
 """
 
 import json
