@@ -246,7 +246,9 @@ def _summary(results: dict, out: Path) -> str:
                                              results["critical_points"]["counts"].items())))
     if "note" in results:
         rows.append(("note", results["note"]))
-    rows.append(("time", f"{results['wall_s']:.1f} s (compile {results['compile_s']:.1f} s)"))
+    rows.append(("time", f"{results['wall_s']:.1f} s (compile {results['compile_s']:.1f} s)"
+                 + (f", classifying the end points {results['classify_s']:.1f} s"
+                    if "classify_s" in results else "")))
     rows.append(("written to", str(out)))
     width = max(len(k) for k, _ in rows)
     table = [f"  {k:<{width}}  {v}" for k, v in rows]

@@ -74,6 +74,9 @@ def join(timeout_s: float, **kwargs) -> tuple[int, int]:
         else:
             _wait_for(host.strip("[]"), int(port), timeout_s)
         kwargs["initialization_timeout"] = max(1, int(timeout_s))
+    # JAX's preemption service takes SIGTERM for itself (to sync a checkpoint step), so a
+    # worker would not stop on it; a sweep resumes from its chunks, so SIGTERM stops it.
+    jax.config.update("jax_enable_preemption_service", False)
     jax.distributed.initialize(**kwargs)
     return jax.process_index(), jax.process_count()
 

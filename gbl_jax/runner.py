@@ -198,16 +198,22 @@ def run(planned: Planned, folder: runstore.RunFolder, config: dict, *, resume: b
         wall_s = time.perf_counter() - begin
         chunks = folder.load_chunks(planned.template, total, stamp)
         result = _held_out_as_test(sweeps.merge_chunks(plan, chunks, wall_s))
-        cp = None
+        cp, classify_s = None, None
         if config["classify"]:
             flat = jax.tree.map(lambda a: a.reshape((-1,) + a.shape[len(plan.grid_shape) + 1:]),
                                 result.params)
+            if progress:   # one batched computation: no bar, but never silence
+                n_params = sum(a[0].size for a in jax.tree.leaves(flat))
+                print(f"classifying {total} end points (the Hessian spectrum of {n_params} "
+                      "params each) ...", file=sys.stderr, flush=True)
+            start = time.perf_counter()
             cp = gbl_jax.critical_points(built.model, built.data, flat, loss=built.loss,
                                          grad_tol=config["grad_tol"] or 1e-3,
                                          diverged=result.diverged.reshape(-1))
+            classify_s = time.perf_counter() - start
         info = {"versions": results.versions(), "devices": [str(d) for d in plan.devices],
                 "processes": count, "wall_s": wall_s, "compile_s": compile_s,
-                "compile_cache": compile_cache}
+                "classify_s": classify_s, "compile_cache": compile_cache}
         title = sweep_report.title(config, result.grid)
         return folder.finish(result, config, sweep_report.results_of(result, config, info, cp),
                              sweep_report.figures_of(result, config, title, cp), cp)

@@ -34,7 +34,8 @@ def results_of(result, config: dict, info: dict, cp=None) -> dict:
     Args:
       result: the merged ``SweepResult``.
       config: the resolved config (``threshold`` and ``threshold_rule`` included).
-      info: versions, devices, processes, wall_s, compile_s and compile_cache.
+      info: versions, devices, processes, wall_s (the sweep), compile_s, classify_s (the
+        end points' classification, None without it) and compile_cache.
       cp: ``CriticalPoints`` of every run (flattened cell-major), or None.
     """
     threshold = config["threshold"]
@@ -51,6 +52,7 @@ def results_of(result, config: dict, info: dict, cp=None) -> dict:
         "processes": info["processes"], "wall_s": info["wall_s"],
         "compile_s": info["compile_s"],
         "compile_cache": info["compile_cache"],
+        **({"classify_s": info["classify_s"]} if info.get("classify_s") is not None else {}),
     }
     test = {name[5:]: _metric_stats(values, result.diverged)
             for name, values in result.final_metrics.items() if name.startswith("test_")}

@@ -453,6 +453,7 @@ def test_classify_and_grad_tol_add_per_seed_columns_and_counts(grid_run):
         assert (float(r["grad_norm"]) > 1e-4) == (r["kind"] == "not_converged")
         assert float(r["min_eig"]) <= float(r["max_eig"]) and int(r["converged_step"]) >= -1
     assert results["converged"]["grad_tol"] == 1e-4
+    assert results["classify_s"] > 0   # timed apart from the sweep's wall_s
 
 
 def test_keep_params_stores_every_runs_params(grid_run):

@@ -51,3 +51,23 @@ def test_one_process_needs_no_runtime():
     launch.set_cpu_devices(None)   # leaves JAX as it is
     assert launch.local_devices(None) == jax.local_devices()
     assert launch.local_devices(1) == jax.local_devices()[:1]
+
+
+def test_joining_leaves_sigterm_to_the_worker(monkeypatch):
+    """JAX's preemption service would take SIGTERM; join turns it off before initializing."""
+    seen = {}
+
+    def initialize(**kwargs):
+        seen["preemption"] = jax.config.jax_enable_preemption_service
+        seen.update(kwargs)
+
+    monkeypatch.setattr(jax.distributed, "initialize", initialize)
+    monkeypatch.setattr(jax, "process_index", lambda: 0)
+    monkeypatch.setattr(jax, "process_count", lambda: 1)
+    before = jax.config.jax_enable_preemption_service
+    try:
+        assert launch.join(5.0, coordinator_address=f"127.0.0.1:{launch.free_port()}",
+                           num_processes=1, process_id=0) == (0, 1)
+    finally:
+        jax.config.update("jax_enable_preemption_service", before)
+    assert seen["preemption"] is False and seen["initialization_timeout"] == 5
