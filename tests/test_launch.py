@@ -31,11 +31,17 @@ def _python(code):
     return subprocess.Popen([sys.executable, "-c", code])
 
 
-def test_wait_reports_the_first_failure_and_kills_the_rest():
+def test_wait_reports_the_first_failure_and_kills_the_rest(tmp_path):
     begin = time.monotonic()
-    stubborn = "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(60)"
-    workers = [_python("import time; time.sleep(60)"), _python(stubborn),
-               _python("import time; time.sleep(1); raise SystemExit(3)")]
+    # the failing worker waits until the others are past their start-up (a Ctrl-C that lands
+    # while Python is still starting can be lost, as on a busy machine)
+    ready = "import pathlib, signal, time; {} pathlib.Path(r'{}').touch(); time.sleep(60)"
+    a, b = tmp_path / "a", tmp_path / "b"
+    fail = (f"import os, time\nwhile not (os.path.exists(r'{a}') and os.path.exists(r'{b}')): "
+            "time.sleep(0.05)\nraise SystemExit(3)")
+    workers = [_python(ready.format("", a)),
+               _python(ready.format("signal.signal(signal.SIGINT, signal.SIG_IGN);", b)),
+               _python(fail)]
     assert launch.wait(workers) == (2, 3)
     # Ctrl-C first (a worker between chunks stops cleanly), a kill for one that ignores it
     assert workers[0].returncode == -signal.SIGINT and workers[1].returncode == -signal.SIGKILL
