@@ -14,11 +14,11 @@ import math
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import gbl_jax
 from gbl_jax import heads as heads_module
-from gbl_jax import costs, inits, nets, problems, runstore, thresholds, usercode
+from gbl_jax import costs, convnets, inits, memory, nets, problems, runstore, thresholds, usercode
 from gbl_jax.checks import require_int
-from gbl_jax.runconfig import user_call
+from gbl_jax.distributions import Bernoulli, Categorical
+from gbl_jax.runconfig import default_log_every, user_call
 
 # Defaults of `sweep`; None in the parser so that --resume can tell what was given explicitly.
 SWEEP_DEFAULTS = {
@@ -169,7 +169,7 @@ def resolve_config(raw: dict, stored: bool = False) -> dict:
         if not isinstance(config[name], bool):
             raise UsageError(f"{name} must be true or false, got {config[name]!r}")
     if config["log_every"] is None:
-        config["log_every"] = max(1, -(-config["steps"] // 100))
+        config["log_every"] = default_log_every(config["steps"])
     if config["log_every"] > config["steps"]:
         raise UsageError(f"--log-every ({config['log_every']}) must not exceed --steps "
                          f"({config['steps']})")
@@ -313,17 +313,17 @@ def _build(options: tuple, stamp: tuple | None) -> Built:   # stamp: part of the
         elif head is None:
             raise UsageError(f"{where} names no output unit; pass --head")
         elif config["channels"] is not None:
-            model = gbl_jax.cnn1d(parse_hidden(config["channels"]), head,
+            model = convnets.cnn1d(parse_hidden(config["channels"]), head,
                                   activation=config["activation"], init=config["init"])
         else:
-            model = gbl_jax.mlp(parse_hidden(config["hidden"]), head,
+            model = nets.mlp(parse_hidden(config["hidden"]), head,
                                 activation=config["activation"], init=config["init"])
         params = user_call("model.init(key, x)", data.x, model.init, jax.random.PRNGKey(0),
                            data.x)
         dist = user_call("model.apply(params, x)", data.x, model.apply, params, data.x)
     except (ValueError, TypeError) as err:
         raise UsageError(f"{where}: {str(err).splitlines()[0]}") from None
-    classifier = isinstance(dist, (gbl_jax.Bernoulli, gbl_jax.Categorical))
+    classifier = isinstance(dist, (Bernoulli, Categorical))
     metrics = {"accuracy": costs.accuracy} if classifier and data.test is not None else {}
     grid = grid_of(config)
     fn, kwargs, _ = OPTIMIZERS[config["optimizer"]]
@@ -332,7 +332,7 @@ def _build(options: tuple, stamp: tuple | None) -> Built:   # stamp: part of the
             learning_rate=grid["learning_rate"][0], **kwargs)
     else:
         optimizer = getattr(optax, fn)(config["lr"], **kwargs)
-    return Built(data, model, head, optimizer, getattr(gbl_jax, LOSSES[config["loss"]]), grid,
+    return Built(data, model, head, optimizer, getattr(costs, LOSSES[config["loss"]]), grid,
                  metrics)
 
 
@@ -349,11 +349,11 @@ def _data(config: dict):
     key = jax.random.PRNGKey(config["seed"] + 1)
     make = lambda k: problems.make(config["problem"], k, config["n"])   # noqa: E731
     shapes = jax.eval_shape(make, key)
-    data_bytes = sum(math.prod(a.shape) * a.dtype.itemsize for a in jax.tree.leaves(shapes))
-    if 4 * data_bytes > runstore.available_memory():
-        raise UsageError(f"--n {config['n']}: the data would take {runstore.size_text(data_bytes)}"
-                         f" (x4 while training); {runstore.size_text(runstore.available_memory())}"
-                         " is available")
+    data_bytes = memory.tree_bytes(shapes)
+    have = memory.available()
+    if have is not None and 4 * data_bytes > have:
+        raise UsageError(f"--n {config['n']}: the data would take {memory.size_text(data_bytes)}"
+                         f" (x4 while training); {memory.size_text(have)} is available")
     if config["n"] is not None:
         made = shapes[0].shape[0]   # x
         if made != config["n"]:

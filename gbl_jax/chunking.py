@@ -50,6 +50,11 @@ MAX_CHUNK = 65536
 SEGMENTS = 16                   # segments of the budget between repacks (run to convergence)
 
 
+def tree_bytes(tree) -> int:
+    """Bytes of a pytree of arrays (or of their shapes)."""
+    return sum(math.prod(a.shape) * np.dtype(a.dtype).itemsize for a in jax.tree.leaves(tree))
+
+
 def _jaxpr_bytes(jaxpr) -> int:
     """Bytes of every value an equation of ``jaxpr`` (and its sub-jaxprs) produces."""
     total = 0
@@ -81,9 +86,7 @@ def _step_bytes(cfg: RunConfig, x, y) -> tuple[int, int]:
     yb = jax.ShapeDtypeStruct((bs,) + y.shape[1:], y.dtype)
     objective = lambda p, a, b: cfg.loss(apply_model(cfg.model, p, a, None), b)  # noqa: E731
     jaxpr = jax.make_jaxpr(jax.value_and_grad(objective))(params, xb, yb)
-    param_bytes = sum(math.prod(s.shape) * np.dtype(s.dtype).itemsize
-                      for s in jax.tree.leaves(params))
-    return param_bytes, _jaxpr_bytes(jaxpr.jaxpr)
+    return tree_bytes(params), _jaxpr_bytes(jaxpr.jaxpr)
 
 
 def _device_budget(device) -> int | None:

@@ -28,10 +28,12 @@ import sys
 import time
 from pathlib import Path
 
-import gbl_jax
+from gbl_jax import __version__
 from gbl_jax import build, inits, landscape_report, launch, nets, problems, runner, runstore
 from gbl_jax import sweep_report
 from gbl_jax.build import SWEEP_DEFAULTS, UsageError, check_int, check_numbers
+from gbl_jax.comparisons import compare
+from gbl_jax.compilation import enable_compilation_cache
 
 
 class _Parser(argparse.ArgumentParser):
@@ -50,7 +52,7 @@ def _compile_cache(args) -> str | None:
     if args.no_compile_cache:
         return None
     try:
-        return str(gbl_jax.enable_compilation_cache(args.compile_cache))
+        return str(enable_compilation_cache(args.compile_cache))
     except OSError as err:
         raise UsageError(f"--compile-cache: {err}") from None
 
@@ -358,8 +360,8 @@ def _compare(args: argparse.Namespace) -> int:
         raise UsageError(f"the two runs' thresholds differ or are not recorded ({thresholds[0]} "
                          f"and {thresholds[1]}); pass --threshold")
     resamples = check_int("resamples", args.resamples, 100)
-    comparison = gbl_jax.compare(loaded[0], loaded[1], threshold=threshold,
-                                 resamples=resamples, seed=check_int("seed", args.seed, 0))
+    comparison = compare(loaded[0], loaded[1], threshold=threshold,
+                         resamples=resamples, seed=check_int("seed", args.seed, 0))
     print(f"  A  {args.dir_a}\n  B  {args.dir_b}")
     print(comparison.summary())
     return 0
@@ -378,7 +380,7 @@ def _tour(args: argparse.Namespace) -> int:
     import jax.numpy as jnp
     import optax
 
-    gbl = gbl_jax
+    import gbl_jax as gbl   # the tour shows the public face, as a user's script would use it
     key = jax.random.PRNGKey(check_int("seed", args.seed, 0, build.MAX_SEED))
     k_f, k_y = jax.random.split(key)
     f = jax.random.normal(k_f, (256, 2))
@@ -408,7 +410,7 @@ def _tour(args: argparse.Namespace) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="gbl-jax", description="Gradient-based learning (Deep Learning 6.2) "
                      "in JAX: init-sensitivity sweeps.")
-    parser.add_argument("--version", action="version", version=f"gbl-jax {gbl_jax.__version__}")
+    parser.add_argument("--version", action="version", version=f"gbl-jax {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     cache = _Parser(add_help=False)
     cache.add_argument("--compile-cache", metavar="DIR", help="folder of JAX's persistent "

@@ -10,12 +10,16 @@ So ``nll(Normal(f, 1), y) == 0.5 * mse(f, y) + (D / 2) log(2 pi)`` for y of shap
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from gbl_jax.densities import _check_value_shape, _require_integer_labels, _shape_str
 from gbl_jax.distributions import Bernoulli, Categorical
+
+Loss = Callable[[Any, jax.Array], jax.Array]   # loss(model output, y) -> scalar, e.g. nll
 
 
 def _check_examples(name: str, what: str, shape: tuple[int, ...]) -> None:

@@ -23,13 +23,12 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from gbl_jax.checks import require_finite_number, require_int
-from gbl_jax.costs import nll
+from gbl_jax.costs import Loss, nll
 from gbl_jax.models import apply_model, check_model
 from gbl_jax.nets import ACTIVATIONS
 from gbl_jax.results import SweepResult, stacked_of
 from gbl_jax.spreads import wilson_interval
 
-Loss = Callable[[Any, jax.Array], jax.Array]
 _FLOAT_BUDGET = 2 ** 26        # floats per compiled chunk (256 MiB of float32), a rough bound
 _ODD = ("tanh", "identity")    # f(-z) = -f(z): a hidden unit's sign can be flipped too
 

@@ -12,14 +12,12 @@ checks the chunk before the first one runs.
 from __future__ import annotations
 
 import functools
-import math
 import os
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from gbl_jax.chunking import step_bytes
+from gbl_jax.chunking import step_bytes, tree_bytes
 from gbl_jax.runconfig import RunConfig
 
 FEWER = ("use fewer seeds or a seed_range at a time, log fewer points (log_every), or leave "
@@ -57,11 +55,6 @@ def require(what: str, need: int, have: int | None, where: str, hint: str) -> No
                          f"{size_text(have)} is available; {hint}")
 
 
-def tree_bytes(tree) -> int:
-    """Bytes of a pytree of arrays (or of their shapes)."""
-    return sum(math.prod(a.shape) * np.dtype(a.dtype).itemsize for a in jax.tree.leaves(tree))
-
-
 def key_bytes(key) -> int:
     """Bytes of one key's data (a typed key's too)."""
     key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
@@ -95,7 +88,7 @@ def check_sweep(plan) -> None:
     result = result_bytes(plan.cfg, x, plan.keep_params)
     train = train_bytes(plan.cfg, x, y) + result
     n, size, n_dev = len(plan.runs), plan.chunk_size, len(plan.devices)
-    chunk = size * train + sum(a.nbytes for a in plan.data if a is not None)
+    chunk = size * train + tree_bytes(plan.data)
     results = 2 * n * result
     hint = (FEWER if results > chunk else "use a smaller chunk_size" if size > n_dev
             else "use a smaller model or batch_size")

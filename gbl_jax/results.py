@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gbl_jax.atomic_files import json_safe, write_json, write_npz
+from gbl_jax.training import split_keys
 
 FORMAT = 3
 ARRAYS, RESULTS = "sweep.npz", "results.json"
@@ -84,7 +85,7 @@ class SweepResult(NamedTuple):
         """Keyword arguments that make ``train`` repeat run (cell, seed) of this sweep."""
         keys = jnp.asarray(self.keys)
         key = keys[seed] if "init" in self.vary else keys[0]
-        data_key = jax.random.split(keys[seed if "data" in self.vary else 0])[1]
+        data_key = split_keys(keys[seed if "data" in self.vary else 0])[1]
         cell = tuple(cell)
         if len(cell) != len(self.grid):
             raise ValueError(f"rerun: cell must index every grid axis {list(self.grid)}, got {cell}")

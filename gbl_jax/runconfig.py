@@ -23,6 +23,13 @@ from gbl_jax.costs import nll
 from gbl_jax.distributions import Bernoulli, Categorical
 from gbl_jax.models import check_model, hashable_model, is_stochastic
 
+LOG_POINTS = 100   # the default log_every keeps about this many points of each loss curve
+
+
+def default_log_every(steps: int) -> int:
+    """The default ``log_every`` for ``steps``: ceil(steps / LOG_POINTS), at least 1."""
+    return max(1, -(-steps // LOG_POINTS))
+
 
 class RunConfig(NamedTuple):
     """Everything static about a run (hashable: the key of its compiled functions)."""

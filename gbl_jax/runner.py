@@ -21,10 +21,10 @@ from typing import NamedTuple
 import jax
 from tqdm import tqdm
 
-import gbl_jax
 from gbl_jax import build, launch, results, runstore, sweep_report, sweeps
 from gbl_jax import memory as gbl_memory
 from gbl_jax.build import UsageError
+from gbl_jax.curvature import critical_points
 
 
 class Planned(NamedTuple):
@@ -207,9 +207,9 @@ def run(planned: Planned, folder: runstore.RunFolder, config: dict, *, resume: b
                 print(f"classifying {total} end points (the Hessian spectrum of {n_params} "
                       "params each) ...", file=sys.stderr, flush=True)
             start = time.perf_counter()
-            cp = gbl_jax.critical_points(built.model, built.data, flat, loss=built.loss,
-                                         grad_tol=config["grad_tol"] or 1e-3,
-                                         diverged=result.diverged.reshape(-1))
+            cp = critical_points(built.model, built.data, flat, loss=built.loss,
+                                 grad_tol=config["grad_tol"] or 1e-3,
+                                 diverged=result.diverged.reshape(-1))
             classify_s = time.perf_counter() - start
         info = {"versions": results.versions(), "devices": [str(d) for d in plan.devices],
                 "processes": count, "wall_s": wall_s, "compile_s": compile_s,

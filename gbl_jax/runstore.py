@@ -36,7 +36,7 @@ import numpy as np
 from gbl_jax import results as results_format
 from gbl_jax.atomic_files import (atomic_write, is_temporary, json_safe, write_csv, write_json,
                                   write_npz)
-from gbl_jax.memory import available as available_memory, size_text  # noqa: F401 (build)
+from gbl_jax.memory import available as available_memory, size_text
 from gbl_jax.sweeps import SweepChunk
 
 MARKER, CONFIG, RESULTS = ".gbl-jax-run", "config.json", results_format.RESULTS

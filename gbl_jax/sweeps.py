@@ -42,11 +42,11 @@ import optax
 from gbl_jax import memory
 from gbl_jax.checks import require_finite_number, require_int
 from gbl_jax.chunking import auto_chunk_size, one_shot_fn, segment_fns, side_by_side, vmaps
-from gbl_jax.costs import nll
+from gbl_jax.costs import Loss, nll
 from gbl_jax.models import is_stochastic
 from gbl_jax.results import SweepResult
-from gbl_jax.runconfig import RunConfig, check_run
-from gbl_jax.training import Loss
+from gbl_jax.runconfig import RunConfig, check_run, default_log_every
+from gbl_jax.training import split_keys
 
 VARY = ("init", "data")
 
@@ -169,7 +169,7 @@ def plan_sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax
     """Validates a sweep's arguments (as ``sweep``) and resolves its defaults; compiles nothing."""
     seeds = require_int("seeds", seeds, 1)
     if log_every is None:
-        log_every = max(1, -(-steps // 100)) if isinstance(steps, int) and steps >= 1 else 1
+        log_every = default_log_every(steps) if isinstance(steps, int) and steps >= 1 else 1
     vary = tuple(vary)
     if not vary or any(v not in VARY for v in vary) or len(set(vary)) != len(vary):
         raise ValueError(f"vary must be a non-empty subset of {VARY}, got {vary}")
@@ -226,7 +226,7 @@ def plan_sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax
 def _split_fn(seeds: int):
     def split(key):
         keys = jax.random.split(key, seeds)
-        return jnp.stack([*jax.vmap(jax.random.split, out_axes=0)(keys).swapaxes(0, 1), keys], 1)
+        return jnp.stack([*jax.vmap(split_keys)(keys), keys], 1)
     return jax.jit(split)
 
 

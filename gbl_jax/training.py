@@ -31,12 +31,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gbl_jax.costs import nll
+from gbl_jax.costs import Loss, nll
 from gbl_jax.loop_order import LoopCarry, first_use_order
 from gbl_jax.runconfig import RunConfig, check_run
 from gbl_jax.models import apply_model, is_stochastic
 
-Loss = Callable[[Any, jax.Array], jax.Array]
 CHECK_EVERY = 50   # at most this many steps between finiteness / convergence checks
 
 

@@ -138,7 +138,7 @@ def test_version_prints_the_package_version(capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["--version"])
     assert exit_info.value.code == 0
-    assert capsys.readouterr().out.strip() == f"gbl-jax {cli.gbl_jax.__version__}"
+    assert capsys.readouterr().out.strip() == f"gbl-jax {gbl.__version__}"
 
 
 def test_options_come_from_the_library_registries():
