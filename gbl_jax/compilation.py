@@ -17,9 +17,12 @@ The command line turns it on by default (``--no-compile-cache`` turns it off).
 from __future__ import annotations
 
 import contextlib
+import dis
 import functools
+import hashlib
 import os
 import sys
+import sysconfig
 import types
 from pathlib import Path
 from typing import Iterator
@@ -46,7 +49,7 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path:
     """
     folder = Path(path) if path is not None else default_cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    if jax.config.jax_compilation_cache_dir != str(folder):
+    if getattr(jax.config, "jax_compilation_cache_dir", None) != str(folder):
         # JAX opens its cache at the first compilation; one opened elsewhere (an earlier call,
         # $JAX_COMPILATION_CACHE_DIR) is closed so the next compilation opens this folder
         _compilation_cache.reset_cache()
@@ -117,7 +120,13 @@ _CANONICAL_SIZE = 256
 # fingerprint -> (the first object seen with it, the objects its fingerprint names by id: kept
 # alive while the entry lives, so no id in a stored fingerprint is reused by another object)
 _canonical: dict = {}
-_ATOMS = (type(None), bool, int, float, complex, str, bytes)
+_MUTABLE = (list, dict, set, bytearray, types.SimpleNamespace)
+_LIBRARY_PATHS = tuple({sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib",
+                                                             "platlib")})
+
+
+class _Unshareable(Exception):
+    """A part whose value could change after the call (a list, a user's object): no sharing."""
 
 
 def _is_module_level(fn) -> bool:
@@ -131,51 +140,96 @@ def _is_module_level(fn) -> bool:
     return target is fn
 
 
-def _fingerprint(obj, keep: list, seen: frozenset = frozenset(), depth: int = 0):
-    """A hashable value equal for objects that compute the same thing; identity where unsure.
+@functools.lru_cache(maxsize=1024)
+def _from_library(module_name: str | None) -> bool:
+    """Whether a module is installed code (the standard library, site-packages, gbl_jax), whose
+    functions and objects a user does not redefine between calls; a notebook's or a script's
+    own module is not."""
+    if not module_name:
+        return False
+    if module_name.split(".")[0] in ("gbl_jax", "builtins", "jax", "jaxlib", "numpy"):
+        return True
+    module = sys.modules.get(module_name)
+    path = getattr(module, "__file__", None)
+    return bool(path) and os.path.abspath(str(path)).startswith(_LIBRARY_PATHS)
 
-    Atoms by value; tuples, lists, dicts, NamedTuples, partials and namespaces by their parts;
-    numpy and JAX arrays by dtype, shape and bytes; a function by its code, its defaults, the
-    values of its closure cells and of the globals its code names (so a closure over
-    ``learning_rate=0.05`` built twice is one value, and a notebook cell that redefines a helper
-    the function calls makes another); module-level functions, classes, modules and every other
-    object by identity (appended to ``keep``).
+
+@functools.lru_cache(maxsize=4096)
+def _global_names(code) -> tuple[str, ...]:
+    """Names a code object (and the code objects nested in it) looks up as globals."""
+    names = [ins.argval for ins in dis.get_instructions(code)
+             if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME")]
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names += _global_names(const)
+    return tuple(dict.fromkeys(names))
+
+
+def _array_key(a: np.ndarray, kind: str, weak: bool):
+    return (kind, a.dtype.str, a.shape, weak, hashlib.blake2b(a.tobytes(), digest_size=16).digest())
+
+
+def _fingerprint(obj, keep: list, seen: frozenset = frozenset(), depth: int = 0):
+    """A hashable value equal only for objects that compute the same thing, whatever happens to
+    them after the call; raises ``_Unshareable`` where that cannot be promised.
+
+    By value: atoms (floats by their bits, so 0.0 and -0.0 differ), exact tuples and
+    NamedTuples, exact ``functools.partial``, JAX arrays and read-only numpy arrays (type, dtype,
+    shape, weak type and a digest of the bytes), and functions defined in user code: their code,
+    defaults, closure values and the globals their code loads (so ``optax.adam(0.05)`` built twice
+    is one value, and a helper redefined or a global changed in a notebook makes another). By
+    identity (appended to ``keep``): classes, modules, and functions and objects of installed
+    libraries. Unshareable: mutable containers, writable numpy arrays, tracers and instances of
+    the user's own classes, whose state a later call could see changed.
     """
-    if isinstance(obj, _ATOMS):
-        return (type(obj).__name__, obj)
-    if id(obj) in seen or depth > 24 or isinstance(obj, (type, types.ModuleType)):
-        keep.append(obj)
-        return ("id", id(obj))
+    kind = type(obj)
+    if kind in (type(None), bool, int, str, bytes):
+        return (kind, obj)
+    if kind is float:
+        return (kind, obj.hex())
+    if kind is complex:
+        return (kind, obj.real.hex(), obj.imag.hex())
+    if id(obj) in seen or depth > 24:
+        raise _Unshareable
     seen = seen | {id(obj)}
     rec = lambda o: _fingerprint(o, keep, seen, depth + 1)  # noqa: E731
-    if isinstance(obj, (np.ndarray, np.generic, jax.Array)):
-        try:
-            a = np.asarray(obj)
-        except Exception:      # a tracer
-            keep.append(obj)
-            return ("id", id(obj))
-        return ("array", a.dtype.str, a.shape, a.tobytes())
+    if isinstance(obj, (type, types.ModuleType)):
+        keep.append(obj)
+        return ("id", id(obj))
+    if isinstance(obj, _MUTABLE):
+        raise _Unshareable
+    if kind is tuple or (isinstance(obj, tuple) and hasattr(kind, "_fields")
+                         and not getattr(obj, "__dict__", None)):   # NamedTuples, no attributes
+        return (kind, tuple(rec(o) for o in obj))
+    if isinstance(obj, jax.Array):
+        if isinstance(obj, jax.core.Tracer):
+            raise _Unshareable
+        return _array_key(np.asarray(obj), "jax", bool(getattr(obj, "weak_type", False)))
+    if isinstance(obj, np.ndarray):
+        if obj.flags.writeable or obj.dtype.hasobject:
+            raise _Unshareable
+        return _array_key(obj, "numpy", False)
+    if isinstance(obj, np.generic) and not isinstance(obj, np.object_):
+        return _array_key(np.asarray(obj), kind.__name__, False)
     if isinstance(obj, np.dtype):
         return ("dtype", obj.str)
-    if isinstance(obj, (tuple, list)):
-        return (type(obj), tuple(rec(o) for o in obj))
-    if isinstance(obj, dict):
-        return (type(obj), tuple((rec(k), rec(v)) for k, v in obj.items()))
-    if isinstance(obj, functools.partial):
-        return ("partial", rec(obj.func), rec(obj.args), rec(obj.keywords))
+    if kind is functools.partial:
+        return (kind, rec(obj.func), rec(obj.args), rec(obj.keywords or None))
     if isinstance(obj, types.MethodType):
         return ("method", rec(obj.__func__), rec(obj.__self__))
-    if isinstance(obj, types.SimpleNamespace):
-        return (type(obj), rec(vars(obj)))
-    if isinstance(obj, types.FunctionType) and not _is_module_level(obj):
+    if isinstance(obj, types.FunctionType) and not (
+            _is_module_level(obj) and _from_library(obj.__module__)):
         code = obj.__code__
         cells = tuple(rec(c.cell_contents) if _filled(c) else ("empty",)
                       for c in (obj.__closure__ or ()))
         names = tuple((n, rec(obj.__globals__[n])) for n in _global_names(code)
                       if n in obj.__globals__)
-        return ("function", code, rec(obj.__defaults__), rec(obj.__kwdefaults__), cells, names)
-    keep.append(obj)
-    return ("id", id(obj))
+        kwdefaults = tuple(sorted((obj.__kwdefaults__ or {}).items()))
+        return ("function", code, rec(obj.__defaults__), rec(kwdefaults), cells, names)
+    if _from_library(getattr(kind, "__module__", None)) or isinstance(obj, types.FunctionType):
+        keep.append(obj)
+        return ("id", id(obj))
+    raise _Unshareable
 
 
 def _filled(cell) -> bool:
@@ -186,31 +240,23 @@ def _filled(cell) -> bool:
     return True
 
 
-def _global_names(code) -> tuple[str, ...]:
-    """Names a code object (and the code objects nested in it) may look up as globals."""
-    names = list(code.co_names)
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            names += _global_names(const)
-    return tuple(dict.fromkeys(names))
-
-
 def canonical(obj):
     """``obj``, or an earlier object equal to it in value (see ``_fingerprint``).
 
     The run configuration holds the canonical model, optimizer, loss and metrics, so a second
     ``sweep`` with a new ``optax.adam(0.05)`` or a rebuilt ``gbl.mlp`` finds the compiled program
-    of the first instead of tracing and compiling again. Objects that cannot be told apart by
-    value (a flax module, an equinox model, any class instance) stay their own.
+    of the first instead of tracing and compiling again. Objects that cannot be promised equal
+    (flax and equinox modules, the user's own classes, closures over lists or dicts such as
+    ``optax.inject_hyperparams``'s) stay their own.
     """
     keep: list = []
-    key = _fingerprint(obj, keep)
+    try:
+        key = _fingerprint(obj, keep)
+    except _Unshareable:
+        return obj
     if key[0] == "id":
         return obj
-    try:
-        found = _canonical.get(key)
-    except TypeError:          # a part that is not hashable after all (a code constant): no sharing
-        return obj
+    found = _canonical.get(key)
     if found is not None:
         return found[0]
     _canonical[key] = (obj, keep)

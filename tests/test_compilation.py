@@ -4,6 +4,7 @@ compiled."""
 
 import json
 import os
+import functools
 import subprocess
 import sys
 
@@ -78,8 +79,13 @@ def test_fingerprint_sees_closures_defaults_and_redefined_globals():
         return lambda v: scale * v
     assert canonical(make(2.0)) is canonical(make(2.0))
     assert canonical(make(2.0)) is not canonical(make(3.0))
-    assert canonical(make(np.ones(3))) is canonical(make(np.ones(3)))
-    assert canonical(make(np.ones(3))) is not canonical(make(np.zeros(3)))
+    assert canonical(make(jnp.ones(3))) is canonical(make(jnp.ones(3)))
+    assert canonical(make(jnp.ones(3))) is not canonical(make(jnp.zeros(3)))
+
+    def with_default(scale=2.0):
+        return lambda v, s=scale: s * v
+    assert canonical(with_default()) is canonical(with_default())
+    assert canonical(with_default(2.0)) is not canonical(with_default(3.0))
     namespace: dict = {"jnp": jnp}
     exec("def helper(v):\n    return v + 1\ndef f(v):\n    return helper(v)", namespace)
     first = canonical(namespace["f"])
@@ -92,4 +98,40 @@ def test_fingerprint_sees_closures_defaults_and_redefined_globals():
     box = Box()
     assert canonical(box) is box
     assert canonical(make(Box())) is not canonical(make(Box()))
+
+
+def test_what_could_change_after_the_call_is_never_shared():
+    """A rebuilt closure must not get an old one whose state has since changed, nor one that
+    only looks alike (the review's collisions, each a case that once compared equal)."""
+    def make(v):
+        return lambda d: v
+    # the user's own object, mutated between the builds: identity is not enough
+    class Cfg:
+        weight = 1.0
+    cfg = Cfg()
+    first = canonical(make(cfg))
+    cfg.weight = 100.0
+    assert canonical(make(cfg)) is not first
+    # mutable containers and writable arrays
+    for value in ([1.0], {"a": 1.0}, np.ones(2)):
+        assert canonical(make(value)) is not canonical(make(value))
+    # values that print alike but compute differently
+    assert canonical(make(0.0)) is not canonical(make(-0.0))
+    assert canonical(make(np.ones(2))) is not canonical(make(jnp.ones(2)))
+    assert canonical(make(jnp.asarray(2.0))) is not canonical(make(jnp.array(2.0, jnp.float32)))
+    frozen, again = np.ones(2), np.ones(2)
+    frozen.flags.writeable = again.flags.writeable = False   # read-only arrays: by value
+    assert canonical(make(frozen)) is canonical(make(again))
+
+    class Half(functools.partial):
+        def __call__(self, *args):
+            return super().__call__(*args) / 2
+    f = lambda a, b: a * b  # noqa: E731
+    assert canonical(make(functools.partial(f, 2))) is not canonical(make(Half(f, 2)))
+    # a user-code helper read through a global: its global is part of the value
+    namespace: dict = {"G": 1.0}
+    exec("def helper(z):\n    return z * G\ndef make():\n    return lambda z: helper(z)", namespace)
+    one = canonical(namespace["make"]())
+    namespace["G"] = 2.0
+    assert canonical(namespace["make"]()) is not one
 
