@@ -246,7 +246,8 @@ class Categorical:
 
     def sample(self, key: jax.Array, shape: tuple[int, ...] = ()) -> jax.Array:
         """Draws [*shape, *batch_shape] integer labels."""
-        return jax.random.categorical(key, jnp.asarray(self.logits), axis=-1,
+        # log_softmax: several +inf logits share the draws, as they share the probability
+        return jax.random.categorical(key, log_softmax(jnp.asarray(self.logits)), axis=-1,
                                       shape=tuple(shape) + self.batch_shape)
 
     def validate(self, y: ArrayLike | None = None) -> None:

@@ -191,7 +191,7 @@ class MixtureNormal:
         k_component, k_noise = jax.random.split(key)
         logits, loc, scale = self._params()
         shape = tuple(shape)
-        component = jax.random.categorical(k_component, logits, axis=-1,
+        component = jax.random.categorical(k_component, log_softmax(logits), axis=-1,
                                            shape=shape + logits.shape[:-1])
         index = jnp.broadcast_to(component[..., None, None], shape + loc.shape[:-2] + (1,) +
                                  loc.shape[-1:])

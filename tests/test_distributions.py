@@ -355,3 +355,10 @@ def test_property_normal_matches_scipy_across_scales(loc, log10_scale, z):
     got = gbl.Normal(jnp.float32(loc), jnp.float32(scale)).log_prob(jnp.float32(y))
     zf = (np.float64(y) - np.float64(np.float32(loc))) / np.float64(scale)
     np.testing.assert_allclose(got, stats.norm.logpdf(zf) - np.log(np.float64(scale)), rtol=1e-4, atol=1e-4)
+
+
+def test_samples_share_the_probability_of_several_infinite_logits():
+    draws = gbl.Categorical(jnp.array([jnp.inf, jnp.inf, 0.0])).sample(jax.random.PRNGKey(0),
+                                                                        (4000,))
+    counts = np.bincount(np.asarray(draws), minlength=3) / 4000
+    np.testing.assert_allclose(counts, [0.5, 0.5, 0.0], atol=0.03)   # 4000 draws: sd 0.008
