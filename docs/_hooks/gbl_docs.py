@@ -1,10 +1,13 @@
 """MkDocs hooks for the gbl_jax site: notebooks as pages, a reference with every public name.
 
 Notebooks are jupytext percent-format ``.py`` files in ``notebooks/``; each becomes the page
-``notebooks/<stem>.md``: its markdown cells as they are, its code cells as Python blocks. They
-are not executed by default: all ten take minutes, and the test suite executes them anyway
-(``tests/test_notebooks.py``). ``GBL_DOCS_EXECUTE=1 mkdocs build`` runs each in a fresh kernel
-first and renders what it printed and the figures it drew under its cells.
+``notebooks/<stem>.md``: its markdown cells as they are, its code cells as Python blocks, and
+under them what the cell printed and the figures it drew. Executing all ten takes minutes, so
+the outputs are rendered once and stored: ``python docs/_hooks/gbl_docs.py`` executes every
+notebook in a fresh kernel and writes ``notebooks/rendered/<stem>.md`` (with the SHA-256 of the
+source it ran) and its figures. The build uses a stored page only while its hash matches the
+notebook (``tests/test_docs.py`` fails on a stale one); otherwise the page is the source alone.
+``GBL_DOCS_EXECUTE=1 mkdocs build`` executes them at build time instead.
 
 The API reference (``docs/reference.md``) is written by hand, grouped by topic; the build fails
 when a name the package makes public (``gbl_jax.__all__``) has no ``::: gbl_jax.NAME`` entry
@@ -15,15 +18,19 @@ from __future__ import annotations
 
 import ast
 import base64
+import hashlib
 import os
 import pathlib
 import re
+import sys
 
 from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
+RENDERED = NOTEBOOKS / "rendered"
+HASH_LINE = "<!-- rendered from notebooks/{name}, source sha256 {digest} -->"
 REFERENCE = "reference.md"
 
 
@@ -84,6 +91,38 @@ def _outputs(cell, stem: str, figures: dict[str, bytes]) -> list[str]:
     return parts
 
 
+def source_digest(path: pathlib.Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def stored_page(path: pathlib.Path) -> tuple[str, dict[str, bytes]] | None:
+    """The stored rendering of a notebook and its figures, if it was made from this source."""
+    page = RENDERED / f"{path.stem}.md"
+    if not page.is_file():
+        return None
+    text = page.read_text()
+    if not text.startswith(HASH_LINE.format(name=path.name, digest=source_digest(path))):
+        return None
+    figures = {f"{path.stem}/{png.name}": png.read_bytes()
+               for png in sorted((RENDERED / path.stem).glob("*.png"))}
+    return text, figures
+
+
+def render_all() -> None:
+    """Executes every notebook and stores its page and figures in ``notebooks/rendered/``."""
+    import shutil
+
+    for path in sorted(NOTEBOOKS.glob("[0-9]*.py")):
+        print(f"executing {path.name} ...", flush=True)
+        page, figures = notebook_page(path, execute=True)
+        shutil.rmtree(RENDERED / path.stem, ignore_errors=True)
+        (RENDERED / path.stem).mkdir(parents=True)
+        for name, png in figures.items():
+            (RENDERED / name).write_bytes(png)
+        header = HASH_LINE.format(name=path.name, digest=source_digest(path))
+        (RENDERED / f"{path.stem}.md").write_text(f"{header}\n{page}")
+
+
 def notebook_page(path: pathlib.Path, execute: bool) -> tuple[str, dict[str, bytes]]:
     """The markdown page of one notebook and its figures (name -> PNG bytes, when executed)."""
     import jupytext
@@ -91,7 +130,8 @@ def notebook_page(path: pathlib.Path, execute: bool) -> tuple[str, dict[str, byt
     nb = jupytext.read(path)
     if execute:
         _execute(nb, path)
-    run = ("Executed for this page." if execute else
+    run = ("Executed from a clean kernel for this page (the test suite runs it too)."
+           if execute else
            "Shown as source, not executed here: the test suite runs it from a clean kernel. "
            f"Open it with `jupytext --to notebook notebooks/{path.name}` (or the `.py` directly "
            "in Jupyter with the jupytext extension).")
@@ -111,8 +151,13 @@ def notebook_page(path: pathlib.Path, execute: bool) -> tuple[str, dict[str, byt
 def on_files(files, config):
     execute = os.environ.get("GBL_DOCS_EXECUTE") == "1"
     for path in sorted(NOTEBOOKS.glob("[0-9]*.py")):
-        page, figures = notebook_page(path, execute)
+        stored = None if execute else stored_page(path)
+        page, figures = stored or notebook_page(path, execute)
         files.append(File.generated(config, f"notebooks/{path.stem}.md", content=page))
         for name, png in figures.items():
             files.append(File.generated(config, f"notebooks/{name}", content=png))
     return files
+
+
+if __name__ == "__main__":
+    sys.exit(render_all())
