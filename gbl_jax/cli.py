@@ -112,7 +112,10 @@ def _join(args) -> tuple[int, int]:
         return 0, 1
     if args.out is None:
         raise UsageError("a multi-process sweep needs --out (a folder every process can reach)")
-    timeout = check_numbers("join_timeout", args.join_timeout, 0.0, strict=True)[0]
+    timeouts = check_numbers("join_timeout", args.join_timeout, 0.0, strict=True)
+    if len(timeouts) != 1:
+        raise UsageError(f"--join-timeout takes one number, got {args.join_timeout!r}")
+    timeout = timeouts[0]
     try:
         return launch.join(timeout, **kwargs)
     except Exception as err:   # noqa: BLE001 - whatever JAX raises, one line

@@ -66,9 +66,6 @@ def plan_run(config: dict, devices, folder: runstore.RunFolder) -> Planned:
     what = f"{runs} runs x {logs} logged losses" + (
         f" and 2 x {param_bytes} bytes of params each" if keep else "")
     folder.check_space(memory, disk, what)
-    if config["chunk_size"] is not None:   # a chunk larger than the sweep only pads
-        whole = -(-runs // len(devices)) * len(devices)
-        config["chunk_size"] = min(config["chunk_size"], whole)
     try:
         plan = sweeps.plan_sweep(model, run.optimizer, data,
                                  key=jax.random.PRNGKey(config["seed"]), seeds=config["seeds"],

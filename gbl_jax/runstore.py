@@ -304,13 +304,15 @@ class RunFolder:
                 raise RunError(f"{path} is not a chunk of this sweep (its chunks are runs "
                                f"{min(spans)[0]}-{min(spans)[1]}, ...); move it away, or start "
                                "over with --force")
-            try:
+            try:   # only the stamp is read: a truncated file has lost its zip directory
                 with np.load(path, allow_pickle=False) as f:
-                    arrays = {k: f[k] for k in f.files}   # a truncated array fails here
-            except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+                    stamp = str(f[MADE_BY]) if MADE_BY in f.files else None
+            except (ValueError, EOFError, zipfile.BadZipFile):
                 damaged[span] = path
                 continue
-            stamp = str(arrays[MADE_BY]) if MADE_BY in arrays else None
+            except OSError as err:   # unreadable, not damaged: never deleted
+                raise RunError(f"{path} cannot be read ({err.strerror or err}); fix its "
+                               "permissions or the disk and resume") from None
             if stamp != made_by:
                 raise RunError(f"{path} was computed by another configuration "
                                f"({_difference(stamp, made_by)}); restore it, or start over "

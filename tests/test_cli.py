@@ -597,6 +597,8 @@ def test_a_killed_process_is_reported_and_resume_completes(plain, tmp_path, cach
      "--process-id"),
     (["--coordinator", "bogus", "--num-processes", "2", "--process-id", "1", "--out", "x"],
      "--coordinator must be HOST:PORT"),
+    (["--coordinator", "127.0.0.1:1", "--num-processes", "2", "--process-id", "1",
+      "--join-timeout", "1,2", "--out", "x"], "--join-timeout takes one number"),
 ])
 def test_multi_process_options_are_checked(tmp_path, capsys, args, message, monkeypatch):
     monkeypatch.chdir(tmp_path)
