@@ -136,12 +136,23 @@ def worker_argv(argv: list[str], cpu_devices: int | None) -> list[str]:
     return out + (["--cpu-devices", str(cpu_devices)] if cpu_devices is not None else [])
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def popen_worker(command: list[str]) -> subprocess.Popen:
+    """Starts a worker that Ctrl-C stops, even when the launcher itself ignores SIGINT (started
+    with nohup, in the background, under a CI runner): a child inherits an ignored SIGINT, and
+    Python then installs no KeyboardInterrupt handler."""
+    return subprocess.Popen(command, preexec_fn=_default_sigint)
+
+
 def start(argv: list[str], processes: int, port: int) -> list[subprocess.Popen]:
     """Starts ``processes`` workers running ``gbl_jax.cli`` with ``argv`` on coordinator
     127.0.0.1:``port``."""
-    return [subprocess.Popen([sys.executable, "-m", "gbl_jax.cli", *argv, "--coordinator",
-                              f"127.0.0.1:{port}", "--num-processes", str(processes),
-                              "--process-id", str(i)]) for i in range(processes)]
+    return [popen_worker([sys.executable, "-m", "gbl_jax.cli", *argv, "--coordinator",
+                          f"127.0.0.1:{port}", "--num-processes", str(processes),
+                          "--process-id", str(i)]) for i in range(processes)]
 
 
 def wait(workers: list[subprocess.Popen]) -> tuple[int, int] | None:

@@ -28,7 +28,7 @@ def test_the_free_port_can_be_bound():
 
 
 def _python(code):
-    return subprocess.Popen([sys.executable, "-c", code])
+    return launch.popen_worker([sys.executable, "-c", code])
 
 
 def test_wait_reports_the_first_failure_and_kills_the_rest(tmp_path):
@@ -39,9 +39,13 @@ def test_wait_reports_the_first_failure_and_kills_the_rest(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     fail = (f"import os, time\nwhile not (os.path.exists(r'{a}') and os.path.exists(r'{b}')): "
             "time.sleep(0.05)\nraise SystemExit(3)")
-    workers = [_python(ready.format("", a)),
-               _python(ready.format("signal.signal(signal.SIGINT, signal.SIG_IGN);", b)),
-               _python(fail)]
+    ignored = signal.signal(signal.SIGINT, signal.SIG_IGN)   # as under nohup, or a CI runner
+    try:
+        workers = [_python(ready.format("", a)),
+                   _python(ready.format("signal.signal(signal.SIGINT, signal.SIG_IGN);", b)),
+                   _python(fail)]
+    finally:
+        signal.signal(signal.SIGINT, ignored)
     assert launch.wait(workers) == (2, 3)
     # Ctrl-C first (a worker between chunks stops cleanly), a kill for one that ignores it
     assert workers[0].returncode == -signal.SIGINT and workers[1].returncode == -signal.SIGKILL
