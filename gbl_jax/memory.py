@@ -74,11 +74,13 @@ def result_bytes(cfg: RunConfig, x: jax.ShapeDtypeStruct, keep_params: bool) -> 
 
 @functools.lru_cache(maxsize=64)
 def train_bytes(cfg: RunConfig, x: jax.ShapeDtypeStruct, y: jax.ShapeDtypeStruct) -> int:
-    """Bytes one run needs while it trains: params, gradient, optimizer state and every
-    intermediate of one step."""
+    """Bytes one run needs while it trains: params, gradient, optimizer state, every
+    intermediate of one step and, with minibatches, the epoch's order of the examples."""
     param_bytes, step = step_bytes(cfg, x, y)
     params = jax.eval_shape(cfg.model.init, jax.random.PRNGKey(0), x)
-    return 2 * param_bytes + tree_bytes(jax.eval_shape(cfg.optimizer.init, params)) + step
+    order = 4 * x.shape[0] if cfg.batch_size is not None else 0
+    return (2 * param_bytes + tree_bytes(jax.eval_shape(cfg.optimizer.init, params)) + step
+            + order)
 
 
 def check_sweep(plan) -> None:
