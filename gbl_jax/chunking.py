@@ -27,8 +27,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
-from gbl_jax.models import apply_model
+from gbl_jax.models import apply_model, is_stochastic
 from gbl_jax.runconfig import RunConfig
+from gbl_jax.seeds_last import vmap_last
 from gbl_jax.training import make_engine
 
 try:  # jax >= 0.6
@@ -46,6 +47,10 @@ CPU_CACHE_BUDGET = 16 * 2**20   # bytes of step intermediates per vmapped chunk 
 # the line sits where both versions put the benchmark's nets on the same side.
 CPU_LOOP_ABOVE = 384 * 2**10
 CPU_SIDE_BY_SIDE = 4            # such runs per device and call, as separate loops in one program
+# Per-run step bytes at or below which CPU runs of a full-batch, deterministic model go
+# seeds-last (``gbl_jax.seeds_last``): XOR 2-2-1 (about 2 KB) and 2-8-1 on 256 points (148-164
+# KB) measured faster so; 2-32-32-1 (500-633 KB) runs side by side, unbatched.
+SEEDS_LAST_AT_MOST = 192 * 2**10
 MAX_CHUNK = 65536
 SEGMENTS = 16                   # segments of the budget between repacks (run to convergence)
 
@@ -140,6 +145,36 @@ def side_by_side(cfg: RunConfig, x: jax.Array, y: jax.Array, *, chunk_size: int,
             and _large_cpu_step(devices, step_bytes(cfg, x, y)[1]))
 
 
+def seeds_last(cfg: RunConfig, x: jax.Array, y: jax.Array, *, devices: Sequence[Any]) -> bool:
+    """Whether a chunk's runs go seeds-last (``gbl_jax.seeds_last.vmap_last``) rather than
+    ``jax.vmap``: on CPU, full-batch runs of a deterministic model whose step is at most
+    ``SEEDS_LAST_AT_MOST`` bytes (the tiny nets: every array of a run is a handful of numbers,
+    and with the runs on the minor axis each op is one vectorized loop over them). Minibatch
+    runs gather examples per run, and a stochastic model draws per-run keys in the step: both
+    would leave the fast rules every step, so they vmap."""
+    return (devices[0].platform == "cpu" and cfg.batch_size is None
+            and not is_stochastic(cfg.model) and step_bytes(cfg, x, y)[1] <= SEEDS_LAST_AT_MOST)
+
+
+@functools.lru_cache(maxsize=None)
+def tiny_step_options(platform: str) -> tuple:
+    """XLA compile options for the programs of tiny runs on ``platform``, as (name, value) pairs.
+
+    On CPU, jaxlib 0.10 hands reductions and dots to a library (YNNPACK "ynn" fusions) by
+    default; for arrays of a handful of numbers per run that call costs more than the loop it
+    replaces: XOR 2-2-1 x 4096 seeds x 2000 steps ran 0.84-0.93 s vmapped with them and 0.55 s
+    without, 2-8-1 on two spirals seeds-last 12.0 s against 1.07 s (1024 seeds x 300 steps).
+    The option is probed once; a jaxlib that lacks it gets none."""
+    if platform != "cpu":
+        return ()
+    options = (("xla_cpu_experimental_ynn_fusion_type", ""),)
+    try:
+        jax.jit(lambda v: v + 1, compiler_options=dict(options)).lower(1.0).compile()
+    except Exception:   # noqa: BLE001 - an unknown option is reported in several ways
+        return ()
+    return options
+
+
 def vmaps(size: int, devices: Sequence[Any], side: bool) -> bool:
     """Whether a chunk of ``size`` runs vmaps each device's share (several runs, not side by
     side); such chunks carry their params in reading order (``loop_order``)."""
@@ -152,25 +187,29 @@ def _named(fn: Callable, name: str) -> Callable:
 
 
 def _batched(fn: Callable, in_axes: tuple, size: int, devices: tuple, name: str,
-             side: bool = False) -> Callable:
+             side: bool = False, last: bool = False) -> Callable:
     """``fn`` over a leading run axis of ``size``, jitted: vmapped over each device's share
-    (``shard_map`` over ``devices``), or called unbatched, once per run, when a device has one
-    run or ``side`` (side by side). Arguments with axis None are shared by every run."""
+    (``shard_map`` over ``devices``; with ``last``, seeds-last and compiled with
+    ``tiny_step_options``), or called unbatched, once per run, when a device has one run or
+    ``side`` (side by side). Arguments with axis None are shared by every run."""
     per_device = size // len(devices)
+    options = dict(tiny_step_options(devices[0].platform)) if last else {}
     if per_device == 1 or side:
         def mapped(*args):
             outs = [fn(*[jax.tree.map(lambda a: a[i], arg) if ax == 0 else arg
                          for arg, ax in zip(args, in_axes)]) for i in range(per_device)]
             return jax.tree.map(lambda *o: jnp.stack(o), *outs)
+    elif last:
+        mapped = vmap_last(fn, in_axes)
     else:
         mapped = jax.vmap(fn, in_axes=in_axes)
     if len(devices) == 1:
-        return jax.jit(_named(mapped, name))
+        return jax.jit(_named(mapped, name), compiler_options=options or None)
     mesh = Mesh(np.asarray(devices), ("runs",))
     specs = tuple(PartitionSpec("runs") if ax == 0 else PartitionSpec() for ax in in_axes)
     sharded = _shard_map(mapped, mesh=mesh, in_specs=specs, out_specs=PartitionSpec("runs"),
                          **_NO_CHECK)
-    return jax.jit(_named(lambda *args: sharded(*args), name))
+    return jax.jit(_named(lambda *args: sharded(*args), name), compiler_options=options or None)
 
 
 def _keys(k_init, k_data, impl):
@@ -181,11 +220,14 @@ def _keys(k_init, k_data, impl):
 
 
 @functools.lru_cache(maxsize=32)
-def one_shot_fn(cfg: RunConfig, size: int, devices: tuple, keep_params: bool, impl, side: bool):
+def one_shot_fn(cfg: RunConfig, size: int, devices: tuple, keep_params: bool, impl, side: bool,
+                last: bool = False):
     """The compiled call of a chunk of ``size`` whole runs (``training``'s engine ``run`` each):
     (key data, key data, hypers, x, y, eval x, eval y) -> {name: [size, ...]}. Vmapped runs
-    carry their params in reading order (``loop_order``); unbatched ones as the user's tree."""
-    run = make_engine(cfg, reading_order=vmaps(size, devices, side)).run
+    carry their params in reading order (``loop_order``); seeds-last (``last``) and unbatched
+    ones as the user's tree."""
+    vmapped = vmaps(size, devices, side)
+    run = make_engine(cfg, reading_order=vmapped and not last).run
 
     def one(k_init, k_data, hypers, x, y, ex, ey):
         out = run(*_keys(k_init, k_data, impl), hypers, x, y, ex, ey)
@@ -194,13 +236,15 @@ def one_shot_fn(cfg: RunConfig, size: int, devices: tuple, keep_params: bool, im
         return out
 
     return _batched(one, (0, 0, 0, None, None, None, None), size, devices, "gbl_sweep_chunk",
-                    side)
+                    side, last and vmapped)
 
 
 @functools.lru_cache(maxsize=32)
-def segment_fns(cfg: RunConfig, devices: tuple, impl, vmapped: bool, side: bool):
+def segment_fns(cfg: RunConfig, devices: tuple, impl, vmapped: bool, side: bool,
+                last: bool = False):
     """The compiled pieces of a compacted run: start, advance (per chunk size), finish."""
-    engine = make_engine(cfg, reading_order=vmapped)
+    last = last and vmapped
+    engine = make_engine(cfg, reading_order=vmapped and not last)
     n_units = engine.layout.n_units
     seg_units = -(-n_units // SEGMENTS)
     guard = seg_units * -(-n_units // seg_units) > n_units
@@ -210,18 +254,19 @@ def segment_fns(cfg: RunConfig, devices: tuple, impl, vmapped: bool, side: bool)
 
     @functools.lru_cache(maxsize=None)
     def start(size):
-        return _batched(begin, (0, 0, 0, None), size, devices, "gbl_sweep_start", side)
+        return _batched(begin, (0, 0, 0, None), size, devices, "gbl_sweep_start", side,
+                        last)
 
     @functools.lru_cache(maxsize=None)
     def advance(size):
         fn = lambda s, x, y, ex, ey, u0: engine.advance(s, x, y, ex, ey, u0, seg_units,  # noqa
                                                         guard)
         return _batched(fn, (0, None, None, None, None, None), size, devices,
-                        "gbl_sweep_segment", side)
+                        "gbl_sweep_segment", side, last)
 
     @functools.lru_cache(maxsize=None)
     def finish(size):
         return _batched(engine.finish, (0, None, None, None, None), size, devices,
-                        "gbl_sweep_finish", side)
+                        "gbl_sweep_finish", side, last)
 
     return engine, seg_units, start, advance, finish

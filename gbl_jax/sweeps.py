@@ -41,7 +41,8 @@ import optax
 
 from gbl_jax import memory
 from gbl_jax.checks import require_finite_number, require_int
-from gbl_jax.chunking import auto_chunk_size, one_shot_fn, segment_fns, side_by_side, vmaps
+from gbl_jax.chunking import (auto_chunk_size, one_shot_fn, seeds_last, segment_fns, side_by_side,
+                              vmaps)
 from gbl_jax.costs import Loss, nll
 from gbl_jax.models import is_stochastic
 from gbl_jax.results import SweepResult
@@ -113,6 +114,7 @@ class SweepPlan(NamedTuple):
     compact: bool
     vary: tuple
     side_by_side: bool        # a device's runs of a chunk as separate loops, not vmapped
+    seeds_last: bool = False  # vmapped runs laid out seeds-last (``chunking.seeds_last``)
 
     @property
     def grid_shape(self) -> tuple:
@@ -146,7 +148,7 @@ class SweepPlan(NamedTuple):
         begin = time.perf_counter()
         if self.cfg.grad_tol is not None and self.compact:
             start = segment_fns(self.cfg, self.devices, self.impl, self.vmapped,
-                                 self.side_by_side)[2]
+                                 self.side_by_side, self.seeds_last)[2]
             start(self.chunk_size).lower(*self.inputs(self.runs[:1]), self.data[0]).compile()
         else:
             self.chunk_fn().lower(*self.inputs(self.runs[:1]), *self.data).compile()
@@ -155,7 +157,7 @@ class SweepPlan(NamedTuple):
     def chunk_fn(self) -> Callable:
         """The compiled function of one chunk (without ``grad_tol``)."""
         return one_shot_fn(self.cfg, self.chunk_size, self.devices, self.keep_params,
-                            self.impl, self.side_by_side)
+                            self.impl, self.side_by_side, self.seeds_last)
 
 
 def plan_sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax.Array,
@@ -218,8 +220,9 @@ def plan_sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax
     if "data" not in vary:
         k_data = np.repeat(k_data[:1], seeds, axis=0)
     side = side_by_side(cfg, arrays[0], arrays[1], chunk_size=int(chunk_size), devices=devices)
+    last = not side and seeds_last(cfg, arrays[0], arrays[1], devices=devices)
     return SweepPlan(cfg, arrays, keys[:, 2], k_init, k_data, impl, grid, cells, seeds, runs,
-                     int(chunk_size), devices, bool(keep_params), bool(compact), vary, side)
+                     int(chunk_size), devices, bool(keep_params), bool(compact), vary, side, last)
 
 
 @functools.lru_cache(maxsize=16)
@@ -247,7 +250,8 @@ def _seed_keys(key, seeds: int) -> tuple[np.ndarray, Any]:
 def _run_compacted(plan: SweepPlan, k_init, k_data, hypers) -> dict:
     """One chunk run to convergence in segments, repacking the active runs between them."""
     engine, seg_units, start, advance, finish = segment_fns(plan.cfg, plan.devices, plan.impl,
-                                                             plan.vmapped, plan.side_by_side)
+                                                             plan.vmapped, plan.side_by_side,
+                                                             plan.seeds_last)
     lay, size, n_dev = engine.layout, plan.chunk_size, len(plan.devices)
     x, y, ex, ey = plan.data
     state, init_params = start(size)(k_init, k_data, hypers, x)
