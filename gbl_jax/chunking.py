@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
+from gbl_jax.checks import require_int
 from gbl_jax.models import apply_model, is_stochastic
 from gbl_jax.runconfig import RunConfig
 from gbl_jax.seeds_last import vmap_last
@@ -92,6 +93,37 @@ def _step_bytes(cfg: RunConfig, x, y) -> tuple[int, int]:
     objective = lambda p, a, b: cfg.loss(apply_model(cfg.model, p, a, None), b)  # noqa: E731
     jaxpr = jax.make_jaxpr(jax.value_and_grad(objective))(params, xb, yb)
     return tree_bytes(params), _jaxpr_bytes(jaxpr.jaxpr)
+
+
+# Bytes of per-seed work (Hessians, Lanczos bases, a path's losses and outputs) in one compiled
+# call of an analysis that maps over a sweep's seeds (``over_seeds``): a rough bound on memory.
+ANALYSIS_CHUNK_BYTES = 256 * 2**20
+
+
+def analysis_chunk(chunk_size: int | None, seeds: int, per_seed_bytes: int,
+                   where: str = "chunk_size") -> int:
+    """Seeds per compiled call of ``over_seeds``: ``chunk_size`` when given (checked), else as
+    many as keep ``per_seed_bytes`` each within ``ANALYSIS_CHUNK_BYTES``; at most ``seeds``."""
+    if chunk_size is not None:
+        return min(require_int(where, chunk_size, 1), seeds)
+    return int(np.clip(ANALYSIS_CHUNK_BYTES // max(per_seed_bytes, 1), 1, seeds))
+
+
+def over_seeds(fn: Callable, args: tuple, mapped: Sequence[bool], seeds: int, size: int):
+    """``jax.vmap(fn)`` over the leading axis of the mapped args, in chunks of ``size`` seeds.
+
+    The last chunk is padded by repeating the last seed, so every chunk has one shape and the
+    jitted function compiles once; each chunk's results come to the host before the next runs,
+    so memory is bounded by one chunk. Returns host numpy arrays of leading size ``seeds``.
+    """
+    run = jax.jit(jax.vmap(fn, in_axes=tuple(0 if m else None for m in mapped)))
+    outs = []
+    for lo in range(0, seeds, size):
+        index = np.minimum(np.arange(lo, lo + size), seeds - 1)
+        chunk = [jax.tree.map(lambda a: a[index], arg) if m else arg
+                 for arg, m in zip(args, mapped)]
+        outs.append(jax.tree.map(np.asarray, run(*chunk)))
+    return jax.tree.map(lambda *a: np.concatenate(a)[:seeds], *outs)
 
 
 def _device_budget(device) -> int | None:

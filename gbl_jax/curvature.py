@@ -23,12 +23,12 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from gbl_jax.checks import require_finite_number, require_int
+from gbl_jax.chunking import analysis_chunk, over_seeds
 from gbl_jax.costs import nll
 from gbl_jax.models import apply_model, check_model
 from gbl_jax.results import SweepResult, stacked_of
 
 KINDS = ("minimum", "saddle", "not_converged", "diverged")
-MEMORY_BUDGET = 256 * 2**20   # bytes of per-chunk curvature work (Hessians or Lanczos bases)
 
 
 class CriticalPoints(NamedTuple):
@@ -176,7 +176,8 @@ def critical_points(model, data, params, *, loss: Callable[[Any, jax.Array], jax
       eig_tol: relative tolerance for an eigenvalue to count as zero.
       diverged: optional bool [seeds], e.g. ``sweep(...).diverged``.
       max_exact: the largest parameter count P that gets the exact spectrum; above it Lanczos.
-      chunk_size: seeds per vmapped chunk (default: as many as fit ``MEMORY_BUDGET``).
+      chunk_size: seeds per vmapped chunk (default: as many as fit
+        ``chunking.ANALYSIS_CHUNK_BYTES``).
       lanczos_steps: Lanczos iterations (at most P are run).
       key: start vectors for Lanczos (default ``PRNGKey(0)``).
 
@@ -230,19 +231,13 @@ def critical_points(model, data, params, *, loss: Callable[[Any, jax.Array], jax
         lo, hi = _lanczos_extremes(hvp, seed_key, dim, steps, dtype)
         return value, jnp.linalg.norm(grad), lo, hi
 
-    per_seed_bytes = 3 * dim * (dim if exact else steps) * dtype.itemsize
-    if chunk_size is None:
-        chunk = max(1, MEMORY_BUDGET // per_seed_bytes)
-    else:
-        chunk = require_int("critical_points: chunk_size", chunk_size, 1)
-    chunk = min(chunk, seeds)
-    padded = -(-seeds // chunk) * chunk
-    flat_SP = jnp.concatenate([flat_SP, jnp.repeat(flat_SP[-1:], padded - seeds, axis=0)])
-    keys = jax.random.split(jax.random.PRNGKey(0) if key is None else key, padded)
-    run = jax.jit(jax.vmap(one_seed, in_axes=(0, 0, None, None)))
-    pieces = [jax.device_get(run(flat_SP[i:i + chunk], keys[i:i + chunk], x, y))
-              for i in range(0, padded, chunk)]
-    results = [np.concatenate(column)[:seeds] for column in zip(*pieces)]
+    chunk = analysis_chunk(chunk_size, seeds, 3 * dim * (dim if exact else steps) * dtype.itemsize,
+                           "critical_points: chunk_size")
+    # each seed's Lanczos start: split(key, seeds padded to whole chunks), as it always was
+    keys = jax.random.split(jax.random.PRNGKey(0) if key is None else key,
+                            -(-seeds // chunk) * chunk)[:seeds]
+    results = list(over_seeds(one_seed, (flat_SP, keys, x, y), (True, True, False, False), seeds,
+                              chunk))
     value, grad_norm, min_eig, max_eig = results[:4]
     if exact:
         index, n_flat, eigenvalues = results[4], results[5].astype(np.int64), results[6]

@@ -23,13 +23,13 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from gbl_jax.checks import require_finite_number, require_int
+from gbl_jax.chunking import analysis_chunk, over_seeds
 from gbl_jax.costs import Loss, nll
 from gbl_jax.models import apply_model, check_model
 from gbl_jax.nets import ACTIVATIONS
 from gbl_jax.results import SweepResult, stacked_of
 from gbl_jax.spreads import wilson_interval
 
-_FLOAT_BUDGET = 2 ** 26        # floats per compiled chunk (256 MiB of float32), a rough bound
 _ODD = ("tanh", "identity")    # f(-z) = -f(z): a hidden unit's sign can be flipped too
 
 
@@ -94,28 +94,6 @@ def _layout(where: str, model, x, params_a, params_b, stacked) -> tuple[bool, bo
     return flags[0], flags[1], (sizes.pop() if sizes else None)
 
 
-def _chunk(chunk_size: int | None, seeds: int, per_seed_floats: int) -> int:
-    if chunk_size is not None:
-        return min(require_int("chunk_size", chunk_size, 1), seeds)
-    return int(np.clip(_FLOAT_BUDGET // max(per_seed_floats, 1), 1, seeds))
-
-
-def _over_seeds(fn: Callable, args: tuple, mapped: tuple[bool, ...], seeds: int, size: int):
-    """``jax.vmap(fn)`` over the leading axis of the mapped args, in chunks of ``size`` seeds.
-
-    The last chunk is padded by repeating the last seed, so every chunk has one shape and the
-    jitted function compiles once. Returns host numpy arrays of leading size ``seeds``.
-    """
-    run = jax.jit(jax.vmap(fn, in_axes=tuple(0 if m else None for m in mapped)))
-    outs = []
-    for lo in range(0, seeds, size):
-        index = np.minimum(np.arange(lo, lo + size), seeds - 1)
-        chunk = [jax.tree.map(lambda a: a[index], arg) if m else arg
-                 for arg, m in zip(args, mapped)]
-        outs.append(jax.tree.map(np.asarray, run(*chunk)))
-    return jax.tree.map(lambda *a: np.concatenate(a)[:seeds], *outs)
-
-
 def _from_result(where: str, params_a, params_b):
     """(params_a, params_b): a ``SweepResult`` (no grid, kept params) as its init -> final."""
     if isinstance(params_a, SweepResult):
@@ -173,8 +151,8 @@ def interpolate(model, data, params_a, params_b=None, *, num: int = 25, loss: Lo
     if seeds is None:
         return np.asarray(jax.jit(curve)(params_a, params_b, x, y))
     n_params = sum(int(np.prod(s[1:] if a_stacked else s)) for s in _shapes(params_a))
-    size = _chunk(chunk_size, seeds, num * (n_params + 16 * int(x.size)))
-    return _over_seeds(curve, (params_a, params_b, x, y), (a_stacked, b_stacked, False, False),
+    size = analysis_chunk(chunk_size, seeds, 4 * num * (n_params + 16 * int(x.size)))
+    return over_seeds(curve, (params_a, params_b, x, y), (a_stacked, b_stacked, False, False),
                        seeds, size)
 
 
@@ -414,8 +392,8 @@ def basins(model, data, params, *, tol: float = 0.05, loss: Loss = nll,
         return loss(dist, y), jnp.reshape(jnp.asarray(show(dist)), (-1,))
 
     n_params = sum(int(np.prod(s[1:])) for s in shapes)
-    size = _chunk(chunk_size, seeds, n_params + 16 * int(x.size))
-    losses, preds = _over_seeds(one, (params, x, y), (True, False, False), seeds, size)
+    size = analysis_chunk(chunk_size, seeds, 4 * (n_params + 16 * int(x.size)))
+    losses, preds = over_seeds(one, (params, x, y), (True, False, False), seeds, size)
     for leaf in jax.tree.leaves(params):
         bad |= ~np.isfinite(np.asarray(leaf, np.float64).reshape(seeds, -1)).all(axis=1)
     bad |= ~np.isfinite(losses) | ~np.isfinite(preds).all(axis=1)
