@@ -278,9 +278,19 @@ def _dot(ins, params, size):
         rdims[d] = nc + nl + i
     runs = (nc + nl + nr,)
     dtype = pet if pet is not None else jnp.result_type(lhs, rhs)
-    a = lax.broadcast_in_dim(lhs.astype(dtype), tuple(shape), tuple(ldims) + (runs if lb else ()))
-    b = lax.broadcast_in_dim(rhs.astype(dtype), tuple(shape), tuple(rdims) + (runs if rb else ()))
+    a = _place(lhs.astype(dtype), tuple(shape), tuple(ldims) + (runs if lb else ()))
+    b = _place(rhs.astype(dtype), tuple(shape), tuple(rdims) + (runs if rb else ()))
     return _sum(a * b, tuple(range(nc)))
+
+
+def _place(value, shape: tuple, dims: tuple):
+    """``value``'s axis i at axis ``dims[i]`` of ``shape``, broadcast along the others: a
+    transpose, then a broadcast with increasing dimensions (``lax.broadcast_in_dim`` returns an
+    operand already of the target shape as it is, whatever the dimensions say)."""
+    perm = tuple(sorted(range(len(dims)), key=dims.__getitem__))
+    if perm != tuple(range(len(dims))):
+        value = lax.transpose(value, perm)
+    return lax.broadcast_in_dim(value, shape, tuple(sorted(dims)))
 
 
 def _fallback_dot(ins, params, size):

@@ -36,6 +36,8 @@ def test_dot_general_every_batching(k):
     _both(lambda p, q: p @ q, (None, 0), a1, b)                  # rhs batched
     _both(lambda p, q: p.T @ q.T, (0, 0), b, a)                  # contracted axes elsewhere
     _both(lambda p, q: jnp.einsum("nk,nj->kj", p, q), (0, None), a, _normal(2, (7, 5)))
+    square = _normal(3, (RUNS, 4, 4))              # a transposed operand of its own shape
+    _both(lambda p, q: (p @ p) @ q, (0, 0), square, _normal(4, (RUNS, 4)))
     _both(lambda p, q: jnp.einsum("kn,kj->nj", p, q), (None, 0), a1.T, b)
 
 
