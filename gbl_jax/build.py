@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import math
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -24,13 +25,18 @@ from gbl_jax.runconfig import default_log_every, user_call
 SWEEP_DEFAULTS = {
     "problem": "xor", "hidden": "2", "activation": "tanh", "init": "glorot_normal", "head": None,
     "components": 3, "loss": "nll", "optimizer": "adam", "lr": None, "init_scale": 1.0,
-    "steps": 2000, "batch_size": None, "seeds": 1024, "seed": 0, "chunk_size": None, "n": None,
-    "log_every": None, "threshold": None, "grad_tol": None, "classify": False,
-    "keep_params": False, "data": None, "model": None, "channels": None,
+    "grid": None, "steps": 2000, "batch_size": None, "seeds": 1024, "seed": 0,
+    "chunk_size": None, "n": None, "log_every": None, "threshold": None, "grad_tol": None,
+    "classify": False, "keep_params": False, "data": None, "model": None, "channels": None,
 }
 # Options that shape the built-in networks; --model builds its own and refuses them.
 NET_OPTIONS = ("hidden", "activation", "init", "head", "components", "channels")
 FINGERPRINTS = ("data_sha256", "model_sha256")   # filled in by ``fingerprint``
+# Options a stored config may lack: config.json files written before the option existed.
+OPTIONAL_STORED = ("grid",)
+# Hyperparameters with an option of their own: ``--grid learning_rate=...`` is ``--lr ...`` and
+# ``--grid init_scale=...`` is ``--init-scale ...``; every other --grid name stays in "grid".
+SHORT_FORMS = {"learning_rate": "lr", "init_scale": "init_scale"}
 # name: (optax function, its keyword arguments, default learning rate)
 OPTIMIZERS = {"adam": ("adam", {}, 0.05), "sgd": ("sgd", {}, 0.5),
               "momentum": ("sgd", {"momentum": 0.9}, 0.1)}
@@ -65,9 +71,12 @@ def check_int(name: str, value, least: int | None = None, most: int | None = Non
 
 
 def check_numbers(name: str, value, least: float = -math.inf,
-                  strict: bool = False) -> list[float]:
-    """A number, a list, or a comma list as floats; each finite and above ``least``."""
-    flag = f"--{name.replace('_', '-')}"
+                  strict: bool = False, flag: str | None = None) -> list[float]:
+    """A number, a list, or a comma list as floats; each finite and above ``least``.
+
+    Messages name ``flag``, by default ``--name`` (underscores as dashes).
+    """
+    flag = flag or f"--{name.replace('_', '-')}"
     parts = value.split(",") if isinstance(value, str) else (
         value if isinstance(value, list) else [value])
     try:
@@ -84,16 +93,20 @@ def check_numbers(name: str, value, least: float = -math.inf,
     return numbers
 
 
-def check_float32(name: str, numbers: list[float]) -> None:
-    """Refuses a nonzero value that float32 rounds to 0 or to infinity (the runs train in float32)."""
+def check_float32(name: str, numbers: list[float], flag: str | None = None) -> None:
+    """Refuses a nonzero value that float32 rounds to 0 or to infinity (the runs train in float32).
+
+    Messages name ``flag``, by default ``--name`` (underscores as dashes).
+    """
     import numpy as np
 
+    flag = flag or f"--{name.replace('_', '-')}"
     with np.errstate(over="ignore", under="ignore"):
         bad = [(x, float(np.float32(x))) for x in numbers
                if x != 0 and not 0 < abs(np.float32(x)) < np.inf]
     if bad:
         info = np.finfo(np.float32)
-        raise UsageError(f"--{name.replace('_', '-')} {bad[0][0]:g} is {bad[0][1]:g} "
+        raise UsageError(f"{flag} {bad[0][0]:g} is {bad[0][1]:g} "
                          f"in float32, which the runs train in; float32 holds magnitudes from "
                          f"{float(info.smallest_subnormal):.2g} to {float(info.max):.2g}")
 
@@ -129,8 +142,9 @@ def resolve_config(raw: dict, stored: bool = False) -> dict:
     ``raw`` holds the options as parsed, or a stored config (``stored``: every key required).
     Resolving a resolved config gives it back.
     """
+    raw = grid_options(raw)
     if stored:
-        missing = [k for k in SWEEP_DEFAULTS if k not in raw]
+        missing = [k for k in SWEEP_DEFAULTS if k not in raw and k not in OPTIONAL_STORED]
         if missing:
             raise UsageError(f"lacks {', '.join(missing)}")
     config: dict[str, Any] = {k: (raw.get(k) if raw.get(k) is not None else v)
@@ -153,6 +167,7 @@ def resolve_config(raw: dict, stored: bool = False) -> dict:
         numbers = check_numbers(name, value, 0.0, strict=name == "lr")
         check_float32(name, numbers)
         config[name] = _one_or_list(numbers)
+    config["grid"] = _optimizer_hyperparameters(config["grid"] or {}, config["optimizer"])
     if config["threshold"] is not None:
         config["threshold"] = check_numbers("threshold", config["threshold"])
         if len(config["threshold"]) != 1:
@@ -177,6 +192,77 @@ def resolve_config(raw: dict, stored: bool = False) -> dict:
         config["devices"] = check_int("devices", raw.get("devices"), 1)
         config["chunk_size"] = check_int("chunk_size", raw.get("chunk_size"), 1)
     return config
+
+
+def grid_options(raw: dict) -> dict:
+    """``raw`` with its --grid entries as options: learning_rate and init_scale become --lr and
+    --init-scale (``SHORT_FORMS``), every other name stays in "grid" as {name: values}.
+
+    ``raw["grid"]`` holds the command line's ``NAME=VALUES`` strings, or a config's {name: values}.
+
+    Raises:
+      UsageError: an entry that is not NAME=VALUES, or a hyperparameter given twice.
+    """
+    entries = raw.get("grid")
+    if entries is None:
+        return raw
+    if isinstance(entries, dict):
+        items = list(entries.items())
+    elif isinstance(entries, list):
+        items = []
+        for entry in entries:
+            name, sep, values = str(entry).partition("=")
+            if not sep or not name.strip():
+                raise UsageError(f"--grid takes NAME=VALUES (e.g. --grid b1=0.8,0.9), got "
+                                 f"{entry!r}")
+            items.append((name.strip(), values))
+    else:
+        raise UsageError(f"grid must be {{name: values}}, got {entries!r}")
+    out, grid, seen = dict(raw), {}, set()
+    for name, values in items:
+        option = SHORT_FORMS.get(name)
+        if name in seen or (option is not None and raw.get(option) is not None):
+            also = f"--{option.replace('_', '-')} and " if name not in seen else ""
+            raise UsageError(f"{name} is given twice ({also}--grid {name}=...); pass it once")
+        seen.add(name)
+        if option is not None:
+            out[option] = values
+        else:
+            grid[name] = values
+    out["grid"] = grid
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def hyperparameter_names(optimizer: str) -> tuple[str, ...]:
+    """The numeric hyperparameters of an --optimizer, as ``optax.inject_hyperparams`` finds them
+    (the names --grid takes, with init_scale). Traces its init abstractly: no backend starts."""
+    import jax
+    import optax
+
+    from gbl_jax.runconfig import hyper_names
+
+    fn, kwargs, lr = OPTIMIZERS[optimizer]
+    made = optax.inject_hyperparams(getattr(optax, fn))(learning_rate=lr, **kwargs)
+    state = jax.eval_shape(made.init, {"w": jax.ShapeDtypeStruct((1,), "float32")})
+    return tuple(sorted(hyper_names(state)))
+
+
+def _optimizer_hyperparameters(grid: dict, optimizer: str) -> dict:
+    """--grid's names other than learning_rate and init_scale, checked against ``optimizer``:
+    {name: a number, or a list of distinct numbers (a grid axis)}, sorted by name (config.json
+    and the chunks' stamps sort their keys, so the order given could not be kept)."""
+    names = hyperparameter_names(optimizer)
+    out = {}
+    for name, values in sorted(grid.items()):
+        if name not in names:
+            taken = [n for n in names if n not in SHORT_FORMS] + list(SHORT_FORMS)
+            raise UsageError(f"--grid {name}: optimizer {optimizer} has no numeric "
+                             f"hyperparameter {name!r}; --grid takes {', '.join(taken)}")
+        numbers = check_numbers(name, values, flag=f"--grid {name}")
+        check_float32(name, numbers, flag=f"--grid {name}")
+        out[name] = _one_or_list(numbers)
+    return out
 
 
 def _user_code(raw: dict, config: dict, stored: bool) -> None:
@@ -245,17 +331,18 @@ def _make_head(name: str, y, components: int, problem: str):
     return HEADS[name](*[sizes[p] for p in wanted])
 
 
+def hyperparameters(config: dict) -> dict:
+    """{name: a number or a list} of every hyperparameter a resolved config sets, by the engine's
+    names: learning_rate (--lr), init_scale (--init-scale), then the other --grid names by name."""
+    return {"learning_rate": config["lr"], "init_scale": config["init_scale"], **config["grid"]}
+
+
 def grid_of(config: dict) -> dict:
-    """The sweep's grid: every option given several values (init_scale also when not 1)."""
-    grid = {}
-    lrs = config["lr"] if isinstance(config["lr"], list) else [config["lr"]]
-    scales = config["init_scale"] if isinstance(config["init_scale"], list) else [
-        config["init_scale"]]
-    if len(lrs) > 1:
-        grid["learning_rate"] = lrs
-    if scales != [1.0]:
-        grid["init_scale"] = scales
-    return grid
+    """The sweep's grid, in ``hyperparameters``' order: every hyperparameter given several values,
+    and init_scale also when it is not 1 (the engine scales the init only on a grid)."""
+    listed = {k: v if isinstance(v, list) else [v] for k, v in hyperparameters(config).items()}
+    return {k: v for k, v in listed.items()
+            if len(v) > 1 or (k == "init_scale" and v != [1.0])}
 
 
 class Built(NamedTuple):
@@ -272,7 +359,7 @@ class Built(NamedTuple):
 
 
 BUILT_FROM = ("problem", "seed", "n", "head", "components", "hidden", "activation", "init",
-              "lr", "init_scale", "optimizer", "loss", "data", "model", "channels")
+              "lr", "init_scale", "grid", "optimizer", "loss", "data", "model", "channels")
 
 
 def build(config: dict) -> Built:
@@ -281,8 +368,7 @@ def build(config: dict) -> Built:
     The same options give the same objects within a process, so JAX compiles a repeated
     command (``cli.main`` called again from Python) only once.
     """
-    options = tuple((k, tuple(v) if isinstance(v, list) else v)
-                    for k, v in ((k, config[k]) for k in BUILT_FROM))
+    options = json.dumps({k: config[k] for k in BUILT_FROM})   # hashable, grid order kept
     return _build(options, _file_stamp(config["data"]))
 
 
@@ -298,11 +384,11 @@ def _file_stamp(data) -> tuple | None:
 
 
 @functools.lru_cache(maxsize=8)
-def _build(options: tuple, stamp: tuple | None) -> Built:   # stamp: part of the cache key
+def _build(options: str, stamp: tuple | None) -> Built:   # stamp: part of the cache key
     import jax
     import optax
 
-    config: dict[str, Any] = {k: list(v) if isinstance(v, tuple) else v for k, v in options}
+    config: dict[str, Any] = json.loads(options)
     data = _data(config)
     where = f"data {config['data']}" if config["data"] else f"problem {config['problem']}"
     head = (data.head if config["head"] is None
@@ -327,11 +413,12 @@ def _build(options: tuple, stamp: tuple | None) -> Built:   # stamp: part of the
     metrics = {"accuracy": costs.accuracy} if classifier and data.test is not None else {}
     grid = grid_of(config)
     fn, kwargs, _ = OPTIMIZERS[config["optimizer"]]
-    if "learning_rate" in grid:
-        optimizer = optax.inject_hyperparams(getattr(optax, fn))(
-            learning_rate=grid["learning_rate"][0], **kwargs)
-    else:
-        optimizer = getattr(optax, fn)(config["lr"], **kwargs)
+    first = {k: v[0] if isinstance(v, list) else v for k, v in hyperparameters(config).items()
+             if k != "init_scale"}
+    make = getattr(optax, fn)
+    if any(k != "init_scale" for k in grid):   # the engine sets each cell's values in its state
+        make = optax.inject_hyperparams(make)
+    optimizer = make(**{**kwargs, **first})
     return Built(data, model, head, optimizer, getattr(costs, LOSSES[config["loss"]]), grid,
                  metrics)
 

@@ -2,6 +2,7 @@
 
   gbl-jax sweep --problem xor --hidden 2 --seeds 1024 --steps 2000 --out runs/xor
   gbl-jax sweep --problem xor --lr 0.01,0.05,0.2 --init-scale 0.5,1,2 --classify --keep-params
+  gbl-jax sweep --problem xor --optimizer adam --grid b1=0.8,0.9 --grid learning_rate=0.01,0.05
   gbl-jax landscape --out runs/xor
   gbl-jax compare runs/xor-adam runs/xor-sgd
   gbl-jax problems
@@ -125,7 +126,8 @@ def _join(args) -> tuple[int, int]:
 
 def _resolve(args: argparse.Namespace, check_out: bool = True):
     """(run folder, config, CPU devices per process) of a new or resumed sweep, all checked."""
-    given = {k: getattr(args, k) for k in SWEEP_DEFAULTS if getattr(args, k) is not None}
+    given = build.grid_options({k: getattr(args, k) for k in SWEEP_DEFAULTS
+                                if getattr(args, k) is not None})
     folder = runstore.RunFolder(args.out or _default_out(given))
     if args.resume and args.force:
         raise UsageError("--resume finishes a sweep and --force replaces it: pass one")
@@ -143,8 +145,12 @@ def _resolve(args: argparse.Namespace, check_out: bool = True):
         raise UsageError("--resume needs the --out folder of an interrupted sweep")
     config = build.stored_config(folder)
     for key, value in given.items():
+        if key == "grid":   # each --grid name is checked on its own, as an option is
+            value = {**config["grid"], **value}
         if build.resolve_config({**config, key: value}, stored=True)[key] != config[key]:
-            raise UsageError(f"--{key.replace('_', '-')} {value} conflicts with the "
+            shown = (" ".join(f"{k}={v}" for k, v in given["grid"].items()) if key == "grid"
+                     else value)
+            raise UsageError(f"--{key.replace('_', '-')} {shown} conflicts with the "
                              f"interrupted sweep's {config[key]!r} (drop it to resume)")
     if args.cpu_devices is not None and args.cpu_devices != config["devices"]:
         raise UsageError(f"--cpu-devices {args.cpu_devices} conflicts with the interrupted "
@@ -211,8 +217,10 @@ def _summary(results: dict, out: Path) -> str:
     config, spread, rate = results["config"], results["spread"], results["success_rate"]
     ci = rate["interval_95"]
     threshold = f"{results['threshold']['value']:.6g}"
+    hypers = [f"{build.SHORT_FORMS.get(k, k)}={v}"
+              for k, v in build.hyperparameters(config).items() if k != "init_scale"]
     rows = [("problem", config["problem"]), ("hidden", config["hidden"] or "(none)"),
-            ("optimizer", f"{config['optimizer']} lr={config['lr']}"),
+            ("optimizer", " ".join([config["optimizer"], *hypers])),
             ("steps", config["steps"]), ("seeds", config["seeds"])]
     lines = []
     grid = {g["name"]: g["values"] for g in results["sweep"]["grid"]}
@@ -451,6 +459,12 @@ def _parser() -> argparse.ArgumentParser:
                    + ", ".join(f"{v[2]:g} {k}" for k, v in build.OPTIMIZERS.items()))
     s.add_argument("--init-scale", help="every weight matrix's init times this, or a comma list "
                    "for a grid; default 1")
+    s.add_argument("--grid", action="append", metavar="NAME=VALUES", help="a numeric "
+                   "hyperparameter of the optimizer (adam: b1, b2, eps, ...; momentum: momentum) "
+                   "or init_scale: one value, or a comma list for a grid axis; repeat for more "
+                   "axes. --lr and --init-scale are --grid learning_rate=... and --grid "
+                   "init_scale=...; the axes run learning_rate, init_scale, then the others by "
+                   "name")
     s.add_argument("--steps", type=int, help=f"optimizer steps per seed; default {d['steps']}")
     s.add_argument("--batch-size", type=int, help="minibatch size; default full batch")
     s.add_argument("--seeds", type=int, help=f"number of random inits; default {d['seeds']}")

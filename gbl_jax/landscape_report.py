@@ -25,6 +25,9 @@ from gbl_jax.costs import nll
 from gbl_jax.landscape import Basins, align, barrier, basins, interpolate
 from gbl_jax.spreads import wilson_interval
 
+__all__ = ["MONOTONE_RTOL", "LandscapeReport", "cell_of", "landscape_figure", "landscape_report",
+           "monotone_paths"]
+
 MONOTONE_RTOL = 1e-6   # a rise smaller than this (relative) is float noise, not a bump
 
 

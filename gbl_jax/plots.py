@@ -13,6 +13,9 @@ import numpy as np
 
 from gbl_jax.spreads import wilson_interval
 
+__all__ = ["critical_points_figure", "final_loss_by_cell", "final_loss_histogram", "grid_heatmap",
+           "grid_success", "loss_curve_bands", "loss_curves_by_outcome", "metric_histogram", "save"]
+
 OUTCOME_COLORS = {"succeeded": "tab:blue", "failed": "tab:orange", "diverged": "tab:gray"}
 KIND_COLORS = {"minimum": "tab:blue", "saddle": "tab:red", "not_converged": "tab:olive",
                "diverged": "tab:gray"}
@@ -53,7 +56,7 @@ def _spans_decades(values, decades: float) -> bool:
 
 
 def _title(ax, title):
-    """A config title (often long, see ``describe``) that wraps rather than runs off the figure."""
+    """A title (often long: a run's configuration) that wraps rather than runs off the figure."""
     ax.set_title(title, fontsize="medium", wrap=True)
 
 
@@ -77,40 +80,6 @@ def save(fig, stem) -> list[Path]:
     return paths
 
 
-def _network(config: dict) -> str:
-    hidden = config["hidden"]
-    widths = ([w.strip() for w in hidden.split(",") if w.strip()] if isinstance(hidden, str)
-              else [str(w) for w in np.atleast_1d(hidden)])
-    if not widths:
-        return "no hidden layer"
-    if "in_dim" in config and "out_dim" in config:
-        net = "-".join([str(config["in_dim"]), *widths, str(config["out_dim"])])
-    else:
-        net = "hidden " + "-".join(widths)
-    return f"{net} {config['activation']}" if "activation" in config else net
-
-
-def describe(config: dict) -> str:
-    """A compact figure title from a sweep config, e.g. "xor, hidden 2 tanh, adam lr=0.05, ...".
-
-    Uses problem, hidden (list or comma string; "in_dim"/"out_dim" turn it into "2-2-1"),
-    activation, optimizer, lr, steps, seeds and threshold; missing keys are skipped.
-    """
-    parts = [str(config["problem"])] if "problem" in config else []
-    if "hidden" in config:
-        parts.append(_network(config))
-    elif "activation" in config:
-        parts.append(str(config["activation"]))
-    opt = [str(config["optimizer"])] if "optimizer" in config else []
-    if config.get("lr") is not None:
-        opt.append(f"lr={float(config['lr']):g}")
-    parts += [" ".join(opt)] if opt else []
-    parts += [f"{int(config[k])} {k}" for k in ("steps", "seeds") if config.get(k) is not None]
-    if config.get("threshold") is not None:
-        parts.append(f"threshold {float(config['threshold']):g}")
-    return ", ".join(parts)
-
-
 def final_loss_histogram(final_loss, diverged, *, threshold=None, ax=None, title: str = ""):
     """Histogram of the non-diverged final losses, with the success threshold and failure share.
 
@@ -123,7 +92,7 @@ def final_loss_histogram(final_loss, diverged, *, threshold=None, ax=None, title
       diverged: [seeds] bool.
       threshold: success threshold (final loss below it), or None for no line.
       ax: axes to draw on; a new figure if None.
-      title: axes title, e.g. from ``describe``.
+      title: axes title.
 
     Returns:
       The Figure.

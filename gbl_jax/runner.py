@@ -61,8 +61,9 @@ def plan_run(config: dict, devices, folder: runstore.RunFolder) -> Planned:
     runs = config["seeds"] * math.prod(len(v) for v in grid.values())
     logs = config["steps"] // config["log_every"]
     keep = config["keep_params"] or config["classify"]
-    memory, disk = runstore.footprint(runs, logs, param_bytes, keep_params=keep,
-                                      classify=config["classify"])
+    memory = gbl_memory.sweep_host_bytes(runs, logs, param_bytes, keep_params=keep,
+                                         classify=config["classify"])
+    disk = runstore.disk_bytes(runs, logs, param_bytes, keep_params=keep)
     what = f"{runs} runs x {logs} logged losses" + (
         f" and 2 x {param_bytes} bytes of params each" if keep else "")
     folder.check_space(memory, disk, what)
@@ -99,6 +100,9 @@ def made_by(config: dict, devices) -> str:
     """The stamp of a chunk: the config (device count included), the precision, the platform
     and the JAX version that computed it. A resumed sweep uses a chunk only when its stamp is
     this one, so it never mixes runs of two configurations."""
+    # a sweep without --grid stamps its chunks as it did before the option existed, so a sweep
+    # interrupted then still resumes
+    config = {k: v for k, v in config.items() if not (k == "grid" and not v)}
     return json.dumps({"config": runstore.json_safe(config), "devices": len(devices),
                        "platform": devices[0].platform, "x64": bool(jax.config.jax_enable_x64),
                        "jax": jax.__version__}, sort_keys=True)

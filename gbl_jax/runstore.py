@@ -36,7 +36,7 @@ import numpy as np
 from gbl_jax import results as results_format
 from gbl_jax.atomic_files import (atomic_write, is_temporary, json_safe, write_csv, write_json,
                                   write_npz)
-from gbl_jax.memory import available as available_memory, size_text
+from gbl_jax.memory import available as available_memory, size_text, sweep_results_bytes
 from gbl_jax.sweeps import SweepChunk
 
 MARKER, CONFIG, RESULTS = ".gbl-jax-run", "config.json", results_format.RESULTS
@@ -111,17 +111,12 @@ def chunk_template(params_like=None, metric_names=()) -> dict:
 FIGURE_BYTES = 4 * 2**20   # a figure's .png and .pdf, generously (measured: ~0.1-1 MiB)
 
 
-def footprint(runs: int, logs: int, param_bytes: int, *, keep_params: bool,
-              classify: bool) -> tuple[int, int]:
-    """(host memory, disk) bytes of a sweep's results, roughly: they are held twice when the
-    chunks are merged (loss curves, per-run numbers, and with ``keep_params`` two params trees
-    per run) and written twice (chunks, then the merged arrays), besides the figures. The
-    memory a chunk takes to train is ``memory.check_sweep``'s."""
-    results = runs * (4 * logs + 16) + (2 * runs * param_bytes if keep_params else 0)
-    memory = 2 * results + 8 * runs
-    if classify:   # the Hessian spectra of every run
-        memory += runs * (param_bytes + 8 * 4)
-    return memory, 2 * results + len(FIGURES) * FIGURE_BYTES
+def disk_bytes(runs: int, logs: int, param_bytes: int, *, keep_params: bool) -> int:
+    """Disk bytes of a sweep's outputs, roughly: its results (``memory.sweep_results_bytes``)
+    written twice (chunks, then the merged arrays), and the figures. Its host memory is
+    ``memory.sweep_host_bytes``."""
+    return (2 * sweep_results_bytes(runs, logs, param_bytes, keep_params=keep_params)
+            + len(FIGURES) * FIGURE_BYTES)
 
 
 def save_figure(fig, stem: Path) -> None:

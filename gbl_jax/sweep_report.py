@@ -2,8 +2,9 @@
 
 ``results_of`` gathers the spread of the final losses, the success rate at the config's threshold
 with its Wilson 95% interval (per grid cell on a grid), convergence and the critical-point counts;
-``figures_of`` draws the figures a run folder keeps. Both read a merged ``SweepResult`` (grid axes
-first) and a resolved config; ``RunFolder.finish`` writes what they return.
+``figures_of`` draws the figures a run folder keeps, under ``title`` (the config in brief, the
+grid's axes by their names). Both read a merged ``SweepResult`` (grid axes first) and a resolved
+config; ``RunFolder.finish`` writes what they return.
 """
 
 from __future__ import annotations
@@ -12,17 +13,33 @@ from typing import Any
 
 import numpy as np
 
-from gbl_jax import plots
-from gbl_jax.results import versions
+from gbl_jax import build, plots
 from gbl_jax.spreads import spread as spread_of
 
 
+def describe(config: dict, hyperparameters: dict | None = None) -> str:
+    """A config in brief, e.g. "xor, hidden 2 tanh, adam lr=0.05, 2000 steps, 1024 seeds".
+
+    Args:
+      config: a resolved sweep config; problem, hidden, activation, optimizer, steps and seeds
+        are shown.
+      hyperparameters: {name: value} shown after the optimizer, by their option's name
+        (``build.SHORT_FORMS``: learning_rate as lr).
+    """
+    widths = [w for w in str(config["hidden"]).split(",") if w]
+    network = f"hidden {'-'.join(widths)} {config['activation']}" if widths else "no hidden layer"
+    optimizer = " ".join([str(config["optimizer"]), *(
+        f"{build.SHORT_FORMS.get(k, k)}={float(v):g}" for k, v in (hyperparameters or {}).items())])
+    return ", ".join([str(config["problem"]), network, optimizer, f"{int(config['steps'])} steps",
+                      f"{int(config['seeds'])} seeds"])
+
+
 def title(config: dict, grid: dict) -> str:
-    """The figures' title: the config in brief, the grid's axes and the threshold."""
-    shown = {k: v for k, v in config.items() if k != "threshold"}
-    if "learning_rate" in grid:   # the grid's axis shows the learning rates
-        shown["lr"] = None
-    text = plots.describe(shown)
+    """The figures' title: the config in brief with the hyperparameters that are not on the
+    grid, the grid's axes (by their names) and the threshold."""
+    fixed = {k: v for k, v in build.hyperparameters(config).items()
+             if k not in grid and k != "init_scale"}   # init_scale is on the grid unless 1
+    text = describe(config, fixed)
     if grid:
         text += ", grid " + " x ".join(grid)
     return text + f", threshold {config['threshold']:.4g}"

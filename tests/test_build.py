@@ -37,10 +37,53 @@ def test_integers_are_checked_with_their_range():
             build.check_int("seeds", bad, 1)
 
 
-def test_the_grid_is_every_option_given_several_values():
-    assert build.grid_of({"lr": 0.05, "init_scale": 1.0}) == {}
-    assert build.grid_of({"lr": [0.1, 0.2], "init_scale": 2.0}) == {
+def test_the_grid_is_every_hyperparameter_given_several_values():
+    assert build.grid_of({"lr": 0.05, "init_scale": 1.0, "grid": {}}) == {}
+    assert build.grid_of({"lr": [0.1, 0.2], "init_scale": 2.0, "grid": {}}) == {
         "learning_rate": [0.1, 0.2], "init_scale": [2.0]}
+    assert build.grid_of({"lr": 0.05, "init_scale": 1.0, "grid": {"b1": [0.8, 0.9], "eps": 1e-7}}
+                         ) == {"b1": [0.8, 0.9]}
+
+
+def test_grid_takes_any_numeric_hyperparameter_of_the_optimizer():
+    assert build.hyperparameter_names("adam") == ("b1", "b2", "eps", "eps_root", "learning_rate")
+    assert build.hyperparameter_names("momentum") == ("learning_rate", "momentum")
+    config = build.resolve_config({"grid": ["eps=1e-7", "b1=0.8,0.9", "learning_rate=0.01,0.1"]})
+    assert config["lr"] == [0.01, 0.1] and config["grid"] == {"b1": [0.8, 0.9], "eps": 1e-7}
+    assert list(build.grid_of(config)) == ["learning_rate", "b1"]   # then the others by name
+    # the short forms are the same entries, and a resolved config resolves to itself
+    assert config == build.resolve_config({"lr": "0.01,0.1", "grid": ["b1=0.8,0.9", "eps=1e-7"]})
+    assert build.resolve_config(config) == config
+    assert build.resolve_config({"grid": ["init_scale=0.5,2"]}) == build.resolve_config(
+        {"init_scale": "0.5,2"})
+    run = build.build(build.resolve_config({"optimizer": "momentum",
+                                            "grid": ["momentum=0.5,0.8"]}))
+    assert run.grid == {"momentum": [0.5, 0.8]}
+    # a stored config from before --grid has no "grid": it is an empty one
+    stored = {**config, "devices": 1, "chunk_size": 8}
+    del stored["grid"]
+    assert build.resolve_config(stored, stored=True)["grid"] == {}
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"grid": ["beta=0.5"]}, "--grid beta: optimizer adam has no numeric hyperparameter 'beta'; "
+                             "--grid takes b1, b2, eps, eps_root, learning_rate, init_scale"),
+    ({"optimizer": "sgd", "grid": ["momentum=0.9"]}, "--grid takes learning_rate, init_scale"),
+    ({"lr": "0.1", "grid": ["learning_rate=0.2"]}, "learning_rate is given twice (--lr and"),
+    ({"init_scale": "2", "grid": ["init_scale=2"]}, "init_scale is given twice"),
+    ({"grid": ["b1=0.8", "b1=0.9"]}, "b1 is given twice"),
+    ({"grid": ["b1"]}, "--grid takes NAME=VALUES"),
+    ({"grid": ["=0.5"]}, "--grid takes NAME=VALUES"),
+    ({"grid": ["b1="]}, "--grid b1 must be a number or a comma list"),
+    ({"grid": ["b1=0.8,x"]}, "--grid b1 must be a number or a comma list"),
+    ({"grid": ["b1=0.8,0.8"]}, "--grid b1 values must be distinct"),
+    ({"grid": ["eps=1e-50"]}, "--grid eps 1e-50 is 0 in float32"),
+    ({"grid": ["b2=1e39"]}, "--grid b2 1e+39 is inf in float32"),
+])
+def test_bad_grid_entries_are_refused_in_one_line(raw, message):
+    with pytest.raises(UsageError) as err:
+        build.resolve_config(raw)
+    assert message in str(err.value) and "\n" not in str(err.value)
 
 
 def test_build_and_threshold_of_a_regression_problem():

@@ -218,6 +218,16 @@ def test_force_never_touches_a_folder_gbl_jax_did_not_make(tmp_path, capsys):
     (["--lr", "1e-46"], "float32"),
     (["--init-scale", "1e-50"], "float32"),
     (["--lr", "1e39"], "float32"),
+    (["--grid", "beta=0.5"], "optimizer adam has no numeric hyperparameter 'beta'; --grid takes "
+                             "b1, b2, eps, eps_root, learning_rate, init_scale"),
+    (["--optimizer", "sgd", "--grid", "momentum=0.9"], "--grid takes learning_rate, init_scale"),
+    (["--lr", "0.1", "--grid", "learning_rate=0.1,0.2"], "learning_rate is given twice"),
+    (["--grid", "b1=0.8", "--grid", "b1=0.9"], "b1 is given twice"),
+    (["--grid", "b1"], "--grid takes NAME=VALUES"),
+    (["--grid", "b1="], "--grid b1 must be a number"),
+    (["--grid", "b1=0.8,high"], "--grid b1 must be a number"),
+    (["--grid", "eps=1e-50"], "--grid eps 1e-50 is 0 in float32"),
+    (["--grid", "b2=1e39,0.9"], "--grid b2 1e+39 is inf in float32"),
 ])
 def test_bad_input_is_one_line_exit_two_and_writes_nothing(tmp_path, capsys, args, message):
     out = tmp_path / "bad"
@@ -314,6 +324,56 @@ def test_resume_after_an_interrupt_equals_an_uninterrupted_run(tmp_path, monkeyp
     assert (broken / "final_losses.csv").read_text() == (whole / "final_losses.csv").read_text()
 
 
+def test_resume_refuses_a_different_grid(tmp_path, monkeypatch, capsys):
+    out, _ = _interrupted(tmp_path, monkeypatch)
+    capsys.readouterr()
+    before = _files(out)
+    for grid in ("b1=0.8,0.9", "learning_rate=0.01", "init_scale=0.5"):
+        assert _main("sweep", "--out", str(out), "--resume", "--grid", grid) == 2
+        _one_line_error(capsys.readouterr().err, "conflicts with the interrupted sweep's")
+    assert _files(out) == before
+    assert _main("sweep", "--out", str(out), "--resume", "--grid", "learning_rate=0.05") == 0
+
+
+def test_lr_and_init_scale_are_short_forms_of_grid(tmp_path):
+    def config(*args):
+        args = cli._parser().parse_args(["sweep", *args, "--out", str(tmp_path / "run")])
+        return cli._resolve(args)[1]
+
+    assert config("--lr", "0.01,0.05", "--init-scale", "2") == config(
+        "--grid", "learning_rate=0.01,0.05", "--grid", "init_scale=2")
+    assert config("--lr", "0.01,0.05")["lr"] == [0.01, 0.05] and not (tmp_path / "run").exists()
+
+
+def test_a_grid_over_any_hyperparameter_names_its_axes(tmp_path, capsys):
+    out = tmp_path / "b1"
+    assert _main("sweep", "--problem", "xor", "--hidden", "2", "--optimizer", "adam", "--grid",
+                 "b1=0.8,0.9", "--grid", "learning_rate=0.01,0.05", "--seeds", "4", "--steps",
+                 "50", "--chunk-size", "4", "--cpu-devices", "1", "--out", str(out)) == 0
+    printed = capsys.readouterr().out
+    assert "grid        learning_rate (2) x b1 (2)" in printed
+    assert "learning_rate=0.05 b1=0.9" in printed
+    assert "adam lr=[0.01, 0.05] b1=[0.8, 0.9]" in printed
+    axes = [(lr, b1) for lr in (0.01, 0.05) for b1 in (0.8, 0.9)]
+    config = _strict_json(out / "config.json")["config"]
+    assert config["lr"] == [0.01, 0.05] and config["grid"] == {"b1": [0.8, 0.9]}
+    results = _strict_json(out / "results.json")
+    assert results["sweep"]["grid"] == [{"name": "learning_rate", "values": [0.01, 0.05]},
+                                        {"name": "b1", "values": [0.8, 0.9]}]
+    cells = _csv(out / "cells.csv")
+    assert list(cells[0])[:2] == ["learning_rate", "b1"]
+    assert [(float(r["learning_rate"]), float(r["b1"])) for r in cells] == axes
+    rows = _csv(out / "final_losses.csv")
+    assert [(float(r["learning_rate"]), float(r["b1"])) for r in rows] == [
+        cell for cell in axes for _ in range(4)]
+    losses = np.array([float(r["final_loss"]) for r in rows]).reshape(2, 2, 4)
+    assert not np.array_equal(losses[:, 0], losses[:, 1])   # b1 took effect
+    saved = gbl.load(out)
+    assert saved.grid == {"learning_rate": [0.01, 0.05], "b1": [0.8, 0.9]}
+    np.testing.assert_array_equal(saved.cell(learning_rate=0.05, b1=0.8).final_loss, losses[1, 0])
+    assert (out / "grid_heatmap.png").is_file()
+
+
 def _interrupted(tmp_path, monkeypatch):
     """A folder of SMALL interrupted after its first chunk; sweeps.run_plan restored."""
     out = tmp_path / "broken"
@@ -327,13 +387,13 @@ def _files(out):
     return {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
 
 
-@pytest.mark.parametrize("change", ["steps", "lr", "x64"])
+@pytest.mark.parametrize("change", ["steps", "lr", "grid", "x64"])
 def test_resume_refuses_chunks_another_configuration_made(tmp_path, monkeypatch, capsys, change):
     out, (chunk,) = _interrupted(tmp_path, monkeypatch)
     capsys.readouterr()
     if change != "x64":
         doc = json.loads((out / "config.json").read_text())
-        doc["config"][change] = {"steps": 100, "lr": 0.01}[change]
+        doc["config"][change] = {"steps": 100, "lr": 0.01, "grid": {"b1": 0.8}}[change]
         (out / "config.json").write_text(json.dumps(doc))
     before = _files(out)
     if change == "x64":

@@ -167,17 +167,6 @@ def test_critical_points_figure():
         plots.critical_points_figure(np.zeros(1), np.zeros(1), np.array(["maximum"]))
 
 
-def test_describe():
-    config = {"problem": "xor", "hidden": "2", "activation": "tanh", "optimizer": "adam",
-              "lr": 0.05, "steps": 2000, "seeds": 1024, "threshold": 0.1, "seed": 0}
-    assert plots.describe(config) == ("xor, hidden 2 tanh, adam lr=0.05, 2000 steps, 1024 seeds, "
-                                      "threshold 0.1")
-    dims = dict(config, hidden=[2], in_dim=2, out_dim=1)
-    assert plots.describe(dims).startswith("xor, 2-2-1 tanh, adam")
-    assert plots.describe({"hidden": "", "seeds": 8}) == "no hidden layer, 8 seeds"
-    assert plots.describe({}) == ""
-
-
 def test_final_loss_by_cell_keeps_cells_apart_with_their_own_intervals():
     grid = {"learning_rate": [0.01, 0.1, 0.2], "init_scale": [0.5, 1.0]}
     rng = np.random.default_rng(0)

@@ -45,6 +45,10 @@ def test_the_fingerprint_binds_config_precision_and_devices():
     assert runner.made_by({**config, "devices": 2}, DEVICES) != base
     with jax.enable_x64(True):
         assert runner.made_by(config, DEVICES) != base
+    # --grid: a grid-less sweep stamps as before the option existed (old chunks still resume)
+    assert config["grid"] == {} and runner.made_by(
+        {k: v for k, v in config.items() if k != "grid"}, DEVICES) == base
+    assert runner.made_by({**config, "grid": {"b1": [0.8, 0.9]}}, DEVICES) != base
 
 
 def test_one_run_at_a_time_per_folder_whatever_its_process_count(tmp_path, monkeypatch):

@@ -11,6 +11,7 @@ import pytest
 
 from gbl_jax import atomic_files, runstore
 from gbl_jax.atomic_files import write_json
+from gbl_jax.memory import sweep_host_bytes
 from gbl_jax.runstore import RunError, RunFolder
 from gbl_jax.sweeps import SweepChunk
 
@@ -145,7 +146,8 @@ def test_unwritable_paths_and_files_are_refused(tmp_path):
 
 
 def test_a_sweep_that_does_not_fit_is_refused_with_its_size(tmp_path):
-    memory, disk = runstore.footprint(10**11, 100, 36, keep_params=False, classify=False)
+    memory = sweep_host_bytes(10**11, 100, 36, keep_params=False, classify=False)
+    disk = runstore.disk_bytes(10**11, 100, 36, keep_params=False)
     assert memory > 10**13 and disk > 10**13
     with pytest.raises(RunError, match=r"needs about \d.* TiB of memory"):
         RunFolder(tmp_path / "x").check_space(memory, disk, "what")
