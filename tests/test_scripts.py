@@ -1,10 +1,13 @@
 """Every experiment script runs end to end (tiny settings) and writes its table and figure."""
 
+import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -54,6 +57,54 @@ def test_bench_runs_a_workload_at_a_given_seed_count(tmp_path):
     best_plain = min(rows["loop"]["run_s"], rows["vmap"]["run_s"])
     assert ratio == pytest.approx(rows["sweep"]["run_s"] / best_plain)
     assert "| small-8 (8 x 2-8-1) | sweep |" in proc.stdout
+
+
+def test_bench_c_reference_trains_as_optax_adam_does_from_the_same_weights(tmp_path):
+    """scripts/tiny_mlp_ref.c (bench.py's c-ref contender): from given weights, 50 full-batch
+    Adam steps on XOR end at the loss plain JAX + optax.adam reaches from them (1e-4 relative).
+    Skipped when there is no C compiler."""
+    if not (shutil.which("cc") or shutil.which("gcc")):
+        pytest.skip("no C compiler")
+    import jax
+    import jax.numpy as jnp
+    import optax
+    spec = importlib.util.spec_from_file_location("bench", os.path.join(ROOT, "scripts", "bench.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    hid, steps, lr = 3, 50, 0.05
+    exe, _ = bench.build_c_ref(hid)
+    assert exe is not None, "a C compiler is present but tiny_mlp_ref.c did not compile"
+    x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)
+    y = np.array([0, 1, 1, 0], np.float32)
+    rng = np.random.default_rng(0)
+    w1, b1 = rng.normal(size=(2, hid)).astype(np.float32), 0.1 * rng.normal(size=hid)
+    w2, b2 = rng.normal(size=hid).astype(np.float32), np.float32(0.2)
+    params = [w1, b1.astype(np.float32), w2, b2]
+    bench.write_c_data(str(tmp_path / "xor.txt"), x, y)
+    (tmp_path / "init.txt").write_text(" ".join(repr(float(v)) for p in params
+                                                for v in np.ravel(p)))
+    out = bench.run_c_ref(exe, str(tmp_path / "xor.txt"), steps, 3, lr, str(tmp_path / "init.txt"))
+
+    def loss(p):
+        z = jnp.tanh(x @ p[0] + p[1][None]) @ p[2] + p[3][None]
+        return jnp.mean(optax.sigmoid_binary_cross_entropy(z, y))
+
+    opt = optax.adam(lr)
+
+    @jax.jit
+    def step(p, s):
+        u, s = opt.update(jax.grad(loss)(p), s, p)
+        return optax.apply_updates(p, u), s
+
+    p, s = [jnp.asarray(v) for v in params], None
+    s = opt.init(p)
+    for _ in range(steps):
+        p, s = step(p, s)
+    expected = float(loss(p))
+    assert abs(expected - float(loss([jnp.asarray(v) for v in params]))) > 0.05   # it trained
+    assert out["first_final_loss"] == pytest.approx(expected, rel=1e-4)
+    assert out["mean_final_loss"] == pytest.approx(expected, rel=1e-4)   # all 3 seeds alike
+    assert out["fail_fraction"] in (0.0, 1.0) and out["loop_s"] > 0
 
 
 def test_bench_mnist1d_times_sweep_against_a_hand_written_vmap(tmp_path):
