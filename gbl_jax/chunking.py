@@ -52,6 +52,11 @@ CPU_SIDE_BY_SIDE = 4            # such runs per device and call, as separate loo
 # seeds-last (``gbl_jax.seeds_last``): XOR 2-2-1 (about 2 KB) and 2-8-1 on 256 points (148-164
 # KB) measured faster so; 2-32-32-1 (500-633 KB) runs side by side, unbatched.
 SEEDS_LAST_AT_MOST = 192 * 2**10
+# Seeds-last chunks hold this many times CPU_CACHE_BUDGET: their loops run over longer minor
+# axes, which XLA:CPU also splits between cores (XOR 2-2-1, 2000 steps: 16,384 runs in one call
+# 1.57-1.64 s, in two calls of 8,192 2.1-2.3 s; 2-8-1 on two spirals, 1,024 runs: chunks of 256
+# or 1,024 1.34-1.36 s, of 128 1.44 s, of 32 2.03 s).
+SEEDS_LAST_CHUNKS = 4
 MAX_CHUNK = 65536
 SEGMENTS = 16                   # segments of the budget between repacks (run to convergence)
 
@@ -141,8 +146,9 @@ def auto_chunk_size(cfg: RunConfig, x: jax.Array, y: jax.Array, *, runs: int,
     run's step intermediates exceed ``CPU_LOOP_ABOVE`` (measured: a 2-128-1 or 2-32-32-1 net on
     256 points runs fastest unbatched; slower as a ``lax.map`` inside one program than as one
     call per run, and 5-7% faster as 4 separate loops in one program); otherwise
-    ``CPU_CACHE_BUDGET`` over the step bytes, rounded to a power of two (a 2-8-1 net runs ~1.4x
-    faster vmapped). Accelerators: a quarter of device memory over a per-run estimate (params
+    ``CPU_CACHE_BUDGET`` over the step bytes (``SEEDS_LAST_CHUNKS`` times it for seeds-last
+    runs), rounded to a power of two (a 2-8-1 net runs ~1.4x faster vmapped). Accelerators: a
+    quarter of device memory over a per-run estimate (params
     and optimizer state x 8, step intermediates, the curves). Capped by ``MAX_CHUNK`` and the
     number of runs.
     """
@@ -155,7 +161,9 @@ def auto_chunk_size(cfg: RunConfig, x: jax.Array, y: jax.Array, *, runs: int,
         if _large_cpu_step(devices, act_bytes):
             per_device = CPU_SIDE_BY_SIDE
         else:
-            per_device = 2 ** round(math.log2(max(CPU_CACHE_BUDGET / max(act_bytes, 1), 1)))
+            last = seeds_last(cfg, x, y, devices=devices)
+            budget = CPU_CACHE_BUDGET * (SEEDS_LAST_CHUNKS if last else 1)
+            per_device = 2 ** round(math.log2(max(budget / max(act_bytes, 1), 1)))
         per_device = min(per_device, max(1, 2**30 // run_bytes))
     else:
         per_device = max(1, budget // run_bytes)
