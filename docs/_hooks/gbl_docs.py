@@ -108,11 +108,14 @@ def stored_page(path: pathlib.Path) -> tuple[str, dict[str, bytes]] | None:
     return text, figures
 
 
-def render_all() -> None:
-    """Executes every notebook and stores its page and figures in ``notebooks/rendered/``."""
+def render_all(names: list[str] | None = None) -> None:
+    """Executes every notebook (or those whose file name starts with one of ``names``) and
+    stores its page and figures in ``notebooks/rendered/``."""
     import shutil
 
     for path in sorted(NOTEBOOKS.glob("[0-9]*.py")):
+        if names and not any(path.name.startswith(n) for n in names):
+            continue
         print(f"executing {path.name} ...", flush=True)
         page, figures = notebook_page(path, execute=True)
         shutil.rmtree(RENDERED / path.stem, ignore_errors=True)
@@ -159,5 +162,5 @@ def on_files(files, config):
     return files
 
 
-if __name__ == "__main__":
-    sys.exit(render_all())
+if __name__ == "__main__":   # python docs/_hooks/gbl_docs.py [09 ...]: those notebooks only
+    sys.exit(render_all(sys.argv[1:]))
