@@ -6,42 +6,48 @@ The public API is the names in ``__all__``: functions and classes at the top lev
 other module is internal: it may change or move between releases.
 """
 
-from gbl_jax import diagnostics, heads, inits, landscape_report, models, plots, population
-from gbl_jax import problems
-from gbl_jax.compilation import count_compiles
-from gbl_jax.compilation import enable_compilation_cache
-from gbl_jax.comparisons import Comparison
-from gbl_jax.comparisons import compare
-from gbl_jax.convnets import cnn1d
-from gbl_jax.costs import absolute_error, accuracy, mae, mse, nll, squared_error
-from gbl_jax.curvature import CriticalPoints
-from gbl_jax.curvature import critical_points
-from gbl_jax.devices import use_cpu_cores
-from gbl_jax.distributions import Bernoulli
-from gbl_jax.distributions import Categorical
-from gbl_jax.distributions import Laplace
-from gbl_jax.distributions import MixtureNormal
-from gbl_jax.distributions import MultivariateNormalTriL
-from gbl_jax.distributions import Normal
-from gbl_jax.distributions import log_prob
-from gbl_jax.distributions import validate
-from gbl_jax.landscape import Basins
-from gbl_jax.landscape import align
-from gbl_jax.landscape import barrier
-from gbl_jax.landscape import basins
-from gbl_jax.landscape import interpolate
-from gbl_jax.models import Model
-from gbl_jax.nets import mlp
-from gbl_jax.results import load
-from gbl_jax.spreads import Spread
-from gbl_jax.spreads import spread
-from gbl_jax.spreads import wilson_interval
-from gbl_jax.sweeps import SweepResult
-from gbl_jax.sweeps import sweep
-from gbl_jax.training import TrainResult
-from gbl_jax.training import train
+from gbl_jax._version import __version__
+from gbl_jax.probability import diagnostics
+from gbl_jax.nets import heads
+from gbl_jax.nets import inits
+from gbl_jax.analysis import landscape_report
+from gbl_jax.nets import models
+from gbl_jax.analysis import plots
+from gbl_jax.data import population
+from gbl_jax.data import problems
+from gbl_jax.engine.compilation import count_compiles
+from gbl_jax.engine.compilation import enable_compilation_cache
+from gbl_jax.analysis.comparisons import Comparison
+from gbl_jax.analysis.comparisons import compare
+from gbl_jax.nets.convnets import cnn1d
+from gbl_jax.probability.costs import absolute_error, accuracy, mae, mse, nll, squared_error
+from gbl_jax.analysis.curvature import CriticalPoints
+from gbl_jax.analysis.curvature import critical_points
+from gbl_jax.engine.devices import use_cpu_cores
+from gbl_jax.probability.distributions import Bernoulli
+from gbl_jax.probability.distributions import Categorical
+from gbl_jax.probability.distributions import Laplace
+from gbl_jax.probability.distributions import MixtureNormal
+from gbl_jax.probability.distributions import MultivariateNormalTriL
+from gbl_jax.probability.distributions import Normal
+from gbl_jax.probability.distributions import log_prob
+from gbl_jax.probability.distributions import validate
+from gbl_jax.analysis.landscape import Basins
+from gbl_jax.analysis.landscape import align
+from gbl_jax.analysis.landscape import barrier
+from gbl_jax.analysis.landscape import basins
+from gbl_jax.analysis.landscape import interpolate
+from gbl_jax.nets.models import Model
+from gbl_jax.nets.mlp import mlp
+from gbl_jax.engine.results import load
+from gbl_jax.analysis.spreads import Spread
+from gbl_jax.analysis.spreads import spread
+from gbl_jax.analysis.spreads import wilson_interval
+from gbl_jax.engine.sweeps import SweepResult
+from gbl_jax.engine.sweeps import sweep
+from gbl_jax.engine.training import TrainResult
+from gbl_jax.engine.training import train
 
-__version__ = "0.3.0"
 
 __all__ = [
     "Basins",

@@ -26,7 +26,8 @@ import numpy as np
 import optax
 
 import gbl_jax as gbl
-from gbl_jax.landscape_report import monotone_paths
+
+monotone_paths = gbl.landscape_report.monotone_paths
 
 spirals = gbl.problems.two_spirals(jax.random.PRNGKey(1), 256)
 net = gbl.mlp([16], spirals.head)

@@ -78,7 +78,7 @@ import numpy as np
 import optax
 
 import gbl_jax as gbl
-from gbl_jax import sweeps
+from gbl_jax.engine import sweeps
 
 STEPS, LR, N = 300, 1e-2, 256
 LOOP_MAX_SEEDS = 1024

@@ -18,7 +18,8 @@ import optax
 
 import gbl_jax as gbl
 from common import Timer, markdown_table, parser, pyplot, save
-from gbl_jax.landscape_report import landscape_report
+
+landscape_report = gbl.landscape_report.landscape_report
 
 NUM = 25
 

@@ -25,7 +25,7 @@ jax.config.update("jax_enable_x64", False)
 
 # Modules whose tests start subprocesses (notebook kernels, scripts, the command line) go first,
 # whole and in this order, so the workers start on the long tests and finish on the short ones.
-LONG_FIRST = ("test_notebooks.py", "test_scripts.py", "test_readme.py", "test_cli.py")
+LONG_FIRST = ("test_notebooks.py", "test_scripts.py", "test_readme.py", "test_main.py")
 
 
 def pytest_collection_modifyitems(config, items):

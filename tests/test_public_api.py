@@ -14,7 +14,7 @@ USER_CODE = sorted([*ROOT.glob("scripts/*.py"), *ROOT.glob("notebooks/*.py")])
 # (file, what it reaches): the only uses of internal modules, each with its reason. Every entry
 # must still be in use (test_the_exceptions_are_still_needed), so none outlives its reason.
 EXCEPTIONS = {
-    ("scripts/bench.py", "gbl_jax.sweeps"): "compile_flatness times the ahead-of-time compile of "
+    ("scripts/bench.py", "gbl_jax.engine.sweeps"): "compile_flatness times the ahead-of-time compile of "
     "one chunk (sweeps.plan_sweep(...).compile()), which no public function exposes",
 }
 
@@ -113,13 +113,13 @@ def test_the_exceptions_are_still_needed():
 
 
 def test_the_checker_catches_internal_reaches():
-    code = ("import gbl_jax as gbl\nfrom gbl_jax.sweeps import plan_sweep\n"
-            "from gbl_jax.plots import _axes\nimport gbl_jax.runstore\n"
+    code = ("import gbl_jax as gbl\nfrom gbl_jax.engine.sweeps import plan_sweep\n"
+            "from gbl_jax.analysis.plots import _axes\nimport gbl_jax.cli.runstore\n"
             "gbl.training.make_engine(gbl.problems.xor().head)\ngbl.plots.final_loss_histogram\n"
-            "from gbl_jax.landscape_report import monotone_paths\n"
+            "gbl.landscape_report.monotone_paths\n"
             "from gbl_jax import plots as p\np._quiet\n")
     uses = gbl_uses(code)
     assert [name for _, name in uses if not is_public(name)] == [
-        "gbl_jax.sweeps.plan_sweep", "gbl_jax.plots._axes", "gbl_jax.runstore",
+        "gbl_jax.engine.sweeps.plan_sweep", "gbl_jax.analysis.plots._axes", "gbl_jax.cli.runstore",
         "gbl_jax.training.make_engine", "gbl_jax.plots._quiet"]
     assert (5, "gbl_jax.problems.xor") in uses and (6, "gbl_jax.plots.final_loss_histogram") in uses

@@ -1,0 +1,192 @@
+"""How spread out the final losses of a sweep are: the numbers a paper's "x% of runs failed" needs.
+
+References:
+  Goodfellow, Bengio & Courville (2016), section 6.2: SGD on non-convex losses is sensitive to
+  the initial parameters; a convex model (logistic regression) is not.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, NamedTuple, Sequence
+
+import numpy as np
+
+from gbl_jax.engine.results import grid_columns, require_pandas
+
+_STATS = ("mean", "std", "min", "q10", "q25", "median", "q75", "q90", "max", "iqr")
+Z95 = 1.959963984540054   # the two-sided 95% normal quantile
+
+
+def wilson_interval(successes, n, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval for a binomial proportion: (low, high), elementwise; NaN where n == 0.
+
+    center (p + z^2/2n) / (1 + z^2/n), half-width z sqrt(p(1-p)/n + z^2/4n^2) / (1 + z^2/n).
+
+    References:
+      Wilson (1927), "Probable inference, the law of succession, and statistical inference".
+    """
+    k = np.asarray(successes, dtype=np.float64)
+    n = np.asarray(n, dtype=np.float64)
+    if np.any(k < 0) or np.any(k > n):
+        raise ValueError(f"wilson_interval: need 0 <= successes <= n, got {k} of {n}")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = k / n
+        denom = 1 + z * z / n
+        center = (p + z * z / (2 * n)) / denom
+        half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    # exact ends where the count is 0 or n (the formula gives them up to rounding)
+    low = np.where((k == 0) & (n > 0), 0.0, np.clip(center - half, 0.0, 1.0))
+    high = np.where((k == n) & (n > 0), 1.0, np.clip(center + half, 0.0, 1.0))
+    if low.ndim == 0:
+        return float(low), float(high)
+    return low, high
+
+
+def _scalar(a):
+    a = np.asarray(a)
+    return a.item() if a.ndim == 0 else a
+
+
+class Spread(NamedTuple):
+    """Summary of final losses over the seeds that did not diverge.
+
+    On a sweep over a grid, every field is an array of the grid's shape (one value per cell);
+    otherwise a number.
+
+    Attributes:
+      n: number of seeds.
+      n_diverged: seeds whose loss or params went non-finite; excluded from every statistic.
+      mean, std (population, ddof=0), min, q10, q25, median, q75, q90, max, iqr (q75 - q25):
+        NaN when every seed diverged.
+      final_loss: [*grid_shape, seeds] the final losses summarized.
+      ok: [*grid_shape, seeds] bool, the seeds that did not diverge.
+      grid: {name: values} of the grid's axes in order (from a ``SweepResult``; {} otherwise).
+    """
+
+    n: int
+    n_diverged: int
+    mean: float
+    std: float
+    min: float
+    q10: float
+    q25: float
+    median: float
+    q75: float
+    q90: float
+    max: float
+    iqr: float
+    final_loss: np.ndarray
+    ok: np.ndarray
+    grid: Mapping[str, Sequence[float]] = {}
+
+    @property
+    def n_ok(self):
+        return _scalar(np.sum(self.ok, axis=-1))
+
+    @property
+    def converged_losses(self) -> np.ndarray:
+        """The final losses of the seeds that did not diverge (a sweep without a grid)."""
+        if self.final_loss.ndim != 1:
+            raise ValueError("converged_losses: a grid has a different number per cell; index "
+                             "final_loss with ok per cell")
+        return self.final_loss[self.ok]
+
+    def successes(self, threshold: float):
+        """Non-diverged seeds whose final loss is below ``threshold`` (per cell on a grid)."""
+        below = self.ok & (np.where(self.ok, self.final_loss, np.inf) < threshold)
+        return _scalar(np.sum(below, axis=-1))
+
+    def success_rate(self, threshold: float):
+        """Share of non-diverged seeds whose final loss is below ``threshold`` (NaN if none)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return _scalar(np.asarray(self.successes(threshold), np.float64)
+                           / np.asarray(self.n_ok, np.float64))
+
+    def success_interval(self, threshold: float, z: float = Z95):
+        """Wilson 95% interval (low, high) of ``success_rate(threshold)``."""
+        return wilson_interval(self.successes(threshold), self.n_ok, z)
+
+    def as_dict(self) -> dict:
+        """The statistics, for JSON: numbers, or nested lists on a grid (NaN as None)."""
+        def clean(v):
+            a = np.asarray(v, dtype=np.float64)
+            if a.ndim == 0:
+                return None if not np.isfinite(a) else (int(a) if a == int(a) and isinstance(
+                    v, (int, np.integer)) else float(a))
+            return [clean(x) for x in a.tolist()] if a.ndim == 1 else [clean(x) for x in a]
+        out = {"n": clean(self.n), "n_diverged": clean(self.n_diverged)}
+        out.update({k: clean(getattr(self, k)) for k in _STATS})
+        return out
+
+    def to_frame(self, threshold: float | None = None):
+        """A pandas DataFrame with one row per grid cell (one row without a grid).
+
+        Columns: the grid axes by name (``axis_0``, ... for a bare array of losses), n,
+        n_diverged, n_ok, every statistic, and with ``threshold`` the successes, success_rate and
+        its Wilson 95% interval (success_low, success_high).
+        """
+        pd = require_pandas()
+        shape = np.shape(self.final_loss)[:-1]
+        grid = self.grid or {f"axis_{j}": range(size) for j, size in enumerate(shape)}
+        columns = grid_columns(grid, shape)
+        flat = lambda v: np.asarray(v).reshape(-1)   # noqa: E731
+        columns.update(n=flat(self.n), n_diverged=flat(self.n_diverged), n_ok=flat(self.n_ok))
+        columns.update({k: flat(getattr(self, k)).astype(np.float64) for k in _STATS})
+        if threshold is not None:
+            low, high = self.success_interval(threshold)
+            columns.update(threshold=np.full(len(columns["n"]), float(threshold)),
+                           successes=flat(self.successes(threshold)),
+                           success_rate=flat(self.success_rate(threshold)),
+                           success_low=flat(low), success_high=flat(high))
+        return pd.DataFrame(columns)
+
+    def summary(self) -> str:
+        """A short plain-text table (one cell: the sweep without a grid)."""
+        if self.final_loss.ndim != 1:
+            return f"a grid of {list(self.final_loss.shape[:-1])} cells; see the fields"
+        if self.n_ok == 0:
+            return f"all {self.n} seeds diverged: no statistics"
+        head = f"{self.n} seeds, {self.n_diverged} diverged"
+        rows = "\n".join(f"  {k:>6}  {getattr(self, k):.6g}" for k in _STATS)
+        return f"{head}\n{rows}"
+
+
+def _stats(losses: np.ndarray, ok: np.ndarray) -> tuple:
+    values = losses[ok].astype(np.float64)
+    if not values.size:
+        return (float("nan"),) * len(_STATS)
+    q10, q25, median, q75, q90 = np.quantile(values, [0.1, 0.25, 0.5, 0.75, 0.9])
+    return (values.mean(), values.std(), values.min(), q10, q25, median, q75, q90, values.max(),
+            q75 - q25)
+
+
+def spread(out, diverged=None) -> Spread:
+    """Summarizes final losses, per grid cell when there is a grid.
+
+    Args:
+      out: a ``SweepResult`` (its ``diverged`` flags are used), or an array of final losses
+        [..., seeds], where a non-finite value counts as diverged.
+      diverged: optional bool flags of the same shape, with an array.
+
+    Returns:
+      A ``Spread``; its fields have the shape of the leading (grid) axes.
+    """
+    grid = dict(getattr(out, "grid", {}) or {})
+    if hasattr(out, "final_loss"):
+        losses, flags = np.asarray(out.final_loss), np.asarray(out.diverged)
+    else:
+        losses = np.asarray(out, dtype=np.float64)
+        flags = np.zeros(losses.shape, bool) if diverged is None else np.asarray(diverged)
+    if losses.ndim < 1 or flags.shape != losses.shape:
+        raise ValueError(f"spread: expected final losses [..., seeds] and flags of the same shape, "
+                         f"got {list(losses.shape)} and {list(flags.shape)}")
+    ok = ~(flags.astype(bool) | ~np.isfinite(losses))
+    grid_shape = losses.shape[:-1]
+    cells = [_stats(losses[i], ok[i]) for i in np.ndindex(grid_shape)]
+    stats = np.asarray(cells, dtype=np.float64).reshape(grid_shape + (len(_STATS),))
+    fields = [_scalar(stats[..., j]) for j in range(len(_STATS))]
+    n = _scalar(np.full(grid_shape, losses.shape[-1]))
+    if grid and tuple(len(v) for v in grid.values()) != grid_shape:
+        raise ValueError(f"spread: the grid's axes {[len(v) for v in grid.values()]} do not match "
+                         f"the final losses' leading axes {list(grid_shape)}")
+    return Spread(n, _scalar(np.sum(~ok, axis=-1)), *fields, losses, ok, grid)

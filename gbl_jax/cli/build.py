@@ -1,0 +1,498 @@
+"""A sweep's config: its options checked, and the run it describes built.
+
+A config is the flat dict of ``gbl-jax sweep``'s options, as the command line gives them and as
+config.json stores them. ``resolve_config`` fills the defaults and checks every option, raising a
+one-line ``UsageError``; ``build`` turns a config into the data, model, output unit, optimizer,
+loss and grid; ``set_threshold`` fills in the default success threshold (``thresholds``).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import math
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from gbl_jax.nets import heads as heads_module
+from gbl_jax.probability import costs
+from gbl_jax.nets import convnets
+from gbl_jax.nets import inits
+from gbl_jax.engine import memory
+from gbl_jax.nets import mlp as nets
+from gbl_jax.data import problems
+from gbl_jax.cli import runstore
+from gbl_jax.cli import thresholds
+from gbl_jax.cli import usercode
+from gbl_jax.checks import require_int
+from gbl_jax.probability.distributions import Bernoulli, Categorical
+from gbl_jax.engine.runconfig import default_log_every, user_call
+
+# Defaults of `sweep`; None in the parser so that --resume can tell what was given explicitly.
+SWEEP_DEFAULTS = {
+    "problem": "xor", "hidden": "2", "activation": "tanh", "init": "glorot_normal", "head": None,
+    "components": 3, "loss": "nll", "optimizer": "adam", "lr": None, "init_scale": 1.0,
+    "grid": None, "steps": 2000, "batch_size": None, "seeds": 1024, "seed": 0,
+    "chunk_size": None, "n": None, "log_every": None, "threshold": None, "grad_tol": None,
+    "classify": False, "keep_params": False, "data": None, "model": None, "channels": None,
+}
+# Options that shape the built-in networks; --model builds its own and refuses them.
+NET_OPTIONS = ("hidden", "activation", "init", "head", "components", "channels")
+FINGERPRINTS = ("data_sha256", "model_sha256")   # filled in by ``fingerprint``
+# Options a stored config may lack: config.json files written before the option existed.
+OPTIONAL_STORED = ("grid",)
+# Hyperparameters with an option of their own: ``--grid learning_rate=...`` is ``--lr ...`` and
+# ``--grid init_scale=...`` is ``--init-scale ...``; every other --grid name stays in "grid".
+SHORT_FORMS = {"learning_rate": "lr", "init_scale": "init_scale"}
+# name: (optax function, its keyword arguments, default learning rate)
+OPTIMIZERS = {"adam": ("adam", {}, 0.05), "sgd": ("sgd", {}, 0.5),
+              "momentum": ("sgd", {"momentum": 0.9}, 0.1)}
+LOSSES = {"nll": "nll", "mse": "squared_error"}
+HEADS = {name: fn for name, fn in vars(heads_module).items()
+         if inspect.isfunction(fn) and fn.__module__ == heads_module.__name__
+         and not name.startswith("_")}
+MAX_SEED = 2**32 - 2        # jax.random.PRNGKey folds larger seeds onto smaller ones
+MAX_STEPS = 2**31 - 1       # the step counter is int32
+
+
+class UsageError(Exception):
+    """Bad input from the command line: one line, exit status 2."""
+
+
+# --- checking options ----------------------------------------------------------------------
+def check_int(name: str, value, least: int | None = None, most: int | None = None,
+              none: bool = False):
+    """``value`` if it is an integer in [least, most] (or None when ``none``), else UsageError."""
+    if value is None and none:
+        return None
+    try:
+        require_int(name, value, least)
+        ok = True
+    except ValueError:
+        ok = False
+    if not ok or (most is not None and value > most):
+        span = (f"in [{least}, {most}]" if most is not None
+                else f">= {least}" if least is not None else "")
+        raise UsageError(f"--{name.replace('_', '-')} must be an integer {span}, got {value!r}")
+    return value
+
+
+def check_numbers(name: str, value, least: float = -math.inf,
+                  strict: bool = False, flag: str | None = None) -> list[float]:
+    """A number, a list, or a comma list as floats; each finite and above ``least``.
+
+    Messages name ``flag``, by default ``--name`` (underscores as dashes).
+    """
+    flag = flag or f"--{name.replace('_', '-')}"
+    parts = value.split(",") if isinstance(value, str) else (
+        value if isinstance(value, list) else [value])
+    try:
+        numbers = [float(p) if not isinstance(p, bool) else math.nan for p in parts]
+    except (TypeError, ValueError):
+        raise UsageError(f"{flag} must be a number or a comma list of numbers, got "
+                         f"{value!r}") from None
+    bound = "> " if strict else ">= "
+    bad = [x for x in numbers if not math.isfinite(x) or x < least or (strict and x == least)]
+    if not numbers or bad:
+        raise UsageError(f"{flag} values must be finite numbers {bound}{least:g}, got {value!r}")
+    if len(set(numbers)) != len(numbers):
+        raise UsageError(f"{flag} values must be distinct, got {value!r}")
+    return numbers
+
+
+def check_float32(name: str, numbers: list[float], flag: str | None = None) -> None:
+    """Refuses a nonzero value that float32 rounds to 0 or to infinity (the runs train in float32).
+
+    Messages name ``flag``, by default ``--name`` (underscores as dashes).
+    """
+    import numpy as np
+
+    flag = flag or f"--{name.replace('_', '-')}"
+    with np.errstate(over="ignore", under="ignore"):
+        bad = [(x, float(np.float32(x))) for x in numbers
+               if x != 0 and not 0 < abs(np.float32(x)) < np.inf]
+    if bad:
+        info = np.finfo(np.float32)
+        raise UsageError(f"{flag} {bad[0][0]:g} is {bad[0][1]:g} "
+                         f"in float32, which the runs train in; float32 holds magnitudes from "
+                         f"{float(info.smallest_subnormal):.2g} to {float(info.max):.2g}")
+
+
+def _one_or_list(numbers: list[float]):
+    return numbers[0] if len(numbers) == 1 else numbers
+
+
+def _choice(name: str, value, choices) -> str:
+    if value not in choices:
+        raise UsageError(f"unknown {name} {value!r}; choose one of {', '.join(sorted(choices))}")
+    return value
+
+
+def parse_hidden(text, option: str = "hidden") -> list[int]:
+    """Widths from a comma list ("8,8"); "" is no hidden layer."""
+    text = str(text).strip()
+    if not text:
+        return []
+    try:
+        widths = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise UsageError(f"--{option} must be a comma list of positive integers (e.g. 8,8) or '' "
+                         f"for no hidden layer, got {text!r}") from None
+    if any(w < 1 for w in widths):
+        raise UsageError(f"--{option} widths must be positive, got {text!r}")
+    return widths
+
+
+def resolve_config(raw: dict, stored: bool = False) -> dict:
+    """Fills defaults and checks every option; raises UsageError with one line.
+
+    ``raw`` holds the options as parsed, or a stored config (``stored``: every key required).
+    Resolving a resolved config gives it back.
+    """
+    raw = grid_options(raw)
+    if stored:
+        missing = [k for k in SWEEP_DEFAULTS if k not in raw and k not in OPTIONAL_STORED]
+        if missing:
+            raise UsageError(f"lacks {', '.join(missing)}")
+    config: dict[str, Any] = {k: (raw.get(k) if raw.get(k) is not None else v)
+                              for k, v in SWEEP_DEFAULTS.items()}
+    _user_code(raw, config, stored)
+    config["hidden"] = ",".join(map(str, parse_hidden(config["hidden"])))
+    _choice("activation", config["activation"], nets.ACTIVATIONS)
+    _choice("init", config["init"], inits.INITS)
+    if config["head"] is not None:
+        _choice("head", config["head"], HEADS)
+    _choice("optimizer", config["optimizer"], OPTIMIZERS)
+    _choice("loss", config["loss"], LOSSES)
+    for name in ("steps", "seeds", "components"):
+        check_int(name, config[name], 1, MAX_STEPS if name == "steps" else None)
+    for name in ("batch_size", "chunk_size", "n", "log_every"):
+        check_int(name, config[name], 1, none=True)
+    check_int("seed", config["seed"], 0, MAX_SEED)
+    lr = config["lr"] if config["lr"] is not None else OPTIMIZERS[config["optimizer"]][2]
+    for name, value in (("lr", lr), ("init_scale", config["init_scale"])):
+        numbers = check_numbers(name, value, 0.0, strict=name == "lr")
+        check_float32(name, numbers)
+        config[name] = _one_or_list(numbers)
+    config["grid"] = _optimizer_hyperparameters(config["grid"] or {}, config["optimizer"])
+    if config["threshold"] is not None:
+        config["threshold"] = check_numbers("threshold", config["threshold"])
+        if len(config["threshold"]) != 1:
+            raise UsageError(f"--threshold takes one number, got {raw.get('threshold')!r}")
+        config["threshold"] = config["threshold"][0]
+        config["threshold_rule"] = raw.get("threshold_rule") or "set with --threshold"
+    if config["grad_tol"] is not None:
+        numbers = check_numbers("grad_tol", config["grad_tol"], 0.0, strict=True)
+        if len(numbers) != 1:
+            raise UsageError(f"--grad-tol takes one number, got {raw.get('grad_tol')!r}")
+        check_float32("grad_tol", numbers)
+        config["grad_tol"] = numbers[0]
+    for name in ("classify", "keep_params"):
+        if not isinstance(config[name], bool):
+            raise UsageError(f"{name} must be true or false, got {config[name]!r}")
+    if config["log_every"] is None:
+        config["log_every"] = default_log_every(config["steps"])
+    if config["log_every"] > config["steps"]:
+        raise UsageError(f"--log-every ({config['log_every']}) must not exceed --steps "
+                         f"({config['steps']})")
+    if stored:
+        config["devices"] = check_int("devices", raw.get("devices"), 1)
+        config["chunk_size"] = check_int("chunk_size", raw.get("chunk_size"), 1)
+    return config
+
+
+def grid_options(raw: dict) -> dict:
+    """``raw`` with its --grid entries as options: learning_rate and init_scale become --lr and
+    --init-scale (``SHORT_FORMS``), every other name stays in "grid" as {name: values}.
+
+    ``raw["grid"]`` holds the command line's ``NAME=VALUES`` strings, or a config's {name: values}.
+
+    Raises:
+      UsageError: an entry that is not NAME=VALUES, or a hyperparameter given twice.
+    """
+    entries = raw.get("grid")
+    if entries is None:
+        return raw
+    if isinstance(entries, dict):
+        items = list(entries.items())
+    elif isinstance(entries, list):
+        items = []
+        for entry in entries:
+            name, sep, values = str(entry).partition("=")
+            if not sep or not name.strip():
+                raise UsageError(f"--grid takes NAME=VALUES (e.g. --grid b1=0.8,0.9), got "
+                                 f"{entry!r}")
+            items.append((name.strip(), values))
+    else:
+        raise UsageError(f"grid must be {{name: values}}, got {entries!r}")
+    out, grid, seen = dict(raw), {}, set()
+    for name, values in items:
+        option = SHORT_FORMS.get(name)
+        if name in seen or (option is not None and raw.get(option) is not None):
+            also = f"--{option.replace('_', '-')} and " if name not in seen else ""
+            raise UsageError(f"{name} is given twice ({also}--grid {name}=...); pass it once")
+        seen.add(name)
+        if option is not None:
+            out[option] = values
+        else:
+            grid[name] = values
+    out["grid"] = grid
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def hyperparameter_names(optimizer: str) -> tuple[str, ...]:
+    """The numeric hyperparameters of an --optimizer, as ``optax.inject_hyperparams`` finds them
+    (the names --grid takes, with init_scale). Traces its init abstractly: no backend starts."""
+    import jax
+    import optax
+
+    from gbl_jax.engine.runconfig import hyper_names
+
+    fn, kwargs, lr = OPTIMIZERS[optimizer]
+    made = optax.inject_hyperparams(getattr(optax, fn))(learning_rate=lr, **kwargs)
+    state = jax.eval_shape(made.init, {"w": jax.ShapeDtypeStruct((1,), "float32")})
+    return tuple(sorted(hyper_names(state)))
+
+
+def _optimizer_hyperparameters(grid: dict, optimizer: str) -> dict:
+    """--grid's names other than learning_rate and init_scale, checked against ``optimizer``:
+    {name: a number, or a list of distinct numbers (a grid axis)}, sorted by name (config.json
+    and the chunks' stamps sort their keys, so the order given could not be kept)."""
+    names = hyperparameter_names(optimizer)
+    out = {}
+    for name, values in sorted(grid.items()):
+        if name not in names:
+            taken = [n for n in names if n not in SHORT_FORMS] + list(SHORT_FORMS)
+            raise UsageError(f"--grid {name}: optimizer {optimizer} has no numeric "
+                             f"hyperparameter {name!r}; --grid takes {', '.join(taken)}")
+        numbers = check_numbers(name, values, flag=f"--grid {name}")
+        check_float32(name, numbers, flag=f"--grid {name}")
+        out[name] = _one_or_list(numbers)
+    return out
+
+
+def _user_code(raw: dict, config: dict, stored: bool) -> None:
+    """Checks --data, --model and --channels against the options they exclude."""
+    if config["data"] is not None:
+        if not stored and raw.get("problem") is not None:
+            raise UsageError("--data replaces --problem: pass one of them")
+        if raw.get("n") is not None:
+            raise UsageError("--n sizes the built-in problems; --data is used whole")
+        data = str(config["data"])
+        if not usercode.is_spec(data):
+            if not Path(data).is_file():
+                raise UsageError(f"--data {data}: no such file (or a module:function that names "
+                                 "one)")
+            data = str(Path(data).resolve())
+        config.update(data=data, problem=None)
+    else:
+        _choice("problem", config["problem"], problems.REGISTRY)
+    if config["model"] is not None:
+        clash = [k for k in NET_OPTIONS if raw.get(k) is not None and raw.get(k) != SWEEP_DEFAULTS[k]]
+        if clash and not stored:
+            raise UsageError(f"--model builds the whole network; drop "
+                             f"{', '.join('--' + k.replace('_', '-') for k in clash)}")
+        if not usercode.SPEC.fullmatch(str(config["model"])):
+            raise UsageError(f"--model {config['model']!r}: expected module:function (a function "
+                             "that returns a gbl.Model)")
+    if config["channels"] is not None:
+        if raw.get("hidden") is not None and not stored:
+            raise UsageError("--channels builds a 1-D CNN with a linear head; drop --hidden")
+        config["channels"] = ",".join(map(str, parse_hidden(config["channels"], "channels")))
+        if not config["channels"]:
+            raise UsageError("--channels needs at least one width, e.g. 25,25,25")
+        if raw.get("activation") is None and not stored:
+            config["activation"] = "relu"   # the MNIST-1D paper's CNN
+    if stored:
+        config.update({k: raw[k] for k in FINGERPRINTS if k in raw})
+
+
+def stored_config(folder: runstore.RunFolder) -> dict:
+    """The resolved config of a run folder's config.json; UsageError says what is wrong."""
+    try:
+        return resolve_config(folder.read_config()["config"], stored=True)
+    except UsageError as err:
+        raise UsageError(f"{folder.file(runstore.CONFIG)} is not a valid sweep config: "
+                         f"{err}") from None
+
+
+# --- building the run ----------------------------------------------------------------------
+def _make_head(name: str, y, components: int, problem: str):
+    """The head ``name`` of gbl_jax.nets.heads, sized from the targets ``y``."""
+    y_shape = list(y.shape)
+    sizes = {"components": components}
+    if "classes" in inspect.signature(HEADS[name]).parameters:
+        classes = int(y.max()) + 1 if y.size else 0
+        if y.ndim != 1 or classes < 2:
+            raise UsageError(f"--head {name} needs integer labels [N] with >= 2 classes; "
+                             f"{problem} has y {y_shape}")
+        sizes["classes"] = classes
+    if "dim" in inspect.signature(HEADS[name]).parameters:
+        if y.ndim != 2:
+            raise UsageError(f"--head {name} needs targets [N, D]; {problem} has y "
+                             f"{y_shape} (try --head bernoulli or categorical)")
+        sizes["dim"] = y_shape[1]
+    wanted = [p.name for p in inspect.signature(HEADS[name]).parameters.values()
+              if p.default is inspect.Parameter.empty]
+    return HEADS[name](*[sizes[p] for p in wanted])
+
+
+def hyperparameters(config: dict) -> dict:
+    """{name: a number or a list} of every hyperparameter a resolved config sets, by the engine's
+    names: learning_rate (--lr), init_scale (--init-scale), then the other --grid names by name."""
+    return {"learning_rate": config["lr"], "init_scale": config["init_scale"], **config["grid"]}
+
+
+def grid_of(config: dict) -> dict:
+    """The sweep's grid, in ``hyperparameters``' order: every hyperparameter given several values,
+    and init_scale also when it is not 1 (the engine scales the init only on a grid)."""
+    listed = {k: v if isinstance(v, list) else [v] for k, v in hyperparameters(config).items()}
+    return {k: v for k, v in listed.items()
+            if len(v) > 1 or (k == "init_scale" and v != [1.0])}
+
+
+class Built(NamedTuple):
+    """What a config describes: the data, model, its output unit (None for a --model whose
+    data names none), optimizer, loss, grid, and the metrics a held-out split gets."""
+
+    data: Any
+    model: Any
+    head: Any
+    optimizer: Any
+    loss: Any
+    grid: dict
+    metrics: dict
+
+
+BUILT_FROM = ("problem", "seed", "n", "head", "components", "hidden", "activation", "init",
+              "lr", "init_scale", "grid", "optimizer", "loss", "data", "model", "channels")
+
+
+def build(config: dict) -> Built:
+    """Builds a config's run; refuses data that would not fit in memory before making it.
+
+    The same options give the same objects within a process, so JAX compiles a repeated
+    command (``cli.main`` called again from Python) only once.
+    """
+    options = json.dumps({k: config[k] for k in BUILT_FROM})   # hashable, grid order kept
+    return _build(options, _file_stamp(config["data"]))
+
+
+def _file_stamp(data) -> tuple | None:
+    """(size, mtime) of a --data file, so an edited file is read again, not served cached."""
+    if data is None or usercode.is_spec(str(data)):
+        return None
+    try:
+        stat = Path(data).stat()
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
+
+
+@functools.lru_cache(maxsize=8)
+def _build(options: str, stamp: tuple | None) -> Built:   # stamp: part of the cache key
+    import jax
+    import optax
+
+    config: dict[str, Any] = json.loads(options)
+    data = _data(config)
+    where = f"data {config['data']}" if config["data"] else f"problem {config['problem']}"
+    head = (data.head if config["head"] is None
+            else _make_head(config["head"], data.y, config["components"], where))
+    try:
+        if config["model"] is not None:
+            model = usercode.load_model(config["model"])
+        elif head is None:
+            raise UsageError(f"{where} names no output unit; pass --head")
+        elif config["channels"] is not None:
+            model = convnets.cnn1d(parse_hidden(config["channels"]), head,
+                                  activation=config["activation"], init=config["init"])
+        else:
+            model = nets.mlp(parse_hidden(config["hidden"]), head,
+                                activation=config["activation"], init=config["init"])
+        params = user_call("model.init(key, x)", data.x, model.init, jax.random.PRNGKey(0),
+                           data.x)
+        dist = user_call("model.apply(params, x)", data.x, model.apply, params, data.x)
+    except (ValueError, TypeError) as err:
+        raise UsageError(f"{where}: {str(err).splitlines()[0]}") from None
+    classifier = isinstance(dist, (Bernoulli, Categorical))
+    metrics = {"accuracy": costs.accuracy} if classifier and data.test is not None else {}
+    grid = grid_of(config)
+    fn, kwargs, _ = OPTIMIZERS[config["optimizer"]]
+    first = {k: v[0] if isinstance(v, list) else v for k, v in hyperparameters(config).items()
+             if k != "init_scale"}
+    make = getattr(optax, fn)
+    if any(k != "init_scale" for k in grid):   # the engine sets each cell's values in its state
+        make = optax.inject_hyperparams(make)
+    optimizer = make(**{**kwargs, **first})
+    return Built(data, model, head, optimizer, getattr(costs, LOSSES[config["loss"]]), grid,
+                 metrics)
+
+
+def _data(config: dict):
+    """The data a config names: a built-in problem (refused if it would not fit in memory), a
+    file or a ``module:function`` (``usercode``)."""
+    import jax
+
+    if config["data"] is not None:
+        try:
+            return usercode.load_data(config["data"])
+        except (ValueError, ImportError) as err:
+            raise UsageError(str(err).splitlines()[0]) from None
+    key = jax.random.PRNGKey(config["seed"] + 1)
+    make = lambda k: problems.make(config["problem"], k, config["n"])   # noqa: E731
+    shapes = jax.eval_shape(make, key)
+    data_bytes = memory.tree_bytes(shapes)
+    have = memory.available()
+    if have is not None and 4 * data_bytes > have:
+        raise UsageError(f"--n {config['n']}: the data would take {memory.size_text(data_bytes)}"
+                         f" (x4 while training); {memory.size_text(have)} is available")
+    if config["n"] is not None:
+        made = shapes[0].shape[0]   # x
+        if made != config["n"]:
+            raise UsageError(f"--n {config['n']}: problem {config['problem']} has {made} points "
+                             f"for it (xor is fixed, a real data set has at most its training "
+                             f"size); drop --n" + (f" or pass at most {made}" if made > 4 else ""))
+    try:
+        return make(key)
+    except ImportError as err:
+        raise UsageError(str(err).splitlines()[0]) from None
+
+
+def fingerprint(config: dict, data) -> None:
+    """Records (new sweep) or checks (resumed: the keys are already there) the SHA-256 of the
+    user's data and model source, so a resumed sweep never mixes two datasets or two models.
+
+    Raises:
+      UsageError: a resumed sweep whose data or model source changed.
+    """
+    now = {"data_sha256": usercode.data_fingerprint(data) if config["data"] else None,
+           "model_sha256": (usercode.model_fingerprint(config["model"])
+                            if config["model"] else None)}
+    for key, value in now.items():
+        before = config.get(key, value)
+        if before != value:
+            what = f"--data {config['data']}" if key == "data_sha256" else f"--model {config['model']}"
+            raise UsageError(f"{what} changed since this sweep began (sha256 {str(before)[:12]}... "
+                             f"then, {str(value)[:12]}... now); restore it, or start a new sweep "
+                             "with --force")
+        config[key] = value
+
+
+def set_threshold(config: dict, head, y) -> None:
+    """Fills in the default success threshold and its rule, or checks the one given.
+
+    Raises:
+      UsageError: a given threshold at or below the lowest loss the model can reach.
+    """
+    floor = thresholds.lowest_loss(head, y, config["loss"])
+    if config["threshold"] is None:
+        value, rule = thresholds.default_threshold(head, y, config["loss"])
+        config.update(threshold=round(value, 6) if abs(value) > 1e-3 else value,
+                      threshold_rule=f"default: {rule}")
+    elif not config["threshold"] > floor:
+        raise UsageError(f"--threshold {config['threshold']:g} is not above the lowest loss this "
+                         f"model can reach ({floor:.6g} for {config['loss']} with {head.name}): "
+                         "no seed could succeed")

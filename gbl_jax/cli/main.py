@@ -1,0 +1,568 @@
+"""The ``gbl-jax`` command line: init-sensitivity sweeps from the shell.
+
+  gbl-jax sweep --problem xor --hidden 2 --seeds 1024 --steps 2000 --out runs/xor
+  gbl-jax sweep --problem xor --lr 0.01,0.05,0.2 --init-scale 0.5,1,2 --classify --keep-params
+  gbl-jax sweep --problem xor --optimizer adam --grid b1=0.8,0.9 --grid learning_rate=0.01,0.05
+  gbl-jax landscape --out runs/xor
+  gbl-jax compare runs/xor-adam runs/xor-sgd
+  gbl-jax problems
+  gbl-jax tour
+
+Errors (bad options, a head that does not fit the problem, an --out that holds results or files
+gbl-jax did not write, a sweep that would not fit in memory) print one line on stderr and exit
+with status 2, never a traceback, and write nothing. Ctrl-C keeps every finished chunk;
+``--resume`` completes the sweep.
+
+This module parses options and prints. ``build`` checks a config and builds its run, ``runner``
+runs it into its folder (``runstore.RunFolder``), ``launch`` starts and joins the processes of
+a multi-process sweep, and ``landscape_report`` analyses a run kept with --keep-params.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+from gbl_jax._version import __version__
+from gbl_jax.cli import build
+from gbl_jax.nets import inits
+from gbl_jax.analysis import landscape_report
+from gbl_jax.cli import launch
+from gbl_jax.nets import mlp as nets
+from gbl_jax.data import problems
+from gbl_jax.cli import runner
+from gbl_jax.cli import runstore
+from gbl_jax.cli import sweep_report
+from gbl_jax.cli.build import SWEEP_DEFAULTS, UsageError, check_int, check_numbers
+from gbl_jax.analysis.comparisons import compare
+from gbl_jax.engine.compilation import enable_compilation_cache
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # "--grad-tol -1e-4" is a value to check, not an unknown option (argparse's own pattern
+        # knows only -1 and -.5)
+        self._negative_number_matcher = re.compile(
+            r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?(,[-+.\deE]*)*$")
+
+    def error(self, message):  # argparse would print the usage too; we keep it to one line
+        raise UsageError(message)
+
+
+def _compile_cache(args) -> str | None:
+    if args.no_compile_cache:
+        return None
+    try:
+        return str(enable_compilation_cache(args.compile_cache))
+    except OSError as err:
+        raise UsageError(f"--compile-cache: {err}") from None
+
+
+# --- sweep ---------------------------------------------------------------------------------
+def _sweep(args: argparse.Namespace) -> int:
+    if args.coordinator is None and args.processes is not None and check_int(
+            "processes", args.processes, 1, 1024) > 1:
+        return _launch(args)
+    distributed = any(v is not None for v in (args.coordinator, args.num_processes,
+                                              args.process_id)) or args.distributed
+    folder, config, cpu_devices = _resolve(args, check_out=not distributed)
+    launch.set_cpu_devices(cpu_devices)
+    team = _join(args)
+    devices = launch.local_devices(cpu_devices)
+    if args.resume and len(devices) != config["devices"]:
+        raise UsageError(f"the interrupted sweep ran on {config['devices']} devices per process, "
+                         f"this one has {len(devices)}; resume it on a machine like the first")
+    planned = runner.plan_run(config, devices, folder)
+    cache = _compile_cache(args)
+    try:
+        results = runner.run(planned, folder, config, resume=args.resume, force=args.force,
+                             team=team, compile_cache=cache)
+    except runner.Interrupted as stop:
+        print(f"gbl-jax: interrupted; {stop.saved} of {stop.total} chunks are saved in "
+              f"{folder.path}; finish with: gbl-jax sweep --out {folder.path} --resume",
+              file=sys.stderr)
+        return 130
+    except OSError as err:   # a full disk mid-run: what is on disk is whole, so resume
+        if not folder.file(runstore.CONFIG).is_file():
+            raise
+        raise UsageError(f"cannot write {err.filename or folder.path}: "
+                         f"{err.strerror or err}; the finished chunks are kept; make room, then "
+                         f"finish with: gbl-jax sweep --out {folder.path} --resume") from None
+    if results is not None:   # process 0 writes and prints
+        print(_summary(results, folder.path))
+    return 0
+
+
+def _join(args) -> tuple[int, int]:
+    """Joins JAX's multi-process runtime when asked; (this process's index, process count)."""
+    cluster = (args.coordinator, args.num_processes, args.process_id)
+    if any(v is not None for v in cluster):
+        if any(v is None for v in cluster):
+            raise UsageError("--coordinator, --num-processes and --process-id go together")
+        count = check_int("num_processes", args.num_processes, 1)
+        index = check_int("process_id", args.process_id, 0, count - 1)
+        host, _, port = args.coordinator.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise UsageError(f"--coordinator must be HOST:PORT (e.g. 10.0.0.1:1234), got "
+                             f"{args.coordinator!r}")
+        kwargs = {"coordinator_address": args.coordinator, "num_processes": count,
+                  "process_id": index}
+    elif args.distributed:
+        kwargs = {}   # SLURM, Open MPI, ...: JAX finds the cluster itself
+    else:
+        return 0, 1
+    if args.out is None:
+        raise UsageError("a multi-process sweep needs --out (a folder every process can reach)")
+    timeouts = check_numbers("join_timeout", args.join_timeout, 0.0, strict=True)
+    if len(timeouts) != 1:
+        raise UsageError(f"--join-timeout takes one number, got {args.join_timeout!r}")
+    timeout = timeouts[0]
+    try:
+        return launch.join(timeout, **kwargs)
+    except Exception as err:   # noqa: BLE001 - whatever JAX raises, one line
+        raise UsageError(f"joining JAX's multi-process runtime failed: "
+                         f"{str(err).splitlines()[0]}") from None
+
+
+def _resolve(args: argparse.Namespace, check_out: bool = True):
+    """(run folder, config, CPU devices per process) of a new or resumed sweep, all checked."""
+    given = build.grid_options({k: getattr(args, k) for k in SWEEP_DEFAULTS
+                                if getattr(args, k) is not None})
+    folder = runstore.RunFolder(args.out or _default_out(given))
+    if args.resume and args.force:
+        raise UsageError("--resume finishes a sweep and --force replaces it: pass one")
+    if not args.resume:
+        config = build.resolve_config(given)
+        if check_out:
+            folder.check_new(force=args.force)
+        cpu_devices = check_int("cpu_devices", args.cpu_devices, 1, launch.MAX_CPU_DEVICES,
+                                none=True)
+        if cpu_devices is None and "xla_force_host_platform_device_count" not in os.environ.get(
+                "XLA_FLAGS", ""):
+            cpu_devices = os.cpu_count() or 1
+        return folder, config, cpu_devices
+    if args.out is None:
+        raise UsageError("--resume needs the --out folder of an interrupted sweep")
+    config = build.stored_config(folder)
+    for key, value in given.items():
+        if key == "grid":   # each --grid name is checked on its own, as an option is
+            value = {**config["grid"], **value}
+        if build.resolve_config({**config, key: value}, stored=True)[key] != config[key]:
+            shown = (" ".join(f"{k}={v}" for k, v in given["grid"].items()) if key == "grid"
+                     else value)
+            raise UsageError(f"--{key.replace('_', '-')} {shown} conflicts with the "
+                             f"interrupted sweep's {config[key]!r} (drop it to resume)")
+    if args.cpu_devices is not None and args.cpu_devices != config["devices"]:
+        raise UsageError(f"--cpu-devices {args.cpu_devices} conflicts with the interrupted "
+                         f"sweep's {config['devices']} devices (chunks computed on another "
+                         "device count can differ in the last bits); drop it to resume")
+    return folder, config, config["devices"]
+
+
+def _launch(args: argparse.Namespace) -> int:
+    """``--processes N``: checks the sweep, then runs N local processes that join JAX's
+    multi-process runtime and share its chunks; process 0 writes the results."""
+    if args.out is None:
+        raise UsageError("--processes needs --out (the folder the processes share)")
+    folder, config, cpu_devices = _resolve(args)
+    if folder.is_ours():   # another run holds the folder: refuse before any process starts
+        folder.lock()
+        folder.close()
+    if args.cpu_devices is None and not args.resume:   # the cores shared among the processes
+        cpu_devices = max(1, (os.cpu_count() or 1) // args.processes)
+    launch.set_cpu_devices(cpu_devices)
+    runner.plan_run(dict(config), launch.local_devices(cpu_devices), folder)   # refuse once, here
+    port = launch.free_port()
+    argv = launch.worker_argv(args.argv, None if args.resume else cpu_devices)
+    workers = launch.start(argv, args.processes, port)
+    print(f"gbl-jax: started {len(workers)} processes (pids "
+          f"{', '.join(str(w.pid) for w in workers)}), coordinator 127.0.0.1:{port}",
+          file=sys.stderr, flush=True)
+    try:
+        failed = launch.wait(workers)
+    except KeyboardInterrupt:
+        print(f"gbl-jax: interrupted; the finished chunks are saved in {folder.path}; finish "
+              f"with: gbl-jax sweep --out {folder.path} --resume --processes {args.processes}",
+              file=sys.stderr)
+        return 130
+    if failed:
+        i, code = failed
+        hint = ("" if code == 2 else f"; the finished chunks are kept in {folder.path}; finish "
+                f"with: gbl-jax sweep --out {folder.path} --resume")
+        print(f"gbl-jax: error: process {i} exited with status {code}"
+              + (" (its message is above)" if code == 2 else "") + hint, file=sys.stderr)
+        return 2 if code == 2 else 1
+    return 0
+
+
+def _default_out(given: dict) -> Path:
+    hidden = str(given.get("hidden", SWEEP_DEFAULTS["hidden"])).replace(",", "-") or "none"
+    problem = given.get("problem", SWEEP_DEFAULTS["problem"])
+    if given.get("data"):
+        problem = Path(str(given["data"]).split(":")[-1]).stem
+    if given.get("model"):
+        hidden = str(given["model"]).split(":")[-1]
+    return Path("runs") / f"{problem}-h{hidden}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+# --- printing ------------------------------------------------------------------------------
+def _pct(rate, low, high) -> str:
+    if rate is None:
+        return "n/a (every seed diverged)"
+    return f"{100 * rate:.1f}% [{100 * low:.1f}, {100 * high:.1f}]"
+
+
+def _summary(results: dict, out: Path) -> str:
+    """The printed table: the spread (or one row per grid cell), the threshold and its rule."""
+    config, spread, rate = results["config"], results["spread"], results["success_rate"]
+    ci = rate["interval_95"]
+    threshold = f"{results['threshold']['value']:.6g}"
+    hypers = [f"{build.SHORT_FORMS.get(k, k)}={v}"
+              for k, v in build.hyperparameters(config).items() if k != "init_scale"]
+    rows = [("problem", config["problem"]), ("hidden", config["hidden"] or "(none)"),
+            ("optimizer", " ".join([config["optimizer"], *hypers])),
+            ("steps", config["steps"]), ("seeds", config["seeds"])]
+    lines = []
+    grid = {g["name"]: g["values"] for g in results["sweep"]["grid"]}
+    if not grid:
+        rows.append(("diverged", spread["n_diverged"]))
+        for name in ("mean", "std", "min", "q10", "median", "q90", "max"):
+            value = spread[name]
+            rows.append((name, "n/a" if value is None else f"{value:.6g}"))
+        rows.append((f"final loss < {threshold}", _pct(rate["rate"], ci["low"], ci["high"])
+                     + (" of non-diverged (95% CI)" if rate["rate"] is not None else "")))
+        for name, stats in results.get("test", {}).items():
+            if stats["mean"] is not None:
+                rows.append((f"test {name}", f"mean {stats['mean']:.4g}, std {stats['std']:.2g}, "
+                             f"min {stats['min']:.4g}, max {stats['max']:.4g} (best - worst "
+                             f"{stats['best_minus_worst']:.3g})"))
+    else:
+        rows.append(("grid", " x ".join(f"{k} ({len(v)})" for k, v in grid.items())))
+        test = results.get("test", {}).get("accuracy")
+        lines.append(f"  {'cell':<32}  {'diverged':>8}  {'median':>10}  success < {threshold} "
+                     "(95% CI)" + ("  mean test accuracy" if test else ""))
+        for idx in itertools.product(*(range(len(v)) for v in grid.values())):
+            pick = lambda a: _at(a, idx)   # noqa: E731
+            cell = " ".join(f"{k}={v[i]:g}" for (k, v), i in zip(grid.items(), idx))
+            median = pick(spread["median"])
+            lines.append(f"  {cell:<32}  {int(pick(spread['n_diverged'])):>8}  "
+                         f"{'n/a' if median is None else f'{median:.4g}':>10}  "
+                         f"{_pct(pick(rate['rate']), pick(ci['low']), pick(ci['high']))}"
+                         + (f"  {pick(test['mean']):.4g}" if test and pick(test["mean"]) is not None
+                            else ""))
+    rows.append(("threshold", f"{threshold} ({results['threshold']['rule']})"))
+    if "converged" in results:
+        conv = results["converged"]
+        rows.append((f"grad norm < {conv['grad_tol']:g}", f"{conv['runs']} runs"))
+    if "critical_points" in results:
+        rows.append(("end points", ", ".join(f"{n} {k}" for k, n in
+                                             results["critical_points"]["counts"].items())))
+    if "note" in results:
+        rows.append(("note", results["note"]))
+    rows.append(("time", f"{results['wall_s']:.1f} s (compile {results['compile_s']:.1f} s)"
+                 + (f", classifying the end points {results['classify_s']:.1f} s"
+                    if "classify_s" in results else "")))
+    rows.append(("written to", str(out)))
+    width = max(len(k) for k, _ in rows)
+    table = [f"  {k:<{width}}  {v}" for k, v in rows]
+    return "\n".join(table + lines)
+
+
+def _at(nested, idx):
+    for i in idx:
+        nested = nested[i]
+    return nested
+
+
+# --- landscape -----------------------------------------------------------------------------
+def _landscape(args: argparse.Namespace) -> int:
+    """Interpolation init -> final, barriers between seeds, and basins of a kept-params sweep."""
+    import jax
+
+    folder = runstore.RunFolder(args.out)
+    config = build.stored_config(folder)
+    if not folder.file(runstore.RESULTS).is_file():
+        raise UsageError(f"{folder.path} holds an unfinished sweep; finish it with --resume")
+    pairs, num = check_int("pairs", args.pairs, 2), check_int("num", args.num, 2)
+    tol = check_numbers("tol", args.tol, 0.0)[0]
+    run = build.build(config)
+    cells = math.prod(len(v) for v in run.grid.values())
+    cell = check_int("cell", args.cell, 0, cells - 1)
+    params_like = jax.eval_shape(run.model.init, jax.random.PRNGKey(0), run.data.x)
+    stored = folder.load_params(params_like)
+    cache = _compile_cache(args)
+    init, final, diverged, cell_values = landscape_report.cell_of(stored, run.grid,
+                                                                  config["seeds"], cell)
+    folder.lock()
+    try:
+        rep = landscape_report.landscape_report(
+            run.model, run.data, init, final, diverged=diverged, pairs=pairs, num=num, tol=tol,
+            loss=run.loss, activation=config["activation"])
+        report = {"cell": cell_values, "seeds": config["seeds"], **rep.as_dict(),
+                  "compile_cache": cache}
+        title = sweep_report.title(config, run.grid) + "".join(
+            f", {k}={v:g}" for k, v in cell_values.items())
+        figure = landscape_report.landscape_figure(rep.curves, rep.monotone, rep.barriers, title)
+        folder.finish_landscape(report, rep.curves, rep.barriers, rep.basins.labels, figure)
+    finally:
+        folder.close()
+    paths, k = report["interpolation"], len(rep.barriers["seeds"])
+    print(f"  cell                {cell_values or '(no grid)'}")
+    print(f"  monotone paths      {paths['monotone']} of {paths['n']} non-diverged seeds "
+          f"({100 * paths['monotone_share']:.1f}%)")
+    if k > 1:
+        print(f"  median barrier      {report['barriers']['median']:.4g} unaligned, "
+              f"{report['barriers']['median_aligned']:.4g} aligned ({k * (k - 1) // 2} pairs of "
+              f"the first {k} seeds)")
+    print(rep.basins.summary())
+    print(f"  written to          {folder.path}")
+    return 0
+
+
+# --- compare -------------------------------------------------------------------------------
+def _parse_cell(items: list[str] | None) -> dict[str, float]:
+    """``--cell NAME=VALUE`` options as {name: value}."""
+    cell: dict[str, float] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not sep or not name or not math.isfinite(number) or name in cell:
+            raise UsageError(f"--cell takes NAME=VALUE once per grid axis (e.g. --cell "
+                             f"learning_rate=0.05), got {item!r}")
+        cell[name] = number
+    return cell
+
+
+def _threshold_of(doc: dict) -> float | None:
+    value = doc.get("config", {}).get("threshold") if isinstance(doc.get("config"), dict) else None
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _compare(args: argparse.Namespace) -> int:
+    """Two sweeps compared seed by seed: success (McNemar exact), rates, median difference."""
+    from gbl_jax.engine import results
+
+    loaded, thresholds = [], []
+    for path in (args.dir_a, args.dir_b):
+        try:
+            doc = results.read_doc(Path(path))
+            out = results.load(Path(path))
+        except ValueError as err:
+            raise UsageError(str(err).removeprefix("load: ")) from None
+        cell = _parse_cell(args.cell)
+        if out.grid:   # --cell picks the cell of whichever run has a grid
+            try:
+                out = out.cell(**cell)
+            except ValueError as err:
+                raise UsageError(f"{path}: {err} (pick one with --cell NAME=VALUE)") from None
+        loaded.append(out)
+        thresholds.append(_threshold_of(doc))
+    if args.threshold is not None:
+        threshold = check_numbers("threshold", args.threshold)
+        if len(threshold) != 1:
+            raise UsageError(f"--threshold takes one number, got {args.threshold!r}")
+        threshold = threshold[0]
+    elif thresholds[0] is not None and thresholds[0] == thresholds[1]:
+        threshold = thresholds[0]
+    else:
+        raise UsageError(f"the two runs' thresholds differ or are not recorded ({thresholds[0]} "
+                         f"and {thresholds[1]}); pass --threshold")
+    resamples = check_int("resamples", args.resamples, 100)
+    comparison = compare(loaded[0], loaded[1], threshold=threshold,
+                         resamples=resamples, seed=check_int("seed", args.seed, 0))
+    print(f"  A  {args.dir_a}\n  B  {args.dir_b}")
+    print(comparison.summary())
+    return 0
+
+
+# --- small commands ------------------------------------------------------------------------
+def _problems(args: argparse.Namespace) -> int:
+    width = max(map(len, problems.REGISTRY))
+    for name, problem in sorted(problems.REGISTRY.items()):
+        print(f"{name:<{width}}  {problem.description} (default n={problem.default_n})")
+    return 0
+
+
+def _tour(args: argparse.Namespace) -> int:
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    from gbl_jax.data import problems as tour_problems
+    from gbl_jax.engine.training import train
+    from gbl_jax.nets import heads
+    from gbl_jax.nets.mlp import mlp
+    from gbl_jax.nets.models import Model
+    from gbl_jax.probability import diagnostics
+    from gbl_jax.probability.costs import mse, nll
+    from gbl_jax.probability.distributions import Normal
+    key = jax.random.PRNGKey(check_int("seed", args.seed, 0, build.MAX_SEED))
+    k_f, k_y = jax.random.split(key)
+    f = jax.random.normal(k_f, (256, 2))
+    y = f + jax.random.normal(k_y, (256, 2))
+    nll_value = nll(Normal(f, 1.0), y)
+    half_mse = 0.5 * mse(f, y) + jnp.log(2 * jnp.pi)
+    print("Maximum likelihood with a unit Gaussian is 1/2 squared error + C (section 6.2.1.1):")
+    print(f"  nll = {float(nll_value):.6f}   1/2 mse + log(2 pi) = {float(half_mse):.6f}")
+    print("\nGradient reaching a sigmoid unit whose target is 1 (section 6.2.2.2):")
+    logits = jnp.asarray([-10.0, -3.0, 0.0, 3.0, 10.0])
+    report = diagnostics.saturation_report(logits, jnp.ones_like(logits))
+    print(f"  {'logit':>6}  {'|grad NLL|':>11}  {'|grad SE|':>11}  {'ratio':>9}")
+    for z, a, b, r in zip(logits.tolist(), report.nll_grad_norm.tolist(),
+                          report.squared_error_grad_norm.tolist(), report.ratio.tolist()):
+        print(f"  {z:>6.1f}  {a:>11.4g}  {b:>11.4g}  {r:>9.3g}")
+    print("  NLL saturates only when the answer is right; squared error also when it is wrong.")
+    data = tour_problems.xor()
+    print("\nTraining a 2-8-1 tanh network on XOR with Adam, 500 steps:")
+    res = train(mlp([8], heads.bernoulli()), optax.adam(0.05), data, key=key,
+                    steps=500)
+    for step in (0, 100, 200, 300, 400, 499):
+        print(f"  step {step:>4}  nll {float(res.losses[step]):.5f}")
+    print(f"  final nll {float(res.final_loss):.5f}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="gbl-jax", description="Gradient-based learning (Deep Learning 6.2) "
+                     "in JAX: init-sensitivity sweeps.")
+    parser.add_argument("--version", action="version", version=f"gbl-jax {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    cache = _Parser(add_help=False)
+    cache.add_argument("--compile-cache", metavar="DIR", help="folder of JAX's persistent "
+                       "compilation cache; default ~/.cache/gbl_jax/xla")
+    cache.add_argument("--no-compile-cache", action="store_true", help="compile afresh")
+    d = SWEEP_DEFAULTS
+    s = sub.add_parser("sweep", parents=[cache], allow_abbrev=False, help="train from many "
+                       "random inits; report the loss spread", description="Train one model from "
+                       "many random initializations at once and report how spread out the final "
+                       "losses are.")
+    s.add_argument("--problem", help="a registered problem (gbl-jax problems); default "
+                   f"{d['problem']}")
+    s.add_argument("--data", metavar="FILE|MODULE:FUNCTION", help="your own data instead of "
+                   "--problem: a .npz (x, y, optionally x_test, y_test) or .csv (last column y) "
+                   "file, or a function returning a gbl.problems.Data or an (x, y) pair")
+    s.add_argument("--model", metavar="MODULE:FUNCTION", help="your own network: a function "
+                   "returning a gbl.Model (imported from the current folder or the installed "
+                   "packages); replaces --hidden, --channels, --head")
+    s.add_argument("--hidden", help="hidden widths as a comma list, '' for none (the convex "
+                   f"control); default {d['hidden']}")
+    s.add_argument("--channels", help="a 1-D CNN instead of the mlp: conv widths as a comma "
+                   "list (kernel 5, stride 2, ReLU; 25,25,25 is the MNIST-1D paper's CNN)")
+    s.add_argument("--activation", choices=sorted(nets.ACTIVATIONS),
+                   help="hidden nonlinearity; default tanh")
+    s.add_argument("--init", choices=sorted(inits.INITS), help="init scheme; default "
+                   "glorot_normal")
+    s.add_argument("--head", choices=sorted(build.HEADS), help="output unit; default: the "
+                   "problem's own")
+    s.add_argument("--components", type=int, help="mixture components for --head "
+                   "mixture_density; default 3")
+    s.add_argument("--loss", choices=sorted(build.LOSSES), help="nll (default) or squared error of "
+                   "the head's mean (behind the same sigmoid/softmax)")
+    s.add_argument("--optimizer", choices=sorted(build.OPTIMIZERS), help="default adam")
+    s.add_argument("--lr", help="learning rate, or a comma list for a grid; default "
+                   + ", ".join(f"{v[2]:g} {k}" for k, v in build.OPTIMIZERS.items()))
+    s.add_argument("--init-scale", help="every weight matrix's init times this, or a comma list "
+                   "for a grid; default 1")
+    s.add_argument("--grid", action="append", metavar="NAME=VALUES", help="a numeric "
+                   "hyperparameter of the optimizer (adam: b1, b2, eps, ...; momentum: momentum) "
+                   "or init_scale: one value, or a comma list for a grid axis; repeat for more "
+                   "axes. --lr and --init-scale are --grid learning_rate=... and --grid "
+                   "init_scale=...; the axes run learning_rate, init_scale, then the others by "
+                   "name")
+    s.add_argument("--steps", type=int, help=f"optimizer steps per seed; default {d['steps']}")
+    s.add_argument("--batch-size", type=int, help="minibatch size; default full batch")
+    s.add_argument("--seeds", type=int, help=f"number of random inits; default {d['seeds']}")
+    s.add_argument("--seed", type=int, help="base random seed (the data uses seed + 1); default 0")
+    s.add_argument("--chunk-size", type=int, help="runs per compiled call; default: chosen from "
+                   "the model size and device")
+    s.add_argument("--n", type=int, help="data size; default: the problem's own")
+    s.add_argument("--log-every", type=int, help="steps per point of the loss curves; default "
+                   "steps/100")
+    s.add_argument("--threshold", help="a seed succeeds when its final loss is below this; "
+                   "default: 0.1 nats for classifiers, the loss of an R^2 = 0.9 fit for regression")
+    s.add_argument("--grad-tol", help="run each seed until its gradient norm falls below this "
+                   "(adds converged_step)")
+    s.add_argument("--classify", action="store_true", default=None, help="classify each end "
+                   "point (minimum, saddle, not converged) from its Hessian")
+    s.add_argument("--keep-params", action="store_true", default=None, help="store every seed's "
+                   "initial and final params in params.npz (for gbl-jax landscape)")
+    s.add_argument("--out", help="output folder; default runs/<problem>-h<hidden>-<time>")
+    s.add_argument("--resume", action="store_true", help="finish the interrupted sweep in --out")
+    s.add_argument("--force", action="store_true", help="replace results gbl-jax wrote in --out")
+    s.add_argument("--cpu-devices", type=int, default=None, help="on CPU, shard the runs over "
+                   "this many XLA devices (default: one per core); per process")
+    s.add_argument("--processes", type=int, help="run N local processes that join JAX's "
+                   "multi-process runtime and share the chunks (needs --out)")
+    s.add_argument("--coordinator", metavar="HOST:PORT", help="join a multi-process sweep "
+                   "(with --num-processes and --process-id; every process the same command)")
+    s.add_argument("--num-processes", type=int, help="processes in the multi-process sweep")
+    s.add_argument("--process-id", type=int, help="this process's index, 0 writes the results")
+    s.add_argument("--join-timeout", default="120", metavar="SECONDS", help="how long a "
+                   "process waits for the coordinator and the others (default 120)")
+    s.add_argument("--distributed", action="store_true", help="join a multi-process sweep whose "
+                   "processes JAX finds itself (SLURM, Open MPI)")
+    s.set_defaults(run=_sweep)
+    land = sub.add_parser("landscape", parents=[cache], help="the loss landscape of a sweep "
+                          "run with --keep-params", description="Loss along init -> final per "
+                          "seed, barriers between seeds (unaligned and aligned) and basins.")
+    land.add_argument("--out", required=True, help="the sweep's folder")
+    land.add_argument("--pairs", type=int, default=16, help="barriers between the first K "
+                      "non-diverged seeds (default 16)")
+    land.add_argument("--tol", default=0.05, help="basins: largest max-abs difference of "
+                      "predictions within a basin (default 0.05)")
+    land.add_argument("--num", type=int, default=25, help="points on each path (default 25)")
+    land.add_argument("--cell", type=int, default=0, help="on a grid, the cell (cell-major "
+                      "index, default 0)")
+    land.set_defaults(run=_landscape)
+    c = sub.add_parser("compare", parents=[cache], help="compare two sweeps seed by seed",
+                       description="Compare "
+                       "two sweeps whose seeds are paired (same --seed and seeds): success with "
+                       "McNemar's exact test, both rates with Wilson intervals, and the median "
+                       "final-loss difference with a paired bootstrap interval.")
+    c.add_argument("dir_a", help="the first sweep's folder (gbl-jax sweep --out, or out.save)")
+    c.add_argument("dir_b", help="the second sweep's folder")
+    c.add_argument("--threshold", help="success: final loss below this; default: the runs' own "
+                   "threshold when both recorded the same")
+    c.add_argument("--cell", action="append", metavar="NAME=VALUE", help="on a grid, the cell "
+                   "to compare (once per axis; applied to each run that has a grid)")
+    c.add_argument("--resamples", type=int, default=10000, help="bootstrap resamples (default "
+                   "10000)")
+    c.add_argument("--seed", type=int, default=0, help="the bootstrap's random seed (default 0)")
+    c.set_defaults(run=_compare)
+    p = sub.add_parser("problems", help="list the problems")
+    p.set_defaults(run=_problems)
+    t = sub.add_parser("tour", help="a one-minute tour of section 6.2 in numbers")
+    t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    t.set_defaults(run=_tour)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")   # the command writes files; the library never picks a backend
+    try:
+        argv = sys.argv[1:] if argv is None else list(argv)
+        args = _parser().parse_args(argv)
+        args.argv = argv
+        return args.run(args)
+    except (UsageError, ValueError, OSError) as err:
+        print(f"gbl-jax: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gbl-jax: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

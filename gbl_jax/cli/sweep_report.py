@@ -1,0 +1,146 @@
+"""What a finished sweep reports: the numbers results.json holds, and its figures.
+
+``results_of`` gathers the spread of the final losses, the success rate at the config's threshold
+with its Wilson 95% interval (per grid cell on a grid), convergence and the critical-point counts;
+``figures_of`` draws the figures a run folder keeps, under ``title`` (the config in brief, the
+grid's axes by their names). Both read a merged ``SweepResult`` (grid axes first) and a resolved
+config; ``RunFolder.finish`` writes what they return.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from gbl_jax.cli import build
+from gbl_jax.analysis import plots
+from gbl_jax.analysis.spreads import spread as spread_of
+
+
+def describe(config: dict, hyperparameters: dict | None = None) -> str:
+    """A config in brief, e.g. "xor, hidden 2 tanh, adam lr=0.05, 2000 steps, 1024 seeds".
+
+    Args:
+      config: a resolved sweep config; problem, hidden, activation, optimizer, steps and seeds
+        are shown.
+      hyperparameters: {name: value} shown after the optimizer, by their option's name
+        (``build.SHORT_FORMS``: learning_rate as lr).
+    """
+    widths = [w for w in str(config["hidden"]).split(",") if w]
+    network = f"hidden {'-'.join(widths)} {config['activation']}" if widths else "no hidden layer"
+    optimizer = " ".join([str(config["optimizer"]), *(
+        f"{build.SHORT_FORMS.get(k, k)}={float(v):g}" for k, v in (hyperparameters or {}).items())])
+    return ", ".join([str(config["problem"]), network, optimizer, f"{int(config['steps'])} steps",
+                      f"{int(config['seeds'])} seeds"])
+
+
+def title(config: dict, grid: dict) -> str:
+    """The figures' title: the config in brief with the hyperparameters that are not on the
+    grid, the grid's axes (by their names) and the threshold."""
+    fixed = {k: v for k, v in build.hyperparameters(config).items()
+             if k not in grid and k != "init_scale"}   # init_scale is on the grid unless 1
+    text = describe(config, fixed)
+    if grid:
+        text += ", grid " + " x ".join(grid)
+    return text + f", threshold {config['threshold']:.4g}"
+
+
+def results_of(result, config: dict, info: dict, cp=None) -> dict:
+    """What results.json holds (numpy values: ``json_safe`` them to write).
+
+    Args:
+      result: the merged ``SweepResult``.
+      config: the resolved config (``threshold`` and ``threshold_rule`` included).
+      info: versions, devices, processes, wall_s (the sweep), compile_s, classify_s (the
+        end points' classification, None without it) and compile_cache.
+      cp: ``CriticalPoints`` of every run (flattened cell-major), or None.
+    """
+    threshold = config["threshold"]
+    spread = spread_of(result)
+    low, high = spread.success_interval(threshold)
+    all_diverged = np.asarray(spread.n_ok) == 0
+    results: dict[str, Any] = {
+        "config": config, "versions": info["versions"], "devices": info["devices"],
+        "threshold": {"value": threshold, "rule": config["threshold_rule"]},
+        "spread": spread.as_dict(),
+        "success_rate": {"threshold": threshold, "rate": spread.success_rate(threshold),
+                         "successes": spread.successes(threshold), "n": spread.n_ok,
+                         "interval_95": {"low": low, "high": high, "method": "Wilson"}},
+        "processes": info["processes"], "wall_s": info["wall_s"],
+        "compile_s": info["compile_s"],
+        "compile_cache": info["compile_cache"],
+        **({"classify_s": info["classify_s"]} if info.get("classify_s") is not None else {}),
+    }
+    test = {name[5:]: _metric_stats(values, result.diverged)
+            for name, values in result.final_metrics.items() if name.startswith("test_")}
+    if test:
+        results["test"] = test
+    if np.all(all_diverged):
+        results["note"] = "all seeds diverged: the statistics are null"
+    elif np.any(all_diverged):
+        results["note"] = (f"every seed diverged in {int(np.sum(all_diverged))} of "
+                           f"{all_diverged.size} cells: their statistics are null")
+    if config["grad_tol"] is not None:
+        steps = result.converged_step[result.converged_step >= 0]
+        results["converged"] = {"grad_tol": config["grad_tol"], "runs": int(steps.size),
+                                "median_step": float(np.median(steps)) if steps.size else None}
+    if cp is not None:
+        kinds = cp.kind.reshape(result.final_loss.shape)
+        results["critical_points"] = {
+            "counts": cp.counts(), "method": cp.method, "grad_tol": cp.grad_tol,
+            "eig_tol": cp.eig_tol}
+        if result.grid:
+            results["critical_points"]["counts_per_cell"] = {
+                k: np.sum(kinds == k, axis=-1) for k in cp.counts()}
+    return results
+
+
+def _metric_stats(values, diverged) -> dict:
+    """The spread of a final metric over the non-diverged seeds, and best minus worst."""
+    spread = spread_of(np.asarray(values, np.float64), np.asarray(diverged))
+    return {**spread.as_dict(), "best_minus_worst": np.asarray(spread.max) - np.asarray(spread.min)}
+
+
+def figures_of(result, config: dict, title: str, cp=None) -> dict:
+    """{stem: Figure} of a finished sweep (names in ``runstore.FIGURES``).
+
+    The final losses (a histogram; on a grid, one distribution per cell with its own success
+    interval, never one pooled over cells), the loss curves by outcome (every run); on a grid of
+    one or two axes, the success rate per cell (and its heatmap for two); with ``cp``, the
+    critical points.
+    """
+    grid, threshold = result.grid, config["threshold"]
+    spread = spread_of(result)
+    flat_loss, flat_bad = result.final_loss.reshape(-1), result.diverged.reshape(-1)
+    pooled = " (all cells)" if grid else ""
+    if grid:
+        final = plots.final_loss_by_cell(grid, result.final_loss, result.diverged,
+                                         threshold=threshold, title=title)
+    else:
+        final = plots.final_loss_histogram(flat_loss, flat_bad, threshold=threshold, title=title)
+    out = {"final_losses": final}
+    success = ~flat_bad & (np.where(flat_bad, np.inf, flat_loss) < threshold)
+    out["curves"] = plots.loss_curves_by_outcome(
+        result.losses.reshape(-1, result.losses.shape[-1]), result.log_every, success=success,
+        diverged=flat_bad, title=title + pooled)
+    if grid and len(grid) <= 2:
+        rate = spread.success_rate(threshold)
+        low, high = spread.success_interval(threshold)
+        out["grid_success"] = plots.grid_success(grid, rate, low, high, spread.median,
+                                                 threshold=threshold, title=title)
+        if len(grid) == 2:
+            out["grid_heatmap"] = plots.grid_heatmap(grid, rate, threshold=threshold, low=low,
+                                                     high=high, title=title)
+    if "test_accuracy" in result.final_metrics:
+        acc = result.final_metrics["test_accuracy"]
+        if grid:
+            out["test_accuracy"] = plots.final_loss_by_cell(grid, acc, result.diverged, title=title,
+                                                            xlabel="test accuracy")
+        else:
+            out["test_accuracy"] = plots.metric_histogram(acc, result.diverged, "test accuracy",
+                                                          title=title)
+    if cp is not None:
+        out["critical_points"] = plots.critical_points_figure(cp.loss, cp.index, cp.kind,
+                                                              title=title)
+    return out

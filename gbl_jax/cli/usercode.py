@@ -1,0 +1,125 @@
+"""The user's own model and data on the command line, and the fingerprints that pin them.
+
+``--model module:function`` names a function that takes no arguments and returns a model (a
+``gbl.Model``, or any object with ``init`` and ``apply``). ``--data FILE`` is a .npz or .csv
+file (``gbl.problems.load``); ``--data module:function`` a function that takes no arguments and
+returns a ``Data`` or an (x, y) pair. Modules are imported from the current folder first, then
+from the installed packages, so a script beside the run is found without installing it.
+
+What a run used is fingerprinted (SHA-256 of the data's arrays and of the model module's source
+file) and stored in config.json, so ``--resume`` can refuse to mix chunks of two datasets or two
+models. Every failure is a ``ValueError`` of one line naming the option.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from gbl_jax.data.data_record import Data
+from gbl_jax.data.datasets import load
+from gbl_jax.nets.models import check_model
+
+SPEC = re.compile(r"([A-Za-z_][\w.]*):([A-Za-z_]\w*)")
+
+
+def is_spec(text: str) -> bool:
+    """True for ``module:function`` (and not an existing file of that name)."""
+    return bool(SPEC.fullmatch(text)) and not Path(text).exists()
+
+
+def import_function(spec: str, option: str) -> Callable:
+    """The function ``module:function``, imported from the current folder or the packages."""
+    match = SPEC.fullmatch(spec)
+    if not match:
+        raise ValueError(f"{option} {spec}: expected module:function (e.g. mymodels:cnn)")
+    module_name, name = match.groups()
+    here = os.getcwd()
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        if err.name and module_name.split(".")[0] == err.name.split(".")[0]:
+            raise ValueError(f"{option} {spec}: no module named {module_name!r} in the current "
+                             f"folder ({here}) or the installed packages") from None
+        raise ValueError(f"{option} {spec}: importing {module_name} failed: {err}") from None
+    except Exception as err:   # the user's module raised at import: say so in one line
+        raise ValueError(f"{option} {spec}: importing {module_name} failed: "
+                         f"{type(err).__name__}: {err}") from None
+    fn = getattr(module, name, None)
+    if not callable(fn):
+        what = "is not callable" if fn is not None else "is not defined"
+        raise ValueError(f"{option} {spec}: {name} {what} in {module.__name__} "
+                         f"({getattr(module, '__file__', '?')})")
+    return fn
+
+
+def _call(fn: Callable, spec: str, option: str) -> Any:
+    try:
+        return fn()
+    except Exception as err:
+        raise ValueError(f"{option} {spec}: calling {spec}() failed: "
+                         f"{type(err).__name__}: {err}") from None
+
+
+def load_model(spec: str):
+    """The model that ``module:function()`` returns, checked against the protocol."""
+    model = _call(import_function(spec, "--model"), spec, "--model")
+    try:
+        check_model(model)
+    except ValueError as err:
+        raise ValueError(f"--model {spec}: returned {type(model).__name__}, not a model: "
+                         f"{err}") from None
+    return model
+
+
+def load_data(spec: str) -> Data:
+    """The data of ``--data``: a file (``problems.load``) or ``module:function()``."""
+    if not is_spec(spec):
+        if not Path(spec).is_file():
+            raise ValueError(f"--data {spec}: no such file (or a module:function that names "
+                             "one)")
+        return load(spec)
+    data = _call(import_function(spec, "--data"), spec, "--data")
+    if isinstance(data, Data):
+        return data
+    try:
+        x, y = data
+    except (TypeError, ValueError):
+        raise ValueError(f"--data {spec}: returned {type(data).__name__}; expected a "
+                         "gbl.problems.Data or an (x, y) pair") from None
+    return Data(np.asarray(x), np.asarray(y), None, spec.split(":")[1])
+
+
+def data_fingerprint(data: Data) -> str:
+    """SHA-256 of the data's arrays (x, y and the test split's), with their shapes and dtypes."""
+    digest = hashlib.sha256()
+    parts = [data.x, data.y]
+    if getattr(data, "test", None) is not None:
+        parts += [data.test.x, data.test.y]
+    for a in parts:
+        a = np.ascontiguousarray(np.asarray(a))
+        digest.update(f"{a.dtype.str}{a.shape}".encode())
+        digest.update(a.tobytes())
+    return digest.hexdigest()
+
+
+def model_fingerprint(spec: str) -> str | None:
+    """SHA-256 of the source file of the module that ``--model`` names (None if it has none)."""
+    module = sys.modules.get(spec.split(":")[0])
+    try:
+        source = inspect.getsourcefile(module) if module is not None else None
+    except TypeError:
+        source = None
+    if source is None or not Path(source).is_file():
+        return None
+    return hashlib.sha256(Path(source).read_bytes()).hexdigest()

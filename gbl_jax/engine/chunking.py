@@ -1,0 +1,312 @@
+"""How a sweep's runs become compiled calls: chunk sizes, vmap or side by side, sharding.
+
+A chunk of ``chunk_size`` runs is one compiled call. Each device takes ``chunk_size / devices``
+of them (``shard_map`` over the devices): vmapped, or, for a few large runs on CPU, side by side
+(separate unbatched loops in one program), or alone (one run per device is the plain single
+run). ``one_shot_fn`` builds the call of a whole run; ``segment_fns`` the pieces of a
+compacted run to convergence (start, advance a segment, finish), as ``sweeps`` uses them.
+
+The default chunk size comes from the compiled step itself (the bytes of every intermediate of
+one run's gradient step, read from its jaxpr), whatever the params' layout. On CPU, a run whose
+step is large already keeps the core busy, and batching runs only adds cache pressure and slower
+batched-matmul kernels, so such runs are not vmapped: ``CPU_SIDE_BY_SIDE`` of them go in one
+program as separate, unbatched loops (each run's arithmetic is the single run's, bit for bit;
+one call runs them 5-7% faster than one call per run); smaller ones are vmapped, as many as keep
+one chunk near ``CPU_CACHE_BUDGET``. On an accelerator the chunk is as large as a quarter of the
+device memory allows. Measurements behind these constants: BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, PartitionSpec
+
+from gbl_jax.checks import require_int
+from gbl_jax.nets.models import apply_model, is_stochastic
+from gbl_jax.engine.runconfig import RunConfig
+from gbl_jax.engine.seeds_last import vmap_last
+from gbl_jax.engine.training import make_engine
+
+try:  # jax >= 0.6
+    from jax import shard_map as _shard_map
+
+    _NO_CHECK = {"check_vma": False}
+except ImportError:  # pragma: no cover - older jax
+    from jax.experimental.shard_map import shard_map as _shard_map
+
+    _NO_CHECK = {"check_rep": False}
+
+CPU_CACHE_BUDGET = 16 * 2**20   # bytes of step intermediates per vmapped chunk on CPU
+# Per-run step bytes above which CPU runs are not vmapped. The count depends on the jaxpr jax
+# traces (2-32-32-1 on 256 points: 633 KB on jax 0.10, 502 KB on 0.12; 2-8-1: 164 / 148 KB), so
+# the line sits where both versions put the benchmark's nets on the same side.
+CPU_LOOP_ABOVE = 384 * 2**10
+CPU_SIDE_BY_SIDE = 4            # such runs per device and call, as separate loops in one program
+# Per-run step bytes at or below which CPU runs of a full-batch, deterministic model go
+# seeds-last (``gbl_jax.engine.seeds_last``): XOR 2-2-1 (about 2 KB) and 2-8-1 on 256 points (148-164
+# KB) measured faster so; 2-32-32-1 (500-633 KB) runs side by side, unbatched.
+SEEDS_LAST_AT_MOST = 192 * 2**10
+# Seeds-last chunks hold this many times CPU_CACHE_BUDGET: their loops run over longer minor
+# axes, which XLA:CPU also splits between cores (XOR 2-2-1, 2000 steps: 16,384 runs in one call
+# 1.57-1.64 s, in two calls of 8,192 2.1-2.3 s; 2-8-1 on two spirals, 1,024 runs: chunks of 256
+# or 1,024 1.34-1.36 s, of 128 1.44 s, of 32 2.03 s).
+SEEDS_LAST_CHUNKS = 4
+MAX_CHUNK = 65536
+SEGMENTS = 16                   # segments of the budget between repacks (run to convergence)
+
+
+def tree_bytes(tree) -> int:
+    """Bytes of a pytree of arrays (or of their shapes)."""
+    return sum(math.prod(a.shape) * np.dtype(a.dtype).itemsize for a in jax.tree.leaves(tree))
+
+
+def _jaxpr_bytes(jaxpr) -> int:
+    """Bytes of every value an equation of ``jaxpr`` (and its sub-jaxprs) produces."""
+    total = 0
+    for eqn in jaxpr.eqns:
+        for var in eqn.outvars:
+            aval = getattr(var, "aval", None)
+            if hasattr(aval, "shape") and hasattr(aval, "dtype"):
+                total += math.prod(aval.shape) * aval.dtype.itemsize   # typed keys too (key<fry>: 8)
+        for value in eqn.params.values():
+            for sub in (value if isinstance(value, (tuple, list)) else (value,)):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    total += _jaxpr_bytes(inner)
+    return total
+
+
+def step_bytes(cfg: RunConfig, x: jax.Array, y: jax.Array) -> tuple[int, int]:
+    """(parameter bytes, bytes of the intermediates of one gradient step) of one run."""
+    return _step_bytes(cfg, jax.ShapeDtypeStruct(x.shape, x.dtype),
+                       jax.ShapeDtypeStruct(y.shape, y.dtype))
+
+
+@functools.lru_cache(maxsize=64)
+def _step_bytes(cfg: RunConfig, x, y) -> tuple[int, int]:
+    # traced once per configuration: a repeated sweep pays nothing for its default chunking
+    params = jax.eval_shape(cfg.model.init, jax.random.PRNGKey(0), x)
+    bs = x.shape[0] if cfg.batch_size is None else cfg.batch_size
+    xb = jax.ShapeDtypeStruct((bs,) + x.shape[1:], x.dtype)
+    yb = jax.ShapeDtypeStruct((bs,) + y.shape[1:], y.dtype)
+    objective = lambda p, a, b: cfg.loss(apply_model(cfg.model, p, a, None), b)  # noqa: E731
+    jaxpr = jax.make_jaxpr(jax.value_and_grad(objective))(params, xb, yb)
+    return tree_bytes(params), _jaxpr_bytes(jaxpr.jaxpr)
+
+
+# Bytes of per-seed work (Hessians, Lanczos bases, a path's losses and outputs) in one compiled
+# call of an analysis that maps over a sweep's seeds (``over_seeds``): a rough bound on memory.
+ANALYSIS_CHUNK_BYTES = 256 * 2**20
+
+
+def analysis_chunk(chunk_size: int | None, seeds: int, per_seed_bytes: int,
+                   where: str = "chunk_size") -> int:
+    """Seeds per compiled call of ``over_seeds``: ``chunk_size`` when given (checked), else as
+    many as keep ``per_seed_bytes`` each within ``ANALYSIS_CHUNK_BYTES``; at most ``seeds``."""
+    if chunk_size is not None:
+        return min(require_int(where, chunk_size, 1), seeds)
+    return int(np.clip(ANALYSIS_CHUNK_BYTES // max(per_seed_bytes, 1), 1, seeds))
+
+
+def over_seeds(fn: Callable, args: tuple, mapped: Sequence[bool], seeds: int, size: int):
+    """``jax.vmap(fn)`` over the leading axis of the mapped args, in chunks of ``size`` seeds.
+
+    The last chunk is padded by repeating the last seed, so every chunk has one shape and the
+    jitted function compiles once; each chunk's results come to the host before the next runs,
+    so memory is bounded by one chunk. Returns host numpy arrays of leading size ``seeds``.
+    """
+    run = jax.jit(jax.vmap(fn, in_axes=tuple(0 if m else None for m in mapped)))
+    outs = []
+    for lo in range(0, seeds, size):
+        index = np.minimum(np.arange(lo, lo + size), seeds - 1)
+        chunk = [jax.tree.map(lambda a: a[index], arg) if m else arg
+                 for arg, m in zip(args, mapped)]
+        outs.append(jax.tree.map(np.asarray, run(*chunk)))
+    return jax.tree.map(lambda *a: np.concatenate(a)[:seeds], *outs)
+
+
+def _device_budget(device) -> int | None:
+    stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+    if stats and stats.get("bytes_limit"):
+        return stats["bytes_limit"] // 4
+    return None
+
+
+def auto_chunk_size(cfg: RunConfig, x: jax.Array, y: jax.Array, *, runs: int,
+                    devices: Sequence[Any]) -> int:
+    """The default number of runs per compiled call (a multiple of ``len(devices)``).
+
+    CPU: ``CPU_SIDE_BY_SIDE`` runs per device and call, side by side (``side_by_side``), when a
+    run's step intermediates exceed ``CPU_LOOP_ABOVE`` (measured: a 2-128-1 or 2-32-32-1 net on
+    256 points runs fastest unbatched; slower as a ``lax.map`` inside one program than as one
+    call per run, and 5-7% faster as 4 separate loops in one program); otherwise
+    ``CPU_CACHE_BUDGET`` over the step bytes (``SEEDS_LAST_CHUNKS`` times it for seeds-last
+    runs), rounded to a power of two (a 2-8-1 net runs ~1.4x faster vmapped). Accelerators: a
+    quarter of device memory over a per-run estimate (params
+    and optimizer state x 8, step intermediates, the curves). Capped by ``MAX_CHUNK`` and the
+    number of runs.
+    """
+    param_bytes, act_bytes = step_bytes(cfg, x, y)
+    run_bytes = 8 * param_bytes + act_bytes + 4 * (cfg.steps // cfg.log_every) * (
+        1 + len(cfg.metrics) * (2 if cfg.has_eval else 1))
+    n_dev = len(devices)
+    budget = _device_budget(devices[0])
+    if devices[0].platform == "cpu" or budget is None:
+        if _large_cpu_step(devices, act_bytes):
+            per_device = CPU_SIDE_BY_SIDE
+        else:
+            last = seeds_last(cfg, x, y, devices=devices)
+            budget = CPU_CACHE_BUDGET * (SEEDS_LAST_CHUNKS if last else 1)
+            per_device = 2 ** round(math.log2(max(budget / max(act_bytes, 1), 1)))
+        per_device = min(per_device, max(1, 2**30 // run_bytes))
+    else:
+        per_device = max(1, budget // run_bytes)
+    per_device = min(per_device, MAX_CHUNK, -(-runs // n_dev))
+    return max(1, per_device) * n_dev
+
+
+def _large_cpu_step(devices: Sequence[Any], act_bytes: int) -> bool:
+    return devices[0].platform == "cpu" and act_bytes > CPU_LOOP_ABOVE
+
+
+def side_by_side(cfg: RunConfig, x: jax.Array, y: jax.Array, *, chunk_size: int,
+                 devices: Sequence[Any]) -> bool:
+    """Whether a device's runs of a chunk go side by side (separate loops in one program, no
+    vmap): on CPU, for runs whose step exceeds ``CPU_LOOP_ABOVE``, up to ``CPU_SIDE_BY_SIDE``
+    runs per device (more would multiply the compile time; those vmap)."""
+    per_device = chunk_size // len(devices)
+    return (1 < per_device <= CPU_SIDE_BY_SIDE
+            and _large_cpu_step(devices, step_bytes(cfg, x, y)[1]))
+
+
+def seeds_last(cfg: RunConfig, x: jax.Array, y: jax.Array, *, devices: Sequence[Any]) -> bool:
+    """Whether a chunk's runs go seeds-last (``gbl_jax.engine.seeds_last.vmap_last``) rather than
+    ``jax.vmap``: on CPU, full-batch runs of a deterministic model whose step is at most
+    ``SEEDS_LAST_AT_MOST`` bytes (the tiny nets: every array of a run is a handful of numbers,
+    and with the runs on the minor axis each op is one vectorized loop over them). Minibatch
+    runs gather examples per run, and a stochastic model draws per-run keys in the step: both
+    would leave the fast rules every step, so they vmap."""
+    return (devices[0].platform == "cpu" and cfg.batch_size is None
+            and not is_stochastic(cfg.model) and step_bytes(cfg, x, y)[1] <= SEEDS_LAST_AT_MOST)
+
+
+@functools.lru_cache(maxsize=None)
+def tiny_step_options(platform: str) -> tuple:
+    """XLA compile options for the programs of tiny runs on ``platform``, as (name, value) pairs.
+
+    On CPU, jaxlib 0.10 hands reductions and dots to a library (YNNPACK "ynn" fusions) by
+    default; for arrays of a handful of numbers per run that call costs more than the loop it
+    replaces: XOR 2-2-1 x 4096 seeds x 2000 steps ran 0.84-0.93 s vmapped with them and 0.55 s
+    without, 2-8-1 on two spirals seeds-last 12.0 s against 1.07 s (1024 seeds x 300 steps).
+    The option is probed once; a jaxlib that lacks it gets none."""
+    if platform != "cpu":
+        return ()
+    options = (("xla_cpu_experimental_ynn_fusion_type", ""),)
+    try:
+        jax.jit(lambda v: v + 1, compiler_options=dict(options)).lower(1.0).compile()
+    except Exception:   # noqa: BLE001 - an unknown option is reported in several ways
+        return ()
+    return options
+
+
+def vmaps(size: int, devices: Sequence[Any], side: bool) -> bool:
+    """Whether a chunk of ``size`` runs vmaps each device's share (several runs, not side by
+    side); such chunks carry their params in reading order (``loop_order``)."""
+    return size // len(devices) > 1 and not side
+
+
+def _named(fn: Callable, name: str) -> Callable:
+    fn.__name__ = fn.__qualname__ = name   # what XLA's compile log and count_compiles show
+    return fn
+
+
+def _batched(fn: Callable, in_axes: tuple, size: int, devices: tuple, name: str,
+             side: bool = False, last: bool = False) -> Callable:
+    """``fn`` over a leading run axis of ``size``, jitted: vmapped over each device's share
+    (``shard_map`` over ``devices``; with ``last``, seeds-last and compiled with
+    ``tiny_step_options``), or called unbatched, once per run, when a device has one run or
+    ``side`` (side by side). Arguments with axis None are shared by every run."""
+    per_device = size // len(devices)
+    options = dict(tiny_step_options(devices[0].platform)) if last else {}
+    if per_device == 1 or side:
+        def mapped(*args):
+            outs = [fn(*[jax.tree.map(lambda a: a[i], arg) if ax == 0 else arg
+                         for arg, ax in zip(args, in_axes)]) for i in range(per_device)]
+            return jax.tree.map(lambda *o: jnp.stack(o), *outs)
+    elif last:
+        mapped = vmap_last(fn, in_axes)
+    else:
+        mapped = jax.vmap(fn, in_axes=in_axes)
+    if len(devices) == 1:
+        return jax.jit(_named(mapped, name), compiler_options=options or None)
+    mesh = Mesh(np.asarray(devices), ("runs",))
+    specs = tuple(PartitionSpec("runs") if ax == 0 else PartitionSpec() for ax in in_axes)
+    sharded = _shard_map(mapped, mesh=mesh, in_specs=specs, out_specs=PartitionSpec("runs"),
+                         **_NO_CHECK)
+    return jax.jit(_named(lambda *args: sharded(*args), name), compiler_options=options or None)
+
+
+def _keys(k_init, k_data, impl):
+    """Raw key data back to typed keys inside the program (``impl`` None: legacy raw keys)."""
+    if impl is None:
+        return k_init, k_data
+    return jax.random.wrap_key_data(k_init, impl=impl), jax.random.wrap_key_data(k_data, impl=impl)
+
+
+@functools.lru_cache(maxsize=32)
+def one_shot_fn(cfg: RunConfig, size: int, devices: tuple, keep_params: bool, impl, side: bool,
+                last: bool = False):
+    """The compiled call of a chunk of ``size`` whole runs (``training``'s engine ``run`` each):
+    (key data, key data, hypers, x, y, eval x, eval y) -> {name: [size, ...]}. Vmapped runs
+    carry their params in reading order (``loop_order``); seeds-last (``last``) and unbatched
+    ones as the user's tree."""
+    vmapped = vmaps(size, devices, side)
+    run = make_engine(cfg, reading_order=vmapped and not last).run
+
+    def one(k_init, k_data, hypers, x, y, ex, ey):
+        out = run(*_keys(k_init, k_data, impl), hypers, x, y, ex, ey)
+        if not keep_params:
+            out = {k: v for k, v in out.items() if k not in ("params", "init_params")}
+        return out
+
+    return _batched(one, (0, 0, 0, None, None, None, None), size, devices, "gbl_sweep_chunk",
+                    side, last and vmapped)
+
+
+@functools.lru_cache(maxsize=32)
+def segment_fns(cfg: RunConfig, devices: tuple, impl, vmapped: bool, side: bool,
+                last: bool = False):
+    """The compiled pieces of a compacted run: start, advance (per chunk size), finish."""
+    last = last and vmapped
+    engine = make_engine(cfg, reading_order=vmapped and not last)
+    n_units = engine.layout.n_units
+    seg_units = -(-n_units // SEGMENTS)
+    guard = seg_units * -(-n_units // seg_units) > n_units
+
+    def begin(k_init, k_data, hypers, x):
+        return engine.start(*_keys(k_init, k_data, impl), hypers, x)
+
+    @functools.lru_cache(maxsize=None)
+    def start(size):
+        return _batched(begin, (0, 0, 0, None), size, devices, "gbl_sweep_start", side,
+                        last)
+
+    @functools.lru_cache(maxsize=None)
+    def advance(size):
+        fn = lambda s, x, y, ex, ey, u0: engine.advance(s, x, y, ex, ey, u0, seg_units,  # noqa
+                                                        guard)
+        return _batched(fn, (0, None, None, None, None, None), size, devices,
+                        "gbl_sweep_segment", side, last)
+
+    @functools.lru_cache(maxsize=None)
+    def finish(size):
+        return _batched(engine.finish, (0, None, None, None, None), size, devices,
+                        "gbl_sweep_finish", side, last)
+
+    return engine, seg_units, start, advance, finish

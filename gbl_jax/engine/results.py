@@ -1,0 +1,413 @@
+"""A sweep's results as data: the record, one grid cell of it, a tidy table, and its folder.
+
+``SweepResult`` is what ``gbl.sweep`` returns. ``out.cell(learning_rate=0.05)`` takes one grid
+cell (a result without a grid, which every analysis function takes); ``out.to_frame()`` is one
+pandas row per cell x seed; ``out.save(dir)`` and ``load(dir)`` round-trip every array exactly.
+
+The run folder is one format, written by ``out.save`` and by ``gbl-jax sweep`` alike:
+
+  sweep.npz       every array of the result (``ARRAYS``), written first
+  results.json    ``{"format": FORMAT, "sweep": {...}, ...}``, written last: the folder is complete
+                  once it exists. ``"sweep"`` says what the arrays are: their shapes and dtypes, the
+                  grid axes in the arrays' order, the params' tree, vary, log_every, ...
+
+``load`` refuses (ValueError, saying which) a folder of another format version, a truncated or
+unreadable file, and a missing or misshapen array.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any, Mapping, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gbl_jax._version import __version__
+from gbl_jax.atomic_files import json_safe, write_json, write_npz
+from gbl_jax.engine.training import split_keys
+
+FORMAT = 3
+ARRAYS, RESULTS = "sweep.npz", "results.json"
+GRID_ORDER = "the leading axes of every per-run array, in this order"
+_PER_RUN = ("final_loss", "diverged", "losses", "converged_step")
+
+
+class SweepResult(NamedTuple):
+    """What ``sweep`` returns (host numpy arrays; ``G`` is the grid's shape, () without one).
+
+    Attributes:
+      final_loss: [*G, seeds] full-data loss after training (NaN where diverged).
+      diverged: [*G, seeds] bool: the training loss, the params or the final loss went non-finite.
+      losses: [*G, seeds, steps // log_every] mean training loss over each window.
+      keys: [seeds, ...] the key data of each seed: ``jax.random.split(key, seeds)[i]``;
+        ``rerun(i)`` gives the arguments that make ``train`` repeat a run.
+      params, init_params: stacked final / initial params [*G, seeds, ...] if ``keep_params``.
+      metrics: {name: [*G, seeds, T]} at the end of each window; final_metrics {name: [*G, seeds]}.
+      converged_step: [*G, seeds] the step where the gradient norm fell below ``grad_tol``, -1
+        if never (always -1 without ``grad_tol``).
+      grid: {name: values}, the grid's axes in order ({} without a grid).
+      vary: which randomness differed between seeds.
+      log_every: steps per logged window; chunk_size: runs per compiled call; wall_s: seconds.
+      hyperparams: {name: value} of the grid axes this result was cut at (``cell``); {} for a
+        whole sweep.
+    """
+
+    final_loss: np.ndarray
+    diverged: np.ndarray
+    losses: np.ndarray
+    keys: np.ndarray
+    params: Any
+    init_params: Any
+    metrics: dict
+    final_metrics: dict
+    converged_step: np.ndarray
+    grid: dict
+    vary: tuple
+    log_every: int
+    chunk_size: int
+    wall_s: float
+    hyperparams: Mapping[str, float] = {}
+
+    @property
+    def grid_shape(self) -> tuple[int, ...]:
+        return tuple(len(v) for v in self.grid.values())
+
+    @property
+    def seeds(self) -> int:
+        return int(np.shape(self.final_loss)[-1])
+
+    def rerun(self, seed: int, cell: tuple = ()) -> dict:
+        """Keyword arguments that make ``train`` repeat run (cell, seed) of this sweep."""
+        keys = jnp.asarray(self.keys)
+        key = keys[seed] if "init" in self.vary else keys[0]
+        data_key = split_keys(keys[seed if "data" in self.vary else 0])[1]
+        cell = tuple(cell)
+        if len(cell) != len(self.grid):
+            raise ValueError(f"rerun: cell must index every grid axis {list(self.grid)}, got {cell}")
+        hyper = {name: float(values[j]) for (name, values), j in zip(self.grid.items(), cell)}
+        return {"key": key, "data_key": data_key, "hyperparams": {**self.hyperparams, **hyper}}
+
+    def cell(self, **values: float) -> "SweepResult":
+        """One grid cell, as a result without a grid: ``out.cell(learning_rate=0.05)``.
+
+        Every axis with more than one value must be named; a value must be on its axis (to
+        float32 rounding, the precision the sweep trained with). The cell's values move to
+        ``hyperparams``, so ``rerun`` still repeats its runs.
+
+        Raises:
+          ValueError: an unknown axis, an axis left out, or a value not on its axis.
+        """
+        unknown = [name for name in values if name not in self.grid]
+        if unknown:
+            raise ValueError(f"cell: {unknown} {'is not a grid axis' if len(unknown) == 1 else 'are not grid axes'}; "
+                             f"the grid's axes are {list(self.grid) or '(none: this result has no grid)'}")
+        index, chosen = [], {}
+        for name, axis in self.grid.items():
+            axis = np.asarray(axis, np.float64)
+            if name not in values:
+                if len(axis) > 1:
+                    raise ValueError(f"cell: name a value of every grid axis; {name} has "
+                                     f"{_listing(axis)}")
+                j = 0
+            else:
+                hits = np.flatnonzero(np.isclose(axis, float(values[name]), rtol=1e-6, atol=0))
+                if hits.size != 1:
+                    raise ValueError(f"cell: {name}={values[name]!r} is not on the grid; "
+                                     f"{name} has {_listing(axis)}")
+                j = int(hits[0])
+            index.append(j)
+            chosen[name] = float(axis[j])
+        at = tuple(index)
+        take = lambda a: np.asarray(a)[at]   # noqa: E731
+        tree = lambda t: None if t is None else jax.tree.map(take, t)   # noqa: E731
+        return self._replace(
+            final_loss=take(self.final_loss), diverged=take(self.diverged),
+            losses=take(self.losses), converged_step=take(self.converged_step),
+            params=tree(self.params), init_params=tree(self.init_params),
+            metrics={k: take(v) for k, v in self.metrics.items()},
+            final_metrics={k: take(v) for k, v in self.final_metrics.items()},
+            grid={}, hyperparams={**self.hyperparams, **chosen})
+
+    def to_frame(self):
+        """A tidy pandas DataFrame: one row per cell x seed.
+
+        Columns: the grid axes by name (and the ``hyperparams`` a cell was cut at), ``seed``,
+        ``final_loss``, ``diverged``, ``converged_step``, then every final metric by name.
+        """
+        pd = require_pandas()
+        return pd.DataFrame(per_run_columns(self))
+
+    def save(self, path, *, config: Mapping[str, Any] | None = None,
+             overwrite: bool = False) -> Path:
+        """Writes the result to the folder ``path`` (made if needed); ``load`` reads it back.
+
+        Args:
+          path: a folder; files other than ``sweep.npz`` and ``results.json`` are left alone.
+          config: anything JSON can hold that describes the run (model, optimizer, data...),
+            stored under ``"config"`` in results.json.
+          overwrite: replace a result already saved there (else FileExistsError).
+
+        Returns:
+          The folder.
+        """
+        folder = Path(path)
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"save: {folder} is a file, not a folder")
+        there = [n for n in (ARRAYS, RESULTS) if (folder / n).exists()]
+        if there and not overwrite:
+            raise FileExistsError(f"save: {folder} already holds a saved result ({', '.join(there)}); "
+                                  "pass overwrite=True to replace it or choose another folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        write(folder, self, {"config": dict(config or {})})
+        return folder
+
+
+def _listing(axis: np.ndarray) -> str:
+    return "[" + ", ".join(f"{v:g}" for v in axis) + "]"
+
+
+def require_pandas():
+    """pandas, or an ImportError that says how to get it."""
+    try:
+        import pandas
+    except ImportError:
+        raise ImportError("tables need pandas: pip install pandas (it comes with gbl_jax; "
+                          "this environment lacks it)") from None
+    return pandas
+
+
+def grid_columns(grid: Mapping[str, Any], shape: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """{axis name: value of every entry of an array [*grid, ...rest]} flattened row-major."""
+    if not grid:
+        return {}
+    index = np.indices(shape).reshape(len(shape), -1)
+    return {name: np.asarray(values, np.float64)[index[j]]
+            for j, (name, values) in enumerate(grid.items())}
+
+
+def per_run_columns(out: SweepResult) -> dict[str, np.ndarray]:
+    """The columns of ``to_frame``, one entry per cell x seed (cell-major)."""
+    shape = np.shape(out.final_loss)
+    runs = math.prod(shape)
+    columns = grid_columns(out.grid, shape)
+    columns.update({k: np.full(runs, float(v)) for k, v in out.hyperparams.items()
+                    if k not in columns})
+    columns["seed"] = np.indices(shape).reshape(len(shape), -1)[-1]
+    columns.update(final_loss=np.asarray(out.final_loss).reshape(-1),
+                   diverged=np.asarray(out.diverged, bool).reshape(-1),
+                   converged_step=np.asarray(out.converged_step).reshape(-1))
+    for name, values in out.final_metrics.items():
+        if name in columns:
+            raise ValueError(f"to_frame: the metric {name!r} clashes with a column of that name")
+        columns[name] = np.asarray(values).reshape(-1)
+    return columns
+
+
+def versions() -> dict:
+    """The versions a result was made with (gbl_jax, jax, jaxlib, Python)."""
+    import jaxlib
+
+    return {"gbl_jax": __version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__,
+            "python": sys.version.split()[0]}
+
+
+# --- the params' tree, in JSON ----------------------------------------------------------------
+def _tree_spec(tree, leaves: list) -> Any:
+    """A JSON description of a tree of dicts, lists, tuples and None (leaves numbered in
+    ``jax.tree`` order, appended to ``leaves``); None where another node type occurs."""
+    if tree is None:
+        return {"none": None}
+    if isinstance(tree, dict):
+        if not all(isinstance(k, str) for k in tree):
+            return None
+        items = {}
+        for k in sorted(tree):   # jax flattens dicts in sorted key order
+            spec = _tree_spec(tree[k], leaves)
+            if spec is None:
+                return None
+            items[k] = spec
+        return {"dict": items}
+    if type(tree) in (list, tuple):
+        specs = [_tree_spec(t, leaves) for t in tree]
+        return None if any(s is None for s in specs) else {type(tree).__name__: specs}
+    if not jax.tree_util.all_leaves([tree]):
+        return None
+    leaves.append(tree)
+    return {"leaf": len(leaves) - 1}
+
+
+def _tree_of(spec, leaves: list) -> Any:
+    kind, body = next(iter(spec.items()))
+    if kind == "none":
+        return None
+    if kind == "leaf":
+        return leaves[body]
+    if kind == "dict":
+        return {k: _tree_of(v, leaves) for k, v in body.items()}
+    parts = [_tree_of(v, leaves) for v in body]
+    return parts if kind == "list" else tuple(parts)
+
+
+# --- writing and reading the folder ----------------------------------------------------------
+def _arrays_of(out: SweepResult) -> tuple[dict[str, np.ndarray], Any]:
+    arrays = {name: np.asarray(getattr(out, name)) for name in (*_PER_RUN, "keys")}
+    arrays.update({f"metrics/{k}": np.asarray(v) for k, v in out.metrics.items()})
+    arrays.update({f"final_metrics/{k}": np.asarray(v) for k, v in out.final_metrics.items()})
+    tree = None
+    if out.params is not None:
+        leaves: list = []
+        tree = _tree_spec(out.params, leaves)
+        flat = jax.tree.leaves(out.params)
+        init = jax.tree.leaves(out.init_params) if out.init_params is not None else None
+        if init is not None and len(init) != len(flat):
+            raise ValueError("save: params and init_params have different trees")
+        for i, leaf in enumerate(flat):
+            arrays[f"params/{i}"] = np.asarray(leaf)
+            if init is not None:
+                arrays[f"init_params/{i}"] = np.asarray(init[i])
+    return arrays, tree
+
+
+def _describe(out: SweepResult, arrays: Mapping[str, np.ndarray], tree) -> dict:
+    """What results.json says of the result's arrays (its ``"sweep"`` entry)."""
+    return {
+        "arrays_file": ARRAYS,
+        "arrays": {k: {"shape": list(v.shape), "dtype": v.dtype.str} for k, v in arrays.items()},
+        "grid": [{"name": k, "values": [float(x) for x in v]} for k, v in out.grid.items()],
+        "grid_order": GRID_ORDER,
+        "hyperparams": {k: float(v) for k, v in out.hyperparams.items()},
+        "seeds": out.seeds, "vary": list(out.vary), "log_every": int(out.log_every),
+        "chunk_size": int(out.chunk_size), "wall_s": float(out.wall_s),
+        "metrics": list(out.metrics), "final_metrics": list(out.final_metrics),
+        "params": None if out.params is None else {
+            "tree": tree, "leaves": len(jax.tree.leaves(out.params)),
+            "init_params": out.init_params is not None},
+    }
+
+
+def write(folder: Path, out: SweepResult, doc: Mapping[str, Any]) -> dict:
+    """Writes sweep.npz, then results.json = ``doc`` plus the format and the arrays' description.
+
+    Each file is written whole or not at all (``atomic_files``); results.json last.
+    """
+    arrays, tree = _arrays_of(out)
+    write_npz(Path(folder) / ARRAYS, arrays)
+    full = {**doc, "format": FORMAT, "sweep": _describe(out, arrays, tree), "versions": versions()}
+    write_json(Path(folder) / RESULTS, full)
+    return json_safe(full)
+
+
+def read_doc(folder: Path) -> dict:
+    """results.json of a saved result, checked for its format; ValueError says what is wrong."""
+    path = Path(folder) / RESULTS
+    if not Path(folder).is_dir():
+        raise ValueError(f"load: {folder} is not a folder")
+    if not path.is_file():
+        raise ValueError(f"load: {folder} has no {RESULTS}: not a saved sweep, or one that did "
+                         "not finish (an interrupted gbl-jax sweep: finish it with --resume)")
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"load: {path} is not readable JSON (truncated?): {err}") from None
+    fmt = doc.get("format") if isinstance(doc, dict) else None
+    if fmt != FORMAT:
+        raise ValueError(f"load: {path} is of format {fmt if fmt is not None else '2 or older'}; "
+                         f"this gbl_jax ({versions()['gbl_jax']}) reads format {FORMAT}"
+                         + (": rerun the sweep" if fmt is None or fmt < FORMAT
+                            else ": upgrade gbl_jax"))
+    if not isinstance(doc.get("sweep"), dict):
+        raise ValueError(f"load: {path} has no \"sweep\" entry describing its arrays")
+    return doc
+
+
+def _read_arrays(path: Path, wanted: Mapping[str, Mapping]) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            names = set(f.files)
+            missing = [k for k in wanted if k not in names]
+            if missing:
+                raise ValueError(f"load: {path} lacks the array(s) {missing[:4]} that results.json "
+                                 "lists")
+            arrays = {k: f[k] for k in wanted}
+    except FileNotFoundError:
+        raise ValueError(f"load: {path} is missing") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as err:
+        raise ValueError(f"load: {path} cannot be read (truncated or damaged?): {err}") from None
+    for k, a in arrays.items():
+        want = wanted[k]
+        if list(a.shape) != list(want["shape"]) or a.dtype.str != want["dtype"]:
+            raise ValueError(f"load: {path}: array {k!r} is {a.dtype.str} {list(a.shape)}, "
+                             f"results.json says {want['dtype']} {want['shape']}")
+    return arrays
+
+
+def load(path, *, params_like=None) -> SweepResult:
+    """Reads a result saved by ``out.save`` or written by ``gbl-jax sweep``.
+
+    Args:
+      path: the folder.
+      params_like: a params tree of the model (e.g. ``model.init(key, x)`` or its
+        ``jax.eval_shape``); needed only when the params are not made of dicts, lists and tuples
+        (flax or equinox modules), whose tree a JSON file cannot describe.
+
+    Returns:
+      A ``SweepResult`` equal, array for array, to the one saved.
+
+    Raises:
+      ValueError: another format version, a truncated or missing file, a missing array.
+    """
+    folder = Path(path)
+    doc = read_doc(folder)
+    meta = doc["sweep"]
+    arrays = _read_arrays(folder / meta.get("arrays_file", ARRAYS), meta["arrays"])
+    params = init_params = None
+    if meta.get("params") is not None:
+        info = meta["params"]
+        n = int(info["leaves"])
+        leaves = [arrays[f"params/{i}"] for i in range(n)]
+        init = [arrays[f"init_params/{i}"] for i in range(n)] if info["init_params"] else None
+        if params_like is not None:
+            treedef = jax.tree.structure(params_like)
+            if treedef.num_leaves != n:
+                raise ValueError(f"load: params_like has {treedef.num_leaves} leaves, the saved "
+                                 f"params {n}")
+            build = lambda ls: jax.tree.unflatten(treedef, ls)   # noqa: E731
+        elif info["tree"] is not None:
+            build = lambda ls: _tree_of(info["tree"], ls)   # noqa: E731
+        else:
+            raise ValueError(f"load: {folder}'s params are a tree of modules JSON cannot describe; "
+                             "pass params_like= a params tree of the model (e.g. "
+                             "jax.eval_shape(model.init, key, x))")
+        params = build(leaves)
+        init_params = build(init) if init is not None else None
+    grid = {g["name"]: list(g["values"]) for g in meta["grid"]}
+    return SweepResult(
+        final_loss=arrays["final_loss"], diverged=arrays["diverged"], losses=arrays["losses"],
+        keys=arrays["keys"], params=params, init_params=init_params,
+        metrics={k: arrays[f"metrics/{k}"] for k in meta["metrics"]},
+        final_metrics={k: arrays[f"final_metrics/{k}"] for k in meta["final_metrics"]},
+        converged_step=arrays["converged_step"], grid=grid, vary=tuple(meta["vary"]),
+        log_every=int(meta["log_every"]), chunk_size=int(meta["chunk_size"]),
+        wall_s=float(meta["wall_s"]), hyperparams=dict(meta.get("hyperparams", {})))
+
+
+def stacked_of(out, where: str, *, need_init: bool = False) -> tuple[Any, Any, np.ndarray]:
+    """(params, init_params, diverged) of a result without a grid, for the analysis functions.
+
+    Raises:
+      ValueError: a result with a grid (naming ``.cell``) or without kept params.
+    """
+    if out.grid:
+        names = ", ".join(f"{k}=..." for k in out.grid)
+        raise ValueError(f"{where}: this result has a grid {list(out.grid_shape)} "
+                         f"({', '.join(out.grid)}); take one cell with out.cell({names})")
+    if out.params is None or (need_init and out.init_params is None):
+        raise ValueError(f"{where}: this result has no params; run the sweep with "
+                         "keep_params=True (gbl-jax sweep --keep-params)")
+    return out.params, out.init_params, np.asarray(out.diverged, bool)

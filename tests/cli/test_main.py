@@ -1,0 +1,801 @@
+"""The gbl-jax command line: end to end in subprocesses, resume and refusals in process.
+
+Finished run folders are made once per module (``plain``, ``two_devices``, ``grid_run``) and
+copied where a test changes them.
+"""
+
+import csv
+import errno
+import fcntl
+import json
+import math
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import jax
+
+import gbl_jax as gbl
+from gbl_jax.cli import main as cli
+from gbl_jax.nets import inits
+from gbl_jax.nets import mlp as nets
+from gbl_jax.cli import runstore
+from gbl_jax.engine import sweeps
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SMALL = ["--problem", "xor", "--hidden", "2", "--seeds", "12", "--steps", "200", "--chunk-size", "4",
+         "--cpu-devices", "1"]
+GRID = ["--problem", "xor", "--hidden", "2", "--seeds", "8", "--steps", "100", "--chunk-size", "4",
+        "--cpu-devices", "1", "--lr", "0.01,0.1,0.2", "--init-scale", "0.5,1", "--classify",
+        "--keep-params", "--grad-tol", "1e-4"]
+KINDS = {"minimum", "saddle", "not_converged", "diverged"}
+
+
+def _run(*args, cwd=ROOT, cache=None):
+    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
+    env.pop("XLA_FLAGS", None)
+    if cache is not None:
+        env["XDG_CACHE_HOME"] = str(cache)
+    return subprocess.run([sys.executable, "-m", "gbl_jax.cli.main", *args], capture_output=True, text=True,
+                          timeout=600, cwd=cwd, env=env)
+
+
+def _main(*args):
+    """The command in this process (JAX's compile cache stays off: it is process-wide)."""
+    return cli.main([*args, "--no-compile-cache"])
+
+
+def _csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def _strict_json(path):
+    def refuse(token):
+        raise AssertionError(f"{path} holds {token}: not strict JSON")
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def _one_line_error(err, message):
+    assert message in err, err
+    assert err.startswith("gbl-jax: error:") and err.strip().count("\n") == 0, err
+
+
+def _copy(src, dst):
+    shutil.copytree(src, dst)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def cache_home(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory, cache_home):
+    out = tmp_path_factory.mktemp("plain") / "xor"
+    old = os.umask(0o022)
+    try:
+        proc = _run("sweep", *SMALL, "--out", str(out), "--compile-cache", str(cache_home / "xla"))
+    finally:
+        os.umask(old)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, proc
+
+
+@pytest.fixture(scope="module")
+def two_devices(tmp_path_factory, cache_home):
+    out = tmp_path_factory.mktemp("two") / "xor"
+    proc = _run("sweep", "--problem", "xor", "--seeds", "8", "--steps", "50", "--chunk-size", "4",
+                "--cpu-devices", "2", "--out", str(out), cache=cache_home)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def grid_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("grid") / "xor"
+    assert _main("sweep", *GRID, "--out", str(out)) == 0
+    return out
+
+
+def test_sweep_writes_every_output_and_a_summary(plain, cache_home):
+    out, proc = plain
+    results = _strict_json(out / "results.json")
+    assert results["config"]["seeds"] == 12 and results["config"]["chunk_size"] == 4
+    assert results["config"]["devices"] == 1 and len(results["devices"]) == 1
+    assert {"jax", "jaxlib", "gbl_jax"} <= set(results["versions"])
+    assert results["spread"]["n"] == 12 and results["compile_s"] > 0
+    rows = _csv(out / "final_losses.csv")
+    assert list(rows[0]) == ["seed", "final_loss", "diverged"]
+    assert [int(r["seed"]) for r in rows] == list(range(12))
+    losses = np.array([float(r["final_loss"]) for r in rows])
+    np.testing.assert_allclose(results["spread"]["mean"], losses.mean(), rtol=1e-6)
+    rate = results["success_rate"]
+    assert rate["rate"] == np.mean(losses < 0.1) and rate["interval_95"]["method"] == "Wilson"
+    assert results["threshold"] == {"value": 0.1, "rule": results["config"]["threshold_rule"]}
+    assert "0.1 nats" in results["threshold"]["rule"]
+    saved = gbl.load(out)
+    assert saved.losses.shape == (12, 100) and saved.log_every == 2 and saved.params is None
+    np.testing.assert_array_equal(saved.final_loss, losses.astype(np.float32))
+    for stem in ("final_losses", "curves"):
+        assert (out / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (out / f"{stem}.pdf").read_bytes()[:5] == b"%PDF-"
+    assert "median" in proc.stdout and str(out) in proc.stdout and "0.1 nats" in proc.stdout
+    # the files follow the umask (022 here), not mkstemp's 0600
+    assert (out / "results.json").stat().st_mode & 0o777 == 0o644
+    assert any((out / "chunks").glob("runs_*.npz")) and (out / runstore.MARKER).is_file()
+    # the compile cache is on by default and recorded
+    assert results["compile_cache"] == str(cache_home / "xla") and any((cache_home / "xla").iterdir())
+    # everything in the folder is a file the run folder knows it wrote
+    written = {p for p in runstore.RunFolder(out).written()}
+    assert {p for p in out.rglob("*") if p.is_file()} - written == {out / runstore.MARKER}
+
+
+def test_version_prints_the_package_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"gbl-jax {gbl.__version__}"
+
+
+def test_options_come_from_the_library_registries():
+    sweep = cli._parser()._subparsers._group_actions[0].choices["sweep"]
+    choices = {a.dest: a.choices for a in sweep._actions}
+    assert choices["activation"] == sorted(nets.ACTIVATIONS)
+    assert choices["init"] == sorted(inits.INITS)
+    assert set(choices["head"]) == {"gaussian", "heteroscedastic_gaussian", "laplace", "bernoulli",
+                                    "categorical", "mixture_density"}
+
+
+def test_cpu_devices_takes_effect_and_resume_keeps_the_device_count(two_devices, tmp_path):
+    results = _strict_json(two_devices / "results.json")
+    assert results["devices"] == ["cpu:0", "cpu:1"] and results["config"]["devices"] == 2
+    # a lost chunk is recomputed on the stored two devices: the same numbers
+    broken = _copy(two_devices, tmp_path / "broken")
+    for path in runstore.RunFolder(broken).written():
+        if path.name not in ("config.json",) and "runs_000000000000" not in path.name:
+            path.unlink()
+    assert _main("sweep", "--out", str(broken), "--resume", "--cpu-devices", "1") == 2
+    proc = _run("sweep", "--out", str(broken), "--resume", "--no-compile-cache")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (broken / "final_losses.csv").read_text() == (two_devices / "final_losses.csv").read_text()
+
+
+def test_existing_results_are_never_overwritten_without_force(plain, tmp_path, capsys):
+    out = _copy(plain[0], tmp_path / "run")
+    (out / "notes.txt").write_text("mine")
+    before = (out / "final_losses.csv").read_bytes()
+    assert _main("sweep", *SMALL, "--out", str(out), "--seed", "3") == 2
+    _one_line_error(capsys.readouterr().err, "already holds results")
+    assert (out / "final_losses.csv").read_bytes() == before
+    assert _main("sweep", *SMALL, "--out", str(out), "--seed", "3", "--force") == 0
+    assert (out / "final_losses.csv").read_bytes() != before
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_force_never_touches_a_folder_gbl_jax_did_not_make(tmp_path, capsys):
+    out = tmp_path / "mine"
+    (out / "chunks").mkdir(parents=True)
+    (out / "config.json").write_text("my notes")
+    (out / "chunks" / "part1.txt").write_text("my data")
+    assert _main("sweep", *SMALL, "--out", str(out), "--force") == 2
+    _one_line_error(capsys.readouterr().err, "did not write")
+    assert (out / "config.json").read_text() == "my notes"
+    assert (out / "chunks" / "part1.txt").read_text() == "my data"
+    assert sorted(p.name for p in out.rglob("*")) == ["chunks", "config.json", "part1.txt"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--problem", "spiral"], "unknown problem"),
+    (["--seeds", "0"], "--seeds"),
+    (["--steps", "-5"], "--steps"),
+    (["--hidden", "4,x"], "--hidden"),
+    (["--hidden", "99999999999999999999"], "of host memory"),
+    (["--seeds", "100000000000"], "needs about"),
+    (["--seed", str(2**70)], "--seed"),
+    (["--seed", "-1"], "--seed"),
+    (["--lr", "inf"], "--lr"),
+    (["--lr", "0.1,nan"], "--lr"),
+    (["--lr", "0.1,0.1"], "distinct"),
+    (["--init-scale", "-1"], "--init-scale"),
+    (["--threshold", "nan"], "--threshold"),
+    (["--threshold", "-1"], "no seed could succeed"),
+    (["--loss", "mse", "--threshold", "0"], "no seed could succeed"),
+    (["--grad-tol", "0"], "--grad-tol"),
+    (["--cpu-devices", "0"], "--cpu-devices"),
+    (["--log-every", "500"], "--log-every"),
+    (["--batch-size", "5"], "batch_size"),
+    (["--problem", "circles", "--n", "1"], "circles: n"),
+    (["--head", "gaussian"], "needs targets"),
+    (["--problem", "sine", "--head", "bernoulli"], "shape"),
+    (["--optimizer", "lbfgs"], "invalid choice"),
+    (["--grad-tol", "1e-4,1e-3"], "--grad-tol takes one number"),
+    (["--grad-tol", "-1e-4"], "--grad-tol values must be"),   # a negative value needs no "="
+    (["--n", "1000000000000"], "--n 1000000000000: problem xor has 4 points"),
+    (["--lr", "1e-46"], "float32"),
+    (["--init-scale", "1e-50"], "float32"),
+    (["--lr", "1e39"], "float32"),
+    (["--grid", "beta=0.5"], "optimizer adam has no numeric hyperparameter 'beta'; --grid takes "
+                             "b1, b2, eps, eps_root, learning_rate, init_scale"),
+    (["--optimizer", "sgd", "--grid", "momentum=0.9"], "--grid takes learning_rate, init_scale"),
+    (["--lr", "0.1", "--grid", "learning_rate=0.1,0.2"], "learning_rate is given twice"),
+    (["--grid", "b1=0.8", "--grid", "b1=0.9"], "b1 is given twice"),
+    (["--grid", "b1"], "--grid takes NAME=VALUES"),
+    (["--grid", "b1="], "--grid b1 must be a number"),
+    (["--grid", "b1=0.8,high"], "--grid b1 must be a number"),
+    (["--grid", "eps=1e-50"], "--grid eps 1e-50 is 0 in float32"),
+    (["--grid", "b2=1e39,0.9"], "--grid b2 1e+39 is inf in float32"),
+])
+def test_bad_input_is_one_line_exit_two_and_writes_nothing(tmp_path, capsys, args, message):
+    out = tmp_path / "bad"
+    assert _main("sweep", *SMALL, *args, "--out", str(out)) == 2
+    _one_line_error(capsys.readouterr().err, message)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--seeds", "100000000000"], "needs about"),
+    (["--seed", str(2**70)], "--seed must be an integer in [0, 4294967294]"),
+])
+def test_bad_input_in_a_real_process_has_no_traceback(tmp_path, args, message):
+    out = tmp_path / "bad"
+    proc = _run("sweep", *SMALL, *args, "--out", str(out))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    _one_line_error(proc.stderr, message)
+    assert not out.exists()
+
+
+def test_an_out_that_cannot_be_made_is_refused(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert _main("sweep", *SMALL, "--out", str(blocker / "sub")) == 2
+    _one_line_error(capsys.readouterr().err, "not writable")
+    assert _main("sweep", *SMALL, "--out", "/proc/gbl-jax-test") == 2
+    _one_line_error(capsys.readouterr().err, "/proc/gbl-jax-test")
+    assert not os.path.exists("/proc/gbl-jax-test")
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda doc: "{not json", "not JSON"),
+    (lambda doc: json.dumps({**doc, "config": {k: v for k, v in doc["config"].items() if k != "steps"}}),
+     "lacks steps"),
+    (lambda doc: json.dumps({**doc, "config": {**doc["config"], "seeds": "many"}}), "--seeds"),
+    (lambda doc: json.dumps([1, 2]), "no \"config\""),
+])
+def test_a_malformed_config_on_resume_is_one_line(plain, tmp_path, capsys, damage, message):
+    out = _copy(plain[0], tmp_path / "run")
+    doc = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(damage(doc))
+    assert _main("sweep", "--out", str(out), "--resume") == 2
+    _one_line_error(capsys.readouterr().err, message)
+
+
+def test_a_second_writer_is_locked_out(plain, tmp_path, capsys):
+    out = _copy(plain[0], tmp_path / "run")
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with open(out / runstore.MARKER) as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        for extra in (["--resume"], [*SMALL, "--force"]):
+            assert _main("sweep", "--out", str(out), *extra) == 2
+            _one_line_error(capsys.readouterr().err, "in use by another gbl-jax process")
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_all_diverged_gives_strict_json_with_the_reason(tmp_path, capsys):
+    out = tmp_path / "bad"
+    args = ["--problem", "xor", "--seeds", "4", "--steps", "20", "--activation", "identity",
+            "--optimizer", "sgd", "--lr", "1e10", "--cpu-devices", "1", "--out", str(out)]
+    assert _main("sweep", *args) == 0
+    results = _strict_json(out / "results.json")
+    assert results["spread"]["n_diverged"] == 4 and results["spread"]["mean"] is None
+    assert results["success_rate"]["rate"] is None and "all seeds diverged" in results["note"]
+    assert "all seeds diverged" in capsys.readouterr().out
+
+
+def _interrupt_after_first_chunk(monkeypatch):
+    real_run_plan = sweeps.run_plan
+
+    def interrupted(plan, skip=lambda pos: False):
+        for i, chunk in enumerate(real_run_plan(plan, skip)):
+            if i == 1:
+                raise KeyboardInterrupt
+            yield chunk
+
+    monkeypatch.setattr(sweeps, "run_plan", interrupted)
+    return real_run_plan
+
+
+def test_resume_after_an_interrupt_equals_an_uninterrupted_run(tmp_path, monkeypatch, capsys):
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    assert _main("sweep", *SMALL, "--out", str(whole)) == 0
+    real_run_plan = _interrupt_after_first_chunk(monkeypatch)
+    assert _main("sweep", *SMALL, "--out", str(broken)) == 130
+    assert "--resume" in capsys.readouterr().err
+    assert len(list((broken / "chunks").glob("*.npz"))) == 1 and not (broken / "results.json").exists()
+    assert _main("sweep", *SMALL, "--out", str(broken)) == 2   # a partial sweep: --resume or --force
+    monkeypatch.setattr(sweeps, "run_plan", real_run_plan)
+    assert _main("sweep", "--out", str(broken), "--resume", "--seeds", "99") == 2
+    assert _main("sweep", "--out", str(broken), "--resume", "--cpu-devices", "2") == 2
+    _one_line_error(capsys.readouterr().err.splitlines()[-1], "device")
+    assert _main("sweep", "--out", str(broken), "--resume", "--seeds", "12", "--lr", "0.05") == 0
+    assert (broken / "final_losses.csv").read_text() == (whole / "final_losses.csv").read_text()
+
+
+def test_resume_refuses_a_different_grid(tmp_path, monkeypatch, capsys):
+    out, _ = _interrupted(tmp_path, monkeypatch)
+    capsys.readouterr()
+    before = _files(out)
+    for grid in ("b1=0.8,0.9", "learning_rate=0.01", "init_scale=0.5"):
+        assert _main("sweep", "--out", str(out), "--resume", "--grid", grid) == 2
+        _one_line_error(capsys.readouterr().err, "conflicts with the interrupted sweep's")
+    assert _files(out) == before
+    assert _main("sweep", "--out", str(out), "--resume", "--grid", "learning_rate=0.05") == 0
+
+
+def test_lr_and_init_scale_are_short_forms_of_grid(tmp_path):
+    def config(*args):
+        args = cli._parser().parse_args(["sweep", *args, "--out", str(tmp_path / "run")])
+        return cli._resolve(args)[1]
+
+    assert config("--lr", "0.01,0.05", "--init-scale", "2") == config(
+        "--grid", "learning_rate=0.01,0.05", "--grid", "init_scale=2")
+    assert config("--lr", "0.01,0.05")["lr"] == [0.01, 0.05] and not (tmp_path / "run").exists()
+
+
+def test_a_grid_over_any_hyperparameter_names_its_axes(tmp_path, capsys):
+    out = tmp_path / "b1"
+    assert _main("sweep", "--problem", "xor", "--hidden", "2", "--optimizer", "adam", "--grid",
+                 "b1=0.8,0.9", "--grid", "learning_rate=0.01,0.05", "--seeds", "4", "--steps",
+                 "50", "--chunk-size", "4", "--cpu-devices", "1", "--out", str(out)) == 0
+    printed = capsys.readouterr().out
+    assert "grid        learning_rate (2) x b1 (2)" in printed
+    assert "learning_rate=0.05 b1=0.9" in printed
+    assert "adam lr=[0.01, 0.05] b1=[0.8, 0.9]" in printed
+    axes = [(lr, b1) for lr in (0.01, 0.05) for b1 in (0.8, 0.9)]
+    config = _strict_json(out / "config.json")["config"]
+    assert config["lr"] == [0.01, 0.05] and config["grid"] == {"b1": [0.8, 0.9]}
+    results = _strict_json(out / "results.json")
+    assert results["sweep"]["grid"] == [{"name": "learning_rate", "values": [0.01, 0.05]},
+                                        {"name": "b1", "values": [0.8, 0.9]}]
+    cells = _csv(out / "cells.csv")
+    assert list(cells[0])[:2] == ["learning_rate", "b1"]
+    assert [(float(r["learning_rate"]), float(r["b1"])) for r in cells] == axes
+    rows = _csv(out / "final_losses.csv")
+    assert [(float(r["learning_rate"]), float(r["b1"])) for r in rows] == [
+        cell for cell in axes for _ in range(4)]
+    losses = np.array([float(r["final_loss"]) for r in rows]).reshape(2, 2, 4)
+    assert not np.array_equal(losses[:, 0], losses[:, 1])   # b1 took effect
+    saved = gbl.load(out)
+    assert saved.grid == {"learning_rate": [0.01, 0.05], "b1": [0.8, 0.9]}
+    np.testing.assert_array_equal(saved.cell(learning_rate=0.05, b1=0.8).final_loss, losses[1, 0])
+    assert (out / "grid_heatmap.png").is_file()
+
+
+def _interrupted(tmp_path, monkeypatch):
+    """A folder of SMALL interrupted after its first chunk; sweeps.run_plan restored."""
+    out = tmp_path / "broken"
+    real_run_plan = _interrupt_after_first_chunk(monkeypatch)
+    assert _main("sweep", *SMALL, "--out", str(out)) == 130
+    monkeypatch.setattr(sweeps, "run_plan", real_run_plan)
+    return out, sorted((out / "chunks").iterdir())
+
+
+def _files(out):
+    return {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("change", ["steps", "lr", "grid", "x64"])
+def test_resume_refuses_chunks_another_configuration_made(tmp_path, monkeypatch, capsys, change):
+    out, (chunk,) = _interrupted(tmp_path, monkeypatch)
+    capsys.readouterr()
+    if change != "x64":
+        doc = json.loads((out / "config.json").read_text())
+        doc["config"][change] = {"steps": 100, "lr": 0.01, "grid": {"b1": 0.8}}[change]
+        (out / "config.json").write_text(json.dumps(doc))
+    before = _files(out)
+    if change == "x64":
+        with jax.enable_x64(True):
+            assert _main("sweep", "--out", str(out), "--resume") == 2
+    else:
+        assert _main("sweep", "--out", str(out), "--resume") == 2
+    err = capsys.readouterr().err
+    _one_line_error(err, chunk.name)
+    assert change in err and "--force" in err
+    assert _files(out) == before
+
+
+def test_a_damaged_chunk_is_recomputed_on_resume_and_said(plain, tmp_path, monkeypatch, capsys):
+    out, (chunk,) = _interrupted(tmp_path, monkeypatch)
+    chunk.write_bytes(chunk.read_bytes()[:300])   # truncated: a full disk, a copy cut short
+    capsys.readouterr()
+    assert _main("sweep", "--out", str(out), "--resume") == 0
+    err = capsys.readouterr().err
+    assert f"{chunk} is damaged" in err and "recomputing" in err
+    assert (out / "final_losses.csv").read_text() == (plain[0] / "final_losses.csv").read_text()
+
+
+def test_a_chunk_of_another_chunking_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    out, (chunk,) = _interrupted(tmp_path, monkeypatch)
+    stray = chunk.with_name("runs_000000000002-000000000006.npz")
+    shutil.copy(chunk, stray)
+    capsys.readouterr()
+    before = _files(out)
+    assert _main("sweep", "--out", str(out), "--resume") == 2
+    _one_line_error(capsys.readouterr().err, f"{stray} is not a chunk of this sweep")
+    assert _files(out) == before
+
+
+def test_a_full_disk_while_writing_figures_names_the_file_and_resume_finishes(
+        tmp_path, monkeypatch, capsys):
+    out = tmp_path / "full"
+    real_fsync = os.fsync
+
+    def fsync(fd):   # the disk fills up while a PDF figure is written
+        if ".pdf" in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    assert _main("sweep", *SMALL, "--out", str(out)) == 2
+    err = capsys.readouterr().err.splitlines()[-1]   # after the progress bar
+    _one_line_error(err, "No space left on device")
+    assert f"{out / 'final_losses.pdf'}" in err and f"gbl-jax sweep --out {out} --resume" in err
+    assert not list(out.glob("*.pdf")) and not list(out.glob(".*.tmp"))   # no half a figure
+    assert not (out / "results.json").exists()
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert _main("sweep", "--out", str(out), "--resume") == 0
+    assert (out / "results.json").exists() and (out / "final_losses.pdf").stat().st_size > 1000
+
+
+def test_a_second_multi_process_run_is_refused_before_it_starts(plain, tmp_path, capsys):
+    out = _copy(plain[0], tmp_path / "run")
+    before = _files(out)
+    for held in (fcntl.LOCK_SH, fcntl.LOCK_EX):   # however the running sweep holds the folder
+        with open(out / runstore.MARKER) as f:
+            fcntl.flock(f, held | fcntl.LOCK_NB)
+            for extra in (["--force"], ["--resume"]):
+                args = [*SMALL, *extra] if extra == ["--force"] else extra
+                assert _main("sweep", "--out", str(out), "--processes", "2", *args) == 2
+                err = capsys.readouterr().err
+                _one_line_error(err, "in use by another gbl-jax process")
+                assert "started" not in err and "--resume" not in err
+    assert _files(out) == before
+
+
+def test_landscape_of_a_truncated_sweep_is_one_line(grid_run, tmp_path, capsys):
+    out = _copy(grid_run, tmp_path / "run")
+    arrays = out / "sweep.npz"
+    arrays.write_bytes(arrays.read_bytes()[:1000])
+    assert _main("landscape", "--out", str(out)) == 2
+    _one_line_error(capsys.readouterr().err, f"{arrays} cannot be read")
+
+
+def test_tour_refuses_a_seed_jax_cannot_take(capsys):
+    assert cli.main(["tour", "--seed", "99999999999999999999"]) == 2
+    _one_line_error(capsys.readouterr().err, "--seed must be an integer in [0, 4294967294]")
+
+
+def test_a_grid_writes_one_row_per_cell_and_seed(grid_run):
+    rows = _csv(grid_run / "final_losses.csv")
+    assert list(rows[0]) == ["learning_rate", "init_scale", "seed", "final_loss", "diverged",
+                             "converged_step", "kind", "grad_norm", "min_eig", "max_eig", "index"]
+    cells = [(float(r["learning_rate"]), float(r["init_scale"])) for r in rows]
+    assert cells == [(lr, s) for lr in (0.01, 0.1, 0.2) for s in (0.5, 1.0) for _ in range(8)]
+    assert [int(r["seed"]) for r in rows] == list(range(8)) * 6
+    results = _strict_json(grid_run / "results.json")
+    # the axes in the arrays' order, not sorted by name (a dict would be sorted in the file)
+    assert results["sweep"]["grid"] == [{"name": "learning_rate", "values": [0.01, 0.1, 0.2]},
+                                        {"name": "init_scale", "values": [0.5, 1.0]}]
+    assert "order" in results["sweep"]["grid_order"]
+    losses = np.array([float(r["final_loss"]) for r in rows]).reshape(3, 2, 8)
+    rate = results["success_rate"]
+    np.testing.assert_allclose(rate["rate"], np.mean(losses < 0.1, axis=-1))
+    low, high = np.array(rate["interval_95"]["low"]), np.array(rate["interval_95"]["high"])
+    assert low.shape == (3, 2) and np.all(low <= np.array(rate["rate"])) and np.all(high >= low)
+    np.testing.assert_allclose(results["spread"]["median"], np.median(losses, axis=-1), rtol=1e-6)
+    for stem in ("grid_success", "grid_heatmap", "critical_points"):
+        assert (grid_run / f"{stem}.png").is_file() and (grid_run / f"{stem}.pdf").is_file()
+
+
+def test_classify_and_grad_tol_add_per_seed_columns_and_counts(grid_run):
+    rows = _csv(grid_run / "final_losses.csv")
+    results = _strict_json(grid_run / "results.json")
+    kinds = [r["kind"] for r in rows]
+    assert set(kinds) <= KINDS
+    counts = results["critical_points"]["counts"]
+    assert counts == {k: kinds.count(k) for k in KINDS}
+    per_cell = np.array(results["critical_points"]["counts_per_cell"]["not_converged"])
+    assert per_cell.shape == (3, 2) and per_cell.sum() == counts["not_converged"]
+    for r in rows:
+        assert (float(r["grad_norm"]) > 1e-4) == (r["kind"] == "not_converged")
+        assert float(r["min_eig"]) <= float(r["max_eig"]) and int(r["converged_step"]) >= -1
+    assert results["converged"]["grad_tol"] == 1e-4
+    assert results["classify_s"] > 0   # timed apart from the sweep's wall_s
+
+
+def test_keep_params_stores_every_runs_params(grid_run):
+    saved = gbl.load(grid_run)
+    assert saved.params["hidden"][0]["w"].shape == (3, 2, 8, 2, 2)
+    assert saved.init_params["head"]["w"].shape == (3, 2, 8, 2, 1)
+    assert saved.diverged.shape == (3, 2, 8) and saved.grid == {"learning_rate": [0.01, 0.1, 0.2],
+                                                                 "init_scale": [0.5, 1.0]}
+    cell = saved.cell(learning_rate=0.2, init_scale=0.5)
+    np.testing.assert_array_equal(cell.params["head"]["b"], saved.params["head"]["b"][2, 0])
+    assert gbl.critical_points(gbl.mlp([2], gbl.heads.bernoulli()), gbl.problems.xor(),
+                               cell).kind.shape == (8,)
+
+
+def test_cells_csv_has_one_row_per_cell_in_the_arrays_order(grid_run):
+    cells = _csv(grid_run / "cells.csv")
+    results = _strict_json(grid_run / "results.json")
+    rate = np.array(results["success_rate"]["rate"])
+    assert [(float(r["learning_rate"]), float(r["init_scale"])) for r in cells] == [
+        (lr, s) for lr in (0.01, 0.1, 0.2) for s in (0.5, 1.0)]
+    np.testing.assert_allclose([float(r["success_rate"]) for r in cells], rate.reshape(-1))
+    np.testing.assert_allclose([float(r["median"]) for r in cells],
+                               np.array(results["spread"]["median"]).reshape(-1))
+    assert all(float(r["success_low"]) <= float(r["success_rate"]) <= float(r["success_high"])
+               for r in cells)
+
+
+def test_compare_pairs_two_run_folders(grid_run, plain, capsys):
+    assert _main("compare", str(grid_run), str(grid_run), "--cell", "learning_rate=0.2",
+                 "--cell", "init_scale=1", "--resamples", "200") == 0
+    printed = capsys.readouterr().out
+    assert "McNemar" in printed and "p = 1" in printed
+    # a grid without --cell, seeds that are not paired: one line, exit 2
+    assert _main("compare", str(grid_run), str(grid_run)) == 2
+    _one_line_error(capsys.readouterr().err.splitlines()[-1], "--cell")
+    assert _main("compare", str(plain[0]), str(grid_run), "--cell", "learning_rate=0.2",
+                 "--cell", "init_scale=1") == 2
+    _one_line_error(capsys.readouterr().err.splitlines()[-1], "seeds")
+    assert _main("compare", str(grid_run), "/nonexistent") == 2
+
+
+def test_a_grid_resumes_to_the_same_results(grid_run, tmp_path, monkeypatch):
+    broken = tmp_path / "broken"
+    _interrupt_after_first_chunk(monkeypatch)
+    assert _main("sweep", *GRID, "--out", str(broken)) == 130
+    monkeypatch.undo()
+    assert _main("sweep", "--out", str(broken), "--resume") == 0
+    assert (broken / "final_losses.csv").read_text() == (grid_run / "final_losses.csv").read_text()
+
+
+def test_landscape_of_a_sweep_with_params(grid_run, tmp_path, capsys):
+    out = _copy(grid_run, tmp_path / "run")
+    assert _main("landscape", "--out", str(out), "--cell", "3", "--pairs", "4") == 0
+    printed = capsys.readouterr().out
+    assert "monotone paths" in printed and "basin" in printed
+    report = _strict_json(out / "landscape.json")
+    assert report["cell"] == {"learning_rate": 0.1, "init_scale": 1.0}
+    assert 0 <= report["interpolation"]["monotone_share"] <= 1
+    assert len(report["barriers"]["seeds"]) == 4
+    unaligned, aligned = (np.array(report["barriers"][k]) for k in ("unaligned", "aligned"))
+    assert unaligned.shape == aligned.shape == (4, 4) and np.allclose(unaligned, unaligned.T)
+    assert sum(report["basins"]["count"]) == 8 - report["diverged"]
+    assert len(_csv(out / "interpolation.csv")) == 8 * 25
+    assert len(_csv(out / "barriers.csv")) == 6 and len(_csv(out / "basins.csv")) == 8
+    assert (out / "landscape.png").is_file() and (out / "landscape.pdf").is_file()
+
+
+def test_landscape_refuses_a_sweep_without_params(plain, capsys):
+    assert _main("landscape", "--out", str(plain[0])) == 2
+    _one_line_error(capsys.readouterr().err, "--keep-params")
+
+
+@pytest.mark.parametrize("problem", ["xor", "two_spirals", "circles", "sine", "bishop_inverse",
+                                     "teacher_student"])
+def test_every_problem_runs_with_its_default_head_and_threshold(problem, tmp_path, capsys):
+    out = tmp_path / problem
+    size = [] if problem == "xor" else ["--n", "32"]   # xor's four points are fixed
+    args = ["sweep", "--problem", problem, "--hidden", "3", "--seeds", "4", "--steps", "20", *size,
+            "--cpu-devices", "1", "--out", str(out)]
+    assert _main(*args) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    results = _strict_json(out / "results.json")
+    assert results["config"]["problem"] == problem and results["spread"]["n"] == 4
+    assert len(_csv(out / "final_losses.csv")) == 4
+    threshold = results["threshold"]
+    assert threshold["rule"].startswith("default") and threshold["rule"] in printed
+    if problem == "sine":   # unit-variance Gaussian NLL of an R^2 = 0.9 fit, not 0.1 nats
+        from gbl_jax.data import problems
+        import jax
+        y = np.asarray(problems.make("sine", jax.random.PRNGKey(1), 32).y, np.float64)
+        expected = 0.5 * math.log(2 * math.pi) + 0.05 * y.var()
+        assert threshold["value"] == pytest.approx(expected, rel=1e-5) and "R^2 = 0.9" in threshold["rule"]
+
+
+def test_problems_and_tour(capsys):
+    assert cli.main(["problems"]) == 0
+    listed = capsys.readouterr().out
+    assert "bishop_inverse" in listed and "two_spirals" in listed
+    assert cli.main(["tour"]) == 0
+    nll_line = next(line for line in capsys.readouterr().out.splitlines() if "nll =" in line)
+    values = [float(part.split()[0]) for part in nll_line.split("=")[1:]]
+    assert abs(values[0] - values[-1]) < 1e-5
+
+
+def test_two_processes_give_the_same_results_as_one(plain, tmp_path, cache_home):
+    out = tmp_path / "two"
+    proc = _run("sweep", *SMALL, "--out", str(out), "--processes", "2", cache=cache_home)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "started 2 processes" in proc.stderr and "median" in proc.stdout
+    assert _strict_json(out / "results.json")["processes"] == 2
+    assert (out / "final_losses.csv").read_text() == (plain[0] / "final_losses.csv").read_text()
+
+
+def test_a_killed_process_is_reported_and_resume_completes(plain, tmp_path, cache_home):
+    out = tmp_path / "killed"
+    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu", XDG_CACHE_HOME=str(cache_home))
+    env.pop("XLA_FLAGS", None)
+    launcher = subprocess.Popen([sys.executable, "-m", "gbl_jax.cli.main", "sweep", *SMALL, "--out", str(out),
+                                 "--processes", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, cwd=ROOT, env=env)
+    try:
+        started = next(line for line in launcher.stderr if "started 2 processes" in line)
+        second = int(started.split("pids ")[1].split(")")[0].split(", ")[1])
+        deadline = time.time() + 120   # the sweep has started: process 0 made the run folder
+        while not (out / "config.json").exists() and time.time() < deadline:
+            time.sleep(0.02)
+        os.kill(second, signal.SIGKILL)
+        _, err = launcher.communicate(timeout=120)
+    finally:
+        launcher.kill()
+    assert launcher.returncode == 1 and "process 1 exited" in err and "--resume" in err
+    assert not (out / "results.json").exists()
+    assert _main("sweep", "--out", str(out), "--resume") == 0
+    assert (out / "final_losses.csv").read_text() == (plain[0] / "final_losses.csv").read_text()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--processes", "2"], "needs --out"),
+    (["--coordinator", "127.0.0.1:1", "--out", "x"], "go together"),
+    (["--coordinator", "127.0.0.1:1", "--num-processes", "2", "--process-id", "2", "--out", "x"],
+     "--process-id"),
+    (["--coordinator", "bogus", "--num-processes", "2", "--process-id", "1", "--out", "x"],
+     "--coordinator must be HOST:PORT"),
+    (["--coordinator", "127.0.0.1:1", "--num-processes", "2", "--process-id", "1",
+      "--join-timeout", "1,2", "--out", "x"], "--join-timeout takes one number"),
+])
+def test_multi_process_options_are_checked(tmp_path, capsys, args, message, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert _main("sweep", *SMALL, *args) == 2
+    _one_line_error(capsys.readouterr().err, message)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_missing_coordinator_or_a_taken_port_is_one_line_in_bounded_time(tmp_path, capsys,
+                                                                          monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        assert _main("sweep", *SMALL, "--coordinator", f"127.0.0.1:{port}", "--num-processes",
+                     "2", "--process-id", "0", "--out", "x") == 2
+        _one_line_error(capsys.readouterr().err, f"cannot listen on the coordinator's port {port}")
+    begin = time.monotonic()   # the port is free now: nothing answers there
+    assert _main("sweep", *SMALL, "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
+                 "--process-id", "1", "--join-timeout", "1", "--out", "x") == 2
+    assert time.monotonic() - begin < 30
+    _one_line_error(capsys.readouterr().err, f"no coordinator answered at 127.0.0.1:{port} within 1 s")
+    assert not list(tmp_path.iterdir())
+
+
+USER_MODULE = '''
+import numpy as np
+import gbl_jax as gbl
+
+def net():
+    return gbl.mlp([4], gbl.heads.categorical(3), activation="relu")
+
+def flat():   # apply returns raw scores, not a distribution
+    return gbl.Model(lambda k, x: {"w": np.zeros((x.shape[1], 2), np.float32)},
+                     lambda p, x: x @ p["w"])
+
+def blobs():
+    rng = np.random.default_rng(0)
+    y = np.arange(60) % 3
+    x = (rng.normal(size=(60, 2)) + 3 * np.eye(3)[y, :2]).astype(np.float32)
+    test = gbl.problems.Data(x[:15] + 0.1, y[:15])
+    return gbl.problems.Data(x, y, gbl.heads.categorical(3), "blobs", test=test)
+'''
+USER = ["--seeds", "8", "--steps", "40", "--chunk-size", "4", "--cpu-devices", "1"]
+
+
+@pytest.fixture()
+def user_folder(tmp_path, monkeypatch):
+    """A folder with the user's own module (named for the test) and data file, made current."""
+    name = f"usernet_{abs(hash(str(tmp_path))) % 10**8}"
+    (tmp_path / f"{name}.py").write_text(USER_MODULE)
+    rng = np.random.default_rng(1)
+    y = np.arange(40) % 2
+    x = rng.normal(size=(40, 3)) + y[:, None]
+    np.savez(tmp_path / "mine.npz", x=x, y=y, x_test=x[:10] * 1.1, y_test=y[:10])
+    monkeypatch.chdir(tmp_path)
+    return tmp_path, name
+
+
+def test_data_file_with_a_test_split_reports_test_nll_and_accuracy(user_folder, capsys):
+    folder, _ = user_folder
+    out = folder / "run"
+    assert _main("sweep", "--data", "mine.npz", "--hidden", "3", *USER, "--out", str(out)) == 0
+    rows = _csv(out / "final_losses.csv")
+    assert list(rows[0]) == ["seed", "final_loss", "diverged", "accuracy", "test_accuracy",
+                             "test_nll"]
+    results = _strict_json(out / "results.json")
+    acc = np.array([float(r["test_accuracy"]) for r in rows])
+    assert results["test"]["accuracy"]["mean"] == pytest.approx(acc.mean(), rel=1e-6)
+    assert results["test"]["accuracy"]["best_minus_worst"] == pytest.approx(acc.max() - acc.min())
+    assert all(0 <= a <= 1 for a in acc) and "test accuracy" in capsys.readouterr().out
+    assert (out / "test_accuracy.png").is_file()
+    config = _strict_json(out / "config.json")["config"]
+    assert config["data"] == str(folder / "mine.npz") and len(config["data_sha256"]) == 64
+    # the same data's test accuracy by hand, for seed 3, from the saved params-free result
+    saved = gbl.load(out)
+    np.testing.assert_array_equal(saved.final_metrics["test_accuracy"], acc.astype(np.float32))
+
+
+def test_own_model_and_data_by_import_path(user_folder):
+    folder, name = user_folder
+    out = folder / "run"
+    assert _main("sweep", "--model", f"{name}:net", "--data", f"{name}:blobs", *USER, "--out",
+                 str(out)) == 0
+    config = _strict_json(out / "config.json")["config"]
+    assert config["model"] == f"{name}:net" and len(config["model_sha256"]) == 64
+    assert config["data"] == f"{name}:blobs" and config["problem"] is None
+    assert "test_nll" in _csv(out / "final_losses.csv")[0]
+
+
+def test_own_code_refusals_are_one_line(user_folder, capsys):
+    folder, name = user_folder
+    cases = [(["--model", f"{name}:net", "--hidden", "8"], "drop --hidden"),
+             (["--data", "mine.npz", "--problem", "xor"], "--data replaces --problem"),
+             (["--data", "missing.npz"], "no such file"),
+             (["--model", f"{name}:nothing", "--data", "mine.npz"], "nothing is not defined"),
+             (["--model", "nomodule_q:net", "--data", "mine.npz"], "no module named"),
+             (["--model", f"{name}:flat", "--data", "mine.npz"], "has no log_prob")]
+    for args, words in cases:
+        assert _main("sweep", *args, *USER, "--out", str(folder / "refused")) == 2
+        _one_line_error(capsys.readouterr().err.strip().splitlines()[-1], words)
+    assert not (folder / "refused").exists()
+
+
+def test_resume_refuses_changed_data_or_model(user_folder, monkeypatch, capsys):
+    folder, name = user_folder
+    out = folder / "run"
+    _interrupt_after_first_chunk(monkeypatch)
+    args = ["--model", f"{name}:net", "--data", "mine.npz", *USER, "--out", str(out)]
+    assert _main("sweep", *args) == 130
+    monkeypatch.undo()
+    monkeypatch.chdir(folder)
+    with np.load(folder / "mine.npz") as f:
+        arrays = dict(f)
+    arrays["x"][0, 0] += 1.0
+    np.savez(folder / "mine.npz", **arrays)
+    assert _main("sweep", "--out", str(out), "--resume") == 2
+    _one_line_error(capsys.readouterr().err.strip().splitlines()[-1], "--data")
+    arrays["x"][0, 0] -= 1.0
+    np.savez(folder / "mine.npz", **arrays)
+    (folder / f"{name}.py").write_text(USER_MODULE + "\n# edited\n")
+    assert _main("sweep", "--out", str(out), "--resume") == 2
+    _one_line_error(capsys.readouterr().err.strip().splitlines()[-1], "--model")
+    (folder / f"{name}.py").write_text(USER_MODULE)
+    assert _main("sweep", "--out", str(out), "--resume") == 0
+
+
+def test_two_processes_run_the_users_model_and_data(user_folder, cache_home):
+    folder, name = user_folder
+    one, two = folder / "one", folder / "two"
+    args = ["--model", f"{name}:net", "--data", "mine.npz", *USER[:-2]]
+    assert _main("sweep", *args, "--cpu-devices", "1", "--out", str(one)) == 0
+    proc = _run("sweep", *args, "--out", str(two), "--processes", "2", cwd=folder,
+                cache=cache_home)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert _strict_json(two / "results.json")["processes"] == 2
+    assert (two / "final_losses.csv").read_text() == (one / "final_losses.csv").read_text()

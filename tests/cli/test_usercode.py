@@ -1,0 +1,92 @@
+"""The user's model and data by name: imported from the current folder, checked, fingerprinted."""
+
+import numpy as np
+import pytest
+
+import gbl_jax as gbl
+from gbl_jax.cli import usercode
+
+MODULE = '''
+import numpy as np
+import gbl_jax as gbl
+
+def make():
+    return gbl.mlp([3], gbl.heads.categorical(3))
+
+def pair():
+    x = np.arange(12, dtype=np.float32).reshape(6, 2)
+    return x, np.array([0, 1, 2, 0, 1, 2])
+
+def not_a_model():
+    return 42
+
+def broken():
+    raise RuntimeError("no GPU here")
+
+VALUE = 3
+'''
+
+
+@pytest.fixture()
+def here(tmp_path, monkeypatch):
+    """A folder holding ``usermod_<test>.py``, made the current folder; the module's name."""
+    name = f"usermod_{abs(hash(str(tmp_path))) % 10**8}"
+    (tmp_path / f"{name}.py").write_text(MODULE)
+    monkeypatch.chdir(tmp_path)
+    return name
+
+
+def test_spec_is_module_colon_function_unless_a_file_has_that_name(tmp_path, monkeypatch):
+    assert usercode.is_spec("pkg.mod:fn") and not usercode.is_spec("data.npz")
+    assert not usercode.is_spec("a:b:c") and not usercode.is_spec("1mod:fn")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "odd:name").write_text("")
+    assert not usercode.is_spec("odd:name")
+
+
+def test_model_and_data_come_from_the_current_folder(here):
+    model = usercode.load_model(f"{here}:make")
+    params = model.init(np.zeros(2, np.uint32), np.zeros((4, 2), np.float32))
+    assert params["head"]["w"].shape == (3, 3)
+    data = usercode.load_data(f"{here}:pair")
+    assert isinstance(data, gbl.problems.Data) and data.x.shape == (6, 2) and data.name == "pair"
+
+
+def test_every_failure_is_one_line_naming_the_option(here):
+    cases = {f"{here}:missing": "missing is not defined", f"{here}:VALUE": "is not callable",
+             "no_such_module_xyz:fn": "no module named 'no_such_module_xyz'",
+             f"{here}:broken": "RuntimeError: no GPU here", "bad spec": "module:function"}
+    for spec, words in cases.items():
+        with pytest.raises(ValueError, match=words) as err:
+            usercode.load_model(spec)
+        assert str(err.value).startswith(f"--model {spec}") and "\n" not in str(err.value)
+    with pytest.raises(ValueError, match="returned int, not a model"):
+        usercode.load_model(f"{here}:not_a_model")
+    with pytest.raises(ValueError, match="returned int; expected"):
+        usercode.load_data(f"{here}:not_a_model")
+    with pytest.raises(ValueError, match="--data nothing.npz: no such file"):
+        usercode.load_data("nothing.npz")
+
+
+def test_data_from_a_file(tmp_path):
+    x, y = np.random.default_rng(0).normal(size=(10, 3)), np.arange(10) % 2
+    np.savez(tmp_path / "d.npz", x=x, y=y, x_test=x[:4], y_test=y[:4])
+    data = usercode.load_data(str(tmp_path / "d.npz"))
+    assert data.x.dtype == np.float32 and data.test.x.shape == (4, 3)
+
+
+def test_fingerprints_change_with_any_value_and_with_the_source(here, tmp_path):
+    data = usercode.load_data(f"{here}:pair")
+    same = gbl.problems.Data(data.x.copy(), data.y.copy())
+    assert usercode.data_fingerprint(data) == usercode.data_fingerprint(same)
+    changed = data.x.copy()
+    changed[5, 1] += 1e-3
+    assert usercode.data_fingerprint(gbl.problems.Data(changed, data.y)) != \
+        usercode.data_fingerprint(data)
+    with_test = gbl.problems.Data(data.x, data.y, test=gbl.problems.Data(data.x[:2], data.y[:2]))
+    assert usercode.data_fingerprint(with_test) != usercode.data_fingerprint(data)
+    usercode.load_model(f"{here}:make")
+    before = usercode.model_fingerprint(f"{here}:make")
+    assert before is not None and len(before) == 64
+    (tmp_path / f"{here}.py").write_text(MODULE + "\n# edited\n")
+    assert usercode.model_fingerprint(f"{here}:make") != before

@@ -1,0 +1,178 @@
+"""Results as data: one grid cell, tidy frames, and the run folder saved and loaded exactly."""
+
+import json
+import zipfile
+
+import jax
+import numpy as np
+import optax
+import pytest
+
+import gbl_jax as gbl
+from gbl_jax.engine import results
+
+LR, SCALE = [0.01, 0.05, 0.2], [0.5, 1.0]     # a non-square grid: 3 x 2, lr first
+
+
+@pytest.fixture(scope="module")
+def grid_out():
+    opt = optax.inject_hyperparams(optax.adam)(learning_rate=0.05)
+    return gbl.sweep(gbl.mlp([2], gbl.heads.bernoulli()), opt, gbl.problems.xor(),
+                     key=jax.random.PRNGKey(0), seeds=6, steps=60,
+                     grid={"learning_rate": LR, "init_scale": SCALE}, keep_params=True,
+                     metrics={"accuracy": lambda d, y: ((d.logits > 0) == (y > 0)).mean()},
+                     grad_tol=1e-6)
+
+
+def _equal(a, b):
+    """Every array of two results equal (NaN equal to NaN), and the same grid and settings."""
+    for name in ("final_loss", "diverged", "losses", "keys", "converged_step"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+        assert np.asarray(getattr(a, name)).dtype == np.asarray(getattr(b, name)).dtype, name
+    for name in ("metrics", "final_metrics"):
+        assert list(getattr(a, name)) == list(getattr(b, name))
+        for k in getattr(a, name):
+            np.testing.assert_array_equal(getattr(a, name)[k], getattr(b, name)[k])
+    for name in ("params", "init_params"):
+        assert jax.tree.structure(getattr(a, name)) == jax.tree.structure(getattr(b, name))
+        for x, y in zip(jax.tree.leaves(getattr(a, name)), jax.tree.leaves(getattr(b, name))):
+            np.testing.assert_array_equal(x, y)
+    assert a.grid == b.grid and list(a.grid) == list(b.grid)
+    assert tuple(a.vary) == tuple(b.vary) and a.hyperparams == b.hyperparams
+    assert (a.log_every, a.chunk_size, a.wall_s) == (b.log_every, b.chunk_size, b.wall_s)
+
+
+def test_save_and_load_round_trip_every_array(grid_out, tmp_path):
+    folder = grid_out.save(tmp_path / "run", config={"note": "xor"})
+    back = gbl.load(folder)
+    _equal(grid_out, back)
+    doc = json.loads((folder / "results.json").read_text())
+    assert doc["format"] == results.FORMAT and doc["config"] == {"note": "xor"}
+    # the axes in the arrays' order, said so
+    assert [g["name"] for g in doc["sweep"]["grid"]] == ["learning_rate", "init_scale"]
+    assert doc["sweep"]["arrays"]["final_loss"]["shape"] == [3, 2, 6]
+
+
+def test_a_cell_saves_and_loads_too(grid_out, tmp_path):
+    cell = grid_out.cell(learning_rate=0.05, init_scale=1.0)
+    _equal(cell, gbl.load(cell.save(tmp_path / "cell")))
+
+
+def test_save_never_overwrites_unless_asked(grid_out, tmp_path):
+    folder = grid_out.save(tmp_path / "run")
+    before = (folder / "sweep.npz").read_bytes()
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        grid_out.cell(learning_rate=0.2, init_scale=0.5).save(folder)
+    assert (folder / "sweep.npz").read_bytes() == before
+    grid_out.cell(learning_rate=0.2, init_scale=0.5).save(folder, overwrite=True)
+    assert gbl.load(folder).grid == {}
+
+
+def test_load_refuses_damaged_folders_saying_which(grid_out, tmp_path):
+    folder = grid_out.save(tmp_path / "run")
+    doc = json.loads((folder / "results.json").read_text())
+    (folder / "results.json").write_text(json.dumps({**doc, "format": 99}))
+    with pytest.raises(ValueError, match="format 99.*reads format 3"):
+        gbl.load(folder)
+    del doc["format"]
+    (folder / "results.json").write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match="2 or older"):
+        gbl.load(folder)
+    doc["format"] = results.FORMAT
+    (folder / "results.json").write_text(json.dumps(doc)[:50])
+    with pytest.raises(ValueError, match="not readable JSON"):
+        gbl.load(folder)
+    (folder / "results.json").write_text(json.dumps(doc))
+    whole = (folder / "sweep.npz").read_bytes()
+    (folder / "sweep.npz").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ValueError, match="truncated"):
+        gbl.load(folder)
+    _rewrite(folder, whole, drop="losses")
+    with pytest.raises(ValueError, match="lacks.*losses"):
+        gbl.load(folder)
+    (folder / "sweep.npz").unlink()
+    with pytest.raises(ValueError, match="missing"):
+        gbl.load(folder)
+    with pytest.raises(ValueError, match="no results.json"):
+        gbl.load(tmp_path)
+
+
+def _rewrite(folder, whole, drop):
+    """sweep.npz again, whole but without the array ``drop``."""
+    path = folder / "sweep.npz"
+    path.write_bytes(whole)
+    with np.load(path) as f:
+        kept = {k: f[k] for k in f.files if k != drop}
+    np.savez(path, **kept)
+    assert zipfile.is_zipfile(path)
+
+
+def test_cell_takes_the_named_cell_on_a_non_square_grid(grid_out):
+    cell = grid_out.cell(learning_rate=0.2, init_scale=0.5)
+    np.testing.assert_array_equal(cell.final_loss, grid_out.final_loss[2, 0])
+    np.testing.assert_array_equal(cell.losses, grid_out.losses[2, 0])
+    np.testing.assert_array_equal(cell.final_metrics["accuracy"],
+                                  grid_out.final_metrics["accuracy"][2, 0])
+    np.testing.assert_array_equal(cell.init_params["head"]["w"],
+                                  grid_out.init_params["head"]["w"][2, 0])
+    assert cell.grid == {} and cell.hyperparams == {"learning_rate": 0.2, "init_scale": 0.5}
+    # a cell's run is still repeatable: its rerun carries the cell's hyperparameters
+    assert cell.rerun(3)["hyperparams"] == grid_out.rerun(3, (2, 0))["hyperparams"]
+
+
+def test_cell_refuses_what_it_cannot_name(grid_out):
+    with pytest.raises(ValueError, match="init_scale has \\[0.5, 1\\]"):
+        grid_out.cell(learning_rate=0.2)
+    with pytest.raises(ValueError, match="learning_rate=0.3 is not on the grid"):
+        grid_out.cell(learning_rate=0.3, init_scale=0.5)
+    with pytest.raises(ValueError, match="momentum.*not a grid axis"):
+        grid_out.cell(momentum=0.9, learning_rate=0.2, init_scale=0.5)
+
+
+def test_to_frame_has_one_row_per_cell_and_seed(grid_out):
+    frame = grid_out.to_frame()
+    assert list(frame.columns) == ["learning_rate", "init_scale", "seed", "final_loss", "diverged",
+                                   "converged_step", "accuracy"]
+    assert len(frame) == 3 * 2 * 6
+    row = frame[(frame.learning_rate == 0.2) & (frame.init_scale == 0.5) & (frame.seed == 4)]
+    assert float(row.final_loss.iloc[0]) == float(grid_out.final_loss[2, 0, 4])
+    assert float(row.accuracy.iloc[0]) == float(grid_out.final_metrics["accuracy"][2, 0, 4])
+    cell = grid_out.cell(learning_rate=0.05, init_scale=1.0).to_frame()
+    assert (cell.learning_rate == 0.05).all() and list(cell.seed) == list(range(6))
+
+
+def test_spread_to_frame_rows_follow_the_cells(grid_out):
+    table = gbl.spread(grid_out).to_frame(0.1)
+    assert [(r.learning_rate, r.init_scale) for r in table.itertuples()] == [
+        (lr, s) for lr in LR for s in SCALE]
+    for r in table.itertuples():
+        cell = grid_out.cell(learning_rate=r.learning_rate, init_scale=r.init_scale)
+        ok = ~cell.diverged
+        assert r.successes == np.sum(ok & (cell.final_loss < 0.1))
+        assert r.median == pytest.approx(np.median(cell.final_loss[ok]))
+        low, high = gbl.wilson_interval(r.successes, r.n_ok)
+        assert (r.success_low, r.success_high) == pytest.approx((low, high))
+    # three lines of pandas from a sweep to a paper table
+    paper = table.pivot(index="learning_rate", columns="init_scale", values="success_rate")
+    assert paper.loc[0.2, 0.5] == table.success_rate[4]
+
+
+def test_analysis_functions_take_a_cell_and_refuse_a_grid(grid_out):
+    model, data = gbl.mlp([2], gbl.heads.bernoulli()), gbl.problems.xor()
+    cell = grid_out.cell(learning_rate=0.2, init_scale=1.0)
+    cp = gbl.critical_points(model, data, cell)
+    same = gbl.critical_points(model, data, cell.params, diverged=cell.diverged)
+    np.testing.assert_array_equal(cp.grad_norm, same.grad_norm)
+    curves = gbl.interpolate(model, data, cell, num=5)
+    np.testing.assert_allclose(curves, gbl.interpolate(model, data, cell.init_params,
+                                                       cell.params, num=5))
+    assert gbl.barrier(model, data, cell, num=5).shape == (6,)
+    assert gbl.basins(model, data, cell).labels.shape == (6,)
+    for fn in (lambda o: gbl.critical_points(model, data, o),
+               lambda o: gbl.interpolate(model, data, o), lambda o: gbl.basins(model, data, o)):
+        with pytest.raises(ValueError, match=r"out.cell\(learning_rate=..., init_scale=...\)"):
+            fn(grid_out)
+    with pytest.raises(ValueError, match="out.cell"):
+        gbl.critical_points(model, data, grid_out.params)
+    with pytest.raises(ValueError, match="keep_params=True"):
+        gbl.basins(model, data, cell._replace(params=None))
