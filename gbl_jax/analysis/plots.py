@@ -6,12 +6,14 @@ pyplot only when a figure is drawn. Inputs are host NumPy arrays, one entry per 
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from gbl_jax.analysis.spreads import wilson_interval
+from gbl_jax.atomic_files import atomic_write
 
 __all__ = ["critical_points_figure", "final_loss_by_cell", "final_loss_histogram", "grid_heatmap",
            "grid_success", "loss_curve_bands", "loss_curves_by_outcome", "metric_histogram", "save"]
@@ -68,15 +70,21 @@ def _quiet(fn, *args, **kwargs):
 
 
 def save(fig, stem) -> list[Path]:
-    """Writes ``stem.png`` (150 dpi) and ``stem.pdf`` (vector), then closes the figure.
+    """Writes ``stem.png`` (150 dpi) and ``stem.pdf`` (vector), each whole or not at all (drawn
+    to memory, then written atomically: an interrupted or failed write never leaves a truncated
+    figure over an earlier one), then closes the figure.
 
     Returns:
       The two paths written.
     """
     paths = [Path(f"{stem}.png"), Path(f"{stem}.pdf")]
-    fig.savefig(paths[0], dpi=150)
-    fig.savefig(paths[1])
-    _pyplot().close(fig)
+    try:
+        for path, options in zip(paths, ({"dpi": 150}, {})):
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format=path.suffix[1:], **options)
+            atomic_write(path, buffer.getvalue())
+    finally:
+        _pyplot().close(fig)
     return paths
 
 

@@ -21,7 +21,6 @@ figures; this module only writes them.
 from __future__ import annotations
 
 import fcntl
-import io
 import json
 import os
 import re
@@ -33,6 +32,7 @@ from typing import Any, Mapping
 import jax
 import numpy as np
 
+from gbl_jax.analysis import plots
 from gbl_jax.engine import results as results_format
 from gbl_jax.atomic_files import (atomic_write, is_temporary, json_safe, write_csv, write_json,
                                   write_npz)
@@ -120,16 +120,9 @@ def disk_bytes(runs: int, logs: int, param_bytes: int, *, keep_params: bool) -> 
 
 
 def save_figure(fig, stem: Path) -> None:
-    """Writes ``stem.png`` (150 dpi) and ``stem.pdf`` whole or not at all, then closes ``fig``."""
-    from matplotlib import pyplot
-
-    try:
-        for suffix, options in ((".png", {"dpi": 150}), (".pdf", {})):
-            buffer = io.BytesIO()
-            fig.savefig(buffer, format=suffix[1:], **options)
-            atomic_write(stem.with_name(stem.name + suffix), buffer.getvalue())
-    finally:
-        pyplot.close(fig)
+    """Writes ``stem.png`` (150 dpi) and ``stem.pdf`` whole or not at all, then closes ``fig``
+    (``plots.save``)."""
+    plots.save(fig, stem)
 
 
 def nearest_existing(path: Path) -> Path:

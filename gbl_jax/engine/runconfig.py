@@ -88,8 +88,9 @@ def _raw_key_shape(impl: str) -> tuple[int, ...]:
     return jax.eval_shape(jax.random.PRNGKey, 0).shape
 
 
-def check_key(key) -> jax.Array:
-    """``key`` as an array; raises unless it is one PRNG key (typed, or legacy raw uint32)."""
+def check_key(key, name: str = "key") -> jax.Array:
+    """``key`` as an array; raises unless it is one PRNG key (typed, or legacy raw uint32).
+    Messages call it ``name``."""
     a = key if isinstance(key, jax.Array) else np.asarray(key)
     if jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
         ok = a.shape == ()
@@ -99,8 +100,8 @@ def check_key(key) -> jax.Array:
     if not ok:
         got = (repr(key) if np.ndim(key) == 0 and not isinstance(key, jax.Array)
                else f"an array of shape {list(a.shape)} and dtype {a.dtype}")
-        raise ValueError(f"key must be one jax.random.PRNGKey(seed) or jax.random.key(seed), "
-                         f"got {got}")
+        raise ValueError(f"{name} must be one jax.random.PRNGKey(seed) or "
+                         f"jax.random.key(seed), got {got}")
     return jnp.asarray(a) if not isinstance(a, jax.Array) else a
 
 

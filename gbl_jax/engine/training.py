@@ -33,7 +33,7 @@ import optax
 
 from gbl_jax.probability.costs import Loss, nll
 from gbl_jax.engine.loop_order import LoopCarry, first_use_order
-from gbl_jax.engine.runconfig import RunConfig, check_run
+from gbl_jax.engine.runconfig import RunConfig, check_key, check_run
 from gbl_jax.nets.models import apply_model, is_stochastic
 
 CHECK_EVERY = 50   # at most this many steps between finiteness / convergence checks
@@ -447,6 +447,13 @@ def train(model, optimizer: optax.GradientTransformation, data, *, key: jax.Arra
                             grad_tol=grad_tol, grid={k: [v] for k, v in (hyperparams or {}).items()},
                             dtype=dtype)
     x, y, ex, ey = arrays
+    if data_key is not None:   # one key of the same kind as ``key``, or the run would not trace
+        data_key = check_key(data_key, "data_key")
+        typed = [jnp.issubdtype(k.dtype, jax.dtypes.prng_key) for k in (check_key(key), data_key)]
+        if typed[0] != typed[1]:
+            kinds = ["jax.random.key (typed)" if t else "jax.random.PRNGKey (raw)" for t in typed]
+            raise ValueError(f"data_key must be the same kind of key as key: key is a {kinds[0]}, "
+                             f"data_key a {kinds[1]}")
     k_init, k_data = split_keys(key, data_key)
     hypers = {k: jnp.asarray(v, jnp.float32) for k, v in (hyperparams or {}).items()}
     out = _compiled_run(cfg)(k_init, k_data, hypers, x, y, ex, ey)

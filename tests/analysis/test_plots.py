@@ -1,5 +1,6 @@
 """Sweep figures: each function returns a Figure, degenerate inputs too; save writes PNG and PDF."""
 
+import errno
 import os
 import subprocess
 import sys
@@ -47,6 +48,27 @@ def test_save_writes_png_and_pdf(tmp_path):
     assert [p.name for p in paths] == ["h.png", "h.pdf"]
     assert paths[0].read_bytes()[:8] == PNG and paths[1].read_bytes()[:4] == b"%PDF"
     assert not plt.fignum_exists(fig.number)
+
+
+def test_save_never_leaves_half_a_figure_over_an_earlier_one(tmp_path, monkeypatch):
+    """A failed write (here the disk fills while the PDF is flushed) keeps the earlier PDF whole
+    and leaves no temporary file."""
+    final, diverged, _ = _bimodal()
+    plots.save(plots.final_loss_histogram(final, diverged), tmp_path / "h")
+    before = (tmp_path / "h.pdf").read_bytes()
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if ".pdf" in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    fig = plots.final_loss_histogram(final, diverged, threshold=0.1, title="second")
+    with pytest.raises(OSError, match="No space left"):
+        plots.save(fig, tmp_path / "h")
+    assert (tmp_path / "h.pdf").read_bytes() == before
+    assert not list(tmp_path.glob(".*.tmp")) and not plt.fignum_exists(fig.number)
 
 
 def test_histogram_draws_the_threshold_and_failure_share():

@@ -160,6 +160,21 @@ def test_data_key_separates_the_init_from_the_minibatch_order():
     assert not np.allclose(base.losses, new_order.losses)             # another minibatch order
 
 
+def test_a_data_key_that_is_no_key_or_another_kind_is_refused():
+    """A train() data_key is checked as the key is: an int, or a typed key beside a raw one,
+    would otherwise fail deep in tracing (or, as an int, be taken as raw key data)."""
+    data = gbl.problems.xor()
+    model = gbl.mlp([2], data.head)
+    key = jax.random.PRNGKey(0)
+    with pytest.raises(ValueError, match=r"data_key must be one jax.random.PRNGKey\(seed\).*got 3"):
+        gbl.train(model, optax.sgd(0.1), data, key=key, steps=2, data_key=3)
+    with pytest.raises(ValueError, match="same kind of key as key: key is a jax.random.PRNGKey"):
+        gbl.train(model, optax.sgd(0.1), data, key=key, steps=2, data_key=jax.random.key(1))
+    typed = gbl.train(model, optax.sgd(0.1), data, key=jax.random.key(0), steps=2,
+                      data_key=jax.random.key(1))
+    assert np.isfinite(float(typed.final_loss))
+
+
 def test_remainder_steps_run_unlogged_and_windows_are_means():
     data = problems.xor()
     model = gbl.mlp([2], data.head)
