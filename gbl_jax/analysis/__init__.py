@@ -1,1 +1,3 @@
-"""Analysis downstream of the engine: spreads, curvature at the final points, landscapes between seeds, paired comparisons, figures."""
+"""Analysis downstream of the engine: spreads, curvature at the final points, landscapes between
+seeds, paired comparisons, figures.
+"""

@@ -49,8 +49,8 @@ CPU_CACHE_BUDGET = 16 * 2**20   # bytes of step intermediates per vmapped chunk 
 CPU_LOOP_ABOVE = 384 * 2**10
 CPU_SIDE_BY_SIDE = 4            # such runs per device and call, as separate loops in one program
 # Per-run step bytes at or below which CPU runs of a full-batch, deterministic model go
-# seeds-last (``gbl_jax.engine.seeds_last``): XOR 2-2-1 (about 2 KB) and 2-8-1 on 256 points (148-164
-# KB) measured faster so; 2-32-32-1 (500-633 KB) runs side by side, unbatched.
+# seeds-last (``gbl_jax.engine.seeds_last``): XOR 2-2-1 (about 2 KB) and 2-8-1 on 256 points
+# (148-164 KB) measured faster so; 2-32-32-1 (500-633 KB) runs side by side, unbatched.
 SEEDS_LAST_AT_MOST = 192 * 2**10
 # Seeds-last chunks hold this many times CPU_CACHE_BUDGET: their loops run over longer minor
 # axes, which XLA:CPU also splits between cores (XOR 2-2-1, 2000 steps: 16,384 runs in one call

@@ -5,12 +5,15 @@
 array of a run is a handful of numbers, so XLA:CPU then loops over tiny matrices whose minor
 axis holds 1-8 values and cannot vectorize. ``vmap_last`` evaluates the function's jaxpr with
 the run axis *last* on every value: an elementwise op is the same op on a longer minor axis (one
-vectorized loop over the runs), a reduction keeps it, and a ``dot_general`` of two batched
-operands becomes a broadcast multiply and a sum over the contracted axes (one fused loop, the
-runs innermost); a matmul with one batched operand is one plain matmul with the runs folded into
-its free axis. Loops (``scan``, ``while`` with an unbatched predicate), ``cond`` on an unbatched
-index and nested ``jit`` calls are followed; every other primitive is batched by ``jax.vmap``'s
-own rule with the run axis moved to where it wants it and back (correct, just not faster).
+vectorized loop over the runs), a reduction keeps it, and a ``dot_general`` contracting at most
+``UNROLL`` values becomes a broadcast multiply and a chain of adds (one fused loop, the runs
+innermost); a longer contraction is one plain matmul when one operand is batched (the runs join
+its free axes), else the product summed over its leading contracted axes. Loops (``scan``,
+``while`` with an unbatched predicate), ``cond`` on an unbatched index and nested ``jit`` and
+custom-derivative calls (their primal) are followed; every other primitive is batched by
+``jax.vmap``'s own rule with the run axis moved to where it wants it and back (correct, just not
+faster; ``FALLBACKS`` counts them). ``chunking`` decides which sweeps go this way and compiles
+them without XLA:CPU's library fusions (``chunking.tiny_step_options``).
 
 The arithmetic is the same as ``jax.vmap``'s up to the order of a few sums (float tolerance);
 ``tests/engine/test_seeds_last.py`` compares both on the engine's runs.
@@ -30,8 +33,9 @@ from jax.extend import core
 
 # Primitives applied elementwise to operands of one shape (scalars broadcast), one output.
 _ELEMENTWISE = frozenset("""
-    abs acos acosh add add_any and asin asinh atan atan2 atanh cbrt ceil clamp convert_element_type copy
-    copy_p cos cosh digamma div eq erf erf_inv erfc exp exp2 expm1 floor ge gt imag integer_pow
+    abs acos acosh add add_any and asin asinh atan atan2 atanh cbrt ceil clamp
+    convert_element_type copy copy_p cos cosh digamma div eq erf erf_inv erfc exp exp2 expm1
+    floor ge gt imag integer_pow
     is_finite le lgamma log log1p logistic lt max min mul ne neg nextafter not or pow real
     reduce_precision rem round rsqrt select_n shift_left shift_right_arithmetic
     shift_right_logical sign sin sinh sqrt square stop_gradient sub tan tanh xor
