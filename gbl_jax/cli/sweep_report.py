@@ -9,6 +9,7 @@ config; ``RunFolder.finish`` writes what they return.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,10 +29,18 @@ def describe(config: dict, hyperparameters: dict | None = None) -> str:
         (``build.SHORT_FORMS``: learning_rate as lr).
     """
     widths = [w for w in str(config["hidden"]).split(",") if w]
-    network = f"hidden {'-'.join(widths)} {config['activation']}" if widths else "no hidden layer"
+    if config.get("model"):          # --model: the user's network, named by its source
+        network = f"model {config['model']}"
+    elif config.get("channels"):     # --channels: the built-in 1-D CNN
+        network = f"cnn1d channels {config['channels']}"
+    else:
+        network = (f"hidden {'-'.join(widths)} {config['activation']}" if widths
+                   else "no hidden layer")
+    data = config.get("data")        # --data: the file's name (or module:function), not a problem
+    source = Path(str(data)).name if data else str(config["problem"])
     optimizer = " ".join([str(config["optimizer"]), *(
         f"{build.SHORT_FORMS.get(k, k)}={float(v):g}" for k, v in (hyperparameters or {}).items())])
-    return ", ".join([str(config["problem"]), network, optimizer, f"{int(config['steps'])} steps",
+    return ", ".join([source, network, optimizer, f"{int(config['steps'])} steps",
                       f"{int(config['seeds'])} seeds"])
 
 

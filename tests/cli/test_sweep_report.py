@@ -11,6 +11,11 @@ def test_describe_gives_the_config_in_brief():
     assert sweep_report.describe(config, {"learning_rate": 0.05}) == (
         "xor, hidden 2 tanh, adam lr=0.05, 2000 steps, 1024 seeds")
     assert sweep_report.describe({**config, "hidden": ""}).startswith("xor, no hidden layer, adam,")
+    # --data, --model and --channels runs are named by what they ran, not by the defaults
+    user = {**config, "data": "/tmp/runs/train.npz", "model": "mynets:make"}
+    assert sweep_report.describe(user).startswith("train.npz, model mynets:make, adam,")
+    cnn = {**config, "problem": "mnist1d", "channels": "32,32"}
+    assert sweep_report.describe(cnn).startswith("mnist1d, cnn1d channels 32,32, adam,")
 
 
 def test_the_title_shows_fixed_hyperparameters_and_names_the_grids_axes():
