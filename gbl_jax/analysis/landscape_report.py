@@ -164,7 +164,7 @@ def landscape_figure(curves, monotone, barriers: dict, title: str = ""):
       title: the figure's title.
 
     Returns:
-      A matplotlib Figure (``runstore.save_figure`` writes it).
+      A matplotlib Figure (``plots.save`` writes it).
     """
     import matplotlib.pyplot as plt   # lazily: importing gbl_jax must not pick a backend
 

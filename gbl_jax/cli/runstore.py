@@ -119,12 +119,6 @@ def disk_bytes(runs: int, logs: int, param_bytes: int, *, keep_params: bool) -> 
             + len(FIGURES) * FIGURE_BYTES)
 
 
-def save_figure(fig, stem: Path) -> None:
-    """Writes ``stem.png`` (150 dpi) and ``stem.pdf`` whole or not at all, then closes ``fig``
-    (``plots.save``)."""
-    plots.save(fig, stem)
-
-
 def nearest_existing(path: Path) -> Path:
     probe = path.absolute()
     while not probe.exists() and probe != probe.parent:
@@ -367,7 +361,7 @@ class RunFolder:
         cells = spread(result).to_frame(config["threshold"])
         write_csv(self.path / CELLS, {k: cells[k].to_numpy() for k in cells.columns})
         for stem, fig in figures.items():
-            save_figure(fig, self.figure(stem))
+            plots.save(fig, self.figure(stem))
         if not config["keep_params"]:
             result = result._replace(params=None, init_params=None)
         return results_format.write(self.path, result, results)
@@ -403,4 +397,4 @@ class RunFolder:
             "barrier_aligned": barriers["aligned"][a, b]})
         write_csv(self.path / "basins.csv", {"seed": np.arange(seeds), "basin": labels})
         write_json(self.path / "landscape.json", report)
-        save_figure(figure, self.figure("landscape"))
+        plots.save(figure, self.figure("landscape"))

@@ -53,9 +53,10 @@ CPU_SIDE_BY_SIDE = 4            # such runs per device and call, as separate loo
 # (148-164 KB) measured faster so; 2-32-32-1 (500-633 KB) runs side by side, unbatched.
 SEEDS_LAST_AT_MOST = 192 * 2**10
 # Seeds-last chunks hold this many times CPU_CACHE_BUDGET: their loops run over longer minor
-# axes, which XLA:CPU also splits between cores (XOR 2-2-1, 2000 steps: 16,384 runs in one call
-# 1.57-1.64 s, in two calls of 8,192 2.1-2.3 s; 2-8-1 on two spirals, 1,024 runs: chunks of 256
-# or 1,024 1.34-1.36 s, of 128 1.44 s, of 32 2.03 s).
+# axes, which XLA:CPU also splits between cores. Chunk sizes side by side in one process, XOR
+# 2-2-1 x 16,384 x 2000 steps: one call of 16,384 1.57-1.64 s, two of 8,192 2.33-2.35 s (but a
+# separate benchmark run gave 1.70 s at 8,192 and a noisier one 1.76 s at 16,384); 2-8-1 on
+# two spirals, 1,024 runs: chunks of 256 or 1,024 1.34-1.36 s, of 128 1.44 s, of 32 2.03 s.
 SEEDS_LAST_CHUNKS = 4
 MAX_CHUNK = 65536
 SEGMENTS = 16                   # segments of the budget between repacks (run to convergence)

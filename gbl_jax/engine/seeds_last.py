@@ -143,18 +143,6 @@ def _eval(jaxpr, consts, args, size) -> list:
     return [_read(env, v) for v in jaxpr.outvars]
 
 
-def _expand(value, shape, size):
-    """An unbatched value as a batched one of logical ``shape`` (runs last)."""
-    dims = tuple(range(len(shape) - jnp.ndim(value), len(shape)))
-    return lax.broadcast_in_dim(value, tuple(shape) + (size,), dims)
-
-
-def _logical(pair):
-    value, batched = pair
-    shape = jnp.shape(value)
-    return shape[:-1] if batched else shape
-
-
 def _rule(eqn, ins, size) -> list:
     name = eqn.primitive.name
     params = eqn.params
@@ -168,8 +156,7 @@ def _rule(eqn, ins, size) -> list:
             if rank not in (0, len(shape)):
                 return _fallback(eqn, ins, size)
             if jnp.shape(v) != full:
-                dims = tuple(range(rank)) + ((len(shape),) if b else ())
-                v = lax.broadcast_in_dim(v, full, dims) if rank or b else _expand(v, shape, size)
+                v = lax.broadcast_in_dim(v, full, tuple(range(rank)) + ((len(shape),) if b else ()))
             vals.append(v)
         return [(eqn.primitive.bind(*vals, **params), True)]
     if name == "broadcast_in_dim":
@@ -197,7 +184,7 @@ def _rule(eqn, ins, size) -> list:
         if len(ins) == 1:
             outs = eqn.primitive.bind(ins[0][0], **params)
             return [(o, True) for o in (outs if eqn.primitive.multiple_results else [outs])]
-    if name == "dot_general":
+    if name == "dot_general" and not any(params["dimension_numbers"][1]):
         return [(_dot(ins, params, size), True)]
     if name in _CALLS:
         inner = _inner(params)
@@ -220,6 +207,7 @@ FALLBACKS: collections.Counter = collections.Counter()
 def _fallback(eqn, ins, size) -> list:
     """``jax.vmap``'s own rule for the primitive, the run axis moved last on the way out."""
     FALLBACKS[eqn.primitive.name] += 1
+
     def call(*vals):
         return _bind(eqn, vals)
 
@@ -253,10 +241,8 @@ def _dot(ins, params, size):
     with one batched operand: one plain matmul, the runs joining that operand's free axes; with
     both batched: the product with the contracted axes leading, summed over them."""
     (lhs, lb), (rhs, rb) = ins
-    (lc, rc), (lbd, rbd) = params["dimension_numbers"]
+    (lc, rc), _ = params["dimension_numbers"]   # no batch dimensions (``_rule`` checks)
     pet = params.get("preferred_element_type")
-    if lbd or rbd:
-        return _fallback_dot(ins, params, size)
     lrank, rrank = lhs.ndim - lb, rhs.ndim - rb
     contracted = math.prod(lhs.shape[d] for d in lc)
     if contracted > UNROLL and not (lb and rb):
@@ -295,13 +281,6 @@ def _place(value, shape: tuple, dims: tuple):
     if perm != tuple(range(len(dims))):
         value = lax.transpose(value, perm)
     return lax.broadcast_in_dim(value, shape, tuple(sorted(dims)))
-
-
-def _fallback_dot(ins, params, size):
-    def call(a, b):
-        return lax.dot_general(a, b, **params)
-    axes = [-1 if b else None for _, b in ins]
-    return jax.vmap(call, in_axes=axes, out_axes=-1, axis_size=size)(*[v for v, _ in ins])
 
 
 # ---- which values of a jaxpr end up batched (for loop carries and branch outputs)
@@ -361,8 +340,9 @@ def _cond_batched(p, ins) -> list[bool]:
 
 def _as(pair, batched: bool, size):
     value, b = pair
-    if batched and not b:
-        return _expand(value, jnp.shape(value), size), True
+    if batched and not b:   # an unbatched value as a batched one: the runs last
+        shape = jnp.shape(value)
+        return lax.broadcast_in_dim(value, shape + (size,), tuple(range(len(shape)))), True
     return value, b
 
 

@@ -154,9 +154,30 @@ def test_which_runs_go_seeds_last():
                                  **kwargs)
     assert plan([2]).seeds_last
     assert not plan([2], batch_size=2).seeds_last          # minibatches gather per run
-    assert not plan([2], chunk_size=1).seeds_last or not plan([2], chunk_size=1).vmapped
     spirals = gbl.problems.two_spirals(jax.random.PRNGKey(0), 256)
     wide = sweeps.plan_sweep(gbl.mlp([32, 32], spirals.head), optax.adam(0.01), spirals,
                              key=jax.random.PRNGKey(0), seeds=8, steps=10, devices=one)
     assert not wide.seeds_last                             # large steps: side by side
     assert chunking.tiny_step_options("gpu") == ()
+
+
+def test_seeds_last_programs_compile_without_library_fusions(monkeypatch):
+    """2-8-1 on 256 points: its seeds-last chunk compiled with ``tiny_step_options`` holds no
+    YNNPACK fusion; the same program with the default options does (its sums over 256 points)."""
+    if not chunking.tiny_step_options("cpu"):
+        pytest.skip("this jaxlib has no YNNPACK fusion option")
+    spirals = gbl.problems.two_spirals(jax.random.PRNGKey(0), 256)
+    plan = sweeps.plan_sweep(gbl.mlp([8], spirals.head), optax.adam(0.01), spirals,
+                             key=jax.random.PRNGKey(0), seeds=8, steps=10,
+                             devices=jax.devices()[:1])
+    assert plan.seeds_last and plan.vmapped
+    args = (*plan.inputs(plan.runs[:1]), *plan.data)
+
+    def hlo(fn):
+        return fn.lower(*args).compile().as_text()
+
+    assert "ynn" not in hlo(plan.chunk_fn())
+    monkeypatch.setattr(chunking, "tiny_step_options", lambda platform: ())
+    default = chunking.one_shot_fn.__wrapped__(plan.cfg, plan.chunk_size, plan.devices,
+                                               plan.keep_params, plan.impl, False, True)
+    assert "ynn" in hlo(default)
