@@ -268,7 +268,8 @@ def one_shot_fn(cfg: RunConfig, size: int, devices: tuple, keep_params: bool, im
     carry their params in reading order (``loop_order``); seeds-last (``last``) and unbatched
     ones as the user's tree."""
     vmapped = vmaps(size, devices, side)
-    run = make_engine(cfg, reading_order=vmapped and not last).run
+    last = last and vmapped
+    run = make_engine(cfg, reading_order=vmapped and not last, carry_sums=last).run
 
     def one(k_init, k_data, hypers, x, y, ex, ey):
         out = run(*_keys(k_init, k_data, impl), hypers, x, y, ex, ey)
@@ -277,7 +278,7 @@ def one_shot_fn(cfg: RunConfig, size: int, devices: tuple, keep_params: bool, im
         return out
 
     return _batched(one, (0, 0, 0, None, None, None, None), size, devices, "gbl_sweep_chunk",
-                    side, last and vmapped)
+                    side, last)
 
 
 @functools.lru_cache(maxsize=32)
@@ -285,7 +286,7 @@ def segment_fns(cfg: RunConfig, devices: tuple, impl, vmapped: bool, side: bool,
                 last: bool = False):
     """The compiled pieces of a compacted run: start, advance (per chunk size), finish."""
     last = last and vmapped
-    engine = make_engine(cfg, reading_order=vmapped and not last)
+    engine = make_engine(cfg, reading_order=vmapped and not last, carry_sums=last)
     n_units = engine.layout.n_units
     seg_units = -(-n_units // SEGMENTS)
     guard = seg_units * -(-n_units // seg_units) > n_units

@@ -122,7 +122,14 @@ def bernoulli_log_prob(logits: ArrayLike, y: ArrayLike) -> jax.Array:
     """
     z = jnp.asarray(logits)
     y = _float_value(y, z)
-    lp = -(_weighted(y, jax.nn.softplus(-z)) + _weighted(1.0 - y, jax.nn.softplus(z)))
+    pos = z >= 0.0
+    # softplus(+-z) = max(+-z, 0) + log1p(exp(-|z|)), jax.nn.softplus's values bit for bit, with
+    # one exp and one log1p shared by both terms (and by the gradient, exp(-|z|) / (1 + ...)).
+    # -|z| is a where, not abs: its derivative is then -sign(z) on each side and -1 at 0, so
+    # the second derivative (curvature's Hessians) is sigmoid's everywhere, also at z = 0.
+    tail = jnp.log1p(jnp.exp(jnp.where(pos, -z, z)))
+    lp = -(_weighted(y, jnp.where(pos, 0.0, -z) + tail)
+           + _weighted(1.0 - y, jnp.where(pos, z, 0.0) + tail))
     return jnp.where((y >= 0.0) & (y <= 1.0), lp, -jnp.inf)
 
 

@@ -231,3 +231,43 @@ def test_minibatches_follow_one_permutation_per_epoch():
         params = optax.apply_updates(params, updates)
         losses.append(float(value))
     np.testing.assert_allclose(np.asarray(res.losses), losses, rtol=1e-6)
+
+
+@pytest.mark.parametrize("steps,log_every,grad_tol", [(107, 10, None), (107, 53, None),
+                                                       (120, 3, 1e-3)])
+def test_window_sums_carried_in_the_loop_equal_the_per_step_outputs(steps, log_every, grad_tol):
+    # carry_sums (the seeds-last sweeps' form) against per-step outputs, over layouts with
+    # several windows per check block, several blocks per window, an unlogged tail, and
+    # convergence checks: the same runs up to the order of each window's additions
+    from gbl_jax.engine.runconfig import check_run
+    from gbl_jax.engine.training import make_engine, split_keys
+    data = problems.xor()
+    cfg, (x, y, ex, ey) = check_run(gbl.mlp([2], data.head), ADAM, data, key=jax.random.PRNGKey(0),
+                                    steps=steps, batch_size=None, loss=gbl.nll,
+                                    log_every=log_every, metrics=None, eval_data=None,
+                                    grad_tol=grad_tol, grid={}, dtype=None)
+    keys = split_keys(jax.random.PRNGKey(3))
+    outs = [jax.jit(make_engine(cfg, carry_sums=c).run)(*keys, {}, x, y, ex, ey)
+            for c in (False, True)]
+    assert outs[0]["losses"].shape == outs[1]["losses"].shape == (steps // log_every,)
+    np.testing.assert_allclose(outs[1]["losses"], outs[0]["losses"], rtol=1e-6)
+    np.testing.assert_allclose(outs[1]["final_loss"], outs[0]["final_loss"], rtol=1e-6)
+    assert int(outs[1]["converged_step"]) == int(outs[0]["converged_step"])
+
+
+def test_a_roll_back_keeps_the_step_counts_of_frozen_runs():
+    # frozen runs get their float state back; integer leaves (step counts) advance for every run
+    # alike, so a vmapped sweep carries one count, not one per run; a frozen run never steps again
+    from gbl_jax.engine.training import _roll_back
+    old = {"mu": jnp.zeros((3, 2)), "count": jnp.zeros((3,), jnp.int32)}
+    new = {"mu": jnp.ones((3, 2)), "count": jnp.full((3,), 5, jnp.int32)}
+    keep = jnp.asarray([True, False, True])
+    out = jax.vmap(_roll_back)(keep, old, new)
+    np.testing.assert_array_equal(out["mu"], [[0, 0], [1, 1], [0, 0]])
+    np.testing.assert_array_equal(out["count"], [5, 5, 5])
+    # under vmap, a count shared by the runs stays unbatched through the roll-back (out_axes
+    # None refuses a batched output)
+    axes = {"mu": 0, "count": None}
+    shared = jax.vmap(_roll_back, in_axes=(0, axes, axes), out_axes=axes)(
+        keep, {"mu": old["mu"], "count": jnp.int32(0)}, {"mu": new["mu"], "count": jnp.int32(5)})
+    assert shared["count"].shape == () and int(shared["count"]) == 5

@@ -51,3 +51,23 @@ def test_value_shapes_must_match_exactly():
     assert densities._common_shape("Normal", loc=jnp.zeros((4, 2)), scale=1.0) == (4, 2)
     with pytest.raises(ValueError, match="Normal"):
         densities._common_shape("Normal", loc=jnp.zeros((4, 2)), scale=jnp.ones(3))
+
+
+def test_bernoulli_shares_one_softplus_with_the_values_and_derivatives_of_two():
+    # both softplus terms come from one exp(-|z|) and one log1p; the values are jax.nn.softplus's
+    # bit for bit, the first and second derivatives sigmoid's, also at z = 0 where an abs-based
+    # form has second derivative 0 (curvature's Hessians would be wrong there)
+    z = jnp.asarray([-100.0, -20.0, -3.0, -1e-3, 0.0, 1e-3, 2.0, 20.0, 100.0], jnp.float32)
+    for y in (0.0, 1.0, 0.3):
+        two = -(y * jax.nn.softplus(-z) + (1.0 - y) * jax.nn.softplus(z))
+        np.testing.assert_array_equal(densities.bernoulli_log_prob(z, y), two)
+        grad = jax.vmap(jax.grad(lambda t: densities.bernoulli_log_prob(t, y)))(z)
+        np.testing.assert_allclose(grad, y - special.expit(np.asarray(z, np.float64)), atol=1e-7)
+        hess = jax.vmap(jax.grad(jax.grad(lambda t: densities.bernoulli_log_prob(t, y))))(z)
+        s = special.expit(np.asarray(z, np.float64))
+        np.testing.assert_allclose(hess, -s * (1 - s), atol=1e-7)
+        assert float(hess[4]) == pytest.approx(-0.25)
+    # the gradient at an infinite logit: y - sigmoid(+-inf), not NaN
+    g = jax.vmap(jax.grad(lambda t: densities.bernoulli_log_prob(t, 1.0)))(
+        jnp.asarray([np.inf, -np.inf]))
+    np.testing.assert_array_equal(g, [0.0, 1.0])
