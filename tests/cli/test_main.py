@@ -39,7 +39,8 @@ KINDS = {"minimum", "saddle", "not_converged", "diverged"}
 
 def _run(*args, cwd=ROOT, cache=None):
     env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
-    env.pop("XLA_FLAGS", None)
+    env["XLA_FLAGS"] = " ".join(f for f in env.get("XLA_FLAGS", "").split()
+                                if "device_count" not in f)   # not a forced device count
     if cache is not None:
         env["XDG_CACHE_HOME"] = str(cache)
     return subprocess.run([sys.executable, "-m", "gbl_jax.cli.main", *args], capture_output=True, text=True,
@@ -634,7 +635,8 @@ def test_two_processes_give_the_same_results_as_one(plain, tmp_path, cache_home)
 def test_a_killed_process_is_reported_and_resume_completes(plain, tmp_path, cache_home):
     out = tmp_path / "killed"
     env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu", XDG_CACHE_HOME=str(cache_home))
-    env.pop("XLA_FLAGS", None)
+    env["XLA_FLAGS"] = " ".join(f for f in env.get("XLA_FLAGS", "").split()
+                                if "device_count" not in f)   # not a forced device count
     launcher = subprocess.Popen([sys.executable, "-m", "gbl_jax.cli.main", "sweep", *SMALL, "--out", str(out),
                                  "--processes", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True, cwd=ROOT, env=env)
