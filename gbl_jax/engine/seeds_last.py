@@ -6,9 +6,9 @@ array of a run is a handful of numbers, so XLA:CPU then loops over tiny matrices
 axis holds 1-8 values and cannot vectorize. ``vmap_last`` evaluates the function's jaxpr with
 the run axis *last* on every value: an elementwise op is the same op on a longer minor axis (one
 vectorized loop over the runs), a reduction keeps it, and a ``dot_general`` contracting at most
-``UNROLL`` values becomes a broadcast multiply and a chain of adds (one fused loop, the runs
-innermost); a longer contraction is one plain matmul when one operand is batched (the runs join
-its free axes), else the product summed over its leading contracted axes. Loops (``scan``,
+``UNROLL`` values becomes a broadcast multiply summed over the contracted axes (one fused loop,
+the runs innermost); a longer contraction is one plain matmul when one operand is batched (the
+runs join its free axes), else the same product and sum. Loops (``scan``,
 ``while`` with an unbatched predicate), ``cond`` on an unbatched index and nested ``jit`` and
 custom-derivative calls (their primal) are followed; every other primitive is batched by
 ``jax.vmap``'s own rule with the run axis moved to where it wants it and back (correct, just not
@@ -22,7 +22,6 @@ The arithmetic is the same as ``jax.vmap``'s up to the order of a few sums (floa
 from __future__ import annotations
 
 import collections
-import itertools
 import math
 from typing import Callable, Sequence
 
@@ -43,7 +42,7 @@ _ELEMENTWISE = frozenset("""
 _REDUCTIONS = frozenset("reduce_sum reduce_max reduce_min reduce_prod reduce_and reduce_or "
                         "reduce_xor argmax argmin".split())
 _CUMULATIVE = frozenset("cumsum cumprod cummax cummin cumlogsumexp".split())
-UNROLL = 16   # sums over at most this many values become chains of adds
+UNROLL = 16   # contractions over at most this many values: a multiply and a sum, not a matmul
 
 _CALLS = frozenset("jit pjit closed_call core_call custom_jvp_call custom_vjp_call "
                    "custom_vjp_call_jaxpr".split())
@@ -217,27 +216,17 @@ def _fallback(eqn, ins, size) -> list:
 
 
 def _sum(value, axes: tuple):
-    """Sum over ``axes`` (not the runs'): a chain of adds of slices when they hold at most
-    ``UNROLL`` values (elementwise work XLA fuses with its neighbours), else a reduction."""
-    if not axes:
-        return value
-    if math.prod(value.shape[a] for a in axes) > UNROLL:
-        return jnp.sum(value, axis=axes)
-    keep = [d for d in range(value.ndim) if d not in axes]
-    total = None
-    for index in itertools.product(*[range(value.shape[a]) for a in axes]):
-        start = [0] * value.ndim
-        limit = list(value.shape)
-        for a, i in zip(axes, index):
-            start[a], limit[a] = i, i + 1
-        part = lax.reshape(lax.slice(value, start, limit), tuple(value.shape[d] for d in keep))
-        total = part if total is None else total + part
-    return total
+    """Sum over ``axes`` (not the runs'), as one reduction. XLA:CPU computes it once, where a
+    chain of adds of slices (tried first) was fused into, and recomputed by, every loop that
+    reads it: an Adam step recomputed each gradient in both moments' loops. With reductions
+    the sweeps of XOR 2-2-1 x 16,384 and 2-8-1 on two spirals x 1,024 (one device) took
+    0.77-0.84 s and 0.96-1.01 s against 1.12-1.17 s and 1.02-1.14 s with chains."""
+    return jnp.sum(value, axis=axes) if axes else value
 
 
 def _dot(ins, params, size):
     """``dot_general`` with the runs last. A contraction over at most ``UNROLL`` values: a
-    broadcast multiply and a chain of adds (one fused loop, the runs innermost). A longer one
+    broadcast multiply summed over the contracted axes (one fused loop, the runs innermost). A longer one
     with one batched operand: one plain matmul, the runs joining that operand's free axes; with
     both batched: the product with the contracted axes leading, summed over them."""
     (lhs, lb), (rhs, rb) = ins
