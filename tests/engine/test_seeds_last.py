@@ -41,6 +41,11 @@ def test_dot_general_every_batching(k):
     square = _normal(3, (RUNS, 4, 4))              # a transposed operand of its own shape
     _both(lambda p, q: (p @ p) @ q, (0, 0), square, _normal(4, (RUNS, 4)))
     _both(lambda p, q: jnp.einsum("kn,kj->nj", p, q), (None, 0), a1.T, b)
+    # a first layer's gradient: the data's 2 features against the points (the product path
+    # when k > UNROLL, as PRODUCT_FREE allows) and 5 features (a matmul)
+    for features in (2, 5):
+        x = _normal(5, (k, features))
+        _both(lambda p, q: jnp.einsum("nf,nh->fh", p, q), (None, 0), x, b)
 
 
 def test_shape_ops_reductions_and_broadcasting():
