@@ -136,9 +136,10 @@ def _roll_back(keep: jax.Array, old, new):
     its count is never read, and a count that every run advances alike stays one number for all
     the runs of a sweep rather than one per run (Adam's bias correction then costs one power a
     step, not one per run and step)."""
-    return jax.tree.map(
-        lambda a, b: b if jnp.issubdtype(jnp.result_type(b), jnp.integer) else jnp.where(keep, a, b),
-        old, new)
+    def leaf(a, b):
+        return b if jnp.issubdtype(jnp.result_type(b), jnp.integer) else jnp.where(keep, a, b)
+
+    return jax.tree.map(leaf, old, new)
 
 
 def _global_norm(tree) -> jax.Array:
@@ -186,7 +187,8 @@ class Engine(NamedTuple):
     metric_names: tuple
 
 
-def make_engine(cfg: RunConfig, reading_order: bool = False, carry_sums: bool = False) -> Engine:
+def make_engine(cfg: RunConfig, reading_order: bool = False,
+                carry_sums: bool = False) -> Engine:
     """Builds the run's pure functions for a validated configuration (nothing is jitted here).
 
     ``reading_order``: carry the params through the step loop in the order the forward pass
