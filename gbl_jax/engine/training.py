@@ -288,12 +288,13 @@ def make_engine(cfg: RunConfig, reading_order: bool = False,
 
         state = (carry.pack(params), opt_state, order)
         if carry_sums:
+            zero = jnp.zeros((), jax.eval_shape(step, state, first)[1].dtype)   # the loss's
+
             def summed(state, w):
                 def add(c, t):
                     state, total = c
                     state, value = step(state, t)
                     return (state, total + value), None
-                zero = jnp.zeros((), jax.eval_shape(lambda: objective(params, x, y)).dtype)
                 (state, total), _ = jax.lax.scan(add, (state, zero),
                                                  first + w * window + jnp.arange(window))
                 return state, total
