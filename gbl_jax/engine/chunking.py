@@ -120,9 +120,13 @@ def over_seeds(fn: Callable, args: tuple, mapped: Sequence[bool], seeds: int, si
 
     The last chunk is padded by repeating the last seed, so every chunk has one shape and the
     jitted function compiles once; each chunk's results come to the host before the next runs,
-    so memory is bounded by one chunk. Returns host numpy arrays of leading size ``seeds``.
+    so memory is bounded by one chunk. Compiled without XLA:CPU's library fusions
+    (``without_library_fusions``: jaxlib 0.10's miscompile them for Hessians of a softmax).
+    Returns host numpy arrays of leading size ``seeds``.
     """
-    run = jax.jit(jax.vmap(fn, in_axes=tuple(0 if m else None for m in mapped)))
+    options = dict(without_library_fusions(jax.devices()[0].platform))
+    run = jax.jit(jax.vmap(fn, in_axes=tuple(0 if m else None for m in mapped)),
+                  compiler_options=options or None)
     outs = []
     for lo in range(0, seeds, size):
         index = np.minimum(np.arange(lo, lo + size), seeds - 1)
@@ -198,13 +202,16 @@ def seeds_last(cfg: RunConfig, x: jax.Array, y: jax.Array, *, devices: Sequence[
 
 
 @functools.lru_cache(maxsize=None)
-def tiny_step_options(platform: str) -> tuple:
-    """XLA compile options for the programs of tiny runs on ``platform``, as (name, value) pairs.
+def without_library_fusions(platform: str) -> tuple:
+    """XLA compile options that keep XLA:CPU from handing reductions and dots to a library
+    (YNNPACK "ynn" fusions, jaxlib 0.10's default), as (name, value) pairs; () elsewhere.
 
-    On CPU, jaxlib 0.10 hands reductions and dots to a library (YNNPACK "ynn" fusions) by
-    default; for arrays of a handful of numbers per run that call costs more than the loop it
-    replaces: XOR 2-2-1 x 4096 seeds x 2000 steps ran 0.84-0.93 s vmapped with them and 0.55 s
-    without, 2-8-1 on two spirals seeds-last 12.0 s against 1.07 s (1024 seeds x 300 steps).
+    Two programs need them. Tiny runs (``tiny_step_options``), for speed. And every analysis
+    over seeds (``over_seeds``), for correctness: jaxlib 0.10.2 miscompiles a ynn fusion of a
+    broadcast operand, a reduction over its last axis and a subtraction of the result from it
+    (``a[None] - sum(a[None] * b[:, None], -1)[..., None]`` at [4, 60, 398, 2]), the pattern of
+    a vmapped Hessian of log_softmax: a convex softmax regression's Hessians were off by 0.54
+    where their largest entry is 0.07 (tests/engine/test_chunking.py keeps the reproduction).
     The option is probed once; a jaxlib that lacks it gets none."""
     if platform != "cpu":
         return ()
@@ -214,6 +221,15 @@ def tiny_step_options(platform: str) -> tuple:
     except Exception:   # noqa: BLE001 - an unknown option is reported in several ways
         return ()
     return options
+
+
+def tiny_step_options(platform: str) -> tuple:
+    """XLA compile options for the programs of tiny runs on ``platform``: no library fusions.
+
+    For arrays of a handful of numbers per run the library call costs more than the loop it
+    replaces: XOR 2-2-1 x 4096 seeds x 2000 steps ran 0.84-0.93 s vmapped with them and 0.55 s
+    without, 2-8-1 on two spirals seeds-last 12.0 s against 1.07 s (1024 seeds x 300 steps)."""
+    return without_library_fusions(platform)
 
 
 def vmaps(size: int, devices: Sequence[Any], side: bool) -> bool:
