@@ -30,8 +30,9 @@ def require_finite_number(name: str, value: Any, *, positive: bool = False,
         ok = np.isfinite(value) and not (positive and value <= 0) and not (nonnegative
                                                                             and value < 0)
     if not ok:
-        what = "a positive" if positive else "a non-negative" if nonnegative else "a finite"
-        raise ValueError(f"{name} must be {what} finite number, got {value!r}")
+        what = "a positive finite" if positive else "a non-negative finite" if nonnegative \
+            else "a finite"
+        raise ValueError(f"{name} must be {what} number, got {value!r}")
     return value
 
 

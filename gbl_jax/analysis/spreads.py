@@ -11,6 +11,7 @@ from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
 
+from gbl_jax.checks import require_finite_number
 from gbl_jax.engine.results import grid_columns, require_pandas
 
 _STATS = ("mean", "std", "min", "q10", "q25", "median", "q75", "q90", "max", "iqr")
@@ -91,8 +92,18 @@ class Spread(NamedTuple):
                              "final_loss with ok per cell")
         return self.final_loss[self.ok]
 
+    @property
+    def identical(self):
+        """Whether every non-diverged seed ended at one and the same loss (per cell on a grid):
+        identical runs, as ``init_scale=0`` gives (every seed starts from zero weights and the
+        symmetry between units is never broken). False with fewer than two such seeds."""
+        highest = np.max(np.where(self.ok, self.final_loss, -np.inf), axis=-1)
+        lowest = np.min(np.where(self.ok, self.final_loss, np.inf), axis=-1)
+        return _scalar((highest == lowest) & (np.sum(self.ok, axis=-1) > 1))
+
     def successes(self, threshold: float):
         """Non-diverged seeds whose final loss is below ``threshold`` (per cell on a grid)."""
+        threshold = require_finite_number("threshold", threshold)
         below = self.ok & (np.where(self.ok, self.final_loss, np.inf) < threshold)
         return _scalar(np.sum(below, axis=-1))
 
@@ -116,6 +127,8 @@ class Spread(NamedTuple):
             return [clean(x) for x in a.tolist()] if a.ndim == 1 else [clean(x) for x in a]
         out = {"n": clean(self.n), "n_diverged": clean(self.n_diverged)}
         out.update({k: clean(getattr(self, k)) for k in _STATS})
+        identical = np.asarray(self.identical)
+        out["identical"] = bool(identical) if identical.ndim == 0 else identical.tolist()
         return out
 
     def to_frame(self, threshold: float | None = None):
@@ -143,10 +156,21 @@ class Spread(NamedTuple):
     def summary(self) -> str:
         """A short plain-text table (one cell: the sweep without a grid)."""
         if self.final_loss.ndim != 1:
-            return f"a grid of {list(self.final_loss.shape[:-1])} cells; see the fields"
+            text = f"a grid of {list(self.final_loss.shape[:-1])} cells; see the fields"
+            same = np.argwhere(np.asarray(self.identical))
+            if len(same):
+                names = list(self.grid) or [f"axis_{j}" for j in range(same.shape[1])]
+                values = list(self.grid.values()) or [range(n) for n in self.final_loss.shape]
+                cells = ["(" + ", ".join(f"{n}={values[j][i]:g}" for j, (n, i) in
+                                         enumerate(zip(names, idx))) + ")" for idx in same]
+                text += f"; identical runs in {', '.join(cells)}"
+            return text
         if self.n_ok == 0:
             return f"all {self.n} seeds diverged: no statistics"
         head = f"{self.n} seeds, {self.n_diverged} diverged"
+        if self.identical:
+            head += (f"; all {self.n_ok} runs are identical (one final loss, as init_scale 0 "
+                     "gives)")
         rows = "\n".join(f"  {k:>6}  {getattr(self, k):.6g}" for k in _STATS)
         return f"{head}\n{rows}"
 

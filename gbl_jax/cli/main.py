@@ -232,7 +232,8 @@ def _summary(results: dict, out: Path) -> str:
     lines = []
     grid = {g["name"]: g["values"] for g in results["sweep"]["grid"]}
     if not grid:
-        rows.append(("diverged", spread["n_diverged"]))
+        rows.append(("diverged", spread["n_diverged"]
+                     if not spread.get("identical") else f"{spread['n_diverged']} (identical runs)"))
         for name in ("mean", "std", "min", "q10", "median", "q90", "max"):
             value = spread[name]
             rows.append((name, "n/a" if value is None else f"{value:.6g}"))
@@ -251,6 +252,8 @@ def _summary(results: dict, out: Path) -> str:
         for idx in itertools.product(*(range(len(v)) for v in grid.values())):
             pick = lambda a: _at(a, idx)   # noqa: E731
             cell = " ".join(f"{k}={v[i]:g}" for (k, v), i in zip(grid.items(), idx))
+            if spread.get("identical") and pick(spread["identical"]):
+                cell += " (identical runs)"
             median = pick(spread["median"])
             lines.append(f"  {cell:<32}  {int(pick(spread['n_diverged'])):>8}  "
                          f"{'n/a' if median is None else f'{median:.4g}':>10}  "

@@ -119,15 +119,18 @@ def check_dtype(dtype):
     return resolved
 
 
-POSITIVE_HYPERS = ("learning_rate", "init_scale")   # <= 0: gradient ascent, or no weights
+# learning_rate <= 0 is gradient ascent or no training; init_scale 0 is a deliberate control (every
+# seed starts from the same zero weights, and symmetry is never broken), a negative one is not.
+POSITIVE_HYPERS = ("learning_rate",)
+NONNEGATIVE_HYPERS = ("init_scale",)
 
 
 def check_hyper_values(grid: Mapping[str, Any], dtypes: tuple) -> None:
     """Raises unless every value of ``grid`` ({name: [values]}) trains as given.
 
-    ``learning_rate`` and ``init_scale`` must be > 0, and a nonzero value must stay nonzero
-    and finite in float32 (how values enter the program) and in each of ``dtypes``: 1e-46 is
-    0 in float32, so it would train as 0.
+    ``learning_rate`` must be > 0 and ``init_scale`` >= 0 (an exact 0 is the zero-init
+    control), and a nonzero value must stay nonzero and finite in float32 (how values enter the
+    program) and in each of ``dtypes``: 1e-46 is 0 in float32, so it would train as 0.
     """
     for name, values in grid.items():
         for value in values:
@@ -135,8 +138,10 @@ def check_hyper_values(grid: Mapping[str, Any], dtypes: tuple) -> None:
                 value = value.item()
             v = require_finite_number(name, value)
             if name in POSITIVE_HYPERS and v <= 0:
-                raise ValueError(f"{name} must be > 0, got {value!r}"
-                                 + (" (gradient ascent)" if name == "learning_rate" else ""))
+                raise ValueError(f"{name} must be > 0, got {value!r} (gradient ascent)")
+            if name in NONNEGATIVE_HYPERS and v < 0:
+                raise ValueError(f"{name} must be >= 0 (0: every seed starts from zero weights), "
+                                 f"got {value!r}")
             for dt in (np.dtype(np.float32),) + tuple(dtypes):
                 with np.errstate(over="ignore", under="ignore"):
                     held = float(np.asarray(v, dt).astype(np.float64))

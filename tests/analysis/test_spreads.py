@@ -16,7 +16,7 @@ def test_spread_matches_numpy_over_the_finite_losses():
     np.testing.assert_allclose(s.iqr, np.quantile(ok, 0.75) - np.quantile(ok, 0.25))
     assert s.success_rate(0.25) == pytest.approx(2 / 5)
     assert set(s.as_dict()) == {"n", "n_diverged", "mean", "std", "min", "q10", "q25", "median", "q75",
-                                "q90", "max", "iqr"}
+                                "q90", "max", "iqr", "identical"}
 
 
 def test_explicit_flags_exclude_finite_losses_too():
@@ -67,3 +67,27 @@ def test_to_frame_of_plain_losses_is_one_row_and_of_a_batch_one_row_per_cell():
     table = gbl.spread(batch).to_frame()
     assert list(zip(table.axis_0, table.axis_1)) == [(i, j) for i in range(2) for j in range(3)]
     np.testing.assert_allclose(table["mean"], batch.mean(axis=-1).reshape(-1))
+
+
+def test_thresholds_that_are_not_finite_numbers_are_refused():
+    # Issue 30: success_rate(nan) and to_frame(nan) said 0% (every comparison with NaN is False)
+    s = gbl.spread(np.array([0.1, 0.2, 0.3]))
+    for bad in (np.nan, np.inf, "0.1", None):
+        with pytest.raises(ValueError, match=r"threshold must be a finite number"):
+            s.success_rate(bad)
+        with pytest.raises(ValueError, match=r"threshold must be a finite number"):
+            s.success_interval(bad)
+    with pytest.raises(ValueError, match=r"threshold must be a finite number, got nan"):
+        s.to_frame(np.nan)
+
+
+def test_identical_runs_are_named_in_the_summary():
+    same = gbl.spread(np.array([0.25, 0.25, np.nan, 0.25]))
+    assert same.identical and "all 3 runs are identical" in same.summary()
+    assert same.as_dict()["identical"] is True
+    differ = gbl.spread(np.array([0.25, 0.25, 0.2500001]))
+    assert not differ.identical and "identical" not in differ.summary()
+    assert not gbl.spread(np.array([0.25, np.nan])).identical       # one run is not a pair
+    grid = gbl.spread(np.array([[0.5, 0.5], [0.1, 0.2]]))
+    np.testing.assert_array_equal(grid.identical, [True, False])
+    assert grid.summary().endswith("identical runs in (axis_0=0)")

@@ -350,6 +350,18 @@ def test_lr_and_init_scale_are_short_forms_of_grid(tmp_path):
     assert config("--lr", "0.01,0.05")["lr"] == [0.01, 0.05] and not (tmp_path / "run").exists()
 
 
+def test_a_zero_init_scale_runs_and_its_cell_says_identical(tmp_path, capsys):
+    # Issue 30 item 10: --init-scale 0 is the zero-init control, refused by the engine since
+    # round 3 although round 2 documented it
+    out = tmp_path / "zero"
+    assert _main("sweep", "--problem", "xor", "--hidden", "2", "--init-scale", "0,1", "--seeds",
+                 "4", "--steps", "50", "--chunk-size", "4", "--cpu-devices", "1",
+                 "--out", str(out)) == 0
+    printed = capsys.readouterr().out
+    assert "init_scale=0 (identical runs)" in printed and "init_scale=1 (identical" not in printed
+    assert _strict_json(out / "results.json")["spread"]["identical"] == [True, False]
+
+
 def test_a_grid_over_any_hyperparameter_names_its_axes(tmp_path, capsys):
     out = tmp_path / "b1"
     assert _main("sweep", "--problem", "xor", "--hidden", "2", "--optimizer", "adam", "--grid",

@@ -80,8 +80,8 @@ def test_hyperparameters_that_would_train_wrong_are_refused():
     run = lambda **kw: gbl.train(model, opt, DATA, key=jax.random.PRNGKey(0), steps=2, **kw)  # noqa
     with pytest.raises(ValueError, match=r"learning_rate must be > 0.*-0\.05"):
         run(hyperparams={"learning_rate": -0.05})        # gradient ascent
-    with pytest.raises(ValueError, match=r"init_scale must be > 0.*0\.0"):
-        run(hyperparams={"init_scale": 0.0})
+    with pytest.raises(ValueError, match=r"init_scale must be >= 0.*-0\.5"):
+        run(hyperparams={"init_scale": -0.5})
     with pytest.raises(ValueError, match=r"learning_rate.*1e-46 is 0 in float32"):
         run(hyperparams={"learning_rate": 1e-46})
     with pytest.raises(ValueError, match=r"momentum.*1e\+39 is inf in float32"):

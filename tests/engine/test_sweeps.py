@@ -301,3 +301,20 @@ def test_a_sweep_that_would_not_fit_in_memory_is_refused_with_the_figure(monkeyp
         gbl.sweep(huge, ADAM, DATA, key=KEY, seeds=2, steps=10, chunk_size=1)
     assert gbl.sweep(MODEL, ADAM, DATA, key=KEY, seeds=4, steps=10,
                      chunk_size=1000).chunk_size == 4   # a chunk larger than the sweep only pads
+
+
+def test_a_zero_init_scale_is_the_control_of_identical_runs():
+    # Issue 30 item 10: round 2 documented init_scale 0 as a grid value (every seed starts from
+    # zero weights and the symmetry is never broken); values that underflow to 0 stay refused.
+    out = gbl.sweep(MODEL, INJECTED, DATA, key=KEY, seeds=3, steps=10, keep_params=True,
+                    grid={"init_scale": [0.0, 1.0]})
+    zero = out.cell(init_scale=0.0)
+    assert np.all(zero.final_loss == zero.final_loss[0])
+    for leaf in jax.tree.leaves(zero.params):
+        np.testing.assert_array_equal(leaf, np.broadcast_to(leaf[0], leaf.shape))
+    assert len(set(np.asarray(out.cell(init_scale=1.0).final_loss).tolist())) == 3
+    s = gbl.spread(out)
+    np.testing.assert_array_equal(s.identical, [True, False])
+    assert "identical runs in (init_scale=0)" in s.summary()
+    with pytest.raises(ValueError, match=r"init_scale must be >= 0.*-1\.0"):
+        gbl.sweep(MODEL, INJECTED, DATA, key=KEY, seeds=2, steps=10, grid={"init_scale": [-1.0]})
