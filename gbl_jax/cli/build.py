@@ -26,7 +26,9 @@ from gbl_jax.cli import runstore
 from gbl_jax.cli import thresholds
 from gbl_jax.cli import usercode
 from gbl_jax.checks import require_int
-from gbl_jax.probability.distributions import Bernoulli, Categorical
+from gbl_jax.nets.models import apply_model
+from gbl_jax.probability.distributions import Bernoulli, Categorical, Laplace, Normal
+from gbl_jax.probability.mixtures import MixtureNormal
 from gbl_jax.engine.runconfig import default_log_every, user_call
 
 # Defaults of `sweep`; None in the parser so that --resume can tell what was given explicitly.
@@ -481,6 +483,37 @@ def fingerprint(config: dict, data) -> None:
         config[key] = value
 
 
+def threshold_head(config: dict, run: Built):
+    """The output unit whose rule sets the default threshold: the config's head, or for a
+    ``--model`` without ``--head`` the family of the distribution the model returns. A Normal or
+    Laplace whose scale moves with the params learns its scale: its NLL has no floor, so the
+    data's unit-scale rule would pass a constant predictor with a fitted scale."""
+    if config["model"] is None or config["head"] is not None:
+        return run.head
+    import jax
+    import jax.numpy as jnp
+
+    x = run.data.x[:64]
+    try:
+        params = run.model.init(jax.random.PRNGKey(0), x)
+        dist = apply_model(run.model, params, x)
+        if isinstance(dist, (Bernoulli, Categorical, MixtureNormal)):
+            return {Bernoulli: "bernoulli", Categorical: "categorical",
+                    MixtureNormal: "mixture_density"}[type(dist)]
+        if not isinstance(dist, (Normal, Laplace)):
+            return run.head
+        scale_sum = lambda p: jnp.sum(apply_model(run.model, p, x).scale)   # noqa: E731
+        grads = jax.grad(scale_sum, allow_int=True)(params)
+    except (ValueError, TypeError) as err:
+        raise UsageError(f"--model {config['model']}: {str(err).splitlines()[0]}") from None
+    learned = any(bool(jnp.any(g != 0)) for g in jax.tree.leaves(grads)
+                  if g.dtype != jax.dtypes.float0)
+    dim = math.prod(dist.loc.shape[1:])
+    if isinstance(dist, Normal):
+        return f"heteroscedastic_gaussian({dim})" if learned else f"gaussian({dim})"
+    return f"laplace({dim}, learn_scale=True)" if learned else f"laplace({dim})"
+
+
 def set_threshold(config: dict, head, y) -> None:
     """Fills in the default success threshold and its rule, or checks the one given.
 
@@ -494,5 +527,6 @@ def set_threshold(config: dict, head, y) -> None:
                       threshold_rule=f"default: {rule}")
     elif not config["threshold"] > floor:
         raise UsageError(f"--threshold {config['threshold']:g} is not above the lowest loss this "
-                         f"model can reach ({floor:.6g} for {config['loss']} with {head.name}): "
+                         f"model can reach ({floor:.6g} for {config['loss']} with "
+                         f"{getattr(head, 'name', head)}): "
                          "no seed could succeed")

@@ -60,7 +60,7 @@ def plan_run(config: dict, devices, folder: runstore.RunFolder) -> Planned:
     run = build.build(config)
     data, model, grid = run.data, run.model, run.grid
     build.fingerprint(config, data)
-    build.set_threshold(config, run.head, data.y)
+    build.set_threshold(config, build.threshold_head(config, run), data.y)
     params_like = jax.eval_shape(model.init, jax.random.PRNGKey(0), data.x)
     param_bytes = gbl_memory.tree_bytes(params_like)
     runs = config["seeds"] * math.prod(len(v) for v in grid.values())

@@ -72,8 +72,15 @@ def _rule(head, y, loss: str) -> tuple[float, float, str]:
                                            * np.maximum(var, 1e-12))))
         rule = ("NLL of a Gaussian with fitted variance leaving 10% of the targets' variance "
                 "unexplained (R^2 = 0.9)")
-    if not value > floor:   # constant targets: no spread to explain
-        value = floor + SUCCESS_NATS
+    if family not in ("bernoulli", "categorical") and not np.any(var > 0):
+        # constant targets: no spread to explain, so no share of it to leave
+        if math.isfinite(floor):
+            value = floor + SUCCESS_NATS
+            rule = (f"constant targets (no spread to explain): {loss} 0.1 above the lowest loss "
+                    f"the head can reach ({floor:.6g})")
+        else:
+            rule = ("constant targets (no spread to explain): NLL of a Gaussian of variance 1e-13 "
+                    "around them")
     return floor, float(value), rule
 
 

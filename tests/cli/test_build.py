@@ -1,9 +1,11 @@
 """A sweep's config: defaults filled and every option checked with one line, a grid from
 several values, the run built from it, and the threshold filled in or refused."""
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import gbl_jax as gbl
 from gbl_jax.cli import build
 from gbl_jax.cli.build import UsageError
 
@@ -102,3 +104,23 @@ def test_build_and_threshold_of_a_regression_problem():
 def test_a_head_that_does_not_fit_the_targets_is_refused():
     with pytest.raises(UsageError, match="needs targets"):
         build.build(build.resolve_config({"problem": "xor", "head": "gaussian"}))
+
+
+def test_the_threshold_of_a_model_follows_the_family_it_returns():
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(8, 2)), jnp.float32)
+    data = gbl.problems.Data(x, x[:, :1], gbl.heads.gaussian(1), "mine")
+
+    def head_of(model, **config):
+        run = build.Built(data, model, data.head, None, None, {}, {})
+        return build.threshold_head({"model": "m:f", "head": None, **config}, run)
+
+    assert head_of(gbl.mlp([3], gbl.heads.gaussian(1))) == "gaussian(1)"
+    assert head_of(gbl.mlp([3], gbl.heads.heteroscedastic_gaussian(1))) == \
+        "heteroscedastic_gaussian(1)"
+    assert head_of(gbl.mlp([3], gbl.heads.laplace(1, learn_scale=True))) == \
+        "laplace(1, learn_scale=True)"
+    assert head_of(gbl.mlp([3], gbl.heads.laplace(1))) == "laplace(1)"
+    assert head_of(gbl.mlp([3], gbl.heads.categorical(4))) == "categorical"
+    assert head_of(gbl.mlp([3], gbl.heads.mixture_density(2, 1))) == "mixture_density"
+    # an explicit --head, or no --model, keeps the config's head
+    assert head_of(gbl.mlp([3], gbl.heads.categorical(4)), head="gaussian") is data.head

@@ -813,3 +813,44 @@ def test_two_processes_run_the_users_model_and_data(user_folder, cache_home):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert _strict_json(two / "results.json")["processes"] == 2
     assert (two / "final_losses.csv").read_text() == (one / "final_losses.csv").read_text()
+
+
+LEARNED_SCALE_MODULE = '''
+import jax
+import jax.numpy as jnp
+import gbl_jax as gbl
+
+
+def _init(key, x):
+    return {"loc": jnp.zeros(1), "raw_scale": jnp.zeros(1)}
+
+
+def _apply(p, x):   # a constant predictor whose scale is fitted
+    shape = (x.shape[0], 1)
+    return gbl.Normal(jnp.broadcast_to(p["loc"], shape),
+                      jnp.broadcast_to(jax.nn.softplus(p["raw_scale"]), shape))
+
+
+def constant():
+    return gbl.Model(_init, _apply)
+'''
+
+
+def test_a_model_that_learns_its_scale_gets_the_learned_scale_threshold(tmp_path, monkeypatch):
+    # Issue 30: the default threshold of a --model came from the data's head (a unit-variance
+    # Gaussian for float targets), so a constant predictor with a fitted scale passed 100%
+    name = f"scalenet_{abs(hash(str(tmp_path))) % 10**8}"
+    (tmp_path / f"{name}.py").write_text(LEARNED_SCALE_MODULE)
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(40, 2))
+    np.savez(tmp_path / "reg.npz", x=x, y=0.5 * rng.normal(size=(40, 1)) + x[:, :1])
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+    assert _main("sweep", "--model", f"{name}:constant", "--data", "reg.npz", "--seeds", "2",
+                 "--steps", "300", "--lr", "0.05", "--cpu-devices", "1", "--out", str(out)) == 0
+    results = _strict_json(out / "results.json")
+    assert "fitted variance" in results["threshold"]["rule"]
+    y = np.load(tmp_path / "reg.npz")["y"]
+    assert results["threshold"]["value"] == pytest.approx(
+        0.5 * np.log(2 * np.pi * np.e * 0.1 * y.var()), rel=1e-5)
+    assert results["success_rate"]["rate"] == 0.0

@@ -53,8 +53,18 @@ def test_squared_error_is_a_tenth_of_the_variance_of_the_probabilities():
 
 
 def test_constant_targets_still_get_a_threshold_above_the_floor():
-    value, _ = default_threshold("gaussian(1)", np.ones((4, 1)), "mse")
+    value, rule = default_threshold("gaussian(1)", np.ones((4, 1)), "mse")
     assert value == pytest.approx(0.1)
+    # issue 30: the rule said "10% of the targets' variance" where the variance is 0
+    assert rule == "constant targets (no spread to explain): mse 0.1 above the lowest loss the " \
+                   "head can reach (0)"
+    value, rule = default_threshold("gaussian(1)", np.ones((4, 1)))
+    assert value == pytest.approx(0.5 * np.log(2 * np.pi) + 0.1)
+    assert rule.startswith("constant targets") and "0.918939" in rule
+    value, rule = default_threshold("heteroscedastic_gaussian(1)", np.ones(4))
+    assert value == pytest.approx(0.5 * np.log(2 * np.pi * np.e * 1e-13))
+    assert rule.startswith("constant targets")
+    assert "variance" in default_threshold("gaussian(1)", np.arange(4.0))[1]
 
 
 def test_unknown_heads_and_losses_are_refused():
