@@ -153,6 +153,15 @@ class Spread(NamedTuple):
                            success_low=flat(low), success_high=flat(high))
         return pd.DataFrame(columns)
 
+    def __repr__(self) -> str:
+        if self.final_loss.ndim != 1:
+            axes = {k: len(v) for k, v in self.grid.items()} or list(self.final_loss.shape[:-1])
+            return (f"Spread(grid {axes}, {self.final_loss.shape[-1]} seeds per cell; see the "
+                    "fields or to_frame())")
+        stats = ", ".join(f"{k}={getattr(self, k):.4g}" for k in ("mean", "std", "min", "median",
+                                                                   "max"))
+        return f"Spread(n={self.n}, n_diverged={self.n_diverged}, {stats})"
+
     def summary(self) -> str:
         """A short plain-text table (one cell: the sweep without a grid)."""
         if self.final_loss.ndim != 1:

@@ -498,7 +498,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--classify", action="store_true", default=None, help="classify each end "
                    "point (minimum, saddle, not converged) from its Hessian")
     s.add_argument("--keep-params", action="store_true", default=None, help="store every seed's "
-                   "initial and final params in params.npz (for gbl-jax landscape)")
+                   "initial and final params in sweep.npz (for gbl-jax landscape)")
     s.add_argument("--out", help="output folder; default runs/<problem>-h<hidden>-<time>")
     s.add_argument("--resume", action="store_true", help="finish the interrupted sweep in --out")
     s.add_argument("--force", action="store_true", help="replace results gbl-jax wrote in --out")

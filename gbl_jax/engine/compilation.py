@@ -81,6 +81,12 @@ class CompileCount:
         """Compilations of gbl_jax's training programs (named ``gbl_...``)."""
         return sum("gbl_" in name for name in self.names)
 
+    def __repr__(self) -> str:
+        training = sorted({name for name in self.names if "gbl_" in name})
+        return (f"CompileCount(compiled={self.compiled}, training={self.training}, "
+                f"cache_hits={self.cache_hits}"
+                + (f", training programs={training}" if training else "") + ")")
+
 
 _ACTIVE: list[CompileCount] = []
 _LISTENING = False

@@ -91,3 +91,10 @@ def test_identical_runs_are_named_in_the_summary():
     grid = gbl.spread(np.array([[0.5, 0.5], [0.1, 0.2]]))
     np.testing.assert_array_equal(grid.identical, [True, False])
     assert grid.summary().endswith("identical runs in (axis_0=0)")
+
+
+def test_reprs_say_what_a_spread_holds_without_dumping_arrays():
+    s = gbl.spread(np.array([0.5, 0.1, np.nan, 0.3]))
+    assert repr(s) == "Spread(n=4, n_diverged=1, mean=0.3, std=0.1633, min=0.1, median=0.3, max=0.5)"
+    grid = gbl.spread(np.zeros((2, 3, 5)))
+    assert repr(grid) == "Spread(grid [2, 3], 5 seeds per cell; see the fields or to_frame())"

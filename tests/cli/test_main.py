@@ -854,3 +854,12 @@ def test_a_model_that_learns_its_scale_gets_the_learned_scale_threshold(tmp_path
     assert results["threshold"]["value"] == pytest.approx(
         0.5 * np.log(2 * np.pi * np.e * 0.1 * y.var()), rel=1e-5)
     assert results["success_rate"]["rate"] == 0.0
+
+
+def test_the_help_names_only_files_the_run_folder_has(capsys):
+    # Issue 30: --keep-params's help named params.npz, a file this version never writes
+    with pytest.raises(SystemExit):
+        cli.main(["sweep", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "initial and final params in sweep.npz" in text and "params.npz" not in text.replace(
+        "sweep.npz", "")

@@ -135,3 +135,13 @@ def test_what_could_change_after_the_call_is_never_shared():
     namespace["G"] = 2.0
     assert canonical(namespace["make"]()) is not one
 
+
+
+def test_a_compile_count_prints_its_counts():
+    with gbl.count_compiles() as count:
+        jax.jit(lambda v: v * 3.0 + 1.0)(jnp.arange(7.0))
+    text = repr(count)
+    assert text.startswith(f"CompileCount(compiled={count.compiled}, training=0, cache_hits=")
+    assert count.compiled + count.cache_hits >= 1
+    count.names.append("gbl_sweep_chunk")
+    assert repr(count).endswith("training programs=['gbl_sweep_chunk'])")
