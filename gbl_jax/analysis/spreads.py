@@ -11,6 +11,7 @@ from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
 
+from gbl_jax.analysis import seed_stats
 from gbl_jax.checks import require_finite_number
 from gbl_jax.engine.results import grid_columns, require_pandas
 
@@ -49,7 +50,8 @@ def _scalar(a):
 
 
 class Spread(NamedTuple):
-    """Summary of final losses over the seeds that did not diverge.
+    """Summary of one value per seed (the final loss by default) over the seeds that did not
+    diverge.
 
     On a sweep over a grid, every field is an array of the grid's shape (one value per cell);
     otherwise a number.
@@ -59,9 +61,11 @@ class Spread(NamedTuple):
       n_diverged: seeds whose loss or params went non-finite; excluded from every statistic.
       mean, std (population, ddof=0), min, q10, q25, median, q75, q90, max, iqr (q75 - q25):
         NaN when every seed diverged.
-      final_loss: [*grid_shape, seeds] the final losses summarized.
+      final_loss: [*grid_shape, seeds] the values summarized: the final losses, or the metric's
+        values (``values`` is the same array under a name that fits any metric).
       ok: [*grid_shape, seeds] bool, the seeds that did not diverge.
       grid: {name: values} of the grid's axes in order (from a ``SweepResult``; {} otherwise).
+      metric: the name of the value summarized ("final_loss", "accuracy", "test_accuracy", ...).
     """
 
     n: int
@@ -79,10 +83,61 @@ class Spread(NamedTuple):
     final_loss: np.ndarray
     ok: np.ndarray
     grid: Mapping[str, Sequence[float]] = {}
+    metric: str = "final_loss"
 
     @property
     def n_ok(self):
         return _scalar(np.sum(self.ok, axis=-1))
+
+    @property
+    def values(self) -> np.ndarray:
+        """[*grid_shape, seeds] the values summarized (the field ``final_loss``)."""
+        return self.final_loss
+
+    @property
+    def higher_is_better(self) -> bool:
+        """Whether larger values are better: an accuracy; losses, NLLs and errors are not."""
+        return "accuracy" in self.metric
+
+    def _per_cell(self, fn) -> object:
+        cells = [fn(self.final_loss[i][self.ok[i]]) for i in np.ndindex(self.ok.shape[:-1])]
+        return _scalar(np.asarray(cells, np.float64).reshape(self.ok.shape[:-1] + np.shape(
+            cells[0])))
+
+    @property
+    def iqm(self):
+        """Interquartile mean (rliable): the mean of the middle 50% of the non-diverged values."""
+        return self._per_cell(lambda v: seed_stats.iqm(v) if v.size else np.nan)
+
+    def interval(self, stat: str = "mean", *, level: float = 0.95,
+                 resamples: int = seed_stats.RESAMPLES, seed: int = 0):
+        """Percentile-bootstrap interval (low, high) of a statistic over the non-diverged seeds.
+
+        Args:
+          stat: "mean", "std", "iqm", "median", "q10", "q25", "q75", "q90", "iqr", "min", "max".
+          level: coverage (default 95%); resamples: at least 100 (default 2,000); seed: the
+            resampling's seed (the interval is reproducible).
+
+        Returns:
+          (low, high): floats, or arrays of the grid's shape.
+        """
+        lows_highs = self._per_cell(lambda v: seed_stats.bootstrap_interval(
+            v, stat, level=level, resamples=resamples, seed=seed))
+        lows_highs = np.asarray(lows_highs)
+        return _scalar(lows_highs[..., 0]), _scalar(lows_highs[..., 1])
+
+    def expected_best(self, n: int, *, replace: bool = False):
+        """The expected best value of ``n`` seeds drawn from this sweep's non-diverged seeds:
+        E[min] of a loss, E[max] of an accuracy (``higher_is_better``), exact from the order
+        statistics (``seed_stats.expected_extreme``); without replacement unless ``replace``."""
+        return self._per_cell(lambda v: seed_stats.expected_extreme(
+            v, n, largest=self.higher_is_better, replace=replace))
+
+    def expected_worst(self, n: int, *, replace: bool = False):
+        """The expected worst value of ``n`` seeds drawn from this sweep's non-diverged seeds:
+        E[max] of a loss, E[min] of an accuracy; as ``expected_best``."""
+        return self._per_cell(lambda v: seed_stats.expected_extreme(
+            v, n, largest=not self.higher_is_better, replace=replace))
 
     @property
     def converged_losses(self) -> np.ndarray:
@@ -102,13 +157,15 @@ class Spread(NamedTuple):
         return _scalar((highest == lowest) & (np.sum(self.ok, axis=-1) > 1))
 
     def successes(self, threshold: float):
-        """Non-diverged seeds whose final loss is below ``threshold`` (per cell on a grid)."""
+        """Non-diverged seeds whose value is better than ``threshold``: below it for a loss,
+        above it for an accuracy (``higher_is_better``); per cell on a grid."""
         threshold = require_finite_number("threshold", threshold)
-        below = self.ok & (np.where(self.ok, self.final_loss, np.inf) < threshold)
-        return _scalar(np.sum(below, axis=-1))
+        sign = -1.0 if self.higher_is_better else 1.0
+        better = self.ok & (np.where(self.ok, sign * self.final_loss, np.inf) < sign * threshold)
+        return _scalar(np.sum(better, axis=-1))
 
     def success_rate(self, threshold: float):
-        """Share of non-diverged seeds whose final loss is below ``threshold`` (NaN if none)."""
+        """Share of non-diverged seeds better than ``threshold`` (``successes``; NaN if none)."""
         with np.errstate(invalid="ignore", divide="ignore"):
             return _scalar(np.asarray(self.successes(threshold), np.float64)
                            / np.asarray(self.n_ok, np.float64))
@@ -135,7 +192,7 @@ class Spread(NamedTuple):
         """A pandas DataFrame with one row per grid cell (one row without a grid).
 
         Columns: the grid axes by name (``axis_0``, ... for a bare array of losses), n,
-        n_diverged, n_ok, every statistic, and with ``threshold`` the successes, success_rate and
+        n_diverged, n_ok, every statistic and the iqm, and with ``threshold`` the successes, success_rate and
         its Wilson 95% interval (success_low, success_high).
         """
         pd = require_pandas()
@@ -144,7 +201,7 @@ class Spread(NamedTuple):
         columns = grid_columns(grid, shape)
         flat = lambda v: np.asarray(v).reshape(-1)   # noqa: E731
         columns.update(n=flat(self.n), n_diverged=flat(self.n_diverged), n_ok=flat(self.n_ok))
-        columns.update({k: flat(getattr(self, k)).astype(np.float64) for k in _STATS})
+        columns.update({k: flat(getattr(self, k)).astype(np.float64) for k in _STATS + ("iqm",)})
         if threshold is not None:
             low, high = self.success_interval(threshold)
             columns.update(threshold=np.full(len(columns["n"]), float(threshold)),
@@ -160,7 +217,8 @@ class Spread(NamedTuple):
                     "fields or to_frame())")
         stats = ", ".join(f"{k}={getattr(self, k):.4g}" for k in ("mean", "std", "min", "median",
                                                                    "max"))
-        return f"Spread(n={self.n}, n_diverged={self.n_diverged}, {stats})"
+        named = "" if self.metric == "final_loss" else f"{self.metric}: "
+        return f"Spread({named}n={self.n}, n_diverged={self.n_diverged}, {stats})"
 
     def summary(self) -> str:
         """A short plain-text table (one cell: the sweep without a grid)."""
@@ -193,20 +251,39 @@ def _stats(losses: np.ndarray, ok: np.ndarray) -> tuple:
             q75 - q25)
 
 
-def spread(out, diverged=None) -> Spread:
-    """Summarizes final losses, per grid cell when there is a grid.
+def _metric_values(out, metric: str) -> np.ndarray:
+    """``out``'s per-seed values of ``metric``: final_loss, or a final metric by name; a held-out
+    metric answers to both of its spellings (``test_accuracy`` and ``eval_accuracy``)."""
+    if metric == "final_loss":
+        return np.asarray(out.final_loss)
+    finals = dict(getattr(out, "final_metrics", {}) or {})
+    for name in (metric, *(prefix + metric.split("_", 1)[1] for prefix in ("test_", "eval_")
+                           if metric.startswith(("test_", "eval_")))):
+        if name in finals:
+            return np.asarray(finals[name])
+    raise ValueError(f"spread: no metric {metric!r} in this result; it has final_loss"
+                     + "".join(f", {name}" for name in finals))
+
+
+def spread(out, diverged=None, *, metric: str = "final_loss") -> Spread:
+    """Summarizes one value per seed, per grid cell when there is a grid.
 
     Args:
-      out: a ``SweepResult`` (its ``diverged`` flags are used), or an array of final losses
+      out: a ``SweepResult`` (its ``diverged`` flags are used), or an array of values
         [..., seeds], where a non-finite value counts as diverged.
       diverged: optional bool flags of the same shape, with an array.
+      metric: which value of a ``SweepResult``: "final_loss" (default), or the name of any of
+        its final metrics ("accuracy", "test_accuracy" / "eval_accuracy", "test_nll", ...). With
+        an array it only names the values (an "accuracy" is better when higher).
 
     Returns:
       A ``Spread``; its fields have the shape of the leading (grid) axes.
     """
+    if not isinstance(metric, str):
+        raise ValueError(f"spread: metric must be a name, got {metric!r}")
     grid = dict(getattr(out, "grid", {}) or {})
     if hasattr(out, "final_loss"):
-        losses, flags = np.asarray(out.final_loss), np.asarray(out.diverged)
+        losses, flags = _metric_values(out, metric), np.asarray(out.diverged)
     else:
         losses = np.asarray(out, dtype=np.float64)
         flags = np.zeros(losses.shape, bool) if diverged is None else np.asarray(diverged)
@@ -222,4 +299,4 @@ def spread(out, diverged=None) -> Spread:
     if grid and tuple(len(v) for v in grid.values()) != grid_shape:
         raise ValueError(f"spread: the grid's axes {[len(v) for v in grid.values()]} do not match "
                          f"the final losses' leading axes {list(grid_shape)}")
-    return Spread(n, _scalar(np.sum(~ok, axis=-1)), *fields, losses, ok, grid)
+    return Spread(n, _scalar(np.sum(~ok, axis=-1)), *fields, losses, ok, grid, metric)

@@ -1,7 +1,10 @@
 """spread: statistics against numpy, divergence accounting, success rate."""
 
+import itertools
+
 import numpy as np
 import pytest
+import scipy.stats
 
 import gbl_jax as gbl
 
@@ -98,3 +101,48 @@ def test_reprs_say_what_a_spread_holds_without_dumping_arrays():
     assert repr(s) == "Spread(n=4, n_diverged=1, mean=0.3, std=0.1633, min=0.1, median=0.3, max=0.5)"
     grid = gbl.spread(np.zeros((2, 3, 5)))
     assert repr(grid) == "Spread(grid [2, 3], 5 seeds per cell; see the fields or to_frame())"
+
+
+def _sweep_with_held_out_metrics():
+    import jax
+    import optax
+    train = gbl.problems.circles(jax.random.PRNGKey(0), 48)
+    test = gbl.problems.circles(jax.random.PRNGKey(1), 32)
+    model = gbl.mlp([3], train.head)
+    return gbl.sweep(model, optax.adam(0.05), train, key=jax.random.PRNGKey(2), seeds=16,
+                     steps=60, metrics={"accuracy": gbl.accuracy},
+                     eval_data=(test.x, test.y))
+
+
+def test_spread_of_any_metric_with_bootstrap_intervals_and_expected_extremes():
+    out = _sweep_with_held_out_metrics()
+    s = gbl.spread(out, metric="test_accuracy")
+    acc = np.asarray(out.final_metrics["eval_accuracy"], np.float64)
+    assert s.metric == "test_accuracy" and s.higher_is_better
+    np.testing.assert_array_equal(s.values, acc)
+    assert s.mean == pytest.approx(acc.mean()) and s.std == pytest.approx(acc.std())
+    assert gbl.spread(out, metric="eval_accuracy").mean == s.mean   # the other spelling
+    assert s.iqm == pytest.approx(scipy.stats.trim_mean(acc, 0.25))
+    low, high = s.interval("iqm")
+    assert low <= s.iqm <= high and (low, high) == s.interval("iqm")
+    assert s.expected_best(4) == pytest.approx(
+        np.mean([max(c) for c in itertools.combinations(acc, 4)]))
+    assert s.expected_worst(1) == pytest.approx(acc.mean())
+    assert s.success_rate(0.75) == pytest.approx(np.mean(acc > 0.75))   # better is higher
+    loss = gbl.spread(out)
+    assert not loss.higher_is_better and loss.metric == "final_loss"
+    assert loss.expected_best(16) == pytest.approx(np.min(out.final_loss))
+    assert repr(s).startswith("Spread(test_accuracy: n=16, n_diverged=0, mean=")
+    assert "iqm" in s.to_frame()
+    with pytest.raises(ValueError, match=r"no metric 'test_brier'.*has final_loss, accuracy"):
+        gbl.spread(out, metric="test_brier")
+
+
+def test_grid_cells_get_their_own_intervals():
+    losses = np.array([[0.5, 0.1, 0.3, 0.2], [0.9, 0.8, 0.7, 0.6]])
+    s = gbl.spread(losses)
+    low, high = s.interval("mean", resamples=500)
+    assert low.shape == high.shape == (2,)
+    assert np.all(low <= s.mean) and np.all(s.mean <= high)
+    np.testing.assert_allclose(s.expected_best(2), [
+        np.mean([min(c) for c in itertools.combinations(row, 2)]) for row in losses])

@@ -1,0 +1,85 @@
+"""seed_stats: the IQM against scipy, bootstrap intervals, exact expected best / worst of n."""
+
+import itertools
+
+import numpy as np
+import pytest
+import scipy.stats
+
+from gbl_jax.analysis import seed_stats
+
+RNG = np.random.default_rng(0)
+VALUES = RNG.gamma(2.0, size=37)
+
+
+@pytest.mark.parametrize("n", [1, 3, 4, 7, 37, 100])
+def test_iqm_is_scipys_quarter_trimmed_mean(n):
+    v = RNG.normal(size=n)
+    assert seed_stats.iqm(v) == pytest.approx(scipy.stats.trim_mean(v, 0.25), rel=1e-12)
+
+
+def test_every_named_statistic_matches_numpy():
+    v = VALUES
+    expected = {"mean": v.mean(), "std": v.std(), "min": v.min(), "max": v.max(),
+                "median": np.median(v), "q10": np.quantile(v, 0.1), "q90": np.quantile(v, 0.9),
+                "iqr": np.quantile(v, 0.75) - np.quantile(v, 0.25),
+                "iqm": scipy.stats.trim_mean(v, 0.25)}
+    for name, value in expected.items():
+        assert seed_stats.statistic(name)(v[None], 1)[0] == pytest.approx(value, rel=1e-12)
+    with pytest.raises(ValueError, match="statistic must be one of mean, std"):
+        seed_stats.statistic("mode")
+
+
+def test_bootstrap_interval_agrees_with_scipy_and_is_reproducible():
+    for stat, fn in (("mean", np.mean), ("std", np.std), ("median", np.median)):
+        ours = seed_stats.bootstrap_interval(VALUES, stat, resamples=20_000, seed=1)
+        theirs = scipy.stats.bootstrap((VALUES,), fn, n_resamples=20_000, method="percentile",
+                                       random_state=2).confidence_interval
+        scale = VALUES.std() / np.sqrt(VALUES.size)
+        assert ours[0] == pytest.approx(theirs.low, abs=0.1 * scale)
+        assert ours[1] == pytest.approx(theirs.high, abs=0.1 * scale)
+        assert ours == seed_stats.bootstrap_interval(VALUES, stat, resamples=20_000, seed=1)
+        assert ours[0] < fn(VALUES) < ours[1]
+    # the mean's interval narrows as 1 / sqrt(n)
+    wide = np.subtract(*seed_stats.bootstrap_interval(VALUES[:9])[::-1])
+    big = RNG.gamma(2.0, size=900)
+    narrow = np.subtract(*seed_stats.bootstrap_interval(big)[::-1])
+    assert 5 < wide / narrow < 20
+    assert seed_stats.bootstrap_interval([2.5]) == (2.5, 2.5)
+    assert all(np.isnan(seed_stats.bootstrap_interval([])))
+
+
+def test_bootstrap_refuses_bad_settings():
+    for kwargs, words in (({"level": 1.0}, "level must lie in"), ({"resamples": 10}, ">= 100"),
+                          ({"seed": -1}, "seed must be an integer >= 0")):
+        with pytest.raises(ValueError, match=words):
+            seed_stats.bootstrap_interval(VALUES, **kwargs)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 6])
+def test_expected_extremes_are_the_exact_averages_over_draws(n):
+    v = np.array([0.3, 0.1, 0.9, 0.4, 0.4, 2.0])
+    subsets = list(itertools.combinations(v, n))
+    assert seed_stats.expected_extreme(v, n, largest=True) == pytest.approx(
+        np.mean([max(c) for c in subsets]), rel=1e-12)
+    assert seed_stats.expected_extreme(v, n, largest=False) == pytest.approx(
+        np.mean([min(c) for c in subsets]), rel=1e-12)
+    draws = list(itertools.product(v, repeat=n))
+    assert seed_stats.expected_extreme(v, n, largest=True, replace=True) == pytest.approx(
+        np.mean([max(c) for c in draws]), rel=1e-12)
+    assert seed_stats.expected_extreme(v, n, largest=False, replace=True) == pytest.approx(
+        np.mean([min(c) for c in draws]), rel=1e-12)
+
+
+def test_expected_extremes_of_many_seeds_and_their_limits():
+    v = RNG.normal(size=1000)
+    assert seed_stats.expected_extreme(v, 1, largest=True) == pytest.approx(v.mean())
+    assert seed_stats.expected_extreme(v, 1000, largest=False) == pytest.approx(v.min())
+    best = [seed_stats.expected_extreme(v, n, largest=True) for n in (1, 2, 10, 100)]
+    assert np.all(np.diff(best) > 0)
+    # E[max of 2 normals] = 1 / sqrt(pi)
+    assert best[1] == pytest.approx(v.mean() + v.std() / np.sqrt(np.pi), abs=0.06)
+    with pytest.raises(ValueError, match=r"n = 1001 seeds cannot be drawn without replacement"):
+        seed_stats.expected_extreme(v, 1001, largest=True)
+    assert seed_stats.expected_extreme(v, 1001, largest=True, replace=True) < v.max()
+    assert np.isnan(seed_stats.expected_extreme([], 3, largest=True))
