@@ -251,7 +251,7 @@ def _stats(losses: np.ndarray, ok: np.ndarray) -> tuple:
             q75 - q25)
 
 
-def _metric_values(out, metric: str) -> np.ndarray:
+def metric_values(out, metric: str) -> np.ndarray:
     """``out``'s per-seed values of ``metric``: final_loss, or a final metric by name; a held-out
     metric answers to both of its spellings (``test_accuracy`` and ``eval_accuracy``)."""
     if metric == "final_loss":
@@ -261,7 +261,7 @@ def _metric_values(out, metric: str) -> np.ndarray:
                            if metric.startswith(("test_", "eval_")))):
         if name in finals:
             return np.asarray(finals[name])
-    raise ValueError(f"spread: no metric {metric!r} in this result; it has final_loss"
+    raise ValueError(f"no metric {metric!r} in this result; it has final_loss"
                      + "".join(f", {name}" for name in finals))
 
 
@@ -283,7 +283,7 @@ def spread(out, diverged=None, *, metric: str = "final_loss") -> Spread:
         raise ValueError(f"spread: metric must be a name, got {metric!r}")
     grid = dict(getattr(out, "grid", {}) or {})
     if hasattr(out, "final_loss"):
-        losses, flags = _metric_values(out, metric), np.asarray(out.diverged)
+        losses, flags = metric_values(out, metric), np.asarray(out.diverged)
     else:
         losses = np.asarray(out, dtype=np.float64)
         flags = np.zeros(losses.shape, bool) if diverged is None else np.asarray(diverged)

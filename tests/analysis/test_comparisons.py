@@ -182,12 +182,14 @@ def test_refuses_a_grid():
         compare(fake(np.zeros(10)), gridded, threshold=0.5)
 
 
-def test_refuses_unpaired_seeds():
+def test_a_success_table_refuses_unpaired_seeds():
     a = fake(np.zeros(10))
     with pytest.raises(ValueError, match="out_a has 10 seeds and out_b 4"):
         compare(a, fake(np.zeros(4), keys=KEYS[:4]), threshold=0.5)
-    with pytest.raises(ValueError, match="not paired: their keys differ.*not offered"):
+    with pytest.raises(ValueError, match="not paired: their keys differ.*drop the threshold"):
         compare(a, fake(np.zeros(10), keys=KEYS + 1), threshold=0.5)
+    with pytest.raises(ValueError, match="not paired: their keys differ"):
+        compare(a, fake(np.zeros(10), keys=KEYS + 1), paired=True)
     with pytest.raises(ValueError, match=r"not paired: out_a varied \('init', 'data'\).*"
                                          r"\('init',\).*cannot be paired"):
         compare(a, fake(np.zeros(10), vary=("init",)), threshold=0.5)
@@ -269,3 +271,40 @@ def test_cells_of_one_grid_sweep_are_paired():
     c = compare(out.cell(learning_rate=0.05), out.cell(learning_rate=0.01), threshold=0.3)
     assert c.n == 16 and c.both + c.only_a + c.only_b + c.neither == 16
     assert c.successes_a == gbl.spread(out).successes(0.3)[0]
+
+
+def test_the_distribution_of_any_metric_paired_and_unpaired():
+    rng = np.random.default_rng(5)
+    acc_a, acc_b = rng.uniform(0.7, 0.9, 10), rng.uniform(0.6, 1.0, 10)
+
+    def with_acc(acc, **kw):
+        out = fake(np.ones(10), **kw)
+        out.final_metrics = {"eval_accuracy": acc}
+        return out
+
+    c = compare(with_acc(acc_a), with_acc(acc_b), metric="test_accuracy", resamples=500)
+    assert c.paired and c.test == "wilcoxon" and c.threshold is None and c.mcnemar_p is None
+    assert c.test_p == pytest.approx(stats.wilcoxon(acc_a - acc_b).pvalue)
+    assert c.prob_better == pytest.approx(np.mean(acc_a > acc_b))   # higher is better
+    assert c.spread_ratio == pytest.approx(acc_a.std() / acc_b.std())
+    assert c.spread_p == pytest.approx(stats.levene(acc_a, acc_b, center="median").pvalue)
+    summary = c.summary()
+    assert summary.startswith("test_accuracy, A vs B, 10 paired seeds") and "McNemar" not in summary
+    json.dumps(c.as_dict())
+    # other keys: the same values as independent samples
+    u = compare(with_acc(acc_a), with_acc(acc_b, keys=KEYS + 1), metric="test_accuracy",
+                resamples=500)
+    assert not u.paired and u.test == "mann-whitney" and u.n_paired == 0
+    assert u.test_p == pytest.approx(stats.mannwhitneyu(acc_a, acc_b).pvalue)
+    assert "10 and 10 unpaired seeds" in u.summary()
+    forced = compare(with_acc(acc_a), with_acc(acc_b), metric="test_accuracy", paired=False,
+                     resamples=500)
+    assert forced.test_p == u.test_p
+    # a threshold on an accuracy: success is above it
+    t = compare(with_acc(acc_a), with_acc(acc_b), metric="test_accuracy", threshold=0.8,
+                resamples=500)
+    assert t.successes_a == int(np.sum(acc_a > 0.8)) and "test_accuracy > 0.8" in t.summary()
+    with pytest.raises(ValueError, match=r"no metric 'test_nll'"):
+        compare(with_acc(acc_a), with_acc(acc_b), metric="test_nll")
+    with pytest.raises(ValueError, match=r"resamples must be at most 10,000,000"):
+        compare(with_acc(acc_a), with_acc(acc_b), resamples=10**12)

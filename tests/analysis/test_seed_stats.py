@@ -83,3 +83,53 @@ def test_expected_extremes_of_many_seeds_and_their_limits():
         seed_stats.expected_extreme(v, 1001, largest=True)
     assert seed_stats.expected_extreme(v, 1001, largest=True, replace=True) < v.max()
     assert np.isnan(seed_stats.expected_extreme([], 3, largest=True))
+
+
+def _brute_prob_greater(a, b):
+    return np.mean([(x > y) + 0.5 * (x == y) for x in a for y in b])
+
+
+def test_two_unpaired_samples_against_scipy_and_brute_force():
+    a = np.round(RNG.normal(0.3, 1.0, 40), 1)   # rounded: ties on purpose
+    b = np.round(RNG.normal(0.0, 2.0, 30), 1)
+    out = seed_stats.two_sample(a, b, paired=False, higher_is_better=True, resamples=4000)
+    assert out["test"] == "mann-whitney"
+    assert out["test_p"] == pytest.approx(scipy.stats.mannwhitneyu(a, b).pvalue, rel=1e-12)
+    u = scipy.stats.mannwhitneyu(a, b).statistic
+    assert out["prob_better"] == pytest.approx(u / (a.size * b.size), rel=1e-12)
+    assert out["prob_better"] == pytest.approx(_brute_prob_greater(a, b), rel=1e-12)
+    assert out["spread_p"] == pytest.approx(
+        scipy.stats.levene(a, b, center="median").pvalue, rel=1e-12)
+    assert out["mean_diff"] == pytest.approx(a.mean() - b.mean())
+    assert out["spread_ratio"] == pytest.approx(a.std() / b.std())
+    for name in ("mean_diff", "prob_better", "spread_ratio"):
+        low, high = out[f"{name}_ci"]
+        assert low < out[name] < high
+    # the unpaired bootstrap of the mean difference is the two-sample one, as scipy's
+    theirs = scipy.stats.bootstrap((a, b), lambda x, y, axis: x.mean(axis) - y.mean(axis),
+                                   n_resamples=4000, method="percentile", random_state=1)
+    se = np.sqrt(a.var() / a.size + b.var() / b.size)
+    assert out["mean_diff_ci"][0] == pytest.approx(theirs.confidence_interval.low, abs=0.1 * se)
+    assert out["mean_diff_ci"][1] == pytest.approx(theirs.confidence_interval.high, abs=0.1 * se)
+    # a loss: better is lower, so the probability flips
+    loss = seed_stats.two_sample(a, b, paired=False, higher_is_better=False, resamples=100)
+    assert loss["prob_better"] == pytest.approx(_brute_prob_greater(b, a), rel=1e-12)
+
+
+def test_two_paired_samples_against_scipy():
+    b = RNG.normal(size=50)
+    a = b + RNG.normal(0.2, 0.3, 50)
+    a[:3] = b[:3]   # three ties: half a win each
+    out = seed_stats.two_sample(a, b, paired=True, higher_is_better=True, resamples=2000)
+    assert out["test"] == "wilcoxon"
+    assert out["test_p"] == pytest.approx(scipy.stats.wilcoxon(a - b).pvalue, rel=1e-12)
+    d = a - b
+    assert out["prob_better"] == pytest.approx(np.mean(d > 0) + 0.5 * np.mean(d == 0))
+    low, high = out["mean_diff_ci"]
+    assert low < d.mean() < high and high - low < 4 * 0.3 / np.sqrt(50) * 1.96
+    same = seed_stats.two_sample(b, b, paired=True, higher_is_better=True, resamples=100)
+    assert same["test_p"] == 1.0 and same["prob_better"] == 0.5
+    with pytest.raises(ValueError, match="paired values need equal sizes, got 50 and 49"):
+        seed_stats.two_sample(a, b[:49], paired=True, higher_is_better=True)
+    one = seed_stats.two_sample(a[:1], b, paired=False, higher_is_better=True)
+    assert one["mean_a"] == a[0] and np.isnan(one["test_p"]) and np.isnan(one["spread_ratio"])
