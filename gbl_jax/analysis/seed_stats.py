@@ -247,3 +247,44 @@ def two_sample(a, b, *, paired: bool, higher_is_better: bool, resamples: int = R
             "std_a": float(a.std()), "std_b": float(b.std()),
             "spread_ratio": float(_spread_ratio(a, b)), "spread_ratio_ci": ci(ratios),
             "spread_p": _p_value(scipy.stats.levene, a, b, center="median")}
+
+
+def binomial_accuracy_std(correct_SN) -> float:
+    """Jordan (2024)'s prediction of the std of test accuracy over seeds from test-set sampling
+    alone: sqrt(sum_i p_i (1 - p_i)) / n, with p_i the share of seeds that get example i right.
+
+    If each seed got each example right independently with probability p_i, its accuracy's
+    variance over seeds would be sum_i p_i (1 - p_i) / n^2; a measured std near this says the
+    seeds differ like independent coin flips per example (the test set's sampling, not a
+    difference between the trained functions).
+
+    Args:
+      correct_SN: [seeds, n] per-seed, per-example correctness (bool or 0/1).
+
+    References:
+      Jordan (2024), "On the variance of neural network training with respect to test sets and
+      distributions", section 3.
+    """
+    c = np.asarray(correct_SN, np.float64)
+    if c.ndim != 2 or not c.size:
+        raise ValueError(f"binomial_accuracy_std: correctness must be [seeds, examples], got "
+                         f"shape {list(c.shape)}")
+    if np.any((c != 0) & (c != 1)):
+        raise ValueError("binomial_accuracy_std: correctness must be 0 or 1 per seed and example")
+    p_N = c.mean(axis=0)
+    return float(np.sqrt(np.sum(p_N * (1 - p_N))) / c.shape[1])
+
+
+def seeds_for_interval(std: float, half_width: float, *, level: float = 0.95) -> int:
+    """Seeds a normal-approximation interval of the mean needs to be at most +-``half_width``:
+    ceil((z std / half_width)^2), z the two-sided ``level`` quantile."""
+    std = require_finite_number("seeds_for_interval: std", std, nonnegative=True)
+    half_width = require_finite_number("seeds_for_interval: half_width", half_width,
+                                       positive=True)
+    level = require_finite_number("seeds_for_interval: level", level)
+    if not 0 < level < 1:
+        raise ValueError(f"seeds_for_interval: level must lie in (0, 1), got {level!r}")
+    import scipy.stats
+
+    z = float(scipy.stats.norm.ppf(0.5 + level / 2))
+    return max(1, math.ceil((z * std / half_width) ** 2))

@@ -1,6 +1,7 @@
 """seed_stats: the IQM against scipy, bootstrap intervals, exact expected best / worst of n."""
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -133,3 +134,28 @@ def test_two_paired_samples_against_scipy():
         seed_stats.two_sample(a, b[:49], paired=True, higher_is_better=True)
     one = seed_stats.two_sample(a[:1], b, paired=False, higher_is_better=True)
     assert one["mean_a"] == a[0] and np.isnan(one["test_p"]) and np.isnan(one["spread_ratio"])
+
+
+def test_the_binomial_prediction_of_test_accuracy_std():
+    # independent coin flips per example: the measured std over many seeds is the prediction
+    p_N = RNG.uniform(0.5, 1.0, 400)
+    correct = RNG.random((20_000, 400)) < p_N
+    measured = correct.mean(axis=1).std()
+    assert seed_stats.binomial_accuracy_std(correct) == pytest.approx(measured, rel=0.03)
+    # by hand on a tiny table: p = (1, 0.5, 0) -> sqrt(0.25) / 3
+    tiny = np.array([[1, 1, 0], [1, 0, 0]])
+    assert seed_stats.binomial_accuracy_std(tiny) == pytest.approx(0.5 / 3)
+    with pytest.raises(ValueError, match=r"\[seeds, examples\], got shape \[3\]"):
+        seed_stats.binomial_accuracy_std(np.ones(3))
+    with pytest.raises(ValueError, match="0 or 1"):
+        seed_stats.binomial_accuracy_std(np.full((2, 2), 0.5))
+
+
+def test_seeds_for_an_interval_of_a_given_width():
+    # z = 1.96, std 0.01, +-0.001: (19.6)^2 = 384.2 -> 385
+    assert seed_stats.seeds_for_interval(0.01, 0.001) == 385
+    assert seed_stats.seeds_for_interval(0.0, 0.001) == 1
+    assert seed_stats.seeds_for_interval(0.01, 0.001, level=0.99) == math.ceil(
+        (scipy.stats.norm.ppf(0.995) * 10) ** 2)
+    with pytest.raises(ValueError, match="half_width must be a positive finite number"):
+        seed_stats.seeds_for_interval(0.01, 0.0)
