@@ -27,6 +27,7 @@ import os
 import re
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from gbl_jax._version import __version__
@@ -547,6 +548,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"gbl-jax: warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     import matplotlib
 
@@ -555,7 +560,9 @@ def main(argv: list[str] | None = None) -> int:
         argv = sys.argv[1:] if argv is None else list(argv)
         args = _parser().parse_args(argv)
         args.argv = argv
-        return args.run(args)
+        with warnings.catch_warnings():   # a library warning, one line like the errors
+            warnings.showwarning = _one_line_warning
+            return args.run(args)
     except (UsageError, ValueError, OSError) as err:
         print(f"gbl-jax: error: {err}", file=sys.stderr)
         return 2

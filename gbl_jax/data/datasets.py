@@ -15,6 +15,7 @@ import math
 import os
 import random
 import threading
+import warnings
 import zipfile
 from pathlib import Path
 from types import ModuleType
@@ -178,14 +179,20 @@ def _number(path, text: str, line: int, column: int) -> float:
 
 
 def _read_csv(path) -> dict[str, np.ndarray]:
-    try:
-        with open(path, newline="") as f:
+    try:   # utf-8-sig: Excel and Windows tools start a UTF-8 file with a byte order mark
+        with open(path, newline="", encoding="utf-8-sig") as f:
             rows = [(i, [cell.strip() for cell in row]) for i, row in enumerate(csv.reader(f), 1)
                     if any(cell.strip() for cell in row)]
     except UnicodeDecodeError as err:
         _fail(path, f"not a text file ({err})")
     if rows and not any(_is_number(cell) for cell in rows[0][1]):
         rows = rows[1:]   # a header line
+    elif len(rows) > 1 and rows[0][1] == [str(i) for i in range(len(rows[0][1]))]:
+        # pandas' to_csv(index=False) names a frame's unnamed columns 0, 1, ..., n-1
+        warnings.warn(f"{os.fspath(path)}: line {rows[0][0]} ({','.join(rows[0][1])}) taken as "
+                      "a header (pandas' default column names), not as data; to keep it as "
+                      "data, add a header line of names above it", UserWarning, stacklevel=3)
+        rows = rows[1:]
     if not rows:
         _fail(path, "has no data rows")
     width = len(rows[0][1])
@@ -237,8 +244,10 @@ def _is_labels(y: np.ndarray) -> bool:
 def load(path: str | os.PathLike) -> Data:
     """A data set from a file: ``.npz`` (arrays x, y and optionally x_test, y_test) or ``.csv``.
 
-    A ``.csv`` holds numbers only, one example a row, an optional header line (a first line with
-    no number in it), the last column y and the others x; it has no test split.
+    A ``.csv`` (UTF-8, with or without a byte order mark) holds numbers only, one example a row,
+    an optional header line, the last column y and the others x; it has no test split. The first
+    line is a header when no cell of it is a number, or when it reads ``0,1,...,n-1`` (the column
+    names pandas' ``to_csv(index=False)`` writes for an unnamed frame; a UserWarning says so).
 
     x becomes float32 [N, ...] (it needs a feature axis: save one feature as [N, 1]). A 1-D y
     whose values are all whole numbers (in train and test alike) becomes int32 class labels [N]
