@@ -1,4 +1,5 @@
-"""Files written whole or not at all, with the user's umask: bytes, strict JSON and CSV.
+"""Files written whole or not at all, with the user's umask: bytes, strict JSON and CSV; and
+files opened for reading only when they are regular files (``open_regular``).
 
 Every file is written to a temporary name in its folder and renamed into place, so a crash leaves
 the old file or the new one, never half of one; ``is_temporary`` knows the temporary names
@@ -15,9 +16,10 @@ import json
 import math
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, BinaryIO, Iterable, Mapping
 
 import numpy as np
 
@@ -118,3 +120,28 @@ def write_npz(path: Path, arrays: Mapping[str, Any], compress: bool = False) -> 
     buffer = io.BytesIO()
     (np.savez_compressed if compress else np.savez)(buffer, **arrays)
     atomic_write(path, buffer.getvalue())
+
+
+def open_regular(path) -> BinaryIO:
+    """``path`` opened for reading in binary, if it is a regular file.
+
+    A FIFO of that name would block the read until something writes to it (forever, in a folder
+    someone sent you), and a device may never end; both are refused before a byte is read.
+
+    Raises:
+      OSError: the file cannot be opened (FileNotFoundError when it does not exist).
+      ValueError: it is not a regular file (naming what it is).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)   # a FIFO opens at once, without a writer
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO (named pipe)"
+                    if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device")
+            raise ValueError(f"{os.fspath(path)} is {kind}, not a regular file; reading it could "
+                             "block forever")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
