@@ -5,7 +5,8 @@ Every file is written to a temporary name in its folder and renamed into place, 
 the old file or the new one, never half of one; ``is_temporary`` knows the temporary names
 (``.<name>.<8 random characters>.gbl-jax.tmp``) a crash can leave behind, and no other name. A
 failed write (a full disk) raises ``OSError`` naming the file it was writing. JSON is strict: NaN and infinity become null, since
-most JSON readers refuse the ``NaN`` token Python writes by default.
+most JSON readers refuse the ``NaN`` token Python writes by default; a negative zero (the -mean of
+zero log-probabilities) is written as 0.0 in JSON and CSV.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def json_safe(obj: Any) -> Any:
     if isinstance(obj, (int, np.integer)):
         return int(obj)
     if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
+        return float(obj) + 0.0 if math.isfinite(obj) else None   # + 0.0: -0.0 becomes 0.0
     return obj
 
 
@@ -101,7 +102,7 @@ def _cell(value) -> str:
     if isinstance(value, (bool, np.bool_)):
         return str(int(value))
     if isinstance(value, (float, np.floating)):
-        return repr(float(value))
+        return repr(float(value) + 0.0)   # a loss of exactly 0 (-mean of zeros is -0.0): 0.0
     return str(value)
 
 
