@@ -49,14 +49,8 @@ def is_temporary(name: str, of: str) -> bool:
             and bool(_RANDOM.fullmatch(name[len(prefix):-len(suffix)])))
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Writes ``data`` to ``path`` via a temporary file in the same folder and a rename.
-
-    The file gets mode 0o666 minus the umask, like any file the user makes.
-
-    Raises:
-      OSError: the write failed (its ``filename`` is ``path``); ``path`` is as it was.
-    """
+def _temporary_copy(path: Path, data: bytes) -> str:
+    """A synced temporary file beside ``path`` holding ``data``; its name."""
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, **temporary_affixes(path))
     except OSError as err:
@@ -67,12 +61,53 @@ def atomic_write(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
     except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(err, OSError) and err.errno is not None:
             raise OSError(err.errno, err.strerror, str(path)) from err
         raise
+    return tmp
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Writes ``data`` to ``path`` via a temporary file in the same folder and a rename.
+
+    The file gets mode 0o666 minus the umask, like any file the user makes.
+
+    Raises:
+      OSError: the write failed (its ``filename`` is ``path``); ``path`` is as it was.
+    """
+    write_together([(path, data)])
+
+
+def write_together(files: list[tuple[Path, bytes]]) -> None:
+    """Writes several files as one set: every temporary copy is written and synced first, and
+    only then are they renamed into place, in order.
+
+    The last file marks the set complete (results.json beside sweep.npz): when there are several,
+    it is removed before the others are renamed and comes back last, so a crash among the renames
+    leaves a set without its last file (which readers refuse as unfinished), never new files
+    beside an old last one that describes others.
+
+    Raises:
+      OSError: a write failed (naming its file); every file is as it was.
+    """
+    temporaries: list[tuple[str, Path]] = []
+    try:
+        for path, data in files:
+            temporaries.append((_temporary_copy(path, data), path))
+        if len(files) > 1:
+            files[-1][0].unlink(missing_ok=True)
+        while temporaries:
+            tmp, path = temporaries[0]
+            try:
+                os.replace(tmp, path)
+            except OSError as err:
+                raise OSError(err.errno, err.strerror, str(path)) from err
+            temporaries.pop(0)
+    finally:
+        for tmp, _ in temporaries:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def json_safe(obj: Any) -> Any:
@@ -92,10 +127,19 @@ def json_safe(obj: Any) -> Any:
     return obj
 
 
-def write_json(path: Path, obj) -> None:
-    """Strict JSON (no NaN or Infinity tokens): non-finite numbers become null."""
+def json_bytes(obj) -> bytes:
+    """Strict JSON (no NaN or Infinity tokens): non-finite numbers become null.
+
+    Raises:
+      TypeError: ``obj`` holds something JSON cannot (as ``json.dumps``).
+    """
     text = json.dumps(json_safe(obj), indent=2, sort_keys=True, allow_nan=False)
-    atomic_write(path, (text + "\n").encode())
+    return (text + "\n").encode()
+
+
+def write_json(path: Path, obj) -> None:
+    """Strict JSON (``json_bytes``), written atomically."""
+    atomic_write(path, json_bytes(obj))
 
 
 def _cell(value) -> str:
@@ -116,11 +160,16 @@ def write_csv(path: Path, columns: Mapping[str, Iterable]) -> None:
     atomic_write(path, text.getvalue().encode())
 
 
-def write_npz(path: Path, arrays: Mapping[str, Any], compress: bool = False) -> None:
-    """NumPy's .npz of ``arrays`` (zip-compressed when ``compress``), written atomically."""
+def npz_bytes(arrays: Mapping[str, Any], compress: bool = False) -> bytes:
+    """NumPy's .npz of ``arrays`` (zip-compressed when ``compress``), in memory."""
     buffer = io.BytesIO()
     (np.savez_compressed if compress else np.savez)(buffer, **arrays)
-    atomic_write(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def write_npz(path: Path, arrays: Mapping[str, Any], compress: bool = False) -> None:
+    """NumPy's .npz of ``arrays`` (zip-compressed when ``compress``), written atomically."""
+    atomic_write(path, npz_bytes(arrays, compress))
 
 
 def open_regular(path) -> BinaryIO:

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gbl_jax._version import __version__
-from gbl_jax.atomic_files import json_safe, open_regular, write_json, write_npz
+from gbl_jax.atomic_files import json_bytes, json_safe, npz_bytes, open_regular, write_together
 from gbl_jax.engine import results_schema
 from gbl_jax.engine.training import split_keys
 
@@ -152,15 +152,22 @@ class SweepResult(NamedTuple):
           path: a folder; files other than ``sweep.npz`` and ``results.json`` are left alone.
           config: anything JSON can hold that describes the run (model, optimizer, data...),
             stored under ``"config"`` in results.json.
-          overwrite: replace a result already saved there (else FileExistsError).
+          overwrite: replace a result already saved there (else FileExistsError). Everything
+            is checked before a file is touched, and the two files are replaced as one set.
 
         Returns:
           The folder.
+
+        Raises:
+          ValueError: ``path`` is a file, ``config`` cannot be written as JSON (nothing written).
         """
         folder = Path(path)
         if folder.exists() and not folder.is_dir():
             raise ValueError(f"save: {folder} is a file, not a folder")
         there = [n for n in (ARRAYS, RESULTS) if (folder / n).exists()]
+        odd = [n for n in there if not (folder / n).is_file()]
+        if odd:
+            raise ValueError(f"save: {folder / odd[0]} is not a regular file; move it away")
         if there and not overwrite:
             raise FileExistsError(f"save: {folder} already holds a saved result ({', '.join(there)}); "
                                   "pass overwrite=True to replace it or choose another folder")
@@ -293,14 +300,24 @@ def _describe(out: SweepResult, arrays: Mapping[str, np.ndarray], tree) -> dict:
 
 
 def write(folder: Path, out: SweepResult, doc: Mapping[str, Any]) -> dict:
-    """Writes sweep.npz, then results.json = ``doc`` plus the format and the arrays' description.
+    """Writes sweep.npz and results.json = ``doc`` plus the format and the arrays' description.
 
-    Each file is written whole or not at all (``atomic_files``); results.json last.
+    Both are made in memory first, so a ``doc`` that JSON cannot hold is refused before either
+    file is touched; then they are written as one set (``atomic_files.write_together``),
+    results.json last: a crash never leaves new arrays beside an old results.json.
+
+    Raises:
+      ValueError: ``doc`` holds something JSON cannot (nothing is written).
     """
     arrays, tree = _arrays_of(out)
-    write_npz(Path(folder) / ARRAYS, arrays)
     full = {**doc, "format": FORMAT, "sweep": _describe(out, arrays, tree), "versions": versions()}
-    write_json(Path(folder) / RESULTS, full)
+    try:
+        text = json_bytes(full)
+    except (TypeError, ValueError) as err:   # ValueError: a circular reference
+        raise ValueError(f"save: results.json cannot hold the config: {err}; nothing was "
+                         "written") from None
+    folder = Path(folder)
+    write_together([(folder / ARRAYS, npz_bytes(arrays)), (folder / RESULTS, text)])
     return json_safe(full)
 
 

@@ -70,6 +70,36 @@ def test_save_never_overwrites_unless_asked(grid_out, tmp_path):
     assert gbl.load(folder).grid == {}
 
 
+def test_save_checks_the_config_before_it_replaces_anything(grid_out, tmp_path):
+    folder = grid_out.save(tmp_path / "run", config={"note": "first"})
+    before = {n: (folder / n).read_bytes() for n in ("sweep.npz", "results.json")}
+    cell = grid_out.cell(learning_rate=0.2, init_scale=0.5)
+    with pytest.raises(ValueError, match="cannot hold the config.*nothing was written"):
+        cell.save(folder, overwrite=True, config={"optimizer": object()})
+    assert {n: (folder / n).read_bytes() for n in before} == before
+    assert sorted(p.name for p in folder.iterdir()) == ["results.json", "sweep.npz"]
+    _equal(grid_out, gbl.load(folder))
+
+
+def test_save_replaces_both_files_or_neither(grid_out, tmp_path, monkeypatch):
+    folder = grid_out.save(tmp_path / "run")
+    before = {n: (folder / n).read_bytes() for n in ("sweep.npz", "results.json")}
+    real = os.fsync
+    calls = []
+
+    def full_on_the_second(fd):   # results.json's copy finds the disk full
+        calls.append(fd)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", full_on_the_second)
+    with pytest.raises(OSError, match="No space left"):
+        grid_out.cell(learning_rate=0.2, init_scale=0.5).save(folder, overwrite=True)
+    assert {n: (folder / n).read_bytes() for n in before} == before
+    assert sorted(p.name for p in folder.iterdir()) == ["results.json", "sweep.npz"]
+
+
 def test_load_refuses_damaged_folders_saying_which(grid_out, tmp_path):
     folder = grid_out.save(tmp_path / "run")
     doc = json.loads((folder / "results.json").read_text())
