@@ -136,7 +136,9 @@ def test_sweep_writes_every_output_and_a_summary(plain, cache_home):
     assert results["compile_cache"] == str(cache_home / "xla") and any((cache_home / "xla").iterdir())
     # everything in the folder is a file the run folder knows it wrote
     written = {p for p in runstore.RunFolder(out).written()}
-    assert {p for p in out.rglob("*") if p.is_file()} - written == {out / runstore.MARKER}
+    assert {p for p in out.rglob("*") if p.is_file()} - written == {out / runstore.MARKER,
+                                                                     out / runstore.MANIFEST}
+    assert {p.name for p in written if p.parent == out} == set(runstore.RunFolder(out).listed())
 
 
 def test_version_prints_the_package_version(capsys):

@@ -84,6 +84,7 @@ def test_a_folder_gbl_jax_did_not_make_is_never_used_or_cleared(tmp_path):
 def test_force_deletes_only_what_gbl_jax_wrote(tmp_path):
     folder = _made(tmp_path)
     folder.save_chunk(_chunk(0, 4), STAMP)
+    folder.record([runstore.RESULTS])   # as finish does before it writes
     write_json(folder.file(runstore.RESULTS), {})
     (folder.path / "notes.txt").write_text("mine")
     (folder.path / "chunks" / "part1.txt").write_text("mine")
@@ -94,11 +95,45 @@ def test_force_deletes_only_what_gbl_jax_wrote(tmp_path):
     folder.create({"config": {}}, force=True)
     folder.close()
     left = sorted(str(p.relative_to(folder.path)) for p in folder.path.rglob("*"))
-    assert left == [".gbl-jax-run", "chunks", "chunks/part1.txt", "config.json", "notes.txt"]
+    assert left == [".gbl-jax-files", ".gbl-jax-run", "chunks", "chunks/part1.txt", "config.json",
+                    "notes.txt"]
+
+
+def test_force_deletes_no_user_file_of_a_name_gbl_jax_writes_or_wrote(tmp_path):
+    # params.npz and curves.npz are names an old version wrote; this one never does
+    folder = _made(tmp_path)
+    folder.record([runstore.RESULTS, "final_losses.png"])
+    write_json(folder.file(runstore.RESULTS), {})
+    (folder.path / "final_losses.png").write_bytes(b"ours")
+    for name in ("params.npz", "curves.npz", "curves.png", "landscape.json"):
+        (folder.path / name).write_text("mine")
+    folder.close()
+    folder.create({"config": {}}, force=True)
+    folder.close()
+    left = sorted(p.name for p in folder.path.iterdir())
+    assert left == [".gbl-jax-files", ".gbl-jax-run", "config.json", "curves.npz", "curves.png",
+                    "landscape.json", "params.npz"]
+    assert folder.listed() == ["config.json"]
+
+
+def test_a_folder_without_a_manifest_gets_one_listing_what_it_holds_of_ours(tmp_path):
+    folder = _made(tmp_path)
+    folder.close()
+    (folder.path / runstore.MANIFEST).unlink()   # a folder an earlier version made
+    write_json(folder.file(runstore.RESULTS), {})
+    (folder.path / "params.npz").write_text("mine")
+    assert folder.listed() is None
+    assert {p.name for p in folder.written()} == {"config.json", "results.json"}
+    folder.record(["landscape.json"])
+    assert folder.listed() == ["config.json", "landscape.json", "results.json"]
+    folder.file(runstore.MANIFEST).write_text('{"files": ["../elsewhere"]}')
+    with pytest.raises(RunError, match="cannot tell which files here it wrote"):
+        folder.check_new(force=True)
 
 
 def test_force_deletes_no_user_file_that_looks_like_a_temporary(tmp_path):
     folder = _made(tmp_path)
+    folder.record([runstore.RESULTS, runstore.CSV])
     write_json(folder.file(runstore.RESULTS), {})
     user = folder.path / ".final_losses.csv.user.tmp"
     user.write_text("mine")
