@@ -130,6 +130,35 @@ def nearest_existing(path: Path) -> Path:
     return probe
 
 
+def _regular(path: Path):
+    """``path`` opened for reading; RunError if it is not a regular file (a FIFO would block)."""
+    try:
+        return open_regular(path)
+    except ValueError as err:
+        raise RunError(f"{err}; move it away") from None
+
+
+def _chunk_arrays(file) -> dict[str, np.ndarray]:
+    """Every array of a chunk file, each member read whole (so its CRC is checked)."""
+    with file:
+        archive = np.load(file, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError("not an .npz archive")
+        with archive as f:
+            return {k: f[k] for k in f.files}
+
+
+def _verified_stamp(path: Path) -> str | None:
+    """A chunk's ``made_by`` stamp, after every member was read: a member whose bytes are
+    damaged (a CRC error inside final_loss) makes the chunk damaged, not whole.
+
+    Raises:
+      RunError: not a regular file. ValueError, EOFError, zipfile.BadZipFile: damaged.
+    """
+    arrays = _chunk_arrays(_regular(path))
+    return str(arrays[MADE_BY]) if MADE_BY in arrays else None
+
+
 class RunFolder:
     """A sweep's folder (see the module docstring); ``create`` or ``lock`` locks it until
     ``close``."""
@@ -236,7 +265,8 @@ class RunFolder:
             what = "does not exist" if not self.path.exists() else f"has no {MARKER}"
             raise RunError(f"{self.path} {what}: not a gbl-jax run folder")
         try:
-            doc = json.loads((self.path / CONFIG).read_text())
+            with open_regular(self.path / CONFIG) as f:   # a FIFO would block forever
+                doc = json.loads(f.read())
         except (OSError, ValueError) as err:
             raise RunError(f"{self.path / CONFIG} is missing or not JSON ({err})") from None
         if not isinstance(doc, dict) or not isinstance(doc.get("config"), dict):
@@ -328,9 +358,10 @@ class RunFolder:
                 raise RunError(f"{path} is not a chunk of this sweep (its chunks are runs "
                                f"{min(spans)[0]}-{min(spans)[1]}, ...); move it away, or start "
                                "over with --force")
-            try:   # only the stamp is read: a truncated file has lost its zip directory
-                with np.load(path, allow_pickle=False) as f:
-                    stamp = str(f[MADE_BY]) if MADE_BY in f.files else None
+            try:
+                stamp = _verified_stamp(path)
+            except RunError:
+                raise
             except (ValueError, EOFError, zipfile.BadZipFile):
                 damaged[span] = path
                 continue
@@ -351,8 +382,9 @@ class RunFolder:
         for start, stop in sorted(self.done()):
             path = self.chunk_path(start, stop)
             try:
-                with np.load(path, allow_pickle=False) as f:
-                    arrays = {k: f[k] for k in f.files}
+                arrays = _chunk_arrays(_regular(path))
+            except RunError:
+                raise
             except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
                 raise RunError(f"{path} cannot be read ({err}); finish with --resume, which "
                                "recomputes it") from None

@@ -27,6 +27,7 @@ from gbl_jax.nets import inits
 from gbl_jax.nets import mlp as nets
 from gbl_jax.cli import runstore
 from gbl_jax.engine import sweeps
+from test_runstore import damage_member   # tests/cli is on the path beside this file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SMALL = ["--problem", "xor", "--hidden", "2", "--seeds", "12", "--steps", "200", "--chunk-size", "4",
@@ -414,9 +415,17 @@ def test_resume_refuses_chunks_another_configuration_made(tmp_path, monkeypatch,
     assert _files(out) == before
 
 
-def test_a_damaged_chunk_is_recomputed_on_resume_and_said(plain, tmp_path, monkeypatch, capsys):
+DAMAGE = {
+    "truncated": lambda chunk: chunk.write_bytes(chunk.read_bytes()[:300]),   # a full disk
+    "a member's bytes": lambda chunk: damage_member(chunk, "final_loss.npy"),  # a CRC error
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_a_damaged_chunk_is_recomputed_on_resume_and_said(plain, tmp_path, monkeypatch, capsys,
+                                                          damage):
     out, (chunk,) = _interrupted(tmp_path, monkeypatch)
-    chunk.write_bytes(chunk.read_bytes()[:300])   # truncated: a full disk, a copy cut short
+    DAMAGE[damage](chunk)
     capsys.readouterr()
     assert _main("sweep", "--out", str(out), "--resume") == 0
     err = capsys.readouterr().err

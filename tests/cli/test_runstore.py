@@ -56,6 +56,44 @@ def test_chunks_are_named_by_run_range_and_round_trip_with_params(tmp_path):
         folder.load_chunks(runstore.chunk_template(PARAMS), 10, '{"config": {"steps": 30}}')
 
 
+def damage_member(path, member):
+    """Flips a byte inside one member's data of a (stored, uncompressed) .npz: the zip directory
+    and every other member stay whole, only that member's CRC fails."""
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        offset = z.getinfo(member).header_offset
+    raw = bytearray(path.read_bytes())
+    name_len, extra_len = struct.unpack("<HH", raw[offset + 26:offset + 30])
+    at = offset + 30 + name_len + extra_len + 130   # past the .npy header, inside the data
+    raw[at] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+def test_a_chunk_with_a_damaged_member_is_damaged_not_whole(tmp_path):
+    folder = _made(tmp_path)
+    for start, stop in ((0, 4), (4, 8)):
+        folder.save_chunk(_chunk(start, stop), STAMP)
+    damage_member(folder.chunk_path(0, 4), "final_loss.npy")
+    whole, damaged = folder.check_chunks([(0, 4), (4, 8)], STAMP)
+    assert whole == {(4, 8)} and damaged == {(0, 4): folder.chunk_path(0, 4)}
+
+
+def test_a_fifo_is_refused_instead_of_blocking(tmp_path):
+    folder = _made(tmp_path)
+    folder.close()
+    (folder.path / "chunks").mkdir()
+    os.mkfifo(folder.chunk_path(0, 4))
+    with pytest.raises(RunError, match="is a FIFO.*move it away"):
+        folder.check_chunks([(0, 4)], STAMP)
+    assert folder.chunk_path(0, 4).exists()   # not taken for a damaged chunk and deleted
+    folder.file(runstore.CONFIG).unlink()
+    os.mkfifo(folder.file(runstore.CONFIG))
+    with pytest.raises(RunError, match="FIFO"):
+        folder.read_config()
+
+
 def test_missing_or_doubled_runs_are_an_error(tmp_path):
     folder = _made(tmp_path)
     folder.save_chunk(_chunk(0, 4), STAMP)
