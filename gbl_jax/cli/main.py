@@ -297,6 +297,11 @@ def _landscape(args: argparse.Namespace) -> int:
     cells = math.prod(len(v) for v in run.grid.values())
     cell = check_int("cell", args.cell, 0, cells - 1)
     params_like = jax.eval_shape(run.model.init, jax.random.PRNGKey(0), run.data.x)
+    n_params = sum(math.prod(a.shape) for a in jax.tree.leaves(params_like))
+    memory, disk = landscape_report.report_bytes(config["seeds"], pairs, num, n_params,
+                                                 math.prod(run.data.x.shape))
+    folder.check_space(memory, disk, f"{config['seeds']} seeds x {num} points, {n_params} params",
+                       command="landscape", hint="use a smaller --num (or --pairs)")
     stored = folder.load_params(params_like)
     cache = _compile_cache(args)
     init, final, diverged, cell_values = landscape_report.cell_of(stored, run.grid,

@@ -246,17 +246,18 @@ class RunFolder:
         if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
             raise RunError(f"--out {out} is not writable ({probe} is not a writable folder)")
 
-    def check_space(self, memory: int, disk: int, what: str) -> None:
-        """Raises RunError if the sweep will not fit in memory or on the disk."""
+    def check_space(self, memory: int, disk: int, what: str, *, command: str = "sweep",
+                    hint: str = "use fewer --seeds or a larger --log-every") -> None:
+        """Raises RunError if the sweep (or another ``command``'s work) will not fit in memory
+        or on the disk."""
         free_memory = available_memory()
         if free_memory is not None and memory > free_memory:
-            raise RunError(f"this sweep needs about {size_text(memory)} of memory ({what}) but "
-                           f"{size_text(free_memory)} is available; use fewer --seeds or a "
-                           "larger --log-every")
+            raise RunError(f"this {command} needs about {size_text(memory)} of memory ({what}) "
+                           f"but {size_text(free_memory)} is available; {hint}")
         probe = nearest_existing(self.path)
         free_disk = shutil.disk_usage(probe).free if probe.is_dir() else disk
         if disk > free_disk:
-            raise RunError(f"--out {self.path}: this sweep needs about {size_text(disk)} of "
+            raise RunError(f"--out {self.path}: this {command} needs about {size_text(disk)} of "
                            f"disk ({what}) but {probe} has {size_text(free_disk)} free")
 
     def read_config(self) -> dict:

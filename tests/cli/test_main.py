@@ -597,6 +597,14 @@ def test_landscape_of_a_sweep_with_params(grid_run, tmp_path, capsys):
     assert (out / "landscape.png").is_file() and (out / "landscape.pdf").is_file()
 
 
+def test_landscape_refuses_a_num_that_would_not_fit_before_any_work(grid_run, tmp_path, capsys):
+    out = _copy(grid_run, tmp_path / "run")
+    before = _files(out)
+    assert _main("landscape", "--out", str(out), "--num", "1000000000") == 2
+    _one_line_error(capsys.readouterr().err, "this landscape needs about")
+    assert _files(out) == before
+
+
 def test_landscape_refuses_a_sweep_without_params(plain, capsys):
     assert _main("landscape", "--out", str(plain[0])) == 2
     _one_line_error(capsys.readouterr().err, "--keep-params")
