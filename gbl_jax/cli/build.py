@@ -21,6 +21,7 @@ from gbl_jax.nets import convnets
 from gbl_jax.nets import inits
 from gbl_jax.engine import memory
 from gbl_jax.nets import mlp as nets
+from gbl_jax.data import datasets
 from gbl_jax.data import problems
 from gbl_jax.cli import runstore
 from gbl_jax.cli import thresholds
@@ -437,6 +438,12 @@ def _data(config: dict):
     import jax
 
     if config["data"] is not None:
+        if not usercode.is_spec(config["data"]):   # a small .npz can declare gigabytes
+            declared, have = datasets.declared_bytes(config["data"]), memory.available()
+            if declared is not None and have is not None and 4 * declared > have:
+                raise UsageError(f"--data {config['data']}: its arrays would take "
+                                 f"{memory.size_text(declared)} (x4 while training); "
+                                 f"{memory.size_text(have)} is available")
         try:
             return usercode.load_data(config["data"])
         except (ValueError, ImportError) as err:

@@ -155,6 +155,8 @@ def _read_npz(path) -> dict[str, np.ndarray]:
                     arrays[name] = archive[name]
                 except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
                     _fail(path, f"array {name} could not be read ({err})")
+                except MemoryError as err:   # a small compressed file can declare terabytes
+                    _fail(path, f"array {name} does not fit in memory ({err})")
     missing = [k for k in ("x", "y") if k not in arrays]
     if missing:
         _fail(path, f"lacks the array{'s' if len(missing) > 1 else ''} {' and '.join(missing)}; "
@@ -168,6 +170,34 @@ def _read_npz(path) -> dict[str, np.ndarray]:
                                         or np.issubdtype(a.dtype, np.floating)):
             _fail(path, f"array {name} has dtype {a.dtype}; it must hold real numbers")
     return arrays
+
+
+def declared_bytes(path: str | os.PathLike) -> int | None:
+    """Bytes the arrays of a data file will take once read, from what the file declares, without
+    reading its data: the .npy headers of a .npz's x, y, x_test and y_test (a small compressed
+    file can declare gigabytes); for a .csv, float64 for every cell it can hold (a cell takes at
+    least 2 bytes, "0,"). None when the file cannot tell (``load`` then says what is wrong)."""
+    path = Path(path)
+    try:
+        if not path.is_file():   # a FIFO would block the zip reader
+            return None
+        if path.suffix.lower() == ".csv":
+            return 8 * (path.stat().st_size // 2)
+        total = 0
+        with zipfile.ZipFile(path) as archive:
+            members = set(archive.namelist())
+            for name in ("x", "y", "x_test", "y_test"):
+                if f"{name}.npy" not in members:
+                    continue
+                with archive.open(f"{name}.npy") as f:
+                    version = np.lib.format.read_magic(f)
+                    read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                            else np.lib.format.read_array_header_2_0)
+                    shape, _, dtype = read(f)
+                total += math.prod(shape) * dtype.itemsize
+        return total
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return None
 
 
 def _number(path, text: str, line: int, column: int) -> float:

@@ -7,6 +7,7 @@ copied where a test changes them.
 import csv
 import errno
 import fcntl
+import io
 import json
 import math
 import os
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import zipfile
 
 import numpy as np
 import pytest
@@ -595,6 +597,20 @@ def test_landscape_of_a_sweep_with_params(grid_run, tmp_path, capsys):
     assert len(_csv(out / "interpolation.csv")) == 8 * 25
     assert len(_csv(out / "barriers.csv")) == 6 and len(_csv(out / "basins.csv")) == 8
     assert (out / "landscape.png").is_file() and (out / "landscape.pdf").is_file()
+
+
+def test_a_data_file_that_would_not_fit_is_refused_before_it_is_read(tmp_path, capsys):
+    bomb = tmp_path / "bomb.npz"   # a few hundred bytes declaring 8 TB
+    with zipfile.ZipFile(bomb, "w") as archive:
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(
+            header, {"descr": "<f8", "fortran_order": False, "shape": (10**6, 10**6)})
+        archive.writestr("x.npy", header.getvalue())
+        archive.writestr("y.npy", header.getvalue())
+    assert _main("sweep", "--data", str(bomb), "--seeds", "2", "--steps", "2",
+                 "--out", str(tmp_path / "out")) == 2
+    _one_line_error(capsys.readouterr().err, "its arrays would take 14.6 TiB")
+    assert not (tmp_path / "out").exists()
 
 
 def test_landscape_refuses_a_num_that_would_not_fit_before_any_work(grid_run, tmp_path, capsys):

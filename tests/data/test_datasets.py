@@ -187,6 +187,36 @@ def test_load_csv_accepts_a_utf8_byte_order_mark(tmp_path):
     np.testing.assert_array_equal(data.y, np.array([0, 1], np.int32))
 
 
+def declaring_npz(path, shape):
+    """A small .npz whose x.npy declares ``shape`` float64 but holds no data (what a compressed
+    file of zeros looks like before it is read: megabytes that inflate to gigabytes)."""
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(
+            header, {"descr": "<f8", "fortran_order": False, "shape": shape})
+        archive.writestr("x.npy", header.getvalue())
+        y = io.BytesIO()
+        np.save(y, np.zeros(1))
+        archive.writestr("y.npy", y.getvalue())
+    return path
+
+
+def test_declared_bytes_reads_the_headers_not_the_data(tmp_path):
+    path = declaring_npz(tmp_path / "bomb.npz", (10**6, 10**6))
+    assert path.stat().st_size < 1000
+    assert datasets.declared_bytes(path) == 8 * 10**12 + 8
+    np.savez(tmp_path / "real.npz", x=np.zeros((5, 3), np.float32), y=np.zeros(5, np.int64))
+    assert datasets.declared_bytes(tmp_path / "real.npz") == 5 * 3 * 4 + 5 * 8
+    (tmp_path / "t.csv").write_text("1,2\n3,4\n")
+    assert datasets.declared_bytes(tmp_path / "t.csv") == 8 * 4
+    assert datasets.declared_bytes(tmp_path / "nope.npz") is None
+    with pytest.raises(ValueError, match="bomb.npz: array x (does not fit in memory|could not be"):
+        problems.load(path)   # 8 TB refused (or, overcommitted, its data missing): a ValueError
+
+
 def _npz(tmp_path, **arrays):
     path = tmp_path / "bad.npz"
     np.savez(path, **arrays)
