@@ -41,6 +41,7 @@ from gbl_jax.cli import runner
 from gbl_jax.cli import runstore
 from gbl_jax.cli import sweep_report
 from gbl_jax.cli.build import SWEEP_DEFAULTS, UsageError, check_int, check_numbers
+from gbl_jax.analysis import comparisons
 from gbl_jax.analysis.comparisons import compare
 from gbl_jax.engine.compilation import enable_compilation_cache
 
@@ -383,7 +384,7 @@ def _compare(args: argparse.Namespace) -> int:
     else:
         raise UsageError(f"the two runs' thresholds differ or are not recorded ({thresholds[0]} "
                          f"and {thresholds[1]}); pass --threshold")
-    resamples = check_int("resamples", args.resamples, 100)
+    resamples = check_int("resamples", args.resamples, 100, comparisons.MAX_RESAMPLES)
     comparison = compare(loaded[0], loaded[1], threshold=threshold,
                          resamples=resamples, seed=check_int("seed", args.seed, 0))
     print(f"  A  {args.dir_a}\n  B  {args.dir_b}")

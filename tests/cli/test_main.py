@@ -571,6 +571,10 @@ def test_compare_pairs_two_run_folders(grid_run, plain, capsys):
                  "--cell", "init_scale=1") == 2
     _one_line_error(capsys.readouterr().err.splitlines()[-1], "seeds")
     assert _main("compare", str(grid_run), "/nonexistent") == 2
+    capsys.readouterr()
+    assert _main("compare", str(grid_run), str(grid_run), "--cell", "learning_rate=0.2",
+                 "--cell", "init_scale=1", "--resamples", str(10**12)) == 2
+    _one_line_error(capsys.readouterr().err, "--resamples must be an integer in [100, 10000000]")
 
 
 def test_a_grid_resumes_to_the_same_results(grid_run, tmp_path, monkeypatch):
