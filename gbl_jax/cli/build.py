@@ -125,7 +125,7 @@ def _one_or_list(numbers: list[float]):
 
 
 def _choice(name: str, value, choices) -> str:
-    if value not in choices:
+    if not isinstance(value, str) or value not in choices:   # a list in config.json: unhashable
         raise UsageError(f"unknown {name} {value!r}; choose one of {', '.join(sorted(choices))}")
     return value
 

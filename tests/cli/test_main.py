@@ -274,7 +274,10 @@ def test_an_out_that_cannot_be_made_is_refused(tmp_path, capsys):
      "lacks steps"),
     (lambda doc: json.dumps({**doc, "config": {**doc["config"], "seeds": "many"}}), "--seeds"),
     (lambda doc: json.dumps([1, 2]), "no \"config\""),
-])
+] + [(lambda doc, k=key, v=value: json.dumps({**doc, "config": {**doc["config"], k: v}}),
+      f"unknown {key} {value!r}")
+     for key, value in (("optimizer", ["adam"]), ("activation", {"tanh": 1}), ("loss", ["nll"]),
+                        ("problem", ["xor"]), ("head", ["bernoulli"]), ("init", 0))])
 def test_a_malformed_config_on_resume_is_one_line(plain, tmp_path, capsys, damage, message):
     out = _copy(plain[0], tmp_path / "run")
     doc = json.loads((out / "config.json").read_text())
