@@ -325,10 +325,17 @@ def _make_head(name: str, y, components: int, problem: str):
     y_shape = list(y.shape)
     sizes = {"components": components}
     if "classes" in inspect.signature(HEADS[name]).parameters:
-        classes = int(y.max()) + 1 if y.size else 0
+        import numpy as np
+
+        labels = np.asarray(y)
+        whole = bool(labels.size and np.isfinite(labels).all() and labels.min() >= 0
+                     and np.array_equal(labels, np.round(labels)))
+        classes = int(labels.max()) + 1 if whole else 0
         if y.ndim != 1 or classes < 2:
-            raise UsageError(f"--head {name} needs integer labels [N] with >= 2 classes; "
-                             f"{problem} has y {y_shape}")
+            raise UsageError(f"--head {name} needs integer labels [N] with >= 2 classes (whole "
+                             f"numbers from 0); {problem} has y {y_shape}"
+                             + ("" if whole or not labels.size else
+                                f" holding {labels.min()!r} to {labels.max()!r}"))
         sizes["classes"] = classes
     if "dim" in inspect.signature(HEADS[name]).parameters:
         if y.ndim != 2:

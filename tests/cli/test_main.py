@@ -748,6 +748,18 @@ def blobs():
     x = (rng.normal(size=(60, 2)) + 3 * np.eye(3)[y, :2]).astype(np.float32)
     test = gbl.problems.Data(x[:15] + 0.1, y[:15])
     return gbl.problems.Data(x, y, gbl.heads.categorical(3), "blobs", test=test)
+
+def text():
+    return "xy"
+
+def mapping():
+    return {"x": np.zeros((4, 2)), "y": np.zeros(4)}
+
+def inf_labels():
+    return np.zeros((4, 2), np.float32), np.array([0.0, 1.0, np.inf, 1.0])
+
+def half_labels():
+    return np.zeros((4, 2), np.float32), np.array([0.0, 1.0, 0.5, 1.0])
 '''
 USER = ["--seeds", "8", "--steps", "40", "--chunk-size", "4", "--cpu-devices", "1"]
 
@@ -763,6 +775,18 @@ def user_folder(tmp_path, monkeypatch):
     np.savez(tmp_path / "mine.npz", x=x, y=y, x_test=x[:10] * 1.1, y_test=y[:10])
     monkeypatch.chdir(tmp_path)
     return tmp_path, name
+
+
+@pytest.mark.parametrize("fn, message", [
+    ("text", "returned str; expected"), ("mapping", "returned dict; expected"),
+    ("inf_labels", "y[2] = inf is not finite"),
+    ("half_labels", "--head categorical needs integer labels [N] with >= 2 classes")])
+def test_data_a_function_returns_is_one_line_when_unusable(user_folder, capsys, fn, message):
+    folder, name = user_folder
+    assert _main("sweep", "--data", f"{name}:{fn}", "--head", "categorical", *USER,
+                 "--out", str(folder / "run")) == 2
+    _one_line_error(capsys.readouterr().err, message)
+    assert not (folder / "run").exists()
 
 
 def test_data_file_with_a_test_split_reports_test_nll_and_accuracy(user_folder, capsys):
