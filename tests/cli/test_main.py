@@ -580,6 +580,35 @@ def test_compare_pairs_two_run_folders(grid_run, plain, capsys):
     _one_line_error(capsys.readouterr().err, "--resamples must be an integer in [100, 10000000]")
 
 
+@pytest.mark.parametrize("damage, message", [
+    (lambda out: _edit_results(out, lambda d: d.update(format="3")), "the integer 3"),
+    (lambda out: _edit_results(out, lambda d: d["sweep"].pop("grid")), "grid is missing"),
+    (lambda out: _edit_results(out, lambda d: d["sweep"]["grid"].reverse()),
+     "disagrees with the arrays"),
+    (lambda out: _fifo(out / "sweep.npz"), "FIFO"),
+])
+def test_compare_and_landscape_of_a_damaged_folder_are_one_line(grid_run, tmp_path, capsys,
+                                                                damage, message):
+    out = _copy(grid_run, tmp_path / "run")
+    damage(out)
+    cell = ["--cell", "learning_rate=0.2", "--cell", "init_scale=1"]
+    assert _main("compare", str(out), str(grid_run), *cell) == 2
+    _one_line_error(capsys.readouterr().err, message)
+    assert _main("landscape", "--out", str(out)) == 2
+    _one_line_error(capsys.readouterr().err, message)
+
+
+def _edit_results(out, edit):
+    doc = json.loads((out / "results.json").read_text())
+    edit(doc)
+    (out / "results.json").write_text(json.dumps(doc))
+
+
+def _fifo(path):
+    path.unlink()
+    os.mkfifo(path)
+
+
 def test_a_grid_resumes_to_the_same_results(grid_run, tmp_path, monkeypatch):
     broken = tmp_path / "broken"
     _interrupt_after_first_chunk(monkeypatch)
