@@ -94,14 +94,14 @@ def load_data(spec: str) -> Data:
     data = _call(import_function(spec, "--data"), spec, "--data")
     if isinstance(data, Data):
         _check_arrays(spec, data.x, data.y, "")
-        if getattr(data, "test", None) is not None:
+        if data.test is not None:
             _check_arrays(spec, data.test.x, data.test.y, "test ")
         return data
     # a str or a dict of two would unpack into two names, not two arrays
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise ValueError(f"--data {spec}: returned {type(data).__name__}; expected a "
                          "gbl.problems.Data or an (x, y) pair")
-    x, y = _check_arrays(spec, *data, "")
+    x, y = _check_arrays(spec, data[0], data[1], "")
     return Data(x, y, None, spec.split(":")[1])
 
 

@@ -123,7 +123,8 @@ def check(meta: Any, path) -> None:
     _field(meta, path, "vary", _names, "a list of distinct names")
     for name in ("log_every", "chunk_size"):
         _field(meta, path, name, lambda v: _is_int(v) and v >= 1, "an integer >= 1")
-    _field(meta, path, "wall_s", _is_number, "a finite number of seconds")
+    _field(meta, path, "wall_s", lambda v: v is None or _is_number(v),
+           "a number of seconds (null if not finite)")
     metrics = _field(meta, path, "metrics", _names, "a list of distinct names")
     final_metrics = _field(meta, path, "final_metrics", _names, "a list of distinct names")
     params = _field(meta, path, "params", lambda v: v is None or isinstance(v, dict),

@@ -1,6 +1,7 @@
 """Results as data: one grid cell, tidy frames, and the run folder saved and loaded exactly."""
 
 import json
+import math
 import os
 import shutil
 import zipfile
@@ -198,6 +199,12 @@ def test_load_refuses_a_malformed_results_json_naming_the_field(saved_doc, tmp_p
     with pytest.raises(ValueError, match=message) as err:
         gbl.load(folder)
     assert str(err.value).startswith("load: ") and "\n" not in str(err.value)
+
+
+def test_a_wall_time_json_wrote_as_null_loads_as_nan(grid_out, tmp_path):
+    folder = grid_out._replace(wall_s=float("nan")).save(tmp_path / "run")
+    assert json.loads((folder / "results.json").read_text())["sweep"]["wall_s"] is None
+    assert math.isnan(gbl.load(folder).wall_s)
 
 
 def test_load_refuses_a_fifo_instead_of_blocking(saved_doc, tmp_path):
