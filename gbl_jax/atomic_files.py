@@ -1,10 +1,12 @@
-"""Files written whole or not at all, with the user's umask: bytes, strict JSON and CSV.
+"""Files written whole or not at all, with the user's umask: bytes, strict JSON and CSV; and
+files opened for reading only when they are regular files (``open_regular``).
 
 Every file is written to a temporary name in its folder and renamed into place, so a crash leaves
 the old file or the new one, never half of one; ``is_temporary`` knows the temporary names
 (``.<name>.<8 random characters>.gbl-jax.tmp``) a crash can leave behind, and no other name. A
 failed write (a full disk) raises ``OSError`` naming the file it was writing. JSON is strict: NaN and infinity become null, since
-most JSON readers refuse the ``NaN`` token Python writes by default.
+most JSON readers refuse the ``NaN`` token Python writes by default; a negative zero (the -mean of
+zero log-probabilities) is written as 0.0 in JSON and CSV.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import json
 import math
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, BinaryIO, Iterable, Mapping
 
 import numpy as np
 
@@ -46,14 +49,8 @@ def is_temporary(name: str, of: str) -> bool:
             and bool(_RANDOM.fullmatch(name[len(prefix):-len(suffix)])))
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Writes ``data`` to ``path`` via a temporary file in the same folder and a rename.
-
-    The file gets mode 0o666 minus the umask, like any file the user makes.
-
-    Raises:
-      OSError: the write failed (its ``filename`` is ``path``); ``path`` is as it was.
-    """
+def _temporary_copy(path: Path, data: bytes) -> str:
+    """A synced temporary file beside ``path`` holding ``data``; its name."""
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, **temporary_affixes(path))
     except OSError as err:
@@ -64,12 +61,53 @@ def atomic_write(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
     except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(err, OSError) and err.errno is not None:
             raise OSError(err.errno, err.strerror, str(path)) from err
         raise
+    return tmp
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Writes ``data`` to ``path`` via a temporary file in the same folder and a rename.
+
+    The file gets mode 0o666 minus the umask, like any file the user makes.
+
+    Raises:
+      OSError: the write failed (its ``filename`` is ``path``); ``path`` is as it was.
+    """
+    write_together([(path, data)])
+
+
+def write_together(files: list[tuple[Path, bytes]]) -> None:
+    """Writes several files as one set: every temporary copy is written and synced first, and
+    only then are they renamed into place, in order.
+
+    The last file marks the set complete (results.json beside sweep.npz): when there are several,
+    it is removed before the others are renamed and comes back last, so a crash among the renames
+    leaves a set without its last file (which readers refuse as unfinished), never new files
+    beside an old last one that describes others.
+
+    Raises:
+      OSError: a write failed (naming its file); every file is as it was.
+    """
+    temporaries: list[tuple[str, Path]] = []
+    try:
+        for path, data in files:
+            temporaries.append((_temporary_copy(path, data), path))
+        if len(files) > 1:
+            files[-1][0].unlink(missing_ok=True)
+        while temporaries:
+            tmp, path = temporaries[0]
+            try:
+                os.replace(tmp, path)
+            except OSError as err:
+                raise OSError(err.errno, err.strerror, str(path)) from err
+            temporaries.pop(0)
+    finally:
+        for tmp, _ in temporaries:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def json_safe(obj: Any) -> Any:
@@ -85,21 +123,30 @@ def json_safe(obj: Any) -> Any:
     if isinstance(obj, (int, np.integer)):
         return int(obj)
     if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
+        return float(obj) + 0.0 if math.isfinite(obj) else None   # + 0.0: -0.0 becomes 0.0
     return obj
 
 
-def write_json(path: Path, obj) -> None:
-    """Strict JSON (no NaN or Infinity tokens): non-finite numbers become null."""
+def json_bytes(obj) -> bytes:
+    """Strict JSON (no NaN or Infinity tokens): non-finite numbers become null.
+
+    Raises:
+      TypeError: ``obj`` holds something JSON cannot (as ``json.dumps``).
+    """
     text = json.dumps(json_safe(obj), indent=2, sort_keys=True, allow_nan=False)
-    atomic_write(path, (text + "\n").encode())
+    return (text + "\n").encode()
+
+
+def write_json(path: Path, obj) -> None:
+    """Strict JSON (``json_bytes``), written atomically."""
+    atomic_write(path, json_bytes(obj))
 
 
 def _cell(value) -> str:
     if isinstance(value, (bool, np.bool_)):
         return str(int(value))
     if isinstance(value, (float, np.floating)):
-        return repr(float(value))
+        return repr(float(value) + 0.0)   # a loss of exactly 0 (-mean of zeros is -0.0): 0.0
     return str(value)
 
 
@@ -113,8 +160,38 @@ def write_csv(path: Path, columns: Mapping[str, Iterable]) -> None:
     atomic_write(path, text.getvalue().encode())
 
 
-def write_npz(path: Path, arrays: Mapping[str, Any], compress: bool = False) -> None:
-    """NumPy's .npz of ``arrays`` (zip-compressed when ``compress``), written atomically."""
+def npz_bytes(arrays: Mapping[str, Any], compress: bool = False) -> bytes:
+    """NumPy's .npz of ``arrays`` (zip-compressed when ``compress``), in memory."""
     buffer = io.BytesIO()
     (np.savez_compressed if compress else np.savez)(buffer, **arrays)
-    atomic_write(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def write_npz(path: Path, arrays: Mapping[str, Any], compress: bool = False) -> None:
+    """NumPy's .npz of ``arrays`` (zip-compressed when ``compress``), written atomically."""
+    atomic_write(path, npz_bytes(arrays, compress))
+
+
+def open_regular(path) -> BinaryIO:
+    """``path`` opened for reading in binary, if it is a regular file.
+
+    A FIFO of that name would block the read until something writes to it (forever, in a folder
+    someone sent you), and a device may never end; both are refused before a byte is read.
+
+    Raises:
+      OSError: the file cannot be opened (FileNotFoundError when it does not exist).
+      ValueError: it is not a regular file (naming what it is).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)   # a FIFO opens at once, without a writer
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO (named pipe)"
+                    if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device")
+            raise ValueError(f"{os.fspath(path)} is {kind}, not a regular file; reading it could "
+                             "block forever")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise

@@ -39,6 +39,16 @@ def test_csv_has_one_row_per_run(tmp_path):
     assert path.read_text().splitlines() == ["seed,final_loss,diverged", "0,0.5,0", "1,nan,1"]
 
 
+def test_a_negative_zero_is_written_as_zero(tmp_path):
+    # a perfect fit's loss, -mean(log p) of zeros, is -0.0
+    loss = -np.mean(np.zeros(3, np.float32))
+    assert np.signbit(loss)
+    atomic_files.write_csv(tmp_path / "f.csv", {"final_loss": np.asarray([loss, 0.5])})
+    assert (tmp_path / "f.csv").read_text().splitlines() == ["final_loss", "0.0", "0.5"]
+    atomic_files.write_json(tmp_path / "r.json", {"min": loss, "v": [np.float64(-0.0)]})
+    assert "-0.0" not in (tmp_path / "r.json").read_text()
+
+
 @pytest.mark.parametrize("compress", [False, True])
 def test_npz_round_trips(tmp_path, compress):
     arrays = {"losses": np.arange(6.0).reshape(2, 3), "keys/0": np.array([1, 2], np.uint32)}

@@ -32,7 +32,9 @@ from gbl_jax.analysis.seed_stats import two_sample
 from gbl_jax.analysis.spreads import metric_values, wilson_interval
 
 _CHUNK_ELEMENTS = 1 << 22   # resampled values held at once by the bootstrap (32 MiB of float64)
-MAX_RESAMPLES = 10_000_000   # compare's bootstrap: more buys no precision, only minutes
+# More resamples than this change a percentile interval by far less than the seeds' own sampling
+# error; the cap keeps a typo (1e12) from allocating terabytes and running for days.
+MAX_RESAMPLES = 10**7
 
 
 def mcnemar_exact(b: int, c: int) -> float:
@@ -84,7 +86,7 @@ def paired_bootstrap_median(diff, *, resamples: int = 10_000, seed: int | None =
 
     Args:
       diff: [n] per-seed differences, loss_a - loss_b, of the seeds where both ran finite.
-      resamples: bootstrap resamples.
+      resamples: bootstrap resamples, at most ``MAX_RESAMPLES``.
       seed: seed of the numpy ``Generator`` (default 0, so results repeat); or
       key: a JAX key whose key data seeds it.
       level: coverage of the percentile interval.
@@ -101,6 +103,9 @@ def paired_bootstrap_median(diff, *, resamples: int = 10_000, seed: int | None =
         raise ValueError(f"paired_bootstrap_median: diff must be 1-D [seeds], got shape "
                          f"{list(diff_N.shape)}")
     resamples = require_int("paired_bootstrap_median: resamples", resamples, 1)
+    if resamples > MAX_RESAMPLES:
+        raise ValueError(f"paired_bootstrap_median: resamples must be at most {MAX_RESAMPLES:,} "
+                         f"(10,000 is plenty for a 95% interval), got {resamples:,}")
     level = require_finite_number("paired_bootstrap_median: level", level, positive=True)
     if level >= 1:
         raise ValueError(f"paired_bootstrap_median: level must be in (0, 1), got {level}")

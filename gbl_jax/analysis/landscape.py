@@ -108,6 +108,12 @@ def _from_result(where: str, params_a, params_b):
     return params_a, params_b
 
 
+def path_bytes(num: int, n_params: int, x_size: int) -> int:
+    """Bytes one seed's path takes while ``interpolate`` evaluates it, roughly: ``num`` points,
+    each a copy of the params and the activations of the data."""
+    return 4 * num * (n_params + 16 * x_size)
+
+
 def interpolate(model, data, params_a, params_b=None, *, num: int = 25, loss: Loss = nll,
                 chunk_size: int | None = None, stacked: bool | None = None) -> np.ndarray:
     """The loss along the segment (1 - a) params_a + a params_b, a = linspace(0, 1, num).
@@ -151,7 +157,7 @@ def interpolate(model, data, params_a, params_b=None, *, num: int = 25, loss: Lo
     if seeds is None:
         return np.asarray(jax.jit(curve)(params_a, params_b, x, y))
     n_params = sum(int(np.prod(s[1:] if a_stacked else s)) for s in _shapes(params_a))
-    size = analysis_chunk(chunk_size, seeds, 4 * num * (n_params + 16 * int(x.size)))
+    size = analysis_chunk(chunk_size, seeds, path_bytes(num, n_params, int(x.size)))
     return over_seeds(curve, (params_a, params_b, x, y), (a_stacked, b_stacked, False, False),
                        seeds, size)
 

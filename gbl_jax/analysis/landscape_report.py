@@ -22,11 +22,13 @@ import jax
 import numpy as np
 
 from gbl_jax.probability.costs import nll
-from gbl_jax.analysis.landscape import Basins, align, barrier, basins, interpolate
+from gbl_jax.analysis.landscape import Basins, align, barrier, basins, interpolate, path_bytes
 from gbl_jax.analysis.spreads import wilson_interval
 
 __all__ = ["MONOTONE_RTOL", "LandscapeReport", "cell_of", "landscape_figure", "landscape_report",
-           "monotone_paths"]
+           "monotone_paths", "report_bytes"]
+
+CSV_ROW_BYTES = 160   # a row of interpolation.csv while it is written: arrays, Python numbers, text
 
 MONOTONE_RTOL = 1e-6   # a rise smaller than this (relative) is float noise, not a bump
 
@@ -111,6 +113,19 @@ def cell_of(stored: dict, grid: dict, seeds: int, cell: int) -> tuple[Any, Any, 
     values = {k: v[i] for (k, v), i in zip(grid.items(), np.unravel_index(
         cell, tuple(len(v) for v in grid.values())))}
     return init, final, diverged, values
+
+
+def report_bytes(seeds: int, pairs: int, num: int, n_params: int, x_size: int) -> tuple[int, int]:
+    """(host memory, disk) a landscape report and its files take, roughly, before it starts.
+
+    Memory: one seed's path being evaluated (``landscape.path_bytes``), every seed's curve and
+    the pairs' barrier curves (unaligned and aligned), and interpolation.csv (seeds x num rows)
+    made in memory before it is written. Disk: interpolation.csv's text.
+    """
+    k = min(pairs, seeds)
+    points = (seeds + k * (k - 1)) * num
+    rows = seeds * num
+    return path_bytes(num, n_params, x_size) + 4 * points + CSV_ROW_BYTES * rows, 48 * rows
 
 
 def landscape_report(model, data, init_params, params, *, diverged=None, pairs: int = 16,

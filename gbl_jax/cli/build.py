@@ -21,6 +21,7 @@ from gbl_jax.nets import convnets
 from gbl_jax.nets import inits
 from gbl_jax.engine import memory
 from gbl_jax.nets import mlp as nets
+from gbl_jax.data import datasets
 from gbl_jax.data import problems
 from gbl_jax.cli import runstore
 from gbl_jax.cli import thresholds
@@ -126,7 +127,7 @@ def _one_or_list(numbers: list[float]):
 
 
 def _choice(name: str, value, choices) -> str:
-    if value not in choices:
+    if not isinstance(value, str) or value not in choices:   # a list in config.json: unhashable
         raise UsageError(f"unknown {name} {value!r}; choose one of {', '.join(sorted(choices))}")
     return value
 
@@ -326,10 +327,17 @@ def _make_head(name: str, y, components: int, problem: str):
     y_shape = list(y.shape)
     sizes = {"components": components}
     if "classes" in inspect.signature(HEADS[name]).parameters:
-        classes = int(y.max()) + 1 if y.size else 0
+        import numpy as np
+
+        labels = np.asarray(y)
+        whole = bool(labels.size and np.isfinite(labels).all() and labels.min() >= 0
+                     and np.array_equal(labels, np.round(labels)))
+        classes = int(labels.max()) + 1 if whole else 0
         if y.ndim != 1 or classes < 2:
-            raise UsageError(f"--head {name} needs integer labels [N] with >= 2 classes; "
-                             f"{problem} has y {y_shape}")
+            raise UsageError(f"--head {name} needs integer labels [N] with >= 2 classes (whole "
+                             f"numbers from 0); {problem} has y {y_shape}"
+                             + ("" if whole or not labels.size else
+                                f" holding {labels.min()!r} to {labels.max()!r}"))
         sizes["classes"] = classes
     if "dim" in inspect.signature(HEADS[name]).parameters:
         if y.ndim != 2:
@@ -439,6 +447,12 @@ def _data(config: dict):
     import jax
 
     if config["data"] is not None:
+        if not usercode.is_spec(config["data"]):   # a small .npz can declare gigabytes
+            declared, have = datasets.declared_bytes(config["data"]), memory.available()
+            if declared is not None and have is not None and 4 * declared > have:
+                raise UsageError(f"--data {config['data']}: its arrays would take "
+                                 f"{memory.size_text(declared)} (x4 while training); "
+                                 f"{memory.size_text(have)} is available")
         try:
             return usercode.load_data(config["data"])
         except (ValueError, ImportError) as err:

@@ -27,6 +27,7 @@ import os
 import re
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from gbl_jax._version import __version__
@@ -40,6 +41,7 @@ from gbl_jax.cli import runner
 from gbl_jax.cli import runstore
 from gbl_jax.cli import sweep_report
 from gbl_jax.cli.build import SWEEP_DEFAULTS, UsageError, check_int, check_numbers
+from gbl_jax.analysis import comparisons
 from gbl_jax.analysis.comparisons import compare
 from gbl_jax.engine.compilation import enable_compilation_cache
 
@@ -299,6 +301,11 @@ def _landscape(args: argparse.Namespace) -> int:
     cells = math.prod(len(v) for v in run.grid.values())
     cell = check_int("cell", args.cell, 0, cells - 1)
     params_like = jax.eval_shape(run.model.init, jax.random.PRNGKey(0), run.data.x)
+    n_params = sum(math.prod(a.shape) for a in jax.tree.leaves(params_like))
+    memory, disk = landscape_report.report_bytes(config["seeds"], pairs, num, n_params,
+                                                 math.prod(run.data.x.shape))
+    folder.check_space(memory, disk, f"{config['seeds']} seeds x {num} points, {n_params} params",
+                       command="landscape", hint="use a smaller --num (or --pairs)")
     stored = folder.load_params(params_like)
     cache = _compile_cache(args)
     init, final, diverged, cell_values = landscape_report.cell_of(stored, run.grid,
@@ -380,7 +387,7 @@ def _compare(args: argparse.Namespace) -> int:
     else:
         raise UsageError(f"the two runs' thresholds differ or are not recorded ({thresholds[0]} "
                          f"and {thresholds[1]}); pass --threshold")
-    resamples = check_int("resamples", args.resamples, 100)
+    resamples = check_int("resamples", args.resamples, 100, comparisons.MAX_RESAMPLES)
     comparison = compare(loaded[0], loaded[1], threshold=threshold,
                          resamples=resamples, seed=check_int("seed", args.seed, 0))
     print(f"  A  {args.dir_a}\n  B  {args.dir_b}")
@@ -550,6 +557,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"gbl-jax: warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     import matplotlib
 
@@ -558,7 +569,9 @@ def main(argv: list[str] | None = None) -> int:
         argv = sys.argv[1:] if argv is None else list(argv)
         args = _parser().parse_args(argv)
         args.argv = argv
-        return args.run(args)
+        with warnings.catch_warnings():   # a library warning, one line like the errors
+            warnings.showwarning = _one_line_warning
+            return args.run(args)
     except (UsageError, ValueError, OSError) as err:
         print(f"gbl-jax: error: {err}", file=sys.stderr)
         return 2

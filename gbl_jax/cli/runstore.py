@@ -3,6 +3,8 @@
 Layout of ``out/``:
 
   .gbl-jax-run          marker (gbl-jax made this folder) and lock file (``fcntl.flock``)
+  .gbl-jax-files        manifest: the files gbl-jax wrote here, by name (each listed before
+                        it is written)
   config.json           the resolved config, written before the first chunk; --resume reads it
   chunks/runs_<a>-<b>.npz   the results of runs [a, b) (cell-major), one file per finished chunk,
                             stamped with the configuration that computed it (``made_by``)
@@ -12,9 +14,11 @@ Layout of ``out/``:
   landscape.json, interpolation.csv, barriers.csv, basins.csv (``gbl-jax landscape``)
 
 Every file is written whole or not at all, with the user's umask (``atomic_files``).
-``--force`` deletes only the names above (and the temporary copies ``atomic_files`` makes of
-them), and only in a folder that carries the marker and no other run holds locked; a folder
-gbl-jax did not make is never touched. ``sweep_report`` makes a finished sweep's numbers and
+``--force`` deletes only the files the manifest lists and the chunks (and the temporary copies
+``atomic_files`` makes of them), and only in a folder that carries the marker and no other run
+holds locked; a folder gbl-jax did not make is never touched, nor a file of a name gbl-jax
+writes that it did not write (a user's params.npz). A folder made before the manifest existed
+gets one the next time gbl-jax writes there, listing the names above that it holds. ``sweep_report`` makes a finished sweep's numbers and
 figures; this module only writes them.
 """
 
@@ -34,14 +38,14 @@ import numpy as np
 
 from gbl_jax.analysis import plots
 from gbl_jax.engine import results as results_format
-from gbl_jax.atomic_files import (atomic_write, is_temporary, json_safe, write_csv, write_json,
-                                  write_npz)
+from gbl_jax.atomic_files import (atomic_write, is_temporary, json_safe, open_regular, write_csv,
+                                  write_json, write_npz)
 from gbl_jax.engine.memory import available as available_memory, size_text, sweep_results_bytes
 from gbl_jax.engine.sweeps import SweepChunk
 
 MARKER, CONFIG, RESULTS = ".gbl-jax-run", "config.json", results_format.RESULTS
+MANIFEST = ".gbl-jax-files"
 CSV, CELLS, ARRAYS, CHUNKS = "final_losses.csv", "cells.csv", results_format.ARRAYS, "chunks"
-OLD = ("curves.npz", "params.npz")   # format 2's files: --force still clears them
 FIGURES = ("final_losses", "curves", "grid_success", "grid_heatmap", "critical_points",
            "landscape", "test_accuracy")
 LANDSCAPE = ("landscape.json", "interpolation.csv", "barriers.csv", "basins.csv")
@@ -126,6 +130,35 @@ def nearest_existing(path: Path) -> Path:
     return probe
 
 
+def _regular(path: Path):
+    """``path`` opened for reading; RunError if it is not a regular file (a FIFO would block)."""
+    try:
+        return open_regular(path)
+    except ValueError as err:
+        raise RunError(f"{err}; move it away") from None
+
+
+def _chunk_arrays(file) -> dict[str, np.ndarray]:
+    """Every array of a chunk file, each member read whole (so its CRC is checked)."""
+    with file:
+        archive = np.load(file, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError("not an .npz archive")
+        with archive as f:
+            return {k: f[k] for k in f.files}
+
+
+def _verified_stamp(path: Path) -> str | None:
+    """A chunk's ``made_by`` stamp, after every member was read: a member whose bytes are
+    damaged (a CRC error inside final_loss) makes the chunk damaged, not whole.
+
+    Raises:
+      RunError: not a regular file. ValueError, EOFError, zipfile.BadZipFile: damaged.
+    """
+    arrays = _chunk_arrays(_regular(path))
+    return str(arrays[MADE_BY]) if MADE_BY in arrays else None
+
+
 class RunFolder:
     """A sweep's folder (see the module docstring); ``create`` or ``lock`` locks it until
     ``close``."""
@@ -138,12 +171,49 @@ class RunFolder:
     def is_ours(self) -> bool:
         return (self.path / MARKER).is_file()
 
+    def listed(self) -> list[str] | None:
+        """The names the manifest lists, None in a folder made before there was one.
+
+        Raises:
+          RunError: a manifest that is not readable (gbl-jax cannot tell its files from yours).
+        """
+        path = self.path / MANIFEST
+        try:
+            with open_regular(path) as f:
+                doc = json.loads(f.read())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as err:
+            raise RunError(f"{path} is not readable ({err}): gbl-jax cannot tell which files here "
+                           "it wrote; move the results you want away and start a new folder"
+                           ) from None
+        names = doc.get("files") if isinstance(doc, dict) else None
+        if not (isinstance(names, list) and all(
+                isinstance(n, str) and n == Path(n).name and n not in ("", ".", "..", MARKER,
+                                                                        MANIFEST) for n in names)):
+            raise RunError(f"{path} is not a list of file names this folder holds; gbl-jax "
+                           "cannot tell which files here it wrote; move the results you want "
+                           "away and start a new folder")
+        return names
+
+    def record(self, names, *, fresh: bool = False) -> None:
+        """Adds ``names`` to the manifest (``fresh``: the manifest lists only them); called
+        before they are written, so a crash after leaves them listed."""
+        listed = [] if fresh else self.listed()
+        if listed is None:   # a folder from before the manifest: what it holds of ours
+            listed = [p.name for p in self.written() if p.parent == self.path
+                      and not p.name.endswith(".tmp")]
+        write_json(self.path / MANIFEST, {"files": sorted(set(listed) | set(names))})
+
     def written(self) -> list[Path]:
-        """Every file here that gbl-jax writes (chunks included), as it exists now."""
+        """Every file here that gbl-jax wrote (chunks included), as it exists now: the files the
+        manifest lists; in a folder without one, those of the names this version writes."""
         if not self.path.is_dir():
             return []
-        names = [CONFIG, RESULTS, CSV, CELLS, ARRAYS, *OLD, *LANDSCAPE]
-        names += [f"{stem}.{ext}" for stem in FIGURES for ext in ("png", "pdf")]
+        names = self.listed()
+        if names is None:
+            names = [CONFIG, RESULTS, CSV, CELLS, ARRAYS, *LANDSCAPE]
+            names += [f"{stem}.{ext}" for stem in FIGURES for ext in ("png", "pdf")]
         found = [self.path / n for n in names if (self.path / n).is_file()]
         found += [p for p in self.path.glob(".*.tmp")   # left by a crash inside atomic_write
                   if any(is_temporary(p.name, n) for n in names)]
@@ -176,17 +246,18 @@ class RunFolder:
         if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
             raise RunError(f"--out {out} is not writable ({probe} is not a writable folder)")
 
-    def check_space(self, memory: int, disk: int, what: str) -> None:
-        """Raises RunError if the sweep will not fit in memory or on the disk."""
+    def check_space(self, memory: int, disk: int, what: str, *, command: str = "sweep",
+                    hint: str = "use fewer --seeds or a larger --log-every") -> None:
+        """Raises RunError if the sweep (or another ``command``'s work) will not fit in memory
+        or on the disk."""
         free_memory = available_memory()
         if free_memory is not None and memory > free_memory:
-            raise RunError(f"this sweep needs about {size_text(memory)} of memory ({what}) but "
-                           f"{size_text(free_memory)} is available; use fewer --seeds or a "
-                           "larger --log-every")
+            raise RunError(f"this {command} needs about {size_text(memory)} of memory ({what}) "
+                           f"but {size_text(free_memory)} is available; {hint}")
         probe = nearest_existing(self.path)
         free_disk = shutil.disk_usage(probe).free if probe.is_dir() else disk
         if disk > free_disk:
-            raise RunError(f"--out {self.path}: this sweep needs about {size_text(disk)} of "
+            raise RunError(f"--out {self.path}: this {command} needs about {size_text(disk)} of "
                            f"disk ({what}) but {probe} has {size_text(free_disk)} free")
 
     def read_config(self) -> dict:
@@ -195,7 +266,8 @@ class RunFolder:
             what = "does not exist" if not self.path.exists() else f"has no {MARKER}"
             raise RunError(f"{self.path} {what}: not a gbl-jax run folder")
         try:
-            doc = json.loads((self.path / CONFIG).read_text())
+            with open_regular(self.path / CONFIG) as f:   # a FIFO would block forever
+                doc = json.loads(f.read())
         except (OSError, ValueError) as err:
             raise RunError(f"{self.path / CONFIG} is missing or not JSON ({err})") from None
         if not isinstance(doc, dict) or not isinstance(doc.get("config"), dict):
@@ -243,6 +315,7 @@ class RunFolder:
         chunks = self.path / CHUNKS
         if chunks.is_dir() and not any(chunks.iterdir()):
             chunks.rmdir()
+        self.record([CONFIG], fresh=True)
         write_json(self.path / CONFIG, {**doc, "format": FORMAT})
 
     def chunk_path(self, start: int, stop: int) -> Path:
@@ -286,9 +359,10 @@ class RunFolder:
                 raise RunError(f"{path} is not a chunk of this sweep (its chunks are runs "
                                f"{min(spans)[0]}-{min(spans)[1]}, ...); move it away, or start "
                                "over with --force")
-            try:   # only the stamp is read: a truncated file has lost its zip directory
-                with np.load(path, allow_pickle=False) as f:
-                    stamp = str(f[MADE_BY]) if MADE_BY in f.files else None
+            try:
+                stamp = _verified_stamp(path)
+            except RunError:
+                raise
             except (ValueError, EOFError, zipfile.BadZipFile):
                 damaged[span] = path
                 continue
@@ -309,8 +383,9 @@ class RunFolder:
         for start, stop in sorted(self.done()):
             path = self.chunk_path(start, stop)
             try:
-                with np.load(path, allow_pickle=False) as f:
-                    arrays = {k: f[k] for k in f.files}
+                arrays = _chunk_arrays(_regular(path))
+            except RunError:
+                raise
             except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
                 raise RunError(f"{path} cannot be read ({err}); finish with --resume, which "
                                "recomputes it") from None
@@ -351,6 +426,8 @@ class RunFolder:
         """
         from gbl_jax.analysis.spreads import spread
 
+        self.record([CSV, CELLS, ARRAYS, RESULTS]
+                    + [f"{stem}.{ext}" for stem in figures for ext in ("png", "pdf")])
         columns = results_format.per_run_columns(result)
         if config["grad_tol"] is None:
             del columns["converged_step"]
@@ -385,6 +462,7 @@ class RunFolder:
           labels: [seeds] basin of each seed (-1 diverged).
           figure: the landscape figure (``landscape_report.landscape_figure``).
         """
+        self.record([*LANDSCAPE, "landscape.png", "landscape.pdf"])
         seeds, num = curves.shape
         alphas = np.linspace(0.0, 1.0, num)
         write_csv(self.path / "interpolation.csv", {

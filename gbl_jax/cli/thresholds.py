@@ -41,14 +41,16 @@ def _rule(head, y, loss: str) -> tuple[float, float, str]:
         raise ValueError(f"thresholds: loss must be one of {', '.join(LOSSES)}, got {loss!r}")
     family = name.split("(")[0]
     y = np.asarray(y, np.float64)
-    if family in ("bernoulli", "categorical"):
-        # squared error of a classifier is measured on its probabilities: one-hot targets
-        targets = (y[:, None] if family == "bernoulli"
-                   else np.eye(int(y.max()) + 1)[y.astype(int)])
+    if family == "categorical":
+        # squared error of a classifier is measured on its probabilities: one-hot targets, whose
+        # column k has variance p_k (1 - p_k); from the labels' counts, never a [N, K] one-hot
+        # (a label of 100000 would make it gigabytes)
+        _, counts = np.unique(y.astype(np.int64), return_counts=True)
+        share = counts / len(y)
+        var = share * (1 - share)
     else:
-        targets = y.reshape(len(y), -1)
-    var = targets.var(axis=0)
-    d = targets.shape[1]
+        targets = y[:, None] if family == "bernoulli" else y.reshape(len(y), -1)
+        var, d = targets.var(axis=0), targets.shape[1]
     if loss == "mse":
         floor, value = 0.0, UNEXPLAINED * var.sum()
         rule = "mse: 10% of the targets' variance (R^2 = 0.9)"

@@ -22,8 +22,10 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+import jax.numpy as jnp
 import numpy as np
 
+from gbl_jax.checks import first_bad_index
 from gbl_jax.data.data_record import Data
 from gbl_jax.data.datasets import load
 from gbl_jax.nets.models import check_model
@@ -91,13 +93,45 @@ def load_data(spec: str) -> Data:
         return load(spec)
     data = _call(import_function(spec, "--data"), spec, "--data")
     if isinstance(data, Data):
+        _check_arrays(spec, data.x, data.y, "")
+        if data.test is not None:
+            _check_arrays(spec, data.test.x, data.test.y, "test ")
         return data
-    try:
-        x, y = data
-    except (TypeError, ValueError):
+    # a str or a dict of two would unpack into two names, not two arrays
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise ValueError(f"--data {spec}: returned {type(data).__name__}; expected a "
-                         "gbl.problems.Data or an (x, y) pair") from None
-    return Data(np.asarray(x), np.asarray(y), None, spec.split(":")[1])
+                         "gbl.problems.Data or an (x, y) pair")
+    x, y = _check_arrays(spec, data[0], data[1], "")
+    return Data(x, y, None, spec.split(":")[1])
+
+
+def _check_arrays(spec: str, x, y, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """x and y of ``--data module:function`` as arrays of real, finite numbers and one length."""
+    arrays = []
+    for name, a in (("x", x), ("y", y)):
+        try:
+            a = np.asarray(a)
+        except Exception as err:   # noqa: BLE001 - whatever the object raises, one line
+            raise ValueError(f"--data {spec}: {split}{name} is not an array ({type(err).__name__}: "
+                             f"{err})") from None
+        floating = jnp.issubdtype(a.dtype, jnp.floating)   # bfloat16 too
+        if not (floating or a.dtype == np.bool_ or jnp.issubdtype(a.dtype, jnp.integer)):
+            raise ValueError(f"--data {spec}: {split}{name} has dtype {a.dtype} (shape "
+                             f"{list(a.shape)}); it must hold real numbers")
+        if a.ndim == 0:
+            raise ValueError(f"--data {spec}: {split}{name} is a single number; it must be an "
+                             "array [N, ...]")
+        if floating:
+            bad = ~np.isfinite(a if np.issubdtype(a.dtype, np.floating) else a.astype(np.float32))
+        if floating and bad.any():
+            index = first_bad_index(bad)
+            raise ValueError(f"--data {spec}: {split}{name}[{', '.join(map(str, index))}] = "
+                             f"{a[index].item()!r} is not finite; clean the data before training")
+        arrays.append(a)
+    if arrays[0].shape[0] != arrays[1].shape[0]:
+        raise ValueError(f"--data {spec}: {split}x {list(arrays[0].shape)} and y "
+                         f"{list(arrays[1].shape)} differ in length (axis 0)")
+    return arrays[0], arrays[1]
 
 
 def data_fingerprint(data: Data) -> str:

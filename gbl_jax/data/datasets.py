@@ -15,6 +15,7 @@ import math
 import os
 import random
 import threading
+import warnings
 import zipfile
 from pathlib import Path
 from types import ModuleType
@@ -154,6 +155,8 @@ def _read_npz(path) -> dict[str, np.ndarray]:
                     arrays[name] = archive[name]
                 except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
                     _fail(path, f"array {name} could not be read ({err})")
+                except MemoryError as err:   # a small compressed file can declare terabytes
+                    _fail(path, f"array {name} does not fit in memory ({err})")
     missing = [k for k in ("x", "y") if k not in arrays]
     if missing:
         _fail(path, f"lacks the array{'s' if len(missing) > 1 else ''} {' and '.join(missing)}; "
@@ -169,6 +172,34 @@ def _read_npz(path) -> dict[str, np.ndarray]:
     return arrays
 
 
+def declared_bytes(path: str | os.PathLike) -> int | None:
+    """Bytes the arrays of a data file will take once read, from what the file declares, without
+    reading its data: the .npy headers of a .npz's x, y, x_test and y_test (a small compressed
+    file can declare gigabytes); for a .csv, float64 for every cell it can hold (a cell takes at
+    least 2 bytes, "0,"). None when the file cannot tell (``load`` then says what is wrong)."""
+    path = Path(path)
+    try:
+        if not path.is_file():   # a FIFO would block the zip reader
+            return None
+        if path.suffix.lower() == ".csv":
+            return 8 * (path.stat().st_size // 2)
+        total = 0
+        with zipfile.ZipFile(path) as archive:
+            members = set(archive.namelist())
+            for name in ("x", "y", "x_test", "y_test"):
+                if f"{name}.npy" not in members:
+                    continue
+                with archive.open(f"{name}.npy") as f:
+                    version = np.lib.format.read_magic(f)
+                    read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                            else np.lib.format.read_array_header_2_0)
+                    shape, _, dtype = read(f)
+                total += math.prod(shape) * dtype.itemsize
+        return total
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return None
+
+
 def _number(path, text: str, line: int, column: int) -> float:
     try:
         return float(text)
@@ -178,14 +209,20 @@ def _number(path, text: str, line: int, column: int) -> float:
 
 
 def _read_csv(path) -> dict[str, np.ndarray]:
-    try:
-        with open(path, newline="") as f:
+    try:   # utf-8-sig: Excel and Windows tools start a UTF-8 file with a byte order mark
+        with open(path, newline="", encoding="utf-8-sig") as f:
             rows = [(i, [cell.strip() for cell in row]) for i, row in enumerate(csv.reader(f), 1)
                     if any(cell.strip() for cell in row)]
     except UnicodeDecodeError as err:
         _fail(path, f"not a text file ({err})")
     if rows and not any(_is_number(cell) for cell in rows[0][1]):
         rows = rows[1:]   # a header line
+    elif len(rows) > 1 and rows[0][1] == [str(i) for i in range(len(rows[0][1]))]:
+        # pandas' to_csv(index=False) names a frame's unnamed columns 0, 1, ..., n-1
+        warnings.warn(f"{os.fspath(path)}: line {rows[0][0]} ({','.join(rows[0][1])}) taken as "
+                      "a header (pandas' default column names), not as data; to keep it as "
+                      "data, add a header line of names above it", UserWarning, stacklevel=3)
+        rows = rows[1:]
     if not rows:
         _fail(path, "has no data rows")
     width = len(rows[0][1])
@@ -237,8 +274,10 @@ def _is_labels(y: np.ndarray) -> bool:
 def load(path: str | os.PathLike) -> Data:
     """A data set from a file: ``.npz`` (arrays x, y and optionally x_test, y_test) or ``.csv``.
 
-    A ``.csv`` holds numbers only, one example a row, an optional header line (a first line with
-    no number in it), the last column y and the others x; it has no test split.
+    A ``.csv`` (UTF-8, with or without a byte order mark) holds numbers only, one example a row,
+    an optional header line, the last column y and the others x; it has no test split. The first
+    line is a header when no cell of it is a number, or when it reads ``0,1,...,n-1`` (the column
+    names pandas' ``to_csv(index=False)`` writes for an unnamed frame; a UserWarning says so).
 
     x becomes float32 [N, ...] (it needs a feature axis: save one feature as [N, 1]). A 1-D y
     whose values are all whole numbers (in train and test alike) becomes int32 class labels [N]

@@ -29,7 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from gbl_jax._version import __version__
-from gbl_jax.atomic_files import json_safe, write_json, write_npz
+from gbl_jax.atomic_files import json_bytes, json_safe, npz_bytes, open_regular, write_together
+from gbl_jax.engine import results_schema
 from gbl_jax.engine.training import split_keys
 
 FORMAT = 3
@@ -151,15 +152,22 @@ class SweepResult(NamedTuple):
           path: a folder; files other than ``sweep.npz`` and ``results.json`` are left alone.
           config: anything JSON can hold that describes the run (model, optimizer, data...),
             stored under ``"config"`` in results.json.
-          overwrite: replace a result already saved there (else FileExistsError).
+          overwrite: replace a result already saved there (else FileExistsError). Everything
+            is checked before a file is touched, and the two files are replaced as one set.
 
         Returns:
           The folder.
+
+        Raises:
+          ValueError: ``path`` is a file, ``config`` cannot be written as JSON (nothing written).
         """
         folder = Path(path)
         if folder.exists() and not folder.is_dir():
             raise ValueError(f"save: {folder} is a file, not a folder")
         there = [n for n in (ARRAYS, RESULTS) if (folder / n).exists()]
+        odd = [n for n in there if not (folder / n).is_file()]
+        if odd:
+            raise ValueError(f"save: {folder / odd[0]} is not a regular file; move it away")
         if there and not overwrite:
             raise FileExistsError(f"save: {folder} already holds a saved result ({', '.join(there)}); "
                                   "pass overwrite=True to replace it or choose another folder")
@@ -292,14 +300,24 @@ def _describe(out: SweepResult, arrays: Mapping[str, np.ndarray], tree) -> dict:
 
 
 def write(folder: Path, out: SweepResult, doc: Mapping[str, Any]) -> dict:
-    """Writes sweep.npz, then results.json = ``doc`` plus the format and the arrays' description.
+    """Writes sweep.npz and results.json = ``doc`` plus the format and the arrays' description.
 
-    Each file is written whole or not at all (``atomic_files``); results.json last.
+    Both are made in memory first, so a ``doc`` that JSON cannot hold is refused before either
+    file is touched; then they are written as one set (``atomic_files.write_together``),
+    results.json last: a crash never leaves new arrays beside an old results.json.
+
+    Raises:
+      ValueError: ``doc`` holds something JSON cannot (nothing is written).
     """
     arrays, tree = _arrays_of(out)
-    write_npz(Path(folder) / ARRAYS, arrays)
     full = {**doc, "format": FORMAT, "sweep": _describe(out, arrays, tree), "versions": versions()}
-    write_json(Path(folder) / RESULTS, full)
+    try:
+        text = json_bytes(full)
+    except (TypeError, ValueError) as err:   # ValueError: a circular reference
+        raise ValueError(f"save: results.json cannot hold the config: {err}; nothing was "
+                         "written") from None
+    folder = Path(folder)
+    write_together([(folder / ARRAYS, npz_bytes(arrays)), (folder / RESULTS, text)])
     return json_safe(full)
 
 
@@ -308,36 +326,47 @@ def read_doc(folder: Path) -> dict:
     path = Path(folder) / RESULTS
     if not Path(folder).is_dir():
         raise ValueError(f"load: {folder} is not a folder")
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         raise ValueError(f"load: {folder} has no {RESULTS}: not a saved sweep, or one that did "
                          "not finish (an interrupted gbl-jax sweep: finish it with --resume)")
     try:
-        doc = json.loads(path.read_text())
+        with open_regular(path) as f:
+            doc = json.loads(f.read())
     except (OSError, ValueError) as err:
         raise ValueError(f"load: {path} is not readable JSON (truncated?): {err}") from None
     fmt = doc.get("format") if isinstance(doc, dict) else None
-    if fmt != FORMAT:
+    if type(fmt) is not int or fmt != FORMAT:
+        hint = (": upgrade gbl_jax" if type(fmt) is int and fmt > FORMAT
+                else ": rerun the sweep" if fmt is None or type(fmt) is int
+                else f" (the integer {FORMAT}, not {fmt!r})")
         raise ValueError(f"load: {path} is of format {fmt if fmt is not None else '2 or older'}; "
-                         f"this gbl_jax ({versions()['gbl_jax']}) reads format {FORMAT}"
-                         + (": rerun the sweep" if fmt is None or fmt < FORMAT
-                            else ": upgrade gbl_jax"))
-    if not isinstance(doc.get("sweep"), dict):
-        raise ValueError(f"load: {path} has no \"sweep\" entry describing its arrays")
+                         f"this gbl_jax ({versions()['gbl_jax']}) reads format {FORMAT}" + hint)
+    results_schema.check(doc.get("sweep"), path)
     return doc
 
 
 def _read_arrays(path: Path, wanted: Mapping[str, Mapping]) -> dict[str, np.ndarray]:
     try:
-        with np.load(path, allow_pickle=False) as f:
-            names = set(f.files)
-            missing = [k for k in wanted if k not in names]
-            if missing:
-                raise ValueError(f"load: {path} lacks the array(s) {missing[:4]} that results.json "
-                                 "lists")
-            arrays = {k: f[k] for k in wanted}
+        file = open_regular(path)
     except FileNotFoundError:
         raise ValueError(f"load: {path} is missing") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as err:
+    except (OSError, ValueError) as err:   # a FIFO would block np.load forever
+        raise ValueError(f"load: {path} cannot be read: {err}") from None
+    try:
+        with file:
+            archive = np.load(file, allow_pickle=False)
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise ValueError("not an .npz archive")
+            with archive as f:
+                names = set(f.files)
+                missing = [k for k in wanted if k not in names]
+                if missing:
+                    raise KeyError(missing)
+                arrays = {k: f[k] for k in wanted}
+    except KeyError as err:
+        raise ValueError(f"load: {path} lacks the array(s) {err.args[0][:4]} that results.json "
+                         "lists") from None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
         raise ValueError(f"load: {path} cannot be read (truncated or damaged?): {err}") from None
     for k, a in arrays.items():
         want = wanted[k]
@@ -360,12 +389,14 @@ def load(path, *, params_like=None) -> SweepResult:
       A ``SweepResult`` equal, array for array, to the one saved.
 
     Raises:
-      ValueError: another format version, a truncated or missing file, a missing array.
+      ValueError: another format version, a results.json that does not describe the arrays
+        (``results_schema``: a field missing or of the wrong type, a grid that disagrees with the
+        arrays' axes), a truncated, missing or not regular file, a missing array.
     """
     folder = Path(path)
     doc = read_doc(folder)
     meta = doc["sweep"]
-    arrays = _read_arrays(folder / meta.get("arrays_file", ARRAYS), meta["arrays"])
+    arrays = _read_arrays(folder / meta["arrays_file"], meta["arrays"])
     params = init_params = None
     if meta.get("params") is not None:
         info = meta["params"]
@@ -394,7 +425,7 @@ def load(path, *, params_like=None) -> SweepResult:
         final_metrics={k: arrays[f"final_metrics/{k}"] for k in meta["final_metrics"]},
         converged_step=arrays["converged_step"], grid=grid, vary=tuple(meta["vary"]),
         log_every=int(meta["log_every"]), chunk_size=int(meta["chunk_size"]),
-        wall_s=float(meta["wall_s"]), hyperparams=dict(meta.get("hyperparams", {})))
+        wall_s=math.nan if meta["wall_s"] is None else float(meta["wall_s"]), hyperparams=dict(meta.get("hyperparams", {})))
 
 
 def stacked_of(out, where: str, *, need_init: bool = False) -> tuple[Any, Any, np.ndarray]:

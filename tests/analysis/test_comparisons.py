@@ -145,6 +145,12 @@ def test_bootstrap_equals_a_slow_loop(n, monkeypatch):
     assert paired_bootstrap_median(diff, resamples=500, seed=3)[1:] == (low, high)
 
 
+def test_bootstrap_refuses_more_resamples_than_it_could_hold():
+    # np.empty(10**12) float64 would be 8 TB; refused before anything is allocated
+    with pytest.raises(ValueError, match="resamples must be at most 10,000,000.*got 1,000,000,000,000"):
+        paired_bootstrap_median(np.arange(5.0), resamples=10**12)
+
+
 def test_bootstrap_covers_a_large_shift_and_is_reproducible():
     diff = np.random.default_rng(0).normal(-1.0, 0.5, size=300)
     median, low, high = paired_bootstrap_median(diff)

@@ -7,6 +7,7 @@ copied where a test changes them.
 import csv
 import errno
 import fcntl
+import io
 import json
 import math
 import os
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import zipfile
 
 import numpy as np
 import pytest
@@ -27,6 +29,7 @@ from gbl_jax.nets import inits
 from gbl_jax.nets import mlp as nets
 from gbl_jax.cli import runstore
 from gbl_jax.engine import sweeps
+from test_runstore import damage_member   # tests/cli is on the path beside this file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SMALL = ["--problem", "xor", "--hidden", "2", "--seeds", "12", "--steps", "200", "--chunk-size", "4",
@@ -136,7 +139,9 @@ def test_sweep_writes_every_output_and_a_summary(plain, cache_home):
     assert results["compile_cache"] == str(cache_home / "xla") and any((cache_home / "xla").iterdir())
     # everything in the folder is a file the run folder knows it wrote
     written = {p for p in runstore.RunFolder(out).written()}
-    assert {p for p in out.rglob("*") if p.is_file()} - written == {out / runstore.MARKER}
+    assert {p for p in out.rglob("*") if p.is_file()} - written == {out / runstore.MARKER,
+                                                                     out / runstore.MANIFEST}
+    assert {p.name for p in written if p.parent == out} == set(runstore.RunFolder(out).listed())
 
 
 def test_version_prints_the_package_version(capsys):
@@ -269,7 +274,10 @@ def test_an_out_that_cannot_be_made_is_refused(tmp_path, capsys):
      "lacks steps"),
     (lambda doc: json.dumps({**doc, "config": {**doc["config"], "seeds": "many"}}), "--seeds"),
     (lambda doc: json.dumps([1, 2]), "no \"config\""),
-])
+] + [(lambda doc, k=key, v=value: json.dumps({**doc, "config": {**doc["config"], k: v}}),
+      f"unknown {key} {value!r}")
+     for key, value in (("optimizer", ["adam"]), ("activation", {"tanh": 1}), ("loss", ["nll"]),
+                        ("problem", ["xor"]), ("head", ["bernoulli"]), ("init", 0))])
 def test_a_malformed_config_on_resume_is_one_line(plain, tmp_path, capsys, damage, message):
     out = _copy(plain[0], tmp_path / "run")
     doc = json.loads((out / "config.json").read_text())
@@ -424,9 +432,17 @@ def test_resume_refuses_chunks_another_configuration_made(tmp_path, monkeypatch,
     assert _files(out) == before
 
 
-def test_a_damaged_chunk_is_recomputed_on_resume_and_said(plain, tmp_path, monkeypatch, capsys):
+DAMAGE = {
+    "truncated": lambda chunk: chunk.write_bytes(chunk.read_bytes()[:300]),   # a full disk
+    "a member's bytes": lambda chunk: damage_member(chunk, "final_loss.npy"),  # a CRC error
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_a_damaged_chunk_is_recomputed_on_resume_and_said(plain, tmp_path, monkeypatch, capsys,
+                                                          damage):
     out, (chunk,) = _interrupted(tmp_path, monkeypatch)
-    chunk.write_bytes(chunk.read_bytes()[:300])   # truncated: a full disk, a copy cut short
+    DAMAGE[damage](chunk)
     capsys.readouterr()
     assert _main("sweep", "--out", str(out), "--resume") == 0
     err = capsys.readouterr().err
@@ -570,6 +586,39 @@ def test_compare_pairs_two_run_folders(grid_run, plain, capsys):
                  "--cell", "init_scale=1") == 2
     _one_line_error(capsys.readouterr().err.splitlines()[-1], "seeds")
     assert _main("compare", str(grid_run), "/nonexistent") == 2
+    capsys.readouterr()
+    assert _main("compare", str(grid_run), str(grid_run), "--cell", "learning_rate=0.2",
+                 "--cell", "init_scale=1", "--resamples", str(10**12)) == 2
+    _one_line_error(capsys.readouterr().err, "--resamples must be an integer in [100, 10000000]")
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda out: _edit_results(out, lambda d: d.update(format="3")), "the integer 3"),
+    (lambda out: _edit_results(out, lambda d: d["sweep"].pop("grid")), "grid is missing"),
+    (lambda out: _edit_results(out, lambda d: d["sweep"]["grid"].reverse()),
+     "disagrees with the arrays"),
+    (lambda out: _fifo(out / "sweep.npz"), "FIFO"),
+])
+def test_compare_and_landscape_of_a_damaged_folder_are_one_line(grid_run, tmp_path, capsys,
+                                                                damage, message):
+    out = _copy(grid_run, tmp_path / "run")
+    damage(out)
+    cell = ["--cell", "learning_rate=0.2", "--cell", "init_scale=1"]
+    assert _main("compare", str(out), str(grid_run), *cell) == 2
+    _one_line_error(capsys.readouterr().err, message)
+    assert _main("landscape", "--out", str(out)) == 2
+    _one_line_error(capsys.readouterr().err, message)
+
+
+def _edit_results(out, edit):
+    doc = json.loads((out / "results.json").read_text())
+    edit(doc)
+    (out / "results.json").write_text(json.dumps(doc))
+
+
+def _fifo(path):
+    path.unlink()
+    os.mkfifo(path)
 
 
 def test_a_grid_resumes_to_the_same_results(grid_run, tmp_path, monkeypatch):
@@ -596,6 +645,28 @@ def test_landscape_of_a_sweep_with_params(grid_run, tmp_path, capsys):
     assert len(_csv(out / "interpolation.csv")) == 8 * 25
     assert len(_csv(out / "barriers.csv")) == 6 and len(_csv(out / "basins.csv")) == 8
     assert (out / "landscape.png").is_file() and (out / "landscape.pdf").is_file()
+
+
+def test_a_data_file_that_would_not_fit_is_refused_before_it_is_read(tmp_path, capsys):
+    bomb = tmp_path / "bomb.npz"   # a few hundred bytes declaring 8 TB
+    with zipfile.ZipFile(bomb, "w") as archive:
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(
+            header, {"descr": "<f8", "fortran_order": False, "shape": (10**6, 10**6)})
+        archive.writestr("x.npy", header.getvalue())
+        archive.writestr("y.npy", header.getvalue())
+    assert _main("sweep", "--data", str(bomb), "--seeds", "2", "--steps", "2",
+                 "--out", str(tmp_path / "out")) == 2
+    _one_line_error(capsys.readouterr().err, "its arrays would take 14.6 TiB")
+    assert not (tmp_path / "out").exists()
+
+
+def test_landscape_refuses_a_num_that_would_not_fit_before_any_work(grid_run, tmp_path, capsys):
+    out = _copy(grid_run, tmp_path / "run")
+    before = _files(out)
+    assert _main("landscape", "--out", str(out), "--num", "1000000000") == 2
+    _one_line_error(capsys.readouterr().err, "this landscape needs about")
+    assert _files(out) == before
 
 
 def test_landscape_refuses_a_sweep_without_params(plain, capsys):
@@ -718,6 +789,18 @@ def blobs():
     x = (rng.normal(size=(60, 2)) + 3 * np.eye(3)[y, :2]).astype(np.float32)
     test = gbl.problems.Data(x[:15] + 0.1, y[:15])
     return gbl.problems.Data(x, y, gbl.heads.categorical(3), "blobs", test=test)
+
+def text():
+    return "xy"
+
+def mapping():
+    return {"x": np.zeros((4, 2)), "y": np.zeros(4)}
+
+def inf_labels():
+    return np.zeros((4, 2), np.float32), np.array([0.0, 1.0, np.inf, 1.0])
+
+def half_labels():
+    return np.zeros((4, 2), np.float32), np.array([0.0, 1.0, 0.5, 1.0])
 '''
 USER = ["--seeds", "8", "--steps", "40", "--chunk-size", "4", "--cpu-devices", "1"]
 
@@ -733,6 +816,18 @@ def user_folder(tmp_path, monkeypatch):
     np.savez(tmp_path / "mine.npz", x=x, y=y, x_test=x[:10] * 1.1, y_test=y[:10])
     monkeypatch.chdir(tmp_path)
     return tmp_path, name
+
+
+@pytest.mark.parametrize("fn, message", [
+    ("text", "returned str; expected"), ("mapping", "returned dict; expected"),
+    ("inf_labels", "y[2] = inf is not finite"),
+    ("half_labels", "--head categorical needs integer labels [N] with >= 2 classes")])
+def test_data_a_function_returns_is_one_line_when_unusable(user_folder, capsys, fn, message):
+    folder, name = user_folder
+    assert _main("sweep", "--data", f"{name}:{fn}", "--head", "categorical", *USER,
+                 "--out", str(folder / "run")) == 2
+    _one_line_error(capsys.readouterr().err, message)
+    assert not (folder / "run").exists()
 
 
 def test_data_file_with_a_test_split_reports_test_nll_and_accuracy(user_folder, capsys):

@@ -56,6 +56,44 @@ def test_chunks_are_named_by_run_range_and_round_trip_with_params(tmp_path):
         folder.load_chunks(runstore.chunk_template(PARAMS), 10, '{"config": {"steps": 30}}')
 
 
+def damage_member(path, member):
+    """Flips a byte inside one member's data of a (stored, uncompressed) .npz: the zip directory
+    and every other member stay whole, only that member's CRC fails."""
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        offset = z.getinfo(member).header_offset
+    raw = bytearray(path.read_bytes())
+    name_len, extra_len = struct.unpack("<HH", raw[offset + 26:offset + 30])
+    at = offset + 30 + name_len + extra_len + 130   # past the .npy header, inside the data
+    raw[at] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+def test_a_chunk_with_a_damaged_member_is_damaged_not_whole(tmp_path):
+    folder = _made(tmp_path)
+    for start, stop in ((0, 4), (4, 8)):
+        folder.save_chunk(_chunk(start, stop), STAMP)
+    damage_member(folder.chunk_path(0, 4), "final_loss.npy")
+    whole, damaged = folder.check_chunks([(0, 4), (4, 8)], STAMP)
+    assert whole == {(4, 8)} and damaged == {(0, 4): folder.chunk_path(0, 4)}
+
+
+def test_a_fifo_is_refused_instead_of_blocking(tmp_path):
+    folder = _made(tmp_path)
+    folder.close()
+    (folder.path / "chunks").mkdir()
+    os.mkfifo(folder.chunk_path(0, 4))
+    with pytest.raises(RunError, match="is a FIFO.*move it away"):
+        folder.check_chunks([(0, 4)], STAMP)
+    assert folder.chunk_path(0, 4).exists()   # not taken for a damaged chunk and deleted
+    folder.file(runstore.CONFIG).unlink()
+    os.mkfifo(folder.file(runstore.CONFIG))
+    with pytest.raises(RunError, match="FIFO"):
+        folder.read_config()
+
+
 def test_missing_or_doubled_runs_are_an_error(tmp_path):
     folder = _made(tmp_path)
     folder.save_chunk(_chunk(0, 4), STAMP)
@@ -84,6 +122,7 @@ def test_a_folder_gbl_jax_did_not_make_is_never_used_or_cleared(tmp_path):
 def test_force_deletes_only_what_gbl_jax_wrote(tmp_path):
     folder = _made(tmp_path)
     folder.save_chunk(_chunk(0, 4), STAMP)
+    folder.record([runstore.RESULTS])   # as finish does before it writes
     write_json(folder.file(runstore.RESULTS), {})
     (folder.path / "notes.txt").write_text("mine")
     (folder.path / "chunks" / "part1.txt").write_text("mine")
@@ -94,11 +133,45 @@ def test_force_deletes_only_what_gbl_jax_wrote(tmp_path):
     folder.create({"config": {}}, force=True)
     folder.close()
     left = sorted(str(p.relative_to(folder.path)) for p in folder.path.rglob("*"))
-    assert left == [".gbl-jax-run", "chunks", "chunks/part1.txt", "config.json", "notes.txt"]
+    assert left == [".gbl-jax-files", ".gbl-jax-run", "chunks", "chunks/part1.txt", "config.json",
+                    "notes.txt"]
+
+
+def test_force_deletes_no_user_file_of_a_name_gbl_jax_writes_or_wrote(tmp_path):
+    # params.npz and curves.npz are names an old version wrote; this one never does
+    folder = _made(tmp_path)
+    folder.record([runstore.RESULTS, "final_losses.png"])
+    write_json(folder.file(runstore.RESULTS), {})
+    (folder.path / "final_losses.png").write_bytes(b"ours")
+    for name in ("params.npz", "curves.npz", "curves.png", "landscape.json"):
+        (folder.path / name).write_text("mine")
+    folder.close()
+    folder.create({"config": {}}, force=True)
+    folder.close()
+    left = sorted(p.name for p in folder.path.iterdir())
+    assert left == [".gbl-jax-files", ".gbl-jax-run", "config.json", "curves.npz", "curves.png",
+                    "landscape.json", "params.npz"]
+    assert folder.listed() == ["config.json"]
+
+
+def test_a_folder_without_a_manifest_gets_one_listing_what_it_holds_of_ours(tmp_path):
+    folder = _made(tmp_path)
+    folder.close()
+    (folder.path / runstore.MANIFEST).unlink()   # a folder an earlier version made
+    write_json(folder.file(runstore.RESULTS), {})
+    (folder.path / "params.npz").write_text("mine")
+    assert folder.listed() is None
+    assert {p.name for p in folder.written()} == {"config.json", "results.json"}
+    folder.record(["landscape.json"])
+    assert folder.listed() == ["config.json", "landscape.json", "results.json"]
+    folder.file(runstore.MANIFEST).write_text('{"files": ["../elsewhere"]}')
+    with pytest.raises(RunError, match="cannot tell which files here it wrote"):
+        folder.check_new(force=True)
 
 
 def test_force_deletes_no_user_file_that_looks_like_a_temporary(tmp_path):
     folder = _made(tmp_path)
+    folder.record([runstore.RESULTS, runstore.CSV])
     write_json(folder.file(runstore.RESULTS), {})
     user = folder.path / ".final_losses.csv.user.tmp"
     user.write_text("mine")

@@ -52,6 +52,15 @@ def test_squared_error_is_a_tenth_of_the_variance_of_the_probabilities():
     assert lowest_loss("bernoulli", labels[:2], "mse") == 0.0
 
 
+def test_a_large_label_builds_no_one_hot_matrix(monkeypatch):
+    # K = 10**6 classes: a K x K eye would be 8 TB, an [N, K] one-hot 24 MB; neither is made
+    monkeypatch.setattr(np, "eye", lambda *a, **k: pytest.fail("np.eye was called"))
+    labels = np.array([0, 10**6 - 1, 10**6 - 1])   # one-hot variances 2/9, 2/9, zeros
+    assert default_threshold(f"categorical({10**6})", labels, "mse")[0] == pytest.approx(
+        0.1 * 4 / 9)
+    assert lowest_loss(f"categorical({10**6})", labels) == 0.0
+
+
 def test_constant_targets_still_get_a_threshold_above_the_floor():
     value, rule = default_threshold("gaussian(1)", np.ones((4, 1)), "mse")
     assert value == pytest.approx(0.1)

@@ -20,6 +20,24 @@ def pair():
 def not_a_model():
     return 42
 
+def text():
+    return "xy"
+
+def mapping():
+    return {"x": np.zeros((4, 2)), "y": np.zeros(4)}
+
+def inf_labels():
+    return np.zeros((4, 2), np.float32), np.array([0.0, 1.0, np.inf, 1.0])
+
+def objects():
+    return np.zeros((2, 1)), np.array([None, 1], dtype=object)
+
+def lengths():
+    return np.zeros((4, 2)), np.zeros(3)
+
+def nan_data():
+    return gbl.problems.Data(np.array([[0.0], [np.nan]]), np.array([0, 1]))
+
 def broken():
     raise RuntimeError("no GPU here")
 
@@ -66,6 +84,20 @@ def test_every_failure_is_one_line_naming_the_option(here):
         usercode.load_data(f"{here}:not_a_model")
     with pytest.raises(ValueError, match="--data nothing.npz: no such file"):
         usercode.load_data("nothing.npz")
+
+
+@pytest.mark.parametrize("fn, words", [
+    ("text", "returned str; expected a gbl.problems.Data or an \\(x, y\\) pair"),
+    ("mapping", "returned dict; expected"),
+    ("inf_labels", "y\\[2\\] = inf is not finite"),
+    ("objects", "y has dtype object"),
+    ("lengths", "x \\[4, 2\\] and y \\[3\\] differ in length"),
+    ("nan_data", "x\\[1, 0\\] = nan is not finite"),
+])
+def test_data_a_function_returns_is_checked_in_one_line(here, fn, words):
+    with pytest.raises(ValueError, match=words) as err:
+        usercode.load_data(f"{here}:{fn}")
+    assert str(err.value).startswith(f"--data {here}:{fn}: ") and "\n" not in str(err.value)
 
 
 def test_data_from_a_file(tmp_path):

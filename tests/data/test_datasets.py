@@ -162,6 +162,62 @@ def test_load_csv_takes_the_last_column_as_y(tmp_path, header):
     assert data.name == "table" and data.test is None and data.head.name == "categorical(3)"
 
 
+def test_load_csv_takes_pandas_default_column_names_as_a_header(tmp_path):
+    # pandas' DataFrame(array).to_csv(index=False) writes the header 0,1,2: rows, not data
+    path = tmp_path / "frame.csv"
+    path.write_text("0,1,2\n0.5,0.25,0\n1.5,2,1\n3,4,2\n")
+    with pytest.warns(UserWarning, match=r"frame.csv: line 1 \(0,1,2\) taken as a header"):
+        data = problems.load(path)
+    np.testing.assert_array_equal(data.x, np.array([[0.5, 0.25], [1.5, 2], [3, 4]], np.float32))
+    np.testing.assert_array_equal(data.y, np.array([0, 1, 2], np.int32))
+
+
+def test_load_csv_reads_a_first_row_of_other_numbers_as_data(tmp_path, recwarn):
+    path = tmp_path / "rows.csv"
+    path.write_text("0,2,1\n1,0,0\n")
+    np.testing.assert_array_equal(problems.load(path).y, np.array([1, 0], np.int32))
+    assert not recwarn.list
+
+
+def test_load_csv_accepts_a_utf8_byte_order_mark(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes("\ufeff1,2,0\n3,4,1\n".encode())   # a BOM before the first number
+    data = problems.load(path)
+    np.testing.assert_array_equal(data.x, np.array([[1, 2], [3, 4]], np.float32))
+    np.testing.assert_array_equal(data.y, np.array([0, 1], np.int32))
+
+
+def declaring_npz(path, shape):
+    """A small .npz whose x.npy declares ``shape`` float64 but holds no data (what a compressed
+    file of zeros looks like before it is read: megabytes that inflate to gigabytes)."""
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(
+            header, {"descr": "<f8", "fortran_order": False, "shape": shape})
+        archive.writestr("x.npy", header.getvalue())
+        y = io.BytesIO()
+        np.save(y, np.zeros(1))
+        archive.writestr("y.npy", y.getvalue())
+    return path
+
+
+def test_declared_bytes_reads_the_headers_not_the_data(tmp_path):
+    path = declaring_npz(tmp_path / "bomb.npz", (10**6, 10**6))
+    assert path.stat().st_size < 1000
+    assert datasets.declared_bytes(path) == 8 * 10**12 + 8
+    np.savez(tmp_path / "real.npz", x=np.zeros((5, 3), np.float32), y=np.zeros(5, np.int64))
+    assert datasets.declared_bytes(tmp_path / "real.npz") == 5 * 3 * 4 + 5 * 8
+    (tmp_path / "t.csv").write_text("1,2\n3,4\n")
+    assert datasets.declared_bytes(tmp_path / "t.csv") == 8 * 4
+    assert datasets.declared_bytes(tmp_path / "nope.npz") is None
+    refused = "bomb.npz: array x (does not fit in memory|could not be read)"
+    with pytest.raises(ValueError, match=refused):
+        problems.load(path)   # 8 TB refused (or, overcommitted, its data missing): a ValueError
+
+
 def _npz(tmp_path, **arrays):
     path = tmp_path / "bad.npz"
     np.savez(path, **arrays)

@@ -1,6 +1,9 @@
 """Results as data: one grid cell, tidy frames, and the run folder saved and loaded exactly."""
 
 import json
+import math
+import os
+import shutil
 import zipfile
 
 import jax
@@ -68,6 +71,36 @@ def test_save_never_overwrites_unless_asked(grid_out, tmp_path):
     assert gbl.load(folder).grid == {}
 
 
+def test_save_checks_the_config_before_it_replaces_anything(grid_out, tmp_path):
+    folder = grid_out.save(tmp_path / "run", config={"note": "first"})
+    before = {n: (folder / n).read_bytes() for n in ("sweep.npz", "results.json")}
+    cell = grid_out.cell(learning_rate=0.2, init_scale=0.5)
+    with pytest.raises(ValueError, match="cannot hold the config.*nothing was written"):
+        cell.save(folder, overwrite=True, config={"optimizer": object()})
+    assert {n: (folder / n).read_bytes() for n in before} == before
+    assert sorted(p.name for p in folder.iterdir()) == ["results.json", "sweep.npz"]
+    _equal(grid_out, gbl.load(folder))
+
+
+def test_save_replaces_both_files_or_neither(grid_out, tmp_path, monkeypatch):
+    folder = grid_out.save(tmp_path / "run")
+    before = {n: (folder / n).read_bytes() for n in ("sweep.npz", "results.json")}
+    real = os.fsync
+    calls = []
+
+    def full_on_the_second(fd):   # results.json's copy finds the disk full
+        calls.append(fd)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", full_on_the_second)
+    with pytest.raises(OSError, match="No space left"):
+        grid_out.cell(learning_rate=0.2, init_scale=0.5).save(folder, overwrite=True)
+    assert {n: (folder / n).read_bytes() for n in before} == before
+    assert sorted(p.name for p in folder.iterdir()) == ["results.json", "sweep.npz"]
+
+
 def test_load_refuses_damaged_folders_saying_which(grid_out, tmp_path):
     folder = grid_out.save(tmp_path / "run")
     doc = json.loads((folder / "results.json").read_text())
@@ -95,6 +128,97 @@ def test_load_refuses_damaged_folders_saying_which(grid_out, tmp_path):
         gbl.load(folder)
     with pytest.raises(ValueError, match="no results.json"):
         gbl.load(tmp_path)
+
+
+def _set(where, key, value):
+    def edit(doc):
+        target = where(doc)
+        if value is _DELETE:
+            del target[key]
+        else:
+            target[key] = value
+    return edit
+
+
+_DELETE = object()
+_SWEEP = lambda d: d["sweep"]   # noqa: E731
+_PARAMS = lambda d: d["sweep"]["params"]   # noqa: E731
+_ARRAYS = lambda d: d["sweep"]["arrays"]   # noqa: E731
+
+# results.json edited by hand: each is refused with a ValueError naming the field, never a
+# KeyError / IndexError / TypeError from inside load
+MALFORMED = {
+    "format a string": (_set(lambda d: d, "format", "3"), "the integer 3, not '3'"),
+    "no sweep entry": (_set(lambda d: d, "sweep", _DELETE), "no \"sweep\" entry"),
+    "sweep empty": (_set(lambda d: d, "sweep", {}), "arrays_file is missing"),
+    "sweep a list": (_set(lambda d: d, "sweep", []), "no \"sweep\" entry"),
+    "grid missing": (_set(_SWEEP, "grid", _DELETE), "grid is missing"),
+    "final_loss missing": (_set(_ARRAYS, "final_loss", _DELETE), "lacks \\['final_loss'\\]"),
+    "keys missing": (_set(_ARRAYS, "keys", _DELETE), "lacks \\['keys'\\]"),
+    "an array's shape a string": (_set(_ARRAYS, "losses", {"shape": "3", "dtype": "<f4"}),
+                                  "arrays.losses must be"),
+    "params leaves a string": (_set(_PARAMS, "leaves", "4"), "params.leaves must be an integer"),
+    "params leaves missing": (_set(_PARAMS, "leaves", _DELETE), "params.leaves is missing"),
+    "params tree malformed": (_set(_PARAMS, "tree", {"dict": 5}), "params.tree has a node 'dict'"),
+    "params tree leaf unknown": (_set(_PARAMS, "tree", {"list": [{"leaf": 0}, {"leaf": 9}]}),
+                                 "params.tree numbers its leaves \\[0, 9\\]"),
+    "params a list": (_set(_SWEEP, "params", [1]), "params must be null or"),
+    "log_every null": (_set(_SWEEP, "log_every", None), "log_every must be an integer >= 1"),
+    "a metric without an array": (lambda d: d["sweep"]["metrics"].append("ghost"),
+                                  "lacks \\['metrics/ghost'\\]"),
+    "metrics a string": (_set(_SWEEP, "metrics", "accuracy"), "metrics must be a list"),
+    "a grid entry without a name": (lambda d: d["sweep"]["grid"][0].pop("name"), "grid\\[0\\]"),
+    "arrays_file an int": (_set(_SWEEP, "arrays_file", 3), "arrays_file must be a file name"),
+    "arrays_file a path": (_set(_SWEEP, "arrays_file", "../sweep.npz"), "arrays_file must be"),
+    "vary missing": (_set(_SWEEP, "vary", _DELETE), "vary is missing"),
+    # the grid must agree with the arrays' axes (issue 30, item 5)
+    "grid axes swapped": (lambda d: d["sweep"]["grid"].reverse(), "disagrees with the arrays"),
+    "grid axis dropped": (lambda d: d["sweep"]["grid"].pop(), "disagrees with the arrays"),
+    "grid value dropped": (lambda d: d["sweep"]["grid"][0]["values"].pop(),
+                           "disagrees with the arrays"),
+    "grid axis named twice": (lambda d: d["sweep"]["grid"][1].update(name="learning_rate"),
+                              "names an axis twice"),
+}
+
+
+@pytest.fixture(scope="module")
+def saved_doc(grid_out, tmp_path_factory):
+    folder = grid_out.save(tmp_path_factory.mktemp("saved") / "run")
+    return folder, (folder / "results.json").read_text()
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_load_refuses_a_malformed_results_json_naming_the_field(saved_doc, tmp_path, case):
+    src, text = saved_doc
+    folder = tmp_path / "run"
+    shutil.copytree(src, folder)
+    edit, message = MALFORMED[case]
+    doc = json.loads(text)
+    edit(doc)
+    (folder / "results.json").write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match=message) as err:
+        gbl.load(folder)
+    assert str(err.value).startswith("load: ") and "\n" not in str(err.value)
+
+
+def test_a_wall_time_json_wrote_as_null_loads_as_nan(grid_out, tmp_path):
+    folder = grid_out._replace(wall_s=float("nan")).save(tmp_path / "run")
+    assert json.loads((folder / "results.json").read_text())["sweep"]["wall_s"] is None
+    assert math.isnan(gbl.load(folder).wall_s)
+
+
+def test_load_refuses_a_fifo_instead_of_blocking(saved_doc, tmp_path):
+    src, _ = saved_doc
+    folder = tmp_path / "run"
+    shutil.copytree(src, folder)
+    (folder / "sweep.npz").unlink()
+    os.mkfifo(folder / "sweep.npz")
+    with pytest.raises(ValueError, match="sweep.npz cannot be read.*FIFO"):
+        gbl.load(folder)
+    (folder / "results.json").unlink()
+    os.mkfifo(folder / "results.json")
+    with pytest.raises(ValueError, match="results.json is not readable.*FIFO"):
+        gbl.load(folder)
 
 
 def _rewrite(folder, whole, drop):
