@@ -44,7 +44,10 @@ from gbl_jax.analysis.spreads import Spread
 from gbl_jax.analysis.spreads import spread
 from gbl_jax.analysis.spreads import wilson_interval
 from gbl_jax.engine.sweeps import SweepResult
+from gbl_jax.engine.sweeps import crossed
 from gbl_jax.engine.sweeps import sweep
+from gbl_jax.analysis.variance import VarianceComponents
+from gbl_jax.analysis.variance import variance_components
 from gbl_jax.engine.training import TrainResult
 from gbl_jax.engine.training import train
 
@@ -63,6 +66,7 @@ __all__ = [
     "Spread",
     "SweepResult",
     "TrainResult",
+    "VarianceComponents",
     "absolute_error",
     "accuracy",
     "align",
@@ -72,6 +76,7 @@ __all__ = [
     "compare",
     "count_compiles",
     "critical_points",
+    "crossed",
     "diagnostics",
     "enable_compilation_cache",
     "heads",
@@ -94,5 +99,6 @@ __all__ = [
     "train",
     "use_cpu_cores",
     "validate",
+    "variance_components",
     "wilson_interval",
 ]

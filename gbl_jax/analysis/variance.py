@@ -20,6 +20,7 @@ from typing import Mapping, NamedTuple
 
 import numpy as np
 
+from gbl_jax.analysis.spreads import metric_values
 from gbl_jax.checks import require_finite_number, require_int
 from gbl_jax.engine.results import require_pandas
 
@@ -165,3 +166,38 @@ def variance_table(values_ID, *, metric: str = "value", level: float = 0.95,
         intervals={name: (float(quantiles[0, j]), float(quantiles[1, j]))
                    for j, name in enumerate(COMPONENTS)},
         level=level)
+
+
+def variance_components(out, *, metric: str = "final_loss", level: float = 0.95,
+                        resamples: int = 2_000, seed: int = 0) -> VarianceComponents:
+    """Splits the variance of a metric over a crossed sweep's runs into init, data order, and
+    interaction + residual (two-way random effects, one run per init and order).
+
+    Args:
+      out: a ``SweepResult`` of ``sweep(..., seeds=gbl.crossed(init=I, data=D))`` without a grid
+        (take one with ``out.cell(...)``), I, D >= 2, no run diverged.
+      metric: "final_loss" (default) or any final metric (``gbl.spread``'s names).
+      level, resamples, seed: the bootstrap intervals' coverage, count (>= 100) and seed.
+
+    Returns:
+      A ``VarianceComponents``: ``init``, ``data``, ``residual``, ``interval(name)``,
+      ``to_frame()``.
+
+    References:
+      Bouthillier et al. (2021), "Accounting for variance in machine learning benchmarks".
+    """
+    design = tuple(getattr(out, "crossed", ()) or ())
+    if not design:
+        raise ValueError("variance_components: this result is not a crossed design; sweep with "
+                         "seeds=gbl.crossed(init=I, data=D) (gbl-jax sweep --crossed I,D)")
+    if out.grid:
+        names = ", ".join(f"{k}=..." for k in out.grid)
+        raise ValueError(f"variance_components: this result has a grid {list(out.grid_shape)}; "
+                         f"take one cell with out.cell({names})")
+    values = np.asarray(metric_values(out, metric), np.float64)
+    diverged = np.asarray(out.diverged, bool)
+    if diverged.any():
+        raise ValueError(f"variance_components: {int(diverged.sum())} runs diverged; a crossed "
+                         "table needs every run (lower the learning rate, or drop those inits)")
+    return variance_table(values.reshape(design), metric=metric, level=level,
+                          resamples=resamples, seed=seed)

@@ -57,6 +57,10 @@ class SweepResult(NamedTuple):
       log_every: steps per logged window; chunk_size: runs per compiled call; wall_s: seconds.
       hyperparams: {name: value} of the grid axes this result was cut at (``cell``); {} for a
         whole sweep.
+      crossed: (inits, data orders) of a crossed design (``gbl.crossed``): seed s is init
+        s // data orders with data order s % data orders; () otherwise.
+      model_axes: names of grid axes that choose the model (``gbl.sweep_models``), not a
+        hyperparameter of training; ``rerun`` leaves them out.
     """
 
     final_loss: np.ndarray
@@ -74,6 +78,8 @@ class SweepResult(NamedTuple):
     chunk_size: int
     wall_s: float
     hyperparams: Mapping[str, float] = {}
+    crossed: tuple = ()
+    model_axes: tuple = ()
 
     @property
     def grid_shape(self) -> tuple[int, ...]:
@@ -84,15 +90,21 @@ class SweepResult(NamedTuple):
         return int(np.shape(self.final_loss)[-1])
 
     def rerun(self, seed: int, cell: tuple = ()) -> dict:
-        """Keyword arguments that make ``train`` repeat run (cell, seed) of this sweep."""
+        """Keyword arguments that make ``train`` repeat run (cell, seed) of this sweep (of the
+        cell's model, for a ``model_axes`` cell: those axes choose the model, not ``train``)."""
         keys = jnp.asarray(self.keys)
-        key = keys[seed] if "init" in self.vary else keys[0]
-        data_key = split_keys(keys[seed if "data" in self.vary else 0])[1]
+        init_seed, data_seed = seed, seed
+        if self.crossed:   # seed i D + d: ordinary seed i D's init, ordinary seed d's data
+            init_seed, data_seed = seed // self.crossed[1] * self.crossed[1], seed % self.crossed[1]
+        key = keys[init_seed] if "init" in self.vary else keys[0]
+        data_key = split_keys(keys[data_seed if "data" in self.vary else 0])[1]
         cell = tuple(cell)
         if len(cell) != len(self.grid):
             raise ValueError(f"rerun: cell must index every grid axis {list(self.grid)}, got {cell}")
         hyper = {name: float(values[j]) for (name, values), j in zip(self.grid.items(), cell)}
-        return {"key": key, "data_key": data_key, "hyperparams": {**self.hyperparams, **hyper}}
+        hyper = {k: v for k, v in {**self.hyperparams, **hyper}.items()
+                 if k not in self.model_axes}
+        return {"key": key, "data_key": data_key, "hyperparams": hyper}
 
     def cell(self, **values: float) -> "SweepResult":
         """One grid cell, as a result without a grid: ``out.cell(learning_rate=0.05)``.
@@ -207,6 +219,9 @@ def per_run_columns(out: SweepResult) -> dict[str, np.ndarray]:
     columns.update({k: np.full(runs, float(v)) for k, v in out.hyperparams.items()
                     if k not in columns})
     columns["seed"] = np.indices(shape).reshape(len(shape), -1)[-1]
+    if out.crossed:
+        columns["init_seed"] = columns["seed"] // out.crossed[1]
+        columns["data_seed"] = columns["seed"] % out.crossed[1]
     columns.update(final_loss=np.asarray(out.final_loss).reshape(-1),
                    diverged=np.asarray(out.diverged, bool).reshape(-1),
                    converged_step=np.asarray(out.converged_step).reshape(-1))
@@ -296,6 +311,8 @@ def _describe(out: SweepResult, arrays: Mapping[str, np.ndarray], tree) -> dict:
         "params": None if out.params is None else {
             "tree": tree, "leaves": len(jax.tree.leaves(out.params)),
             "init_params": out.init_params is not None},
+        "crossed": [int(n) for n in out.crossed] or None,
+        "model_axes": list(out.model_axes),
     }
 
 
@@ -425,7 +442,9 @@ def load(path, *, params_like=None) -> SweepResult:
         final_metrics={k: arrays[f"final_metrics/{k}"] for k in meta["final_metrics"]},
         converged_step=arrays["converged_step"], grid=grid, vary=tuple(meta["vary"]),
         log_every=int(meta["log_every"]), chunk_size=int(meta["chunk_size"]),
-        wall_s=math.nan if meta["wall_s"] is None else float(meta["wall_s"]), hyperparams=dict(meta.get("hyperparams", {})))
+        wall_s=math.nan if meta["wall_s"] is None else float(meta["wall_s"]),
+        hyperparams=dict(meta.get("hyperparams", {})),
+        crossed=tuple(meta.get("crossed") or ()), model_axes=tuple(meta.get("model_axes", ())))
 
 
 def stacked_of(out, where: str, *, need_init: bool = False) -> tuple[Any, Any, np.ndarray]:

@@ -121,6 +121,8 @@ def check(meta: Any, path) -> None:
     _field(meta, path, "hyperparams", lambda v: isinstance(v, dict)
            and all(_is_number(x) for x in v.values()), "{name: a finite number}", optional=True)
     _field(meta, path, "vary", _names, "a list of distinct names")
+    _field(meta, path, "model_axes", lambda v: _names(v) and set(v) <= {g["name"] for g in grid},
+           "a list of distinct names of grid axes", optional=True)
     for name in ("log_every", "chunk_size"):
         _field(meta, path, name, lambda v: _is_int(v) and v >= 1, "an integer >= 1")
     _field(meta, path, "wall_s", lambda v: v is None or _is_number(v),
@@ -182,3 +184,7 @@ def check(meta: Any, path) -> None:
         _fail(path, "arrays.keys", f"is {keys}; it must hold one key per seed ({runs[-1]})")
     _field(meta, path, "seeds", lambda v: v == runs[-1] and _is_int(v),
            f"the number of seeds, {runs[-1]}", optional=True)
+    _field(meta, path, "crossed", lambda v: v is None or (
+        isinstance(v, list) and len(v) == 2 and all(_is_int(n) and n >= 1 for n in v)
+        and v[0] * v[1] == runs[-1]),
+        f"null or [inits, data orders] whose product is the seeds, {runs[-1]}", optional=True)

@@ -95,6 +95,34 @@ def check_grid(grid: Mapping[str, Sequence[float]] | None) -> dict[str, np.ndarr
     return out
 
 
+class Crossed(NamedTuple):
+    """A crossed design as ``sweep(seeds=...)``: every one of ``init`` inits trained with every one
+    of ``data`` data orders (``gbl.crossed``)."""
+
+    init: int
+    data: int
+
+    @property
+    def seeds(self) -> int:
+        return self.init * self.data
+
+
+def crossed(*, init: int, data: int) -> Crossed:
+    """``seeds=gbl.crossed(init=I, data=D)``: I x D runs, every init with every data order.
+
+    Seed s = i D + d trains init i (the init of ordinary seed i D) on data order d (the data
+    stream of ordinary seed d), so the result's seeds form an [I, D] table
+    (``out.crossed == (I, D)``, ``init_seed`` and ``data_seed`` in ``to_frame``) that
+    ``gbl.variance_components`` splits into init, data-order and residual variance. Data orders
+    differ only where the data stream draws something: minibatches (``batch_size``) or a
+    stochastic model.
+
+    References:
+      Bouthillier et al. (2021), "Accounting for variance in machine learning benchmarks".
+    """
+    return Crossed(require_int("crossed: init", init, 1), require_int("crossed: data", data, 1))
+
+
 class SweepPlan(NamedTuple):
     """A validated sweep: everything fixed before the first chunk runs (see ``plan_sweep``)."""
 
@@ -115,6 +143,7 @@ class SweepPlan(NamedTuple):
     vary: tuple
     side_by_side: bool        # a device's runs of a chunk as separate loops, not vmapped
     seeds_last: bool = False  # vmapped runs laid out seeds-last (``chunking.seeds_last``)
+    crossed: tuple = ()       # (inits, data orders) of a crossed design, () otherwise
 
     @property
     def grid_shape(self) -> tuple:
@@ -169,6 +198,12 @@ def plan_sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax
                metrics: Mapping[str, Callable] | None = None, eval_data=None,
                grad_tol: float | None = None, compact: bool = True, dtype=None) -> SweepPlan:
     """Validates a sweep's arguments (as ``sweep``) and resolves its defaults; compiles nothing."""
+    design = seeds if isinstance(seeds, Crossed) else None
+    if design is not None:
+        if tuple(vary) != VARY:
+            raise ValueError(f"a crossed design varies the init and the data order by "
+                             f"construction; leave vary at its default, got vary={tuple(vary)}")
+        seeds = design.seeds
     seeds = require_int("seeds", seeds, 1)
     if log_every is None:
         log_every = default_log_every(steps) if isinstance(steps, int) and steps >= 1 else 1
@@ -187,6 +222,13 @@ def plan_sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax
             "from the data stream, so the spread would be 0 by construction; vary 'init' too, "
             "or pass a batch_size below the number of examples (minibatch order), or a "
             "stochastic model (dropout)")
+    if design is not None and design.data > 1 and not is_stochastic(cfg.model) and (
+            cfg.batch_size in (None, len(arrays[0]))):
+        raise ValueError(
+            f"crossed(init={design.init}, data={design.data}): with full batches "
+            f"(batch_size={cfg.batch_size}) a deterministic model draws nothing from the data "
+            "stream, so its data orders are identical; pass a batch_size below the number of "
+            "examples, or a stochastic model")
     devices = tuple(jax.devices() if devices is None else devices)
     if not devices:
         raise ValueError("devices must not be empty")
@@ -219,10 +261,14 @@ def plan_sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax
         k_init = np.repeat(k_init[:1], seeds, axis=0)
     if "data" not in vary:
         k_data = np.repeat(k_data[:1], seeds, axis=0)
+    if design is not None:   # seed i D + d: ordinary seed i D's init, ordinary seed d's data
+        seed = np.arange(seeds)
+        k_init, k_data = k_init[seed // design.data * design.data], k_data[seed % design.data]
     side = side_by_side(cfg, arrays[0], arrays[1], chunk_size=int(chunk_size), devices=devices)
     last = not side and seeds_last(cfg, arrays[0], arrays[1], devices=devices)
     return SweepPlan(cfg, arrays, keys[:, 2], k_init, k_data, impl, grid, cells, seeds, runs,
-                     int(chunk_size), devices, bool(keep_params), bool(compact), vary, side, last)
+                     int(chunk_size), devices, bool(keep_params), bool(compact), vary, side, last,
+                     crossed=tuple(design) if design is not None else ())
 
 
 @functools.lru_cache(maxsize=16)
@@ -345,7 +391,8 @@ def merge_chunks(plan: SweepPlan, chunks: Sequence[SweepChunk], wall_s: float) -
         init_params=out.get("init_params"), metrics=out["metrics"],
         final_metrics=out["final_metrics"], converged_step=out["converged_step"],
         grid={k: v.tolist() for k, v in plan.grid.items()}, vary=plan.vary,
-        log_every=plan.log_every, chunk_size=plan.chunk_size, wall_s=wall_s)
+        log_every=plan.log_every, chunk_size=plan.chunk_size, wall_s=wall_s,
+        crossed=plan.crossed if len(seeds) == plan.seeds else ())
 
 
 def sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax.Array, seeds: int,
@@ -366,7 +413,8 @@ def sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax.Arra
       model, optimizer, data, steps, batch_size, loss, metrics, eval_data, grad_tol, dtype: as
         for ``gbl.train``.
       key: base key; seed i uses ``jax.random.split(key, seeds)[i]``.
-      seeds: number of initializations (per cell).
+      seeds: number of initializations (per cell), or ``gbl.crossed(init=I, data=D)``: I x D
+        runs per cell, every init with every data order.
       log_every: steps per logged window (default: about 100 points per curve).
       vary: which randomness differs between seeds: ("init", "data") (default), ("init",)
         (every seed uses seed 0's data stream) or ("data",) (every seed uses seed 0's init;

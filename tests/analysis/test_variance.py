@@ -72,3 +72,26 @@ def test_bad_tables_are_refused():
         variance.variance_table(np.eye(3), level=95)
     with pytest.raises(ValueError, match=r"share: name must be one of init, data, residual"):
         variance.variance_table(np.eye(3), resamples=100).share("order")
+
+
+def test_variance_components_of_a_crossed_sweep():
+    import jax
+    import optax
+
+    import gbl_jax as gbl
+
+    data = gbl.problems.circles(jax.random.PRNGKey(1), 32)
+    model = gbl.mlp([4], data.head)
+    out = gbl.sweep(model, optax.sgd(0.1), data, key=jax.random.PRNGKey(0),
+                    seeds=gbl.crossed(init=4, data=3), steps=40, batch_size=8,
+                    metrics={"accuracy": gbl.accuracy})
+    vc = gbl.variance_components(out, resamples=200)
+    expected = variance.components(np.asarray(out.final_loss, np.float64).reshape(4, 3))
+    np.testing.assert_allclose([vc.raw[n] for n in variance.COMPONENTS], expected, rtol=1e-12)
+    acc = gbl.variance_components(out, metric="accuracy", resamples=200)
+    assert acc.metric == "accuracy" and acc.mean == pytest.approx(
+        np.mean(out.final_metrics["accuracy"]))
+    plain = gbl.sweep(model, optax.sgd(0.1), data, key=jax.random.PRNGKey(0), seeds=4,
+                      steps=10, batch_size=8)
+    with pytest.raises(ValueError, match=r"not a crossed design; sweep with seeds=gbl.crossed"):
+        gbl.variance_components(plain)

@@ -318,3 +318,40 @@ def test_a_zero_init_scale_is_the_control_of_identical_runs():
     assert "identical runs in (init_scale=0)" in s.summary()
     with pytest.raises(ValueError, match=r"init_scale must be >= 0.*-1\.0"):
         gbl.sweep(MODEL, INJECTED, DATA, key=KEY, seeds=2, steps=10, grid={"init_scale": [-1.0]})
+
+
+def test_a_crossed_design_trains_every_init_with_every_data_order(tmp_path):
+    data = problems.circles(jax.random.PRNGKey(1), 32)
+    model = gbl.mlp([4], data.head)
+    sgd = optax.sgd(0.1)
+    kw = dict(key=KEY, steps=40, batch_size=8, log_every=4, keep_params=True)
+    out = gbl.sweep(model, sgd, data, seeds=gbl.crossed(init=3, data=2), **kw)
+    plain = gbl.sweep(model, sgd, data, seeds=6, **kw)
+    assert out.crossed == (3, 2) and out.final_loss.shape == (6,) and plain.crossed == ()
+    first = lambda tree: np.asarray(tree["hidden"][0]["w"])   # noqa: E731
+    init, plain_init = first(out.init_params), first(plain.init_params)
+    for s in range(6):   # seed i D + d starts from ordinary seed i D's init
+        np.testing.assert_array_equal(init[s], plain_init[s // 2 * 2])
+    # ordinary seed 0 and crossed seed 0 share init and data: the same run
+    np.testing.assert_allclose(out.final_loss[0], plain.final_loss[0], rtol=1e-6)
+    # the same init on two data orders ends apart; each seed reruns alone
+    assert out.final_loss[0] != out.final_loss[1]
+    for s in (3, 5):
+        single = gbl.train(model, sgd, data, steps=40, batch_size=8, log_every=4,
+                           **out.rerun(s))
+        np.testing.assert_allclose(out.final_loss[s], single.final_loss, rtol=1e-5)
+    frame = out.to_frame()
+    assert frame["init_seed"].tolist() == [0, 0, 1, 1, 2, 2]
+    assert frame["data_seed"].tolist() == [0, 1, 0, 1, 0, 1]
+    out.save(tmp_path / "crossed")
+    assert gbl.load(tmp_path / "crossed").crossed == (3, 2)
+
+
+def test_crossed_designs_refuse_what_cannot_cross():
+    with pytest.raises(ValueError, match="crossed: data must be an integer >= 1"):
+        gbl.crossed(init=4, data=0)
+    with pytest.raises(ValueError, match="leave vary at its default"):
+        gbl.sweep(MODEL, ADAM, DATA, key=KEY, seeds=gbl.crossed(init=2, data=2), steps=10,
+                  vary=("init",))
+    with pytest.raises(ValueError, match=r"crossed\(init=2, data=2\): with full batches"):
+        gbl.sweep(MODEL, ADAM, DATA, key=KEY, seeds=gbl.crossed(init=2, data=2), steps=10)
