@@ -46,6 +46,7 @@ from gbl_jax.analysis.spreads import wilson_interval
 from gbl_jax.engine.sweeps import SweepResult
 from gbl_jax.engine.sweeps import crossed
 from gbl_jax.engine.sweeps import sweep
+from gbl_jax.engine.model_sweeps import sweep_models
 from gbl_jax.analysis.variance import VarianceComponents
 from gbl_jax.analysis.variance import variance_components
 from gbl_jax.engine.training import TrainResult
@@ -96,6 +97,7 @@ __all__ = [
     "spread",
     "squared_error",
     "sweep",
+    "sweep_models",
     "train",
     "use_cpu_cores",
     "validate",
