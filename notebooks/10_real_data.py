@@ -53,7 +53,7 @@ measure = dict(batch_size=100, eval_data=data.test, metrics={"accuracy": gbl.acc
 
 def held_out_accuracy(out):
     """[seeds] test accuracy of the seeds that did not diverge."""
-    return np.asarray(out.final_metrics["eval_accuracy"])[~np.asarray(out.diverged)]
+    return np.asarray(out.final_metrics["test_accuracy"])[~np.asarray(out.diverged)]
 
 
 def describe(name, out):
@@ -95,7 +95,7 @@ for name, acc in (("logistic regression", acc_lr), ("MLP", acc_mlp)):
 fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
 for ax, out, title in ((left, lr_out, "logistic regression (convex)"),
                        (right, mlp_out, "MLP 40-100-100-10 ReLU")):
-    gbl.plots.metric_histogram(out.final_metrics["eval_accuracy"], out.diverged,
+    gbl.plots.metric_histogram(out.final_metrics["test_accuracy"], out.diverged,
                                "test accuracy", ax=ax, title=title)
 fig.suptitle(f"MNIST-1D: test accuracy over {SEEDS} seeds, Adam 1e-2, batch 100, {STEPS} steps")
 plt.show()
@@ -222,8 +222,8 @@ cells = gbl.spread(grid_out).to_frame(THRESHOLD)
 print(cells[["learning_rate", "n", "median", "std", "min", "max", "success_rate", "success_low",
              "success_high"]].to_string(index=False))
 runs = grid_out.to_frame()
-by_rate = (runs.groupby("learning_rate")[["accuracy", "eval_accuracy"]].mean()
-           .rename(columns={"accuracy": "train accuracy", "eval_accuracy": "test accuracy"}))
+by_rate = (runs.groupby("learning_rate")[["accuracy", "test_accuracy"]].mean()
+           .rename(columns={"accuracy": "train accuracy", "test_accuracy": "test accuracy"}))
 print(by_rate)
 
 # %% [markdown]

@@ -54,7 +54,7 @@ def main():
                                 batch_size=args.batch_size, vary=vary, eval_data=d.test,
                                 log_every=max(1, args.steps // 10),
                                 metrics={"accuracy": gbl.accuracy})
-            acc = out.final_metrics["eval_accuracy"][~out.diverged]
+            acc = out.final_metrics["test_accuracy"][~out.diverged]
             accuracies[name] = acc
             rows.append([name, seeds, "+".join(vary), float(acc.mean()), float(acc.std()),
                          float(acc.min()), float(acc.max()), float(acc.max() - acc.min()),

@@ -74,8 +74,8 @@ def main():
                                  for s in range(args.seeds)])
                 distinct = len(np.unique(flat, axis=0))
             rows.append([name, int(ok.sum()), *stats(out.final_loss[ok]),
-                         *stats(out.final_metrics["eval_nll"][ok])[:2],
-                         *stats(100 * out.final_metrics["eval_accuracy"][ok])[:2]])
+                         *stats(out.final_metrics["test_nll"][ok])[:2],
+                         *stats(100 * out.final_metrics["test_accuracy"][ok])[:2]])
             print(rows[-1], flush=True)
     headers = ["varied", "seeds", "train NLL mean", "std", "IQR", "min", "max",
                "eval NLL mean", "eval NLL std", "test acc. % mean", "test acc. % std"]

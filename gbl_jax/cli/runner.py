@@ -92,15 +92,6 @@ def plan_run(config: dict, devices, folder: runstore.RunFolder) -> Planned:
                                                       plan.cfg.metric_names))
 
 
-def _held_out_as_test(result: sweeps.SweepResult) -> sweeps.SweepResult:
-    """The engine's ``eval_*`` metrics (on the data's held-out split) named ``test_*``."""
-    def rename(metrics: dict) -> dict:
-        return {("test_" + k[5:] if k.startswith("eval_") else k): v for k, v in metrics.items()}
-
-    return result._replace(metrics=rename(result.metrics),
-                           final_metrics=rename(result.final_metrics))
-
-
 def made_by(config: dict, devices) -> str:
     """The stamp of a chunk: the config (device count included), the precision, the platform
     and the JAX version that computed it. A resumed sweep uses a chunk only when its stamp is
@@ -203,7 +194,7 @@ def run(planned: Planned, folder: runstore.RunFolder, config: dict, *, resume: b
             return None
         wall_s = time.perf_counter() - begin
         chunks = folder.load_chunks(planned.template, total, stamp)
-        result = _held_out_as_test(sweeps.merge_chunks(plan, chunks, wall_s))
+        result = sweeps.merge_chunks(plan, chunks, wall_s)
         cp, classify_s = None, None
         if config["classify"]:
             flat = jax.tree.map(lambda a: a.reshape((-1,) + a.shape[len(plan.grid_shape) + 1:]),

@@ -438,13 +438,20 @@ def load(path, *, params_like=None) -> SweepResult:
     return SweepResult(
         final_loss=arrays["final_loss"], diverged=arrays["diverged"], losses=arrays["losses"],
         keys=arrays["keys"], params=params, init_params=init_params,
-        metrics={k: arrays[f"metrics/{k}"] for k in meta["metrics"]},
-        final_metrics={k: arrays[f"final_metrics/{k}"] for k in meta["final_metrics"]},
+        metrics={_held_out_name(k): arrays[f"metrics/{k}"] for k in meta["metrics"]},
+        final_metrics={_held_out_name(k): arrays[f"final_metrics/{k}"]
+                       for k in meta["final_metrics"]},
         converged_step=arrays["converged_step"], grid=grid, vary=tuple(meta["vary"]),
         log_every=int(meta["log_every"]), chunk_size=int(meta["chunk_size"]),
         wall_s=math.nan if meta["wall_s"] is None else float(meta["wall_s"]),
         hyperparams=dict(meta.get("hyperparams", {})),
         crossed=tuple(meta.get("crossed") or ()), model_axes=tuple(meta.get("model_axes", ())))
+
+
+def _held_out_name(name: str) -> str:
+    """A metric's name as this version writes it: results saved before 0.4 named the held-out
+    metrics ``eval_*``, now ``test_*`` everywhere (API, command line, tables)."""
+    return "test_" + name[5:] if name.startswith("eval_") else name
 
 
 def stacked_of(out, where: str, *, need_init: bool = False) -> tuple[Any, Any, np.ndarray]:

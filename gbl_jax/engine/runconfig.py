@@ -47,12 +47,12 @@ class RunConfig(NamedTuple):
 
     @property
     def metric_names(self) -> tuple[str, ...]:
-        """Every metric a run logs: the metrics on the training data, then ``eval_nll`` and
-        ``eval_<name>`` on the eval data when there is one."""
+        """Every metric a run logs: the metrics on the training data, then ``test_nll`` and
+        ``test_<name>`` on the eval data when there is one."""
         names = tuple(name for name, _ in self.metrics)
         if not self.has_eval:
             return names
-        return names + ("eval_nll",) + tuple(f"eval_{n}" for n in names)
+        return names + ("test_nll",) + tuple(f"test_{n}" for n in names)
 
 
 def _numeric(name: str, a) -> jax.Array:

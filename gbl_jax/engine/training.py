@@ -219,8 +219,8 @@ def make_engine(cfg: RunConfig, reading_order: bool = False,
             out.update({n: jnp.asarray(f(dist, y), jnp.float32) for n, f in metric_fns.items()})
         if cfg.has_eval:
             dist = apply_model(model, params, ex, None)
-            out["eval_nll"] = jnp.asarray(nll(dist, ey), jnp.float32)
-            out.update({f"eval_{n}": jnp.asarray(f(dist, ey), jnp.float32)
+            out["test_nll"] = jnp.asarray(nll(dist, ey), jnp.float32)
+            out.update({f"test_{n}": jnp.asarray(f(dist, ey), jnp.float32)
                         for n, f in metric_fns.items()})
         return out
 
@@ -470,7 +470,7 @@ def train(model, optimizer: optax.GradientTransformation, data, *, key: jax.Arra
       log_every: steps per logged window mean of the training loss.
       metrics: {name: fn(dist, y) -> scalar}, evaluated on the full training data at the end of
         every window and after the last step.
-      eval_data: an (x, y) pair evaluated likewise: ``eval_nll`` and ``eval_<name>``.
+      eval_data: an (x, y) pair evaluated likewise: ``test_nll`` and ``test_<name>``.
       grad_tol: stop (freeze) the run once its full-data gradient norm is below this, checked
         every <= ``CHECK_EVERY`` steps; ``converged_step`` says when.
       hyperparams: values for the numeric hyperparameters of an ``optax.inject_hyperparams``

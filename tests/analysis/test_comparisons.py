@@ -285,7 +285,7 @@ def test_the_distribution_of_any_metric_paired_and_unpaired():
 
     def with_acc(acc, **kw):
         out = fake(np.ones(10), **kw)
-        out.final_metrics = {"eval_accuracy": acc}
+        out.final_metrics = {"test_accuracy": acc}
         return out
 
     c = compare(with_acc(acc_a), with_acc(acc_b), metric="test_accuracy", resamples=500)

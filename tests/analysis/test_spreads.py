@@ -117,7 +117,7 @@ def _sweep_with_held_out_metrics():
 def test_spread_of_any_metric_with_bootstrap_intervals_and_expected_extremes():
     out = _sweep_with_held_out_metrics()
     s = gbl.spread(out, metric="test_accuracy")
-    acc = np.asarray(out.final_metrics["eval_accuracy"], np.float64)
+    acc = np.asarray(out.final_metrics["test_accuracy"], np.float64)
     assert s.metric == "test_accuracy" and s.higher_is_better
     np.testing.assert_array_equal(s.values, acc)
     assert s.mean == pytest.approx(acc.mean()) and s.std == pytest.approx(acc.std())

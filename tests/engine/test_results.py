@@ -300,3 +300,25 @@ def test_analysis_functions_take_a_cell_and_refuse_a_grid(grid_out):
         gbl.critical_points(model, data, grid_out.params)
     with pytest.raises(ValueError, match="keep_params=True"):
         gbl.basins(model, data, cell._replace(params=None))
+
+
+def test_held_out_metrics_saved_under_their_old_names_load_under_test(tmp_path):
+    # issue 31: one name per value; results saved before named the held-out metrics eval_*
+    data = gbl.problems.circles(jax.random.PRNGKey(1), 16)
+    out = gbl.sweep(gbl.mlp([2], data.head), optax.adam(0.05), data, key=jax.random.PRNGKey(0),
+                    seeds=2, steps=10, eval_data=(data.x, data.y))
+    assert set(out.final_metrics) == {"test_nll"}
+    folder = out.save(tmp_path / "run")
+    doc = json.loads((folder / "results.json").read_text())
+    doc["sweep"]["final_metrics"] = ["eval_nll"]
+    doc["sweep"]["metrics"] = ["eval_nll"]
+    arrays = dict(np.load(folder / "sweep.npz"))
+    for kind in ("metrics", "final_metrics"):
+        arrays[f"{kind}/eval_nll"] = arrays.pop(f"{kind}/test_nll")
+        doc["sweep"]["arrays"][f"{kind}/eval_nll"] = doc["sweep"]["arrays"].pop(f"{kind}/test_nll")
+    np.savez(folder / "sweep.npz", **arrays)
+    (folder / "results.json").write_text(json.dumps(doc))
+    old = gbl.load(folder)
+    np.testing.assert_array_equal(old.final_metrics["test_nll"], out.final_metrics["test_nll"])
+    assert gbl.spread(old, metric="test_nll").mean == pytest.approx(
+        float(np.mean(out.final_metrics["test_nll"])))

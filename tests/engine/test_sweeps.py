@@ -245,17 +245,17 @@ def test_metrics_and_eval_data_are_logged_and_final():
     accuracy = lambda dist, y: jnp.mean((dist.probs() > 0.5) == (y > 0.5))   # noqa: E731
     out = gbl.sweep(model, ADAM, train, key=KEY, seeds=3, steps=60, log_every=20,
                     metrics={"accuracy": accuracy}, eval_data=test, keep_params=True)
-    assert set(out.metrics) == {"accuracy", "eval_nll", "eval_accuracy"}
-    assert out.metrics["accuracy"].shape == (3, 3) and out.final_metrics["eval_nll"].shape == (3,)
+    assert set(out.metrics) == {"accuracy", "test_nll", "test_accuracy"}
+    assert out.metrics["accuracy"].shape == (3, 3) and out.final_metrics["test_nll"].shape == (3,)
     for i in range(3):
         params = jax.tree.map(lambda a: a[i], out.params)
-        np.testing.assert_allclose(out.final_metrics["eval_nll"][i],
+        np.testing.assert_allclose(out.final_metrics["test_nll"][i],
                                    gbl.nll(model.apply(params, test.x), test.y), rtol=1e-5)
         np.testing.assert_allclose(out.final_metrics["accuracy"][i],
                                    accuracy(model.apply(params, train.x), train.y), rtol=1e-6)
     single = gbl.train(model, ADAM, train, key=jax.random.split(KEY, 3)[1], steps=60, log_every=20,
                        metrics={"accuracy": accuracy}, eval_data=test)
-    np.testing.assert_allclose(single.metrics["eval_nll"], out.metrics["eval_nll"][1], rtol=1e-5)
+    np.testing.assert_allclose(single.metrics["test_nll"], out.metrics["test_nll"][1], rtol=1e-5)
     # with no logged window ending after the last step, the last window's metric is the final one
     np.testing.assert_allclose(out.metrics["accuracy"][:, -1], out.final_metrics["accuracy"])
 
