@@ -216,7 +216,7 @@ class RunFolder:
             names += [f"{stem}.{ext}" for stem in FIGURES for ext in ("png", "pdf")]
         found = [self.path / n for n in names if (self.path / n).is_file()]
         found += [p for p in self.path.glob(".*.tmp")   # left by a crash inside atomic_write
-                  if any(is_temporary(p.name, n) for n in names)]
+                  if any(is_temporary(p.name, n) for n in [*names, MANIFEST])]
         chunks = self.path / CHUNKS
         if chunks.is_dir():
             found += [p for p in chunks.iterdir()
