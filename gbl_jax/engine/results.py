@@ -425,7 +425,8 @@ def load(path, *, params_like=None) -> SweepResult:
         final_metrics={k: arrays[f"final_metrics/{k}"] for k in meta["final_metrics"]},
         converged_step=arrays["converged_step"], grid=grid, vary=tuple(meta["vary"]),
         log_every=int(meta["log_every"]), chunk_size=int(meta["chunk_size"]),
-        wall_s=math.nan if meta["wall_s"] is None else float(meta["wall_s"]), hyperparams=dict(meta.get("hyperparams", {})))
+        wall_s=math.nan if meta["wall_s"] is None else float(meta["wall_s"]),
+        hyperparams=dict(meta.get("hyperparams", {})))
 
 
 def stacked_of(out, where: str, *, need_init: bool = False) -> tuple[Any, Any, np.ndarray]:
