@@ -17,9 +17,11 @@ Every file is written whole or not at all, with the user's umask (``atomic_files
 ``--force`` deletes only the files the manifest lists and the chunks (and the temporary copies
 ``atomic_files`` makes of them), and only in a folder that carries the marker and no other run
 holds locked; a folder gbl-jax did not make is never touched, nor a file of a name gbl-jax
-writes that it did not write (a user's params.npz). A folder made before the manifest existed
-gets one the next time gbl-jax writes there, listing the names above that it holds. ``sweep_report`` makes a finished sweep's numbers and
-figures; this module only writes them.
+writes that it did not write (a user's params.npz). The chunks are not listed (every process of
+a sweep writes its own, and their folder and names are gbl-jax's). A folder made before the
+manifest existed gets one the next time gbl-jax writes there, listing the names above that it
+holds. ``sweep_report`` makes a finished sweep's numbers and figures; this module only writes
+them.
 """
 
 from __future__ import annotations
@@ -216,7 +218,7 @@ class RunFolder:
             names += [f"{stem}.{ext}" for stem in FIGURES for ext in ("png", "pdf")]
         found = [self.path / n for n in names if (self.path / n).is_file()]
         found += [p for p in self.path.glob(".*.tmp")   # left by a crash inside atomic_write
-                  if any(is_temporary(p.name, n) for n in names)]
+                  if any(is_temporary(p.name, n) for n in [*names, MANIFEST])]
         chunks = self.path / CHUNKS
         if chunks.is_dir():
             found += [p for p in chunks.iterdir()

@@ -73,7 +73,7 @@ def _grid_entry(value) -> bool:
 def _leaf_numbers(spec, path, field: str) -> list[int]:
     """The leaf numbers of a params tree's description (``results._tree_spec``), in order."""
     if not (isinstance(spec, dict) and len(spec) == 1):
-        _fail(path, field, f"must be one of {{\"leaf\": n}}, {{\"dict\": ...}}, {{\"list\": [...]}}, "
+        _fail(path, field, "must be one of {\"leaf\": n}, {\"dict\": ...}, {\"list\": [...]}, "
                            f"{{\"tuple\": [...]}}, {{\"none\": null}}; got {_shown(spec)}")
     kind, body = next(iter(spec.items()))
     if kind == "none" and body is None:
@@ -142,7 +142,8 @@ def check(meta: Any, path) -> None:
             numbers = _leaf_numbers(params["tree"], path, "params.tree")
             if sorted(numbers) != list(range(leaves)):
                 _fail(path, "params.tree", f"numbers its leaves {sorted(numbers)[:8]}; "
-                                           f"\"leaves\" says {leaves}, numbered 0..{leaves - 1} once each")
+                                           f"\"leaves\" says {leaves}, numbered 0..{leaves - 1} "
+                                           "once each")
 
     wanted = [*_PER_RUN, "keys", *(f"metrics/{k}" for k in metrics),
               *(f"final_metrics/{k}" for k in final_metrics)]

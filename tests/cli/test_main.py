@@ -656,7 +656,7 @@ def test_a_data_file_that_would_not_fit_is_refused_before_it_is_read(tmp_path, c
         archive.writestr("x.npy", header.getvalue())
         archive.writestr("y.npy", header.getvalue())
     assert _main("sweep", "--data", str(bomb), "--seeds", "2", "--steps", "2",
-                 "--out", str(tmp_path / "out")) == 2
+                 "--cpu-devices", "1", "--out", str(tmp_path / "out")) == 2
     _one_line_error(capsys.readouterr().err, "its arrays would take 14.6 TiB")
     assert not (tmp_path / "out").exists()
 
