@@ -1,5 +1,5 @@
-"""``python -m gbl_jax.cli.main``: the gbl-jax command."""
+"""``python -m gbl_jax.cli``: the gbl-jax command."""
 
-from gbl_jax.cli.main.main import main
+from gbl_jax.cli.main import main
 
 raise SystemExit(main())

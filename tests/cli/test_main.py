@@ -958,3 +958,12 @@ def test_the_help_names_only_files_the_run_folder_has(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "initial and final params in sweep.npz" in text and "params.npz" not in text.replace(
         "sweep.npz", "")
+
+
+def test_the_package_runs_as_python_dash_m():
+    # cli/__main__.py imported a name that does not exist, so `python -m gbl_jax.cli` failed
+    proc = subprocess.run([sys.executable, "-m", "gbl_jax.cli", "problems"], capture_output=True,
+                          text=True, timeout=300, cwd=ROOT,
+                          env=dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu"))
+    assert proc.returncode == 0, proc.stderr[-500:]
+    assert "xor" in proc.stdout
