@@ -283,8 +283,7 @@ def _user_code(raw: dict, config: dict, stored: bool) -> None:
         data = str(config["data"])
         if not usercode.is_spec(data):
             if not Path(data).is_file():
-                raise UsageError(f"--data {data}: no such file (or a module:function that names "
-                                 "one)")
+                raise UsageError(f"--data {data}: {usercode.not_a_file(data)}")
             data = str(Path(data).resolve())
         config.update(data=data, problem=None)
     else:

@@ -700,6 +700,10 @@ def flat():   # apply returns raw scores, not a distribution
     return gbl.Model(lambda k, x: {"w": np.zeros((x.shape[1], 2), np.float32)},
                      lambda p, x: x @ p["w"])
 
+def leave():
+    import sys
+    sys.exit(0)
+
 def blobs():
     rng = np.random.default_rng(0)
     y = np.arange(60) % 3
@@ -756,9 +760,13 @@ def test_own_model_and_data_by_import_path(user_folder):
 
 def test_own_code_refusals_are_one_line(user_folder, capsys):
     folder, name = user_folder
+    os.mkfifo(folder / "pipe.npz")
     cases = [(["--model", f"{name}:net", "--hidden", "8"], "drop --hidden"),
              (["--data", "mine.npz", "--problem", "xor"], "--data replaces --problem"),
              (["--data", "missing.npz"], "no such file"),
+             (["--data", "."], "--data .: is a directory, not a regular file"),
+             (["--data", "pipe.npz"], "--data pipe.npz: is a FIFO, not a regular file"),
+             (["--model", f"{name}:leave", "--data", "mine.npz"], "leave() called sys.exit(0)"),
              (["--model", f"{name}:nothing", "--data", "mine.npz"], "nothing is not defined"),
              (["--model", "nomodule_q:net", "--data", "mine.npz"], "no module named"),
              (["--model", f"{name}:flat", "--data", "mine.npz"], "has no log_prob")]
