@@ -139,6 +139,7 @@ def _resolve(args: argparse.Namespace, check_out: bool = True):
     if args.resume and args.force:
         raise UsageError("--resume finishes a sweep and --force replaces it: pass one")
     if not args.resume:
+        _refuse_ignored(given, given.get("model"))
         config = build.resolve_config(given)
         if check_out:
             folder.check_new(force=args.force)
@@ -151,6 +152,7 @@ def _resolve(args: argparse.Namespace, check_out: bool = True):
     if args.out is None:
         raise UsageError("--resume needs the --out folder of an interrupted sweep")
     config = build.stored_config(folder)
+    _refuse_ignored(given, config["model"])
     for key, value in given.items():
         if key == "grid":   # each --grid name is checked on its own, as an option is
             value = {**config["grid"], **value}
@@ -164,6 +166,16 @@ def _resolve(args: argparse.Namespace, check_out: bool = True):
                          f"sweep's {config['devices']} devices (chunks computed on another "
                          "device count can differ in the last bits); drop it to resume")
     return folder, config, config["devices"]
+
+
+def _refuse_ignored(given: dict, model: str | None) -> None:
+    """Refuses the options that shape the built-in networks beside a --model, which ignores them
+    (whatever their value, the default included)."""
+    ignored = [k for k in build.NET_OPTIONS if k in given]
+    if model is not None and ignored:
+        raise UsageError(f"--model {model} builds the whole network and ignores "
+                         f"{', '.join('--' + k.replace('_', '-') for k in ignored)}; drop "
+                         f"{'it' if len(ignored) == 1 else 'them'}")
 
 
 def _launch(args: argparse.Namespace) -> int:
@@ -226,7 +238,11 @@ def _summary(results: dict, out: Path) -> str:
     threshold = f"{results['threshold']['value']:.6g}"
     hypers = [f"{build.SHORT_FORMS.get(k, k)}={v}"
               for k, v in build.hyperparameters(config).items() if k != "init_scale"]
-    rows = [("problem", config["problem"]), ("hidden", config["hidden"] or "(none)"),
+    source = ("data", config["data"]) if config["data"] else ("problem", config["problem"])
+    network = (("model", config["model"]) if config["model"] else
+               ("channels", config["channels"]) if config["channels"] else
+               ("hidden", config["hidden"] or "(none)"))
+    rows = [source, network,
             ("optimizer", " ".join([config["optimizer"], *hypers])),
             ("steps", config["steps"]), ("seeds", config["seeds"])]
     lines = []

@@ -747,11 +747,14 @@ def test_data_file_with_a_test_split_reports_test_nll_and_accuracy(user_folder, 
     np.testing.assert_array_equal(saved.final_metrics["test_accuracy"], acc.astype(np.float32))
 
 
-def test_own_model_and_data_by_import_path(user_folder):
+def test_own_model_and_data_by_import_path(user_folder, capsys):
     folder, name = user_folder
     out = folder / "run"
     assert _main("sweep", "--model", f"{name}:net", "--data", f"{name}:blobs", *USER, "--out",
                  str(out)) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert ["model", f"{name}:net"] in rows and ["data", f"{name}:blobs"] in rows
+    assert not any(row[:1] in (["problem"], ["hidden"]) for row in rows)   # not what ran
     config = _strict_json(out / "config.json")["config"]
     assert config["model"] == f"{name}:net" and len(config["model_sha256"]) == 64
     assert config["data"] == f"{name}:blobs" and config["problem"] is None
@@ -761,7 +764,10 @@ def test_own_model_and_data_by_import_path(user_folder):
 def test_own_code_refusals_are_one_line(user_folder, capsys):
     folder, name = user_folder
     os.mkfifo(folder / "pipe.npz")
-    cases = [(["--model", f"{name}:net", "--hidden", "8"], "drop --hidden"),
+    cases = [(["--model", f"{name}:net", "--hidden", "8"], "ignores --hidden; drop it"),
+             (["--model", f"{name}:net", "--hidden", "2"], "ignores --hidden; drop it"),
+             (["--model", f"{name}:net", "--activation", "tanh", "--init", "glorot_normal"],
+              "ignores --activation, --init; drop them"),
              (["--data", "mine.npz", "--problem", "xor"], "--data replaces --problem"),
              (["--data", "missing.npz"], "no such file"),
              (["--data", "."], "--data .: is a directory, not a regular file"),
@@ -784,6 +790,8 @@ def test_resume_refuses_changed_data_or_model(user_folder, monkeypatch, capsys):
     assert _main("sweep", *args) == 130
     monkeypatch.undo()
     monkeypatch.chdir(folder)
+    assert _main("sweep", "--out", str(out), "--resume", "--hidden", "2") == 2   # the default
+    _one_line_error(capsys.readouterr().err.strip().splitlines()[-1], "ignores --hidden")
     with np.load(folder / "mine.npz") as f:
         arrays = dict(f)
     arrays["x"][0, 0] += 1.0
