@@ -6,8 +6,9 @@ file (``gbl.problems.load``); ``--data module:function`` a function that takes n
 returns a ``Data`` or an (x, y) pair. Modules are imported from the current folder first, then
 from the installed packages, so a script beside the run is found without installing it.
 
-What a run used is fingerprinted (SHA-256 of the data's arrays and of the model module's source
-file) and stored in config.json, so ``--resume`` can refuse to mix chunks of two datasets or two
+What a run used is fingerprinted (SHA-256 of the data's arrays, of the model module's source
+file, and of the params the model builds: their tree, shapes, dtypes and values at PRNGKey(0))
+and stored in config.json, so ``--resume`` can refuse to mix chunks of two datasets or two
 models. Every failure is a ``ValueError`` of one line naming the option; user code that calls
 ``sys.exit`` fails too, rather than ending the command as if it had succeeded.
 """
@@ -140,3 +141,26 @@ def model_fingerprint(spec: str) -> str | None:
     if source is None or not Path(source).is_file():
         return None
     return hashlib.sha256(Path(source).read_bytes()).hexdigest()
+
+
+def params_fingerprint(params) -> tuple[str, dict[str, str]]:
+    """What a model built, to pin it: (SHA-256 of every leaf's path, dtype, shape and bytes,
+    {leaf path: "float32[2, 16]"}).
+
+    ``params`` should be ``model.init(PRNGKey(0), x)``: a width read from another module or an
+    environment variable, or a changed init, then changes the fingerprint even when the
+    ``--model`` module's source does not.
+    """
+    import jax
+
+    digest, shapes = hashlib.sha256(), {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        name = jax.tree_util.keystr(path)
+        a = np.asarray(leaf)
+        shapes[name] = f"{a.dtype}{list(a.shape)}"
+        digest.update(f"{name} {shapes[name]}\n".encode())
+        if a.dtype != object:   # an object leaf's bytes are addresses: its type stands for it
+            digest.update(np.ascontiguousarray(a).tobytes())
+        else:
+            digest.update(type(leaf).__qualname__.encode())
+    return digest.hexdigest(), shapes

@@ -22,6 +22,7 @@ import pytest
 import jax
 
 import gbl_jax as gbl
+from gbl_jax.cli import build
 from gbl_jax.cli import main as cli
 from gbl_jax.nets import inits
 from gbl_jax.nets import mlp as nets
@@ -700,6 +701,10 @@ def flat():   # apply returns raw scores, not a distribution
     return gbl.Model(lambda k, x: {"w": np.zeros((x.shape[1], 2), np.float32)},
                      lambda p, x: x @ p["w"])
 
+def env_net():   # a width the module's source does not show
+    import os
+    return gbl.mlp([int(os.environ.get("GBL_TEST_WIDTH", "4"))], gbl.heads.categorical(3))
+
 def leave():
     import sys
     sys.exit(0)
@@ -805,6 +810,52 @@ def test_resume_refuses_changed_data_or_model(user_folder, monkeypatch, capsys):
     _one_line_error(capsys.readouterr().err.strip().splitlines()[-1], "--model")
     (folder / f"{name}.py").write_text(USER_MODULE)
     assert _main("sweep", "--out", str(out), "--resume") == 0
+
+
+def test_resume_refuses_a_model_built_otherwise_from_the_same_source(user_folder, monkeypatch,
+                                                                     capsys):
+    folder, name = user_folder
+    out = folder / "run"
+    monkeypatch.setenv("GBL_TEST_WIDTH", "4")
+    real_run_plan = _interrupt_after_first_chunk(monkeypatch)
+    args = ["--model", f"{name}:env_net", "--data", f"{name}:blobs"]
+    assert _main("sweep", *args, *USER, "--out", str(out)) == 130
+    monkeypatch.setattr(sweeps, "run_plan", real_run_plan)
+    monkeypatch.setenv("GBL_TEST_WIDTH", "6")
+    build._build.cache_clear()   # as a new process would build it
+    capsys.readouterr()
+    assert _main("sweep", "--out", str(out), "--resume", *args) == 2
+    _one_line_error(capsys.readouterr().err, f"--model {name}:env_net builds other params than "
+                    "this sweep began with (['head']['w']: float32[4, 3] then, "
+                    "float32[6, 3] now)")
+    monkeypatch.setenv("GBL_TEST_WIDTH", "4")
+    build._build.cache_clear()
+    assert _main("sweep", "--out", str(out), "--resume", *args) == 0
+
+
+def test_a_folder_from_before_the_params_fingerprint_resumes_and_says_so(user_folder,
+                                                                          monkeypatch, capsys):
+    folder, name = user_folder
+    out = folder / "run"
+    real_run_plan = _interrupt_after_first_chunk(monkeypatch)
+    args = ["--model", f"{name}:net", "--data", "mine.npz"]
+    assert _main("sweep", *args, *USER, "--out", str(out)) == 130
+    monkeypatch.setattr(sweeps, "run_plan", real_run_plan)
+    new = ("params_sha256", "params_shapes")
+    doc = json.loads((out / "config.json").read_text())
+    assert all(key in doc["config"] for key in new)
+    (out / "config.json").write_text(json.dumps(
+        {**doc, "config": {k: v for k, v in doc["config"].items() if k not in new}}))
+    for path in (out / "chunks").glob("*.npz"):   # stamped as an older gbl-jax stamped them
+        with np.load(path) as f:
+            arrays = dict(f)
+        stamp = json.loads(str(arrays[runstore.MADE_BY]))
+        stamp["config"] = {k: v for k, v in stamp["config"].items() if k not in new}
+        np.savez(path, **{**arrays, runstore.MADE_BY: np.asarray(json.dumps(stamp,
+                                                                          sort_keys=True))})
+    capsys.readouterr()
+    assert _main("sweep", "--out", str(out), "--resume", "--model", f"{name}:net") == 0
+    assert "predates the fingerprint of the built params" in capsys.readouterr().err
 
 
 def test_two_processes_run_the_users_model_and_data(user_folder, cache_home):

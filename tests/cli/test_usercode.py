@@ -3,6 +3,7 @@
 import os
 import re
 
+import jax
 import numpy as np
 import pytest
 
@@ -113,3 +114,17 @@ def test_sys_exit_in_user_code_is_an_error_not_a_success(here, tmp_path):
             usercode.load_model(spec)
         assert str(err.value).startswith(f"--model {spec}") and "\n" not in str(err.value)
 
+
+def test_the_params_fingerprint_pins_what_was_built_not_the_source():
+    key, x = jax.random.PRNGKey(0), np.zeros((4, 2), np.float32)
+
+    def built(model):
+        return usercode.params_fingerprint(model.init(key, x))
+
+    sha, shapes = built(gbl.mlp([3], gbl.heads.bernoulli()))
+    assert built(gbl.mlp([3], gbl.heads.bernoulli())) == (sha, shapes)
+    assert shapes["['hidden'][0]['w']"] == "float32[2, 3]" and len(sha) == 64
+    wider_sha, wider = built(gbl.mlp([4], gbl.heads.bernoulli()))   # a width from elsewhere
+    assert wider_sha != sha and wider["['hidden'][0]['w']"] == "float32[2, 4]"
+    other_sha, other = built(gbl.mlp([3], gbl.heads.bernoulli(), init="he_normal"))
+    assert other == shapes and other_sha != sha   # same tree and shapes, another init
