@@ -39,6 +39,7 @@ from gbl_jax.data import problems
 from gbl_jax.cli import runner
 from gbl_jax.cli import runstore
 from gbl_jax.cli import sweep_report
+from gbl_jax.cli import usercode
 from gbl_jax.cli.build import SWEEP_DEFAULTS, UsageError, check_int, check_numbers
 from gbl_jax.analysis.comparisons import compare
 from gbl_jax.engine.compilation import enable_compilation_cache
@@ -153,14 +154,8 @@ def _resolve(args: argparse.Namespace, check_out: bool = True):
         raise UsageError("--resume needs the --out folder of an interrupted sweep")
     config = build.stored_config(folder)
     _refuse_ignored(given, config["model"])
-    for key, value in given.items():
-        if key == "grid":   # each --grid name is checked on its own, as an option is
-            value = {**config["grid"], **value}
-        if build.resolve_config({**config, key: value}, stored=True)[key] != config[key]:
-            shown = (" ".join(f"{k}={v}" for k, v in given["grid"].items()) if key == "grid"
-                     else value)
-            raise UsageError(f"--{key.replace('_', '-')} {shown} conflicts with the "
-                             f"interrupted sweep's {config[key]!r} (drop it to resume)")
+    _check_given(config, given, "interrupted sweep's", "resume")
+    _require_named_code(folder, config, given, "resume")
     if args.cpu_devices is not None and args.cpu_devices != config["devices"]:
         raise UsageError(f"--cpu-devices {args.cpu_devices} conflicts with the interrupted "
                          f"sweep's {config['devices']} devices (chunks computed on another "
@@ -176,6 +171,36 @@ def _refuse_ignored(given: dict, model: str | None) -> None:
         raise UsageError(f"--model {model} builds the whole network and ignores "
                          f"{', '.join('--' + k.replace('_', '-') for k in ignored)}; drop "
                          f"{'it' if len(ignored) == 1 else 'them'}")
+
+
+def _check_given(config: dict, given: dict, whose: str, action: str) -> None:
+    """Refuses an option given again that differs from the stored sweep's ``config``."""
+    for key, value in given.items():
+        if key == "grid":   # each --grid name is checked on its own, as an option is
+            value = {**config["grid"], **value}
+        if build.resolve_config({**config, key: value}, stored=True)[key] != config[key]:
+            shown = (" ".join(f"{k}={v}" for k, v in given["grid"].items()) if key == "grid"
+                     else value)
+            hint = (f"pass --{key} {config[key]}" if key in ("model", "data")
+                    and config[key] is not None else "drop it")
+            raise UsageError(f"--{key.replace('_', '-')} {shown} conflicts with the "
+                             f"{whose} {config[key]!r} ({hint} to {action})")
+
+
+def _require_named_code(folder: runstore.RunFolder, config: dict, given: dict,
+                        action: str) -> None:
+    """Refuses to run the code a run folder names (a --model, a --data module:function) unless
+    this command names it too: a folder someone sent must not run code when opened. What is
+    named is checked against config.json (``_check_given``) and, once built, against the
+    recorded fingerprints (``build.fingerprint``)."""
+    named = [f"--{k} {config[k]}" for k in ("model", "data")
+             if config[k] is not None and given.get(k) is None
+             and (k == "model" or usercode.is_spec(str(config[k])))]
+    if named:
+        raise UsageError(f"{folder.file(runstore.CONFIG)} names code to run "
+                         f"({', '.join(named)}), and gbl-jax runs only code named on its command "
+                         f"line: to {action}, add {' '.join(named)} (checked against the "
+                         "recorded fingerprints)")
 
 
 def _launch(args: argparse.Namespace) -> int:
@@ -308,7 +333,13 @@ def _landscape(args: argparse.Namespace) -> int:
         raise UsageError(f"{folder.path} holds an unfinished sweep; finish it with --resume")
     pairs, num = check_int("pairs", args.pairs, 2), check_int("num", args.num, 2)
     tol = check_numbers("tol", args.tol, 0.0)[0]
+    given = {k: getattr(args, k) for k in ("model", "data") if getattr(args, k) is not None}
+    _check_given(config, given, "sweep's", "open it")
+    _require_named_code(folder, config, given, "open it")
     run = build.build(config)
+    note = build.fingerprint(config, run)   # the data and model the sweep trained, unchanged
+    if note is not None:
+        print(f"gbl-jax: note: {note}", file=sys.stderr)
     cells = math.prod(len(v) for v in run.grid.values())
     cell = check_int("cell", args.cell, 0, cells - 1)
     params_like = jax.eval_shape(run.model.init, jax.random.PRNGKey(0), run.data.x)
@@ -513,7 +544,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--keep-params", action="store_true", default=None, help="store every seed's "
                    "initial and final params in params.npz (for gbl-jax landscape)")
     s.add_argument("--out", help="output folder; default runs/<problem>-h<hidden>-<time>")
-    s.add_argument("--resume", action="store_true", help="finish the interrupted sweep in --out")
+    s.add_argument("--resume", action="store_true", help="finish the interrupted sweep in --out "
+                   "(a sweep of your --model or --data module:function needs it named again: a "
+                   "folder never runs the code it names)")
     s.add_argument("--force", action="store_true", help="replace results gbl-jax wrote in --out")
     s.add_argument("--cpu-devices", type=int, default=None, help="on CPU, shard the runs over "
                    "this many XLA devices (default: one per core); per process")
@@ -539,6 +572,10 @@ def _parser() -> argparse.ArgumentParser:
     land.add_argument("--num", type=int, default=25, help="points on each path (default 25)")
     land.add_argument("--cell", type=int, default=0, help="on a grid, the cell (cell-major "
                       "index, default 0)")
+    land.add_argument("--model", metavar="MODULE:FUNCTION", help="the sweep's --model: its code "
+                      "runs only when named here (checked against the recorded fingerprints)")
+    land.add_argument("--data", metavar="FILE|MODULE:FUNCTION", help="the sweep's --data: a "
+                      "module:function runs only when named here")
     land.set_defaults(run=_landscape)
     c = sub.add_parser("compare", parents=[cache], help="compare two sweeps seed by seed",
                        description="Compare "

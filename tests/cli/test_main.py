@@ -801,15 +801,56 @@ def test_resume_refuses_changed_data_or_model(user_folder, monkeypatch, capsys):
         arrays = dict(f)
     arrays["x"][0, 0] += 1.0
     np.savez(folder / "mine.npz", **arrays)
-    assert _main("sweep", "--out", str(out), "--resume") == 2
+    resume = ["--out", str(out), "--resume", "--model", f"{name}:net"]
+    assert _main("sweep", *resume) == 2
     _one_line_error(capsys.readouterr().err.strip().splitlines()[-1], "--data")
     arrays["x"][0, 0] -= 1.0
     np.savez(folder / "mine.npz", **arrays)
     (folder / f"{name}.py").write_text(USER_MODULE + "\n# edited\n")
-    assert _main("sweep", "--out", str(out), "--resume") == 2
+    assert _main("sweep", *resume) == 2
     _one_line_error(capsys.readouterr().err.strip().splitlines()[-1], "--model")
     (folder / f"{name}.py").write_text(USER_MODULE)
-    assert _main("sweep", "--out", str(out), "--resume") == 0
+    assert _main("sweep", *resume) == 0
+
+
+PAYLOAD = '''
+import pathlib
+import numpy as np
+import gbl_jax as gbl
+
+def ran():
+    pathlib.Path(MARKER).touch()
+
+ran()   # on import, and in each function
+
+def net():
+    ran()
+    return gbl.mlp([2], gbl.heads.bernoulli())
+
+def points():
+    ran()
+    x = np.random.default_rng(0).normal(size=(16, 2)).astype(np.float32)
+    return gbl.problems.Data(x, (x[:, 0] > 0).astype(np.int32), gbl.heads.bernoulli(), "points")
+'''
+
+
+def test_a_run_folder_never_runs_the_code_it_names(user_folder):
+    folder, name = user_folder
+    marker, payload = folder / "payload_ran", f"payload_{name}"
+    (folder / f"{payload}.py").write_text(PAYLOAD.replace("MARKER", repr(str(marker))))
+    out = folder / "sent"
+    code = ["--model", f"{payload}:net", "--data", f"{payload}:points"]
+    assert _main("sweep", *code, "--keep-params", *USER, "--out", str(out)) == 0
+    marker.unlink()
+    shutil.copy(folder / f"{payload}.py", out)   # the folder as sent: its payload beside it
+    for args in (["landscape", "--out", "."], ["sweep", "--out", ".", "--resume"],
+                 ["landscape", "--out", ".", "--data", f"{payload}:points"]):
+        proc = _run(*args, cwd=out)   # a fresh process: nothing imported or cached before
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        _one_line_error(proc.stderr, f"add --model {payload}:net")
+        assert not marker.exists()
+    proc = _run("landscape", "--out", ".", *code, "--pairs", "2", "--num", "3", cwd=out)
+    assert proc.returncode == 0 and marker.exists(), proc.stderr[-2000:]   # named: it runs
 
 
 def test_resume_refuses_a_model_built_otherwise_from_the_same_source(user_folder, monkeypatch,
@@ -856,6 +897,22 @@ def test_a_folder_from_before_the_params_fingerprint_resumes_and_says_so(user_fo
     capsys.readouterr()
     assert _main("sweep", "--out", str(out), "--resume", "--model", f"{name}:net") == 0
     assert "predates the fingerprint of the built params" in capsys.readouterr().err
+
+
+def test_landscape_refuses_data_changed_since_the_sweep(user_folder, capsys):
+    folder, _ = user_folder
+    out = folder / "run"
+    assert _main("sweep", "--data", "mine.npz", "--hidden", "2", "--keep-params", *USER, "--out",
+                 str(out)) == 0
+    with np.load(folder / "mine.npz") as f:
+        arrays = dict(f)
+    arrays["y"][0] = 1 - arrays["y"][0]
+    np.savez(folder / "mine.npz", **arrays)
+    capsys.readouterr()
+    assert _main("landscape", "--out", str(out)) == 2
+    _one_line_error(capsys.readouterr().err, f"--data {folder / 'mine.npz'} changed since this "
+                    "sweep began")
+    assert not (out / "landscape.json").exists()
 
 
 def test_two_processes_run_the_users_model_and_data(user_folder, cache_home):
