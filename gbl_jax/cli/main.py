@@ -327,6 +327,8 @@ def _landscape(args: argparse.Namespace) -> int:
     """Interpolation init -> final, barriers between seeds, and basins of a kept-params sweep."""
     import jax
 
+    from gbl_jax.engine import results
+
     folder = runstore.RunFolder(args.out)
     config = build.stored_config(folder)
     if not folder.file(runstore.RESULTS).is_file():
@@ -340,8 +342,13 @@ def _landscape(args: argparse.Namespace) -> int:
     note = build.fingerprint(config, run)   # the data and model the sweep trained, unchanged
     if note is not None:
         print(f"gbl-jax: note: {note}", file=sys.stderr)
-    cells = math.prod(len(v) for v in run.grid.values())
-    cell = check_int("cell", args.cell, 0, cells - 1)
+    try:
+        index, _ = results.cell_index(run.grid, _parse_cell(args.cell))
+    except ValueError as err:
+        raise UsageError(f"{folder.path}: {err} (pick one with --cell NAME=VALUE)") from None
+    cell = 0
+    for i, axis in zip(index, run.grid.values()):   # cell-major, as the arrays' axes run
+        cell = cell * len(axis) + i
     params_like = jax.eval_shape(run.model.init, jax.random.PRNGKey(0), run.data.x)
     stored = folder.load_params(params_like)
     cache = _compile_cache(args)
@@ -349,11 +356,19 @@ def _landscape(args: argparse.Namespace) -> int:
                                                                   config["seeds"], cell)
     folder.lock()
     try:
-        rep = landscape_report.landscape_report(
-            run.model, run.data, init, final, diverged=diverged, pairs=pairs, num=num, tol=tol,
-            loss=run.loss, activation=config["activation"])
-        report = {"cell": cell_values, "seeds": config["seeds"], **rep.as_dict(),
-                  "compile_cache": cache}
+        try:
+            rep = landscape_report.landscape_report(
+                run.model, run.data, init, final, diverged=diverged, pairs=pairs, num=num,
+                tol=tol, loss=run.loss, activation=config["activation"],
+                align_units=args.align == "weights")
+        except ValueError as err:
+            if not str(err).startswith("align:"):
+                raise
+            raise UsageError(f"{str(err).splitlines()[0]}; pass --align none for the "
+                             "interpolation, barriers and basins without aligning hidden units"
+                             ) from None
+        report = {"cell": cell_values, "seeds": config["seeds"], "align": args.align,
+                  **rep.as_dict(), "compile_cache": cache}
         title = sweep_report.title(config, run.grid) + "".join(
             f", {k}={v:g}" for k, v in cell_values.items())
         figure = landscape_report.landscape_figure(rep.curves, rep.monotone, rep.barriers, title)
@@ -365,9 +380,10 @@ def _landscape(args: argparse.Namespace) -> int:
     print(f"  monotone paths      {paths['monotone']} of {paths['n']} non-diverged seeds "
           f"({100 * paths['monotone_share']:.1f}%)")
     if k > 1:
+        aligned = report["barriers"]["median_aligned"]
         print(f"  median barrier      {report['barriers']['median']:.4g} unaligned, "
-              f"{report['barriers']['median_aligned']:.4g} aligned ({k * (k - 1) // 2} pairs of "
-              f"the first {k} seeds)")
+              + ("not aligned (--align none)" if aligned is None else f"{aligned:.4g} aligned")
+              + f" ({k * (k - 1) // 2} pairs of the first {k} seeds)")
     print(rep.basins.summary())
     print(f"  written to          {folder.path}")
     return 0
@@ -570,8 +586,11 @@ def _parser() -> argparse.ArgumentParser:
     land.add_argument("--tol", default=0.05, help="basins: largest max-abs difference of "
                       "predictions within a basin (default 0.05)")
     land.add_argument("--num", type=int, default=25, help="points on each path (default 25)")
-    land.add_argument("--cell", type=int, default=0, help="on a grid, the cell (cell-major "
-                      "index, default 0)")
+    land.add_argument("--cell", action="append", metavar="NAME=VALUE", help="on a grid, the "
+                      "cell (once per axis with several values, as compare takes it)")
+    land.add_argument("--align", choices=("weights", "none"), default="weights", help="weights "
+                      "(default): barriers also after matching hidden units by their weights "
+                      "(gbl.mlp params only); none: without, for any model (flax, equinox, CNN)")
     land.add_argument("--model", metavar="MODULE:FUNCTION", help="the sweep's --model: its code "
                       "runs only when named here (checked against the recorded fingerprints)")
     land.add_argument("--data", metavar="FILE|MODULE:FUNCTION", help="the sweep's --data: a "

@@ -475,7 +475,8 @@ def test_landscape_of_a_truncated_sweep_is_one_line(grid_run, tmp_path, capsys):
     out = _copy(grid_run, tmp_path / "run")
     arrays = out / "sweep.npz"
     arrays.write_bytes(arrays.read_bytes()[:1000])
-    assert _main("landscape", "--out", str(out)) == 2
+    assert _main("landscape", "--out", str(out), "--cell", "learning_rate=0.1", "--cell",
+                 "init_scale=1") == 2
     _one_line_error(capsys.readouterr().err, f"{arrays} cannot be read")
 
 
@@ -572,7 +573,13 @@ def test_a_grid_resumes_to_the_same_results(grid_run, tmp_path, monkeypatch):
 
 def test_landscape_of_a_sweep_with_params(grid_run, tmp_path, capsys):
     out = _copy(grid_run, tmp_path / "run")
-    assert _main("landscape", "--out", str(out), "--cell", "3", "--pairs", "4") == 0
+    for cell, words in ((["--cell", "3"], "--cell takes NAME=VALUE"),
+                        ([], "name a value of every grid axis; learning_rate has [0.01, 0.1, 0.2]"),
+                        (["--cell", "learning_rate=0.3"], "learning_rate=0.3 is not on the grid")):
+        assert _main("landscape", "--out", str(out), *cell) == 2
+        _one_line_error(capsys.readouterr().err, words)
+    assert _main("landscape", "--out", str(out), "--cell", "learning_rate=0.1", "--cell",
+                 "init_scale=1", "--pairs", "4") == 0
     printed = capsys.readouterr().out
     assert "monotone paths" in printed and "basin" in printed
     report = _strict_json(out / "landscape.json")
@@ -704,6 +711,10 @@ def flat():   # apply returns raw scores, not a distribution
 def env_net():   # a width the module's source does not show
     import os
     return gbl.mlp([int(os.environ.get("GBL_TEST_WIDTH", "4"))], gbl.heads.categorical(3))
+
+def flax_net():
+    import flax.linen as nn
+    return gbl.models.from_flax(nn.Dense(3), gbl.Categorical)
 
 def leave():
     import sys
@@ -913,6 +924,24 @@ def test_landscape_refuses_data_changed_since_the_sweep(user_folder, capsys):
     _one_line_error(capsys.readouterr().err, f"--data {folder / 'mine.npz'} changed since this "
                     "sweep began")
     assert not (out / "landscape.json").exists()
+
+
+def test_landscape_of_a_flax_model_without_alignment(user_folder, capsys):
+    folder, name = user_folder
+    out = folder / "run"
+    model = ["--model", f"{name}:flax_net"]
+    assert _main("sweep", *model, "--data", "mine.npz", "--keep-params", *USER, "--out",
+                 str(out)) == 0
+    capsys.readouterr()
+    assert _main("landscape", "--out", str(out), *model, "--pairs", "3") == 2
+    _one_line_error(capsys.readouterr().err, "is not gbl.mlp params")
+    assert _main("landscape", "--out", str(out), *model, "--pairs", "3", "--num", "5",
+                 "--align", "none") == 0
+    assert "not aligned (--align none)" in capsys.readouterr().out
+    report = _strict_json(out / "landscape.json")
+    assert report["align"] == "none" and report["barriers"]["aligned"] is None
+    assert report["barriers"]["median_aligned"] is None and len(report["barriers"]["seeds"]) == 3
+    assert list(_csv(out / "barriers.csv")[0]) == ["seed_a", "seed_b", "barrier"]
 
 
 def test_two_processes_run_the_users_model_and_data(user_folder, cache_home):
