@@ -354,12 +354,14 @@ def _landscape(args: argparse.Namespace) -> int:
     cache = _compile_cache(args)
     init, final, diverged, cell_values = landscape_report.cell_of(stored, run.grid,
                                                                   config["seeds"], cell)
+    # a --model's activation is not recorded: permutations only, which keep any elementwise one
+    activation = config["activation"] if config["model"] is None else "relu"
     folder.lock()
     try:
         try:
             rep = landscape_report.landscape_report(
                 run.model, run.data, init, final, diverged=diverged, pairs=pairs, num=num,
-                tol=tol, loss=run.loss, activation=config["activation"],
+                tol=tol, loss=run.loss, activation=activation,
                 align_units=args.align == "weights")
         except ValueError as err:
             if not str(err).startswith("align:"):

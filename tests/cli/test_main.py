@@ -22,6 +22,7 @@ import pytest
 import jax
 
 import gbl_jax as gbl
+from gbl_jax.analysis import landscape_report
 from gbl_jax.cli import build
 from gbl_jax.cli import main as cli
 from gbl_jax.nets import inits
@@ -942,6 +943,24 @@ def test_landscape_of_a_flax_model_without_alignment(user_folder, capsys):
     assert report["align"] == "none" and report["barriers"]["aligned"] is None
     assert report["barriers"]["median_aligned"] is None and len(report["barriers"]["seeds"]) == 3
     assert list(_csv(out / "barriers.csv")[0]) == ["seed_a", "seed_b", "barrier"]
+
+
+def test_landscape_of_a_model_aligns_by_permutations_only(user_folder, monkeypatch, capsys):
+    # config.json holds the default activation (tanh), not the --model's (relu here): sign flips,
+    # right only for odd activations, would change this net's function and its aligned barriers
+    folder, name = user_folder
+    out = folder / "run"
+    code = ["--model", f"{name}:net", "--data", f"{name}:blobs"]
+    assert _main("sweep", *code, "--keep-params", *USER, "--out", str(out)) == 0
+    seen, real_align = [], landscape_report.align
+
+    def spy(*args, activation, **kwargs):
+        seen.append(activation)
+        return real_align(*args, activation=activation, **kwargs)
+
+    monkeypatch.setattr(landscape_report, "align", spy)
+    assert _main("landscape", "--out", str(out), *code, "--pairs", "3", "--num", "3") == 0
+    assert seen and not {"tanh", "identity"} & set(seen)
 
 
 def test_two_processes_run_the_users_model_and_data(user_folder, cache_home):
