@@ -510,7 +510,8 @@ def fingerprint(config: dict, run: Built) -> str | None:
     if before != params_sha:
         raise UsageError(f"{model} initialises other values at PRNGKey(0) than when this sweep "
                          f"began (same tree, shapes and dtypes; sha256 {str(before)[:12]}... then, "
-                         f"{params_sha[:12]}... now); restore it, or start a new sweep with --force")
+                         f"{params_sha[:12]}... now); restore it, or start a new sweep with "
+                         "--force")
     config.update(params_sha256=params_sha, params_shapes=shapes)
     return None
 

@@ -158,8 +158,9 @@ def cell_index(grid: dict, values: dict) -> tuple[tuple[int, ...], dict[str, flo
     """
     unknown = [name for name in values if name not in grid]
     if unknown:
-        raise ValueError(f"cell: {unknown} {'is not a grid axis' if len(unknown) == 1 else 'are not grid axes'}; "
-                         f"the grid's axes are {list(grid) or '(none: this result has no grid)'}")
+        what = "is not a grid axis" if len(unknown) == 1 else "are not grid axes"
+        raise ValueError(f"cell: {unknown} {what}; the grid's axes are "
+                         f"{list(grid) or '(none: this result has no grid)'}")
     index, chosen = [], {}
     for name, axis in grid.items():
         axis = np.asarray(axis, np.float64)
