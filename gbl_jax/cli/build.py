@@ -496,8 +496,8 @@ def fingerprint(config: dict, run: Built) -> str | None:
                              "with --force")
         config[key] = value
     if stored and "params_sha256" not in config:   # kept out: the chunks' stamps hold config
-        return (f"this sweep's config.json predates the fingerprint of the built params, so "
-                f"{model} is checked by its source only")
+        return (f"this sweep's config.json predates the fingerprint of the built params, so the "
+                f"params {model} builds now are not checked against the sweep's")
     before_shapes = config.get("params_shapes", shapes)
     if before_shapes != shapes:
         before_shapes = before_shapes if isinstance(before_shapes, dict) else {}
