@@ -41,7 +41,7 @@ class LandscapeReport(NamedTuple):
       monotone: [seeds] bool, the curve never rises (diverged and non-finite curves excluded).
       usable: [seeds] bool, not diverged and a finite curve.
       barriers: {"seeds": [K] the first usable seeds, "unaligned", "aligned": [K, K] symmetric
-        barrier matrices, zero diagonal}.
+        barrier matrices, zero diagonal; "aligned" None when the report did not align}.
       basins: ``Basins`` of the final params.
       diverged: [seeds] bool, as given.
       num, tol: as given.
@@ -67,7 +67,8 @@ class LandscapeReport(NamedTuple):
             "interpolation": {"num": self.num, "monotone": int(monotone), "n": int(n),
                               "monotone_share": monotone / max(n, 1), "interval_95": [low, high]},
             "barriers": {**self.barriers, "median": _median(self.barriers["unaligned"], a, b),
-                         "median_aligned": _median(self.barriers["aligned"], a, b)},
+                         "median_aligned": (None if self.barriers["aligned"] is None
+                                            else _median(self.barriers["aligned"], a, b))},
             "basins": {"tol": self.tol, "count": b_.count, "share": b_.share,
                        "share_ci": b_.share_ci, "loss": b_.loss, "leader": b_.leader},
         }
@@ -130,7 +131,7 @@ def report_bytes(seeds: int, pairs: int, num: int, n_params: int, x_size: int) -
 
 def landscape_report(model, data, init_params, params, *, diverged=None, pairs: int = 16,
                      num: int = 25, tol: float = 0.05, loss=nll,
-                     activation: str = "tanh") -> LandscapeReport:
+                     activation: str = "tanh", align_units: bool = True) -> LandscapeReport:
     """Interpolation init -> final per seed, barriers among the first seeds, and basins.
 
     Args:
@@ -142,6 +143,8 @@ def landscape_report(model, data, init_params, params, *, diverged=None, pairs: 
       num: points on each path.
       tol: basins: largest max-abs difference of predictions within a basin.
       activation: the mlp's hidden activation, for ``align`` (odd ones allow sign flips).
+      align_units: also the barriers after ``align``, which takes ``gbl.mlp`` params only; False
+        leaves them out (``barriers["aligned"]`` is None) for params of any other layout.
 
     Returns:
       A ``LandscapeReport``.
@@ -154,18 +157,19 @@ def landscape_report(model, data, init_params, params, *, diverged=None, pairs: 
     ids = np.flatnonzero(usable)[:pairs]
     a, b = np.triu_indices(len(ids), 1)
     matrices = {"seeds": ids.tolist(), "unaligned": np.zeros((len(ids),) * 2),
-                "aligned": np.zeros((len(ids),) * 2)}
+                "aligned": np.zeros((len(ids),) * 2) if align_units else None}
     if len(a):
         upper = barrier(model, data, _take(params, ids[a]), _take(params, ids[b]), num=num,
                         loss=loss, stacked=True)
+        matrices["unaligned"][a, b] = matrices["unaligned"][b, a] = upper
+    if len(a) and align_units:
         # align every later seed to each earlier one: the pairs in triu order, row by row
         aligned = [align(_take(params, i), _take(params, ids[k + 1:]), activation=activation)
                    for k, i in enumerate(ids[:-1])]
         aligned = jax.tree.map(lambda *x: np.concatenate(x), *aligned)
         upper_aligned = barrier(model, data, _take(params, ids[a]), aligned, num=num, loss=loss,
                                 stacked=True)
-        for name, values in (("unaligned", upper), ("aligned", upper_aligned)):
-            matrices[name][a, b] = matrices[name][b, a] = values
+        matrices["aligned"][a, b] = matrices["aligned"][b, a] = upper_aligned
     found = basins(model, data, params, tol=tol, loss=loss, diverged=diverged)
     return LandscapeReport(curves, monotone, usable, matrices, found, diverged, num, tol)
 
@@ -175,7 +179,7 @@ def landscape_figure(curves, monotone, barriers: dict, title: str = ""):
 
     Args:
       curves: [seeds, num] loss along each path; monotone: [seeds] bool.
-      barriers: {"seeds": [K], "unaligned": [K, K], "aligned": [K, K]}.
+      barriers: {"seeds": [K], "unaligned": [K, K], "aligned": [K, K] or None (not aligned)}.
       title: the figure's title.
 
     Returns:
@@ -194,6 +198,10 @@ def landscape_figure(curves, monotone, barriers: dict, title: str = ""):
     axes[0].set_ylabel("loss")
     axes[0].legend(fontsize="small")
     matrices = [barriers["unaligned"], barriers["aligned"]]
+    if matrices[1] is None:
+        axes[2].set_axis_off()
+        axes[2].text(0.5, 0.5, "hidden units not aligned", ha="center", va="center")
+        matrices = matrices[:1]
     top = max(float(np.nanmax(m)) if np.isfinite(m).any() else 0.0 for m in matrices)
     for ax, matrix, name in zip(axes[1:], matrices, ("barrier", "barrier after align")):
         image = ax.imshow(matrix, vmin=0, vmax=max(top, 1e-12), cmap="magma")

@@ -42,7 +42,8 @@ SWEEP_DEFAULTS = {
 }
 # Options that shape the built-in networks; --model builds its own and refuses them.
 NET_OPTIONS = ("hidden", "activation", "init", "head", "components", "channels")
-FINGERPRINTS = ("data_sha256", "model_sha256")   # filled in by ``fingerprint``
+# filled in by ``fingerprint``; a config.json written before params_* existed lacks them
+FINGERPRINTS = ("data_sha256", "model_sha256", "params_sha256", "params_shapes")
 # Options a stored config may lack: config.json files written before the option existed.
 OPTIONAL_STORED = ("grid",)
 # Hyperparameters with an option of their own: ``--grid learning_rate=...`` is ``--lr ...`` and
@@ -286,8 +287,7 @@ def _user_code(raw: dict, config: dict, stored: bool) -> None:
         data = str(config["data"])
         if not usercode.is_spec(data):
             if not Path(data).is_file():
-                raise UsageError(f"--data {data}: no such file (or a module:function that names "
-                                 "one)")
+                raise UsageError(f"--data {data}: {usercode.not_a_file(data)}")
             data = str(Path(data).resolve())
         config.update(data=data, problem=None)
     else:
@@ -477,24 +477,59 @@ def _data(config: dict):
         raise UsageError(str(err).splitlines()[0]) from None
 
 
-def fingerprint(config: dict, data) -> None:
-    """Records (new sweep) or checks (resumed: the keys are already there) the SHA-256 of the
-    user's data and model source, so a resumed sweep never mixes two datasets or two models.
+def fingerprint(config: dict, run: Built) -> str | None:
+    """Records (new sweep) or checks (a stored config: the keys are already there) what the run
+    uses: the SHA-256 of the user's data and model source, and of the params the model builds at
+    PRNGKey(0) (``usercode.params_fingerprint``), so a resumed sweep or a landscape never mixes
+    two datasets or two models.
+
+    Returns:
+      A note for a stored config written before the params fingerprint existed (it is read, and
+      the params are not checked), else None.
 
     Raises:
-      UsageError: a resumed sweep whose data or model source changed.
+      UsageError: a stored config whose data, model source or built params differ now.
     """
-    now = {"data_sha256": usercode.data_fingerprint(data) if config["data"] else None,
+    import jax
+
+    stored = "data_sha256" in config
+    model = f"--model {config['model']}" if config["model"] else "the network"
+    try:
+        params = run.model.init(jax.random.PRNGKey(0), run.data.x)
+    except (Exception, SystemExit) as err:   # the user's code, run for real this once
+        raise UsageError(f"{model}: model.init(PRNGKey(0), x) failed: {type(err).__name__}: "
+                         f"{str(err).splitlines()[0] if str(err) else ''}") from None
+    params_sha, shapes = usercode.params_fingerprint(params)
+    now = {"data_sha256": usercode.data_fingerprint(run.data) if config["data"] else None,
            "model_sha256": (usercode.model_fingerprint(config["model"])
                             if config["model"] else None)}
     for key, value in now.items():
         before = config.get(key, value)
         if before != value:
-            what = f"--data {config['data']}" if key == "data_sha256" else f"--model {config['model']}"
+            what = f"--data {config['data']}" if key == "data_sha256" else model
             raise UsageError(f"{what} changed since this sweep began (sha256 {str(before)[:12]}... "
                              f"then, {str(value)[:12]}... now); restore it, or start a new sweep "
                              "with --force")
         config[key] = value
+    if stored and "params_sha256" not in config:   # kept out: the chunks' stamps hold config
+        return (f"this sweep's config.json predates the fingerprint of the built params, so the "
+                f"params {model} builds now are not checked against the sweep's")
+    before_shapes = config.get("params_shapes", shapes)
+    if before_shapes != shapes:
+        before_shapes = before_shapes if isinstance(before_shapes, dict) else {}
+        name = next((k for k in [*before_shapes, *shapes]
+                     if before_shapes.get(k) != shapes.get(k)), "the tree")
+        raise UsageError(f"{model} builds other params than this sweep began with ({name}: "
+                         f"{before_shapes.get(name, 'absent')} then, {shapes.get(name, 'absent')} "
+                         "now); restore it, or start a new sweep with --force")
+    before = config.get("params_sha256", params_sha)
+    if before != params_sha:
+        raise UsageError(f"{model} initialises other values at PRNGKey(0) than when this sweep "
+                         f"began (same tree, shapes and dtypes; sha256 {str(before)[:12]}... then, "
+                         f"{params_sha[:12]}... now); restore it, or start a new sweep with "
+                         "--force")
+    config.update(params_sha256=params_sha, params_shapes=shapes)
+    return None
 
 
 def threshold_head(config: dict, run: Built):

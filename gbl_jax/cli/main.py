@@ -40,6 +40,7 @@ from gbl_jax.data import problems
 from gbl_jax.cli import runner
 from gbl_jax.cli import runstore
 from gbl_jax.cli import sweep_report
+from gbl_jax.cli import usercode
 from gbl_jax.cli.build import SWEEP_DEFAULTS, UsageError, check_int, check_numbers
 from gbl_jax.analysis import comparisons
 from gbl_jax.analysis.comparisons import compare
@@ -141,6 +142,7 @@ def _resolve(args: argparse.Namespace, check_out: bool = True):
     if args.resume and args.force:
         raise UsageError("--resume finishes a sweep and --force replaces it: pass one")
     if not args.resume:
+        _refuse_ignored(given, given.get("model"))
         config = build.resolve_config(given)
         if check_out:
             folder.check_new(force=args.force)
@@ -153,19 +155,54 @@ def _resolve(args: argparse.Namespace, check_out: bool = True):
     if args.out is None:
         raise UsageError("--resume needs the --out folder of an interrupted sweep")
     config = build.stored_config(folder)
+    _refuse_ignored(given, config["model"])
+    _check_given(config, given, "interrupted sweep's", "resume")
+    _require_named_code(folder, config, given, "resume")
+    if args.cpu_devices is not None and args.cpu_devices != config["devices"]:
+        raise UsageError(f"--cpu-devices {args.cpu_devices} conflicts with the interrupted "
+                         f"sweep's {config['devices']} devices (chunks computed on another "
+                         "device count can differ in the last bits); drop it to resume")
+    return folder, config, config["devices"]
+
+
+def _refuse_ignored(given: dict, model: str | None) -> None:
+    """Refuses the options that shape the built-in networks beside a --model, which ignores them
+    (whatever their value, the default included)."""
+    ignored = [k for k in build.NET_OPTIONS if k in given]
+    if model is not None and ignored:
+        raise UsageError(f"--model {model} builds the whole network and ignores "
+                         f"{', '.join('--' + k.replace('_', '-') for k in ignored)}; drop "
+                         f"{'it' if len(ignored) == 1 else 'them'}")
+
+
+def _check_given(config: dict, given: dict, whose: str, action: str) -> None:
+    """Refuses an option given again that differs from the stored sweep's ``config``."""
     for key, value in given.items():
         if key == "grid":   # each --grid name is checked on its own, as an option is
             value = {**config["grid"], **value}
         if build.resolve_config({**config, key: value}, stored=True)[key] != config[key]:
             shown = (" ".join(f"{k}={v}" for k, v in given["grid"].items()) if key == "grid"
                      else value)
+            hint = (f"pass --{key} {config[key]}" if key in ("model", "data")
+                    and config[key] is not None else "drop it")
             raise UsageError(f"--{key.replace('_', '-')} {shown} conflicts with the "
-                             f"interrupted sweep's {config[key]!r} (drop it to resume)")
-    if args.cpu_devices is not None and args.cpu_devices != config["devices"]:
-        raise UsageError(f"--cpu-devices {args.cpu_devices} conflicts with the interrupted "
-                         f"sweep's {config['devices']} devices (chunks computed on another "
-                         "device count can differ in the last bits); drop it to resume")
-    return folder, config, config["devices"]
+                             f"{whose} {config[key]!r} ({hint} to {action})")
+
+
+def _require_named_code(folder: runstore.RunFolder, config: dict, given: dict,
+                        action: str) -> None:
+    """Refuses to run the code a run folder names (a --model, a --data module:function) unless
+    this command names it too: a folder someone sent must not run code when opened. What is
+    named is checked against config.json (``_check_given``) and, once built, against the
+    recorded fingerprints (``build.fingerprint``)."""
+    named = [f"--{k} {config[k]}" for k in ("model", "data")
+             if config[k] is not None and given.get(k) is None
+             and (k == "model" or usercode.is_spec(str(config[k])))]
+    if named:
+        raise UsageError(f"{folder.file(runstore.CONFIG)} names code to run "
+                         f"({', '.join(named)}), and gbl-jax runs only code named on its command "
+                         f"line: to {action}, add {' '.join(named)} (checked against the "
+                         "recorded fingerprints)")
 
 
 def _launch(args: argparse.Namespace) -> int:
@@ -228,7 +265,11 @@ def _summary(results: dict, out: Path) -> str:
     threshold = f"{results['threshold']['value']:.6g}"
     hypers = [f"{build.SHORT_FORMS.get(k, k)}={v}"
               for k, v in build.hyperparameters(config).items() if k != "init_scale"]
-    rows = [("problem", config["problem"]), ("hidden", config["hidden"] or "(none)"),
+    source = ("data", config["data"]) if config["data"] else ("problem", config["problem"])
+    network = (("model", config["model"]) if config["model"] else
+               ("channels", config["channels"]) if config["channels"] else
+               ("hidden", config["hidden"] or "(none)"))
+    rows = [source, network,
             ("optimizer", " ".join([config["optimizer"], *hypers])),
             ("steps", config["steps"]), ("seeds", config["seeds"])]
     lines = []
@@ -291,15 +332,28 @@ def _landscape(args: argparse.Namespace) -> int:
     """Interpolation init -> final, barriers between seeds, and basins of a kept-params sweep."""
     import jax
 
+    from gbl_jax.engine import results
+
     folder = runstore.RunFolder(args.out)
     config = build.stored_config(folder)
     if not folder.file(runstore.RESULTS).is_file():
         raise UsageError(f"{folder.path} holds an unfinished sweep; finish it with --resume")
     pairs, num = check_int("pairs", args.pairs, 2), check_int("num", args.num, 2)
     tol = check_numbers("tol", args.tol, 0.0)[0]
+    given = {k: getattr(args, k) for k in ("model", "data") if getattr(args, k) is not None}
+    _check_given(config, given, "sweep's", "open it")
+    _require_named_code(folder, config, given, "open it")
     run = build.build(config)
-    cells = math.prod(len(v) for v in run.grid.values())
-    cell = check_int("cell", args.cell, 0, cells - 1)
+    note = build.fingerprint(config, run)   # the data and model the sweep trained, unchanged
+    if note is not None:
+        print(f"gbl-jax: note: {note}", file=sys.stderr)
+    try:
+        index, _ = results.cell_index(run.grid, _parse_cell(args.cell))
+    except ValueError as err:
+        raise UsageError(f"{folder.path}: {err} (pick one with --cell NAME=VALUE)") from None
+    cell = 0
+    for i, axis in zip(index, run.grid.values()):   # cell-major, as the arrays' axes run
+        cell = cell * len(axis) + i
     params_like = jax.eval_shape(run.model.init, jax.random.PRNGKey(0), run.data.x)
     n_params = sum(math.prod(a.shape) for a in jax.tree.leaves(params_like))
     memory, disk = landscape_report.report_bytes(config["seeds"], pairs, num, n_params,
@@ -310,13 +364,23 @@ def _landscape(args: argparse.Namespace) -> int:
     cache = _compile_cache(args)
     init, final, diverged, cell_values = landscape_report.cell_of(stored, run.grid,
                                                                   config["seeds"], cell)
+    # a --model's activation is not recorded: permutations only, which keep any elementwise one
+    activation = config["activation"] if config["model"] is None else "relu"
     folder.lock()
     try:
-        rep = landscape_report.landscape_report(
-            run.model, run.data, init, final, diverged=diverged, pairs=pairs, num=num, tol=tol,
-            loss=run.loss, activation=config["activation"])
-        report = {"cell": cell_values, "seeds": config["seeds"], **rep.as_dict(),
-                  "compile_cache": cache}
+        try:
+            rep = landscape_report.landscape_report(
+                run.model, run.data, init, final, diverged=diverged, pairs=pairs, num=num,
+                tol=tol, loss=run.loss, activation=activation,
+                align_units=args.align == "weights")
+        except ValueError as err:
+            if not str(err).startswith("align:"):
+                raise
+            raise UsageError(f"{str(err).splitlines()[0]}; pass --align none for the "
+                             "interpolation, barriers and basins without aligning hidden units"
+                             ) from None
+        report = {"cell": cell_values, "seeds": config["seeds"], "align": args.align,
+                  **rep.as_dict(), "compile_cache": cache}
         title = sweep_report.title(config, run.grid) + "".join(
             f", {k}={v:g}" for k, v in cell_values.items())
         figure = landscape_report.landscape_figure(rep.curves, rep.monotone, rep.barriers, title)
@@ -328,9 +392,10 @@ def _landscape(args: argparse.Namespace) -> int:
     print(f"  monotone paths      {paths['monotone']} of {paths['n']} non-diverged seeds "
           f"({100 * paths['monotone_share']:.1f}%)")
     if k > 1:
+        aligned = report["barriers"]["median_aligned"]
         print(f"  median barrier      {report['barriers']['median']:.4g} unaligned, "
-              f"{report['barriers']['median_aligned']:.4g} aligned ({k * (k - 1) // 2} pairs of "
-              f"the first {k} seeds)")
+              + ("not aligned (--align none)" if aligned is None else f"{aligned:.4g} aligned")
+              + f" ({k * (k - 1) // 2} pairs of the first {k} seeds)")
     print(rep.basins.summary())
     print(f"  written to          {folder.path}")
     return 0
@@ -507,7 +572,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--keep-params", action="store_true", default=None, help="store every seed's "
                    "initial and final params in sweep.npz (for gbl-jax landscape)")
     s.add_argument("--out", help="output folder; default runs/<problem>-h<hidden>-<time>")
-    s.add_argument("--resume", action="store_true", help="finish the interrupted sweep in --out")
+    s.add_argument("--resume", action="store_true", help="finish the interrupted sweep in --out "
+                   "(a sweep of your --model or --data module:function needs it named again: a "
+                   "folder never runs the code it names)")
     s.add_argument("--force", action="store_true", help="replace results gbl-jax wrote in --out")
     s.add_argument("--cpu-devices", type=int, default=None, help="on CPU, shard the runs over "
                    "this many XLA devices (default: one per core); per process")
@@ -531,8 +598,15 @@ def _parser() -> argparse.ArgumentParser:
     land.add_argument("--tol", default=0.05, help="basins: largest max-abs difference of "
                       "predictions within a basin (default 0.05)")
     land.add_argument("--num", type=int, default=25, help="points on each path (default 25)")
-    land.add_argument("--cell", type=int, default=0, help="on a grid, the cell (cell-major "
-                      "index, default 0)")
+    land.add_argument("--cell", action="append", metavar="NAME=VALUE", help="on a grid, the "
+                      "cell (once per axis with several values, as compare takes it)")
+    land.add_argument("--align", choices=("weights", "none"), default="weights", help="weights "
+                      "(default): barriers also after matching hidden units by their weights "
+                      "(gbl.mlp params only); none: without, for any model (flax, equinox, CNN)")
+    land.add_argument("--model", metavar="MODULE:FUNCTION", help="the sweep's --model: its code "
+                      "runs only when named here (checked against the recorded fingerprints)")
+    land.add_argument("--data", metavar="FILE|MODULE:FUNCTION", help="the sweep's --data: a "
+                      "module:function runs only when named here")
     land.set_defaults(run=_landscape)
     c = sub.add_parser("compare", parents=[cache], help="compare two sweeps seed by seed",
                        description="Compare "

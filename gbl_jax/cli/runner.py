@@ -59,7 +59,6 @@ def plan_run(config: dict, devices, folder: runstore.RunFolder) -> Planned:
     """
     run = build.build(config)
     data, model, grid = run.data, run.model, run.grid
-    build.fingerprint(config, data)
     build.set_threshold(config, build.threshold_head(config, run), data.y)
     params_like = jax.eval_shape(model.init, jax.random.PRNGKey(0), data.x)
     param_bytes = gbl_memory.tree_bytes(params_like)
@@ -87,6 +86,9 @@ def plan_run(config: dict, devices, folder: runstore.RunFolder) -> Planned:
         gbl_memory.check_sweep(plan)   # one chunk training beside the results
     except ValueError as err:
         raise runstore.RunError(str(err)) from None
+    note = build.fingerprint(config, run)   # after the memory checks: it builds the params once
+    if note is not None:
+        print(f"gbl-jax: note: {note}", file=sys.stderr)
     config.update(chunk_size=plan.chunk_size, devices=len(devices))
     return Planned(plan, run, runstore.chunk_template(params_like if keep else None,
                                                       plan.cfg.metric_names))

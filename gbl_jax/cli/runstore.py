@@ -460,7 +460,8 @@ class RunFolder:
         Args:
           report: what landscape.json holds.
           curves: [seeds, num] loss along init -> final.
-          barriers: {"seeds": [K], "unaligned": [K, K], "aligned": [K, K]}.
+          barriers: {"seeds": [K], "unaligned": [K, K], "aligned": [K, K] or None (not
+            aligned: barriers.csv has no barrier_aligned column)}.
           labels: [seeds] basin of each seed (-1 diverged).
           figure: the landscape figure (``landscape_report.landscape_figure``).
         """
@@ -472,9 +473,10 @@ class RunFolder:
             "loss": curves.reshape(-1)})
         ids = np.asarray(barriers["seeds"])
         a, b = np.triu_indices(len(ids), 1)
-        write_csv(self.path / "barriers.csv", {
-            "seed_a": ids[a], "seed_b": ids[b], "barrier": barriers["unaligned"][a, b],
-            "barrier_aligned": barriers["aligned"][a, b]})
+        columns = {"seed_a": ids[a], "seed_b": ids[b], "barrier": barriers["unaligned"][a, b]}
+        if barriers["aligned"] is not None:
+            columns["barrier_aligned"] = barriers["aligned"][a, b]
+        write_csv(self.path / "barriers.csv", columns)
         write_csv(self.path / "basins.csv", {"seed": np.arange(seeds), "basin": labels})
         write_json(self.path / "landscape.json", report)
         plots.save(figure, self.figure("landscape"))

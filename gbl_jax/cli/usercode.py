@@ -6,9 +6,11 @@ file (``gbl.problems.load``); ``--data module:function`` a function that takes n
 returns a ``Data`` or an (x, y) pair. Modules are imported from the current folder first, then
 from the installed packages, so a script beside the run is found without installing it.
 
-What a run used is fingerprinted (SHA-256 of the data's arrays and of the model module's source
-file) and stored in config.json, so ``--resume`` can refuse to mix chunks of two datasets or two
-models. Every failure is a ``ValueError`` of one line naming the option.
+What a run used is fingerprinted (SHA-256 of the data's arrays, of the model module's source
+file, and of the params the model builds: their tree, shapes, dtypes and values at PRNGKey(0))
+and stored in config.json, so ``--resume`` can refuse to mix chunks of two datasets or two
+models. Every failure is a ``ValueError`` of one line naming the option; user code that calls
+``sys.exit`` fails too, rather than ending the command as if it had succeeded.
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ def import_function(spec: str, option: str) -> Callable:
             raise ValueError(f"{option} {spec}: no module named {module_name!r} in the current "
                              f"folder ({here}) or the installed packages") from None
         raise ValueError(f"{option} {spec}: importing {module_name} failed: {err}") from None
+    except SystemExit as err:
+        raise ValueError(f"{option} {spec}: importing {module_name} called sys.exit"
+                         f"({err.code!r})") from None
     except Exception as err:   # the user's module raised at import: say so in one line
         raise ValueError(f"{option} {spec}: importing {module_name} failed: "
                          f"{type(err).__name__}: {err}") from None
@@ -68,6 +73,8 @@ def import_function(spec: str, option: str) -> Callable:
 def _call(fn: Callable, spec: str, option: str) -> Any:
     try:
         return fn()
+    except SystemExit as err:   # would end the command with its code, as if all went well
+        raise ValueError(f"{option} {spec}: {spec}() called sys.exit({err.code!r})") from None
     except Exception as err:
         raise ValueError(f"{option} {spec}: calling {spec}() failed: "
                          f"{type(err).__name__}: {err}") from None
@@ -84,12 +91,23 @@ def load_model(spec: str):
     return model
 
 
+def not_a_file(path: str) -> str:
+    """Why ``path`` is no data file: missing, a folder, a FIFO or another special file."""
+    kind = next((what for test, what in ((Path.is_dir, "a directory"), (Path.is_fifo, "a FIFO"),
+                                         (Path.is_socket, "a socket"),
+                                         (Path.is_block_device, "a device"),
+                                         (Path.is_char_device, "a device"))
+                 if test(Path(path))), None)
+    if kind is None:
+        return "no such file (or a module:function that names one)"
+    return f"is {kind}, not a regular file (.npz or .csv)"
+
+
 def load_data(spec: str) -> Data:
     """The data of ``--data``: a file (``problems.load``) or ``module:function()``."""
     if not is_spec(spec):
         if not Path(spec).is_file():
-            raise ValueError(f"--data {spec}: no such file (or a module:function that names "
-                             "one)")
+            raise ValueError(f"--data {spec}: {not_a_file(spec)}")
         return load(spec)
     data = _call(import_function(spec, "--data"), spec, "--data")
     if isinstance(data, Data):
@@ -157,3 +175,26 @@ def model_fingerprint(spec: str) -> str | None:
     if source is None or not Path(source).is_file():
         return None
     return hashlib.sha256(Path(source).read_bytes()).hexdigest()
+
+
+def params_fingerprint(params) -> tuple[str, dict[str, str]]:
+    """What a model built, to pin it: (SHA-256 of every leaf's path, dtype, shape and bytes,
+    {leaf path: "float32[2, 16]"}).
+
+    ``params`` should be ``model.init(PRNGKey(0), x)``: a width read from another module or an
+    environment variable, or a changed init, then changes the fingerprint even when the
+    ``--model`` module's source does not.
+    """
+    import jax
+
+    digest, shapes = hashlib.sha256(), {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        name = jax.tree_util.keystr(path)
+        a = np.asarray(leaf)
+        shapes[name] = f"{a.dtype}{list(a.shape)}"
+        digest.update(f"{name} {shapes[name]}\n".encode())
+        if a.dtype != object:   # an object leaf's bytes are addresses: its type stands for it
+            digest.update(np.ascontiguousarray(a).tobytes())
+        else:
+            digest.update(type(leaf).__qualname__.encode())
+    return digest.hexdigest(), shapes

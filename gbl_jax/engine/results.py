@@ -116,28 +116,8 @@ class SweepResult(NamedTuple):
         Raises:
           ValueError: an unknown axis, an axis left out, or a value not on its axis.
         """
-        unknown = [name for name in values if name not in self.grid]
-        if unknown:
-            raise ValueError(f"cell: {unknown} {'is not a grid axis' if len(unknown) == 1 else 'are not grid axes'}; "
-                             f"the grid's axes are {list(self.grid) or '(none: this result has no grid)'}")
-        index, chosen = [], {}
-        for name, axis in self.grid.items():
-            axis = np.asarray(axis, np.float64)
-            if name not in values:
-                if len(axis) > 1:
-                    raise ValueError(f"cell: name a value of every grid axis; {name} has "
-                                     f"{_listing(axis)}")
-                j = 0
-            else:
-                hits = np.flatnonzero(np.isclose(axis, float(values[name]), rtol=1e-6, atol=0))
-                if hits.size != 1:
-                    raise ValueError(f"cell: {name}={values[name]!r} is not on the grid; "
-                                     f"{name} has {_listing(axis)}")
-                j = int(hits[0])
-            index.append(j)
-            chosen[name] = float(axis[j])
-        at = tuple(index)
-        take = lambda a: np.asarray(a)[at]   # noqa: E731
+        index, chosen = cell_index(self.grid, values)
+        take = lambda a: np.asarray(a)[index]   # noqa: E731
         tree = lambda t: None if t is None else jax.tree.map(take, t)   # noqa: E731
         return self._replace(
             final_loss=take(self.final_loss), diverged=take(self.diverged),
@@ -186,6 +166,38 @@ class SweepResult(NamedTuple):
         folder.mkdir(parents=True, exist_ok=True)
         write(folder, self, {"config": dict(config or {})})
         return folder
+
+
+def cell_index(grid: dict, values: dict) -> tuple[tuple[int, ...], dict[str, float]]:
+    """The index of the cell ``values`` ({name: value}) names on ``grid`` ({name: values}), and
+    the cell's values; the rule of ``SweepResult.cell`` (``gbl-jax compare`` and ``landscape``'s
+    ``--cell NAME=VALUE``).
+
+    Raises:
+      ValueError: an unknown axis, an axis left out, or a value not on its axis.
+    """
+    unknown = [name for name in values if name not in grid]
+    if unknown:
+        what = "is not a grid axis" if len(unknown) == 1 else "are not grid axes"
+        raise ValueError(f"cell: {unknown} {what}; the grid's axes are "
+                         f"{list(grid) or '(none: this result has no grid)'}")
+    index, chosen = [], {}
+    for name, axis in grid.items():
+        axis = np.asarray(axis, np.float64)
+        if name not in values:
+            if len(axis) > 1:
+                raise ValueError(f"cell: name a value of every grid axis; {name} has "
+                                 f"{_listing(axis)}")
+            j = 0
+        else:
+            hits = np.flatnonzero(np.isclose(axis, float(values[name]), rtol=1e-6, atol=0))
+            if hits.size != 1:
+                raise ValueError(f"cell: {name}={values[name]!r} is not on the grid; "
+                                 f"{name} has {_listing(axis)}")
+            j = int(hits[0])
+        index.append(j)
+        chosen[name] = float(axis[j])
+    return tuple(index), chosen
 
 
 def _listing(axis: np.ndarray) -> str:

@@ -180,7 +180,7 @@ def user_call(what: str, x_aval, fn, *args):
     except ValueError as err:
         raise ValueError(f"{what} failed for x {list(x_aval.shape)}: "
                          f"{str(err).splitlines()[0] if str(err) else ''}") from err
-    except Exception as err:   # the user's code: any error, said in one line
+    except (Exception, SystemExit) as err:   # the user's code: any error, said in one line
         first = str(err).splitlines()[0] if str(err) else ""
         raise ValueError(f"{what} failed for x {list(x_aval.shape)}: {type(err).__name__}: "
                          f"{first}") from err

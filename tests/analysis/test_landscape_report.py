@@ -90,3 +90,21 @@ def test_the_figure_has_the_paths_and_both_matrices(xor_run):
     assert "barrier" in titles and "barrier after align" in titles
     assert fig.axes[0].get_xlabel().startswith("alpha")
     matplotlib.pyplot.close(fig)
+
+
+def test_without_alignment_the_report_takes_any_params_and_says_none(xor_run):
+    model, data, out = xor_run
+    flat = gbl.Model(lambda key, x: {"v": model.init(key, x)},   # not gbl.mlp's layout
+                     lambda params, x: model.apply(params["v"], x))
+    wrap = lambda tree: {"v": tree}   # noqa: E731
+    with pytest.raises(ValueError, match="align: params_ref is not gbl.mlp params"):
+        landscape_report(flat, data, wrap(out.init_params), wrap(out.params), pairs=3, num=5)
+    rep = landscape_report(flat, data, wrap(out.init_params), wrap(out.params), pairs=3, num=5,
+                           align_units=False)
+    plain = landscape_report(model, data, out.init_params, out.params, pairs=3, num=5)
+    np.testing.assert_allclose(rep.barriers["unaligned"], plain.barriers["unaligned"], rtol=1e-6)
+    assert rep.barriers["aligned"] is None and rep.as_dict()["barriers"]["median_aligned"] is None
+    fig = landscape_figure(rep.curves, rep.monotone, rep.barriers, title="xor")
+    assert "barrier" in [ax.get_title() for ax in fig.axes]
+    assert "barrier after align" not in [ax.get_title() for ax in fig.axes]
+    matplotlib.pyplot.close(fig)

@@ -24,6 +24,8 @@ import pytest
 import jax
 
 import gbl_jax as gbl
+from gbl_jax.analysis import landscape_report
+from gbl_jax.cli import build
 from gbl_jax.cli import main as cli
 from gbl_jax.nets import inits
 from gbl_jax.nets import mlp as nets
@@ -502,7 +504,8 @@ def test_landscape_of_a_truncated_sweep_is_one_line(grid_run, tmp_path, capsys):
     out = _copy(grid_run, tmp_path / "run")
     arrays = out / "sweep.npz"
     arrays.write_bytes(arrays.read_bytes()[:1000])
-    assert _main("landscape", "--out", str(out)) == 2
+    assert _main("landscape", "--out", str(out), "--cell", "learning_rate=0.1", "--cell",
+                 "init_scale=1") == 2
     _one_line_error(capsys.readouterr().err, f"{arrays} cannot be read")
 
 
@@ -632,7 +635,13 @@ def test_a_grid_resumes_to_the_same_results(grid_run, tmp_path, monkeypatch):
 
 def test_landscape_of_a_sweep_with_params(grid_run, tmp_path, capsys):
     out = _copy(grid_run, tmp_path / "run")
-    assert _main("landscape", "--out", str(out), "--cell", "3", "--pairs", "4") == 0
+    for cell, words in ((["--cell", "3"], "--cell takes NAME=VALUE"),
+                        ([], "name a value of every grid axis; learning_rate has [0.01, 0.1, 0.2]"),
+                        (["--cell", "learning_rate=0.3"], "learning_rate=0.3 is not on the grid")):
+        assert _main("landscape", "--out", str(out), *cell) == 2
+        _one_line_error(capsys.readouterr().err, words)
+    assert _main("landscape", "--out", str(out), "--cell", "learning_rate=0.1", "--cell",
+                 "init_scale=1", "--pairs", "4") == 0
     printed = capsys.readouterr().out
     assert "monotone paths" in printed and "basin" in printed
     report = _strict_json(out / "landscape.json")
@@ -783,6 +792,18 @@ def flat():   # apply returns raw scores, not a distribution
     return gbl.Model(lambda k, x: {"w": np.zeros((x.shape[1], 2), np.float32)},
                      lambda p, x: x @ p["w"])
 
+def env_net():   # a width the module's source does not show
+    import os
+    return gbl.mlp([int(os.environ.get("GBL_TEST_WIDTH", "4"))], gbl.heads.categorical(3))
+
+def flax_net():
+    import flax.linen as nn
+    return gbl.models.from_flax(nn.Dense(3), gbl.Categorical)
+
+def leave():
+    import sys
+    sys.exit(0)
+
 def blobs():
     rng = np.random.default_rng(0)
     y = np.arange(60) % 3
@@ -850,11 +871,14 @@ def test_data_file_with_a_test_split_reports_test_nll_and_accuracy(user_folder, 
     np.testing.assert_array_equal(saved.final_metrics["test_accuracy"], acc.astype(np.float32))
 
 
-def test_own_model_and_data_by_import_path(user_folder):
+def test_own_model_and_data_by_import_path(user_folder, capsys):
     folder, name = user_folder
     out = folder / "run"
     assert _main("sweep", "--model", f"{name}:net", "--data", f"{name}:blobs", *USER, "--out",
                  str(out)) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert ["model", f"{name}:net"] in rows and ["data", f"{name}:blobs"] in rows
+    assert not any(row[:1] in (["problem"], ["hidden"]) for row in rows)   # not what ran
     config = _strict_json(out / "config.json")["config"]
     assert config["model"] == f"{name}:net" and len(config["model_sha256"]) == 64
     assert config["data"] == f"{name}:blobs" and config["problem"] is None
@@ -863,9 +887,16 @@ def test_own_model_and_data_by_import_path(user_folder):
 
 def test_own_code_refusals_are_one_line(user_folder, capsys):
     folder, name = user_folder
-    cases = [(["--model", f"{name}:net", "--hidden", "8"], "drop --hidden"),
+    os.mkfifo(folder / "pipe.npz")
+    cases = [(["--model", f"{name}:net", "--hidden", "8"], "ignores --hidden; drop it"),
+             (["--model", f"{name}:net", "--hidden", "2"], "ignores --hidden; drop it"),
+             (["--model", f"{name}:net", "--activation", "tanh", "--init", "glorot_normal"],
+              "ignores --activation, --init; drop them"),
              (["--data", "mine.npz", "--problem", "xor"], "--data replaces --problem"),
              (["--data", "missing.npz"], "no such file"),
+             (["--data", "."], "--data .: is a directory, not a regular file"),
+             (["--data", "pipe.npz"], "--data pipe.npz: is a FIFO, not a regular file"),
+             (["--model", f"{name}:leave", "--data", "mine.npz"], "leave() called sys.exit(0)"),
              (["--model", f"{name}:nothing", "--data", "mine.npz"], "nothing is not defined"),
              (["--model", "nomodule_q:net", "--data", "mine.npz"], "no module named"),
              (["--model", f"{name}:flat", "--data", "mine.npz"], "has no log_prob")]
@@ -883,19 +914,160 @@ def test_resume_refuses_changed_data_or_model(user_folder, monkeypatch, capsys):
     assert _main("sweep", *args) == 130
     monkeypatch.undo()
     monkeypatch.chdir(folder)
+    assert _main("sweep", "--out", str(out), "--resume", "--hidden", "2") == 2   # the default
+    _one_line_error(capsys.readouterr().err.strip().splitlines()[-1], "ignores --hidden")
     with np.load(folder / "mine.npz") as f:
         arrays = dict(f)
     arrays["x"][0, 0] += 1.0
     np.savez(folder / "mine.npz", **arrays)
-    assert _main("sweep", "--out", str(out), "--resume") == 2
+    resume = ["--out", str(out), "--resume", "--model", f"{name}:net"]
+    assert _main("sweep", *resume) == 2
     _one_line_error(capsys.readouterr().err.strip().splitlines()[-1], "--data")
     arrays["x"][0, 0] -= 1.0
     np.savez(folder / "mine.npz", **arrays)
     (folder / f"{name}.py").write_text(USER_MODULE + "\n# edited\n")
-    assert _main("sweep", "--out", str(out), "--resume") == 2
+    assert _main("sweep", *resume) == 2
     _one_line_error(capsys.readouterr().err.strip().splitlines()[-1], "--model")
     (folder / f"{name}.py").write_text(USER_MODULE)
-    assert _main("sweep", "--out", str(out), "--resume") == 0
+    assert _main("sweep", *resume) == 0
+
+
+PAYLOAD = '''
+import pathlib
+import numpy as np
+import gbl_jax as gbl
+
+def ran():
+    pathlib.Path(MARKER).touch()
+
+ran()   # on import, and in each function
+
+def net():
+    ran()
+    return gbl.mlp([2], gbl.heads.bernoulli())
+
+def points():
+    ran()
+    x = np.random.default_rng(0).normal(size=(16, 2)).astype(np.float32)
+    return gbl.problems.Data(x, (x[:, 0] > 0).astype(np.int32), gbl.heads.bernoulli(), "points")
+'''
+
+
+def test_a_run_folder_never_runs_the_code_it_names(user_folder):
+    folder, name = user_folder
+    marker, payload = folder / "payload_ran", f"payload_{name}"
+    (folder / f"{payload}.py").write_text(PAYLOAD.replace("MARKER", repr(str(marker))))
+    out = folder / "sent"
+    code = ["--model", f"{payload}:net", "--data", f"{payload}:points"]
+    assert _main("sweep", *code, "--keep-params", *USER, "--out", str(out)) == 0
+    marker.unlink()
+    shutil.copy(folder / f"{payload}.py", out)   # the folder as sent: its payload beside it
+    for args in (["landscape", "--out", "."], ["sweep", "--out", ".", "--resume"],
+                 ["landscape", "--out", ".", "--data", f"{payload}:points"]):
+        proc = _run(*args, cwd=out)   # a fresh process: nothing imported or cached before
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        _one_line_error(proc.stderr, f"add --model {payload}:net")
+        assert not marker.exists()
+    proc = _run("landscape", "--out", ".", *code, "--pairs", "2", "--num", "3", cwd=out)
+    assert proc.returncode == 0 and marker.exists(), proc.stderr[-2000:]   # named: it runs
+
+
+def test_resume_refuses_a_model_built_otherwise_from_the_same_source(user_folder, monkeypatch,
+                                                                     capsys):
+    folder, name = user_folder
+    out = folder / "run"
+    monkeypatch.setenv("GBL_TEST_WIDTH", "4")
+    real_run_plan = _interrupt_after_first_chunk(monkeypatch)
+    args = ["--model", f"{name}:env_net", "--data", f"{name}:blobs"]
+    assert _main("sweep", *args, *USER, "--out", str(out)) == 130
+    monkeypatch.setattr(sweeps, "run_plan", real_run_plan)
+    monkeypatch.setenv("GBL_TEST_WIDTH", "6")
+    build._build.cache_clear()   # as a new process would build it
+    capsys.readouterr()
+    assert _main("sweep", "--out", str(out), "--resume", *args) == 2
+    _one_line_error(capsys.readouterr().err, f"--model {name}:env_net builds other params than "
+                    "this sweep began with (['head']['w']: float32[4, 3] then, "
+                    "float32[6, 3] now)")
+    monkeypatch.setenv("GBL_TEST_WIDTH", "4")
+    build._build.cache_clear()
+    assert _main("sweep", "--out", str(out), "--resume", *args) == 0
+
+
+def test_a_folder_from_before_the_params_fingerprint_resumes_and_says_so(user_folder,
+                                                                          monkeypatch, capsys):
+    folder, name = user_folder
+    out = folder / "run"
+    real_run_plan = _interrupt_after_first_chunk(monkeypatch)
+    args = ["--model", f"{name}:net", "--data", "mine.npz"]
+    assert _main("sweep", *args, *USER, "--out", str(out)) == 130
+    monkeypatch.setattr(sweeps, "run_plan", real_run_plan)
+    new = ("params_sha256", "params_shapes")
+    doc = json.loads((out / "config.json").read_text())
+    assert all(key in doc["config"] for key in new)
+    (out / "config.json").write_text(json.dumps(
+        {**doc, "config": {k: v for k, v in doc["config"].items() if k not in new}}))
+    for path in (out / "chunks").glob("*.npz"):   # stamped as an older gbl-jax stamped them
+        with np.load(path) as f:
+            arrays = dict(f)
+        stamp = json.loads(str(arrays[runstore.MADE_BY]))
+        stamp["config"] = {k: v for k, v in stamp["config"].items() if k not in new}
+        np.savez(path, **{**arrays, runstore.MADE_BY: np.asarray(json.dumps(stamp,
+                                                                          sort_keys=True))})
+    capsys.readouterr()
+    assert _main("sweep", "--out", str(out), "--resume", "--model", f"{name}:net") == 0
+    assert "predates the fingerprint of the built params" in capsys.readouterr().err
+
+
+def test_landscape_refuses_data_changed_since_the_sweep(user_folder, capsys):
+    folder, _ = user_folder
+    out = folder / "run"
+    assert _main("sweep", "--data", "mine.npz", "--hidden", "2", "--keep-params", *USER, "--out",
+                 str(out)) == 0
+    with np.load(folder / "mine.npz") as f:
+        arrays = dict(f)
+    arrays["y"][0] = 1 - arrays["y"][0]
+    np.savez(folder / "mine.npz", **arrays)
+    capsys.readouterr()
+    assert _main("landscape", "--out", str(out)) == 2
+    _one_line_error(capsys.readouterr().err, f"--data {folder / 'mine.npz'} changed since this "
+                    "sweep began")
+    assert not (out / "landscape.json").exists()
+
+
+def test_landscape_of_a_flax_model_without_alignment(user_folder, capsys):
+    folder, name = user_folder
+    out = folder / "run"
+    model = ["--model", f"{name}:flax_net"]
+    assert _main("sweep", *model, "--data", "mine.npz", "--keep-params", *USER, "--out",
+                 str(out)) == 0
+    capsys.readouterr()
+    assert _main("landscape", "--out", str(out), *model, "--pairs", "3") == 2
+    _one_line_error(capsys.readouterr().err, "is not gbl.mlp params")
+    assert _main("landscape", "--out", str(out), *model, "--pairs", "3", "--num", "5",
+                 "--align", "none") == 0
+    assert "not aligned (--align none)" in capsys.readouterr().out
+    report = _strict_json(out / "landscape.json")
+    assert report["align"] == "none" and report["barriers"]["aligned"] is None
+    assert report["barriers"]["median_aligned"] is None and len(report["barriers"]["seeds"]) == 3
+    assert list(_csv(out / "barriers.csv")[0]) == ["seed_a", "seed_b", "barrier"]
+
+
+def test_landscape_of_a_model_aligns_by_permutations_only(user_folder, monkeypatch, capsys):
+    # config.json holds the default activation (tanh), not the --model's (relu here): sign flips,
+    # right only for odd activations, would change this net's function and its aligned barriers
+    folder, name = user_folder
+    out = folder / "run"
+    code = ["--model", f"{name}:net", "--data", f"{name}:blobs"]
+    assert _main("sweep", *code, "--keep-params", *USER, "--out", str(out)) == 0
+    seen, real_align = [], landscape_report.align
+
+    def spy(*args, activation, **kwargs):
+        seen.append(activation)
+        return real_align(*args, activation=activation, **kwargs)
+
+    monkeypatch.setattr(landscape_report, "align", spy)
+    assert _main("landscape", "--out", str(out), *code, "--pairs", "3", "--num", "3") == 0
+    assert seen and not {"tanh", "identity"} & set(seen)
 
 
 def test_two_processes_run_the_users_model_and_data(user_folder, cache_home):

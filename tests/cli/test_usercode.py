@@ -1,5 +1,9 @@
 """The user's model and data by name: imported from the current folder, checked, fingerprinted."""
 
+import os
+import re
+
+import jax
 import numpy as np
 import pytest
 
@@ -122,3 +126,37 @@ def test_fingerprints_change_with_any_value_and_with_the_source(here, tmp_path):
     assert before is not None and len(before) == 64
     (tmp_path / f"{here}.py").write_text(MODULE + "\n# edited\n")
     assert usercode.model_fingerprint(f"{here}:make") != before
+
+
+def test_a_folder_or_fifo_as_data_is_named_for_what_it_is(tmp_path):
+    fifo = tmp_path / "pipe.npz"
+    os.mkfifo(fifo)
+    for path, words in ((tmp_path, "is a directory"), (fifo, "is a FIFO")):
+        with pytest.raises(ValueError, match=words) as err:
+            usercode.load_data(str(path))
+        assert "no such file" not in str(err.value)
+
+
+def test_sys_exit_in_user_code_is_an_error_not_a_success(here, tmp_path):
+    (tmp_path / f"{here}_quits.py").write_text("import sys\nsys.exit(0)\n")
+    (tmp_path / f"{here}_leaves.py").write_text("import sys\ndef make():\n    sys.exit(0)\n")
+    for spec, words in ((f"{here}_quits:make", f"importing {here}_quits called sys.exit(0)"),
+                        (f"{here}_leaves:make", f"{here}_leaves:make() called sys.exit(0)")):
+        with pytest.raises(ValueError, match=re.escape(words)) as err:
+            usercode.load_model(spec)
+        assert str(err.value).startswith(f"--model {spec}") and "\n" not in str(err.value)
+
+
+def test_the_params_fingerprint_pins_what_was_built_not_the_source():
+    key, x = jax.random.PRNGKey(0), np.zeros((4, 2), np.float32)
+
+    def built(model):
+        return usercode.params_fingerprint(model.init(key, x))
+
+    sha, shapes = built(gbl.mlp([3], gbl.heads.bernoulli()))
+    assert built(gbl.mlp([3], gbl.heads.bernoulli())) == (sha, shapes)
+    assert shapes["['hidden'][0]['w']"] == "float32[2, 3]" and len(sha) == 64
+    wider_sha, wider = built(gbl.mlp([4], gbl.heads.bernoulli()))   # a width from elsewhere
+    assert wider_sha != sha and wider["['hidden'][0]['w']"] == "float32[2, 4]"
+    other_sha, other = built(gbl.mlp([3], gbl.heads.bernoulli(), init="he_normal"))
+    assert other == shapes and other_sha != sha   # same tree and shapes, another init
