@@ -326,6 +326,12 @@ def _why_unpaired(out_a, out_b, n_a: int, n_b: int) -> str | None:
     return None
 
 
+def pairs(out_a, out_b) -> bool:
+    """Whether seed i of ``out_a`` and of ``out_b`` are the same init and data (``compare``
+    pairs them): the same seed count, keys and ``vary``."""
+    return _why_unpaired(out_a, out_b, np.size(out_a.final_loss), np.size(out_b.final_loss)) is None
+
+
 def compare(out_a, out_b, *, metric: str = "final_loss", threshold: float | None = None,
             paired: bool | None = None, resamples: int = 10_000, seed: int | None = None,
             key: Any = None) -> Comparison:

@@ -39,13 +39,14 @@ SWEEP_DEFAULTS = {
     "grid": None, "steps": 2000, "batch_size": None, "seeds": 1024, "seed": 0,
     "chunk_size": None, "n": None, "log_every": None, "threshold": None, "grad_tol": None,
     "classify": False, "keep_params": False, "data": None, "model": None, "channels": None,
+    "crossed": None, "metric": None,
 }
 # Options that shape the built-in networks; --model builds its own and refuses them.
 NET_OPTIONS = ("hidden", "activation", "init", "head", "components", "channels")
 # filled in by ``fingerprint``; a config.json written before params_* existed lacks them
 FINGERPRINTS = ("data_sha256", "model_sha256", "params_sha256", "params_shapes")
 # Options a stored config may lack: config.json files written before the option existed.
-OPTIONAL_STORED = ("grid",)
+OPTIONAL_STORED = ("grid", "crossed", "metric")
 # Hyperparameters with an option of their own: ``--grid learning_rate=...`` is ``--lr ...`` and
 # ``--grid init_scale=...`` is ``--init-scale ...``; every other --grid name stays in "grid".
 SHORT_FORMS = {"learning_rate": "lr", "init_scale": "init_scale"}
@@ -148,6 +149,21 @@ def parse_hidden(text, option: str = "hidden") -> list[int]:
     return widths
 
 
+def _crossed(value) -> list[int]:
+    """--crossed INITS,ORDERS (or a stored [inits, orders]) as [inits, orders], each >= 2."""
+    parts = value if isinstance(value, list) else str(value).split(",")
+    try:
+        numbers = [int(p) for p in parts]
+        ok = len(numbers) == 2 and all(n >= 2 for n in numbers) and all(
+            str(p).strip().lstrip("+").isdigit() for p in parts)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise UsageError(f"--crossed takes INITS,ORDERS, two integers >= 2 (e.g. --crossed 16,16),"
+                         f" got {value!r}")
+    return numbers
+
+
 def resolve_config(raw: dict, stored: bool = False) -> dict:
     """Fills defaults and checks every option; raises UsageError with one line.
 
@@ -174,6 +190,17 @@ def resolve_config(raw: dict, stored: bool = False) -> dict:
     for name in ("batch_size", "chunk_size", "n", "log_every"):
         check_int(name, config[name], 1, none=True)
     check_int("seed", config["seed"], 0, MAX_SEED)
+    if config["crossed"] is not None:
+        config["crossed"] = _crossed(config["crossed"])
+        n_init, n_order = config["crossed"]
+        if raw.get("seeds") is not None and int(raw["seeds"]) != n_init * n_order:
+            raise UsageError(f"--crossed {n_init},{n_order} runs {n_init * n_order} seeds; drop "
+                             f"--seeds {raw['seeds']}")
+        config["seeds"] = n_init * n_order
+    if config["metric"] is not None and (not isinstance(config["metric"], str)
+                                         or not config["metric"].isidentifier()):
+        raise UsageError(f"--metric takes a name (final_loss, test_accuracy, test_nll, "
+                         f"accuracy, ...), got {config['metric']!r}")
     lr = config["lr"] if config["lr"] is not None else OPTIMIZERS[config["optimizer"]][2]
     for name, value in (("lr", lr), ("init_scale", config["init_scale"])):
         numbers = check_numbers(name, value, 0.0, strict=name == "lr")

@@ -258,6 +258,41 @@ def _pct(rate, low, high) -> str:
     return f"{100 * rate:.1f}% [{100 * low:.1f}, {100 * high:.1f}]"
 
 
+def _metric_rows(metric: dict | None) -> list[tuple[str, str]]:
+    """The summary's rows for the reported metric of a run without a grid: its mean, std and
+    IQM with bootstrap intervals, and a crossed design's variance components."""
+    if not metric or metric.get("mean") is None:
+        return []
+
+    def with_ci(stat):
+        ci = metric[f"{stat}_interval"]
+        return f"{metric[stat]:.4g} [{ci['low']:.4g}, {ci['high']:.4g}]"
+    rows = [(metric["name"], f"mean {with_ci('mean')}, std {with_ci('std')}, IQM "
+                             f"{with_ci('iqm')} (95% bootstrap)")]
+    vc = metric.get("variance_components")
+    if isinstance(vc, dict) and "note" in vc:
+        rows.append(("variance", vc["note"]))
+    elif isinstance(vc, dict):
+        total = vc["init"] + vc["data"] + vc["residual"]
+        parts = []
+        for name in ("init", "data", "residual"):
+            low, high = vc["intervals"][name]
+            share = f", {100 * vc[name] / total:.0f}%" if total > 0 else ""
+            parts.append(f"{name} {vc[name]:.3g} [{low:.3g}, {high:.3g}]{share}")
+        clipped = f" (negative estimates clipped to 0: {', '.join(vc['clipped'])})" \
+            if vc["clipped"] else ""
+        rows.append((f"variance ({vc['inits']} x {vc['orders']})", "; ".join(parts) + clipped))
+    return rows
+
+
+def _metric_cell(metric: dict | None, pick) -> str:
+    """A grid row's mean of the reported metric with its bootstrap interval."""
+    if not metric or pick(metric["mean"]) is None:
+        return ""
+    ci = metric["mean_interval"]
+    return f"  {pick(metric['mean']):.4g} [{pick(ci['low']):.4g}, {pick(ci['high']):.4g}]"
+
+
 def _summary(results: dict, out: Path) -> str:
     """The printed table: the spread (or one row per grid cell), the threshold and its rule."""
     config, spread, rate = results["config"], results["spread"], results["success_rate"]
@@ -282,6 +317,7 @@ def _summary(results: dict, out: Path) -> str:
             rows.append((name, "n/a" if value is None else f"{value:.6g}"))
         rows.append((f"final loss < {threshold}", _pct(rate["rate"], ci["low"], ci["high"])
                      + (" of non-diverged (95% CI)" if rate["rate"] is not None else "")))
+        rows += _metric_rows(results.get("metric"))
         for name, stats in results.get("test", {}).items():
             if stats["mean"] is not None:
                 rows.append((f"test {name}", f"mean {stats['mean']:.4g}, std {stats['std']:.2g}, "
@@ -289,9 +325,9 @@ def _summary(results: dict, out: Path) -> str:
                              f"{stats['best_minus_worst']:.3g})"))
     else:
         rows.append(("grid", " x ".join(f"{k} ({len(v)})" for k, v in grid.items())))
-        test = results.get("test", {}).get("accuracy")
+        metric = results.get("metric")
         lines.append(f"  {'cell':<32}  {'diverged':>8}  {'median':>10}  success < {threshold} "
-                     "(95% CI)" + ("  mean test accuracy" if test else ""))
+                     "(95% CI)" + (f"  mean {metric['name']} (95% CI)" if metric else ""))
         for idx in itertools.product(*(range(len(v)) for v in grid.values())):
             pick = lambda a: _at(a, idx)   # noqa: E731
             cell = " ".join(f"{k}={v[i]:g}" for (k, v), i in zip(grid.items(), idx))
@@ -301,8 +337,7 @@ def _summary(results: dict, out: Path) -> str:
             lines.append(f"  {cell:<32}  {int(pick(spread['n_diverged'])):>8}  "
                          f"{'n/a' if median is None else f'{median:.4g}':>10}  "
                          f"{_pct(pick(rate['rate']), pick(ci['low']), pick(ci['high']))}"
-                         + (f"  {pick(test['mean']):.4g}" if test and pick(test["mean"]) is not None
-                            else ""))
+                         + _metric_cell(metric, pick))
     rows.append(("threshold", f"{threshold} ({results['threshold']['rule']})"))
     if "converged" in results:
         conv = results["converged"]
@@ -423,11 +458,26 @@ def _threshold_of(doc: dict) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
+# What must agree between two runs for their values to be comparable: the data and the unit of
+# the loss. The network, optimizer, steps and seeds may differ: they are what a comparison is for.
+RELATED = ("problem", "n", "data_sha256", "head", "loss")
+
+
+def _unrelated(configs: list) -> list[str]:
+    """The RELATED entries two run folders' configs record differently, as 'name a vs b'."""
+    a, b = configs
+    if not (isinstance(a, dict) and isinstance(b, dict)):
+        return []
+    return [f"{key} {a.get(key)!r} vs {b.get(key)!r}" for key in RELATED
+            if key in a and key in b and a.get(key) != b.get(key)]
+
+
 def _compare(args: argparse.Namespace) -> int:
-    """Two sweeps compared seed by seed: success (McNemar exact), rates, median difference."""
+    """Two sweeps compared: the metric's mean, who is better, spread; with a threshold and
+    paired seeds, success too (McNemar exact)."""
     from gbl_jax.engine import results
 
-    loaded, thresholds = [], []
+    loaded, thresholds, configs = [], [], []
     for path in (args.dir_a, args.dir_b):
         try:
             doc = results.read_doc(Path(path))
@@ -442,20 +492,31 @@ def _compare(args: argparse.Namespace) -> int:
                 raise UsageError(f"{path}: {err} (pick one with --cell NAME=VALUE)") from None
         loaded.append(out)
         thresholds.append(_threshold_of(doc))
+        configs.append(doc.get("config"))
+    differ = _unrelated(configs)
+    if differ and not args.allow_different:
+        raise UsageError(f"the runs were made on different data or losses ({'; '.join(differ)}): "
+                         "their values do not compare; pass --allow-different if you mean it")
+    metric = args.metric
     if args.threshold is not None:
         threshold = check_numbers("threshold", args.threshold)
         if len(threshold) != 1:
             raise UsageError(f"--threshold takes one number, got {args.threshold!r}")
         threshold = threshold[0]
-    elif thresholds[0] is not None and thresholds[0] == thresholds[1]:
-        threshold = thresholds[0]
+    elif (metric == "final_loss" and thresholds[0] is not None and thresholds[0] == thresholds[1]
+          and comparisons.pairs(loaded[0], loaded[1])):
+        threshold = thresholds[0]   # the runs' own success rule, where it applies
     else:
-        raise UsageError(f"the two runs' thresholds differ or are not recorded ({thresholds[0]} "
-                         f"and {thresholds[1]}); pass --threshold")
+        threshold = None
     resamples = check_int("resamples", args.resamples, 100, comparisons.MAX_RESAMPLES)
-    comparison = compare(loaded[0], loaded[1], threshold=threshold,
-                         resamples=resamples, seed=check_int("seed", args.seed, 0))
+    try:
+        comparison = compare(loaded[0], loaded[1], metric=metric, threshold=threshold,
+                             resamples=resamples, seed=check_int("seed", args.seed, 0))
+    except ValueError as err:
+        raise UsageError(str(err).removeprefix("compare: ")) from None
     print(f"  A  {args.dir_a}\n  B  {args.dir_b}")
+    if differ:
+        print(f"  different data or losses, compared as asked: {'; '.join(differ)}")
     print(comparison.summary())
     return 0
 
@@ -557,6 +618,14 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=int, help=f"optimizer steps per seed; default {d['steps']}")
     s.add_argument("--batch-size", type=int, help="minibatch size; default full batch")
     s.add_argument("--seeds", type=int, help=f"number of random inits; default {d['seeds']}")
+    s.add_argument("--crossed", metavar="INITS,ORDERS", help="a crossed design: every one of "
+                   "INITS inits trained with every one of ORDERS data orders (INITS x ORDERS "
+                   "seeds; needs --batch-size); the summary splits the metric's variance into "
+                   "init, data order and residual")
+    s.add_argument("--metric", help="the per-seed value the summary, cells.csv and results.json "
+                   "report with bootstrap intervals: final_loss, test_accuracy, test_nll, "
+                   "accuracy, ...; default test_accuracy for a classifier with a held-out "
+                   "split, else final_loss")
     s.add_argument("--seed", type=int, help="base random seed (the data uses seed + 1); default 0")
     s.add_argument("--chunk-size", type=int, help="runs per compiled call; default: chosen from "
                    "the model size and device")
@@ -608,15 +677,21 @@ def _parser() -> argparse.ArgumentParser:
     land.add_argument("--data", metavar="FILE|MODULE:FUNCTION", help="the sweep's --data: a "
                       "module:function runs only when named here")
     land.set_defaults(run=_landscape)
-    c = sub.add_parser("compare", parents=[cache], help="compare two sweeps seed by seed",
-                       description="Compare "
-                       "two sweeps whose seeds are paired (same --seed and seeds): success with "
-                       "McNemar's exact test, both rates with Wilson intervals, and the median "
-                       "final-loss difference with a paired bootstrap interval.")
+    c = sub.add_parser("compare", parents=[cache], help="compare two sweeps' per-seed values",
+                       description="Compare two sweeps on the same data: a metric's mean "
+                       "difference with a bootstrap interval and a test (Wilcoxon signed-rank "
+                       "when the seeds pair, same --seed and seeds; Mann-Whitney otherwise), "
+                       "P(A better than B), and the spread ratio with Brown-Forsythe's test; "
+                       "with a threshold and paired seeds, success with McNemar's exact test.")
     c.add_argument("dir_a", help="the first sweep's folder (gbl-jax sweep --out, or out.save)")
     c.add_argument("dir_b", help="the second sweep's folder")
-    c.add_argument("--threshold", help="success: final loss below this; default: the runs' own "
-                   "threshold when both recorded the same")
+    c.add_argument("--metric", default="final_loss", help="the per-seed value compared: "
+                   "final_loss (default), test_accuracy, test_nll, accuracy, ...")
+    c.add_argument("--allow-different", action="store_true", help="compare runs made on "
+                   "different data, problem, head or loss (refused by default)")
+    c.add_argument("--threshold", help="success: the metric better than this (below for a "
+                   "loss, above for an accuracy), seeds paired; default for final_loss: the "
+                   "runs' own threshold when both recorded the same and the seeds pair")
     c.add_argument("--cell", action="append", metavar="NAME=VALUE", help="on a grid, the cell "
                    "to compare (once per axis; applied to each run that has a grid)")
     c.add_argument("--resamples", type=int, default=10000, help="bootstrap resamples (default "

@@ -73,7 +73,10 @@ def plan_run(config: dict, devices, folder: runstore.RunFolder) -> Planned:
     folder.check_space(memory, disk, what)
     try:
         plan = sweeps.plan_sweep(model, run.optimizer, data,
-                                 key=jax.random.PRNGKey(config["seed"]), seeds=config["seeds"],
+                                 key=jax.random.PRNGKey(config["seed"]),
+                                 seeds=(sweeps.crossed(init=config["crossed"][0],
+                                                       data=config["crossed"][1])
+                                        if config.get("crossed") else config["seeds"]),
                                  steps=config["steps"], batch_size=config["batch_size"],
                                  loss=run.loss, log_every=config["log_every"],
                                  chunk_size=config["chunk_size"],
@@ -82,6 +85,11 @@ def plan_run(config: dict, devices, folder: runstore.RunFolder) -> Planned:
                                  eval_data=data.test)
     except ValueError as err:
         raise UsageError(str(err).splitlines()[0]) from None
+    measured = ("final_loss", *plan.cfg.metric_names)
+    if config.get("metric") and config["metric"] not in measured:
+        raise UsageError(f"--metric {config['metric']}: this run measures "
+                         f"{', '.join(measured)}" + ("" if data.test is not None else
+                                                     " (no held-out split: no test_ metrics)"))
     try:
         gbl_memory.check_sweep(plan)   # one chunk training beside the results
     except ValueError as err:
@@ -100,7 +108,8 @@ def made_by(config: dict, devices) -> str:
     this one, so it never mixes runs of two configurations."""
     # a sweep without --grid stamps its chunks as it did before the option existed, so a sweep
     # interrupted then still resumes
-    config = {k: v for k, v in config.items() if not (k == "grid" and not v)}
+    config = {k: v for k, v in config.items()
+              if not (k in build.OPTIONAL_STORED and not v)}   # options newer than the folder
     return json.dumps({"config": runstore.json_safe(config), "devices": len(devices),
                        "platform": devices[0].platform, "x64": bool(jax.config.jax_enable_x64),
                        "jax": jax.__version__}, sort_keys=True)

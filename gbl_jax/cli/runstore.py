@@ -438,7 +438,16 @@ class RunFolder:
                            max_eig=cp.max_eig, index=cp.index)
         write_csv(self.path / CSV, columns)
         cells = spread(result).to_frame(config["threshold"])
-        write_csv(self.path / CELLS, {k: cells[k].to_numpy() for k in cells.columns})
+        columns = {k: cells[k].to_numpy() for k in cells.columns}
+        metric = results.get("metric")
+        if metric:   # the reported metric's statistics and their bootstrap intervals
+            flat = lambda v: np.asarray(v, np.float64).reshape(-1)   # noqa: E731
+            for stat in ("mean", "std", "iqm", "median"):
+                name = f"{metric['name']}_{stat}"
+                columns[name] = flat(metric[stat])
+                columns[f"{name}_low"] = flat(metric[f"{stat}_interval"]["low"])
+                columns[f"{name}_high"] = flat(metric[f"{stat}_interval"]["high"])
+        write_csv(self.path / CELLS, columns)
         for stem, fig in figures.items():
             plots.save(fig, self.figure(stem))
         if not config["keep_params"]:

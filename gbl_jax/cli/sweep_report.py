@@ -16,7 +16,10 @@ import numpy as np
 
 from gbl_jax.cli import build
 from gbl_jax.analysis import plots
+from gbl_jax.analysis import seed_stats
+from gbl_jax.analysis.spreads import metric_values
 from gbl_jax.analysis.spreads import spread as spread_of
+from gbl_jax.analysis.variance import variance_table
 
 
 def describe(config: dict, hyperparameters: dict | None = None) -> str:
@@ -55,6 +58,50 @@ def title(config: dict, grid: dict) -> str:
     return text + f", threshold {config['threshold']:.4g}"
 
 
+INTERVAL_STATS = ("mean", "std", "iqm", "median")
+
+
+def metric_name(config: dict, result) -> str:
+    """The value a run reports: ``--metric``, else test_accuracy for a classifier with a
+    held-out split, else the final loss."""
+    if config.get("metric"):
+        return config["metric"]
+    return "test_accuracy" if "test_accuracy" in result.final_metrics else "final_loss"
+
+
+def metric_report(result, config: dict) -> dict:
+    """The chosen metric's statistics with percentile-bootstrap 95% intervals (per cell on a
+    grid), and on a crossed design its variance components."""
+    name = metric_name(config, result)
+    s = spread_of(result, metric=name)
+    report: dict[str, Any] = {"name": name, "n_ok": s.n_ok, "method": "percentile bootstrap, "
+                              f"{seed_stats.RESAMPLES} resamples, 95%"}
+    for stat in INTERVAL_STATS:
+        low, high = s.interval(stat)
+        report[stat] = s.iqm if stat == "iqm" else getattr(s, stat)
+        report[f"{stat}_interval"] = {"low": low, "high": high}
+    if result.crossed:
+        report["variance_components"] = _variance_per_cell(result, name)
+    return report
+
+
+def _variance_per_cell(result, name: str):
+    values = np.asarray(metric_values(result, name), np.float64)
+    diverged = np.asarray(result.diverged, bool)
+
+    def one(idx):
+        if diverged[idx].any():
+            return {"note": f"{int(diverged[idx].sum())} runs diverged: a crossed table needs "
+                            "every run"}
+        vc = variance_table(values[idx].reshape(result.crossed), metric=name)
+        return {**{k: getattr(vc, k) for k in ("init", "data", "residual")},
+                "intervals": {k: list(v) for k, v in vc.intervals.items()},
+                "clipped": list(vc.clipped), "inits": vc.n_init, "orders": vc.n_data}
+
+    cells = [one(idx) for idx in np.ndindex(values.shape[:-1])]
+    return cells[0] if not result.grid else cells
+
+
 def results_of(result, config: dict, info: dict, cp=None) -> dict:
     """What results.json holds (numpy values: ``json_safe`` them to write).
 
@@ -81,6 +128,7 @@ def results_of(result, config: dict, info: dict, cp=None) -> dict:
         "compile_cache": info["compile_cache"],
         **({"classify_s": info["classify_s"]} if info.get("classify_s") is not None else {}),
     }
+    results["metric"] = metric_report(result, config)
     test = {name[5:]: _metric_stats(values, result.diverged)
             for name, values in result.final_metrics.items() if name.startswith("test_")}
     if test:

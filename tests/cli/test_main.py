@@ -585,9 +585,16 @@ def test_compare_pairs_two_run_folders(grid_run, plain, capsys):
     # a grid without --cell, seeds that are not paired: one line, exit 2
     assert _main("compare", str(grid_run), str(grid_run)) == 2
     _one_line_error(capsys.readouterr().err.splitlines()[-1], "--cell")
+    # 12 seeds against 8: not paired, so compared as independent samples, without McNemar
     assert _main("compare", str(plain[0]), str(grid_run), "--cell", "learning_rate=0.2",
-                 "--cell", "init_scale=1") == 2
-    _one_line_error(capsys.readouterr().err.splitlines()[-1], "seeds")
+                 "--cell", "init_scale=1", "--resamples", "200") == 0
+    printed = capsys.readouterr().out
+    assert "final_loss, A vs B, 12 and 8 unpaired seeds" in printed and "McNemar" not in printed
+    assert "mann-whitney p = " in printed
+    # a threshold asks for the success table, which needs pairs: one line, exit 2
+    assert _main("compare", str(plain[0]), str(grid_run), "--cell", "learning_rate=0.2",
+                 "--cell", "init_scale=1", "--threshold", "0.1") == 2
+    _one_line_error(capsys.readouterr().err.splitlines()[-1], "out_a has 12 seeds and out_b 8")
     assert _main("compare", str(grid_run), "/nonexistent") == 2
     capsys.readouterr()
     assert _main("compare", str(grid_run), str(grid_run), "--cell", "learning_rate=0.2",
@@ -1139,3 +1146,75 @@ def test_the_package_runs_as_python_dash_m():
                           env=dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu"))
     assert proc.returncode == 0, proc.stderr[-500:]
     assert "xor" in proc.stdout
+
+
+def test_compare_of_a_metric_refuses_runs_on_different_data(plain, tmp_path, capsys):
+    # Issue 31: a breast-cancer run against an XOR run reported "256 paired seeds"
+    other = tmp_path / "circles"
+    assert _main("sweep", "--problem", "circles", "--hidden", "2", "--seeds", "12", "--steps",
+                 "50", "--cpu-devices", "1", "--out", str(other)) == 0
+    capsys.readouterr()
+    assert _main("compare", str(plain[0]), str(other), "--resamples", "200") == 2
+    _one_line_error(capsys.readouterr().err, "different data or losses (problem 'xor' vs "
+                                             "'circles'")
+    assert _main("compare", str(plain[0]), str(other), "--resamples", "200",
+                 "--allow-different", "--metric", "final_loss") == 0
+    printed = capsys.readouterr().out
+    assert "compared as asked: problem 'xor' vs 'circles'" in printed
+    assert "12 paired seeds" in printed and "wilcoxon p = " in printed
+    assert _main("compare", str(plain[0]), str(plain[0]), "--metric", "test_accuracy") == 2
+    _one_line_error(capsys.readouterr().err, "no metric 'test_accuracy' in this result")
+
+
+def test_a_crossed_design_reports_its_variance_components(tmp_path, capsys):
+    out = tmp_path / "crossed"
+    assert _main("sweep", "--problem", "circles", "--hidden", "3", "--crossed", "3,2",
+                 "--batch-size", "16", "--steps", "60", "--cpu-devices", "1",
+                 "--out", str(out)) == 0
+    printed = capsys.readouterr().out
+    assert "variance (3 x 2)" in printed and "(95% bootstrap)" in printed
+    results = _strict_json(out / "results.json")
+    assert results["config"]["crossed"] == [3, 2] and results["config"]["seeds"] == 6
+    metric = results["metric"]
+    assert metric["name"] == "final_loss"   # no held-out split
+    vc = metric["variance_components"]
+    saved = gbl.load(out)
+    assert saved.crossed == (3, 2)
+    expected = gbl.variance_components(saved, resamples=100)
+    assert [vc[k] for k in ("init", "data", "residual")] == pytest.approx(
+        [expected.init, expected.data, expected.residual], rel=1e-6)
+    rows = _csv(out / "final_losses.csv")
+    assert [int(r["init_seed"]) for r in rows] == [0, 0, 1, 1, 2, 2]
+    assert [int(r["data_seed"]) for r in rows] == [0, 1, 0, 1, 0, 1]
+    cells = _csv(out / "cells.csv")
+    assert float(cells[0]["final_loss_mean_low"]) <= float(cells[0]["final_loss_mean"]) <= \
+        float(cells[0]["final_loss_mean_high"])
+    for args, words in ((["--crossed", "3"], "--crossed takes INITS,ORDERS"),
+                        (["--crossed", "3,1"], "two integers >= 2"),
+                        (["--crossed", "3,2", "--seeds", "5"], "runs 6 seeds; drop --seeds 5"),
+                        (["--crossed", "2,2"], "with full batches")):
+        assert _main("sweep", "--problem", "circles", *args, "--steps", "10",
+                     "--cpu-devices", "1", "--out", str(tmp_path / "refused")) == 2
+        _one_line_error(capsys.readouterr().err.strip().splitlines()[-1], words)
+
+
+def test_the_reported_metric_defaults_to_test_accuracy_with_intervals(user_folder, capsys):
+    folder, _ = user_folder
+    out = folder / "metric"
+    assert _main("sweep", "--data", "mine.npz", "--hidden", "3", "--lr", "0.01,0.1", *USER,
+                 "--out", str(out)) == 0
+    printed = capsys.readouterr().out
+    assert "mean test_accuracy (95% CI)" in printed
+    results = _strict_json(out / "results.json")
+    metric = results["metric"]
+    acc = gbl.load(out).final_metrics["test_accuracy"].astype(np.float64)
+    assert metric["name"] == "test_accuracy"
+    np.testing.assert_allclose(metric["mean"], acc.mean(axis=1), rtol=1e-6)
+    assert all(lo <= m <= hi for lo, m, hi in zip(metric["mean_interval"]["low"],
+                                                  metric["mean"], metric["mean_interval"]["high"]))
+    cells = _csv(out / "cells.csv")
+    assert [float(c["test_accuracy_mean"]) for c in cells] == pytest.approx(acc.mean(axis=1))
+    assert _main("sweep", "--data", "mine.npz", "--hidden", "3", "--metric", "brier", *USER,
+                 "--out", str(folder / "refused")) == 2
+    _one_line_error(capsys.readouterr().err.strip().splitlines()[-1],
+                    "--metric brier: this run measures final_loss, accuracy, test_nll")
