@@ -596,6 +596,12 @@ def set_threshold(config: dict, head, y) -> None:
     Raises:
       UsageError: a given threshold at or below the lowest loss the model can reach.
     """
+    if head is None:
+        if config["threshold"] is None:
+            raise UsageError(f"--model {config['model']}'s distribution is none of the families "
+                             "a default threshold knows and the data names no head: pass "
+                             "--threshold (or --head)")
+        return
     floor = thresholds.lowest_loss(head, y, config["loss"])
     if config["threshold"] is None:
         value, rule = thresholds.default_threshold(head, y, config["loss"])

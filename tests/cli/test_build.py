@@ -124,3 +124,22 @@ def test_the_threshold_of_a_model_follows_the_family_it_returns():
     assert head_of(gbl.mlp([3], gbl.heads.mixture_density(2, 1))) == "mixture_density"
     # an explicit --head, or no --model, keeps the config's head
     assert head_of(gbl.mlp([3], gbl.heads.categorical(4)), head="gaussian") is data.head
+
+
+def test_a_model_of_an_unknown_family_on_headless_data_asks_for_a_threshold():
+    # a --model with (x, y) data and no --head: its Normal still finds its rule; a family the
+    # default thresholds do not know asks for --threshold in one line
+    x = jnp.ones((4, 2))
+    data = gbl.problems.Data(x, x, None, "pairs")
+    normal = gbl.mlp([2], gbl.heads.gaussian(2))
+    run = build.Built(data, normal, None, None, None, {}, {})
+    assert build.threshold_head({"model": "m:f", "head": None}, run) == "gaussian(2)"
+    mvn = gbl.Model(lambda key, x: {"b": jnp.zeros(2)},
+                    lambda p, x: gbl.MultivariateNormalTriL(x + p["b"][None], jnp.broadcast_to(
+                        jnp.eye(2), (x.shape[0], 2, 2))))
+    head = build.threshold_head({"model": "m:f", "head": None}, run._replace(model=mvn))
+    assert head is None
+    with pytest.raises(UsageError, match=r"--model m:f's distribution is none of the families.*"
+                                         r"pass --threshold"):
+        build.set_threshold({"model": "m:f", "threshold": None, "loss": "nll"}, head, x)
+    build.set_threshold({"model": "m:f", "threshold": 0.5, "loss": "nll"}, head, x)
