@@ -126,6 +126,12 @@ class Spread(NamedTuple):
         lows_highs = np.asarray(lows_highs)
         return _scalar(lows_highs[..., 0]), _scalar(lows_highs[..., 1])
 
+    def seeds_for(self, half_width: float, *, level: float = 0.95):
+        """Seeds an interval of the mean at most +-``half_width`` wide needs, from this spread's
+        std (normal approximation: ceil((z std / half_width)^2)); per cell on a grid."""
+        return self._per_cell(lambda v: seed_stats.seeds_for_interval(
+            float(np.std(v)) if v.size else 0.0, half_width, level=level))
+
     def expected_best(self, n: int, *, replace: bool = False):
         """The expected best value of ``n`` seeds drawn from this sweep's non-diverged seeds:
         E[min] of a loss, E[max] of an accuracy (``higher_is_better``), exact from the order

@@ -8,10 +8,16 @@ component, and the interaction plus run-to-run noise, which one run per cell can
   vc = gbl.variance_components(out, metric="test_accuracy")
   vc.init, vc.data, vc.residual, vc.interval("init"), vc.to_frame()
 
+With per-example correctness on the held-out set (``correct=[seeds, n]``), it also reports Jordan
+(2024)'s binomial prediction of the accuracy's std: how spread out the seeds' test accuracies
+would be if they differed only by which examples each got right, independently.
+
 References:
   Montgomery, "Design and analysis of experiments", the two-factor random-effects model without
   replication (expected mean squares).
   Bouthillier et al. (2021), "Accounting for variance in machine learning benchmarks".
+  Jordan (2024), "On the variance of neural network training with respect to test sets and
+  distributions".
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Mapping, NamedTuple
 
 import numpy as np
 
+from gbl_jax.analysis.seed_stats import binomial_accuracy_std
 from gbl_jax.analysis.spreads import metric_values
 from gbl_jax.checks import require_finite_number, require_int
 from gbl_jax.engine.results import require_pandas
@@ -69,6 +76,9 @@ class VarianceComponents(NamedTuple):
       intervals: {name: (low, high)} percentile-bootstrap intervals, resampling inits and data
         orders independently (each resample's estimates clipped the same way).
       level: the intervals' coverage.
+      measured_std: the metric's std over all runs (ddof 0).
+      binomial_std: with per-example correctness, Jordan (2024)'s prediction of that std from
+        the test set's sampling alone, sqrt(sum_i p_i (1 - p_i)) / n; None without it.
     """
 
     metric: str
@@ -82,6 +92,8 @@ class VarianceComponents(NamedTuple):
     clipped: tuple
     intervals: Mapping[str, tuple]
     level: float
+    measured_std: float = float("nan")
+    binomial_std: float | None = None
 
     @property
     def total(self) -> float:
@@ -119,11 +131,15 @@ class VarianceComponents(NamedTuple):
             note = " (negative estimate, clipped to 0)" if name in self.clipped else ""
             lines.append(f"  {name:>8}  {getattr(self, name):.4g}  share {self.share(name):.2f}  "
                          f"{100 * self.level:g}% CI [{low:.4g}, {high:.4g}]{note}")
+        if self.binomial_std is not None:
+            lines.append(f"  measured std {self.measured_std:.4g}; test-set sampling alone "
+                         f"(binomial) {self.binomial_std:.4g}")
         return "\n".join(lines)
 
 
 def variance_table(values_ID, *, metric: str = "value", level: float = 0.95,
-                   resamples: int = 2_000, seed: int = 0) -> VarianceComponents:
+                   resamples: int = 2_000, seed: int = 0,
+                   binomial_std: float | None = None) -> VarianceComponents:
     """Variance components of a crossed table ``values[init, data]`` (one run per pair).
 
     Args:
@@ -165,10 +181,10 @@ def variance_table(values_ID, *, metric: str = "value", level: float = 0.95,
         clipped=tuple(name for name, value in zip(COMPONENTS, raw) if value < 0),
         intervals={name: (float(quantiles[0, j]), float(quantiles[1, j]))
                    for j, name in enumerate(COMPONENTS)},
-        level=level)
+        level=level, measured_std=float(v.std()), binomial_std=binomial_std)
 
 
-def variance_components(out, *, metric: str = "final_loss", level: float = 0.95,
+def variance_components(out, *, metric: str = "final_loss", correct=None, level: float = 0.95,
                         resamples: int = 2_000, seed: int = 0) -> VarianceComponents:
     """Splits the variance of a metric over a crossed sweep's runs into init, data order, and
     interaction + residual (two-way random effects, one run per init and order).
@@ -177,6 +193,8 @@ def variance_components(out, *, metric: str = "final_loss", level: float = 0.95,
       out: a ``SweepResult`` of ``sweep(..., seeds=gbl.crossed(init=I, data=D))`` without a grid
         (take one with ``out.cell(...)``), I, D >= 2, no run diverged.
       metric: "final_loss" (default) or any final metric (``gbl.spread``'s names).
+      correct: optional [seeds, n] per-example correctness on the held-out set (bool); adds
+        Jordan (2024)'s binomial prediction of the accuracy's std from test-set sampling alone.
       level, resamples, seed: the bootstrap intervals' coverage, count (>= 100) and seed.
 
     Returns:
@@ -199,5 +217,12 @@ def variance_components(out, *, metric: str = "final_loss", level: float = 0.95,
     if diverged.any():
         raise ValueError(f"variance_components: {int(diverged.sum())} runs diverged; a crossed "
                          "table needs every run (lower the learning rate, or drop those inits)")
+    binomial = None
+    if correct is not None:
+        correct = np.asarray(correct)
+        if correct.ndim != 2 or correct.shape[0] != values.size:
+            raise ValueError(f"variance_components: correct must be [seeds, examples] with "
+                             f"{values.size} seeds, got shape {list(correct.shape)}")
+        binomial = binomial_accuracy_std(correct)
     return variance_table(values.reshape(design), metric=metric, level=level,
-                          resamples=resamples, seed=seed)
+                          resamples=resamples, seed=seed, binomial_std=binomial)

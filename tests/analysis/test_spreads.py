@@ -146,3 +146,11 @@ def test_grid_cells_get_their_own_intervals():
     assert np.all(low <= s.mean) and np.all(s.mean <= high)
     np.testing.assert_allclose(s.expected_best(2), [
         np.mean([min(c) for c in itertools.combinations(row, 2)]) for row in losses])
+
+
+def test_seeds_for_an_interval_of_the_mean():
+    s = gbl.spread(np.array([0.9, 0.92, 0.88, 0.91, 0.89]))
+    z = scipy.stats.norm.ppf(0.975)
+    assert s.seeds_for(0.001) == int(np.ceil((z * np.std(s.values) / 0.001) ** 2))
+    np.testing.assert_array_equal(gbl.spread(np.array([[0.5, 0.5], [0.0, 1.0]])).seeds_for(0.1),
+                                  [1, int(np.ceil((z * 0.5 / 0.1) ** 2))])

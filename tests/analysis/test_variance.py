@@ -95,3 +95,24 @@ def test_variance_components_of_a_crossed_sweep():
                       steps=10, batch_size=8)
     with pytest.raises(ValueError, match=r"not a crossed design; sweep with seeds=gbl.crossed"):
         gbl.variance_components(plain)
+
+
+def test_the_binomial_prediction_rides_along_with_correctness():
+    import jax
+    import optax
+
+    import gbl_jax as gbl
+
+    data = gbl.problems.circles(jax.random.PRNGKey(1), 32)
+    model = gbl.mlp([4], data.head)
+    out = gbl.sweep(model, optax.sgd(0.1), data, key=jax.random.PRNGKey(0),
+                    seeds=gbl.crossed(init=2, data=3), steps=20, batch_size=8,
+                    metrics={"accuracy": gbl.accuracy})
+    correct = np.random.default_rng(0).random((6, 50)) < 0.8
+    vc = gbl.variance_components(out, metric="accuracy", correct=correct, resamples=100)
+    p = correct.mean(axis=0)
+    assert vc.binomial_std == pytest.approx(np.sqrt(np.sum(p * (1 - p))) / 50)
+    assert vc.measured_std == pytest.approx(np.std(out.final_metrics["accuracy"]))
+    assert "test-set sampling alone (binomial)" in vc.summary()
+    with pytest.raises(ValueError, match=r"correct must be \[seeds, examples\] with 6 seeds"):
+        gbl.variance_components(out, metric="accuracy", correct=correct[:5])

@@ -616,7 +616,7 @@ def test_compare_and_landscape_of_a_damaged_folder_are_one_line(grid_run, tmp_pa
     cell = ["--cell", "learning_rate=0.2", "--cell", "init_scale=1"]
     assert _main("compare", str(out), str(grid_run), *cell) == 2
     _one_line_error(capsys.readouterr().err, message)
-    assert _main("landscape", "--out", str(out)) == 2
+    assert _main("landscape", "--out", str(out), *cell) == 2
     _one_line_error(capsys.readouterr().err, message)
 
 
@@ -680,7 +680,8 @@ def test_a_data_file_that_would_not_fit_is_refused_before_it_is_read(tmp_path, c
 def test_landscape_refuses_a_num_that_would_not_fit_before_any_work(grid_run, tmp_path, capsys):
     out = _copy(grid_run, tmp_path / "run")
     before = _files(out)
-    assert _main("landscape", "--out", str(out), "--num", "1000000000") == 2
+    assert _main("landscape", "--out", str(out), "--num", "1000000000", "--cell",
+                 "learning_rate=0.1", "--cell", "init_scale=1") == 2
     _one_line_error(capsys.readouterr().err, "this landscape needs about")
     assert _files(out) == before
 
