@@ -20,9 +20,9 @@ import optax
 
 import gbl_jax as gbl
 from common import Timer, int_list, markdown_table, parser, pyplot, save
-from gbl_jax.analysis import seed_stats
 
 WIDTHS = "16,64,256"
+RESAMPLES = 2000
 
 
 def correctness(model, params, x, y, chunk: int = 256) -> np.ndarray:
@@ -64,9 +64,8 @@ def main():
     p.add_argument("--inits", type=int, default=32)
     p.add_argument("--orders", type=int, default=32)
     p.add_argument("--steps", type=int, default=1000)
-    p.add_argument("--n", type=int, default=None, help="training examples (default: all 4000)")
     args = p.parse_args()
-    data = gbl.problems.mnist1d(n=args.n) if args.n else gbl.problems.mnist1d()
+    data = gbl.problems.mnist1d()
     test_x, test_y = jnp.asarray(data.test.x), jnp.asarray(data.test.y)
     adam = optax.adam(1e-2)
     design = gbl.crossed(init=args.inits, data=args.orders)
@@ -81,25 +80,22 @@ def main():
                                  log_every=args.steps, keep_params=True)
             outs[width] = out._replace(params=None, init_params=None)
             s, spread_s = timed(gbl.spread, out, metric="test_accuracy")
-            (low, high), interval_s = timed(s.interval, "std")
-            vc, vc_s = timed(gbl.variance_components, out, metric="test_accuracy")
+            (low, high), interval_s = timed(s.interval, "std", resamples=RESAMPLES)
             right, correct_s = timed(correctness, model, out.params, test_x, test_y)
-            binomial = seed_stats.binomial_accuracy_std(right)
+            vc, vc_s = timed(gbl.variance_components, out, metric="test_accuracy", correct=right,
+                             resamples=RESAMPLES)
             acc = np.asarray(out.final_metrics["test_accuracy"], np.float64)
             np.testing.assert_allclose(right.mean(axis=1), acc, atol=1e-6)
-            stats[width] = (s, vc, binomial)
-            rows.append([width, s.n_diverged, s.mean, f"[{s.interval('mean')[0]:.4f}, "
-                         f"{s.interval('mean')[1]:.4f}]", s.std, f"[{low:.4f}, {high:.4f}]",
-                         binomial, vc.init, vc.data, vc.residual,
-                         seed_stats.seeds_for_interval(s.std, 0.001), train_s])
+            stats[width] = (s, vc)
+            mean_low, mean_high = s.interval("mean")
+            rows.append([width, s.n_diverged, s.mean, f"[{mean_low:.4f}, {mean_high:.4f}]",
+                         s.std, f"[{low:.4f}, {high:.4f}]", vc.binomial_std, vc.init, vc.data,
+                         vc.residual, s.seeds_for(0.001), train_s])
             print(rows[-1], flush=True)
-            (_, loop_s) = timed(loop_bootstrap, acc, seed_stats.RESAMPLES,
-                                np.random.default_rng(0))
-            (_, loop_vc_s) = timed(loop_components, acc.reshape(args.inits, args.orders))
-            (_, vc_one_s) = timed(gbl.variance_components, out, metric="test_accuracy",
-                                  resamples=100)
-            time_rows.append([width, spread_s, interval_s, loop_s, vc_s, vc_one_s / 100 * 1,
-                              loop_vc_s, correct_s])
+            _, loop_s = timed(loop_bootstrap, acc, RESAMPLES, np.random.default_rng(0))
+            _, loop_table_s = timed(loop_components, acc.reshape(args.inits, args.orders))
+            time_rows.append([width, spread_s, interval_s, loop_s, vc_s,
+                              loop_table_s * (RESAMPLES + 1), correct_s])
         base = args.widths[0]
         for width in args.widths[1:]:
             c, compare_s = timed(gbl.compare, outs[width], outs[base], metric="test_accuracy",
@@ -116,10 +112,9 @@ def main():
         markdown_table(["widths", "paired", "mean diff", "95% CI", "Wilcoxon p",
                         "P(wider better)", "std ratio", "95% CI", "Brown-Forsythe p",
                         "compare s"], compare_rows),
-        markdown_table(["width", "spread s", "std interval s (vectorized)",
-                        "std interval s (loop)", "variance components s (2000 resamples)",
-                        "one two-way table s", "one two-way table s (loops)",
-                        "correctness s"], time_rows)])
+        markdown_table(["width", "spread s", "std interval s", "std interval s (a loop over "
+                        "resamples)", "variance components s", "variance components s (loops, "
+                        "one table x resamples + 1)", "correctness s"], time_rows)])
     plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
     widths = args.widths
@@ -130,7 +125,8 @@ def main():
         left.errorbar(widths, values, yerr=[np.subtract(values, lows), np.subtract(highs, values)],
                       fmt="o-", color=color, capsize=3, label=f"{name} (sqrt of its variance)")
     left.plot(widths, [stats[w][0].std for w in widths], "k^--", label="measured std")
-    left.plot(widths, [stats[w][2] for w in widths], "kx:", label="binomial prediction")
+    left.plot(widths, [stats[w][1].binomial_std for w in widths], "kx:",
+              label="binomial prediction")
     left.set_xscale("log", base=2)
     left.set_xticks(widths, [str(w) for w in widths])
     left.set_xlabel("hidden width")
@@ -145,8 +141,7 @@ def main():
     fig.suptitle(f"MNIST-1D, {args.inits} inits x {args.orders} data orders per width, "
                  f"Adam 1e-2, batch 100, {args.steps} steps", fontsize=10)
     command = (f"python scripts/seed_variance.py --widths {','.join(map(str, widths))} "
-               f"--inits {args.inits} --orders {args.orders} --steps {args.steps}"
-               + (f" --n {args.n}" if args.n else ""))
+               f"--inits {args.inits} --orders {args.orders} --steps {args.steps}")
     save(args.out, "seed_variance", table, fig, command, timer.seconds)
 
 

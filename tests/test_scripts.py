@@ -24,6 +24,7 @@ TINY = {
     "lr_init_grid": ["--seeds", "4", "--steps", "20"],
     "landscape": ["--seeds", "4", "--steps", "10", "--pairs-of", "3", "--widths", "4,8"],
     "mnist1d_seeds": ["--seeds", "4", "--cnn-seeds", "2", "--vary-seeds", "2", "--steps", "20"],
+    "seed_variance": ["--inits", "2", "--orders", "2", "--steps", "10", "--widths", "4,8"],
 }
 
 
