@@ -129,8 +129,9 @@ class Spread(NamedTuple):
     def seeds_for(self, half_width: float, *, level: float = 0.95):
         """Seeds an interval of the mean at most +-``half_width`` wide needs, from this spread's
         std (normal approximation: ceil((z std / half_width)^2)); per cell on a grid."""
-        return self._per_cell(lambda v: seed_stats.seeds_for_interval(
+        seeds = self._per_cell(lambda v: seed_stats.seeds_for_interval(
             float(np.std(v)) if v.size else 0.0, half_width, level=level))
+        return _scalar(np.asarray(seeds).astype(np.int64))
 
     def expected_best(self, n: int, *, replace: bool = False):
         """The expected best value of ``n`` seeds drawn from this sweep's non-diverged seeds:
