@@ -32,6 +32,7 @@ from pathlib import Path
 
 from gbl_jax._version import __version__
 from gbl_jax.cli import build
+from gbl_jax.cli import model_axis
 from gbl_jax.nets import inits
 from gbl_jax.analysis import landscape_report
 from gbl_jax.cli import launch
@@ -70,6 +71,15 @@ def _compile_cache(args) -> str | None:
 
 # --- sweep ---------------------------------------------------------------------------------
 def _sweep(args: argparse.Namespace) -> int:
+    axis = model_axis.normalize(args)
+    if axis is not None:   # --hidden (or --channels) given several times: one sweep per model
+        name, specs = axis
+        problem = args.problem or SWEEP_DEFAULTS["problem"]
+        if args.data:
+            problem = Path(str(args.data).split(":")[-1]).stem
+        default = Path("runs") / f"{problem}-{name}-{'+'.join(s.replace(',', '-') for s in specs)}" \
+            f"-{time.strftime('%Y%m%d-%H%M%S')}"
+        return model_axis.sweep_each(args, axis, _sweep, default)
     if args.coordinator is None and args.processes is not None and check_int(
             "processes", args.processes, 1, 1024) > 1:
         return _launch(args)
@@ -590,10 +600,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--model", metavar="MODULE:FUNCTION", help="your own network: a function "
                    "returning a gbl.Model (imported from the current folder or the installed "
                    "packages); replaces --hidden, --channels, --head")
-    s.add_argument("--hidden", help="hidden widths as a comma list, '' for none (the convex "
-                   f"control); default {d['hidden']}")
-    s.add_argument("--channels", help="a 1-D CNN instead of the mlp: conv widths as a comma "
-                   "list (kernel 5, stride 2, ReLU; 25,25,25 is the MNIST-1D paper's CNN)")
+    s.add_argument("--hidden", action="append", help="hidden widths as a comma list, '' for "
+                   f"none (the convex control); default {d['hidden']}; given several times "
+                   "(--hidden 2 --hidden 8 --hidden 32), a model axis: one sweep per model in "
+                   "OUT/hidden-W/, stacked in OUT")
+    s.add_argument("--channels", action="append", help="a 1-D CNN instead of the mlp: conv "
+                   "widths as a comma list (kernel 5, stride 2, ReLU; 25,25,25 is the MNIST-1D "
+                   "paper's CNN); given several times, a model axis as --hidden")
     s.add_argument("--activation", choices=sorted(nets.ACTIVATIONS),
                    help="hidden nonlinearity; default tanh")
     s.add_argument("--init", choices=sorted(inits.INITS), help="init scheme; default "

@@ -101,8 +101,32 @@ def sweep_models(axes: Mapping[str, Sequence[float]], factory: Callable[..., Any
         results.append(sweep(model, optimizer, data, key=key, seeds=seeds, steps=steps,
                              progress=each, **sweep_kwargs))
         done += int(np.size(results[-1].final_loss))
-    first = results[0]
+    return stack_models(axes, results)
+
+
+def stack_models(axes: Mapping[str, Sequence[float]], results: Sequence[SweepResult]
+                 ) -> SweepResult:
+    """Results of one sweep per cell of ``axes`` (cell-major, same key, seeds and grid) as one
+    result, model axes first (``model_axes`` names them); params are dropped (their shapes
+    differ between models).
+
+    Raises:
+      ValueError: a count that is not the product of the axes, or results that do not stack
+        (other seeds, grids, keys or metrics).
+    """
+    axes = _check_axes(axes)
     shape = tuple(len(v) for v in axes.values())
+    if len(results) != math.prod(shape):
+        raise ValueError(f"stack_models: {len(results)} results for axes of shape {list(shape)}")
+    first = results[0]
+    for r in results[1:]:
+        same = (np.shape(r.final_loss) == np.shape(first.final_loss) and r.grid == first.grid
+                and np.array_equal(np.asarray(r.keys), np.asarray(first.keys))
+                and set(r.final_metrics) == set(first.final_metrics)
+                and tuple(r.crossed) == tuple(first.crossed))
+        if not same:
+            raise ValueError("stack_models: the results differ in seeds, grid, keys, metrics or "
+                             "design; sweep every model with the same arguments")
     return first._replace(
         **_stack(results, shape), params=None, init_params=None,
         grid={**{k: [float(v) for v in values] for k, values in axes.items()}, **first.grid},

@@ -1219,3 +1219,31 @@ def test_the_reported_metric_defaults_to_test_accuracy_with_intervals(user_folde
                  "--out", str(folder / "refused")) == 2
     _one_line_error(capsys.readouterr().err.strip().splitlines()[-1],
                     "--metric brier: this run measures final_loss, accuracy, test_nll")
+
+
+def test_hidden_given_several_times_is_a_model_axis(tmp_path, capsys):
+    # Issue 31 item 5: the width as an axis at the command line, one sweep per model
+    out = tmp_path / "widths"
+    args = ["--problem", "xor", "--hidden", "2", "--hidden", "3", "--seeds", "8", "--steps",
+            "100", "--cpu-devices", "1", "--out", str(out)]
+    assert _main("sweep", *args) == 0
+    printed = capsys.readouterr().out
+    assert "final_loss per --hidden (8 seeds each" in printed and "hidden=3 " in printed
+    stacked = gbl.load(out)
+    assert stacked.grid == {"hidden": [2.0, 3.0]} and stacked.model_axes == ("hidden",)
+    for width in (2, 3):
+        alone = gbl.load(out / f"hidden-{width}")
+        np.testing.assert_array_equal(stacked.cell(hidden=width).final_loss, alone.final_loss)
+    cells = _csv(out / "cells.csv")
+    assert [float(c["hidden"]) for c in cells] == [2.0, 3.0]
+    assert (out / "models.png").is_file()
+    # resuming a finished axis keeps both runs and rebuilds the stacked result
+    (out / "results.json").unlink()
+    assert _main("sweep", "--hidden", "2", "--hidden", "3", "--out", str(out), "--resume") == 0
+    assert "hidden-2 is finished; kept" in capsys.readouterr().out
+    np.testing.assert_array_equal(gbl.load(out).final_loss, stacked.final_loss)
+    for extra, words in ((["--hidden", "2"], "repeats a value"),
+                         ([], "already holds files; pass --force"),
+                         (["--processes", "2"], "one sweep per model in this process")):
+        assert _main("sweep", *args, *extra) == 2
+        _one_line_error(capsys.readouterr().err.strip().splitlines()[-1], words)
