@@ -121,13 +121,7 @@ def _combine(out: Path, name: str, specs: list[str], folders: list[Path]) -> int
     columns = {k: cells[k].to_numpy() for k in cells.columns}
     if axis_name == "model":
         columns[name] = np.repeat(np.asarray(specs, object), len(cells) // len(specs))
-    s = spread(stacked, metric=metric)
-    for stat in sweep_report.INTERVAL_STATS:
-        low, high = s.interval(stat)
-        columns[f"{metric}_{stat}"] = np.asarray(s.iqm if stat == "iqm" else getattr(s, stat),
-                                                 np.float64).reshape(-1)
-        columns[f"{metric}_{stat}_low"] = np.asarray(low, np.float64).reshape(-1)
-        columns[f"{metric}_{stat}_high"] = np.asarray(high, np.float64).reshape(-1)
+    columns.update(runstore.metric_columns(report))
     write_csv(out / runstore.CELLS, columns)
     values_of = stacked.final_loss if metric == "final_loss" else stacked.final_metrics[metric]
     figure = plots.final_loss_by_cell(stacked.grid, values_of, stacked.diverged,
@@ -135,8 +129,9 @@ def _combine(out: Path, name: str, specs: list[str], folders: list[Path]) -> int
                                       title=f"{metric} per --{name}", xlabel=metric)
     plots.save(figure, out / FIGURE)
     print(f"  {metric} per --{name} ({stacked.seeds} seeds each, bootstrap 95% intervals):")
-    means, stds = s.mean, s.std
-    mean_ci, std_ci = s.interval("mean"), s.interval("std")
+    means, stds = report["mean"], report["std"]
+    mean_ci = report["mean_interval"]["low"], report["mean_interval"]["high"]
+    std_ci = report["std_interval"]["low"], report["std_interval"]["high"]
     for index in np.ndindex(np.shape(means)):
         labels = [f"{k}={v[i]:g}" for (k, v), i in zip(stacked.grid.items(), index)]
         if axis_name == "model":

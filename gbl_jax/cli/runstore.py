@@ -161,6 +161,21 @@ def _verified_stamp(path: Path) -> str | None:
     return str(arrays[MADE_BY]) if MADE_BY in arrays else None
 
 
+def metric_columns(metric: Mapping[str, Any] | None) -> dict[str, np.ndarray]:
+    """cells.csv's columns of the reported metric (``sweep_report.metric_report``): NAME_STAT,
+    NAME_STAT_low and NAME_STAT_high for its mean, std, IQM and median, one entry per cell."""
+    columns: dict[str, np.ndarray] = {}
+    if not metric:
+        return columns
+    flat = lambda v: np.asarray(v, np.float64).reshape(-1)   # noqa: E731
+    for stat in ("mean", "std", "iqm", "median"):
+        name = f"{metric['name']}_{stat}"
+        columns[name] = flat(metric[stat])
+        columns[f"{name}_low"] = flat(metric[f"{stat}_interval"]["low"])
+        columns[f"{name}_high"] = flat(metric[f"{stat}_interval"]["high"])
+    return columns
+
+
 class RunFolder:
     """A sweep's folder (see the module docstring); ``create`` or ``lock`` locks it until
     ``close``."""
@@ -439,14 +454,7 @@ class RunFolder:
         write_csv(self.path / CSV, columns)
         cells = spread(result).to_frame(config["threshold"])
         columns = {k: cells[k].to_numpy() for k in cells.columns}
-        metric = results.get("metric")
-        if metric:   # the reported metric's statistics and their bootstrap intervals
-            flat = lambda v: np.asarray(v, np.float64).reshape(-1)   # noqa: E731
-            for stat in ("mean", "std", "iqm", "median"):
-                name = f"{metric['name']}_{stat}"
-                columns[name] = flat(metric[stat])
-                columns[f"{name}_low"] = flat(metric[f"{stat}_interval"]["low"])
-                columns[f"{name}_high"] = flat(metric[f"{stat}_interval"]["high"])
+        columns.update(metric_columns(results.get("metric")))
         write_csv(self.path / CELLS, columns)
         for stem, fig in figures.items():
             plots.save(fig, self.figure(stem))
