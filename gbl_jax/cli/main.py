@@ -600,13 +600,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--model", metavar="MODULE:FUNCTION", help="your own network: a function "
                    "returning a gbl.Model (imported from the current folder or the installed "
                    "packages); replaces --hidden, --channels, --head")
-    s.add_argument("--hidden", action="append", help="hidden widths as a comma list, '' for "
-                   f"none (the convex control); default {d['hidden']}; given several times "
-                   "(--hidden 2 --hidden 8 --hidden 32), a model axis: one sweep per model in "
+    s.add_argument("--hidden", nargs="+", metavar="WIDTHS", help="hidden widths as a comma "
+                   f"list, '' for none (the convex control); default {d['hidden']}; several "
+                   "lists (--hidden 2 8 32) make a model axis: one sweep per model in "
                    "OUT/hidden-W/, stacked in OUT")
-    s.add_argument("--channels", action="append", help="a 1-D CNN instead of the mlp: conv "
-                   "widths as a comma list (kernel 5, stride 2, ReLU; 25,25,25 is the MNIST-1D "
-                   "paper's CNN); given several times, a model axis as --hidden")
+    s.add_argument("--channels", nargs="+", metavar="WIDTHS", help="a 1-D CNN instead of the "
+                   "mlp: conv widths as a comma list (kernel 5, stride 2, ReLU; 25,25,25 is the "
+                   "MNIST-1D paper's CNN); several lists make a model axis as --hidden")
     s.add_argument("--activation", choices=sorted(nets.ACTIVATIONS),
                    help="hidden nonlinearity; default tanh")
     s.add_argument("--init", choices=sorted(inits.INITS), help="init scheme; default "

@@ -1,4 +1,4 @@
-"""``gbl-jax sweep --hidden 2 --hidden 8 --hidden 32``: the architecture as an axis.
+"""``gbl-jax sweep --hidden 2 8 32``: the architecture as an axis.
 
 Each model's sweep is a whole run folder of its own, ``OUT/hidden-8/`` (its chunks, lock,
 resume and outputs as any sweep's), run one after another with the same options and seeds, so
@@ -22,7 +22,7 @@ from gbl_jax.analysis.spreads import spread
 from gbl_jax.atomic_files import write_csv
 from gbl_jax.cli import runstore
 from gbl_jax.cli import sweep_report
-from gbl_jax.cli.build import UsageError
+from gbl_jax.cli.build import UsageError, parse_hidden
 from gbl_jax.engine import results as results_format
 from gbl_jax.engine.model_sweeps import stack_models
 
@@ -31,8 +31,8 @@ FIGURE = "models"
 
 
 def normalize(args: argparse.Namespace) -> tuple[str, list[str]] | None:
-    """Turns --hidden / --channels given once back into one value (as the single sweep takes
-    it); returns (option, [spec, ...]) when one was given more than once: a model axis."""
+    """Turns --hidden / --channels with one list back into one value (as the single sweep
+    takes it); returns (option, [spec, ...]) when one got several lists: a model axis."""
     axis = None
     for name in AXIS_OPTIONS:
         values = getattr(args, name, None)
@@ -41,18 +41,20 @@ def normalize(args: argparse.Namespace) -> tuple[str, list[str]] | None:
         if len(values) == 1:
             setattr(args, name, values[0])
         elif axis is not None:
-            raise UsageError(f"--{axis[0]} and --{name} are both given several times; one model "
+            raise UsageError(f"--{axis[0]} and --{name} both list several models; one model "
                              "axis per sweep")
         else:
             if len(set(values)) != len(values):
                 raise UsageError(f"--{name} repeats a value: {values}")
+            for spec in values:   # every model's spec checked before the first one runs
+                parse_hidden(spec, name)
             axis = (name, values)
     return axis
 
 
 def _axis_values(name: str, specs: list[str]) -> tuple[str, list[float]]:
     """The axis as the stacked result names it: each spec's width when every spec is one
-    number (--hidden 2 --hidden 8), else the model's position (axis "model", 0, 1, ...)."""
+    number (--hidden 2 8), else the model's position (axis "model", 0, 1, ...)."""
     parts = [spec.split(",") for spec in specs]
     if all(len(p) == 1 and p[0].strip().isdigit() for p in parts):
         return name, [float(p[0]) for p in parts]

@@ -1224,7 +1224,7 @@ def test_the_reported_metric_defaults_to_test_accuracy_with_intervals(user_folde
 def test_hidden_given_several_times_is_a_model_axis(tmp_path, capsys):
     # Issue 31 item 5: the width as an axis at the command line, one sweep per model
     out = tmp_path / "widths"
-    args = ["--problem", "xor", "--hidden", "2", "--hidden", "3", "--seeds", "8", "--steps",
+    args = ["--problem", "xor", "--hidden", "2", "3", "--seeds", "8", "--steps",
             "100", "--cpu-devices", "1", "--out", str(out)]
     assert _main("sweep", *args) == 0
     printed = capsys.readouterr().out
@@ -1239,10 +1239,11 @@ def test_hidden_given_several_times_is_a_model_axis(tmp_path, capsys):
     assert (out / "models.png").is_file()
     # resuming a finished axis keeps both runs and rebuilds the stacked result
     (out / "results.json").unlink()
-    assert _main("sweep", "--hidden", "2", "--hidden", "3", "--out", str(out), "--resume") == 0
+    assert _main("sweep", "--hidden", "2", "3", "--out", str(out), "--resume") == 0
     assert "hidden-2 is finished; kept" in capsys.readouterr().out
     np.testing.assert_array_equal(gbl.load(out).final_loss, stacked.final_loss)
-    for extra, words in ((["--hidden", "2"], "repeats a value"),
+    for extra, words in ((["--hidden", "2", "2"], "repeats a value"),
+                         (["--hidden", "2", "4,x"], "--hidden must be a comma list"),
                          ([], "already holds files; pass --force"),
                          (["--processes", "2"], "one sweep per model in this process")):
         assert _main("sweep", *args, *extra) == 2
