@@ -61,6 +61,10 @@ class SweepResult(NamedTuple):
         s // data orders with data order s % data orders; () otherwise.
       model_axes: names of grid axes that choose the model (``gbl.sweep_models``), not a
         hyperparameter of training; ``rerun`` leaves them out.
+
+    A NamedTuple, not a dataclass: change fields with ``out.replace(final_loss=...)`` (or
+    ``out._replace``, or ``copy.replace`` on Python 3.13+); ``dataclasses.replace`` refuses
+    anything that is not a dataclass.
     """
 
     final_loss: np.ndarray
@@ -84,6 +88,18 @@ class SweepResult(NamedTuple):
     @property
     def grid_shape(self) -> tuple[int, ...]:
         return tuple(len(v) for v in self.grid.values())
+
+    def replace(self, **changes) -> "SweepResult":
+        """A copy with ``changes`` ({field: value}); an unknown field is a ValueError naming
+        the fields."""
+        unknown = sorted(set(changes) - set(self._fields))
+        if unknown:
+            verb = "is not a field" if len(unknown) == 1 else "are not fields"
+            raise ValueError(f"replace: {unknown} {verb} of SweepResult; its fields are "
+                             f"{', '.join(self._fields)}")
+        return self._replace(**changes)
+
+    __replace__ = replace   # copy.replace (Python 3.13)
 
     @property
     def seeds(self) -> int:

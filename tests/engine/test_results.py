@@ -322,3 +322,16 @@ def test_held_out_metrics_saved_under_their_old_names_load_under_test(tmp_path):
     np.testing.assert_array_equal(old.final_metrics["test_nll"], out.final_metrics["test_nll"])
     assert gbl.spread(old, metric="test_nll").mean == pytest.approx(
         float(np.mean(out.final_metrics["test_nll"])))
+
+
+def test_a_result_is_replaced_field_by_field():
+    # Issue 30: dataclasses.replace fails on a NamedTuple; SweepResult says what to use instead
+    data = gbl.problems.xor()
+    out = gbl.sweep(gbl.mlp([2], data.head), optax.adam(0.05), data, key=jax.random.PRNGKey(0),
+                    seeds=2, steps=5)
+    changed = out.replace(wall_s=1.5)
+    assert changed.wall_s == 1.5 and changed.final_loss is out.final_loss
+    assert out.__replace__(wall_s=2.0).wall_s == 2.0
+    with pytest.raises(ValueError, match=r"\['wall'\] is not a field of SweepResult; its fields"):
+        out.replace(wall=1.0)
+    assert "out.replace(" in gbl.SweepResult.__doc__
