@@ -40,6 +40,12 @@ from gbl_jax.analysis.landscape import interpolate
 from gbl_jax.nets.models import Model
 from gbl_jax.nets.mlp import mlp
 from gbl_jax.engine.results import load
+from gbl_jax.analysis.predictions import Calibration
+from gbl_jax.analysis.predictions import Disagreement
+from gbl_jax.analysis.predictions import EnsembleCurve
+from gbl_jax.analysis.predictions import calibration
+from gbl_jax.analysis.predictions import disagreement
+from gbl_jax.analysis.predictions import ensemble
 from gbl_jax.analysis.spreads import Spread
 from gbl_jax.analysis.spreads import spread
 from gbl_jax.analysis.spreads import wilson_interval
@@ -56,9 +62,12 @@ from gbl_jax.engine.training import train
 __all__ = [
     "Basins",
     "Bernoulli",
+    "Calibration",
     "Categorical",
     "Comparison",
     "CriticalPoints",
+    "Disagreement",
+    "EnsembleCurve",
     "Laplace",
     "MixtureNormal",
     "Model",
@@ -73,13 +82,16 @@ __all__ = [
     "align",
     "barrier",
     "basins",
+    "calibration",
     "cnn1d",
     "compare",
     "count_compiles",
     "critical_points",
     "crossed",
     "diagnostics",
+    "disagreement",
     "enable_compilation_cache",
+    "ensemble",
     "heads",
     "inits",
     "interpolate",

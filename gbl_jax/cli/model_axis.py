@@ -137,7 +137,7 @@ def _combine(out: Path, name: str, specs: list[str], folders: list[Path]) -> int
     for index in np.ndindex(np.shape(means)):
         labels = [f"{k}={v[i]:g}" for (k, v), i in zip(stacked.grid.items(), index)]
         if axis_name == "model":
-            labels[0] = f"--{name} {specs[index[0]]}"
+            labels[0] = f"--{name} {specs[index[0]] or repr('')}"
         cell = " ".join(labels)
         pick = lambda a: np.asarray(a)[index]   # noqa: E731
         print(f"    {cell:<28} mean {pick(means):.4g} [{pick(mean_ci[0]):.4g}, "

@@ -20,7 +20,7 @@ from gbl_jax.data.data_record import Data, HeadT
 from gbl_jax.data.datasets import digits, load, mnist1d
 from gbl_jax.nets.heads import Head
 
-__all__ = ["Data", "Problem", "REGISTRY", "bishop_inverse", "circles", "digits", "load", "make",
+__all__ = ["Data", "Problem", "REGISTRY", "bishop_inverse", "circles", "cubic", "digits", "load", "make",
            "mnist1d", "sine", "teacher_student", "two_spirals", "xor"]
 
 
@@ -84,6 +84,33 @@ def bishop_inverse(key: jax.Array, n: int) -> Data[Head]:
     return Data(x, t, heads.mixture_density(3, 1), "bishop_inverse")
 
 
+def cubic(key: jax.Array, n: int = 20, *, n_test: int = 200, noise: float = 3.0,
+          test_range: float = 6.0) -> Data[Head]:
+    """The toy of Lakshminarayanan et al. (2017): y = x^3 + eps, eps ~ N(0, noise^2).
+
+    ``n`` training points with x ~ U(-4, 4); the test split has ``n_test`` points evenly spaced
+    on [-test_range, test_range], wider than the data, so a model's predictive spread can be
+    seen to grow where it has seen nothing. The head is a learned-variance Gaussian. Returns
+    x [n, 1], y [n, 1], test x [n_test, 1], y [n_test, 1] (noisy as the training targets).
+
+    References:
+      Lakshminarayanan, Pritzel & Blundell (2017), "Simple and scalable predictive uncertainty
+      estimation using deep ensembles", figure 1.
+    """
+    _require_n("cubic", n)
+    _require_n("cubic (n_test)", n_test)
+    if not (math.isfinite(noise) and noise > 0 and math.isfinite(test_range) and test_range > 0):
+        raise ValueError(f"cubic: noise and test_range must be positive and finite, got "
+                         f"{noise!r} and {test_range!r}")
+    k_x, k_noise, k_test = jax.random.split(key, 3)
+    x = jax.random.uniform(k_x, (n, 1), minval=-4.0, maxval=4.0)
+    y = x ** 3 + noise * jax.random.normal(k_noise, (n, 1))
+    x_test = jnp.linspace(-test_range, test_range, n_test)[:, None]
+    y_test = x_test ** 3 + noise * jax.random.normal(k_test, (n_test, 1))
+    head = heads.heteroscedastic_gaussian(1)
+    return Data(x, y, head, "cubic", test=Data(x_test, y_test, head, "cubic (test)"))
+
+
 def teacher_student(key: jax.Array, n: int, in_dim: int, teacher_width: int) -> Data[Head]:
     """A planted two-layer ReLU teacher labels Gaussian inputs: y = sum_j relu(w_j . x).
 
@@ -130,6 +157,8 @@ REGISTRY: dict[str, Problem] = {
     "circles": Problem(circles, "two concentric circles; needs a hidden layer", 256),
     "sine": Problem(sine, "noisy sine regression with a Gaussian output", 256),
     "bishop_inverse": Problem(bishop_inverse, "multi-valued inverse problem; wants an MDN", 512),
+    "cubic": Problem(cubic, "y = x^3 + N(0, 3^2) on [-4, 4], tested on [-6, 6] (deep "
+                     "ensembles' toy); wants a learned-variance head", 20),
     "teacher_student": Problem(lambda key, n: teacher_student(key, n, 4, 4),
                                "a planted 4-4-1 ReLU teacher on Gaussian inputs", 256),
     "mnist1d": Problem(lambda key, n: _first(mnist1d(), n),

@@ -112,3 +112,19 @@ def test_fixed_data_sets_take_their_first_n_and_keep_the_test_split_whole():
         problems.make("digits", KEY, 1349)
     with pytest.raises(ValueError, match="n must be"):
         problems.make("digits", KEY, 0)
+
+
+def test_cubic_is_the_deep_ensembles_toy():
+    data = problems.cubic(jax.random.PRNGKey(0))
+    x, y = np.asarray(data.x), np.asarray(data.y)
+    assert x.shape == y.shape == (20, 1) and np.all(np.abs(x) <= 4)
+    residual = y - x ** 3
+    assert 1.0 < residual.std() < 6.0   # noise 3 on 20 points
+    tx = np.asarray(data.test.x)
+    assert tx.shape == (200, 1) and tx.min() == -6.0 and tx.max() == 6.0
+    assert data.head.name.startswith("heteroscedastic_gaussian")
+    big = problems.cubic(jax.random.PRNGKey(1), 20000, noise=3.0)
+    assert np.std(np.asarray(big.y) - np.asarray(big.x) ** 3) == pytest.approx(3.0, rel=0.03)
+    assert problems.make("cubic", jax.random.PRNGKey(0)).x.shape == (20, 1)
+    with pytest.raises(ValueError, match="noise and test_range must be positive"):
+        problems.cubic(jax.random.PRNGKey(0), noise=0.0)
