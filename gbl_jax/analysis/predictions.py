@@ -1,7 +1,8 @@
 """What seeds disagree on: calibration, pairwise disagreement, and ensembles of seeds.
 
-Each function reads predictive distributions stacked over seeds: a ``Bernoulli``,
-``Categorical`` or ``Normal`` whose arrays have a leading seeds axis (``[seeds, N, ...]``, e.g.
+Each function reads predictive distributions stacked over seeds: the ``out.predictions`` of
+``sweep(..., keep_predictions=True, eval_data=...)``, a ``Bernoulli``, ``Categorical`` or
+``Normal`` whose arrays have a leading seeds axis ``[seeds, N, ...]`` (or the same built by hand,
 ``jax.vmap(lambda p: model.apply(p, x_test))(out.params)``), on one held-out set.
 
   cal = gbl.calibration(dist, y, bins=15)        # one distribution: ECE and the diagram's bins
@@ -27,6 +28,21 @@ from gbl_jax.engine.results import require_pandas
 from gbl_jax.probability.distributions import Bernoulli, Categorical, Normal
 
 _BLOCK_VALUES = 2**24   # one-hot rows held at once by the disagreement matrix (64 MiB float32)
+
+
+def _stacked(preds, where: str):
+    """The stacked distribution of ``preds``: a SweepResult's kept predictions (one cell), or
+    ``preds`` itself."""
+    if not hasattr(preds, "final_loss"):
+        return preds
+    if preds.grid:
+        names = ", ".join(f"{k}=..." for k in preds.grid)
+        raise ValueError(f"{where}: this result has a grid {list(preds.grid_shape)}; take one "
+                         f"cell with out.cell({names})")
+    if preds.predictions is None:
+        raise ValueError(f"{where}: this result kept no predictions; sweep with "
+                         "keep_predictions=True and eval_data")
+    return preds.predictions
 
 
 def _class_probs(dist) -> np.ndarray:
@@ -141,13 +157,15 @@ def disagreement(preds, y=None, *, resamples: int = 2_000, seed: int = 0) -> Dis
     means, per example and output.
 
     Args:
-      preds: a distribution stacked over seeds ([seeds, N, ...] arrays).
+      preds: a ``SweepResult`` of ``sweep(..., keep_predictions=True)`` (one cell), or a
+        distribution stacked over seeds ([seeds, N, ...] arrays).
       y: optional [N] labels: adds the mean test error and the ratio.
       resamples, seed: the bootstrap of the mean.
 
     Returns:
       A ``Disagreement``.
     """
+    preds = _stacked(preds, "disagreement")
     if isinstance(preds, (Bernoulli, Categorical)):
         probs = _class_probs(preds)
         if probs.ndim != 3:
@@ -242,8 +260,9 @@ def ensemble(preds, y, *, sizes: Sequence[int] = (1, 2, 4, 8, 16), draws: int = 
     (never a moment-matched Gaussian's), and the squared error of its mean.
 
     Args:
-      preds: a distribution stacked over seeds ([seeds, N, ...]).
-      y: [N] labels, or targets shaped as one seed's distribution.
+      preds: a ``SweepResult`` of ``sweep(..., keep_predictions=True)`` (one cell), or a
+        distribution stacked over seeds ([seeds, N, ...]).
+      y: [N] labels, or targets shaped as one seed's distribution (the eval data's).
       sizes: ensemble sizes, each at most the number of seeds.
       draws: ensembles drawn per size (each from distinct seeds; size 1 and size = seeds
         draw every member / the whole set).
@@ -253,6 +272,7 @@ def ensemble(preds, y, *, sizes: Sequence[int] = (1, 2, 4, 8, 16), draws: int = 
     Returns:
       An ``EnsembleCurve``.
     """
+    preds = _stacked(preds, "ensemble")
     draws = require_int("ensemble: draws", draws, 1)
     rng = np.random.default_rng(require_int("ensemble: seed", seed, 0))
     classifier = isinstance(preds, (Bernoulli, Categorical))
@@ -263,7 +283,10 @@ def ensemble(preds, y, *, sizes: Sequence[int] = (1, 2, 4, 8, 16), draws: int = 
     elif isinstance(preds, Normal):
         loc = np.asarray(preds.loc, np.float64)
         seeds = loc.shape[0]
-        scale = np.broadcast_to(np.asarray(preds.scale, np.float64), loc.shape)
+        scale = np.asarray(preds.scale, np.float64)
+        if 0 < scale.ndim < loc.ndim:   # a scale fixed per run (a unit Gaussian): [seeds]
+            scale = scale.reshape(scale.shape + (1,) * (loc.ndim - scale.ndim))
+        scale = np.broadcast_to(scale, loc.shape)
         target = np.asarray(y, np.float64)
         if target.shape != loc.shape[1:]:
             raise ValueError(f"ensemble: y has shape {list(target.shape)}, one seed's predictions "

@@ -327,4 +327,9 @@ def segment_fns(cfg: RunConfig, devices: tuple, impl, vmapped: bool, side: bool,
         return _batched(engine.finish, (0, None, None, None, None), size, devices,
                         "gbl_sweep_finish", side, last)
 
-    return engine, seg_units, start, advance, finish
+    @functools.lru_cache(maxsize=None)
+    def predict(size):
+        return _batched(engine.predict, (0, None, 0), size, devices, "gbl_sweep_predict", side,
+                        last)
+
+    return engine, seg_units, start, advance, finish, predict

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 
 from gbl_jax.engine.chunking import step_bytes, tree_bytes
 from gbl_jax.engine.runconfig import RunConfig
+from gbl_jax.nets.models import apply_model
 
 FEWER = ("use fewer seeds or a seed_range at a time, log fewer points (log_every), or leave "
          "keep_params off")
@@ -65,12 +66,19 @@ def key_bytes(key) -> int:
 
 
 @functools.lru_cache(maxsize=64)
-def result_bytes(cfg: RunConfig, x: jax.ShapeDtypeStruct, keep_params: bool) -> int:
-    """Bytes of one run's results: loss and metric curves, final values, kept params."""
+def result_bytes(cfg: RunConfig, x: jax.ShapeDtypeStruct, keep_params: bool,
+                 eval_x: jax.ShapeDtypeStruct | None = None) -> int:
+    """Bytes of one run's results: loss and metric curves, final values, kept params, and
+    with ``cfg.keep_predictions`` its predictive distribution on ``eval_x``."""
     names = len(cfg.metric_names)
-    kept = tree_bytes(jax.eval_shape(cfg.model.init, jax.random.PRNGKey(0), x)) if (
-        keep_params) else 0
-    return 9 + 4 * names + 4 * (cfg.steps // cfg.log_every) * (1 + names) + 2 * kept
+    params = jax.eval_shape(cfg.model.init, jax.random.PRNGKey(0), x)
+    kept = tree_bytes(params) if keep_params else 0
+    predictions = 0
+    if cfg.keep_predictions and eval_x is not None:
+        predictions = tree_bytes(jax.eval_shape(
+            lambda p, e: apply_model(cfg.model, p, e, None), params, eval_x))
+    return (9 + 4 * names + 4 * (cfg.steps // cfg.log_every) * (1 + names) + 2 * kept
+            + predictions)
 
 
 @functools.lru_cache(maxsize=64)
@@ -105,7 +113,9 @@ def check_sweep(plan) -> None:
     """Raises ValueError, with the figures, when a ``SweepPlan``'s chunk would not fit: beside
     the results in host memory, or in an accelerator's memory."""
     x, y = (jax.ShapeDtypeStruct(a.shape, a.dtype) for a in plan.data[:2])
-    result = result_bytes(plan.cfg, x, plan.keep_params)
+    ex = plan.data[2]
+    result = result_bytes(plan.cfg, x, plan.keep_params,
+                          None if ex is None else jax.ShapeDtypeStruct(ex.shape, ex.dtype))
     train = train_bytes(plan.cfg, x, y) + result
     n, size, n_dev = len(plan.runs), plan.chunk_size, len(plan.devices)
     chunk = size * train + tree_bytes(plan.data)

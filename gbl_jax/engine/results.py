@@ -17,6 +17,7 @@ unreadable file, and a missing or misshapen array.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -61,6 +62,9 @@ class SweepResult(NamedTuple):
         s // data orders with data order s % data orders; () otherwise.
       model_axes: names of grid axes that choose the model (``gbl.sweep_models``), not a
         hyperparameter of training; ``rerun`` leaves them out.
+      predictions: with ``keep_predictions``, each run's predictive distribution on the
+        held-out set: the model's distribution whose arrays lead with [*G, seeds] (NaN where a
+        run diverged); None otherwise.
 
     A NamedTuple, not a dataclass: change fields with ``out.replace(final_loss=...)`` (or
     ``out._replace``, or ``copy.replace`` on Python 3.13+); ``dataclasses.replace`` refuses
@@ -84,6 +88,7 @@ class SweepResult(NamedTuple):
     hyperparams: Mapping[str, float] = {}
     crossed: tuple = ()
     model_axes: tuple = ()
+    predictions: Any = None
 
     @property
     def grid_shape(self) -> tuple[int, ...]:
@@ -141,6 +146,7 @@ class SweepResult(NamedTuple):
             params=tree(self.params), init_params=tree(self.init_params),
             metrics={k: take(v) for k, v in self.metrics.items()},
             final_metrics={k: take(v) for k, v in self.final_metrics.items()},
+            predictions=tree(self.predictions),
             grid={}, hyperparams={**self.hyperparams, **chosen})
 
     def to_frame(self):
@@ -322,7 +328,30 @@ def _arrays_of(out: SweepResult) -> tuple[dict[str, np.ndarray], Any]:
             arrays[f"params/{i}"] = np.asarray(leaf)
             if init is not None:
                 arrays[f"init_params/{i}"] = np.asarray(init[i])
+    if out.predictions is not None:
+        _, fields = _prediction_fields(out.predictions)
+        arrays.update({f"predictions/{k}": v for k, v in fields.items()})
     return arrays, tree
+
+
+def _prediction_fields(dist) -> tuple[str, dict[str, np.ndarray]]:
+    """(family name, {field: array}) of kept predictions, for sweep.npz; a distribution of
+    another library cannot be written (its fields are not known)."""
+    family = type(dist).__name__
+    if _FAMILIES().get(family) is not type(dist):
+        raise ValueError(f"save: predictions of type {family} cannot be saved; only gbl_jax's "
+                         f"distributions ({', '.join(sorted(_FAMILIES()))}) can")
+    return family, {f.name: np.asarray(getattr(dist, f.name))
+                    for f in dataclasses.fields(dist)}
+
+
+def _FAMILIES() -> dict[str, type]:
+    from gbl_jax.probability import distributions
+
+    return {cls.__name__: cls for cls in (
+        distributions.Normal, distributions.Laplace, distributions.Bernoulli,
+        distributions.Categorical, distributions.MixtureNormal,
+        distributions.MultivariateNormalTriL)}
 
 
 def _describe(out: SweepResult, arrays: Mapping[str, np.ndarray], tree) -> dict:
@@ -341,6 +370,9 @@ def _describe(out: SweepResult, arrays: Mapping[str, np.ndarray], tree) -> dict:
             "init_params": out.init_params is not None},
         "crossed": [int(n) for n in out.crossed] or None,
         "model_axes": list(out.model_axes),
+        "predictions": None if out.predictions is None else {
+            "family": type(out.predictions).__name__,
+            "fields": [k.split("/", 1)[1] for k in arrays if k.startswith("predictions/")]},
     }
 
 
@@ -473,7 +505,15 @@ def load(path, *, params_like=None) -> SweepResult:
         log_every=int(meta["log_every"]), chunk_size=int(meta["chunk_size"]),
         wall_s=math.nan if meta["wall_s"] is None else float(meta["wall_s"]),
         hyperparams=dict(meta.get("hyperparams", {})),
-        crossed=tuple(meta.get("crossed") or ()), model_axes=tuple(meta.get("model_axes", ())))
+        crossed=tuple(meta.get("crossed") or ()), model_axes=tuple(meta.get("model_axes", ())),
+        predictions=_predictions_of(meta.get("predictions"), arrays))
+
+
+def _predictions_of(info, arrays) -> Any:
+    if info is None:
+        return None
+    cls = _FAMILIES()[info["family"]]
+    return cls(**{k: arrays[f"predictions/{k}"] for k in info["fields"]})
 
 
 def _held_out_name(name: str) -> str:

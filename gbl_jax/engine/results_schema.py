@@ -16,6 +16,8 @@ from typing import Any, Mapping, NoReturn
 import numpy as np
 
 _PER_RUN = {"final_loss": "f", "diverged": "b", "converged_step": "iu", "losses": "f"}
+PREDICTION_FAMILIES = ("Bernoulli", "Categorical", "Laplace", "MixtureNormal",
+                       "MultivariateNormalTriL", "Normal")
 
 
 def _fail(path, field: str, message: str) -> NoReturn:
@@ -145,11 +147,17 @@ def check(meta: Any, path) -> None:
                                            f"\"leaves\" says {leaves}, numbered 0..{leaves - 1} "
                                            "once each")
 
+    predictions = _field(meta, path, "predictions", lambda v: v is None or (
+        isinstance(v, dict) and v.get("family") in PREDICTION_FAMILIES and _names(v.get("fields"))),
+        f"null or {{\"family\": one of {sorted(PREDICTION_FAMILIES)}, \"fields\": [names]}}",
+        optional=True)
     wanted = [*_PER_RUN, "keys", *(f"metrics/{k}" for k in metrics),
               *(f"final_metrics/{k}" for k in final_metrics)]
     if params is not None:
         wanted += [f"params/{i}" for i in range(leaves)]
         wanted += [f"init_params/{i}" for i in range(leaves)] if params["init_params"] else []
+    if predictions is not None:
+        wanted += [f"predictions/{k}" for k in predictions["fields"]]
     missing = [k for k in wanted if k not in arrays]
     if missing:
         _fail(path, "arrays", f"lacks {missing[:4]}, which the result needs")
@@ -176,7 +184,7 @@ def check(meta: Any, path) -> None:
         if len(shape) != len(runs) + 1 or shape[:-1] != runs:
             _fail(path, f"arrays.{name}", f"is {shape}; it must be {runs} + [logged points]")
     for name in wanted:
-        if name.startswith(("params/", "init_params/")):
+        if name.startswith(("params/", "init_params/", "predictions/")):
             shape = arrays[name]["shape"]
             if shape[:len(runs)] != runs:
                 _fail(path, f"arrays.{name}", f"is {shape}; it must start with {runs}")

@@ -44,6 +44,7 @@ class RunConfig(NamedTuple):
     has_eval: bool
     grad_tol: float | None
     dtype: Any                # a numpy dtype or None
+    keep_predictions: bool = False   # return the predictive distribution on the eval data
 
     @property
     def metric_names(self) -> tuple[str, ...]:
@@ -261,7 +262,7 @@ def check_targets(dist, y, name: str = "y") -> None:
 
 def check_run(model, optimizer, data, *, key, steps, batch_size=None, loss, log_every=1,
               metrics: Mapping[str, Callable] | None = None, eval_data=None, grad_tol=None,
-              grid: Mapping[str, Any] | None = None, dtype=None):
+              grid: Mapping[str, Any] | None = None, dtype=None, keep_predictions=False):
     """Validates a run; returns (``RunConfig``, (x, y, eval_x, eval_y)) (eval None if absent)."""
     check_model(model)
     model = canonical(hashable_model(model))
@@ -312,6 +313,11 @@ def check_run(model, optimizer, data, *, key, steps, batch_size=None, loss, log_
     check_targets(dist, y, "y")
     if ey is not None:
         check_targets(dist, ey, "eval_data y")
+    if not isinstance(keep_predictions, bool):
+        raise ValueError(f"keep_predictions must be True or False, got {keep_predictions!r}")
+    if keep_predictions and ex is None:
+        raise ValueError("keep_predictions=True keeps each run's predictive distribution on the "
+                         "held-out set: pass eval_data (e.g. eval_data=data.test)")
     cfg = RunConfig(model, optimizer, loss, steps, batch_size, log_every, tuple(metrics.items()),
-                    ex is not None, grad_tol, dtype)
+                    ex is not None, grad_tol, dtype, keep_predictions)
     return cfg, (x, y, ex, ey)

@@ -196,7 +196,8 @@ def plan_sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax
                seed_range: tuple[int, int] | None = None, vary: Sequence[str] = VARY,
                grid: Mapping[str, Sequence[float]] | None = None,
                metrics: Mapping[str, Callable] | None = None, eval_data=None,
-               grad_tol: float | None = None, compact: bool = True, dtype=None) -> SweepPlan:
+               grad_tol: float | None = None, compact: bool = True, dtype=None,
+               keep_predictions: bool = False) -> SweepPlan:
     """Validates a sweep's arguments (as ``sweep``) and resolves its defaults; compiles nothing."""
     design = seeds if isinstance(seeds, Crossed) else None
     if design is not None:
@@ -213,7 +214,8 @@ def plan_sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax
     grid = check_grid(grid)
     cfg, arrays = check_run(model, optimizer, data, key=key, steps=steps, batch_size=batch_size,
                             loss=loss, log_every=log_every, metrics=metrics, eval_data=eval_data,
-                            grad_tol=grad_tol, grid=grid, dtype=dtype)
+                            grad_tol=grad_tol, grid=grid, dtype=dtype,
+                            keep_predictions=keep_predictions)
     if "init" not in vary and seeds > 1 and not is_stochastic(cfg.model) and (
             cfg.batch_size in (None, len(arrays[0]))):
         raise ValueError(
@@ -241,7 +243,9 @@ def plan_sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax
     # their [n, 3] key data (measured), the run index is 2 int64s a run, and the results are
     # held twice while the chunks merge
     result = memory.result_bytes(cfg, jax.ShapeDtypeStruct(arrays[0].shape, arrays[0].dtype),
-                                 bool(keep_params))
+                                 bool(keep_params),
+                                 None if arrays[2] is None else
+                                 jax.ShapeDtypeStruct(arrays[2].shape, arrays[2].dtype))
     memory.require(f"this sweep ({seeds} seeds, {n_runs} runs: keys, run index and "
                    f"{memory.size_text(result)} of results a run)",
                    4 * 3 * memory.key_bytes(key) * seeds + (16 + 2 * result) * n_runs,
@@ -295,9 +299,8 @@ def _seed_keys(key, seeds: int) -> tuple[np.ndarray, Any]:
 
 def _run_compacted(plan: SweepPlan, k_init, k_data, hypers) -> dict:
     """One chunk run to convergence in segments, repacking the active runs between them."""
-    engine, seg_units, start, advance, finish = segment_fns(plan.cfg, plan.devices, plan.impl,
-                                                             plan.vmapped, plan.side_by_side,
-                                                             plan.seeds_last)
+    engine, seg_units, start, advance, finish, predict = segment_fns(
+        plan.cfg, plan.devices, plan.impl, plan.vmapped, plan.side_by_side, plan.seeds_last)
     lay, size, n_dev = engine.layout, plan.chunk_size, len(plan.devices)
     x, y, ex, ey = plan.data
     state, init_params = start(size)(k_init, k_data, hypers, x)
@@ -341,6 +344,8 @@ def _run_compacted(plan: SweepPlan, k_init, k_data, hypers) -> dict:
            "converged_step": state.converged_step}
     if plan.keep_params:
         out.update(params=state.params, init_params=init_params)
+    if plan.cfg.keep_predictions:
+        out["predictions"] = predict(size)(state.params, ex, state.diverged)
     return out
 
 
@@ -392,6 +397,7 @@ def merge_chunks(plan: SweepPlan, chunks: Sequence[SweepChunk], wall_s: float) -
         final_metrics=out["final_metrics"], converged_step=out["converged_step"],
         grid={k: v.tolist() for k, v in plan.grid.items()}, vary=plan.vary,
         log_every=plan.log_every, chunk_size=plan.chunk_size, wall_s=wall_s,
+        predictions=out.get("predictions"),
         crossed=plan.crossed if len(seeds) == plan.seeds else ())
 
 
@@ -403,6 +409,7 @@ def sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax.Arra
           grad_tol: float | None = None, keep_params: bool = False,
           chunk_size: int | None = None, devices: Sequence[Any] | None = None,
           seed_range: tuple[int, int] | None = None, compact: bool = True, dtype=None,
+          keep_predictions: bool = False,
           progress: Callable[[int, int], None] | None = None) -> SweepResult:
     """Trains ``model`` from ``seeds`` random initializations in every cell of ``grid``.
 
@@ -425,6 +432,9 @@ def sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax.Arra
         distinct, ``learning_rate`` and ``init_scale`` > 0, and none is 0 or inf in float32 or
         the run's dtype (``runconfig.check_hyper_values``).
       keep_params: also return every run's final and initial params (memory grows with runs).
+      keep_predictions: also return every run's predictive distribution on ``eval_data``
+        (``out.predictions``: the model's distribution with a leading [*grid, seeds] axis; NaN
+        where a run diverged), what ``gbl.disagreement`` and ``gbl.ensemble`` read.
       chunk_size: runs per compiled call (default: ``chunking.auto_chunk_size``); whether they
         vmap or go side by side follows ``chunking.side_by_side``.
       devices: devices to shard runs over (default: all of ``jax.devices()``).
@@ -448,7 +458,8 @@ def sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax.Arra
                       batch_size=batch_size, loss=loss, log_every=log_every,
                       chunk_size=chunk_size, keep_params=keep_params, devices=devices,
                       seed_range=seed_range, vary=vary, grid=grid, metrics=metrics,
-                      eval_data=eval_data, grad_tol=grad_tol, compact=compact, dtype=dtype)
+                      eval_data=eval_data, grad_tol=grad_tol, compact=compact, dtype=dtype,
+                      keep_predictions=keep_predictions)
     memory.check_sweep(plan)
     chunks = []
     for chunk in run_plan(plan):

@@ -177,6 +177,8 @@ class Engine(NamedTuple):
     advance(state, x, y, eval_x, eval_y, unit_start, n_units, guard) -> (state, logs)
     finish(state, x, y, eval_x, eval_y) -> (state, final_loss, final_metrics)
     run(k_init, k_data, hypers, x, y, eval_x, eval_y) -> dict (start, every unit, finish)
+    predict(params, eval_x, diverged) -> the predictive distribution on eval_x (NaN where
+      diverged)
     """
 
     start: Callable
@@ -185,6 +187,7 @@ class Engine(NamedTuple):
     run: Callable
     layout: Layout
     metric_names: tuple
+    predict: Callable | None = None
 
 
 def make_engine(cfg: RunConfig, reading_order: bool = False,
@@ -418,15 +421,24 @@ def make_engine(cfg: RunConfig, reading_order: bool = False,
                          for n, m in (evaluate(state.params, x, y, ex, ey) if names else {}).items()}
         return state, jnp.where(diverged, nan, final.astype(jnp.float32)), final_metrics
 
+    def predict(params, ex, diverged):
+        dist = apply_model(model, params, ex, None)
+        nan = jnp.asarray(jnp.nan, jnp.float32)
+        return jax.tree.map(lambda leaf: jnp.where(diverged, nan.astype(leaf.dtype), leaf)
+                            if jnp.issubdtype(leaf.dtype, jnp.floating) else leaf, dist)
+
     def run(k_init, k_data, hypers, x, y, ex, ey):
         state, init_params = start(k_init, k_data, hypers, x)
         state, logs = advance(state, x, y, ex, ey, 0, lay.n_units)
         state, final, final_metrics = finish(state, x, y, ex, ey)
-        return {"params": state.params, "init_params": init_params, "losses": logs["losses"],
-                "metrics": logs["metrics"], "final_loss": final, "final_metrics": final_metrics,
-                "diverged": state.diverged, "converged_step": state.converged_step}
+        out = {"params": state.params, "init_params": init_params, "losses": logs["losses"],
+               "metrics": logs["metrics"], "final_loss": final, "final_metrics": final_metrics,
+               "diverged": state.diverged, "converged_step": state.converged_step}
+        if cfg.keep_predictions:
+            out["predictions"] = predict(state.params, ex, state.diverged)
+        return out
 
-    return Engine(start, advance, finish, run, lay, names)
+    return Engine(start, advance, finish, run, lay, names, predict)
 
 
 @functools.lru_cache(maxsize=64)

@@ -117,3 +117,51 @@ def test_an_ensemble_of_gaussians_has_the_exact_mixture_nll():
     assert float(gbl.nll(mixture, jnp.asarray(y))) == pytest.approx(-np.mean(np.log(dens)),
                                                                      rel=1e-5)
     np.testing.assert_allclose(curve.values["mse"][0], np.mean((loc.mean(0) - y) ** 2))
+
+
+def test_a_sweep_keeps_each_seeds_predictions_for_the_analyses(tmp_path):
+    import jax
+    import optax
+
+    train = gbl.problems.circles(jax.random.PRNGKey(1), 48)
+    test = gbl.problems.circles(jax.random.PRNGKey(2), 20)
+    model = gbl.mlp([3], train.head)
+    out = gbl.sweep(model, optax.adam(0.05), train, key=jax.random.PRNGKey(0), seeds=5,
+                    steps=40, eval_data=test, keep_params=True, keep_predictions=True,
+                    grid={"init_scale": [0.5, 1.0]})
+    assert isinstance(out.predictions, gbl.Bernoulli)
+    assert out.predictions.logits.shape == (2, 5, 20)
+    by_hand = jax.vmap(jax.vmap(lambda p: model.apply(p, test.x).logits))(out.params)
+    np.testing.assert_allclose(out.predictions.logits, by_hand, rtol=1e-6, atol=1e-6)
+    cell = out.cell(init_scale=1.0)
+    d = gbl.disagreement(cell, test.y.astype(int))
+    np.testing.assert_allclose(d.matrix, gbl.disagreement(cell.predictions).matrix)
+    curve = gbl.ensemble(cell, test.y.astype(int), sizes=(1, 5), draws=3)
+    assert curve.values["nll"].shape == (2, 3)
+    with pytest.raises(ValueError, match=r"has a grid \[2\]; take one cell"):
+        gbl.disagreement(out)
+    saved = gbl.load(cell.replace(params=None, init_params=None).save(tmp_path / "p"))
+    np.testing.assert_array_equal(saved.predictions.logits, cell.predictions.logits)
+    plain = gbl.sweep(model, optax.adam(0.05), train, key=jax.random.PRNGKey(0), seeds=2,
+                      steps=5)
+    with pytest.raises(ValueError, match="kept no predictions; sweep with keep_predictions"):
+        gbl.ensemble(plain, test.y)
+    with pytest.raises(ValueError, match="keep_predictions=True keeps .* pass eval_data"):
+        gbl.sweep(model, optax.adam(0.05), train, key=jax.random.PRNGKey(0), seeds=2, steps=5,
+                  keep_predictions=True)
+
+
+def test_kept_gaussian_predictions_with_a_fixed_scale_make_a_mixture():
+    import jax
+    import optax
+
+    data = gbl.problems.sine(jax.random.PRNGKey(0), 40)
+    test = gbl.problems.sine(jax.random.PRNGKey(1), 15)
+    model = gbl.mlp([4], data.head)   # a unit-variance Gaussian: its scale is one number a run
+    out = gbl.sweep(model, optax.adam(0.02), data, key=jax.random.PRNGKey(0), seeds=3,
+                    steps=30, eval_data=test, keep_predictions=True)
+    curve = gbl.ensemble(out, test.y, sizes=(3,), draws=1)
+    loc = np.asarray(out.predictions.loc, np.float64)
+    y = np.asarray(test.y, np.float64)
+    dens = np.mean([scipy.stats.norm.pdf(y[:, 0], loc[m, :, 0], 1.0) for m in range(3)], axis=0)
+    np.testing.assert_allclose(curve.values["nll"][0, 0], -np.mean(np.log(dens)), rtol=1e-5)
