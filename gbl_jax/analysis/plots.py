@@ -471,3 +471,35 @@ def critical_points_figure(loss, index, kind, *, title: str = ""):
         left.legend(fontsize="small")
     fig.suptitle(title, fontsize="medium")
     return fig
+
+
+def ensemble_figure(curve, disagreement=None, *, title: str = ""):
+    """Ensembles of seeds against their size: the mixture's NLL (left) and, for classifiers,
+    its accuracy and ECE (right), each the mean over the draws with the range of the middle
+    95%; the title gives the seeds' pairwise disagreement when there is one.
+
+    Args:
+      curve: a ``gbl.EnsembleCurve``.
+      disagreement: a ``gbl.Disagreement`` or None.
+      title: the figure's title.
+    """
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
+    sizes = np.asarray(curve.sizes)
+    others = [m for m in ("accuracy", "ece", "mse") if m in curve.values]
+    for ax, names in ((left, ["nll"]), (right, others)):
+        for name in names:
+            low, high = curve.interval(name)
+            ax.plot(sizes, curve.mean(name), "o-", label=name)
+            ax.fill_between(sizes, low, high, alpha=0.25)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sizes, [str(s) for s in sizes])
+        ax.set_xlabel("ensemble size (seeds)")
+        ax.legend(fontsize=8)
+    left.set_ylabel("NLL of the mixture")
+    extra = ""
+    if disagreement is not None:
+        extra = f"; pairwise disagreement {disagreement.mean:.3g}" + (
+            f" ({disagreement.ratio:.2f} x the test error)" if disagreement.ratio else "")
+    fig.suptitle((title + extra).strip("; "), fontsize=10)
+    return fig

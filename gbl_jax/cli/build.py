@@ -39,14 +39,14 @@ SWEEP_DEFAULTS = {
     "grid": None, "steps": 2000, "batch_size": None, "seeds": 1024, "seed": 0,
     "chunk_size": None, "n": None, "log_every": None, "threshold": None, "grad_tol": None,
     "classify": False, "keep_params": False, "data": None, "model": None, "channels": None,
-    "crossed": None, "metric": None,
+    "crossed": None, "metric": None, "keep_predictions": False,
 }
 # Options that shape the built-in networks; --model builds its own and refuses them.
 NET_OPTIONS = ("hidden", "activation", "init", "head", "components", "channels")
 # filled in by ``fingerprint``; a config.json written before params_* existed lacks them
 FINGERPRINTS = ("data_sha256", "model_sha256", "params_sha256", "params_shapes")
 # Options a stored config may lack: config.json files written before the option existed.
-OPTIONAL_STORED = ("grid", "crossed", "metric")
+OPTIONAL_STORED = ("grid", "crossed", "metric", "keep_predictions")
 # Hyperparameters with an option of their own: ``--grid learning_rate=...`` is ``--lr ...`` and
 # ``--grid init_scale=...`` is ``--init-scale ...``; every other --grid name stays in "grid".
 SHORT_FORMS = {"learning_rate": "lr", "init_scale": "init_scale"}
@@ -219,7 +219,7 @@ def resolve_config(raw: dict, stored: bool = False) -> dict:
             raise UsageError(f"--grad-tol takes one number, got {raw.get('grad_tol')!r}")
         check_float32("grad_tol", numbers)
         config["grad_tol"] = numbers[0]
-    for name in ("classify", "keep_params"):
+    for name in ("classify", "keep_params", "keep_predictions"):
         if not isinstance(config[name], bool):
             raise UsageError(f"{name} must be true or false, got {config[name]!r}")
     if config["log_every"] is None:

@@ -446,6 +446,73 @@ def _landscape(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- ensemble ------------------------------------------------------------------------------
+ENSEMBLE_FILES = ("ensemble.csv", "ensemble.png", "ensemble.pdf")
+
+
+def _ensemble(args: argparse.Namespace) -> int:
+    """What the seeds of a --keep-predictions sweep disagree on, and their ensembles by size."""
+    import numpy as np
+
+    from gbl_jax.analysis import plots
+    from gbl_jax.analysis.predictions import disagreement, ensemble
+    from gbl_jax.atomic_files import write_csv
+    from gbl_jax.engine import results
+
+    folder = runstore.RunFolder(args.dir)
+    config = build.stored_config(folder)
+    if not folder.file(runstore.RESULTS).is_file():
+        raise UsageError(f"{folder.path} holds an unfinished sweep; finish it with --resume")
+    given = {k: getattr(args, k) for k in ("model", "data") if getattr(args, k) is not None}
+    _check_given(config, given, "sweep's", "open it")
+    _require_named_code(folder, config, given, "open it")
+    try:
+        out = results.load(folder.path)
+    except ValueError as err:
+        raise UsageError(str(err).removeprefix("load: ")) from None
+    if out.predictions is None:
+        raise UsageError(f"{folder.path} kept no predictions: run the sweep with "
+                         "--keep-predictions")
+    if out.grid:
+        try:
+            out = out.cell(**_parse_cell(args.cell))
+        except ValueError as err:
+            raise UsageError(f"{folder.path}: {err} (pick one with --cell NAME=VALUE)") from None
+    _compile_cache(args)
+    run = build.build(config)   # the held-out labels: the data the sweep recorded, unchanged
+    note = build.fingerprint(config, run)
+    if note is not None:
+        print(f"gbl-jax: note: {note}", file=sys.stderr)
+    y = run.data.test.y
+    sizes = [check_int("sizes", int(v), 1) for v in check_numbers("sizes", args.sizes, 1.0)]
+    sizes = [m for m in sizes if m <= out.seeds] or [out.seeds]
+    try:
+        d = disagreement(out, y if run.data.test is not None else None)
+        curve = ensemble(out, y, sizes=sizes, draws=check_int("draws", args.draws, 1),
+                         seed=check_int("seed", args.seed, 0))
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    folder.lock()
+    try:
+        folder.record(list(ENSEMBLE_FILES))
+        frame = curve.to_frame()
+        write_csv(folder.file(ENSEMBLE_FILES[0]), {k: frame[k].to_numpy() for k in frame})
+        title = sweep_report.title(config, {}) + "".join(
+            f", {k}={v:g}" for k, v in out.hyperparams.items())
+        plots.save(plots.ensemble_figure(curve, d, title=title), folder.file("ensemble"))
+    finally:
+        folder.close()
+    print(f"  seeds               {out.seeds} ({int(np.sum(out.diverged))} diverged)")
+    print(f"  disagreement        {d.mean:.4g} [{d.interval[0]:.4g}, {d.interval[1]:.4g}] "
+          f"({d.kind})" + (f", {d.ratio:.3g} x the mean test error {d.test_error:.4g}"
+                           if d.ratio else ""))
+    for row in frame.itertuples(index=False):
+        values = ", ".join(f"{k} {getattr(row, k):.4g}" for k in curve.values)
+        print(f"  {row.size:>4} seeds         {values}")
+    print(f"  written to          {folder.path} ({', '.join(ENSEMBLE_FILES)})")
+    return 0
+
+
 # --- compare -------------------------------------------------------------------------------
 def _parse_cell(items: list[str] | None) -> dict[str, float]:
     """``--cell NAME=VALUE`` options as {name: value}."""
@@ -653,6 +720,9 @@ def _parser() -> argparse.ArgumentParser:
                    "point (minimum, saddle, not converged) from its Hessian")
     s.add_argument("--keep-params", action="store_true", default=None, help="store every seed's "
                    "initial and final params in sweep.npz (for gbl-jax landscape)")
+    s.add_argument("--keep-predictions", action="store_true", default=None, help="store every "
+                   "seed's predictive distribution on the held-out split in sweep.npz "
+                   "(gbl.load(DIR).predictions; for gbl-jax ensemble)")
     s.add_argument("--out", help="output folder; default runs/<problem>-h<hidden>-<time>")
     s.add_argument("--resume", action="store_true", help="finish the interrupted sweep in --out "
                    "(a sweep of your --model or --data module:function needs it named again: a "
@@ -690,6 +760,24 @@ def _parser() -> argparse.ArgumentParser:
     land.add_argument("--data", metavar="FILE|MODULE:FUNCTION", help="the sweep's --data: a "
                       "module:function runs only when named here")
     land.set_defaults(run=_landscape)
+    e = sub.add_parser("ensemble", parents=[cache], help="what the seeds of a --keep-predictions sweep "
+                       "disagree on, and their ensembles by size", description="Pairwise "
+                       "disagreement between seeds on the held-out split, and ensembles of "
+                       "seeds (the mixture of their predictive distributions) by size: NLL, "
+                       "Brier, accuracy and ECE, or NLL and squared error; writes ensemble.csv "
+                       "and ensemble.png/.pdf into the run folder.")
+    e.add_argument("dir", help="a sweep's folder, run with --keep-predictions")
+    e.add_argument("--sizes", default="1,2,4,8,16,32,64,128", help="ensemble sizes, a comma "
+                   "list (those above the seed count are dropped; default 1,2,4,...,128)")
+    e.add_argument("--draws", type=int, default=20, help="ensembles drawn per size (default 20)")
+    e.add_argument("--seed", type=int, default=0, help="the draws' random seed (default 0)")
+    e.add_argument("--cell", action="append", metavar="NAME=VALUE", help="on a grid, the cell "
+                   "(once per axis)")
+    e.add_argument("--model", metavar="MODULE:FUNCTION", help="the sweep's --model: its code "
+                   "runs only when named here")
+    e.add_argument("--data", metavar="FILE|MODULE:FUNCTION", help="the sweep's --data: a "
+                   "module:function runs only when named here")
+    e.set_defaults(run=_ensemble)
     c = sub.add_parser("compare", parents=[cache], help="compare two sweeps' per-seed values",
                        description="Compare two sweeps on the same data: a metric's mean "
                        "difference with a bootstrap interval and a test (Wilcoxon signed-rank "

@@ -30,6 +30,7 @@ from gbl_jax.engine import sweeps
 from gbl_jax.engine import memory as gbl_memory
 from gbl_jax.cli.build import UsageError
 from gbl_jax.analysis.curvature import critical_points
+from gbl_jax.nets.models import apply_model
 
 
 class Planned(NamedTuple):
@@ -65,11 +66,22 @@ def plan_run(config: dict, devices, folder: runstore.RunFolder) -> Planned:
     runs = config["seeds"] * math.prod(len(v) for v in grid.values())
     logs = config["steps"] // config["log_every"]
     keep = config["keep_params"] or config["classify"]
+    predictions_like = None
+    if config.get("keep_predictions"):
+        if data.test is None:
+            raise UsageError("--keep-predictions keeps each seed's predictions on the held-out "
+                             "split, and this data has none (a .npz with x_test and y_test, or "
+                             "a problem with a test split such as mnist1d)")
+        predictions_like = jax.eval_shape(lambda p, x: apply_model(model, p, x, None),
+                                          params_like, data.test.x)
+    prediction_bytes = 0 if predictions_like is None else gbl_memory.tree_bytes(predictions_like)
     memory = gbl_memory.sweep_host_bytes(runs, logs, param_bytes, keep_params=keep,
-                                         classify=config["classify"])
-    disk = runstore.disk_bytes(runs, logs, param_bytes, keep_params=keep)
+                                         classify=config["classify"]) + 3 * runs * prediction_bytes
+    disk = runstore.disk_bytes(runs, logs, param_bytes, keep_params=keep) + (
+        2 * runs * prediction_bytes)
     what = f"{runs} runs x {logs} logged losses" + (
-        f" and 2 x {param_bytes} bytes of params each" if keep else "")
+        f" and 2 x {param_bytes} bytes of params each" if keep else "") + (
+        f" and {prediction_bytes} bytes of predictions each" if prediction_bytes else "")
     folder.check_space(memory, disk, what)
     try:
         plan = sweeps.plan_sweep(model, run.optimizer, data,
@@ -82,7 +94,8 @@ def plan_run(config: dict, devices, folder: runstore.RunFolder) -> Planned:
                                  chunk_size=config["chunk_size"],
                                  keep_params=keep, devices=devices, grid=grid,
                                  grad_tol=config["grad_tol"], metrics=run.metrics,
-                                 eval_data=data.test)
+                                 eval_data=data.test,
+                                 keep_predictions=bool(config.get("keep_predictions")))
     except ValueError as err:
         raise UsageError(str(err).splitlines()[0]) from None
     measured = ("final_loss", *plan.cfg.metric_names)
@@ -99,7 +112,7 @@ def plan_run(config: dict, devices, folder: runstore.RunFolder) -> Planned:
         print(f"gbl-jax: note: {note}", file=sys.stderr)
     config.update(chunk_size=plan.chunk_size, devices=len(devices))
     return Planned(plan, run, runstore.chunk_template(params_like if keep else None,
-                                                      plan.cfg.metric_names))
+                                                      plan.cfg.metric_names, predictions_like))
 
 
 def made_by(config: dict, devices) -> str:

@@ -104,13 +104,16 @@ def unflatten(template, arrays: Mapping[str, np.ndarray], where: str):
     return jax.tree_util.tree_unflatten(treedef, [arrays[n] for n in names])
 
 
-def chunk_template(params_like=None, metric_names=()) -> dict:
-    """The structure of a chunk's results (``params_like`` when params are kept)."""
+def chunk_template(params_like=None, metric_names=(), predictions_like=None) -> dict:
+    """The structure of a chunk's results (``params_like`` when params are kept,
+    ``predictions_like`` when predictions are)."""
     out = {"final_loss": 0, "diverged": 0, "losses": 0, "converged_step": 0,
            "metrics": dict.fromkeys(metric_names, 0),
            "final_metrics": dict.fromkeys(metric_names, 0)}
     if params_like is not None:
         out.update(params=params_like, init_params=params_like)
+    if predictions_like is not None:
+        out["predictions"] = predictions_like
     return out
 
 

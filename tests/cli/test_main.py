@@ -1248,3 +1248,34 @@ def test_hidden_given_several_times_is_a_model_axis(tmp_path, capsys):
                          (["--processes", "2"], "one sweep per model in this process")):
         assert _main("sweep", *args, *extra) == 2
         _one_line_error(capsys.readouterr().err.strip().splitlines()[-1], words)
+
+
+def test_keep_predictions_and_the_ensemble_command(user_folder, capsys):
+    # Issue 32: each seed's predictions kept in the run folder, read by gbl-jax ensemble
+    folder, _ = user_folder
+    out = folder / "kept"
+    assert _main("sweep", "--data", "mine.npz", "--hidden", "3", *USER, "--keep-predictions",
+                 "--out", str(out)) == 0
+    capsys.readouterr()
+    saved = gbl.load(out)
+    assert isinstance(saved.predictions, gbl.Categorical)
+    assert saved.predictions.logits.shape == (8, 10, 2)
+    assert _main("ensemble", str(out), "--sizes", "1,2,8,64", "--draws", "3") == 0
+    printed = capsys.readouterr().out
+    assert "disagreement" in printed and "x the mean test error" in printed
+    rows = _csv(out / "ensemble.csv")
+    assert [int(r["size"]) for r in rows] == [1, 2, 8]   # 64 > 8 seeds: dropped
+    y = np.load(folder / "mine.npz")["y_test"]
+    expected = gbl.ensemble(saved, y, sizes=(8,), draws=1).values["nll"][0, 0]
+    assert float(rows[-1]["nll"]) == pytest.approx(expected, rel=1e-6)
+    assert (out / "ensemble.png").is_file()
+    plain = folder / "plain"
+    assert _main("sweep", "--data", "mine.npz", "--hidden", "3", *USER, "--out",
+                 str(plain)) == 0
+    capsys.readouterr()
+    assert _main("ensemble", str(plain)) == 2
+    _one_line_error(capsys.readouterr().err, "kept no predictions: run the sweep with "
+                                             "--keep-predictions")
+    assert _main("sweep", "--problem", "xor", "--seeds", "2", "--steps", "5", "--cpu-devices",
+                 "1", "--keep-predictions", "--out", str(folder / "xor")) == 2
+    _one_line_error(capsys.readouterr().err, "this data has none")
