@@ -25,6 +25,7 @@ TINY = {
     "landscape": ["--seeds", "4", "--steps", "10", "--pairs-of", "3", "--widths", "4,8"],
     "mnist1d_seeds": ["--seeds", "4", "--cnn-seeds", "2", "--vary-seeds", "2", "--steps", "20"],
     "seed_variance": ["--inits", "2", "--orders", "2", "--steps", "10", "--widths", "4,8"],
+    "seed_ensembles": ["--seeds", "4", "--steps", "10", "--draws", "2", "--sizes", "1,2,4"],
 }
 
 
