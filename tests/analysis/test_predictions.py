@@ -165,3 +165,29 @@ def test_kept_gaussian_predictions_with_a_fixed_scale_make_a_mixture():
     y = np.asarray(test.y, np.float64)
     dens = np.mean([scipy.stats.norm.pdf(y[:, 0], loc[m, :, 0], 1.0) for m in range(3)], axis=0)
     np.testing.assert_allclose(curve.values["nll"][0, 0], -np.mean(np.log(dens)), rtol=1e-5)
+
+
+def test_a_flax_model_keeps_its_predictions_too(tmp_path):
+    import jax
+    import optax
+
+    nn = pytest.importorskip("flax.linen")
+
+    class MLP(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return nn.Dense(3)(jnp.tanh(nn.Dense(8)(x)))
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(30, 2)).astype(np.float32)
+    y = rng.integers(0, 3, 30)
+    data = gbl.problems.Data(jnp.asarray(x), jnp.asarray(y), None, "blobs")
+    model = gbl.models.from_flax(MLP(), lambda z: gbl.Categorical(z))
+    out = gbl.sweep(model, optax.adam(0.05), data, key=jax.random.PRNGKey(0), seeds=3,
+                    steps=20, eval_data=(x[:10], y[:10]), keep_params=True,
+                    keep_predictions=True)
+    by_hand = jax.vmap(lambda p: model.apply(p, jnp.asarray(x[:10])).logits)(out.params)
+    np.testing.assert_allclose(out.predictions.logits, by_hand, rtol=1e-6, atol=1e-6)
+    loaded = gbl.load(out.replace(params=None, init_params=None).save(tmp_path / "flax"))
+    np.testing.assert_array_equal(loaded.predictions.logits, out.predictions.logits)
+    assert gbl.ensemble(loaded, y[:10], sizes=(3,), draws=1).values["accuracy"].shape == (1, 1)
