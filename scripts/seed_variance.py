@@ -69,7 +69,6 @@ def main():
     test_x, test_y = jnp.asarray(data.test.x), jnp.asarray(data.test.y)
     adam = optax.adam(1e-2)
     design = gbl.crossed(init=args.inits, data=args.orders)
-    seeds = design.seeds
     rows, compare_rows, time_rows, outs, stats = [], [], [], {}, {}
     with Timer() as timer:
         for width in args.widths:

@@ -29,7 +29,7 @@ import numpy as np
 from gbl_jax.checks import require_finite_number, require_int
 from gbl_jax.engine.results import require_pandas
 from gbl_jax.analysis.seed_stats import two_sample
-from gbl_jax.analysis.spreads import metric_values, wilson_interval
+from gbl_jax.analysis.spreads import better_when_higher, metric_values, wilson_interval
 
 _CHUNK_ELEMENTS = 1 << 22   # resampled values held at once by the bootstrap (32 MiB of float64)
 # More resamples than this change a percentile interval by far less than the seeds' own sampling
@@ -131,11 +131,6 @@ def _clean(v):
     if isinstance(v, (int, np.integer)):
         return int(v)
     return float(v) if np.isfinite(v) else None
-
-
-def _better(metric: str) -> bool:
-    """Whether larger values of ``metric`` are better (an accuracy), as ``Spread`` decides."""
-    return "accuracy" in metric
 
 
 class Comparison(NamedTuple):
@@ -263,7 +258,7 @@ class Comparison(NamedTuple):
             def rate(r, interval):
                 return f"{r:.3f} [{interval[0]:.3f}, {interval[1]:.3f}]"
             lo, hi = self.median_diff_ci
-            relation = ">" if _better(self.metric) else "<"
+            relation = ">" if better_when_higher(self.metric) else "<"
             name = "loss" if self.metric == "final_loss" else self.metric
             lines += [
                 f"success: {self.metric} {relation} {self.threshold:g}",
@@ -382,7 +377,7 @@ def compare(out_a, out_b, *, metric: str = "final_loss", threshold: float | None
                             "an unpaired comparison" if threshold is not None else ""))
     is_paired = why is None and paired is not False
     rng_seed = int(_rng(seed, key).integers(0, 2**31))
-    higher = _better(metric)
+    higher = better_when_higher(metric)
     both_ok = ~div_a & ~div_b if is_paired else None
     sample_a = value_a[both_ok] if is_paired else value_a[~div_a]
     sample_b = value_b[both_ok] if is_paired else value_b[~div_b]

@@ -98,10 +98,10 @@ def bootstrap_interval(values, stat: str = "mean", *, level: float = 0.95,
 
 def _log_comb(n: np.ndarray, k: int) -> np.ndarray:
     """log C(n, k) elementwise, -inf where n < k."""
+    from scipy.special import gammaln
+
     n = np.asarray(n, np.float64)
-    lg = np.vectorize(math.lgamma, otypes=[np.float64])
-    with np.errstate(invalid="ignore"):
-        out = lg(n + 1) - math.lgamma(k + 1) - lg(np.maximum(n - k, 0) + 1)
+    out = gammaln(n + 1) - gammaln(k + 1) - gammaln(np.maximum(n - k, 0) + 1)
     return np.where(n >= k, out, -np.inf)
 
 

@@ -44,6 +44,12 @@ def wilson_interval(successes, n, z: float = Z95) -> tuple[np.ndarray, np.ndarra
     return low, high
 
 
+def better_when_higher(metric: str) -> bool:
+    """Whether larger values of ``metric`` are better: an accuracy; losses, NLLs and errors are
+    better lower. The one rule ``Spread`` and ``compare`` follow."""
+    return "accuracy" in metric
+
+
 def _scalar(a):
     a = np.asarray(a)
     return a.item() if a.ndim == 0 else a
@@ -96,8 +102,8 @@ class Spread(NamedTuple):
 
     @property
     def higher_is_better(self) -> bool:
-        """Whether larger values are better: an accuracy; losses, NLLs and errors are not."""
-        return "accuracy" in self.metric
+        """Whether larger values are better (``better_when_higher``)."""
+        return better_when_higher(self.metric)
 
     def _per_cell(self, fn) -> object:
         cells = [fn(self.final_loss[i][self.ok[i]]) for i in np.ndindex(self.ok.shape[:-1])]

@@ -654,6 +654,12 @@ def _parser() -> argparse.ArgumentParser:
     cache.add_argument("--compile-cache", metavar="DIR", help="folder of JAX's persistent "
                        "compilation cache; default ~/.cache/gbl_jax/xla")
     cache.add_argument("--no-compile-cache", action="store_true", help="compile afresh")
+    named = _Parser(add_help=False)   # a finished sweep's own code, named again to be run
+    named.add_argument("--model", metavar="MODULE:FUNCTION", help="the sweep's --model: its "
+                       "code runs only when named here (checked against the recorded "
+                       "fingerprints)")
+    named.add_argument("--data", metavar="FILE|MODULE:FUNCTION", help="the sweep's --data: a "
+                       "module:function runs only when named here")
     d = SWEEP_DEFAULTS
     s = sub.add_parser("sweep", parents=[cache], allow_abbrev=False, help="train from many "
                        "random inits; report the loss spread", description="Train one model from "
@@ -741,7 +747,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--distributed", action="store_true", help="join a multi-process sweep whose "
                    "processes JAX finds itself (SLURM, Open MPI)")
     s.set_defaults(run=_sweep)
-    land = sub.add_parser("landscape", parents=[cache], help="the loss landscape of a sweep "
+    land = sub.add_parser("landscape", parents=[cache, named], help="the loss landscape of a sweep "
                           "run with --keep-params", description="Loss along init -> final per "
                           "seed, barriers between seeds (unaligned and aligned) and basins.")
     land.add_argument("--out", required=True, help="the sweep's folder")
@@ -755,12 +761,8 @@ def _parser() -> argparse.ArgumentParser:
     land.add_argument("--align", choices=("weights", "none"), default="weights", help="weights "
                       "(default): barriers also after matching hidden units by their weights "
                       "(gbl.mlp params only); none: without, for any model (flax, equinox, CNN)")
-    land.add_argument("--model", metavar="MODULE:FUNCTION", help="the sweep's --model: its code "
-                      "runs only when named here (checked against the recorded fingerprints)")
-    land.add_argument("--data", metavar="FILE|MODULE:FUNCTION", help="the sweep's --data: a "
-                      "module:function runs only when named here")
     land.set_defaults(run=_landscape)
-    e = sub.add_parser("ensemble", parents=[cache], help="what the seeds of a --keep-predictions sweep "
+    e = sub.add_parser("ensemble", parents=[cache, named], help="what the seeds of a --keep-predictions sweep "
                        "disagree on, and their ensembles by size", description="Pairwise "
                        "disagreement between seeds on the held-out split, and ensembles of "
                        "seeds (the mixture of their predictive distributions) by size: NLL, "
@@ -773,10 +775,6 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0, help="the draws' random seed (default 0)")
     e.add_argument("--cell", action="append", metavar="NAME=VALUE", help="on a grid, the cell "
                    "(once per axis)")
-    e.add_argument("--model", metavar="MODULE:FUNCTION", help="the sweep's --model: its code "
-                   "runs only when named here")
-    e.add_argument("--data", metavar="FILE|MODULE:FUNCTION", help="the sweep's --data: a "
-                   "module:function runs only when named here")
     e.set_defaults(run=_ensemble)
     c = sub.add_parser("compare", parents=[cache], help="compare two sweeps' per-seed values",
                        description="Compare two sweeps on the same data: a metric's mean "

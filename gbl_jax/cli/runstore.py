@@ -166,12 +166,13 @@ def _verified_stamp(path: Path) -> str | None:
 
 def metric_columns(metric: Mapping[str, Any] | None) -> dict[str, np.ndarray]:
     """cells.csv's columns of the reported metric (``sweep_report.metric_report``): NAME_STAT,
-    NAME_STAT_low and NAME_STAT_high for its mean, std, IQM and median, one entry per cell."""
+    NAME_STAT_low and NAME_STAT_high for each statistic it gives an interval of, one entry per
+    cell."""
     columns: dict[str, np.ndarray] = {}
     if not metric:
         return columns
     flat = lambda v: np.asarray(v, np.float64).reshape(-1)   # noqa: E731
-    for stat in ("mean", "std", "iqm", "median"):
+    for stat in (k.removesuffix("_interval") for k in metric if k.endswith("_interval")):
         name = f"{metric['name']}_{stat}"
         columns[name] = flat(metric[stat])
         columns[f"{name}_low"] = flat(metric[f"{stat}_interval"]["low"])

@@ -78,7 +78,7 @@ def metric_report(result, config: dict) -> dict:
                               f"{seed_stats.RESAMPLES} resamples, 95%"}
     for stat in INTERVAL_STATS:
         low, high = s.interval(stat)
-        report[stat] = s.iqm if stat == "iqm" else getattr(s, stat)
+        report[stat] = getattr(s, stat)
         report[f"{stat}_interval"] = {"low": low, "high": high}
     if result.crossed:
         report["variance_components"] = _variance_per_cell(result, name)

@@ -33,6 +33,12 @@ from gbl_jax._version import __version__
 from gbl_jax.atomic_files import json_bytes, json_safe, npz_bytes, open_regular, write_together
 from gbl_jax.engine import results_schema
 from gbl_jax.engine.training import split_keys
+from gbl_jax.probability import distributions
+
+# the families whose kept predictions sweep.npz holds (by dataclass field)
+FAMILIES = {cls.__name__: cls for cls in (
+    distributions.Normal, distributions.Laplace, distributions.Bernoulli,
+    distributions.Categorical, distributions.MixtureNormal, distributions.MultivariateNormalTriL)}
 
 FORMAT = 3
 ARRAYS, RESULTS = "sweep.npz", "results.json"
@@ -338,20 +344,11 @@ def _prediction_fields(dist) -> tuple[str, dict[str, np.ndarray]]:
     """(family name, {field: array}) of kept predictions, for sweep.npz; a distribution of
     another library cannot be written (its fields are not known)."""
     family = type(dist).__name__
-    if _FAMILIES().get(family) is not type(dist):
+    if FAMILIES.get(family) is not type(dist):
         raise ValueError(f"save: predictions of type {family} cannot be saved; only gbl_jax's "
-                         f"distributions ({', '.join(sorted(_FAMILIES()))}) can")
+                         f"distributions ({', '.join(sorted(FAMILIES))}) can")
     return family, {f.name: np.asarray(getattr(dist, f.name))
                     for f in dataclasses.fields(dist)}
-
-
-def _FAMILIES() -> dict[str, type]:
-    from gbl_jax.probability import distributions
-
-    return {cls.__name__: cls for cls in (
-        distributions.Normal, distributions.Laplace, distributions.Bernoulli,
-        distributions.Categorical, distributions.MixtureNormal,
-        distributions.MultivariateNormalTriL)}
 
 
 def _describe(out: SweepResult, arrays: Mapping[str, np.ndarray], tree) -> dict:
@@ -418,7 +415,7 @@ def read_doc(folder: Path) -> dict:
                 else f" (the integer {FORMAT}, not {fmt!r})")
         raise ValueError(f"load: {path} is of format {fmt if fmt is not None else '2 or older'}; "
                          f"this gbl_jax ({versions()['gbl_jax']}) reads format {FORMAT}" + hint)
-    results_schema.check(doc.get("sweep"), path)
+    results_schema.check(doc.get("sweep"), path, tuple(FAMILIES))
     return doc
 
 
@@ -512,7 +509,7 @@ def load(path, *, params_like=None) -> SweepResult:
 def _predictions_of(info, arrays) -> Any:
     if info is None:
         return None
-    cls = _FAMILIES()[info["family"]]
+    cls = FAMILIES[info["family"]]
     return cls(**{k: arrays[f"predictions/{k}"] for k in info["fields"]})
 
 

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Mapping, NoReturn
+from typing import Any, Mapping, NoReturn, Sequence
 
 import numpy as np
 
 _PER_RUN = {"final_loss": "f", "diverged": "b", "converged_step": "iu", "losses": "f"}
-PREDICTION_FAMILIES = ("Bernoulli", "Categorical", "Laplace", "MixtureNormal",
-                       "MultivariateNormalTriL", "Normal")
 
 
 def _fail(path, field: str, message: str) -> NoReturn:
@@ -90,12 +88,13 @@ def _leaf_numbers(spec, path, field: str) -> list[int]:
                        "(a number), dict, list, tuple and none nodes")
 
 
-def check(meta: Any, path) -> None:
+def check(meta: Any, path, prediction_families: Sequence[str] = ()) -> None:
     """Checks the ``"sweep"`` entry of results.json against the arrays' schema.
 
     Args:
       meta: the entry, as JSON parsed it.
       path: results.json, for the messages.
+      prediction_families: the distribution names kept predictions may have.
 
     Raises:
       ValueError: naming the field and what it holds.
@@ -148,8 +147,8 @@ def check(meta: Any, path) -> None:
                                            "once each")
 
     predictions = _field(meta, path, "predictions", lambda v: v is None or (
-        isinstance(v, dict) and v.get("family") in PREDICTION_FAMILIES and _names(v.get("fields"))),
-        f"null or {{\"family\": one of {sorted(PREDICTION_FAMILIES)}, \"fields\": [names]}}",
+        isinstance(v, dict) and v.get("family") in prediction_families and _names(v.get("fields"))),
+        f"null or {{\"family\": one of {sorted(prediction_families)}, \"fields\": [names]}}",
         optional=True)
     wanted = [*_PER_RUN, "keys", *(f"metrics/{k}" for k in metrics),
               *(f"final_metrics/{k}" for k in final_metrics)]

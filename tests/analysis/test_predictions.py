@@ -1,6 +1,7 @@
 """calibration, disagreement and ensembles: against hand computations, loops and scipy."""
 
 import itertools
+import json
 
 import jax.numpy as jnp
 import numpy as np
@@ -8,7 +9,6 @@ import pytest
 import scipy.stats
 
 import gbl_jax as gbl
-from gbl_jax.analysis import predictions
 
 RNG = np.random.default_rng(0)
 
@@ -140,8 +140,14 @@ def test_a_sweep_keeps_each_seeds_predictions_for_the_analyses(tmp_path):
     assert curve.values["nll"].shape == (2, 3)
     with pytest.raises(ValueError, match=r"has a grid \[2\]; take one cell"):
         gbl.disagreement(out)
-    saved = gbl.load(cell.replace(params=None, init_params=None).save(tmp_path / "p"))
+    folder = cell.replace(params=None, init_params=None).save(tmp_path / "p")
+    saved = gbl.load(folder)
     np.testing.assert_array_equal(saved.predictions.logits, cell.predictions.logits)
+    doc = json.loads((folder / "results.json").read_text())
+    doc["sweep"]["predictions"]["family"] = "Poisson"   # a family sweep.npz cannot rebuild
+    (folder / "results.json").write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match=r"\"sweep\".predictions must be null or .*'Bernoulli'"):
+        gbl.load(folder)
     plain = gbl.sweep(model, optax.adam(0.05), train, key=jax.random.PRNGKey(0), seeds=2,
                       steps=5)
     with pytest.raises(ValueError, match="kept no predictions; sweep with keep_predictions"):

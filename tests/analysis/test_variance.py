@@ -1,8 +1,11 @@
 """variance components: the ANOVA by hand, known components recovered, clipping, bad tables."""
 
+import jax
 import numpy as np
+import optax
 import pytest
 
+import gbl_jax as gbl
 from gbl_jax.analysis import variance
 
 
@@ -74,45 +77,35 @@ def test_bad_tables_are_refused():
         variance.variance_table(np.eye(3), resamples=100).share("order")
 
 
-def test_variance_components_of_a_crossed_sweep():
-    import jax
-    import optax
-
-    import gbl_jax as gbl
-
+def _crossed_sweep(**kwargs):
+    """A 4 x 3 crossed sweep on circles (one compile for the tests that read it)."""
     data = gbl.problems.circles(jax.random.PRNGKey(1), 32)
     model = gbl.mlp([4], data.head)
-    out = gbl.sweep(model, optax.sgd(0.1), data, key=jax.random.PRNGKey(0),
-                    seeds=gbl.crossed(init=4, data=3), steps=40, batch_size=8,
-                    metrics={"accuracy": gbl.accuracy})
+    return gbl.sweep(model, optax.sgd(0.1), data, key=jax.random.PRNGKey(0), steps=40,
+                     batch_size=8, metrics={"accuracy": gbl.accuracy},
+                     seeds=gbl.crossed(init=4, data=3), **kwargs)
+
+
+def test_variance_components_of_a_crossed_sweep():
+    out = _crossed_sweep()
     vc = gbl.variance_components(out, resamples=200)
     expected = variance.components(np.asarray(out.final_loss, np.float64).reshape(4, 3))
     np.testing.assert_allclose([vc.raw[n] for n in variance.COMPONENTS], expected, rtol=1e-12)
     acc = gbl.variance_components(out, metric="accuracy", resamples=200)
     assert acc.metric == "accuracy" and acc.mean == pytest.approx(
         np.mean(out.final_metrics["accuracy"]))
-    plain = gbl.sweep(model, optax.sgd(0.1), data, key=jax.random.PRNGKey(0), seeds=4,
-                      steps=10, batch_size=8)
+    plain = out.replace(crossed=())
     with pytest.raises(ValueError, match=r"not a crossed design; sweep with seeds=gbl.crossed"):
         gbl.variance_components(plain)
 
 
 def test_the_binomial_prediction_rides_along_with_correctness():
-    import jax
-    import optax
-
-    import gbl_jax as gbl
-
-    data = gbl.problems.circles(jax.random.PRNGKey(1), 32)
-    model = gbl.mlp([4], data.head)
-    out = gbl.sweep(model, optax.sgd(0.1), data, key=jax.random.PRNGKey(0),
-                    seeds=gbl.crossed(init=2, data=3), steps=20, batch_size=8,
-                    metrics={"accuracy": gbl.accuracy})
-    correct = np.random.default_rng(0).random((6, 50)) < 0.8
+    out = _crossed_sweep()
+    correct = np.random.default_rng(0).random((12, 50)) < 0.8
     vc = gbl.variance_components(out, metric="accuracy", correct=correct, resamples=100)
     p = correct.mean(axis=0)
     assert vc.binomial_std == pytest.approx(np.sqrt(np.sum(p * (1 - p))) / 50)
     assert vc.measured_std == pytest.approx(np.std(out.final_metrics["accuracy"]))
     assert "test-set sampling alone (binomial)" in vc.summary()
-    with pytest.raises(ValueError, match=r"correct must be \[seeds, examples\] with 6 seeds"):
+    with pytest.raises(ValueError, match=r"correct must be \[seeds, examples\] with 12 seeds"):
         gbl.variance_components(out, metric="accuracy", correct=correct[:5])
