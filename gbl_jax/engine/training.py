@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import optax
 
 from gbl_jax.probability.costs import Loss, nll
+from gbl_jax.engine import shuffle
 from gbl_jax.engine.loop_order import LoopCarry, first_use_order
 from gbl_jax.engine.runconfig import RunConfig, check_key, check_run
 from gbl_jax.nets.models import apply_model, is_stochastic
@@ -248,7 +249,7 @@ def make_engine(cfg: RunConfig, reading_order: bool = False,
 
     def epoch_order(k_data, t, n):
         """The order of the examples in the epoch of step t (one permutation per epoch)."""
-        return jax.random.permutation(jax.random.fold_in(k_data, t // (n // cfg.batch_size)), n)
+        return shuffle.permutation(jax.random.fold_in(k_data, t // (n // cfg.batch_size)), n)
 
     def batch(x, y, order, t):
         """Minibatch t: the next ``batch_size`` examples of its epoch's order (full batch: all)."""
