@@ -1,11 +1,12 @@
-"""Time gbl.sweep against a hand-written jit(vmap) of the same training on MNIST-1D.
+"""Time gbl.sweep against a hand-written jit(vmap) and a PyTorch peer on MNIST-1D.
 
 Usage:
-  python scripts/bench_mnist1d.py [--only mlp cnn] [--seeds N] [--steps T] [--rounds 3]
-                                  [--cpu-devices N] [--skip-sharded] [--out bench_mnist1d.json]
+  python scripts/bench_mnist1d.py [--only mlp cnn] [--seeds N] [--steps T [T ...]] [--rounds 3]
+                                  [--cpu-devices N] [--skip-sharded] [--no-torch]
+                                  [--out bench_mnist1d.json]
 
 Data: gbl.problems.mnist1d() (x [4000, 40], y [4000]); Adam(1e-2), minibatches of 100, the
-categorical NLL. Workloads (--seeds / --steps replace both counts):
+categorical NLL. Workloads (--seeds / --steps replace both counts; several --steps run in turn):
   mlp  256 seeds x 6000 steps of the MLP 40-100-100-10, ReLU
   cnn   16 seeds x 1000 steps of gbl.cnn1d([25, 25, 25], categorical(10)) (the MNIST-1D CNN)
 Contenders, on one device unless named -all:
@@ -22,6 +23,14 @@ Contenders, on one device unless named -all:
              hand's, so both start from the same params and see the same minibatches.
   sweep-all  the same sweep sharded over every device (--cpu-devices, default every core; left
              out with --skip-sharded or with one device)
+  torch      PyTorch (when installed: pip install 'gbl_jax[torch]'; left out with --no-torch):
+             the seeds stacked into batched weights [seeds, in, out] (torch.baddbmm; the CNN's
+             convolutions as im2col by Tensor.unfold and one baddbmm, as gbl.cnn1d's), glorot-
+             normal weights and zero biases, one torch.optim.Adam(foreach=True) over the
+             stacked tensors, per-seed minibatches gathered from a per-seed permutation each
+             epoch (torch.argsort of uniform draws), the summed per-seed mean cross-entropy
+             (each seed's gradient is its own), every core's thread (torch.set_num_threads).
+             Its own random init and data order: its final losses are comparable in mean only.
 Compile time, measured apart from the timed calls: hand's is jit(...).lower(keys).compile();
 sweep's is a first call minus a second call of the same program, both on as few seeds as give
 the full run's chunk size (every seed when the chunk is capped by the seed count). The timed
@@ -41,6 +50,10 @@ import os
 import platform
 import statistics
 import time
+
+# torch's OpenMP threads spin-wait after each call by default and take cores from whichever
+# contender runs next; set before torch is imported (make_torch imports it lazily).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import jax
 import jax.numpy as jnp
@@ -109,6 +122,82 @@ def hand_train(init, logits, x, y, steps, opt):
     return train
 
 
+# ---- the PyTorch peer ------------------------------------------------------------------------------
+
+def make_torch(name, seeds, steps, data):
+    """() -> per-seed final full-data losses [seeds] of PyTorch's batched-weights training, or
+    None when torch is missing."""
+    try:
+        import torch
+    except ImportError:
+        print("torch is not installed (pip install 'gbl_jax[torch]'): no torch contender")
+        return None
+    torch.set_num_threads(os.cpu_count() or 1)
+    x = torch.tensor(np.asarray(data.x), dtype=torch.float32)
+    y = torch.tensor(np.asarray(data.y), dtype=torch.long)
+    n = x.shape[0]
+    per_epoch = n // BATCH
+    k, stride, pad = 5, 2, 1
+
+    def glorot(fan_in, fan_out, *shape):
+        return (torch.randn(seeds, *shape) * math.sqrt(2.0 / (fan_in + fan_out))).requires_grad_()
+
+    def bias(o):
+        return torch.zeros(seeds, 1, o, requires_grad=True)
+
+    def build():
+        """Fresh params, the same every call (torch.manual_seed(0))."""
+        torch.manual_seed(0)
+        if name == "mlp":
+            return [(glorot(i, o, i, o), bias(o)) for i, o in zip(MLP_WIDTHS[:-1], MLP_WIDTHS[1:])]
+        layers, c_in, length = [], 1, x.shape[1]
+        for c_out in CNN_CHANNELS:
+            layers.append((glorot(k * c_in, k * c_out, k * c_in, c_out), bias(c_out)))
+            c_in, length = c_out, (length + 2 * pad - k) // stride + 1
+        return layers + [(glorot(length * c_in, 10, length * c_in, 10), bias(10))]
+
+    def logits(layers, xb):   # xb [seeds, B, 40] -> [seeds, B, 10]
+        s_, b_ = xb.shape[:2]
+        if name == "mlp":
+            h = xb
+            for w, b in layers[:-1]:
+                h = torch.relu(torch.baddbmm(b, h, w))
+            return torch.baddbmm(layers[-1][1], h, layers[-1][0])
+        h = xb[..., None]   # [seeds, B, L, C]
+        for w, b in layers[:-1]:
+            h = torch.nn.functional.pad(h, (0, 0, pad, pad))
+            win = h.unfold(2, k, stride)                      # [seeds, B, L_out, C, k]
+            l_out = win.shape[2]
+            cols = win.reshape(s_, b_ * l_out, -1)
+            h = torch.relu(torch.baddbmm(b, cols, w)).reshape(s_, b_, l_out, -1)
+        return torch.baddbmm(layers[-1][1], h.reshape(s_, b_, -1), layers[-1][0])
+
+    def per_seed_loss(layers, xb, yb):
+        z = logits(layers, xb)
+        return torch.nn.functional.cross_entropy(
+            z.reshape(-1, 10), yb.reshape(-1), reduction="none").reshape(yb.shape).mean(1)
+
+    def run():
+        layers = build()
+        params = [t for pair in layers for t in pair]
+        opt = torch.optim.Adam(params, lr=LR, foreach=True)
+        order = None
+        for t in range(steps):
+            if t % per_epoch == 0:
+                order = torch.argsort(torch.rand(seeds, n), dim=1)
+            idx = order[:, (t % per_epoch) * BATCH:(t % per_epoch + 1) * BATCH]
+            opt.zero_grad(set_to_none=True)
+            per_seed_loss(layers, x[idx], y[idx]).sum().backward()
+            opt.step()
+        with torch.no_grad():   # the full-data loss, 500 examples at a time
+            parts = [per_seed_loss(layers, x[i:i + 500].expand(seeds, -1, -1),
+                                   y[i:i + 500].expand(seeds, -1)) * len(x[i:i + 500])
+                     for i in range(0, n, 500)]
+            return (sum(parts) / n).numpy()
+
+    return run
+
+
 # ---- contenders -----------------------------------------------------------------------------------
 
 def timed(fn):
@@ -117,7 +206,7 @@ def timed(fn):
     return time.perf_counter() - start, out
 
 
-def make_contenders(name, seeds, steps, data, sharded):
+def make_contenders(name, seeds, steps, data, sharded, with_torch=True):
     """{contender: (compile s, call -> per-seed final losses [seeds])}."""
     x, y = jnp.asarray(data.x), jnp.asarray(data.y)
     key = jax.random.PRNGKey(0)
@@ -151,11 +240,15 @@ def make_contenders(name, seeds, steps, data, sharded):
         second = timed(sweep_fn(devices, warm))[0]
         call = sweep_fn(devices)
         contenders[contender] = (first - second, lambda call=call: call().final_loss)
+    torch_run = make_torch(name, seeds, steps, data) if with_torch else None
+    if torch_run is not None:   # a 2-step warm-up first: its time stands in the compile column
+        warm_up = timed(make_torch(name, seeds, 2, data))[0]
+        contenders["torch"] = (warm_up, torch_run)
     return contenders
 
 
-def bench_workload(name, seeds, steps, data, rounds, sharded):
-    contenders = make_contenders(name, seeds, steps, data, sharded)
+def bench_workload(name, seeds, steps, data, rounds, sharded, with_torch=True):
+    contenders = make_contenders(name, seeds, steps, data, sharded, with_torch)
     times = {c: [] for c in contenders}
     finals, compiles = {}, {c: 0 for c in contenders}
     for r in range(rounds):
@@ -178,8 +271,9 @@ def bench_workload(name, seeds, steps, data, rounds, sharded):
             "ratio_median": med["hand"] / med[c], "ratio_best": best["hand"] / best[c],
             "paired_ratios": [h / t for h, t in zip(times["hand"], times[c])],
             "mean_final_loss": float(np.nanmean(final)),
-            "max_abs_final_loss_difference_vs_hand": float(np.nanmax(np.abs(
-                final - np.asarray(finals["hand"])))),
+            # torch draws its own init and data order: only its mean is comparable
+            "max_abs_final_loss_difference_vs_hand": None if c == "torch" else float(np.nanmax(
+                np.abs(final - np.asarray(finals["hand"])))),
             "non_finite": int((~np.isfinite(final)).sum()),
             "compiles_in_timed_calls": compiles[c]})
     return rows
@@ -202,12 +296,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", choices=list(WORKLOADS), default=list(WORKLOADS))
     parser.add_argument("--seeds", type=int, help="seeds of every chosen workload")
-    parser.add_argument("--steps", type=int, help="steps of every chosen workload")
+    parser.add_argument("--steps", type=int, nargs="+",
+                        help="steps of every chosen workload (several: each in turn)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--cpu-devices", type=int, default=None,
                         help="CPU devices (jax_num_cpu_devices; default: every core)")
     parser.add_argument("--skip-sharded", action="store_true",
                         help="leave out sweep-all (the sweep sharded over every device)")
+    parser.add_argument("--no-torch", action="store_true", help="leave out the PyTorch peer")
     parser.add_argument("--out", default="bench_mnist1d.json")
     args = parser.parse_args()
     gbl.use_cpu_cores(args.cpu_devices)   # before the first computation starts the CPU backend
@@ -220,17 +316,19 @@ def main():
     print(json.dumps(info), flush=True)
     start = time.perf_counter()
     rows = []
-    for name in args.only:
-        seeds, steps = WORKLOADS[name]
-        workload_rows = bench_workload(name, args.seeds or seeds, args.steps or steps, data,
-                                       args.rounds, not args.skip_sharded)
+    for name, steps in [(name, steps) for name in args.only
+                        for steps in (args.steps or [WORKLOADS[name][1]])]:
+        workload_rows = bench_workload(name, args.seeds or WORKLOADS[name][0], steps, data,
+                                       args.rounds, not args.skip_sharded, not args.no_torch)
         rows += workload_rows
         for r in workload_rows:
+            difference = r["max_abs_final_loss_difference_vs_hand"]
+            same = ("its own init and data order" if difference is None
+                    else f"max |difference| from hand's {difference:.1e}")
             print(f"{name} {r['contender']:>9}: best {r['best_s']:.2f} s, median "
                   f"{r['median_s']:.2f} s, compile {r['compile_s']:.1f} s, hand / this "
                   f"{r['ratio_median']:.3f} (medians), {r['ratio_best']:.3f} (bests); mean final "
-                  f"loss {r['mean_final_loss']:.5f} (max |difference| from hand's "
-                  f"{r['max_abs_final_loss_difference_vs_hand']:.1e}, {r['non_finite']} non-finite)"
+                  f"loss {r['mean_final_loss']:.5f} ({same}, {r['non_finite']} non-finite)"
                   f"; compiles in timed calls {r['compiles_in_timed_calls']}", flush=True)
     info.update(load_average_end=os.getloadavg(), wall_s=time.perf_counter() - start)
     with open(args.out, "w") as f:
