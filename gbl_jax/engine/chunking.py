@@ -278,11 +278,12 @@ def _keys(k_init, k_data, impl):
 
 @functools.lru_cache(maxsize=32)
 def one_shot_fn(cfg: RunConfig, size: int, devices: tuple, keep_params: bool, impl, side: bool,
-                last: bool = False):
+                last: bool = False, shared_data: bool = False):
     """The compiled call of a chunk of ``size`` whole runs (``training``'s engine ``run`` each):
     (key data, key data, hypers, x, y, eval x, eval y) -> {name: [size, ...]}. Vmapped runs
     carry their params in reading order (``loop_order``); seeds-last (``last``) and unbatched
-    ones as the user's tree."""
+    ones as the user's tree. With ``shared_data`` the data key is one key for every run (no run
+    axis): what the runs draw from it is computed once."""
     vmapped = vmaps(size, devices, side)
     last = last and vmapped
     run = make_engine(cfg, reading_order=vmapped and not last, carry_sums=last).run
@@ -293,8 +294,8 @@ def one_shot_fn(cfg: RunConfig, size: int, devices: tuple, keep_params: bool, im
             out = {k: v for k, v in out.items() if k not in ("params", "init_params")}
         return out
 
-    return _batched(one, (0, 0, 0, None, None, None, None), size, devices, "gbl_sweep_chunk",
-                    side, last)
+    return _batched(one, (0, None if shared_data else 0, 0, None, None, None, None), size,
+                    devices, "gbl_sweep_chunk", side, last)
 
 
 @functools.lru_cache(maxsize=32)

@@ -144,6 +144,8 @@ class SweepPlan(NamedTuple):
     side_by_side: bool        # a device's runs of a chunk as separate loops, not vmapped
     seeds_last: bool = False  # vmapped runs laid out seeds-last (``chunking.seeds_last``)
     crossed: tuple = ()       # (inits, data orders) of a crossed design, () otherwise
+    shared_data: bool = False  # every run has the same data key: a chunk passes it once
+
 
     @property
     def grid_shape(self) -> tuple:
@@ -172,6 +174,14 @@ class SweepPlan(NamedTuple):
         hypers = {name: self.cells[cell, j] for j, name in enumerate(self.grid)}
         return self.k_init[seed], self.k_data[seed], hypers
 
+    def one_shot_inputs(self, runs: np.ndarray):
+        """``inputs`` for ``chunk_fn``: with ``shared_data``, the one data key, unbatched, so
+        every run of the chunk reads the same minibatches from one gather, one permutation per
+        epoch, and the first layer of all runs is one matmul against their weights side by side
+        (the same runs up to float rounding)."""
+        k_init, k_data, hypers = self.inputs(runs)
+        return (k_init, k_data[0] if self.shared_data else k_data, hypers)
+
     def compile(self):
         """Compiles the chunk function ahead of time (returns seconds); the run then reuses it."""
         begin = time.perf_counter()
@@ -180,13 +190,13 @@ class SweepPlan(NamedTuple):
                                  self.side_by_side, self.seeds_last)[2]
             start(self.chunk_size).lower(*self.inputs(self.runs[:1]), self.data[0]).compile()
         else:
-            self.chunk_fn().lower(*self.inputs(self.runs[:1]), *self.data).compile()
+            self.chunk_fn().lower(*self.one_shot_inputs(self.runs[:1]), *self.data).compile()
         return time.perf_counter() - begin
 
     def chunk_fn(self) -> Callable:
         """The compiled function of one chunk (without ``grad_tol``)."""
         return one_shot_fn(self.cfg, self.chunk_size, self.devices, self.keep_params,
-                            self.impl, self.side_by_side, self.seeds_last)
+                            self.impl, self.side_by_side, self.seeds_last, self.shared_data)
 
 
 def plan_sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax.Array,
@@ -270,9 +280,10 @@ def plan_sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax
         k_init, k_data = k_init[seed // design.data * design.data], k_data[seed % design.data]
     side = side_by_side(cfg, arrays[0], arrays[1], chunk_size=int(chunk_size), devices=devices)
     last = not side and seeds_last(cfg, arrays[0], arrays[1], devices=devices)
+    shared = len(runs) > 1 and bool(np.all(k_data == k_data[:1]))
     return SweepPlan(cfg, arrays, keys[:, 2], k_init, k_data, impl, grid, cells, seeds, runs,
                      int(chunk_size), devices, bool(keep_params), bool(compact), vary, side, last,
-                     crossed=tuple(design) if design is not None else ())
+                     crossed=tuple(design) if design is not None else (), shared_data=shared)
 
 
 @functools.lru_cache(maxsize=16)
@@ -361,10 +372,9 @@ def run_plan(plan: SweepPlan, skip: Callable[[int], bool] = lambda pos: False
 
     def dispatch(pos):
         runs = plan.chunk_runs(pos)
-        args = plan.inputs(runs)
         if compacted:
-            return runs, _run_compacted(plan, *args)
-        return runs, plan.chunk_fn()(*args, *plan.data)
+            return runs, _run_compacted(plan, *plan.inputs(runs))
+        return runs, plan.chunk_fn()(*plan.one_shot_inputs(runs), *plan.data)
 
     def gather(runs, out):
         out = jax.tree.map(lambda a: np.asarray(a)[:len(runs)], jax.device_get(out))

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -355,3 +356,26 @@ def test_crossed_designs_refuse_what_cannot_cross():
                   vary=("init",))
     with pytest.raises(ValueError, match=r"crossed\(init=2, data=2\): with full batches"):
         gbl.sweep(MODEL, ADAM, DATA, key=KEY, seeds=gbl.crossed(init=2, data=2), steps=10)
+
+
+def test_runs_of_one_data_stream_draw_it_once():
+    """vary=("init",): every run reads the same minibatches, so the chunk passes one data key
+    and draws one permutation per epoch for all runs (its sorts have no run axis), while the
+    runs stay those of gbl.train (float rounding: the first layer is one matmul for all)."""
+    from gbl_jax.engine import sweeps
+    data = problems.circles(jax.random.PRNGKey(1), 32)
+    model = gbl.mlp([4], data.head)
+    sgd = optax.sgd(0.1)
+    kw = dict(key=KEY, seeds=4, steps=40, batch_size=8, log_every=4)
+    plans = {vary: sweeps.plan_sweep(model, sgd, data, vary=vary, **kw)
+             for vary in (("init",), ("init", "data"))}
+    assert plans[("init",)].shared_data and not plans[("init", "data")].shared_data
+    for vary, plan in plans.items():
+        hlo = plan.chunk_fn().lower(*plan.one_shot_inputs(plan.runs), *plan.data).as_text()
+        sorted_shapes = set(re.findall(r"call @sort\w*\((?:[^)]*)\) : \(tensor<([0-9x]+)x", hlo))
+        expected = {f"{plan.chunk_size}x32"} if vary == ("init", "data") else {"32"}
+        assert sorted_shapes == expected, (vary, sorted_shapes)
+    out = gbl.sweep(model, sgd, data, vary=("init",), **kw)
+    for i in (0, 3):
+        single = gbl.train(model, sgd, data, steps=40, batch_size=8, log_every=4, **out.rerun(i))
+        np.testing.assert_allclose(out.final_loss[i], single.final_loss, rtol=1e-5)
