@@ -133,6 +133,23 @@ def test_bench_mnist1d_times_sweep_against_a_hand_written_vmap(tmp_path):
     assert "| cnn | sweep | 2 | 5 |" in proc.stdout
 
 
+def test_profile_mnist1d_times_the_step_s_parts_and_the_epoch_order(tmp_path):
+    """The engine's epoch order equals jax's in the profile's own run, and every part is timed."""
+    pytest.importorskip("mnist1d")
+    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
+    out = tmp_path / "profile.json"
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "profile_mnist1d.py"),
+                           "--seeds", "2", "--steps", "2", "--sweep-steps", "5", "--rounds", "1",
+                           "--out", str(out)], capture_output=True, text=True, timeout=600,
+                          env=env, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["orders_identical"] is True and result["seeds"] == 2
+    assert set(result["best"]) == {"step", "fwd+bwd", "adam", "gather", "order-jax", "order-gbl",
+                                   "sweep", "sweep-init"}
+    assert all(v > 0 for v in result["best"].values())
+
+
 def test_bench_mnist1d_s_pytorch_peer_trains_the_same_nets():
     """Where torch is installed: its MLP and CNN train (the full-data loss falls from about
     log 10 = 2.30 at init) and it times beside the others at two step counts."""
