@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from typing import Any, Callable, Sequence
 
 import jax
@@ -59,6 +60,12 @@ SEEDS_LAST_AT_MOST = 192 * 2**10
 # two spirals, 1,024 runs: chunks of 256 or 1,024 1.34-1.36 s, of 128 1.44 s, of 32 2.03 s.
 SEEDS_LAST_CHUNKS = 4
 MAX_CHUNK = 65536
+# A vmapped CPU chunk whose step intermediates (all its runs) reach this many bytes is split
+# into one group of runs per core a device has, each group its own vmapped loop in the same
+# program: XLA:CPU runs independent loops on separate threads, while one vmapped loop of small
+# batched matmuls keeps to about one core (BENCHMARKS.md, "Real data: MNIST-1D"). Below it the
+# compile time a second copy of the loop costs would outweigh the gain.
+CPU_GROUPS_ABOVE = 8 * 2**20
 SEGMENTS = 16                   # segments of the budget between repacks (run to convergence)
 
 
@@ -176,6 +183,19 @@ def auto_chunk_size(cfg: RunConfig, x: jax.Array, y: jax.Array, *, runs: int,
     return max(1, per_device) * n_dev
 
 
+def cpu_groups(cfg: RunConfig, x: jax.Array, y: jax.Array, *, chunk_size: int,
+               devices: Sequence[Any], vmapped: bool, last: bool) -> int:
+    """Groups of runs per device of a vmapped CPU chunk (1: one vmapped loop): the cores per
+    device when the chunk's step intermediates reach ``CPU_GROUPS_ABOVE`` and every group gets
+    two runs or more."""
+    cores = (os.cpu_count() or 1) // len(devices)
+    per_device = chunk_size // len(devices)
+    if (devices[0].platform != "cpu" or not vmapped or last or cores < 2
+            or per_device < 2 * cores):
+        return 1
+    return cores if per_device * step_bytes(cfg, x, y)[1] >= CPU_GROUPS_ABOVE else 1
+
+
 def _large_cpu_step(devices: Sequence[Any], act_bytes: int) -> bool:
     return devices[0].platform == "cpu" and act_bytes > CPU_LOOP_ABOVE
 
@@ -244,11 +264,12 @@ def _named(fn: Callable, name: str) -> Callable:
 
 
 def _batched(fn: Callable, in_axes: tuple, size: int, devices: tuple, name: str,
-             side: bool = False, last: bool = False) -> Callable:
+             side: bool = False, last: bool = False, groups: int = 1) -> Callable:
     """``fn`` over a leading run axis of ``size``, jitted: vmapped over each device's share
     (``shard_map`` over ``devices``; with ``last``, seeds-last and compiled with
-    ``tiny_step_options``), or called unbatched, once per run, when a device has one run or
-    ``side`` (side by side). Arguments with axis None are shared by every run."""
+    ``tiny_step_options``; with ``groups`` > 1, that share cut into ``groups`` vmapped loops side
+    by side), or called unbatched, once per run, when a device has one run or ``side`` (side by
+    side). Arguments with axis None are shared by every run."""
     per_device = size // len(devices)
     options = dict(tiny_step_options(devices[0].platform)) if last else {}
     if per_device == 1 or side:
@@ -258,6 +279,15 @@ def _batched(fn: Callable, in_axes: tuple, size: int, devices: tuple, name: str,
             return jax.tree.map(lambda *o: jnp.stack(o), *outs)
     elif last:
         mapped = vmap_last(fn, in_axes)
+    elif groups > 1:
+        one = jax.vmap(fn, in_axes=in_axes)
+        cuts = np.linspace(0, per_device, groups + 1).astype(int)
+
+        def mapped(*args):
+            outs = [one(*[jax.tree.map(lambda a: a[lo:hi], arg) if ax == 0 else arg
+                          for arg, ax in zip(args, in_axes)])
+                    for lo, hi in zip(cuts[:-1], cuts[1:])]
+            return jax.tree.map(lambda *o: jnp.concatenate(o), *outs)
     else:
         mapped = jax.vmap(fn, in_axes=in_axes)
     if len(devices) == 1:
@@ -278,12 +308,12 @@ def _keys(k_init, k_data, impl):
 
 @functools.lru_cache(maxsize=32)
 def one_shot_fn(cfg: RunConfig, size: int, devices: tuple, keep_params: bool, impl, side: bool,
-                last: bool = False, shared_data: bool = False):
+                last: bool = False, shared_data: bool = False, groups: int = 1):
     """The compiled call of a chunk of ``size`` whole runs (``training``'s engine ``run`` each):
     (key data, key data, hypers, x, y, eval x, eval y) -> {name: [size, ...]}. Vmapped runs
     carry their params in reading order (``loop_order``); seeds-last (``last``) and unbatched
     ones as the user's tree. With ``shared_data`` the data key is one key for every run (no run
-    axis): what the runs draw from it is computed once."""
+    axis): what the runs draw from it is computed once. ``groups``: as for ``_batched``."""
     vmapped = vmaps(size, devices, side)
     last = last and vmapped
     run = make_engine(cfg, reading_order=vmapped and not last, carry_sums=last).run
@@ -295,7 +325,7 @@ def one_shot_fn(cfg: RunConfig, size: int, devices: tuple, keep_params: bool, im
         return out
 
     return _batched(one, (0, None if shared_data else 0, 0, None, None, None, None), size,
-                    devices, "gbl_sweep_chunk", side, last)
+                    devices, "gbl_sweep_chunk", side, last, groups)
 
 
 @functools.lru_cache(maxsize=32)

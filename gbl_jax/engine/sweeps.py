@@ -41,8 +41,8 @@ import optax
 
 from gbl_jax.engine import memory
 from gbl_jax.checks import require_finite_number, require_int
-from gbl_jax.engine.chunking import (auto_chunk_size, one_shot_fn, seeds_last, segment_fns, side_by_side,
-                              vmaps)
+from gbl_jax.engine.chunking import (auto_chunk_size, cpu_groups, one_shot_fn, seeds_last,
+                                      segment_fns, side_by_side, vmaps)
 from gbl_jax.probability.costs import Loss, nll
 from gbl_jax.nets.models import is_stochastic
 from gbl_jax.engine.results import SweepResult
@@ -145,6 +145,7 @@ class SweepPlan(NamedTuple):
     seeds_last: bool = False  # vmapped runs laid out seeds-last (``chunking.seeds_last``)
     crossed: tuple = ()       # (inits, data orders) of a crossed design, () otherwise
     shared_data: bool = False  # every run has the same data key: a chunk passes it once
+    groups: int = 1           # vmapped loops per device of a chunk (``chunking.cpu_groups``)
 
 
     @property
@@ -196,7 +197,8 @@ class SweepPlan(NamedTuple):
     def chunk_fn(self) -> Callable:
         """The compiled function of one chunk (without ``grad_tol``)."""
         return one_shot_fn(self.cfg, self.chunk_size, self.devices, self.keep_params,
-                            self.impl, self.side_by_side, self.seeds_last, self.shared_data)
+                            self.impl, self.side_by_side, self.seeds_last, self.shared_data,
+                            self.groups)
 
 
 def plan_sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax.Array,
@@ -281,9 +283,12 @@ def plan_sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax
     side = side_by_side(cfg, arrays[0], arrays[1], chunk_size=int(chunk_size), devices=devices)
     last = not side and seeds_last(cfg, arrays[0], arrays[1], devices=devices)
     shared = len(runs) > 1 and bool(np.all(k_data == k_data[:1]))
+    groups = cpu_groups(cfg, arrays[0], arrays[1], chunk_size=int(chunk_size), devices=devices,
+                        vmapped=vmaps(int(chunk_size), devices, side), last=last)
     return SweepPlan(cfg, arrays, keys[:, 2], k_init, k_data, impl, grid, cells, seeds, runs,
                      int(chunk_size), devices, bool(keep_params), bool(compact), vary, side, last,
-                     crossed=tuple(design) if design is not None else (), shared_data=shared)
+                     crossed=tuple(design) if design is not None else (), shared_data=shared,
+                     groups=groups)
 
 
 @functools.lru_cache(maxsize=16)

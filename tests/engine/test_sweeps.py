@@ -379,3 +379,27 @@ def test_runs_of_one_data_stream_draw_it_once():
     for i in (0, 3):
         single = gbl.train(model, sgd, data, steps=40, batch_size=8, log_every=4, **out.rerun(i))
         np.testing.assert_allclose(out.final_loss[i], single.final_loss, rtol=1e-5)
+
+
+def test_a_large_cpu_chunk_runs_as_one_vmapped_loop_per_core(monkeypatch):
+    """chunking.cpu_groups: on a 2-core CPU with one device, a chunk past CPU_GROUPS_ABOVE runs
+    as two vmapped loops side by side in one program (two while loops), with the same runs."""
+    from gbl_jax.engine import chunking, sweeps
+    data = problems.circles(jax.random.PRNGKey(1), 32)
+    model = gbl.mlp([4], data.head)
+    kw = dict(key=KEY, seeds=8, steps=12, batch_size=8, log_every=4, chunk_size=8,
+              devices=jax.devices()[:1])
+    monkeypatch.setattr(chunking.os, "cpu_count", lambda: 2)
+    one = sweeps.plan_sweep(model, ADAM, data, **kw)
+    monkeypatch.setattr(chunking, "CPU_GROUPS_ABOVE", 0)
+    two = sweeps.plan_sweep(model, ADAM, data, **kw)
+    assert (one.groups, two.groups) == (1, 2)
+    for plan, loops in ((one, 1), (two, 2)):
+        hlo = plan.chunk_fn().lower(*plan.one_shot_inputs(plan.runs), *plan.data).as_text()
+        top = hlo.split("func.func private")[0]   # the entry function: its outermost loops
+        assert top.count("stablehlo.while") == loops, plan.groups
+    grouped = gbl.sweep(model, ADAM, data, **kw)
+    monkeypatch.setattr(chunking, "CPU_GROUPS_ABOVE", 2**62)
+    plain = gbl.sweep(model, ADAM, data, **kw)
+    np.testing.assert_allclose(grouped.final_loss, plain.final_loss, rtol=1e-6)
+    np.testing.assert_allclose(grouped.losses, plain.losses, rtol=1e-6)
