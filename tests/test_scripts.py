@@ -146,7 +146,7 @@ def test_profile_mnist1d_times_the_step_s_parts_and_the_epoch_order(tmp_path):
     result = json.loads(out.read_text())
     assert result["orders_identical"] is True and result["seeds"] == 2
     assert set(result["best"]) == {"step", "fwd+bwd", "adam", "gather", "order-jax", "order-gbl",
-                                   "sweep", "sweep-init"}
+                                   "sweep", "sweep-init", "sweep-1loop"}
     assert all(v > 0 for v in result["best"].values())
 
 
