@@ -4,7 +4,8 @@
 every seed's final params theta, along directions that are filter-normalized random draws, the
 principal directions of the seed's own training trajectory, or given by the user. Every seed and
 every grid point is one vmapped program (``chunking.over_seeds`` over seeds, ``lax.map`` in
-batches over the grid), chunked so that one call holds at most ``ANALYSIS_CHUNK_BYTES``.
+batches over the grid), chunked so that one step holds at most ``ANALYSIS_CHUNK_BYTES`` (on
+CPU, ``CPU_CACHE_BUDGET``: batched matmuls out of cache measured up to 2.5x slower a point).
 
 References:
   Li, Xu, Taylor, Studer & Goldstein (2018), "Visualizing the loss landscape of neural nets":
@@ -20,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gbl_jax.checks import require_finite_number, require_int
-from gbl_jax.engine.chunking import ANALYSIS_CHUNK_BYTES, over_seeds
+from gbl_jax.engine.chunking import ANALYSIS_CHUNK_BYTES, CPU_CACHE_BUDGET, over_seeds
 from gbl_jax.engine.results import SweepResult, stacked_of
 from gbl_jax.nets.models import apply_model, check_model
 from gbl_jax.probability.costs import Loss, accuracy, nll
@@ -300,10 +301,15 @@ def surface(model, data, out, *, dims: int = 2, points: int = 41, span: float = 
     n_params = sum(int(np.prod(s)) for s in _shapes(one))
     per_point = 4 * (n_params + 16 * sum(int(np.prod(a.shape)) for a, _ in splits))
     n_grid = draws * len(grid)
-    batch = int(np.clip(ANALYSIS_CHUNK_BYTES // per_point, 1, n_grid))
+    # Points per step of the grid's loop and seeds per call: on CPU as many as keep one step's
+    # activations in cache (a point of MNIST-1D's MLP on 4000 examples ran 1.6-1.7 ms alone or
+    # 4 at a time, 3.6 ms 8 at a time and 4.2 ms 25 at a time: batched matmuls out of cache).
+    cpu = jax.devices()[0].platform == "cpu"
+    budget = CPU_CACHE_BUDGET if cpu else ANALYSIS_CHUNK_BYTES
+    batch = int(np.clip(budget // per_point, 1, n_grid))
     per_seed = batch * per_point + 4 * n_params * draws * dims
     size = (min(require_int("surface: chunk_size", chunk_size, 1), seeds) if chunk_size
-            is not None else int(np.clip(ANALYSIS_CHUNK_BYTES // per_seed, 1, seeds)))
+            is not None else int(np.clip(budget // per_seed, 1, seeds)))
     grid_j = jnp.asarray(np.tile(grid, (draws, 1)), jnp.float32)        # [draws * P, dims]
     draw_j = jnp.repeat(jnp.arange(draws), len(grid))
 
@@ -363,16 +369,6 @@ def _given_directions(directions, one, seeds: int, dims: int):
         return jax.tree.map(jnp.asarray, directions)
     raise ValueError(f"surface: directions have leaf shapes {shapes}; with dims={dims} each "
                      f"leaf is [dims, ...] or [seeds, dims, ...] around one seed's {single}")
-
-
-def surface_flops(model, x, params_one, grid_points: int) -> float:
-    """FLOPs of evaluating the model's forward pass on ``x`` at ``grid_points`` points, by XLA's
-    cost analysis of one forward pass (what the speed script divides by the time)."""
-    cost = jax.jit(lambda p: apply_model(model, p, x, None)).lower(params_one).compile()
-    analysis = cost.cost_analysis()
-    if isinstance(analysis, (list, tuple)):
-        analysis = analysis[0]
-    return float(analysis.get("flops", np.nan)) * grid_points
 
 
 __all__ = ["Surface", "default_filter_axes", "filter_normalize", "pca_directions", "surface"]
