@@ -280,8 +280,7 @@ def surface(model, data, out, *, dims: int = 2, points: int = 41, span: float = 
                                  f"be 1, got {draws}")
             if trajectory is None:
                 raise ValueError("surface: directions='pca' needs each seed's trajectory: run "
-                                 "the sweep with keep_trajectory=True (gbl-jax sweep "
-                                 "--keep-trajectory)")
+                                 "the sweep with keep_trajectory=True")
             given, explained, path = pca_directions(trajectory, params, dims)
     else:
         given = _given_directions(directions, one, seeds, dims)
