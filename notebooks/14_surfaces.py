@@ -38,7 +38,7 @@ import optax
 import gbl_jax as gbl
 
 data = gbl.problems.two_spirals(jax.random.PRNGKey(0), 128)
-model = gbl.mlp([16], data.head)                     # tanh hidden units
+model = gbl.mlp([6], data.head)     # 6 tanh units: some seeds solve it, some get stuck
 out = gbl.sweep(model, optax.adam(0.03), data, key=jax.random.PRNGKey(1), seeds=16, steps=1500,
                 log_every=50, keep_params=True, keep_trajectory=True,
                 metrics={"accuracy": gbl.accuracy})
@@ -50,12 +50,11 @@ print(f"final training NLL {np.min(out.final_loss):.3f} (seed {good}) to "
 
 # %% [markdown]
 # Every seed's 2-D surface along its own filter-normalized directions, in one call. The figure
-# draws the best and the worst seed: the well-trained one sits in a narrow, deep basin; the stuck
-# one on a wide, shallow slope whose floor is far above it.
+# draws the best and the worst seed; the value at each center is that seed's trained loss.
 
 # %%
 surf = gbl.surface(model, data, out, dims=2, points=31, span=1.0)
-fig = gbl.plots.surface_figure(surf, seeds=[good, stuck], title="two spirals, 2-16-1 tanh: "
+fig = gbl.plots.surface_figure(surf, seeds=[good, stuck], title="two spirals, 2-6-1 tanh: "
                                "filter-normalized directions")
 plt.show()
 center = surf.values["loss"][:, 0, 15, 15]
@@ -66,8 +65,11 @@ print(f"median rise over the grid: {rise[good]:.3f} around seed {good}, "
       f"{rise[stuck]:.3f} around seed {stuck}")
 
 # %% [markdown]
-# The principal directions of each seed's trajectory: nearly all of the path lies along the
-# first one, and the path (red) runs downhill into the minimum at the center.
+# The stuck seed sits in a wider, shallower basin: over the same filter-normalized grid its loss
+# rises a median 1.8 nats against 9.4 around the well-trained seed (the printed numbers).
+#
+# The principal directions of each seed's trajectory: most of the path lies along the first
+# one, and the path (red) runs downhill into the params at the center.
 
 # %%
 pca = gbl.surface(model, data, out, dims=2, points=31, directions="pca")

@@ -144,16 +144,18 @@ def check_12(r):
 
 
 def check_14(r):
-    # "the value at the center is the trained loss; the stuck seed's surroundings rise less
-    # than the well-trained one's; the trained curve's barrier is below the line's on every
-    # pair, whose line barriers gbl.barrier gives; the held-out surface sits above the
-    # training one"
+    # "the value at the center is the trained loss; the stuck seed's basin is shallower (a
+    # median rise of 1.8 against 9.4); the first principal direction carries most
+    # of the trajectory; the trained curve's barrier is below the line's on every pair, whose
+    # line barriers gbl.barrier gives; aligning first lowers the line's barrier; the held-out
+    # surface sits above the training one"
     assert r["center_error"] < 1e-4
-    assert r["loss_stuck"] > 5 * r["loss_good"] and r["rise_stuck"] < r["rise_good"]
+    assert r["loss_stuck"] > 2 * r["loss_good"] and r["rise_stuck"] < 0.5 * r["rise_good"]
     assert r["pca_first"] > 0.5
     assert r["line_barrier"] == pytest.approx(r["gbl_barrier"], rel=1e-5, abs=1e-6)
-    assert all(c < 0.5 * line for c, line in zip(r["curve_barrier"], r["line_barrier"]))
-    assert r["aligned_line_barrier"] < sorted(r["line_barrier"])[len(r["line_barrier"]) // 2]
+    assert all(c < line for c, line in zip(r["curve_barrier"], r["line_barrier"]))
+    assert np.median(r["curve_barrier"]) < 0.5 * np.median(r["line_barrier"])
+    assert r["aligned_line_barrier"] < np.median(r["line_barrier"])
     assert r["mnist_test"] > r["mnist_train"]
 
 
