@@ -10,6 +10,7 @@ import math
 import os
 import pathlib
 
+import numpy as np
 import pytest
 
 jupytext = pytest.importorskip("jupytext")
