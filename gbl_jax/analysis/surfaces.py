@@ -121,7 +121,9 @@ def filter_normalize(direction, params, axes, biases: bool = False):
         norm = lambda a: jnp.sqrt(jnp.sum(jnp.square(a), axis=other, keepdims=True))  # noqa
         return d / (norm(d) + 1e-10) * norm(p)
 
-    return jax.tree.map(one, direction, params, axes, is_leaf=lambda a: a is None)
+    leaves, treedef = jax.tree.flatten(direction)
+    return jax.tree.unflatten(treedef, [one(d, p, a) for d, p, a in zip(
+        leaves, treedef.flatten_up_to(params), treedef.flatten_up_to(axes))])
 
 
 def _axes_of(model, params_one, filter_axes):
@@ -130,11 +132,13 @@ def _axes_of(model, params_one, filter_axes):
     axes = default_filter_axes(params_one) if fn is None else (fn(params_one) if callable(fn)
                                                                 else fn)
     want = jax.tree.structure(params_one)
-    got = jax.tree.structure(axes, is_leaf=lambda a: a is None)
-    if got != want:
-        raise ValueError(f"surface: filter_axes has structure {got}; the params have {want}")
-    for a, p in zip(jax.tree.leaves(axes, is_leaf=lambda a: a is None),
-                    jax.tree.leaves(params_one)):
+    try:   # an axis (or None) where the params have a leaf
+        flat = want.flatten_up_to(axes)
+    except (ValueError, TypeError):
+        raise ValueError(f"surface: filter_axes has structure "
+                         f"{jax.tree.structure(axes, is_leaf=lambda a: a is None)}; the params "
+                         f"have {want}") from None
+    for a, p in zip(flat, jax.tree.leaves(params_one)):
         if a is not None and not (isinstance(a, (int, np.integer)) and -np.ndim(p) <= a
                                   < np.ndim(p)):
             raise ValueError(f"surface: filter axis {a!r} for a leaf of shape "

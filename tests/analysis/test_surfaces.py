@@ -127,3 +127,40 @@ def test_bad_input(run):
         gbl.surface(model, data, out, points=1)
     with pytest.raises(ValueError, match="keep_params"):
         gbl.surface(model, data, out.replace(params=None))
+
+
+def test_flax_and_equinox_models():
+    """Any model: flax's Dense kernels are [in, out] (the default filter axis, the last);
+    equinox's Linear weights are [out, in], so its filters are axis 0 (filter_axes=)."""
+    nn = pytest.importorskip("flax.linen")
+    eqx = pytest.importorskip("equinox")
+    xor = gbl.problems.xor()
+
+    class MLP(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return nn.Dense(1)(jnp.tanh(nn.Dense(4)(x)))
+
+    flax_model = gbl.models.from_flax(MLP(), lambda z: gbl.Bernoulli(z[:, 0]))
+    make = lambda key: eqx.nn.MLP(2, 1, 4, 1, activation=jnp.tanh, key=key)   # noqa: E731
+    eqx_model = gbl.models.from_equinox(make, lambda z: gbl.Bernoulli(z[:, 0]))
+    rows = lambda p: jax.tree.map(lambda a: 0 if np.ndim(a) >= 2 else None, p)  # noqa: E731
+    for model, axes in ((flax_model, None), (eqx_model, rows)):
+        out = gbl.sweep(model, optax.adam(0.1), xor, key=jax.random.PRNGKey(0), seeds=2,
+                        steps=100, keep_params=True)
+        s = gbl.surface(model, xor, out, dims=1, points=3, filter_axes=axes)
+        np.testing.assert_allclose(s.values["loss"][:, 0, 1], out.final_loss, rtol=1e-5)
+        assert np.all(s.values["loss"][:, 0, [0, 2]] > s.values["loss"][:, 0, [1]])
+        one = jax.tree.map(lambda a: a[0], out.params)
+        d = filter_normalize(jax.tree.map(jnp.ones_like, one), one,
+                             rows(one) if axes else default_filter_axes(one))
+        for dl, pl in zip(jax.tree.leaves(d), jax.tree.leaves(one)):
+            if np.ndim(pl) >= 2:   # one filter per output unit: [in, out] or [out, in]
+                axis = 1 if axes else 0
+                np.testing.assert_allclose(np.linalg.norm(dl, axis=axis),
+                                           np.linalg.norm(pl, axis=axis), rtol=1e-5)
+    a = jax.tree.map(lambda p: p[0], out.params)
+    b = jax.tree.map(lambda p: p[1], out.params)
+    c = gbl.curve(eqx_model, xor, a, b, steps=20, num=3)
+    for got, want in zip(jax.tree.leaves(c.at(1.0)), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(got, want)
