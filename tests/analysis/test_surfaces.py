@@ -164,3 +164,23 @@ def test_flax_and_equinox_models():
     c = gbl.curve(eqx_model, xor, a, b, steps=20, num=3)
     for got, want in zip(jax.tree.leaves(c.at(1.0)), jax.tree.leaves(b)):
         np.testing.assert_array_equal(got, want)
+
+
+def test_mean_interval_matches_scipy_bootstrap():
+    from scipy.stats import bootstrap
+
+    rng = np.random.default_rng(1)
+    loss = rng.gamma(2.0, size=(40, 3, 5))                 # [seeds, draws, points]
+    s = gbl.Surface(np.linspace(-1, 1, 5), {"loss": loss}, "filter", np.zeros(40, bool))
+    mean, low, high = s.mean_interval("loss", over="seeds", resamples=20_000)
+    per_seed = loss.mean(axis=1)
+    np.testing.assert_allclose(mean, per_seed.mean(axis=0))
+    ref = bootstrap((per_seed,), np.mean, n_resamples=20_000, method="percentile", axis=0,
+                    random_state=2).confidence_interval
+    se = per_seed.std(axis=0) / np.sqrt(40)
+    assert np.max(np.abs(low - ref.low) / se) < 0.1 and np.max(np.abs(high - ref.high) / se) < 0.1
+    _, d_low, d_high = s.mean_interval("loss", over="draws")
+    assert np.all(d_low <= loss.mean(axis=0).mean(axis=0)) and d_low.shape == (5,)
+    flat = gbl.Surface(s.coords, {"loss": np.ones((4, 2, 5))}, "filter", np.zeros(4, bool))
+    _, lo, hi = flat.mean_interval()
+    np.testing.assert_array_equal(lo, hi)
