@@ -148,9 +148,9 @@ def curve(model, data, params_a, params_b, *, steps: int, bends: int = 1,
     x, y = map(jnp.asarray, data)
     if batch_size is not None and batch_size > x.shape[0]:
         raise ValueError(f"curve: batch_size {batch_size} exceeds the {x.shape[0]} examples")
-    a_stacked, b_stacked, pairs = _layout("curve", model, x, params_a, params_b, stacked)
-    single = pairs is None
-    pairs = 1 if single else pairs
+    a_stacked, b_stacked, n_pairs = _layout("curve", model, x, params_a, params_b, stacked)
+    single = n_pairs is None
+    pairs = 1 if n_pairs is None else n_pairs
     pa = _broadcast(params_a, pairs) if not a_stacked else params_a
     pb = _broadcast(params_b, pairs) if not b_stacked else params_b
     if align is not None:

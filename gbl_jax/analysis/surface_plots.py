@@ -80,10 +80,9 @@ def surface_figure(surface, *, name: str = "loss", seeds=None, title: str = ""):
         for ax, s in zip(axes[0], seeds):
             v = np.asarray(surface.values[name][s, 0], np.float64)
             finite = v[np.isfinite(v)]
+            levels: np.ndarray | int = 16
             if finite.size and finite.min() > 0 and finite.max() / finite.min() > 20:
                 levels = np.geomspace(finite.min(), finite.max(), 16)
-            else:
-                levels = 16
             cs = ax.contour(a, a, v.T, levels=levels, cmap="viridis", linewidths=0.8)
             fig.colorbar(cs, ax=ax, shrink=0.8, format="%.3g")
             ax.plot([0], [0], "k*", ms=8)
