@@ -46,6 +46,10 @@ from gbl_jax.analysis.predictions import EnsembleCurve
 from gbl_jax.analysis.predictions import calibration
 from gbl_jax.analysis.predictions import disagreement
 from gbl_jax.analysis.predictions import ensemble
+from gbl_jax.analysis.curves import Curve
+from gbl_jax.analysis.curves import curve
+from gbl_jax.analysis.surfaces import Surface
+from gbl_jax.analysis.surfaces import surface
 from gbl_jax.analysis.spreads import Spread
 from gbl_jax.analysis.spreads import spread
 from gbl_jax.analysis.spreads import wilson_interval
@@ -66,6 +70,7 @@ __all__ = [
     "Categorical",
     "Comparison",
     "CriticalPoints",
+    "Curve",
     "Disagreement",
     "EnsembleCurve",
     "Laplace",
@@ -74,6 +79,7 @@ __all__ = [
     "MultivariateNormalTriL",
     "Normal",
     "Spread",
+    "Surface",
     "SweepResult",
     "TrainResult",
     "VarianceComponents",
@@ -88,6 +94,7 @@ __all__ = [
     "count_compiles",
     "critical_points",
     "crossed",
+    "curve",
     "diagnostics",
     "disagreement",
     "enable_compilation_cache",
@@ -108,6 +115,7 @@ __all__ = [
     "problems",
     "spread",
     "squared_error",
+    "surface",
     "sweep",
     "sweep_models",
     "train",

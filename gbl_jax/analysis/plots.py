@@ -14,10 +14,11 @@ import numpy as np
 
 from gbl_jax.analysis.spreads import wilson_interval
 from gbl_jax.atomic_files import atomic_write
+from gbl_jax.analysis.surface_plots import curve_figure, surface_figure
 
-__all__ = ["critical_points_figure", "ensemble_figure", "final_loss_by_cell", "final_loss_histogram",
-           "grid_heatmap", "grid_success", "loss_curve_bands", "loss_curves_by_outcome",
-           "metric_histogram", "save"]
+__all__ = ["critical_points_figure", "curve_figure", "ensemble_figure", "final_loss_by_cell",
+           "final_loss_histogram", "grid_heatmap", "grid_success", "loss_curve_bands",
+           "loss_curves_by_outcome", "metric_histogram", "save", "surface_figure"]
 
 OUTCOME_COLORS = {"succeeded": "tab:blue", "failed": "tab:orange", "diverged": "tab:gray"}
 KIND_COLORS = {"minimum": "tab:blue", "saddle": "tab:red", "not_converged": "tab:olive",

@@ -40,6 +40,7 @@ from gbl_jax.nets import mlp as nets
 from gbl_jax.data import problems
 from gbl_jax.cli import runner
 from gbl_jax.cli import runstore
+from gbl_jax.cli import surface
 from gbl_jax.cli import sweep_report
 from gbl_jax.cli import usercode
 from gbl_jax.cli.build import SWEEP_DEFAULTS, UsageError, check_int, check_numbers
@@ -776,6 +777,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--cell", action="append", metavar="NAME=VALUE", help="on a grid, the cell "
                    "(once per axis)")
     e.set_defaults(run=_ensemble)
+    surface.add_parser(sub, [cache, named])
     c = sub.add_parser("compare", parents=[cache], help="compare two sweeps' per-seed values",
                        description="Compare two sweeps on the same data: a metric's mean "
                        "difference with a bootstrap interval and a test (Wilcoxon signed-rank "

@@ -77,8 +77,9 @@ def result_bytes(cfg: RunConfig, x: jax.ShapeDtypeStruct, keep_params: bool,
     if cfg.keep_predictions and eval_x is not None:
         predictions = tree_bytes(jax.eval_shape(
             lambda p, e: apply_model(cfg.model, p, e, None), params, eval_x))
+    trajectory = tree_bytes(params) * (cfg.steps // cfg.log_every) if cfg.keep_trajectory else 0
     return (9 + 4 * names + 4 * (cfg.steps // cfg.log_every) * (1 + names) + 2 * kept
-            + predictions)
+            + predictions + trajectory)
 
 
 @functools.lru_cache(maxsize=64)

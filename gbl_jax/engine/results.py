@@ -71,6 +71,8 @@ class SweepResult(NamedTuple):
       predictions: with ``keep_predictions``, each run's predictive distribution on the
         held-out set: the model's distribution whose arrays lead with [*G, seeds] (NaN where a
         run diverged); None otherwise.
+      trajectory: with ``keep_trajectory``, each run's params at the end of every logging
+        window, leaves [*G, seeds, windows, ...]; None otherwise (not saved by ``save``).
 
     A NamedTuple, not a dataclass: change fields with ``out.replace(final_loss=...)`` (or
     ``out._replace``, or ``copy.replace`` on Python 3.13+); ``dataclasses.replace`` refuses
@@ -95,6 +97,7 @@ class SweepResult(NamedTuple):
     crossed: tuple = ()
     model_axes: tuple = ()
     predictions: Any = None
+    trajectory: Any = None
 
     @property
     def grid_shape(self) -> tuple[int, ...]:
@@ -152,7 +155,7 @@ class SweepResult(NamedTuple):
             params=tree(self.params), init_params=tree(self.init_params),
             metrics={k: take(v) for k, v in self.metrics.items()},
             final_metrics={k: take(v) for k, v in self.final_metrics.items()},
-            predictions=tree(self.predictions),
+            predictions=tree(self.predictions), trajectory=tree(self.trajectory),
             grid={}, hyperparams={**self.hyperparams, **chosen})
 
     def to_frame(self):

@@ -45,6 +45,7 @@ class RunConfig(NamedTuple):
     grad_tol: float | None
     dtype: Any                # a numpy dtype or None
     keep_predictions: bool = False   # return the predictive distribution on the eval data
+    keep_trajectory: bool = False    # return the params at each logging window's end
 
     @property
     def metric_names(self) -> tuple[str, ...]:
@@ -262,7 +263,8 @@ def check_targets(dist, y, name: str = "y") -> None:
 
 def check_run(model, optimizer, data, *, key, steps, batch_size=None, loss, log_every=1,
               metrics: Mapping[str, Callable] | None = None, eval_data=None, grad_tol=None,
-              grid: Mapping[str, Any] | None = None, dtype=None, keep_predictions=False):
+              grid: Mapping[str, Any] | None = None, dtype=None, keep_predictions=False,
+              keep_trajectory=False):
     """Validates a run; returns (``RunConfig``, (x, y, eval_x, eval_y)) (eval None if absent)."""
     check_model(model)
     model = canonical(hashable_model(model))
@@ -318,6 +320,8 @@ def check_run(model, optimizer, data, *, key, steps, batch_size=None, loss, log_
     if keep_predictions and ex is None:
         raise ValueError("keep_predictions=True keeps each run's predictive distribution on the "
                          "held-out set: pass eval_data (e.g. eval_data=data.test)")
+    if not isinstance(keep_trajectory, bool):
+        raise ValueError(f"keep_trajectory must be True or False, got {keep_trajectory!r}")
     cfg = RunConfig(model, optimizer, loss, steps, batch_size, log_every, tuple(metrics.items()),
-                    ex is not None, grad_tol, dtype, keep_predictions)
+                    ex is not None, grad_tol, dtype, keep_predictions, keep_trajectory)
     return cfg, (x, y, ex, ey)

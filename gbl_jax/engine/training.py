@@ -363,27 +363,29 @@ def make_engine(cfg: RunConfig, reading_order: bool = False,
 
     def unit(state, x, y, ex, ey, u):
         first = u * lay.unit_steps
-        if lay.blocks_per_unit == 1 and not names:
+        keep = cfg.keep_trajectory
+        if lay.blocks_per_unit == 1 and not names and not keep:
             # one loop over the block's steps; window sums from its per-step losses
             params, opt_state, order, sums = run_steps(
                 state.params, state.opt_state, state.order, state.k_data, x, y, first,
                 lay.unit_steps, cfg.log_every)
             new = check(state, params, opt_state, order, jnp.sum(sums), first + lay.unit_steps,
                         x, y, ex, ey)
-            return new, record(state, new, sums, {})
+            return new, record(state, new, sums, {}) + ((),)
         if lay.blocks_per_unit == 1:
             def window(carry, w):   # metrics need the params at every window's end
                 params, opt_state, order, sums = run_steps(
                     *carry, state.k_data, x, y, first + w * cfg.log_every, cfg.log_every,
                     cfg.log_every)
-                return (params, opt_state, order), (sums[0], evaluate(params, x, y, ex, ey))
+                mets = evaluate(params, x, y, ex, ey) if names else {}
+                return (params, opt_state, order), (sums[0], mets, params if keep else ())
 
-            (params, opt_state, order), (sums, mets) = jax.lax.scan(
+            (params, opt_state, order), (sums, mets, path) = jax.lax.scan(
                 window, (state.params, state.opt_state, state.order),
                 jnp.arange(lay.windows_per_unit))
             new = check(state, params, opt_state, order, jnp.sum(sums), first + lay.unit_steps,
                         x, y, ex, ey)
-            return new, record(state, new, sums, mets)
+            return new, record(state, new, sums, mets) + (trajectory(state, path),)
 
         def one_block(carry, b):
             new, total = block(carry, x, y, ex, ey, first + b * lay.block_steps, lay.block_steps)
@@ -393,7 +395,18 @@ def make_engine(cfg: RunConfig, reading_order: bool = False,
         new, totals = jax.lax.scan(one_block, state, jnp.arange(lay.blocks_per_unit))
         mets = evaluate(new.params, x, y, ex, ey) if names else {}
         mets = {n: m[None] for n, m in mets.items()}
-        return new, record(state, new, jnp.sum(totals)[None], mets)
+        path = jax.tree.map(lambda a: a[None], new.params) if keep else ()
+        return new, record(state, new, jnp.sum(totals)[None], mets) + (trajectory(state, path),)
+
+    def trajectory(state_before: RunState, path):
+        """With ``keep_trajectory``: the params at each window's end of one unit, [windows,
+        ...] per leaf; a run frozen (converged or diverged) before the unit keeps its frozen
+        params (its steps inside the unit are rolled back)."""
+        if not cfg.keep_trajectory:
+            return ()
+        frozen = state_before.diverged | (state_before.converged_step >= 0)
+        return jax.tree.map(lambda old, new: jnp.where(frozen, old[None], new),
+                            state_before.params, path)
 
     def advance(state, x, y, ex, ey, unit_start, n_units: int, guard: bool = False):
         """Runs units ``unit_start .. unit_start + n_units``; with ``guard``, units past the
@@ -403,13 +416,19 @@ def make_engine(cfg: RunConfig, reading_order: bool = False,
             if not guard:
                 return unit(state, x, y, ex, ey, u)
             empty = (jnp.full((lay.windows_per_unit,), jnp.nan, jnp.float32),
-                     {n: jnp.full((lay.windows_per_unit,), jnp.nan, jnp.float32) for n in names})
+                     {n: jnp.full((lay.windows_per_unit,), jnp.nan, jnp.float32) for n in names},
+                     jax.tree.map(lambda a: jnp.full((lay.windows_per_unit,) + a.shape, jnp.nan,
+                                                     a.dtype), state.params)
+                     if cfg.keep_trajectory else ())
             return jax.lax.cond(u < lay.n_units, lambda s: unit(s, x, y, ex, ey, u),
                                 lambda s: (s, empty), state)
 
-        state, (losses, mets) = jax.lax.scan(body, state, unit_start + jnp.arange(n_units))
-        return state, {"losses": losses.reshape(-1),
-                       "metrics": {n: m.reshape(-1) for n, m in mets.items()}}
+        state, (losses, mets, path) = jax.lax.scan(body, state, unit_start + jnp.arange(n_units))
+        logs = {"losses": losses.reshape(-1),
+                "metrics": {n: m.reshape(-1) for n, m in mets.items()}}
+        if cfg.keep_trajectory:
+            logs["trajectory"] = jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), path)
+        return state, logs
 
     def finish(state, x, y, ex, ey):
         if lay.tail:
@@ -437,6 +456,8 @@ def make_engine(cfg: RunConfig, reading_order: bool = False,
                "diverged": state.diverged, "converged_step": state.converged_step}
         if cfg.keep_predictions:
             out["predictions"] = predict(state.params, ex, state.diverged)
+        if cfg.keep_trajectory:
+            out["trajectory"] = logs["trajectory"]
         return out
 
     return Engine(start, advance, finish, run, lay, names, predict)
