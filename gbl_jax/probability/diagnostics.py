@@ -17,7 +17,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from gbl_jax.probability.distributions import MixtureNormal, bernoulli_log_prob, categorical_log_prob
+from gbl_jax.probability.densities import bernoulli_log_prob, categorical_log_prob
+from gbl_jax.probability.mixtures import MixtureNormal
 
 
 def sigmoid_nll_grad(logits: ArrayLike, y: ArrayLike) -> jax.Array:
