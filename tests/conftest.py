@@ -1,4 +1,7 @@
-"""Test configuration: CPU, float32, and no silent rank promotion (see STYLE.md).
+"""Test configuration: CPU, float32, and no silent rank promotion.
+
+How to run the suite and how tests here are written (compare with closed forms, scipy or an
+independent implementation; tiny configurations; compiled functions reused): CONTRIBUTING.md.
 
 One persistent XLA compilation cache serves the whole run: the test processes (pytest-xdist's
 workers, see pyproject.toml) and every subprocess a test starts (the command line, the scripts,

@@ -29,8 +29,8 @@ import jax
 import jax.numpy as jnp
 
 from gbl_jax.checks import require_int
+from gbl_jax.data.data_record import Data
 from gbl_jax.nets.models import Model
-from gbl_jax.data.problems import Data
 
 
 @jax.custom_jvp

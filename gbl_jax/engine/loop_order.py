@@ -2,14 +2,11 @@
 
 XLA lays out a ``while`` loop's carry in the order of its tuple and breaks scheduling ties by
 that order. A params dict flattens in key order (an mlp's ``head`` before ``hidden``, ``b``
-before ``w``), the reverse of the order the forward pass reads it. On a two-core CPU, 128
-vmapped seeds of a 2-8-1 net ran 12-15% slower with the carry in dict order than the identical
-step body with the carry in reading order (the loop bodies were the same fusion for fusion; on
-one core the gap vanished). For one run alone (no vmap) the order measured no faster, so the
-engine uses it when it vmaps runs (``make_engine(cfg, reading_order=True)``): it carries the
-leaves permuted into the order of their first use and rebuilds the tree inside the step, so the
-model, the loss and the optimizer see the user's structure and nothing outside the loop sees
-the permutation."""
+before ``w``), the reverse of the order the forward pass reads it, and vmapped runs step
+measurably slower that way (BENCHMARKS.md, "Notes moved from docstrings"). So when it vmaps runs
+the engine (``make_engine(cfg, reading_order=True)``) carries the leaves permuted into the order
+of their first use and rebuilds the tree inside the step: the model, the loss and the optimizer
+see the user's structure and nothing outside the loop sees the permutation."""
 
 from __future__ import annotations
 

@@ -217,11 +217,9 @@ def _fallback(eqn, ins, size) -> list:
 
 
 def _sum(value, axes: tuple):
-    """Sum over ``axes`` (not the runs'), as one reduction. XLA:CPU computes it once, where a
-    chain of adds of slices (tried first) was fused into, and recomputed by, every loop that
-    reads it: an Adam step recomputed each gradient in both moments' loops. With reductions
-    the sweeps of XOR 2-2-1 x 16,384 and 2-8-1 on two spirals x 1,024 (one device) took
-    0.77-0.84 s and 0.96-1.01 s against 1.12-1.17 s and 1.02-1.14 s with chains."""
+    """Sum over ``axes`` (not the runs'), as one reduction, which XLA:CPU computes once (a
+    chain of adds was recomputed by every loop that reads it; BENCHMARKS.md, "Notes moved from
+    docstrings")."""
     return jnp.sum(value, axis=axes) if axes else value
 
 
@@ -229,12 +227,10 @@ def _dot(ins, params, size):
     """``dot_general`` with the runs last. A contraction over at most ``UNROLL`` values, or
     with both operands batched, or whose unbatched operand has at most ``PRODUCT_FREE`` free
     values (a first layer's gradient, the data's few features against the points): the
-    broadcast product, contracted axes leading, summed over them (the runs innermost). Any other: one plain matmul, the runs joining the batched operand's free axes.
-    The first layer's gradient of 2-8-1 on two spirals as a matmul made XLA:CPU transpose the
-    batched operand every step: the sweep (1,024 runs, one device; three processes each way,
-    alternated, best of three calls each) took 1.01-1.21 s that way, 0.93-1.11 s as the
-    product (128 runs: 0.165-0.191 s against 0.145-0.153 s). ``PRODUCT_FREE`` bounds the
-    product at a few times that operand's size."""
+    broadcast product, contracted axes leading, summed over them (the runs innermost). Any
+    other: one plain matmul, the runs joining the batched operand's free axes. ``PRODUCT_FREE``
+    bounds the product at a few times that operand's size. Why the product for a first layer's
+    gradient: BENCHMARKS.md, "Notes moved from docstrings"."""
     (lhs, lb), (rhs, rb) = ins
     (lc, rc), _ = params["dimension_numbers"]   # no batch dimensions (``_rule`` checks)
     pet = params.get("preferred_element_type")

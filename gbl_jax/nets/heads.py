@@ -21,8 +21,9 @@ import jax
 import jax.numpy as jnp
 
 from gbl_jax.checks import require_int
-from gbl_jax.probability.distributions import Bernoulli, Categorical, Laplace, MixtureNormal, Normal
 from gbl_jax.nets.layers import dense_apply, dense_init
+from gbl_jax.probability.distributions import Bernoulli, Categorical, Laplace, Normal
+from gbl_jax.probability.mixtures import MixtureNormal
 
 _POSITIVE = {"softplus": jax.nn.softplus, "exp": jnp.exp}
 

@@ -16,8 +16,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from gbl_jax.probability.densities import _check_value_shape, _require_integer_labels, _shape_str
 from gbl_jax.probability.distributions import Bernoulli, Categorical
+from gbl_jax.probability.family_rules import check_value_shape, require_integer_labels, shape_str
 
 Loss = Callable[[Any, jax.Array], jax.Array]   # loss(model output, y) -> scalar, e.g. nll
 
@@ -27,7 +27,7 @@ def _check_examples(name: str, what: str, shape: tuple[int, ...]) -> None:
     if len(shape) < 1:
         raise ValueError(f"{name}: needs a leading example axis [N, ...], got a scalar")
     if shape[0] == 0:
-        raise ValueError(f"{name}: {what} has shape {_shape_str(shape)}, with no examples (N = 0); "
+        raise ValueError(f"{name}: {what} has shape {shape_str(shape)}, with no examples (N = 0); "
                          "the mean over examples is undefined")
 
 
@@ -61,16 +61,16 @@ def nll(dist, y: ArrayLike) -> jax.Array:
     # Foreign distributions broadcast silently; log_prob must be indexed like y's leading axes.
     if y_shape[: lp.ndim] != tuple(lp.shape):
         raise ValueError(
-            f"nll: log_prob(y) has shape {_shape_str(lp.shape)}, which does not match y "
-            f"{_shape_str(y_shape)}; the distribution's batch shape and y disagree"
+            f"nll: log_prob(y) has shape {shape_str(lp.shape)}, which does not match y "
+            f"{shape_str(y_shape)}; the distribution's batch shape and y disagree"
         )
     return -_reduce(lp, "nll", "log_prob(y)")
 
 
 def _check_same_shape(name: str, pred: ArrayLike, y: ArrayLike) -> None:
     if jnp.shape(pred) != jnp.shape(y):
-        raise ValueError(f"{name}: pred has shape {_shape_str(jnp.shape(pred))} but y has "
-                         f"{_shape_str(jnp.shape(y))}; no broadcasting is done")
+        raise ValueError(f"{name}: pred has shape {shape_str(jnp.shape(pred))} but y has "
+                         f"{shape_str(jnp.shape(y))}; no broadcasting is done")
 
 
 def mse(pred: ArrayLike, y: ArrayLike) -> jax.Array:
@@ -101,8 +101,8 @@ def squared_error(dist, y: ArrayLike) -> jax.Array:
     is the book's argument for the NLL (section 6.2.2.2-6.2.2.3).
     """
     if isinstance(dist, Categorical):
-        _check_value_shape("squared_error", dist.batch_shape, y)
-        _require_integer_labels("squared_error", y)
+        check_value_shape("squared_error", dist.batch_shape, y)
+        require_integer_labels("squared_error", y)
         return mse(dist.probs(), jax.nn.one_hot(y, dist.num_classes, dtype=dist.probs().dtype))
     if isinstance(dist, Bernoulli):
         return mse(dist.probs(), jnp.asarray(y, dist.probs().dtype))
@@ -124,7 +124,7 @@ def accuracy(dist, y: ArrayLike) -> jax.Array:
       ValueError: a distribution with no classes, or labels of the wrong shape.
     """
     if isinstance(dist, Categorical):
-        _check_value_shape("accuracy", dist.batch_shape, y)
+        check_value_shape("accuracy", dist.batch_shape, y)
         return jnp.mean(jnp.argmax(dist.logits, axis=-1) == jnp.asarray(y))
     if isinstance(dist, Bernoulli):
         _check_same_shape("accuracy", dist.logits, y)

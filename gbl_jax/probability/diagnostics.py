@@ -17,7 +17,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from gbl_jax.probability.distributions import MixtureNormal, bernoulli_log_prob, categorical_log_prob
+from gbl_jax.probability.densities import bernoulli_log_prob, categorical_log_prob
+from gbl_jax.probability.mixtures import MixtureNormal
 
 
 def sigmoid_nll_grad(logits: ArrayLike, y: ArrayLike) -> jax.Array:
@@ -60,7 +61,7 @@ class MixtureGrads(NamedTuple):
 def mixture_nll_grads(dist: MixtureNormal, y: ArrayLike) -> MixtureGrads:
     """Closed-form gradients of -log p(y) for a ``MixtureNormal`` (Bishop 1994)."""
     gamma = dist.responsibilities(y)
-    _, loc, scale = dist._params()
+    _, loc, scale = dist.broadcast_params()
     z = (jnp.asarray(y)[..., None, :] - loc) / scale
     g = gamma[..., None]
     return MixtureGrads(gamma, dist.weights() - gamma, g * (-z / scale), g * (1.0 - jnp.square(z)))

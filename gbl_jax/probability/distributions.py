@@ -28,10 +28,11 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from gbl_jax.probability.densities import (
-    _HALF_LOG_2PI, _LOG_2, _check_value_shape, _common_shape, _concrete, _float_value, _pytree,
-    _require, _require_integer_labels, _validate_finite, _validate_labels, _validate_logits,
-    _validate_scale, _weighted, bernoulli_log_prob, categorical_log_prob, laplace_logpdf,
-    log_softmax, normal_logpdf)
+    HALF_LOG_2PI, LOG_2, bernoulli_log_prob, categorical_log_prob, laplace_logpdf, log_softmax,
+    normal_logpdf, weighted)
+from gbl_jax.probability.family_rules import (
+    check_value_shape, common_shape, concrete, float_value, pytree, require,
+    require_integer_labels, validate_finite, validate_labels, validate_logits, validate_scale)
 from gbl_jax.probability.mixtures import MixtureNormal, mixture_normal_logpdf
 from gbl_jax.probability.mvn import MultivariateNormalTriL, mvn_tril_logpdf
 
@@ -51,11 +52,12 @@ class _LocScale:
 
     @property
     def batch_shape(self) -> tuple[int, ...]:
-        return _common_shape(type(self).__name__, loc=self.loc, scale=self.scale)
+        return common_shape(type(self).__name__, loc=self.loc, scale=self.scale)
 
     event_shape = ()
 
-    def _params(self):
+    def broadcast_params(self) -> tuple[jax.Array, jax.Array]:
+        """(loc, scale) as arrays of one float dtype (at least float32), each [*batch_shape]."""
         shape = self.batch_shape
         dtype = jnp.result_type(self.loc, self.scale, jnp.float32)
         return (jnp.broadcast_to(jnp.asarray(self.loc, dtype), shape),
@@ -63,34 +65,34 @@ class _LocScale:
 
     def log_prob(self, y: ArrayLike) -> jax.Array:
         """log p(y) per element; y has the batch shape."""
-        _check_value_shape(type(self).__name__, self.batch_shape, y)
-        loc, scale = self._params()
-        return type(self)._logpdf(_float_value(y, loc), loc, scale)
+        check_value_shape(type(self).__name__, self.batch_shape, y)
+        loc, scale = self.broadcast_params()
+        return type(self)._logpdf(float_value(y, loc), loc, scale)
 
     def mean(self) -> jax.Array:
-        return self._params()[0]
+        return self.broadcast_params()[0]
 
     def mode(self) -> jax.Array:
-        return self._params()[0]
+        return self.broadcast_params()[0]
 
     def sample(self, key: jax.Array, shape: tuple[int, ...] = ()) -> jax.Array:
         """Draws [*shape, *batch_shape] samples."""
-        loc, scale = self._params()
+        loc, scale = self.broadcast_params()
         full = tuple(shape) + loc.shape
         noise = type(self)._noise(key, full, loc.dtype)
         return jnp.broadcast_to(loc, full) + jnp.broadcast_to(scale, full) * noise
 
     def validate(self, y: ArrayLike | None = None) -> None:
         family = type(self).__name__
-        self._params()
-        _validate_finite(family, "loc", self.loc)
-        _validate_scale(family, self.scale)
+        self.broadcast_params()
+        validate_finite(family, "loc", self.loc)
+        validate_scale(family, self.scale)
         if y is not None:
-            _check_value_shape(family, self.batch_shape, y)
-            _validate_finite(family, "y", y)
+            check_value_shape(family, self.batch_shape, y)
+            validate_finite(family, "y", y)
 
 
-@_pytree
+@pytree
 @dataclasses.dataclass(frozen=True, eq=False)
 class Normal(_LocScale):
     """Elementwise Gaussian N(loc, scale**2): the linear output unit's distribution (6.2.2.1).
@@ -107,13 +109,13 @@ class Normal(_LocScale):
     _noise = jax.random.normal
 
     def variance(self) -> jax.Array:
-        return jnp.square(self._params()[1])
+        return jnp.square(self.broadcast_params()[1])
 
     def entropy(self) -> jax.Array:
-        return 0.5 + _HALF_LOG_2PI + jnp.log(self._params()[1])
+        return 0.5 + HALF_LOG_2PI + jnp.log(self.broadcast_params()[1])
 
 
-@_pytree
+@pytree
 @dataclasses.dataclass(frozen=True, eq=False)
 class Laplace(_LocScale):
     """Elementwise Laplace(loc, scale): its maximum-likelihood loc is the conditional median.
@@ -132,13 +134,13 @@ class Laplace(_LocScale):
     _noise = jax.random.laplace
 
     def variance(self) -> jax.Array:
-        return 2.0 * jnp.square(self._params()[1])
+        return 2.0 * jnp.square(self.broadcast_params()[1])
 
     def entropy(self) -> jax.Array:
-        return 1.0 + _LOG_2 + jnp.log(self._params()[1])
+        return 1.0 + LOG_2 + jnp.log(self.broadcast_params()[1])
 
 
-@_pytree
+@pytree
 @dataclasses.dataclass(frozen=True, eq=False)
 class Bernoulli:
     """Elementwise Bernoulli with P(y = 1) = sigmoid(logits): the sigmoid unit (6.2.2.2).
@@ -160,7 +162,7 @@ class Bernoulli:
 
     def log_prob(self, y: ArrayLike) -> jax.Array:
         """log P(y) in softplus form; see ``bernoulli_log_prob``."""
-        _check_value_shape("Bernoulli", self.batch_shape, y)
+        check_value_shape("Bernoulli", self.batch_shape, y)
         return bernoulli_log_prob(jnp.asarray(self.logits, jnp.result_type(self.logits, jnp.float32)),
                                   y)
 
@@ -178,8 +180,8 @@ class Bernoulli:
 
     def entropy(self) -> jax.Array:
         z = jnp.asarray(self.logits)
-        return (_weighted(jax.nn.sigmoid(z), jax.nn.softplus(-z))
-                + _weighted(jax.nn.sigmoid(-z), jax.nn.softplus(z)))
+        return (weighted(jax.nn.sigmoid(z), jax.nn.softplus(-z))
+                + weighted(jax.nn.sigmoid(-z), jax.nn.softplus(z)))
 
     def sample(self, key: jax.Array, shape: tuple[int, ...] = ()) -> jax.Array:
         """Draws [*shape, *batch_shape] samples in {0, 1} (float)."""
@@ -188,17 +190,17 @@ class Bernoulli:
         return jax.random.bernoulli(key, p).astype(p.dtype)
 
     def validate(self, y: ArrayLike | None = None) -> None:
-        z = _concrete("logits", self.logits)
-        _require(not np.isnan(z).any(), "Bernoulli: logits contain NaN")
+        z = concrete("logits", self.logits)
+        require(not np.isnan(z).any(), "Bernoulli: logits contain NaN")
         if y is not None:
-            _check_value_shape("Bernoulli", self.batch_shape, y)
-            v = _concrete("y", y)
+            check_value_shape("Bernoulli", self.batch_shape, y)
+            v = concrete("y", y)
             bad = (v != 0) & (v != 1)
-            _require(not bad.any(), f"Bernoulli: y must be 0 or 1; {int(bad.sum())} entries are not "
-                     f"(e.g. {v[bad][:3].tolist()})")
+            require(not bad.any(), f"Bernoulli: y must be 0 or 1; {int(bad.sum())} entries are not "
+                    f"(e.g. {v[bad][:3].tolist()})")
 
 
-@_pytree
+@pytree
 @dataclasses.dataclass(frozen=True, eq=False)
 class Categorical:
     """Categorical over K classes with probabilities softmax(logits): the softmax unit (6.2.2.3).
@@ -226,8 +228,8 @@ class Categorical:
         """log softmax(logits)[y]; -inf for a label outside [0, K)."""
         if jnp.ndim(self.logits) < 1:
             raise ValueError("Categorical: logits need a class axis [..., K], got a scalar")
-        _check_value_shape("Categorical", self.batch_shape, y)
-        _require_integer_labels("Categorical", y)
+        check_value_shape("Categorical", self.batch_shape, y)
+        require_integer_labels("Categorical", y)
         return categorical_log_prob(self.logits, y)
 
     def probs(self) -> jax.Array:
@@ -251,10 +253,10 @@ class Categorical:
                                       shape=tuple(shape) + self.batch_shape)
 
     def validate(self, y: ArrayLike | None = None) -> None:
-        _validate_logits("Categorical", self.logits)
+        validate_logits("Categorical", self.logits)
         if y is not None:
-            _check_value_shape("Categorical", self.batch_shape, y)
-            _validate_labels("Categorical", y, self.num_classes)
+            check_value_shape("Categorical", self.batch_shape, y)
+            validate_labels("Categorical", y, self.num_classes)
 
 
 Distribution = Normal | Laplace | Bernoulli | Categorical | MixtureNormal | MultivariateNormalTriL

@@ -18,9 +18,10 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from gbl_jax.probability.densities import (
-    _check_value_shape, _common_shape, _float_value, _pytree, _shape_str, _validate_finite,
-    _validate_logits, _validate_scale, log_softmax, normal_logpdf)
+from gbl_jax.probability.densities import log_softmax, normal_logpdf
+from gbl_jax.probability.family_rules import (
+    check_value_shape, common_shape, float_value, pytree, shape_str, validate_finite,
+    validate_logits, validate_scale)
 
 
 def _nearest_components(log_w: jax.Array, y_KD: jax.Array, loc_KD: jax.Array,
@@ -98,7 +99,7 @@ def mixture_normal_logpdf(y: jax.Array, logits: jax.Array, loc: jax.Array,
     return _logsumexp(lp, nearest)
 
 
-@_pytree
+@pytree
 @dataclasses.dataclass(frozen=True, eq=False)
 class MixtureNormal:
     """Mixture of K diagonal Gaussians in D dimensions: the mixture density network's output.
@@ -133,16 +134,17 @@ class MixtureNormal:
 
     def _shapes(self):
         logits_shape = tuple(jnp.shape(self.logits))
-        loc_shape = _common_shape("MixtureNormal", loc=self.loc, scale=self.scale)
+        loc_shape = common_shape("MixtureNormal", loc=self.loc, scale=self.scale)
         if len(logits_shape) < 1 or loc_shape[:-1] != logits_shape:
             raise ValueError(
                 f"MixtureNormal: loc/scale must have shape logits.shape + [D] = [..., K, D]; got "
-                f"logits {_shape_str(logits_shape)}, loc {_shape_str(jnp.shape(self.loc))}, "
-                f"scale {_shape_str(jnp.shape(self.scale))}"
+                f"logits {shape_str(logits_shape)}, loc {shape_str(jnp.shape(self.loc))}, "
+                f"scale {shape_str(jnp.shape(self.scale))}"
             )
         return logits_shape[:-1], logits_shape[-1], loc_shape[-1:]
 
-    def _params(self):
+    def broadcast_params(self) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """(logits [..., K], loc [..., K, D], scale [..., K, D]) in one float dtype (>= float32)."""
         dtype = jnp.result_type(self.logits, self.loc, self.scale, jnp.float32)
         shape = jnp.shape(self.loc) or jnp.shape(self.scale)
         return (jnp.asarray(self.logits, dtype),
@@ -152,36 +154,36 @@ class MixtureNormal:
     def component_log_prob(self, y: ArrayLike) -> jax.Array:
         """log pi_k + log N(y; loc_k, diag(scale_k**2)), [..., K]; y is [..., D]."""
         batch, _, event = self._shapes()
-        _check_value_shape("MixtureNormal", batch + event, y)
-        logits, loc, scale = self._params()
-        y_K = jnp.broadcast_to(_float_value(y, loc)[..., None, :], loc.shape)
+        check_value_shape("MixtureNormal", batch + event, y)
+        logits, loc, scale = self.broadcast_params()
+        y_K = jnp.broadcast_to(float_value(y, loc)[..., None, :], loc.shape)
         return log_softmax(logits) + normal_logpdf(y_K, loc, scale).sum(-1)
 
     def log_prob(self, y: ArrayLike) -> jax.Array:
         """log p(y) by log-sum-exp over components, [...]; see ``mixture_normal_logpdf``."""
         batch, _, event = self._shapes()
-        _check_value_shape("MixtureNormal", batch + event, y)
-        logits, loc, scale = self._params()
-        return mixture_normal_logpdf(_float_value(y, loc), logits, loc, scale)
+        check_value_shape("MixtureNormal", batch + event, y)
+        logits, loc, scale = self.broadcast_params()
+        return mixture_normal_logpdf(float_value(y, loc), logits, loc, scale)
 
     def responsibilities(self, y: ArrayLike) -> jax.Array:
         """Posterior P(component k | y), [..., K]; on the nearest components if all underflow."""
         lp = self.component_log_prob(y)   # checks y's shape first
-        logits, loc, scale = self._params()
-        y_KD = jnp.broadcast_to(_float_value(y, loc)[..., None, :], loc.shape)
+        logits, loc, scale = self.broadcast_params()
+        y_KD = jnp.broadcast_to(float_value(y, loc)[..., None, :], loc.shape)
         nearest = _nearest_components(log_softmax(logits), y_KD, loc, scale)
         return _responsibilities(lp, nearest)
 
     def weights(self) -> jax.Array:
-        return jnp.exp(log_softmax(self._params()[0]))
+        return jnp.exp(log_softmax(self.broadcast_params()[0]))
 
     def mean(self) -> jax.Array:
-        _, loc, _ = self._params()
+        _, loc, _ = self.broadcast_params()
         return jnp.sum(self.weights()[..., None] * loc, axis=-2)
 
     def variance(self) -> jax.Array:
         """Per-dimension variance of the mixture (law of total variance), [..., D]."""
-        _, loc, scale = self._params()
+        _, loc, scale = self.broadcast_params()
         w = self.weights()[..., None]
         second_moment = jnp.sum(w * (jnp.square(scale) + jnp.square(loc)), axis=-2)
         return second_moment - jnp.square(self.mean())
@@ -189,7 +191,7 @@ class MixtureNormal:
     def sample(self, key: jax.Array, shape: tuple[int, ...] = ()) -> jax.Array:
         """Draws [*shape, *batch_shape, D] samples."""
         k_component, k_noise = jax.random.split(key)
-        logits, loc, scale = self._params()
+        logits, loc, scale = self.broadcast_params()
         shape = tuple(shape)
         component = jax.random.categorical(k_component, log_softmax(logits), axis=-1,
                                            shape=shape + logits.shape[:-1])
@@ -202,10 +204,10 @@ class MixtureNormal:
 
     def validate(self, y: ArrayLike | None = None) -> None:
         self._shapes()
-        _validate_logits("MixtureNormal", self.logits)
-        _validate_finite("MixtureNormal", "loc", self.loc)
-        _validate_scale("MixtureNormal", self.scale)
+        validate_logits("MixtureNormal", self.logits)
+        validate_finite("MixtureNormal", "loc", self.loc)
+        validate_scale("MixtureNormal", self.scale)
         if y is not None:
             batch, _, event = self._shapes()
-            _check_value_shape("MixtureNormal", batch + event, y)
-            _validate_finite("MixtureNormal", "y", y)
+            check_value_shape("MixtureNormal", batch + event, y)
+            validate_finite("MixtureNormal", "y", y)

@@ -20,9 +20,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from gbl_jax.probability.densities import (
-    _HALF_LOG_2PI, _LOG_2, _check_value_shape, _concrete, _float_value, _pytree, _require,
-    _shape_str, _validate_finite)
+from gbl_jax.probability.densities import HALF_LOG_2PI, LOG_2
+from gbl_jax.probability.family_rules import (
+    check_value_shape, concrete, float_value, pytree, require, shape_str, validate_finite)
 
 
 def _int_type(dtype: Any) -> Any:
@@ -86,7 +86,7 @@ def _ldexp_jvp(primals, tangents):
 def _log_abs(x: jax.Array) -> jax.Array:
     """log |x|, exact also for subnormal x, with derivative 1 / x."""
     e = _exponent(x)
-    return jnp.log(jnp.abs(_ldexp(x, -e))) + _LOG_2 * e.astype(x.dtype)
+    return jnp.log(jnp.abs(_ldexp(x, -e))) + LOG_2 * e.astype(x.dtype)
 
 
 def _flushed(y: jax.Array, loc: jax.Array) -> jax.Array:
@@ -131,9 +131,9 @@ def _mvn_logpdf(y: jax.Array, loc: jax.Array, tril: jax.Array, shift: jax.Array,
     white = jax.scipy.linalg.solve_triangular(scaled, diff[..., None], lower=True)[..., 0]
     # The scaled diagonal is normal, so its plain log is exact.
     log_det = (jnp.sum(jnp.log(jnp.abs(jnp.diagonal(scaled, axis1=-2, axis2=-1))), axis=-1)
-               - _LOG_2 * jnp.sum(shift, axis=-1).astype(tril.dtype))
+               - LOG_2 * jnp.sum(shift, axis=-1).astype(tril.dtype))
     # Halved before squaring, as in normal_logpdf, so that it overflows only where the value does.
-    return -jnp.sum((0.5 * white) * white, axis=-1) - log_det - loc.shape[-1] * _HALF_LOG_2PI
+    return -jnp.sum((0.5 * white) * white, axis=-1) - log_det - loc.shape[-1] * HALF_LOG_2PI
 
 
 # Jitted as a whole: called eagerly, its dozens of small ops would each compile and dispatch.
@@ -163,7 +163,7 @@ def mvn_tril_logpdf(y: jax.Array, loc: jax.Array, tril: jax.Array) -> jax.Array:
     return jnp.where(finite, lp, -jnp.inf)
 
 
-@_pytree
+@pytree
 @dataclasses.dataclass(frozen=True, eq=False)
 class MultivariateNormalTriL:
     """Full-covariance Gaussian N(loc, L L^T) with L lower triangular (Cholesky factor).
@@ -196,13 +196,15 @@ class MultivariateNormalTriL:
     def event_shape(self) -> tuple[int, ...]:
         return tuple(jnp.shape(self.loc))[-1:]
 
-    def _params(self):
+    def broadcast_params(self) -> tuple[jax.Array, jax.Array]:
+        """(loc [..., D], scale_tril [..., D, D] lower triangle, broadcast over the batch) in one
+        float dtype (>= float32); raises ValueError naming both shapes if they disagree."""
         loc_shape, tril_shape = tuple(jnp.shape(self.loc)), tuple(jnp.shape(self.scale_tril))
         if len(loc_shape) < 1 or tril_shape not in (loc_shape + loc_shape[-1:], loc_shape[-1:] * 2):
             raise ValueError(
                 "MultivariateNormalTriL: scale_tril must have shape [..., D, D] matching loc [..., D] "
-                f"(or [D, D]); got loc {_shape_str(loc_shape)}, "
-                f"scale_tril {_shape_str(tril_shape)}"
+                f"(or [D, D]); got loc {shape_str(loc_shape)}, "
+                f"scale_tril {shape_str(tril_shape)}"
             )
         dtype = jnp.result_type(self.loc, self.scale_tril, jnp.float32)
         tril = jnp.tril(jnp.asarray(self.scale_tril, dtype))
@@ -210,47 +212,47 @@ class MultivariateNormalTriL:
 
     def log_prob(self, y: ArrayLike) -> jax.Array:
         """log N(y; loc, L L^T) via a triangular solve, [...]; see ``mvn_tril_logpdf``."""
-        loc, tril = self._params()
-        _check_value_shape("MultivariateNormalTriL", loc.shape, y)
-        return mvn_tril_logpdf(_float_value(y, loc), loc, tril)
+        loc, tril = self.broadcast_params()
+        check_value_shape("MultivariateNormalTriL", loc.shape, y)
+        return mvn_tril_logpdf(float_value(y, loc), loc, tril)
 
     def mean(self) -> jax.Array:
-        return self._params()[0]
+        return self.broadcast_params()[0]
 
     mode = mean
 
     def covariance(self) -> jax.Array:
-        _, tril = self._params()
+        _, tril = self.broadcast_params()
         return tril @ jnp.swapaxes(tril, -1, -2)
 
     def variance(self) -> jax.Array:
-        return jnp.sum(jnp.square(self._params()[1]), axis=-1)
+        return jnp.sum(jnp.square(self.broadcast_params()[1]), axis=-1)
 
     def entropy(self) -> jax.Array:
-        loc, tril = self._params()
+        loc, tril = self.broadcast_params()
         log_det = jnp.sum(_log_abs(jnp.diagonal(tril, axis1=-2, axis2=-1)), axis=-1)
-        return loc.shape[-1] * (0.5 + _HALF_LOG_2PI) + log_det
+        return loc.shape[-1] * (0.5 + HALF_LOG_2PI) + log_det
 
     def sample(self, key: jax.Array, shape: tuple[int, ...] = ()) -> jax.Array:
         """Draws [*shape, *batch_shape, D] samples."""
-        loc, tril = self._params()
+        loc, tril = self.broadcast_params()
         full = tuple(shape) + loc.shape
         eps = jax.random.normal(key, full, loc.dtype)
         return jnp.broadcast_to(loc, full) + jnp.einsum("...ij,...j->...i", tril, eps)
 
     def validate(self, y: ArrayLike | None = None) -> None:
-        self._params()
-        _validate_finite("MultivariateNormalTriL", "loc", self.loc)
-        tril = _concrete("scale_tril", self.scale_tril)
-        _require(bool(np.isfinite(tril).all()), "MultivariateNormalTriL: scale_tril has non-finite "
-                 "entries")
+        self.broadcast_params()
+        validate_finite("MultivariateNormalTriL", "loc", self.loc)
+        tril = concrete("scale_tril", self.scale_tril)
+        require(bool(np.isfinite(tril).all()), "MultivariateNormalTriL: scale_tril has non-finite "
+                "entries")
         upper = np.triu(tril, k=1)
-        _require(not upper.any(), "MultivariateNormalTriL: scale_tril is not lower triangular "
-                 f"(largest upper entry {np.abs(upper).max():.3g})")
+        require(not upper.any(), "MultivariateNormalTriL: scale_tril is not lower triangular "
+                f"(largest upper entry {np.abs(upper).max():.3g})")
         diag = np.abs(np.diagonal(tril, axis1=-2, axis2=-1))
-        _require(bool((diag != 0).all()), "MultivariateNormalTriL: scale_tril is singular "
-                 "(a zero on its diagonal)")
-        loc = self._params()[0]
+        require(bool((diag != 0).all()), "MultivariateNormalTriL: scale_tril is singular "
+                "(a zero on its diagonal)")
+        loc = self.broadcast_params()[0]
         info = np.finfo(loc.dtype)
         tiny = diag < info.tiny
         if tiny.any():
@@ -260,8 +262,8 @@ class MultivariateNormalTriL:
                 f"{info.dtype}); XLA flushes them to zero, so covariance, sample and gradients see "
                 "a singular factor")
         if y is not None:
-            _check_value_shape("MultivariateNormalTriL", tuple(jnp.shape(self.loc)), y)
-            _validate_finite("MultivariateNormalTriL", "y", y)
+            check_value_shape("MultivariateNormalTriL", tuple(jnp.shape(self.loc)), y)
+            validate_finite("MultivariateNormalTriL", "y", y)
             out = ~np.isfinite(np.asarray(self.log_prob(y)))
             if out.any():
                 raise ValueError(

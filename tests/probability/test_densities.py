@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from gbl_jax.probability import densities
+from gbl_jax.probability import densities, family_rules
 
 RNG = np.random.default_rng(3)
 
@@ -44,13 +44,13 @@ def test_edge_values_are_limits_not_nan():
 
 
 def test_value_shapes_must_match_exactly():
-    densities._check_value_shape("Normal", (3, 2), jnp.zeros((3, 2)))
+    family_rules.check_value_shape("Normal", (3, 2), jnp.zeros((3, 2)))
     with pytest.raises(ValueError, match=r"Normal: y has shape \[3\] but the distribution expects "
                                          r"\[3, 2\].*no broadcasting"):
-        densities._check_value_shape("Normal", (3, 2), jnp.zeros(3))
-    assert densities._common_shape("Normal", loc=jnp.zeros((4, 2)), scale=1.0) == (4, 2)
+        family_rules.check_value_shape("Normal", (3, 2), jnp.zeros(3))
+    assert family_rules.common_shape("Normal", loc=jnp.zeros((4, 2)), scale=1.0) == (4, 2)
     with pytest.raises(ValueError, match="Normal"):
-        densities._common_shape("Normal", loc=jnp.zeros((4, 2)), scale=jnp.ones(3))
+        family_rules.common_shape("Normal", loc=jnp.zeros((4, 2)), scale=jnp.ones(3))
 
 
 def test_bernoulli_shares_one_softplus_with_the_values_and_derivatives_of_two():

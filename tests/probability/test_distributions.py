@@ -303,6 +303,23 @@ def test_inconsistent_parameters_raise(make):
         make().log_prob(jnp.zeros((5, 2)))
 
 
+def test_broadcast_params_spell_out_scalars_dtypes_and_the_shared_factor():
+    loc, scale = gbl.Laplace(jnp.arange(6.0).reshape(3, 2), 2).broadcast_params()
+    assert loc.shape == scale.shape == (3, 2) and scale.dtype == jnp.float32
+    np.testing.assert_array_equal(scale, np.full((3, 2), 2.0))
+    logits, m_loc, m_scale = gbl.MixtureNormal(jnp.zeros((4, 3)), jnp.ones((4, 3, 2)),
+                                               0.5).broadcast_params()
+    assert (logits.shape, m_loc.shape, m_scale.shape) == ((4, 3), (4, 3, 2), (4, 3, 2))
+    np.testing.assert_array_equal(m_scale, np.full((4, 3, 2), 0.5))
+    # the shared [D, D] factor, its upper triangle dropped, once per batch element
+    factor = _f32([[1.0, 9.0], [0.5, 2.0]])
+    mvn_loc, tril = gbl.MultivariateNormalTriL(jnp.zeros((3, 2)), factor).broadcast_params()
+    assert mvn_loc.shape == (3, 2) and tril.shape == (3, 2, 2)
+    np.testing.assert_array_equal(tril, np.broadcast_to(np.tril(np.asarray(factor)), (3, 2, 2)))
+    with pytest.raises(ValueError, match=r"loc \[3, 2\], scale_tril \[3, 3\]"):
+        gbl.MultivariateNormalTriL(jnp.zeros((3, 2)), jnp.eye(3)).broadcast_params()
+
+
 def test_float_labels_for_categorical_raise():
     with pytest.raises(ValueError, match="integer dtype"):
         gbl.Categorical(jnp.zeros((4, 3))).log_prob(jnp.zeros(4))
