@@ -32,6 +32,8 @@ from gbl_jax.probability.distributions import MultivariateNormalTriL
 from gbl_jax.probability.distributions import Normal
 from gbl_jax.probability.distributions import log_prob
 from gbl_jax.probability.distributions import validate
+from gbl_jax.analysis.instability import Instability
+from gbl_jax.analysis.instability import instability
 from gbl_jax.analysis.landscape import Basins
 from gbl_jax.analysis.landscape import align
 from gbl_jax.analysis.landscape import barrier
@@ -68,6 +70,7 @@ __all__ = [
     "CriticalPoints",
     "Disagreement",
     "EnsembleCurve",
+    "Instability",
     "Laplace",
     "MixtureNormal",
     "Model",
@@ -94,6 +97,7 @@ __all__ = [
     "ensemble",
     "heads",
     "inits",
+    "instability",
     "interpolate",
     "landscape_report",
     "load",

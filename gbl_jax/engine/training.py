@@ -179,6 +179,9 @@ class Engine(NamedTuple):
     run(k_init, k_data, hypers, x, y, eval_x, eval_y) -> dict (start, every unit, finish)
     predict(params, eval_x, diverged) -> the predictive distribution on eval_x (NaN where
       diverged)
+    resume(params, opt_state, k_data, x, y, first, count) -> (params, opt_state, mean loss):
+      ``count`` (static) more steps from global step ``first`` on the data stream of ``k_data``
+      (the epoch of step ``first`` drawn from it), unchecked: a run that diverges goes NaN
     """
 
     start: Callable
@@ -188,6 +191,7 @@ class Engine(NamedTuple):
     layout: Layout
     metric_names: tuple
     predict: Callable | None = None
+    resume: Callable | None = None
 
 
 def make_engine(cfg: RunConfig, reading_order: bool = False,
@@ -438,7 +442,14 @@ def make_engine(cfg: RunConfig, reading_order: bool = False,
             out["predictions"] = predict(state.params, ex, state.diverged)
         return out
 
-    return Engine(start, advance, finish, run, lay, names, predict)
+    def resume(params, opt_state, k_data, x, y, first, count: int):
+        order = (epoch_order(k_data, first, x.shape[0]) if cfg.batch_size is not None
+                 else jnp.zeros((0,), jnp.int32))
+        params, opt_state, _, sums = run_steps(params, opt_state, order, k_data, x, y, first,
+                                               count, count)
+        return params, opt_state, (sums[0] / count).astype(jnp.float32)
+
+    return Engine(start, advance, finish, run, lay, names, predict, resume)
 
 
 @functools.lru_cache(maxsize=64)
