@@ -119,6 +119,10 @@ class SweepResult(NamedTuple):
     def rerun(self, seed: int, cell: tuple = ()) -> dict:
         """Keyword arguments that make ``train`` repeat run (cell, seed) of this sweep (of the
         cell's model, for a ``model_axes`` cell: those axes choose the model, not ``train``)."""
+        if tuple(self.vary) == ("perturb",) and seed > 0:
+            raise ValueError(f"rerun: seed {seed} of a vary=('perturb',) sweep is seed 0's run with "
+                             "one initial weight moved by one ulp, which train cannot repeat; "
+                             "rerun(0) is seed 0")
         keys = jnp.asarray(self.keys)
         init_seed, data_seed = seed, seed
         if self.crossed:   # seed i D + d: ordinary seed i D's init, ordinary seed d's data

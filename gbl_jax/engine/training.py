@@ -170,6 +170,28 @@ def _scale_init(params, scale):
         params)
 
 
+def weight_leaves(params) -> list[bool]:
+    """Which leaves of ``params`` are weights: floating, ndim >= 2 (matrices and kernels)."""
+    return [jnp.ndim(leaf) >= 2 and jnp.issubdtype(jnp.result_type(leaf), jnp.floating)
+            for leaf in jax.tree.leaves(params)]
+
+
+def perturb_weight(params, index):
+    """``params`` with weight number ``index`` moved to its next float toward +inf (one ulp,
+    ``numpy.nextafter`` in the leaf's dtype); ``index`` < 0 changes nothing. Weights are counted
+    over the leaves ``weight_leaves`` picks, in ``jax.tree.leaves`` order, each raveled in C
+    order (Summers & Dinneen 2021)."""
+    leaves, treedef = jax.tree.flatten(params)
+    index, offset, out = jnp.asarray(index).astype(jnp.int32), 0, []
+    for leaf, weight in zip(leaves, weight_leaves(params)):
+        if weight:
+            flat = offset + jnp.arange(leaf.size, dtype=jnp.int32).reshape(leaf.shape)
+            up = jnp.nextafter(leaf, jnp.asarray(jnp.inf, leaf.dtype))
+            leaf, offset = jnp.where(flat == index, up, leaf), offset + leaf.size
+        out.append(leaf)
+    return jax.tree.unflatten(treedef, out)
+
+
 class Engine(NamedTuple):
     """The pure pieces of one run; ``sweep`` vmaps them over runs.
 
@@ -239,8 +261,10 @@ def make_engine(cfg: RunConfig, reading_order: bool = False,
                 params)
         if "init_scale" in hypers:
             params = _scale_init(params, hypers["init_scale"])
+        if "perturb" in hypers:
+            params = perturb_weight(params, hypers["perturb"])
         opt_state = optimizer.init(params)
-        opt_hypers = {k: v for k, v in hypers.items() if k != "init_scale"}
+        opt_hypers = {k: v for k, v in hypers.items() if k not in ("init_scale", "perturb")}
         if opt_hypers:
             opt_state = _set_hyperparams(opt_state, opt_hypers)
         nan = jnp.asarray(jnp.nan, jnp.float32)
