@@ -13,6 +13,7 @@ from gbl_jax.nets import inits
 from gbl_jax.analysis import landscape_report
 from gbl_jax.nets import models
 from gbl_jax.analysis import plots
+from gbl_jax.engine import probes
 from gbl_jax.data import population
 from gbl_jax.data import problems
 from gbl_jax.engine.compilation import count_compiles
@@ -109,6 +110,7 @@ __all__ = [
     "nll",
     "plots",
     "population",
+    "probes",
     "problems",
     "spread",
     "squared_error",

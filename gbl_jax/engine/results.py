@@ -71,6 +71,9 @@ class SweepResult(NamedTuple):
       predictions: with ``keep_predictions``, each run's predictive distribution on the
         held-out set: the model's distribution whose arrays lead with [*G, seeds] (NaN where a
         run diverged); None otherwise.
+      probes: {name: [*G, seeds, T, ...]} each probe's value at each window's end
+        (``gbl.probes``; NaN once diverged); {} without probes. A probe whose value is an array
+        is saved and loaded with the result.
 
     A NamedTuple, not a dataclass: change fields with ``out.replace(final_loss=...)`` (or
     ``out._replace``, or ``copy.replace`` on Python 3.13+); ``dataclasses.replace`` refuses
@@ -95,6 +98,7 @@ class SweepResult(NamedTuple):
     crossed: tuple = ()
     model_axes: tuple = ()
     predictions: Any = None
+    probes: dict = {}
 
     @property
     def grid_shape(self) -> tuple[int, ...]:
@@ -157,6 +161,7 @@ class SweepResult(NamedTuple):
             metrics={k: take(v) for k, v in self.metrics.items()},
             final_metrics={k: take(v) for k, v in self.final_metrics.items()},
             predictions=tree(self.predictions),
+            probes={k: tree(v) for k, v in self.probes.items()},
             grid={}, hyperparams={**self.hyperparams, **chosen})
 
     def to_frame(self):
@@ -341,6 +346,12 @@ def _arrays_of(out: SweepResult) -> tuple[dict[str, np.ndarray], Any]:
     if out.predictions is not None:
         _, fields = _prediction_fields(out.predictions)
         arrays.update({f"predictions/{k}": v for k, v in fields.items()})
+    for name, value in out.probes.items():
+        if not isinstance(value, (np.ndarray, jax.Array)):
+            raise ValueError(f"save: probe {name!r} returns a {type(value).__name__}, not an "
+                             "array; only probes whose value is one array are saved (drop it "
+                             "with out.replace(probes=...))")
+        arrays[f"probes/{name}"] = np.asarray(value)
     return arrays, tree
 
 
@@ -370,6 +381,7 @@ def _describe(out: SweepResult, arrays: Mapping[str, np.ndarray], tree) -> dict:
             "tree": tree, "leaves": len(jax.tree.leaves(out.params)),
             "init_params": out.init_params is not None},
         "crossed": [int(n) for n in out.crossed] or None,
+        "probes": list(out.probes),
         "model_axes": list(out.model_axes),
         "predictions": None if out.predictions is None else {
             "family": type(out.predictions).__name__,
@@ -507,7 +519,8 @@ def load(path, *, params_like=None) -> SweepResult:
         wall_s=math.nan if meta["wall_s"] is None else float(meta["wall_s"]),
         hyperparams=dict(meta.get("hyperparams", {})),
         crossed=tuple(meta.get("crossed") or ()), model_axes=tuple(meta.get("model_axes", ())),
-        predictions=_predictions_of(meta.get("predictions"), arrays))
+        predictions=_predictions_of(meta.get("predictions"), arrays),
+        probes={k: arrays[f"probes/{k}"] for k in meta.get("probes", [])})
 
 
 def _predictions_of(info, arrays) -> Any:

@@ -19,6 +19,7 @@ import numpy as np
 
 from gbl_jax.checks import first_bad_index, require_finite_array, require_finite_number, require_int
 from gbl_jax.engine.compilation import canonical
+from gbl_jax.engine.probes import check_probes
 from gbl_jax.probability.costs import nll
 from gbl_jax.probability.distributions import Bernoulli, Categorical
 from gbl_jax.nets.models import check_model, hashable_model, is_stochastic
@@ -45,6 +46,7 @@ class RunConfig(NamedTuple):
     grad_tol: float | None
     dtype: Any                # a numpy dtype or None
     keep_predictions: bool = False   # return the predictive distribution on the eval data
+    probes: tuple = ()        # ((name, gbl.probes.Probe), ...) evaluated at each window's end
 
     @property
     def metric_names(self) -> tuple[str, ...]:
@@ -262,7 +264,8 @@ def check_targets(dist, y, name: str = "y") -> None:
 
 def check_run(model, optimizer, data, *, key, steps, batch_size=None, loss, log_every=1,
               metrics: Mapping[str, Callable] | None = None, eval_data=None, grad_tol=None,
-              grid: Mapping[str, Any] | None = None, dtype=None, keep_predictions=False):
+              grid: Mapping[str, Any] | None = None, dtype=None, keep_predictions=False,
+              probes: Mapping[str, Any] | None = None):
     """Validates a run; returns (``RunConfig``, (x, y, eval_x, eval_y)) (eval None if absent)."""
     check_model(model)
     model = canonical(hashable_model(model))
@@ -318,6 +321,10 @@ def check_run(model, optimizer, data, *, key, steps, batch_size=None, loss, log_
     if keep_predictions and ex is None:
         raise ValueError("keep_predictions=True keeps each run's predictive distribution on the "
                          "held-out set: pass eval_data (e.g. eval_data=data.test)")
+    probes = check_probes(probes)
+    if probes and grad_tol is not None:
+        raise ValueError("probes and grad_tol do not go together yet (a run frozen at "
+                         "convergence has no windows to probe): pass one")
     cfg = RunConfig(model, optimizer, loss, steps, batch_size, log_every, tuple(metrics.items()),
-                    ex is not None, grad_tol, dtype, keep_predictions)
+                    ex is not None, grad_tol, dtype, keep_predictions, probes)
     return cfg, (x, y, ex, ey)

@@ -201,7 +201,8 @@ def plan_sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax
                grid: Mapping[str, Sequence[float]] | None = None,
                metrics: Mapping[str, Callable] | None = None, eval_data=None,
                grad_tol: float | None = None, compact: bool = True, dtype=None,
-               keep_predictions: bool = False) -> SweepPlan:
+               keep_predictions: bool = False,
+               probes: Mapping[str, Any] | None = None) -> SweepPlan:
     """Validates a sweep's arguments (as ``sweep``) and resolves its defaults; compiles nothing."""
     design = seeds if isinstance(seeds, Crossed) else None
     if design is not None:
@@ -221,7 +222,7 @@ def plan_sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax
     cfg, arrays = check_run(model, optimizer, data, key=key, steps=steps, batch_size=batch_size,
                             loss=loss, log_every=log_every, metrics=metrics, eval_data=eval_data,
                             grad_tol=grad_tol, grid=grid, dtype=dtype,
-                            keep_predictions=keep_predictions)
+                            keep_predictions=keep_predictions, probes=probes)
     if "init" not in vary and vary != PERTURB and seeds > 1 and not is_stochastic(cfg.model) and (
             cfg.batch_size in (None, len(arrays[0]))):
         raise ValueError(
@@ -419,7 +420,7 @@ def merge_chunks(plan: SweepPlan, chunks: Sequence[SweepChunk], wall_s: float) -
         final_metrics=out["final_metrics"], converged_step=out["converged_step"],
         grid={k: v.tolist() for k, v in plan.grid.items()}, vary=plan.vary,
         log_every=plan.log_every, chunk_size=plan.chunk_size, wall_s=wall_s,
-        predictions=out.get("predictions"),
+        predictions=out.get("predictions"), probes=out.get("probes", {}),
         crossed=plan.crossed if len(seeds) == plan.seeds else ())
 
 
@@ -431,7 +432,7 @@ def sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax.Arra
           grad_tol: float | None = None, keep_params: bool = False,
           chunk_size: int | None = None, devices: Sequence[Any] | None = None,
           seed_range: tuple[int, int] | None = None, compact: bool = True, dtype=None,
-          keep_predictions: bool = False,
+          keep_predictions: bool = False, probes: Mapping[str, Any] | None = None,
           progress: Callable[[int, int], None] | None = None) -> SweepResult:
     """Trains ``model`` from ``seeds`` random initializations in every cell of ``grid``.
 
@@ -462,6 +463,10 @@ def sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax.Arra
       keep_predictions: also return every run's predictive distribution on ``eval_data``
         (``out.predictions``: the model's distribution with a leading [*grid, seeds] axis; NaN
         where a run diverged), what ``gbl.disagreement`` and ``gbl.ensemble`` read.
+      probes: {name: probe} evaluated at each window's end on the params and the full-batch
+        training objective (``gbl.probes``: ``sharpness()``, ``grad_norm()``,
+        ``distance_from_init()``, or your own); ``out.probes[name]`` [*grid, seeds, T, ...].
+        Not with ``grad_tol``.
       chunk_size: runs per compiled call (default: ``chunking.auto_chunk_size``); whether they
         vmap or go side by side follows ``chunking.side_by_side``.
       devices: devices to shard runs over (default: all of ``jax.devices()``).
@@ -486,7 +491,7 @@ def sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax.Arra
                       chunk_size=chunk_size, keep_params=keep_params, devices=devices,
                       seed_range=seed_range, vary=vary, grid=grid, metrics=metrics,
                       eval_data=eval_data, grad_tol=grad_tol, compact=compact, dtype=dtype,
-                      keep_predictions=keep_predictions)
+                      keep_predictions=keep_predictions, probes=probes)
     memory.check_sweep(plan)
     chunks = []
     for chunk in run_plan(plan):
