@@ -202,7 +202,35 @@ def instability(model, optimizer, data, *, key: jax.Array, parents: int, steps: 
       Frankle, Dziugaite, Roy & Carbin (2020), "Linear mode connectivity and the lottery ticket
       hypothesis".
     """
+    return run_instability(model, optimizer, data, key=key, parents=parents, steps=steps, at=at,
+                           children=children, batch_size=batch_size, loss=loss,
+                           eval_data=eval_data, align=align, num=num, chunk_size=chunk_size,
+                           keep_params=keep_params, dtype=dtype)
+
+
+class Store:
+    """Where a resumable analysis keeps each finished k (the command line's run folder):
+    ``done()`` -> {k: {name: [parents, pairs]}}, ``parents(k, like)`` -> the parents' state at k
+    (a tree like ``like``), ``save(k, barriers, parents)``. The base class keeps nothing."""
+
+    def done(self) -> dict:
+        return {}
+
+    def parents(self, k: int, like):
+        raise KeyError(k)
+
+    def save(self, k: int, barriers: dict, parents) -> None:
+        pass
+
+
+def run_instability(model, optimizer, data, *, key, parents, steps, at, children=2,
+                    batch_size=None, loss=nll, eval_data=None, align=None, num=25,
+                    chunk_size=None, keep_params=False, dtype=None,
+                    store: Store | None = None) -> Instability:
+    """``instability`` with a ``Store``: the k it holds are read, not run again, and the parents
+    continue from its last one; every k finished is saved before the next begins."""
     begin = time.perf_counter()
+    store = Store() if store is None else store
     parents = require_int("parents", parents, 1)
     children = require_int("children", children, 2)
     num = require_int("num", num, 11)
@@ -232,8 +260,19 @@ def instability(model, optimizer, data, *, key: jax.Array, parents: int, steps: 
     out = {name: np.full((len(at), parents, len(pairs)), np.nan) for name in names}
     kept = {} if keep_params else None
 
+    done = store.done()
+    finished = 0
+    while finished < len(at) and int(at[finished]) in done:
+        finished += 1
     prev = 0
+    if finished:
+        prev = int(at[finished - 1])
+        par = store.parents(prev, par)
     for i, (k, keys) in enumerate(zip(at, _child_keys(k_data, at, children))):
+        if i < finished:
+            for name in names:
+                out[name][i] = done[int(k)][name]
+            continue
         par, _ = continuation.resume(cfg, par, k_data, x, y, first=prev, count=int(k) - prev,
                                      size=min(size, parents))
         prev = int(k)
@@ -256,5 +295,6 @@ def instability(model, optimizer, data, *, key: jax.Array, parents: int, steps: 
                 for m, fn in metrics.items():
                     out[prefix + m][i, :, j] = barrier(model, (ex, ey), pa, other, num=num,
                                                        loss=fn, stacked=True)
+        store.save(int(k), {name: out[name][i] for name in names}, par)
     return Instability(at, out, pairs, steps, children, parents, on, kept,
                        time.perf_counter() - begin)

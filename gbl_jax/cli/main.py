@@ -38,6 +38,7 @@ from gbl_jax.analysis import landscape_report
 from gbl_jax.cli import launch
 from gbl_jax.nets import mlp as nets
 from gbl_jax.data import problems
+from gbl_jax.cli import instability as instability_cli
 from gbl_jax.cli import runner
 from gbl_jax.cli import runstore
 from gbl_jax.cli import sweep_report
@@ -797,6 +798,7 @@ def _parser() -> argparse.ArgumentParser:
                    "10000)")
     c.add_argument("--seed", type=int, default=0, help="the bootstrap's random seed (default 0)")
     c.set_defaults(run=_compare)
+    instability_cli.add_parser(sub, [])
     p = sub.add_parser("problems", help="list the problems")
     p.set_defaults(run=_problems)
     t = sub.add_parser("tour", help="a one-minute tour of section 6.2 in numbers")
