@@ -730,6 +730,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--keep-predictions", action="store_true", default=None, help="store every "
                    "seed's predictive distribution on the held-out split in sweep.npz "
                    "(gbl.load(DIR).predictions; for gbl-jax ensemble)")
+    s.add_argument("--probe", action="append", metavar="NAME", help="evaluate a probe at the "
+                   "end of every logged window: sharpness (the top Hessian eigenvalue), "
+                   "grad_norm, distance_from_init; repeat for several (gbl.load(DIR).probes)")
+    s.add_argument("--vary", help="which randomness differs between seeds: init,data "
+                   "(default), init, data, or perturb (seed 0's run with one initial weight "
+                   "moved by one ulp)")
     s.add_argument("--out", help="output folder; default runs/<problem>-h<hidden>-<time>")
     s.add_argument("--resume", action="store_true", help="finish the interrupted sweep in --out "
                    "(a sweep of your --model or --data module:function needs it named again: a "

@@ -101,3 +101,26 @@ def test_a_second_writer_is_locked_out_and_bad_options_are_one_line(finished, tm
         assert message in err and err.count("\n") == 1, err
     assert _main("--out", str(out), "--resume", "--parents", "5") == 2
     assert "drop --parents" in capsys.readouterr().err
+
+
+def test_sweep_probes_and_perturb_at_the_command_line(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    assert cli.main(["sweep", "--problem", "xor", "--hidden", "2", "--optimizer", "sgd", "--lr",
+                     "0.5", "--seeds", "4", "--steps", "50", "--probe", "sharpness", "--probe",
+                     "distance_from_init", "--vary", "perturb", "--cpu-devices", "1",
+                     "--no-compile-cache", "--out", str(out)]) == 0
+    capsys.readouterr()
+    got = gbl.load(out)
+    want = gbl.sweep(gbl.mlp([2], gbl.heads.bernoulli()), optax.sgd(0.5), gbl.problems.xor(),
+                     key=jax.random.PRNGKey(0), seeds=4, steps=50, vary=("perturb",),
+                     probes={"sharpness": gbl.probes.sharpness(),
+                             "distance_from_init": gbl.probes.distance_from_init()})
+    assert got.vary == ("perturb",)
+    for name in want.probes:
+        np.testing.assert_allclose(got.probes[name], want.probes[name], rtol=1e-5, atol=1e-7)
+    for args, message in ((["--probe", "hessian"], "probe"), (["--vary", "seeds"], "vary"),
+                          (["--probe", "grad_norm", "--grad-tol", "1e-3"], "--grad-tol")):
+        assert cli.main(["sweep", "--problem", "xor", "--seeds", "2", "--steps", "5", *args,
+                         "--out", str(tmp_path / "bad")]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
