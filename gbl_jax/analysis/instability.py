@@ -248,11 +248,11 @@ def run_instability(model, optimizer, data, *, key, parents, steps, at, children
     on = "train" if test is None else "test"
     if ex is None:
         ex, ey = (x, y) if test is None else map(jnp.asarray, test)
-    n_runs = parents * children
-    size = continuation.chunk_size_for(cfg, x, y, n_runs, chunk_size)
+    size = continuation.chunk_size_for(cfg, x, y, parents * children, chunk_size)
+    size_p = continuation.chunk_size_for(cfg, x, y, parents, chunk_size)
 
     k_init, k_data = jax.vmap(split_keys)(jax.random.split(key, parents))
-    par = continuation.start(cfg, k_init, k_data, x, min(size, parents))
+    par = continuation.start(cfg, k_init, k_data, x, size_p)
     classify = _is_classifier(model, jax.tree.map(lambda a: a[0], par.params), x)
     metrics = {"error": error, "loss": loss} if classify else {"loss": loss}
     pairs = tuple(itertools.combinations(range(children), 2))
@@ -274,7 +274,7 @@ def run_instability(model, optimizer, data, *, key, parents, steps, at, children
                 out[name][i] = done[int(k)][name]
             continue
         par, _ = continuation.resume(cfg, par, k_data, x, y, first=prev, count=int(k) - prev,
-                                     size=min(size, parents))
+                                     size=size_p)
         prev = int(k)
         spawned = jax.tree.map(lambda a: jnp.repeat(a, children, axis=0), par)
         kids, _ = continuation.resume(cfg, spawned, keys, x, y, first=int(k),

@@ -3,7 +3,8 @@
 What ``gbl.instability`` spawns (Frankle et al. 2020): parents start as ``train`` would start
 them and advance in segments; at a step k copies continue with other data keys. Every run of a
 call is one ``jax.vmap`` lane of one compiled program per segment length (no recompile per
-run), in chunks of ``chunk_size`` runs; the last chunk is padded so every chunk has one shape.
+run), in chunks of ``chunk_size`` runs sharded over the devices as a sweep's chunks are
+(``chunking``); the last chunk is padded so every chunk has one shape.
 
 A continued run follows ``train``'s data conventions (``gbl_jax.engine.training``): from step
 ``first`` on data key ``k``, epoch e's order is ``permutation(fold_in(k, e), N)`` and step t
@@ -20,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gbl_jax.engine.chunking import auto_chunk_size
+from gbl_jax.engine.chunking import _batched, auto_chunk_size
 from gbl_jax.engine.runconfig import RunConfig
 from gbl_jax.engine.training import make_engine
 
@@ -33,18 +34,18 @@ class Runs(NamedTuple):
 
 
 @functools.lru_cache(maxsize=16)
-def _start_fn(cfg: RunConfig):
+def _start_fn(cfg: RunConfig, size: int, devices: tuple):
     engine = make_engine(cfg)
 
     def start(k_init, k_data, x):
         state, _ = engine.start(k_init, k_data, {}, x)
         return Runs(state.params, state.opt_state)
 
-    return jax.jit(jax.vmap(start, in_axes=(0, 0, None)))
+    return _batched(start, (0, 0, None), size, devices, "gbl_continuation_start")
 
 
 @functools.lru_cache(maxsize=64)
-def _resume_fn(cfg: RunConfig, count: int):
+def _resume_fn(cfg: RunConfig, count: int, size: int, devices: tuple):
     engine = make_engine(cfg)
 
     def resume(runs, k_data, x, y, first):
@@ -52,7 +53,8 @@ def _resume_fn(cfg: RunConfig, count: int):
                                                 count)
         return Runs(params, opt_state), mean
 
-    return jax.jit(jax.vmap(resume, in_axes=(0, 0, None, None, None)))
+    return _batched(resume, (0, 0, None, None, None), size, devices,
+                    "gbl_continuation_segment")
 
 
 def _chunks(n: int, size: int):
@@ -66,10 +68,12 @@ def _concat(parts, n: int):
 
 def chunk_size_for(cfg: RunConfig, x: jax.Array, y: jax.Array, runs: int,
                    chunk_size: int | None = None) -> int:
-    """Runs per compiled call: ``chunk_size``, or the sweeps' default for one device."""
+    """Runs per compiled call: ``chunk_size`` (rounded up to a multiple of the device count),
+    or the sweeps' default (``chunking.auto_chunk_size``)."""
+    n_dev = len(jax.devices())
     if chunk_size is not None:
-        return max(1, min(int(chunk_size), runs))
-    return auto_chunk_size(cfg, x, y, runs=runs, devices=(jax.devices()[0],))
+        return -(-max(1, min(int(chunk_size), runs)) // n_dev) * n_dev
+    return auto_chunk_size(cfg, x, y, runs=runs, devices=tuple(jax.devices()))
 
 
 def start(cfg: RunConfig, k_init: jax.Array, k_data: jax.Array, x: jax.Array,
@@ -78,8 +82,9 @@ def start(cfg: RunConfig, k_init: jax.Array, k_data: jax.Array, x: jax.Array,
 
     Args:
       k_init, k_data: [runs] keys (``training.split_keys`` of each run's key).
+      size: runs per compiled call, a multiple of the device count.
     """
-    fn, n = _start_fn(cfg), k_init.shape[0]
+    fn, n = _start_fn(cfg, size, tuple(jax.devices())), k_init.shape[0]
     return _concat([fn(k_init[i], k_data[i], x) for _, i in _chunks(n, size)], n)
 
 
@@ -93,10 +98,11 @@ def resume(cfg: RunConfig, runs: Runs, k_data: jax.Array, x: jax.Array, y: jax.A
     n = k_data.shape[0]
     if count == 0:
         return runs, np.full((n,), np.nan, np.float32)
-    fn = _resume_fn(cfg, int(count))
+    fn = _resume_fn(cfg, int(count), size, tuple(jax.devices()))
     parts, means = [], []
     for _, i in _chunks(n, size):
-        part, mean = fn(jax.tree.map(lambda a: a[i], runs), k_data[i], x, y, first)
+        part, mean = fn(jax.tree.map(lambda a: a[i], runs), k_data[i], x, y,
+                        jnp.asarray(first, jnp.int32))
         parts.append(part)
         means.append(np.asarray(mean))
     return _concat(parts, n), np.concatenate(means)[:n]

@@ -101,9 +101,9 @@ def test_continuing_on_its_own_key_is_the_run_train_makes():
     cfg, (x, y, _, _) = check_run(MODEL, opt, DATA, key=KEY, steps=12, batch_size=BATCH,
                                   loss=gbl.nll, log_every=12)
     k_init, k_data = jax.random.split(KEY)
-    runs = continuation.start(cfg, k_init[None], k_data[None], x, 1)
-    runs, _ = continuation.resume(cfg, runs, k_data[None], x, y, first=0, count=5, size=1)
-    runs, _ = continuation.resume(cfg, runs, k_data[None], x, y, first=5, count=7, size=1)
+    runs = continuation.start(cfg, k_init[None], k_data[None], x, len(jax.devices()))
+    runs, _ = continuation.resume(cfg, runs, k_data[None], x, y, first=0, count=5, size=len(jax.devices()))
+    runs, _ = continuation.resume(cfg, runs, k_data[None], x, y, first=5, count=7, size=len(jax.devices()))
     want = gbl.train(MODEL, opt, DATA, key=KEY, steps=12, batch_size=BATCH).params
     for g, w in zip(jax.tree.leaves(runs.params), jax.tree.leaves(want)):
         np.testing.assert_allclose(g[0], w, rtol=1e-5, atol=1e-6)
