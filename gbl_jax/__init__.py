@@ -2,8 +2,8 @@
 
 The public API is the names in ``__all__``: functions and classes at the top level
 (``gbl.sweep``, ``gbl.nll``, ``gbl.Normal``, ...) and the modules ``diagnostics``, ``heads``,
-``inits``, ``landscape_report``, ``models``, ``plots``, ``population`` and ``problems``. Every
-other module is internal: it may change or move between releases.
+``inits``, ``landscape_report``, ``models``, ``plots``, ``population``, ``probes`` and
+``problems``. Every other module is internal: it may change or move between releases.
 """
 
 from gbl_jax._version import __version__
