@@ -101,9 +101,10 @@ def test_continuing_on_its_own_key_is_the_run_train_makes():
     cfg, (x, y, _, _) = check_run(MODEL, opt, DATA, key=KEY, steps=12, batch_size=BATCH,
                                   loss=gbl.nll, log_every=12)
     k_init, k_data = jax.random.split(KEY)
-    runs = continuation.start(cfg, k_init[None], k_data[None], x, len(jax.devices()))
-    runs, _ = continuation.resume(cfg, runs, k_data[None], x, y, first=0, count=5, size=len(jax.devices()))
-    runs, _ = continuation.resume(cfg, runs, k_data[None], x, y, first=5, count=7, size=len(jax.devices()))
+    size = len(jax.devices())   # one run, padded to a chunk per device
+    runs = continuation.start(cfg, k_init[None], k_data[None], x, size)
+    runs, _ = continuation.resume(cfg, runs, k_data[None], x, y, first=0, count=5, size=size)
+    runs, _ = continuation.resume(cfg, runs, k_data[None], x, y, first=5, count=7, size=size)
     want = gbl.train(MODEL, opt, DATA, key=KEY, steps=12, batch_size=BATCH).params
     for g, w in zip(jax.tree.leaves(runs.params), jax.tree.leaves(want)):
         np.testing.assert_allclose(g[0], w, rtol=1e-5, atol=1e-6)
@@ -128,3 +129,20 @@ def test_stable_rate_refuses_a_missing_metric():
                                                 ((0, 1),), 5, 2, 2, "train", None, 0.0)
     with pytest.raises(ValueError, match="no 'error' barriers"):
         res.stable_rate()
+
+
+def test_the_figure_draws_the_stable_rate_and_each_parents_worst_barrier(res):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    fig = gbl.plots.instability_figure(res, tol=0.005)
+    left, right = fig.axes[:2]
+    rate = res.stable_rate(0.005)
+    lines = {tuple(np.round(np.asarray(line.get_ydata(), float), 12)) for line in right.get_lines()}
+    assert tuple(np.round(rate.rate, 12)) in lines
+    median = np.median(np.max(res.barriers["error"], axis=-1), axis=1)
+    assert any(np.allclose(line.get_ydata(), median) for line in left.get_lines())
+    fig = gbl.plots.probe_curves(np.ones((3, 4)), 5, lines={"2 / lr": 2.0})
+    ax = fig.axes[0]
+    np.testing.assert_array_equal(ax.get_lines()[0].get_xdata(), [5, 10, 15, 20])
+    assert ax.get_lines()[-1].get_ydata()[0] == 2.0
