@@ -2,8 +2,8 @@
 
 What ``gbl.instability`` spawns (Frankle et al. 2020): parents start as ``train`` would start
 them and advance in segments; at a step k copies continue with other data keys. Every run of a
-call is one ``jax.vmap`` lane of one compiled program per segment length (no recompile per
-run), in chunks of ``chunk_size`` runs sharded over the devices as a sweep's chunks are
+call is one ``jax.vmap`` lane of one compiled program (the step count is traced: no recompile
+per segment length or per run), in chunks of ``chunk_size`` runs sharded over the devices as a sweep's chunks are
 (``chunking``); the last chunk is padded so every chunk has one shape.
 
 A continued run follows ``train``'s data conventions (``gbl_jax.engine.training``): from step
@@ -44,16 +44,16 @@ def _start_fn(cfg: RunConfig, size: int, devices: tuple):
     return _batched(start, (0, 0, None), size, devices, "gbl_continuation_start")
 
 
-@functools.lru_cache(maxsize=64)
-def _resume_fn(cfg: RunConfig, count: int, size: int, devices: tuple):
+@functools.lru_cache(maxsize=16)
+def _resume_fn(cfg: RunConfig, size: int, devices: tuple):
     engine = make_engine(cfg)
 
-    def resume(runs, k_data, x, y, first):
+    def resume(runs, k_data, x, y, first, count):
         params, opt_state, mean = engine.resume(runs.params, runs.opt_state, k_data, x, y, first,
                                                 count)
         return Runs(params, opt_state), mean
 
-    return _batched(resume, (0, 0, None, None, None), size, devices,
+    return _batched(resume, (0, 0, None, None, None, None), size, devices,
                     "gbl_continuation_segment")
 
 
@@ -98,11 +98,11 @@ def resume(cfg: RunConfig, runs: Runs, k_data: jax.Array, x: jax.Array, y: jax.A
     n = k_data.shape[0]
     if count == 0:
         return runs, np.full((n,), np.nan, np.float32)
-    fn = _resume_fn(cfg, int(count), size, tuple(jax.devices()))
+    fn = _resume_fn(cfg, size, tuple(jax.devices()))
     parts, means = [], []
     for _, i in _chunks(n, size):
         part, mean = fn(jax.tree.map(lambda a: a[i], runs), k_data[i], x, y,
-                        jnp.asarray(first, jnp.int32))
+                        jnp.asarray(first, jnp.int32), jnp.asarray(count, jnp.int32))
         parts.append(part)
         means.append(np.asarray(mean))
     return _concat(parts, n), np.concatenate(means)[:n]

@@ -205,8 +205,9 @@ class Engine(NamedTuple):
     predict(params, eval_x, diverged) -> the predictive distribution on eval_x (NaN where
       diverged)
     resume(params, opt_state, k_data, x, y, first, count) -> (params, opt_state, mean loss):
-      ``count`` (static) more steps from global step ``first`` on the data stream of ``k_data``
-      (the epoch of step ``first`` drawn from it), unchecked: a run that diverges goes NaN
+      ``count`` more steps (traced: one program for every count) from global step ``first``
+      on the data stream of ``k_data`` (the epoch of step ``first`` drawn from it), unchecked:
+      a run that diverges goes NaN
     """
 
     start: Callable
@@ -493,12 +494,19 @@ def make_engine(cfg: RunConfig, reading_order: bool = False,
             out["predictions"] = predict(state.params, ex, state.diverged)
         return out
 
-    def resume(params, opt_state, k_data, x, y, first, count: int):
+    def resume(params, opt_state, k_data, x, y, first, count):
         order = (epoch_order(k_data, first, x.shape[0]) if cfg.batch_size is not None
                  else jnp.zeros((0,), jnp.int32))
-        params, opt_state, _, sums = run_steps(params, opt_state, order, k_data, x, y, first,
-                                               count, count)
-        return params, opt_state, (sums[0] / count).astype(jnp.float32)
+
+        def one(t, carry):   # a loop of dynamic length: one program for every count
+            params, opt_state, order, total = carry
+            params, opt_state, order, sums = run_steps(params, opt_state, order, k_data, x, y,
+                                                       t, 1, 1)
+            return params, opt_state, order, total + sums[0].astype(jnp.float32)
+
+        params, opt_state, _, total = jax.lax.fori_loop(
+            first, first + count, one, (params, opt_state, order, jnp.zeros((), jnp.float32)))
+        return params, opt_state, total / jnp.maximum(count, 1)
 
     return Engine(start, advance, finish, run, lay, names, predict, resume)
 
