@@ -38,7 +38,7 @@ def main():
     p.add_argument("--children", type=int, default=2)
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--at", type=int_list, default="0,10,100,300,1000")
-    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--lr", type=float, default=0.2)
     p.add_argument("--eos-steps", type=int, default=3000)
     p.add_argument("--eos-lrs", default="0.15,0.2")
     p.add_argument("--eos-seeds", type=int, default=4)

@@ -100,6 +100,11 @@ def _resolve(args):
         settings = _settings(args)
         if max(settings["at"]) > config["steps"]:
             raise UsageError(f"--at {max(settings['at'])} is past --steps {config['steps']}")
+        built = build.build(config)   # before the folder is made: a bad problem writes nothing
+        if config["batch_size"] is None or config["batch_size"] >= len(built.data.x):
+            raise UsageError("the children of one parent would be identical with full batches: "
+                             f"pass a --batch-size below the number of examples "
+                             f"({len(built.data.x)})")
         folder.check_new(force=args.force)
         folder.create({"command": COMMAND, "config": config, COMMAND: settings},
                       force=args.force)

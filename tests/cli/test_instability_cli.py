@@ -95,10 +95,12 @@ def test_a_second_writer_is_locked_out_and_bad_options_are_one_line(finished, tm
         assert _main("--out", str(out), "--resume") == 2
         assert "in use by another gbl-jax process" in capsys.readouterr().err
     for args, message in ((["--at", "0,30"], "past --steps"), (["--at", "1.5"], "integer"),
-                          (["--children", "1"], "children"), (["--tol", "a,b"], "tol")):
+                          (["--children", "1"], "children"), (["--tol", "a,b"], "tol"),
+                          (["--batch-size", "64"], "identical with full batches")):
         assert _main(*ARGS, *args, "--out", str(tmp_path / "new")) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
+        assert not (tmp_path / "new").exists()   # refused before anything is written
     assert _main("--out", str(out), "--resume", "--parents", "5") == 2
     assert "drop --parents" in capsys.readouterr().err
 
