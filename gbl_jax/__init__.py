@@ -2,8 +2,8 @@
 
 The public API is the names in ``__all__``: functions and classes at the top level
 (``gbl.sweep``, ``gbl.nll``, ``gbl.Normal``, ...) and the modules ``diagnostics``, ``heads``,
-``inits``, ``landscape_report``, ``models``, ``plots``, ``population`` and ``problems``. Every
-other module is internal: it may change or move between releases.
+``inits``, ``landscape_report``, ``models``, ``plots``, ``population``, ``probes`` and
+``problems``. Every other module is internal: it may change or move between releases.
 """
 
 from gbl_jax._version import __version__
@@ -13,6 +13,7 @@ from gbl_jax.nets import inits
 from gbl_jax.analysis import landscape_report
 from gbl_jax.nets import models
 from gbl_jax.analysis import plots
+from gbl_jax.engine import probes
 from gbl_jax.data import population
 from gbl_jax.data import problems
 from gbl_jax.engine.compilation import count_compiles
@@ -32,6 +33,8 @@ from gbl_jax.probability.distributions import MultivariateNormalTriL
 from gbl_jax.probability.distributions import Normal
 from gbl_jax.probability.distributions import log_prob
 from gbl_jax.probability.distributions import validate
+from gbl_jax.analysis.instability import Instability
+from gbl_jax.analysis.instability import instability
 from gbl_jax.analysis.landscape import Basins
 from gbl_jax.analysis.landscape import align
 from gbl_jax.analysis.landscape import barrier
@@ -73,6 +76,7 @@ __all__ = [
     "Curve",
     "Disagreement",
     "EnsembleCurve",
+    "Instability",
     "Laplace",
     "MixtureNormal",
     "Model",
@@ -101,6 +105,7 @@ __all__ = [
     "ensemble",
     "heads",
     "inits",
+    "instability",
     "interpolate",
     "landscape_report",
     "load",
@@ -112,6 +117,7 @@ __all__ = [
     "nll",
     "plots",
     "population",
+    "probes",
     "problems",
     "spread",
     "squared_error",

@@ -1,5 +1,5 @@
 """Every notebook executes from a clean kernel (they are stored as jupytext .py files), and
-notebooks 01-07 and 10-12 reproduce the numbers docs/notebooks/index.md quotes from them.
+notebooks 01-07 and 10-13 reproduce the numbers docs/notebooks/index.md quotes from them.
 
 Each notebook ends by printing its key numbers on one line, ``RESULTS {json}``; the checks below
 hold those numbers to those claims with the tolerances stated in each.
@@ -144,6 +144,18 @@ def check_12(r):
     assert r["nll_ensemble"] < 0.1 * r["nll_member"]
 
 
+def check_13(r):
+    # "no parent is stable at k = 0 and every one at k = 400 (its children are the parent);
+    # P(stable) reaches 1/2 between; the sharpness hovers within 10% of 2 / lr at both step
+    # sizes while the loss falls; one ulp spreads test accuracy like a reseed"
+    assert r["rate"][0] < 0.2 and r["rate"][-1] == 1.0
+    assert r["crossing"] is not None and 0 < r["crossing"] <= 150
+    for v in r["eos"].values():
+        assert abs(v["late_mean"] / v["target"] - 1) < 0.1
+        assert v["loss_last"] < v["loss_first"]
+    assert r["spread"]["perturb"]["std"] > 0.5 * r["spread"]["reseed"]["std"]
+
+
 def check_14(r):
     # "the value at the center is the trained loss; the stuck seed's basin is shallower (a
     # median rise of 1.8 against 9.4); the first principal direction carries most
@@ -162,12 +174,11 @@ def check_14(r):
 
 CHECKS = {"01": check_01, "02": check_02, "03": check_03, "04": check_04, "05": check_05,
           "06": check_06, "07": check_07, "10": check_10, "11": check_11,
-          "12": check_12, "14": check_14}
+          "12": check_12, "13": check_13, "14": check_14}
 
 
-def test_there_are_thirteen_notebooks():
-    # 13 comes with issue 33 (merged separately)
-    assert len(NOTEBOOKS) == 13
+def test_there_are_fourteen_notebooks():
+    assert len(NOTEBOOKS) == 14
 
 
 def execute(path, monkeypatch):

@@ -28,6 +28,8 @@ TINY = {
     "mnist1d_seeds": ["--seeds", "4", "--cnn-seeds", "2", "--vary-seeds", "2", "--steps", "20"],
     "seed_variance": ["--inits", "2", "--orders", "2", "--steps", "10", "--widths", "4,8"],
     "seed_ensembles": ["--seeds", "4", "--steps", "10", "--draws", "2", "--sizes", "1,2,4"],
+    "instability": ["--parents", "2", "--steps", "20", "--at", "0,10", "--eos-steps", "60",
+                    "--eos-seeds", "2", "--perturb-seeds", "2"],
     "surface_speed": ["--seeds", "2", "--points", "5", "--steps", "10", "--loop-sample", "3",
                       "--matmul", "256"],
 }

@@ -17,8 +17,9 @@ from gbl_jax.atomic_files import atomic_write
 from gbl_jax.analysis.surface_plots import curve_figure, surface_figure
 
 __all__ = ["critical_points_figure", "curve_figure", "ensemble_figure", "final_loss_by_cell",
-           "final_loss_histogram", "grid_heatmap", "grid_success", "loss_curve_bands",
-           "loss_curves_by_outcome", "metric_histogram", "save", "surface_figure"]
+           "final_loss_histogram", "grid_heatmap", "grid_success", "instability_figure",
+           "loss_curve_bands", "loss_curves_by_outcome", "metric_histogram", "probe_curves", "save",
+           "surface_figure"]
 
 OUTCOME_COLORS = {"succeeded": "tab:blue", "failed": "tab:orange", "diverged": "tab:gray"}
 KIND_COLORS = {"minimum": "tab:blue", "saddle": "tab:red", "not_converged": "tab:olive",
@@ -504,4 +505,73 @@ def ensemble_figure(curve, disagreement=None, *, title: str = ""):
         extra = f"; pairwise disagreement {disagreement.mean:.3g}" + (
             f" ({disagreement.ratio:.2f} x the test error)" if disagreement.ratio else "")
     fig.suptitle((title + extra).strip("; "), fontsize=10)
+    return fig
+
+
+def instability_figure(res, *, tol: float = 0.02, metric: str = "error", title: str = ""):
+    """Instability analysis: each parent's largest ``metric`` barrier between its children
+    against the spawn step k (left: points, median line, ``tol`` dashed), and P(stable | k)
+    with its Wilson 95% interval (right), unaligned and, when computed, aligned.
+
+    Args:
+      res: a ``gbl.Instability``.
+      tol: the stability threshold (Frankle et al.: 0.02 error).
+      metric: "error" or "loss".
+      title: the figure's title.
+    """
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
+    at = np.asarray(res.at)
+    x = np.arange(len(at))   # k on evenly spaced positions (k = 0 has no log)
+    rng = np.random.default_rng(0)
+    for aligned, color in ((False, "tab:blue"), (True, "tab:orange")):
+        name = f"aligned_{metric}" if aligned else metric
+        if name not in res.barriers:
+            continue
+        worst = np.max(res.barriers[name], axis=-1)   # [K, parents]
+        label = "aligned" if aligned else "unaligned"
+        jitter = rng.uniform(-0.15, 0.15, worst.shape[1])
+        for i in range(len(at)):
+            left.plot(x[i] + jitter + (0.2 if aligned else 0), worst[i], ".", color=color,
+                      alpha=0.35, markersize=4)
+        left.plot(x + (0.2 if aligned else 0), np.nanmedian(worst, axis=1), "-", color=color,
+                  label=f"{label} median")
+        rate = res.stable_rate(tol, metric=metric, aligned=aligned)
+        right.errorbar(x, rate.rate, yerr=[rate.rate - rate.low, rate.high - rate.rate],
+                       fmt="o-", color=color, capsize=3, label=label)
+    left.axhline(tol, color="gray", linestyle="--", linewidth=1, label=f"tol {tol:g}")
+    for ax in (left, right):
+        ax.set_xticks(x, [str(int(k)) for k in at])
+        ax.set_xlabel("spawn step k")
+        ax.legend(fontsize=8)
+    left.set_ylabel(f"{metric} barrier between children")
+    right.set_ylabel(f"P(stable | k), {metric} barrier < {tol:g}")
+    right.set_ylim(-0.02, 1.02)
+    right.axhline(0.5, color="gray", linestyle=":", linewidth=1)
+    fig.suptitle(title or f"instability: {res.parents} parents x {res.children} children, "
+                 f"{res.steps} steps, barriers on the {res.evaluated_on} set", fontsize=10)
+    return fig
+
+
+def probe_curves(values, log_every: int, *, name: str = "sharpness", lines=None, ax=None,
+                 title: str = ""):
+    """A probe's value against the step, one line per seed (up to 32 drawn), with horizontal
+    reference ``lines`` ({label: value}, e.g. {"2 / lr": 2 / lr}).
+
+    Args:
+      values: [seeds, T] (or [T]) one probe's values at the windows' ends (``out.probes[name]``).
+      log_every: steps per window.
+    """
+    fig, ax = _axes(ax)
+    values = np.atleast_2d(np.asarray(values, np.float64))
+    steps = log_every * (1 + np.arange(values.shape[-1]))
+    for row in values[:32]:
+        ax.plot(steps, row, linewidth=1, alpha=0.6)
+    for i, (label, value) in enumerate((lines or {}).items()):
+        ax.axhline(value, color=f"C{i}", linestyle="--", linewidth=1, label=label)
+    if lines:
+        ax.legend(fontsize=8)
+    ax.set_xlabel("step")
+    ax.set_ylabel(name)
+    _title(ax, title)
     return fig

@@ -39,14 +39,18 @@ SWEEP_DEFAULTS = {
     "grid": None, "steps": 2000, "batch_size": None, "seeds": 1024, "seed": 0,
     "chunk_size": None, "n": None, "log_every": None, "threshold": None, "grad_tol": None,
     "classify": False, "keep_params": False, "data": None, "model": None, "channels": None,
-    "crossed": None, "metric": None, "keep_predictions": False,
+    "crossed": None, "metric": None, "keep_predictions": False, "probe": None, "vary": None,
 }
 # Options that shape the built-in networks; --model builds its own and refuses them.
 NET_OPTIONS = ("hidden", "activation", "init", "head", "components", "channels")
 # filled in by ``fingerprint``; a config.json written before params_* existed lacks them
 FINGERPRINTS = ("data_sha256", "model_sha256", "params_sha256", "params_shapes")
 # Options a stored config may lack: config.json files written before the option existed.
-OPTIONAL_STORED = ("grid", "crossed", "metric", "keep_predictions")
+OPTIONAL_STORED = ("grid", "crossed", "metric", "keep_predictions", "probe", "vary")
+# --probe NAME: a gbl.probes function called with no arguments; --vary: sweep's vary
+PROBES = ("distance_from_init", "grad_norm", "sharpness")
+VARIES = {"init,data": ("init", "data"), "init": ("init",), "data": ("data",),
+          "perturb": ("perturb",)}
 # Hyperparameters with an option of their own: ``--grid learning_rate=...`` is ``--lr ...`` and
 # ``--grid init_scale=...`` is ``--init-scale ...``; every other --grid name stays in "grid".
 SHORT_FORMS = {"learning_rate": "lr", "init_scale": "init_scale"}
@@ -219,6 +223,20 @@ def resolve_config(raw: dict, stored: bool = False) -> dict:
             raise UsageError(f"--grad-tol takes one number, got {raw.get('grad_tol')!r}")
         check_float32("grad_tol", numbers)
         config["grad_tol"] = numbers[0]
+    if config["probe"] is not None:
+        probes = config["probe"] if isinstance(config["probe"], list) else [config["probe"]]
+        for name in probes:
+            _choice("probe", name, PROBES)
+        if len(set(probes)) != len(probes):
+            raise UsageError(f"--probe names a probe twice: {probes}")
+        if config["grad_tol"] is not None:
+            raise UsageError("--probe and --grad-tol do not go together yet: pass one")
+        config["probe"] = list(probes)
+    if config["vary"] is not None:
+        _choice("vary", config["vary"], VARIES)
+        if config["crossed"] is not None:
+            raise UsageError("--crossed varies the init and the data order by construction; "
+                             "drop --vary")
     for name in ("classify", "keep_params", "keep_predictions"):
         if not isinstance(config[name], bool):
             raise UsageError(f"{name} must be true or false, got {config[name]!r}")

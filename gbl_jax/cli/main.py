@@ -38,6 +38,7 @@ from gbl_jax.analysis import landscape_report
 from gbl_jax.cli import launch
 from gbl_jax.nets import mlp as nets
 from gbl_jax.data import problems
+from gbl_jax.cli import instability as instability_cli
 from gbl_jax.cli import runner
 from gbl_jax.cli import runstore
 from gbl_jax.cli import surface
@@ -730,6 +731,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--keep-predictions", action="store_true", default=None, help="store every "
                    "seed's predictive distribution on the held-out split in sweep.npz "
                    "(gbl.load(DIR).predictions; for gbl-jax ensemble)")
+    s.add_argument("--probe", action="append", metavar="NAME", help="evaluate a probe at the "
+                   "end of every logged window: sharpness (the top Hessian eigenvalue), "
+                   "grad_norm, distance_from_init; repeat for several (gbl.load(DIR).probes)")
+    s.add_argument("--vary", help="which randomness differs between seeds: init,data "
+                   "(default), init, data, or perturb (seed 0's run with one initial weight "
+                   "moved by one ulp)")
     s.add_argument("--out", help="output folder; default runs/<problem>-h<hidden>-<time>")
     s.add_argument("--resume", action="store_true", help="finish the interrupted sweep in --out "
                    "(a sweep of your --model or --data module:function needs it named again: a "
@@ -799,6 +806,7 @@ def _parser() -> argparse.ArgumentParser:
                    "10000)")
     c.add_argument("--seed", type=int, default=0, help="the bootstrap's random seed (default 0)")
     c.set_defaults(run=_compare)
+    instability_cli.add_parser(sub, [])
     p = sub.add_parser("problems", help="list the problems")
     p.set_defaults(run=_problems)
     t = sub.add_parser("tour", help="a one-minute tour of section 6.2 in numbers")

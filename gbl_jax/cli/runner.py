@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from gbl_jax.cli import build
 from gbl_jax.cli import launch
+from gbl_jax.engine import probes as gbl_probes
 from gbl_jax.engine import results
 from gbl_jax.cli import runstore
 from gbl_jax.cli import sweep_report
@@ -95,7 +96,10 @@ def plan_run(config: dict, devices, folder: runstore.RunFolder) -> Planned:
                                  keep_params=keep, devices=devices, grid=grid,
                                  grad_tol=config["grad_tol"], metrics=run.metrics,
                                  eval_data=data.test,
-                                 keep_predictions=bool(config.get("keep_predictions")))
+                                 keep_predictions=bool(config.get("keep_predictions")),
+                                 probes={n: getattr(gbl_probes, n)()
+                                         for n in config.get("probe") or ()} or None,
+                                 vary=build.VARIES[config.get("vary") or "init,data"])
     except ValueError as err:
         raise UsageError(str(err).splitlines()[0]) from None
     measured = ("final_loss", *plan.cfg.metric_names)
@@ -112,7 +116,8 @@ def plan_run(config: dict, devices, folder: runstore.RunFolder) -> Planned:
         print(f"gbl-jax: note: {note}", file=sys.stderr)
     config.update(chunk_size=plan.chunk_size, devices=len(devices))
     return Planned(plan, run, runstore.chunk_template(params_like if keep else None,
-                                                      plan.cfg.metric_names, predictions_like))
+                                                      plan.cfg.metric_names, predictions_like,
+                                                      config.get("probe") or ()))
 
 
 def made_by(config: dict, devices) -> str:

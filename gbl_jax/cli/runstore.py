@@ -104,9 +104,10 @@ def unflatten(template, arrays: Mapping[str, np.ndarray], where: str):
     return jax.tree_util.tree_unflatten(treedef, [arrays[n] for n in names])
 
 
-def chunk_template(params_like=None, metric_names=(), predictions_like=None) -> dict:
+def chunk_template(params_like=None, metric_names=(), predictions_like=None,
+                   probe_names=()) -> dict:
     """The structure of a chunk's results (``params_like`` when params are kept,
-    ``predictions_like`` when predictions are)."""
+    ``predictions_like`` when predictions are, one array per probe of ``probe_names``)."""
     out = {"final_loss": 0, "diverged": 0, "losses": 0, "converged_step": 0,
            "metrics": dict.fromkeys(metric_names, 0),
            "final_metrics": dict.fromkeys(metric_names, 0)}
@@ -114,6 +115,8 @@ def chunk_template(params_like=None, metric_names=(), predictions_like=None) -> 
         out.update(params=params_like, init_params=params_like)
     if predictions_like is not None:
         out["predictions"] = predictions_like
+    if probe_names:
+        out["probes"] = dict.fromkeys(probe_names, 0)
     return out
 
 

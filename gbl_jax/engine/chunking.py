@@ -32,7 +32,7 @@ from gbl_jax.checks import require_int
 from gbl_jax.nets.models import apply_model, is_stochastic
 from gbl_jax.engine.runconfig import RunConfig
 from gbl_jax.engine.seeds_last import vmap_last
-from gbl_jax.engine.training import make_engine
+from gbl_jax.engine.training import make_engine, probe_options
 
 try:  # jax >= 0.6
     from jax import shard_map as _shard_map
@@ -216,8 +216,9 @@ def seeds_last(cfg: RunConfig, x: jax.Array, y: jax.Array, *, devices: Sequence[
     ``SEEDS_LAST_AT_MOST`` bytes (the tiny nets: every array of a run is a handful of numbers,
     and with the runs on the minor axis each op is one vectorized loop over them). Minibatch
     runs gather examples per run, and a stochastic model draws per-run keys in the step: both
-    would leave the fast rules every step, so they vmap."""
-    return (devices[0].platform == "cpu" and cfg.batch_size is None
+    would leave the fast rules every step, so they vmap; so do runs with probes (Hessian-vector
+    products are not among the rules)."""
+    return (devices[0].platform == "cpu" and cfg.batch_size is None and not cfg.probes
             and not is_stochastic(cfg.model) and step_bytes(cfg, x, y)[1] <= SEEDS_LAST_AT_MOST)
 
 
@@ -264,14 +265,16 @@ def _named(fn: Callable, name: str) -> Callable:
 
 
 def _batched(fn: Callable, in_axes: tuple, size: int, devices: tuple, name: str,
-             side: bool = False, last: bool = False, groups: int = 1) -> Callable:
+             side: bool = False, last: bool = False, groups: int = 1,
+             safe: dict | None = None) -> Callable:
     """``fn`` over a leading run axis of ``size``, jitted: vmapped over each device's share
     (``shard_map`` over ``devices``; with ``last``, seeds-last and compiled with
     ``tiny_step_options``; with ``groups`` > 1, that share cut into ``groups`` vmapped loops side
     by side), or called unbatched, once per run, when a device has one run or ``side`` (side by
-    side). Arguments with axis None are shared by every run."""
+    side). Arguments with axis None are shared by every run. ``safe``: compile options of a run
+    with probes (``training.probe_options``)."""
     per_device = size // len(devices)
-    options = dict(tiny_step_options(devices[0].platform)) if last else {}
+    options = dict(tiny_step_options(devices[0].platform)) if last else dict(safe or {})
     if per_device == 1 or side:
         def mapped(*args):
             outs = [fn(*[jax.tree.map(lambda a: a[i], arg) if ax == 0 else arg
@@ -325,7 +328,7 @@ def one_shot_fn(cfg: RunConfig, size: int, devices: tuple, keep_params: bool, im
         return out
 
     return _batched(one, (0, None if shared_data else 0, 0, None, None, None, None), size,
-                    devices, "gbl_sweep_chunk", side, last, groups)
+                    devices, "gbl_sweep_chunk", side, last, groups=groups, safe=probe_options(cfg))
 
 
 @functools.lru_cache(maxsize=32)

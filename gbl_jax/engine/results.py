@@ -73,6 +73,9 @@ class SweepResult(NamedTuple):
         run diverged); None otherwise.
       trajectory: with ``keep_trajectory``, each run's params at the end of every logging
         window, leaves [*G, seeds, windows, ...]; None otherwise (not saved by ``save``).
+      probes: {name: [*G, seeds, T, ...]} each probe's value at each window's end
+        (``gbl.probes``; NaN once diverged); {} without probes. A probe whose value is an array
+        is saved and loaded with the result.
 
     A NamedTuple, not a dataclass: change fields with ``out.replace(final_loss=...)`` (or
     ``out._replace``, or ``copy.replace`` on Python 3.13+); ``dataclasses.replace`` refuses
@@ -98,6 +101,7 @@ class SweepResult(NamedTuple):
     model_axes: tuple = ()
     predictions: Any = None
     trajectory: Any = None
+    probes: dict = {}
 
     @property
     def grid_shape(self) -> tuple[int, ...]:
@@ -122,6 +126,10 @@ class SweepResult(NamedTuple):
     def rerun(self, seed: int, cell: tuple = ()) -> dict:
         """Keyword arguments that make ``train`` repeat run (cell, seed) of this sweep (of the
         cell's model, for a ``model_axes`` cell: those axes choose the model, not ``train``)."""
+        if tuple(self.vary) == ("perturb",) and seed > 0:
+            raise ValueError(f"rerun: seed {seed} of a vary=('perturb',) sweep is seed 0's run with "
+                             "one initial weight moved by one ulp, which train cannot repeat; "
+                             "rerun(0) is seed 0")
         keys = jnp.asarray(self.keys)
         init_seed, data_seed = seed, seed
         if self.crossed:   # seed i D + d: ordinary seed i D's init, ordinary seed d's data
@@ -156,6 +164,7 @@ class SweepResult(NamedTuple):
             metrics={k: take(v) for k, v in self.metrics.items()},
             final_metrics={k: take(v) for k, v in self.final_metrics.items()},
             predictions=tree(self.predictions), trajectory=tree(self.trajectory),
+            probes={k: tree(v) for k, v in self.probes.items()},
             grid={}, hyperparams={**self.hyperparams, **chosen})
 
     def to_frame(self):
@@ -340,6 +349,12 @@ def _arrays_of(out: SweepResult) -> tuple[dict[str, np.ndarray], Any]:
     if out.predictions is not None:
         _, fields = _prediction_fields(out.predictions)
         arrays.update({f"predictions/{k}": v for k, v in fields.items()})
+    for name, value in out.probes.items():
+        if not isinstance(value, (np.ndarray, jax.Array)):
+            raise ValueError(f"save: probe {name!r} returns a {type(value).__name__}, not an "
+                             "array; only probes whose value is one array are saved (drop it "
+                             "with out.replace(probes=...))")
+        arrays[f"probes/{name}"] = np.asarray(value)
     return arrays, tree
 
 
@@ -369,6 +384,7 @@ def _describe(out: SweepResult, arrays: Mapping[str, np.ndarray], tree) -> dict:
             "tree": tree, "leaves": len(jax.tree.leaves(out.params)),
             "init_params": out.init_params is not None},
         "crossed": [int(n) for n in out.crossed] or None,
+        "probes": list(out.probes),
         "model_axes": list(out.model_axes),
         "predictions": None if out.predictions is None else {
             "family": type(out.predictions).__name__,
@@ -506,7 +522,8 @@ def load(path, *, params_like=None) -> SweepResult:
         wall_s=math.nan if meta["wall_s"] is None else float(meta["wall_s"]),
         hyperparams=dict(meta.get("hyperparams", {})),
         crossed=tuple(meta.get("crossed") or ()), model_axes=tuple(meta.get("model_axes", ())),
-        predictions=_predictions_of(meta.get("predictions"), arrays))
+        predictions=_predictions_of(meta.get("predictions"), arrays),
+        probes={k: arrays[f"probes/{k}"] for k in meta.get("probes", [])})
 
 
 def _predictions_of(info, arrays) -> Any:

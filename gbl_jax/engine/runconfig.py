@@ -19,6 +19,7 @@ import numpy as np
 
 from gbl_jax.checks import first_bad_index, require_finite_array, require_finite_number, require_int
 from gbl_jax.engine.compilation import canonical
+from gbl_jax.engine.probes import check_probes
 from gbl_jax.probability.costs import nll
 from gbl_jax.probability.distributions import Bernoulli, Categorical
 from gbl_jax.nets.models import check_model, hashable_model, is_stochastic
@@ -46,6 +47,7 @@ class RunConfig(NamedTuple):
     dtype: Any                # a numpy dtype or None
     keep_predictions: bool = False   # return the predictive distribution on the eval data
     keep_trajectory: bool = False    # return the params at each logging window's end
+    probes: tuple = ()        # ((name, gbl.probes.Probe), ...) evaluated at each window's end
 
     @property
     def metric_names(self) -> tuple[str, ...]:
@@ -264,7 +266,7 @@ def check_targets(dist, y, name: str = "y") -> None:
 def check_run(model, optimizer, data, *, key, steps, batch_size=None, loss, log_every=1,
               metrics: Mapping[str, Callable] | None = None, eval_data=None, grad_tol=None,
               grid: Mapping[str, Any] | None = None, dtype=None, keep_predictions=False,
-              keep_trajectory=False):
+              keep_trajectory=False, probes: Mapping[str, Any] | None = None):
     """Validates a run; returns (``RunConfig``, (x, y, eval_x, eval_y)) (eval None if absent)."""
     check_model(model)
     model = canonical(hashable_model(model))
@@ -322,6 +324,10 @@ def check_run(model, optimizer, data, *, key, steps, batch_size=None, loss, log_
                          "held-out set: pass eval_data (e.g. eval_data=data.test)")
     if not isinstance(keep_trajectory, bool):
         raise ValueError(f"keep_trajectory must be True or False, got {keep_trajectory!r}")
+    probes = check_probes(probes)
+    if probes and grad_tol is not None:
+        raise ValueError("probes and grad_tol do not go together yet (a run frozen at "
+                         "convergence has no windows to probe): pass one")
     cfg = RunConfig(model, optimizer, loss, steps, batch_size, log_every, tuple(metrics.items()),
-                    ex is not None, grad_tol, dtype, keep_predictions, keep_trajectory)
+                    ex is not None, grad_tol, dtype, keep_predictions, keep_trajectory, probes)
     return cfg, (x, y, ex, ey)

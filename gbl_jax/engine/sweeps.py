@@ -47,9 +47,10 @@ from gbl_jax.probability.costs import Loss, nll
 from gbl_jax.nets.models import is_stochastic
 from gbl_jax.engine.results import SweepResult
 from gbl_jax.engine.runconfig import RunConfig, check_run, default_log_every
-from gbl_jax.engine.training import split_keys
+from gbl_jax.engine.training import split_keys, weight_leaves
 
 VARY = ("init", "data")
+PERTURB = ("perturb",)   # Summers & Dinneen 2021: seed 0's run, one initial weight one ulp away
 
 
 class SweepChunk(NamedTuple):
@@ -146,6 +147,7 @@ class SweepPlan(NamedTuple):
     crossed: tuple = ()       # (inits, data orders) of a crossed design, () otherwise
     shared_data: bool = False  # every run has the same data key: a chunk passes it once
     groups: int = 1           # vmapped loops per device of a chunk (``chunking.cpu_groups``)
+    perturb: np.ndarray | None = None   # [seeds] float32 weight index each seed moves (-1: none)
 
 
     @property
@@ -173,6 +175,8 @@ class SweepPlan(NamedTuple):
         runs = np.concatenate([runs, np.repeat(runs[-1:], self.chunk_size - len(runs))])
         seed, cell = runs % self.seeds, runs // self.seeds
         hypers = {name: self.cells[cell, j] for j, name in enumerate(self.grid)}
+        if self.perturb is not None:
+            hypers["perturb"] = self.perturb[seed]
         return self.k_init[seed], self.k_data[seed], hypers
 
     def one_shot_inputs(self, runs: np.ndarray):
@@ -209,7 +213,8 @@ def plan_sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax
                grid: Mapping[str, Sequence[float]] | None = None,
                metrics: Mapping[str, Callable] | None = None, eval_data=None,
                grad_tol: float | None = None, compact: bool = True, dtype=None,
-               keep_predictions: bool = False, keep_trajectory: bool = False) -> SweepPlan:
+               keep_predictions: bool = False, keep_trajectory: bool = False,
+               probes: Mapping[str, Any] | None = None) -> SweepPlan:
     """Validates a sweep's arguments (as ``sweep``) and resolves its defaults; compiles nothing."""
     design = seeds if isinstance(seeds, Crossed) else None
     if design is not None:
@@ -221,17 +226,20 @@ def plan_sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax
     if log_every is None:
         log_every = default_log_every(steps) if isinstance(steps, int) and steps >= 1 else 1
     vary = tuple(vary)
-    if not vary or any(v not in VARY for v in vary) or len(set(vary)) != len(vary):
-        raise ValueError(f"vary must be a non-empty subset of {VARY}, got {vary}")
+    if vary != PERTURB and (not vary or any(v not in VARY for v in vary)
+                            or len(set(vary)) != len(vary)):
+        raise ValueError(f"vary must be a non-empty subset of {VARY}, or {PERTURB} alone, got "
+                         f"{vary}")
     grid = check_grid(grid)
     cfg, arrays = check_run(model, optimizer, data, key=key, steps=steps, batch_size=batch_size,
                             loss=loss, log_every=log_every, metrics=metrics, eval_data=eval_data,
                             grad_tol=grad_tol, grid=grid, dtype=dtype,
-                            keep_predictions=keep_predictions, keep_trajectory=keep_trajectory)
+                            keep_predictions=keep_predictions, keep_trajectory=keep_trajectory,
+                            probes=probes)
     if keep_trajectory and cfg.grad_tol is not None and compact:
         raise ValueError("keep_trajectory with grad_tol needs compact=False: a compacted run "
                          "repacks its seeds between segments and keeps no trajectory")
-    if "init" not in vary and seeds > 1 and not is_stochastic(cfg.model) and (
+    if "init" not in vary and vary != PERTURB and seeds > 1 and not is_stochastic(cfg.model) and (
             cfg.batch_size in (None, len(arrays[0]))):
         raise ValueError(
             f"vary={vary} would run {seeds} identical copies: every seed shares seed 0's init, and "
@@ -280,6 +288,7 @@ def plan_sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax
         k_init = np.repeat(k_init[:1], seeds, axis=0)
     if "data" not in vary:
         k_data = np.repeat(k_data[:1], seeds, axis=0)
+    perturb = _perturb_indices(cfg, arrays[0], key, seeds) if vary == PERTURB else None
     if design is not None:   # seed i D + d: ordinary seed i D's init, ordinary seed d's data
         seed = np.arange(seeds)
         k_init, k_data = k_init[seed // design.data * design.data], k_data[seed % design.data]
@@ -291,7 +300,7 @@ def plan_sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax
     return SweepPlan(cfg, arrays, keys[:, 2], k_init, k_data, impl, grid, cells, seeds, runs,
                      int(chunk_size), devices, bool(keep_params), bool(compact), vary, side, last,
                      crossed=tuple(design) if design is not None else (), shared_data=shared,
-                     groups=groups)
+                     groups=groups, perturb=perturb)
 
 
 @functools.lru_cache(maxsize=16)
@@ -314,6 +323,21 @@ def _seed_keys(key, seeds: int) -> tuple[np.ndarray, Any]:
     if typed:
         return np.asarray(jax.random.key_data(out)), jax.random.key_impl(key)
     return np.asarray(out), None
+
+
+def _perturb_indices(cfg: RunConfig, x, key, seeds: int) -> np.ndarray:
+    """[seeds] float32: -1 for seed 0, and for seed s >= 1 the weight it moves,
+    ``randint(fold_in(split(key, seeds)[s], 0), (), 0, W)`` over the run's W weights
+    (``training.perturb_weight``); exact in float32, the hyperparameters' dtype, below 2^24."""
+    shapes = jax.eval_shape(cfg.model.init, key, x)
+    weights = sum(int(np.prod(leaf.shape)) for leaf, w in
+                  zip(jax.tree.leaves(shapes), weight_leaves(shapes)) if w)
+    if not 0 < weights < 2**24:
+        raise ValueError(f"vary=('perturb',) moves one of the model's weights (floating leaves of "
+                         f"ndim >= 2); this model has {weights}, need between 1 and 2^24")
+    index = jax.vmap(lambda k: jax.random.randint(jax.random.fold_in(k, 0), (), 0, weights))(
+        jax.random.split(key, seeds))
+    return np.where(np.arange(seeds) == 0, -1, np.asarray(index)).astype(np.float32)
 
 
 def _run_compacted(plan: SweepPlan, k_init, k_data, hypers) -> dict:
@@ -416,6 +440,7 @@ def merge_chunks(plan: SweepPlan, chunks: Sequence[SweepChunk], wall_s: float) -
         grid={k: v.tolist() for k, v in plan.grid.items()}, vary=plan.vary,
         log_every=plan.log_every, chunk_size=plan.chunk_size, wall_s=wall_s,
         predictions=out.get("predictions"), trajectory=out.get("trajectory"),
+        probes=out.get("probes", {}),
         crossed=plan.crossed if len(seeds) == plan.seeds else ())
 
 
@@ -428,6 +453,7 @@ def sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax.Arra
           chunk_size: int | None = None, devices: Sequence[Any] | None = None,
           seed_range: tuple[int, int] | None = None, compact: bool = True, dtype=None,
           keep_predictions: bool = False, keep_trajectory: bool = False,
+          probes: Mapping[str, Any] | None = None,
           progress: Callable[[int, int], None] | None = None) -> SweepResult:
     """Trains ``model`` from ``seeds`` random initializations in every cell of ``grid``.
 
@@ -443,7 +469,12 @@ def sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax.Arra
       log_every: steps per logged window (default: about 100 points per curve).
       vary: which randomness differs between seeds: ("init", "data") (default), ("init",)
         (every seed uses seed 0's data stream) or ("data",) (every seed uses seed 0's init;
-        refused where the data stream draws nothing: full batches of a deterministic model).
+        refused where the data stream draws nothing: full batches of a deterministic model),
+        or ("perturb",): every seed is seed 0's run (its init and data stream) except that seed
+        s >= 1 moves one initial weight to its next float toward +inf (one ulp in the run's
+        dtype, after ``init_scale``): weight ``randint(fold_in(split(key, seeds)[s], 0), (), 0,
+        W)`` of the W weights (floating leaves of ndim >= 2, in ``jax.tree.leaves`` order, each
+        raveled in C order); seed 0 is unperturbed (Summers & Dinneen 2021).
       grid: {name: [values]}: numeric hyperparameters of an ``optax.inject_hyperparams``
         optimizer (e.g. ``learning_rate``) and ``init_scale`` (every weight of ndim >= 2 times
         it); every cell of their product runs, in one compiled computation. Values are
@@ -458,6 +489,10 @@ def sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax.Arra
         a frozen run repeats its frozen params), what ``gbl.surface(directions="pca")`` reads.
         Memory: steps // log_every params trees a run, counted in the sweep's memory check
         (raise ``log_every`` for fewer); with ``grad_tol`` it needs ``compact=False``.
+      probes: {name: probe} evaluated at each window's end on the params and the full-batch
+        training objective (``gbl.probes``: ``sharpness()``, ``grad_norm()``,
+        ``distance_from_init()``, or your own); ``out.probes[name]`` [*grid, seeds, T, ...].
+        Not with ``grad_tol``.
       chunk_size: runs per compiled call (default: ``chunking.auto_chunk_size``); whether they
         vmap or go side by side follows ``chunking.side_by_side``.
       devices: devices to shard runs over (default: all of ``jax.devices()``).
@@ -482,7 +517,8 @@ def sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax.Arra
                       chunk_size=chunk_size, keep_params=keep_params, devices=devices,
                       seed_range=seed_range, vary=vary, grid=grid, metrics=metrics,
                       eval_data=eval_data, grad_tol=grad_tol, compact=compact, dtype=dtype,
-                      keep_predictions=keep_predictions, keep_trajectory=keep_trajectory)
+                      keep_predictions=keep_predictions, keep_trajectory=keep_trajectory,
+                      probes=probes)
     memory.check_sweep(plan)
     chunks = []
     for chunk in run_plan(plan):

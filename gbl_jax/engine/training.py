@@ -54,6 +54,7 @@ class TrainResult(NamedTuple):
       final_metrics: {name: scalar} each metric after the last step.
       converged_step: the step at which the gradient norm fell below ``grad_tol`` (-1: never).
       init_params: the initial parameters.
+      probes: {name: [steps // log_every, ...]} each probe at the end of each window.
     """
 
     params: Any
@@ -64,6 +65,7 @@ class TrainResult(NamedTuple):
     final_metrics: dict
     converged_step: jax.Array
     init_params: Any
+    probes: dict = {}
 
 
 class Layout(NamedTuple):
@@ -114,6 +116,7 @@ class RunState(NamedTuple):
     frozen_metrics: dict        # metrics where it converged
     order: jax.Array            # int32 [N]: the current epoch's order of the examples ([0]
     #                             with full batches); drawn once per epoch, carried across blocks
+    probe_state: Any = ()       # {name: state} of each probe (``gbl_jax.engine.probes``)
 
 
 def _all_finite(value: jax.Array, tree) -> jax.Array:
@@ -171,6 +174,28 @@ def _scale_init(params, scale):
         params)
 
 
+def weight_leaves(params) -> list[bool]:
+    """Which leaves of ``params`` are weights: floating, ndim >= 2 (matrices and kernels)."""
+    return [jnp.ndim(leaf) >= 2 and jnp.issubdtype(jnp.result_type(leaf), jnp.floating)
+            for leaf in jax.tree.leaves(params)]
+
+
+def perturb_weight(params, index):
+    """``params`` with weight number ``index`` moved to its next float toward +inf (one ulp,
+    ``numpy.nextafter`` in the leaf's dtype); ``index`` < 0 changes nothing. Weights are counted
+    over the leaves ``weight_leaves`` picks, in ``jax.tree.leaves`` order, each raveled in C
+    order (Summers & Dinneen 2021)."""
+    leaves, treedef = jax.tree.flatten(params)
+    index, offset, out = jnp.asarray(index).astype(jnp.int32), 0, []
+    for leaf, weight in zip(leaves, weight_leaves(params)):
+        if weight:
+            flat = offset + jnp.arange(leaf.size, dtype=jnp.int32).reshape(leaf.shape)
+            up = jnp.nextafter(leaf, jnp.asarray(jnp.inf, leaf.dtype))
+            leaf, offset = jnp.where(flat == index, up, leaf), offset + leaf.size
+        out.append(leaf)
+    return jax.tree.unflatten(treedef, out)
+
+
 class Engine(NamedTuple):
     """The pure pieces of one run; ``sweep`` vmaps them over runs.
 
@@ -180,6 +205,10 @@ class Engine(NamedTuple):
     run(k_init, k_data, hypers, x, y, eval_x, eval_y) -> dict (start, every unit, finish)
     predict(params, eval_x, diverged) -> the predictive distribution on eval_x (NaN where
       diverged)
+    resume(params, opt_state, k_data, x, y, first, count) -> (params, opt_state, mean loss):
+      ``count`` more steps (traced: one program for every count) from global step ``first``
+      on the data stream of ``k_data`` (the epoch of step ``first`` drawn from it), unchecked:
+      a run that diverges goes NaN
     """
 
     start: Callable
@@ -189,6 +218,7 @@ class Engine(NamedTuple):
     layout: Layout
     metric_names: tuple
     predict: Callable | None = None
+    resume: Callable | None = None
 
 
 def make_engine(cfg: RunConfig, reading_order: bool = False,
@@ -212,6 +242,8 @@ def make_engine(cfg: RunConfig, reading_order: bool = False,
     stochastic = is_stochastic(model)
     metric_fns = dict(cfg.metrics)
     names = cfg.metric_names
+    probes = dict(cfg.probes)
+    windowed = bool(names or probes or cfg.keep_trajectory)   # read at every window's end
 
     def objective(params, xb, yb, key=None):
         return loss(apply_model(model, params, xb, key), yb)
@@ -236,15 +268,18 @@ def make_engine(cfg: RunConfig, reading_order: bool = False,
                 params)
         if "init_scale" in hypers:
             params = _scale_init(params, hypers["init_scale"])
+        if "perturb" in hypers:
+            params = perturb_weight(params, hypers["perturb"])
         opt_state = optimizer.init(params)
-        opt_hypers = {k: v for k, v in hypers.items() if k != "init_scale"}
+        opt_hypers = {k: v for k, v in hypers.items() if k not in ("init_scale", "perturb")}
         if opt_hypers:
             opt_state = _set_hyperparams(opt_state, opt_hypers)
         nan = jnp.asarray(jnp.nan, jnp.float32)
         order = (epoch_order(k_data, 0, x.shape[0]) if cfg.batch_size is not None
                  else jnp.zeros((0,), jnp.int32))
         state = RunState(params, opt_state, k_data, jnp.asarray(False), jnp.asarray(-1, jnp.int32),
-                         nan, {n: nan for n in names}, order)
+                         nan, {n: nan for n in names}, order,
+                         {n: p.start(params) for n, p in probes.items()})
         return state, params
 
     def epoch_order(k_data, t, n):
@@ -338,7 +373,7 @@ def make_engine(cfg: RunConfig, reading_order: bool = False,
         params = _tree_select(keep, state.params, params)
         opt_state = _roll_back(keep, state.opt_state, opt_state)
         return RunState(params, opt_state, state.k_data, diverged, converged_step, frozen_loss,
-                        frozen_metrics, order)
+                        frozen_metrics, order, state.probe_state)
 
     def block(state, x, y, ex, ey, first, count):
         """``count`` steps then a check; returns the new state and the block's loss sum."""
@@ -347,7 +382,13 @@ def make_engine(cfg: RunConfig, reading_order: bool = False,
         total = sums[0]
         return check(state, params, opt_state, order, total, first + count, x, y, ex, ey), total
 
-    def record(state_before: RunState, state_after: RunState, sums, mets):
+    def probe(params, probe_state, x, y):
+        """Every probe at ``params``: ({name: value}, {name: state})."""
+        full = lambda p: objective(p, x, y)   # noqa: E731 - the full-batch training objective
+        out = {n: p(full, params, probe_state[n]) for n, p in probes.items()}
+        return {n: v for n, (v, _) in out.items()}, {n: st for n, (_, st) in out.items()}
+
+    def record(state_before: RunState, state_after: RunState, sums, mets, probed=None):
         """Window values of one unit: NaN once diverged, the frozen values once converged."""
         conv = state_before.converged_step >= 0
         w = jnp.arange(sums.shape[0])
@@ -359,12 +400,15 @@ def make_engine(cfg: RunConfig, reading_order: bool = False,
                                                (sums / cfg.log_every).astype(jnp.float32)))
         mets = {n: jnp.where(bad, nan, jnp.where(conv, state_before.frozen_metrics[n], m))
                 for n, m in mets.items()}
-        return losses, mets
+        probed = jax.tree.map(
+            lambda v: jnp.where(bad.reshape(bad.shape + (1,) * (v.ndim - 1)),
+                                jnp.asarray(jnp.nan, v.dtype), v)
+            if jnp.issubdtype(v.dtype, jnp.floating) else v, probed or {})
+        return losses, mets, probed
 
     def unit(state, x, y, ex, ey, u):
         first = u * lay.unit_steps
-        keep = cfg.keep_trajectory
-        if lay.blocks_per_unit == 1 and not names and not keep:
+        if lay.blocks_per_unit == 1 and not windowed:
             # one loop over the block's steps; window sums from its per-step losses
             params, opt_state, order, sums = run_steps(
                 state.params, state.opt_state, state.order, state.k_data, x, y, first,
@@ -373,19 +417,23 @@ def make_engine(cfg: RunConfig, reading_order: bool = False,
                         x, y, ex, ey)
             return new, record(state, new, sums, {}) + ((),)
         if lay.blocks_per_unit == 1:
-            def window(carry, w):   # metrics need the params at every window's end
+            def window(carry, w):   # metrics and probes need the params at every window's end
+                params, opt_state, order, probe_state = carry
                 params, opt_state, order, sums = run_steps(
-                    *carry, state.k_data, x, y, first + w * cfg.log_every, cfg.log_every,
-                    cfg.log_every)
+                    params, opt_state, order, state.k_data, x, y, first + w * cfg.log_every,
+                    cfg.log_every, cfg.log_every)
+                probed, probe_state = probe(params, probe_state, x, y)
                 mets = evaluate(params, x, y, ex, ey) if names else {}
-                return (params, opt_state, order), (sums[0], mets, params if keep else ())
+                return (params, opt_state, order, probe_state), (
+                    sums[0], mets, probed, params if cfg.keep_trajectory else ())
 
-            (params, opt_state, order), (sums, mets, path) = jax.lax.scan(
-                window, (state.params, state.opt_state, state.order),
+            (params, opt_state, order, probe_state), (sums, mets, probed, path) = jax.lax.scan(
+                window, (state.params, state.opt_state, state.order, state.probe_state),
                 jnp.arange(lay.windows_per_unit))
             new = check(state, params, opt_state, order, jnp.sum(sums), first + lay.unit_steps,
                         x, y, ex, ey)
-            return new, record(state, new, sums, mets) + (trajectory(state, path),)
+            return new._replace(probe_state=probe_state), (
+                record(state, new, sums, mets, probed) + (trajectory(state, path),))
 
         def one_block(carry, b):
             new, total = block(carry, x, y, ex, ey, first + b * lay.block_steps, lay.block_steps)
@@ -395,8 +443,11 @@ def make_engine(cfg: RunConfig, reading_order: bool = False,
         new, totals = jax.lax.scan(one_block, state, jnp.arange(lay.blocks_per_unit))
         mets = evaluate(new.params, x, y, ex, ey) if names else {}
         mets = {n: m[None] for n, m in mets.items()}
-        path = jax.tree.map(lambda a: a[None], new.params) if keep else ()
-        return new, record(state, new, jnp.sum(totals)[None], mets) + (trajectory(state, path),)
+        probed, probe_state = probe(new.params, new.probe_state, x, y)
+        probed = jax.tree.map(lambda v: v[None], probed)
+        path = jax.tree.map(lambda a: a[None], new.params) if cfg.keep_trajectory else ()
+        return new._replace(probe_state=probe_state), (
+            record(state, new, jnp.sum(totals)[None], mets, probed) + (trajectory(state, path),))
 
     def trajectory(state_before: RunState, path):
         """With ``keep_trajectory``: the params at each window's end of one unit, [windows,
@@ -417,15 +468,18 @@ def make_engine(cfg: RunConfig, reading_order: bool = False,
                 return unit(state, x, y, ex, ey, u)
             empty = (jnp.full((lay.windows_per_unit,), jnp.nan, jnp.float32),
                      {n: jnp.full((lay.windows_per_unit,), jnp.nan, jnp.float32) for n in names},
+                     {},   # check_run refuses probes with grad_tol, the only guarded runs
                      jax.tree.map(lambda a: jnp.full((lay.windows_per_unit,) + a.shape, jnp.nan,
                                                      a.dtype), state.params)
                      if cfg.keep_trajectory else ())
             return jax.lax.cond(u < lay.n_units, lambda s: unit(s, x, y, ex, ey, u),
                                 lambda s: (s, empty), state)
 
-        state, (losses, mets, path) = jax.lax.scan(body, state, unit_start + jnp.arange(n_units))
+        state, (losses, mets, probed, path) = jax.lax.scan(body, state,
+                                                           unit_start + jnp.arange(n_units))
         logs = {"losses": losses.reshape(-1),
-                "metrics": {n: m.reshape(-1) for n, m in mets.items()}}
+                "metrics": {n: m.reshape(-1) for n, m in mets.items()},
+                "probes": jax.tree.map(lambda v: v.reshape((-1,) + v.shape[2:]), probed)}
         if cfg.keep_trajectory:
             logs["trajectory"] = jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), path)
         return state, logs
@@ -454,19 +508,45 @@ def make_engine(cfg: RunConfig, reading_order: bool = False,
         out = {"params": state.params, "init_params": init_params, "losses": logs["losses"],
                "metrics": logs["metrics"], "final_loss": final, "final_metrics": final_metrics,
                "diverged": state.diverged, "converged_step": state.converged_step}
+        if probes:
+            out["probes"] = logs["probes"]
         if cfg.keep_predictions:
             out["predictions"] = predict(state.params, ex, state.diverged)
         if cfg.keep_trajectory:
             out["trajectory"] = logs["trajectory"]
         return out
 
-    return Engine(start, advance, finish, run, lay, names, predict)
+    def resume(params, opt_state, k_data, x, y, first, count):
+        order = (epoch_order(k_data, first, x.shape[0]) if cfg.batch_size is not None
+                 else jnp.zeros((0,), jnp.int32))
+
+        def one(t, carry):   # a loop of dynamic length: one program for every count
+            params, opt_state, order, total = carry
+            params, opt_state, order, sums = run_steps(params, opt_state, order, k_data, x, y,
+                                                       t, 1, 1)
+            return params, opt_state, order, total + sums[0].astype(jnp.float32)
+
+        params, opt_state, _, total = jax.lax.fori_loop(
+            first, first + count, one, (params, opt_state, order, jnp.zeros((), jnp.float32)))
+        return params, opt_state, total / jnp.maximum(count, 1)
+
+    return Engine(start, advance, finish, run, lay, names, predict, resume)
 
 
 @functools.lru_cache(maxsize=64)
 def _compiled_run(cfg: RunConfig):
     run = make_engine(cfg).run
-    return jax.jit(_named_run(run))
+    return jax.jit(_named_run(run), compiler_options=probe_options(cfg) or None)
+
+
+def probe_options(cfg: RunConfig) -> dict:
+    """Compile options of a run with probes: without XLA:CPU's library fusions, which jaxlib
+    0.10 miscompiles for second derivatives of a softmax (``chunking.without_library_fusions``);
+    {} without probes."""
+    if not cfg.probes:
+        return {}
+    from gbl_jax.engine.chunking import without_library_fusions   # chunking imports this module
+    return dict(without_library_fusions(jax.devices()[0].platform))
 
 
 def _named_run(run: Callable) -> Callable:
@@ -485,7 +565,7 @@ def train(model, optimizer: optax.GradientTransformation, data, *, key: jax.Arra
           batch_size: int | None = None, loss: Loss = nll, data_key: jax.Array | None = None,
           log_every: int = 1, metrics: Mapping[str, Callable] | None = None, eval_data=None,
           grad_tol: float | None = None, hyperparams: Mapping[str, float] | None = None,
-          dtype=None) -> TrainResult:
+          dtype=None, probes: Mapping[str, Any] | None = None) -> TrainResult:
     """Trains ``model`` on ``data`` from the initialization drawn with ``key``.
 
     Args:
@@ -511,6 +591,7 @@ def train(model, optimizer: optax.GradientTransformation, data, *, key: jax.Arra
         optimizer and ``init_scale`` (weights times it): one cell of a ``sweep`` grid.
       dtype: cast params and floating data to this dtype (default: the params follow the
         model's init, which for ``gbl.mlp`` follows the data).
+      probes: {name: probe} evaluated at each window's end (``gbl.probes``; see ``sweep``).
 
     Returns:
       A ``TrainResult``.
@@ -518,7 +599,7 @@ def train(model, optimizer: optax.GradientTransformation, data, *, key: jax.Arra
     cfg, arrays = check_run(model, optimizer, data, key=key, steps=steps, batch_size=batch_size,
                             loss=loss, log_every=log_every, metrics=metrics, eval_data=eval_data,
                             grad_tol=grad_tol, grid={k: [v] for k, v in (hyperparams or {}).items()},
-                            dtype=dtype)
+                            dtype=dtype, probes=probes)
     x, y, ex, ey = arrays
     if data_key is not None:   # one key of the same kind as ``key``, or the run would not trace
         data_key = check_key(data_key, "data_key")
@@ -532,5 +613,5 @@ def train(model, optimizer: optax.GradientTransformation, data, *, key: jax.Arra
     out = _compiled_run(cfg)(k_init, k_data, hypers, x, y, ex, ey)
     return TrainResult(out["params"], out["losses"], out["final_loss"], out["diverged"],
                        out["metrics"], out["final_metrics"], out["converged_step"],
-                       out["init_params"])
+                       out["init_params"], out.get("probes", {}))
 

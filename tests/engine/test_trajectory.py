@@ -1,6 +1,7 @@
 """Tests for keep_trajectory: each run's params at every logging window's end."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -59,3 +60,25 @@ def test_trajectory_is_counted_in_the_results_memory():
     sizes = [memory.result_bytes(check_run(model, optax.sgd(0.1), data, keep_trajectory=k,
                                            **kw)[0], x, False) for k in (False, True)]
     assert sizes[1] - sizes[0] == 10 * 17 * 4
+
+
+@pytest.mark.parametrize("log_every", [10, 100])   # windows inside a check block, and across
+def test_probes_and_the_trajectory_come_from_the_same_window_ends(log_every):
+    """Both read the params at each window's end: the grad_norm probe equals the full-batch
+    gradient norm recomputed, independently, at the trajectory's params."""
+    data = gbl.problems.two_spirals(jax.random.PRNGKey(0), 32)
+    model = gbl.mlp([3], data.head)
+    out = gbl.sweep(model, optax.adam(0.05), data, key=jax.random.PRNGKey(1), seeds=2,
+                    steps=200, log_every=log_every, batch_size=8, keep_trajectory=True,
+                    probes={"g": gbl.probes.grad_norm()})
+    assert out.probes["g"].shape == (2, 200 // log_every)
+
+    def norm(params):
+        grads = jax.grad(lambda p: gbl.nll(model.apply(p, data.x), data.y))(params)
+        return jnp.sqrt(sum(jnp.sum(g ** 2) for g in jax.tree.leaves(grads)))
+
+    for seed in range(2):
+        for w in (0, 200 // log_every - 1):
+            params = jax.tree.map(lambda a: a[seed, w], out.trajectory)
+            assert float(out.probes["g"][seed, w]) == pytest.approx(float(norm(params)),
+                                                                    rel=1e-4)
