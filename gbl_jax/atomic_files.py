@@ -26,13 +26,13 @@ import numpy as np
 
 
 def _umask() -> int:
-    mask = os.umask(0)   # reading the umask means setting it; put it straight back
+    mask = os.umask(0)  # reading the umask means setting it; put it straight back
     os.umask(mask)
     return mask
 
 
 _SUFFIX = ".gbl-jax.tmp"
-_RANDOM = re.compile(r"[a-z0-9_]{8}")   # what tempfile.mkstemp puts between prefix and suffix
+_RANDOM = re.compile(r"[a-z0-9_]{8}")  # what tempfile.mkstemp puts between prefix and suffix
 
 
 def temporary_affixes(path: Path) -> dict[str, str]:
@@ -45,8 +45,11 @@ def is_temporary(name: str, of: str) -> bool:
     made (a crash can leave one), as opposed to a user's file of a similar name."""
     affixes = temporary_affixes(Path(of))
     prefix, suffix = affixes["prefix"], affixes["suffix"]
-    return (name.startswith(prefix) and name.endswith(suffix)
-            and bool(_RANDOM.fullmatch(name[len(prefix):-len(suffix)])))
+    return (
+        name.startswith(prefix)
+        and name.endswith(suffix)
+        and bool(_RANDOM.fullmatch(name[len(prefix) : -len(suffix)]))
+    )
 
 
 def _temporary_copy(path: Path, data: bytes) -> str:
@@ -123,7 +126,7 @@ def json_safe(obj: Any) -> Any:
     if isinstance(obj, (int, np.integer)):
         return int(obj)
     if isinstance(obj, (float, np.floating)):
-        return float(obj) + 0.0 if math.isfinite(obj) else None   # + 0.0: -0.0 becomes 0.0
+        return float(obj) + 0.0 if math.isfinite(obj) else None  # + 0.0: -0.0 becomes 0.0
     return obj
 
 
@@ -146,7 +149,7 @@ def _cell(value) -> str:
     if isinstance(value, (bool, np.bool_)):
         return str(int(value))
     if isinstance(value, (float, np.floating)):
-        return repr(float(value) + 0.0)   # a loss of exactly 0 (-mean of zeros is -0.0): 0.0
+        return repr(float(value) + 0.0)  # a loss of exactly 0 (-mean of zeros is -0.0): 0.0
     return str(value)
 
 
@@ -182,14 +185,22 @@ def open_regular(path) -> BinaryIO:
       OSError: the file cannot be opened (FileNotFoundError when it does not exist).
       ValueError: it is not a regular file (naming what it is).
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)   # a FIFO opens at once, without a writer
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO opens at once, without a writer
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO (named pipe)"
-                    if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device")
-            raise ValueError(f"{os.fspath(path)} is {kind}, not a regular file; reading it could "
-                             "block forever")
+            kind = (
+                "a folder"
+                if stat.S_ISDIR(mode)
+                else "a FIFO (named pipe)"
+                if stat.S_ISFIFO(mode)
+                else "a socket"
+                if stat.S_ISSOCK(mode)
+                else "a device"
+            )
+            raise ValueError(
+                f"{os.fspath(path)} is {kind}, not a regular file; reading it could block forever"
+            )
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:

@@ -21,17 +21,24 @@ def require_int(name: str, value: Any, least: int | None = None) -> int:
     return int(value)
 
 
-def require_finite_number(name: str, value: Any, *, positive: bool = False,
-                          nonnegative: bool = False) -> float:
+def require_finite_number(
+    name: str, value: Any, *, positive: bool = False, nonnegative: bool = False
+) -> float:
     """``value`` as a float; raises unless it is a finite real number (and > 0 / >= 0)."""
     ok = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
     if ok:
         value = float(value)
-        ok = np.isfinite(value) and not (positive and value <= 0) and not (nonnegative
-                                                                            and value < 0)
+        ok = (
+            np.isfinite(value) and not (positive and value <= 0) and not (nonnegative and value < 0)
+        )
     if not ok:
-        what = "a positive finite" if positive else "a non-negative finite" if nonnegative \
+        what = (
+            "a positive finite"
+            if positive
+            else "a non-negative finite"
+            if nonnegative
             else "a finite"
+        )
         raise ValueError(f"{name} must be {what} number, got {value!r}")
     return value
 
@@ -50,6 +57,8 @@ def require_finite_array(name: str, value: Any) -> None:
     if bad.any():
         index = first_bad_index(bad)
         where = ", ".join(map(str, index))
-        raise ValueError(f"{name} has {int(bad.sum())} non-finite entries (NaN or inf); the first "
-                         f"is {name}[{where}] = {a[index].item()!r}. Bad data is not divergence: "
-                         "clean it before training")
+        raise ValueError(
+            f"{name} has {int(bad.sum())} non-finite entries (NaN or inf); the first "
+            f"is {name}[{where}] = {a[index].item()!r}. Bad data is not divergence: "
+            "clean it before training"
+        )

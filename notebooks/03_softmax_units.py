@@ -24,7 +24,6 @@ import json
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
-import numpy as np
 
 import gbl_jax as gbl
 

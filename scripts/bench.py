@@ -82,23 +82,26 @@ from gbl_jax.engine import sweeps
 
 STEPS, LR, N = 300, 1e-2, 256
 LOOP_MAX_SEEDS = 1024
-FAIL_LOSS = 0.1            # a seed "fails" when its final loss is above this (XOR: ~half do)
+FAIL_LOSS = 0.1  # a seed "fails" when its final loss is above this (XOR: ~half do)
 
 
 class Workload(NamedTuple):
     hidden: list
     seeds: int
-    problem: str = "two_spirals"   # "two_spirals" (N points) or "xor"
+    problem: str = "two_spirals"  # "two_spirals" (N points) or "xor"
     steps: int = STEPS
     lr: float = LR
-    tiny: bool = False             # one hidden layer: no loop contender, a C reference instead
+    tiny: bool = False  # one hidden layer: no loop contender, a C reference instead
 
 
-WORKLOADS = {"wide": Workload([128], 64), "deep": Workload([32, 32], 128),
-             "small": Workload([8], 128),
-             "xor": Workload([2], 16384, "xor", 2000, 0.05, tiny=True),
-             "spirals": Workload([8], 1024, tiny=True),
-             "large": Workload([32, 32], 4096)}
+WORKLOADS = {
+    "wide": Workload([128], 64),
+    "deep": Workload([32, 32], 128),
+    "small": Workload([8], 128),
+    "xor": Workload([2], 16384, "xor", 2000, 0.05, tiny=True),
+    "spirals": Workload([8], 1024, tiny=True),
+    "large": Workload([32, 32], 4096),
+}
 C_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tiny_mlp_ref.c")
 C_FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fopenmp-simd"]
 
@@ -111,14 +114,17 @@ def problem_data(problem):
 
 # ---- contenders -------------------------------------------------------------------------------
 
+
 def plain_run(widths, steps, lr):
     """Single-seed training in plain JAX + optax, independent of gbl_jax."""
     opt = optax.adam(lr)
 
     def init(key):
         keys = jax.random.split(key, len(widths) - 1)
-        return [(jax.random.normal(k, (i, o)) * math.sqrt(2 / (i + o)), jnp.zeros(o))
-                for k, i, o in zip(keys, widths[:-1], widths[1:])]
+        return [
+            (jax.random.normal(k, (i, o)) * math.sqrt(2 / (i + o)), jnp.zeros(o))
+            for k, i, o in zip(keys, widths[:-1], widths[1:])
+        ]
 
     def loss(params, x, y):
         h = x
@@ -151,17 +157,29 @@ def make_contenders(hidden, seeds, data, steps=STEPS, lr=LR, tiny=False):
     batched = jax.jit(jax.vmap(run, in_axes=(0, None, None)))
     model = gbl.mlp(hidden, data.head, activation="tanh")
     adam = optax.adam(lr)
-    key_list = list(keys)   # sliced once: indexing a key array per call would dispatch ops
+    key_list = list(keys)  # sliced once: indexing a key array per call would dispatch ops
     one_device = jax.devices()[:1]
     contenders = {
         "loop": lambda: [single(k, x, y)[0] for k in key_list],
         "vmap": lambda: batched(keys, x, y)[0],
-        "sweep": lambda: gbl.sweep(model, adam, data, key=jax.random.PRNGKey(0), seeds=seeds,
-                                   steps=steps, devices=one_device).final_loss,
+        "sweep": lambda: (
+            gbl.sweep(
+                model,
+                adam,
+                data,
+                key=jax.random.PRNGKey(0),
+                seeds=seeds,
+                steps=steps,
+                devices=one_device,
+            ).final_loss
+        ),
     }
     if len(jax.devices()) > 1:
-        contenders["sweep-all"] = lambda: gbl.sweep(model, adam, data, key=jax.random.PRNGKey(0),
-                                                    seeds=seeds, steps=steps).final_loss
+        contenders["sweep-all"] = lambda: (
+            gbl.sweep(
+                model, adam, data, key=jax.random.PRNGKey(0), seeds=seeds, steps=steps
+            ).final_loss
+        )
     if seeds > LOOP_MAX_SEEDS or tiny:
         del contenders["loop"]
     torch_fn = make_torch(widths, seeds, data, steps, lr)
@@ -179,7 +197,7 @@ def make_torch(widths, seeds, data, steps, lr=LR):
         import torch
     except ImportError:
         return None
-    device = "cuda" if torch.cuda.is_available() else "cpu"   # the GPU whenever there is one
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # the GPU whenever there is one
     x = torch.tensor(np.asarray(data.x), device=device).expand(seeds, -1, -1)
     y = torch.tensor(np.asarray(data.y), device=device).expand(seeds, -1)
 
@@ -197,8 +215,9 @@ def make_torch(widths, seeds, data, steps, lr=LR):
                 h = torch.tanh(torch.baddbmm(b, h, w))
             z = torch.baddbmm(params[-1][1], h, params[-1][0])[..., 0]
             per_seed = torch.nn.functional.binary_cross_entropy_with_logits(
-                z, y, reduction="none").mean(1)
-            per_seed.sum().backward()   # seeds are independent: the sum's gradient is per seed
+                z, y, reduction="none"
+            ).mean(1)
+            per_seed.sum().backward()  # seeds are independent: the sum's gradient is per seed
             opt.step()
         if device == "cuda":
             torch.cuda.synchronize()
@@ -207,7 +226,7 @@ def make_torch(widths, seeds, data, steps, lr=LR):
     return run
 
 
-_C_BUILDS: dict = {}   # hidden width -> (executable or None, cc seconds)
+_C_BUILDS: dict = {}  # hidden width -> (executable or None, cc seconds)
 
 
 def build_c_ref(hid):
@@ -226,16 +245,22 @@ def build_c_ref(hid):
         exe = os.path.join(workdir, f"tiny_mlp_ref_h{hid}")
         start = time.perf_counter()
         try:
-            proc = subprocess.run([cc, *C_FLAGS, f"-DHID={hid}", C_SOURCE, "-o", exe, "-lm"],
-                                  capture_output=True, text=True, timeout=300)
+            proc = subprocess.run(
+                [cc, *C_FLAGS, f"-DHID={hid}", C_SOURCE, "-o", exe, "-lm"],
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
             ok, why = proc.returncode == 0, proc.stderr.strip()[-1000:]
         except (OSError, subprocess.SubprocessError) as e:
             ok, why = False, str(e)
         if ok:
             result = (exe, time.perf_counter() - start)
         else:
-            print(f"compiling {os.path.basename(C_SOURCE)} failed: skipping the c-ref "
-                  f"contender\n{why}")
+            print(
+                f"compiling {os.path.basename(C_SOURCE)} failed: skipping the c-ref "
+                f"contender\n{why}"
+            )
     _C_BUILDS[hid] = result
     return result
 
@@ -266,6 +291,7 @@ def run_c_ref(exe, data_path, steps, seeds, lr, init_path=None):
 class CReference:
     """The c-ref contender: calling it runs the C program once and returns its JSON line; its
     time is the loop wall it prints (``self_timed``), not the process's."""
+
     self_timed = True
 
     def __init__(self, exe, data_path, steps, seeds, lr, compile_s):
@@ -288,6 +314,7 @@ class CReference:
 
 
 # ---- measurement ------------------------------------------------------------------------------
+
 
 def _rss() -> int:
     with open("/proc/self/statm") as f:
@@ -362,8 +389,15 @@ def bench_workload(name, work: Workload, data, rounds, peak):
     for _ in range(rounds):
         for k, fn in contenders.items():
             best[k] = min(best[k], run_time(fn))
-    best = {k: (t, contenders[k]().get("peak_rss_bytes", 0) if k == "c-ref"
-                else peak_rss_growth(contenders[k])) for k, t in best.items()}
+    best = {
+        k: (
+            t,
+            contenders[k]().get("peak_rss_bytes", 0)
+            if k == "c-ref"
+            else peak_rss_growth(contenders[k]),
+        )
+        for k, t in best.items()
+    }
     flops = flops_per_seed_step([2, *hidden, 1], len(data.y)) * seeds * steps
     rows = []
     for k, (t, mem) in best.items():
@@ -371,19 +405,32 @@ def bench_workload(name, work: Workload, data, rounds, peak):
             compile_s = contenders[k].compile_s
         else:
             compile_s = max(first[k] - t, 0.0) if k != "torch" else 0.0
-        row = {"workload": name, "problem": work.problem, "hidden": hidden, "seeds": seeds,
-               "steps": steps, "lr": work.lr, "contender": k, "run_s": t,
-               "first_call_s": first[k], "compile_s": compile_s,
-               "seed_steps_per_s": seeds * steps / t, "peak_rss_mb": mem / 2**20,
-               "gflops": flops / t / 1e9, "peak_fraction": flops / t / 1e9 / peak,
-               "mean_final_loss": outcome[k][0], "fail_fraction": outcome[k][1]}
+        row = {
+            "workload": name,
+            "problem": work.problem,
+            "hidden": hidden,
+            "seeds": seeds,
+            "steps": steps,
+            "lr": work.lr,
+            "contender": k,
+            "run_s": t,
+            "first_call_s": first[k],
+            "compile_s": compile_s,
+            "seed_steps_per_s": seeds * steps / t,
+            "peak_rss_mb": mem / 2**20,
+            "gflops": flops / t / 1e9,
+            "peak_fraction": flops / t / 1e9 / peak,
+            "mean_final_loss": outcome[k][0],
+            "fail_fraction": outcome[k][1],
+        }
         if work.tiny:
             row["time_over_vmap"] = t / best["vmap"][0]
             row["fraction_of_c"] = best["c-ref"][0] / t if "c-ref" in best else None
         rows.append(row)
     plain_best = min(best[k][0] for k in ("loop", "vmap") if k in best)
-    ratios = {k: best[k][0] / plain_best for k in best
-              if k.startswith("sweep") or k in ("torch", "c-ref")}
+    ratios = {
+        k: best[k][0] / plain_best for k in best if k.startswith("sweep") or k in ("torch", "c-ref")
+    }
     return rows, ratios
 
 
@@ -392,12 +439,25 @@ def compile_flatness(data):
     10x the steps and at 8x the seeds (deep workload, one device)."""
     out = []
     for steps, seeds in ((300, 128), (3000, 128), (300, 1024)):
-        adam = optax.adam(LR)   # a fresh optimizer object: nothing cached
+        adam = optax.adam(LR)  # a fresh optimizer object: nothing cached
         model = gbl.mlp([32, 32], data.head)
-        plan = sweeps.plan_sweep(model, adam, data, key=jax.random.PRNGKey(0), seeds=seeds,
-                                 steps=steps, devices=jax.devices()[:1])
-        out.append({"steps": steps, "seeds": seeds, "chunk_size": plan.chunk_size,
-                    "compile_s": plan.compile()})
+        plan = sweeps.plan_sweep(
+            model,
+            adam,
+            data,
+            key=jax.random.PRNGKey(0),
+            seeds=seeds,
+            steps=steps,
+            devices=jax.devices()[:1],
+        )
+        out.append(
+            {
+                "steps": steps,
+                "seeds": seeds,
+                "chunk_size": plan.chunk_size,
+                "compile_s": plan.compile(),
+            }
+        )
     return out
 
 
@@ -409,13 +469,31 @@ def grid_vs_loop(rounds=3, seeds=256, steps=2000, lrs=(0.01, 0.02, 0.05, 0.1, 0.
 
     def grid():
         opt = optax.inject_hyperparams(optax.adam)(learning_rate=0.05)
-        out = gbl.sweep(gbl.mlp([2], data.head), opt, data, key=key, seeds=seeds, steps=steps,
-                        grid={"learning_rate": list(lrs)}, devices=jax.devices()[:1])
+        out = gbl.sweep(
+            gbl.mlp([2], data.head),
+            opt,
+            data,
+            key=key,
+            seeds=seeds,
+            steps=steps,
+            grid={"learning_rate": list(lrs)},
+            devices=jax.devices()[:1],
+        )
         return out.final_loss
 
     def loop():
-        return [gbl.sweep(gbl.mlp([2], data.head), optax.adam(lr), data, key=key, seeds=seeds,
-                          steps=steps, devices=jax.devices()[:1]).final_loss for lr in lrs]
+        return [
+            gbl.sweep(
+                gbl.mlp([2], data.head),
+                optax.adam(lr),
+                data,
+                key=key,
+                seeds=seeds,
+                steps=steps,
+                devices=jax.devices()[:1],
+            ).final_loss
+            for lr in lrs
+        ]
 
     times = {"grid": [], "loop": []}
     for _ in range(rounds):
@@ -424,12 +502,18 @@ def grid_vs_loop(rounds=3, seeds=256, steps=2000, lrs=(0.01, 0.02, 0.05, 0.1, 0.
                 times[name].append(timed(fn))
             times[f"{name}_compiles"] = count.training
     looped, gridded = np.stack(loop()), grid()
-    return {"cells": len(lrs), "seeds": seeds, "steps": steps, "grid_s": min(times["grid"]),
-            "loop_s": min(times["loop"]), "grid_compiles": times["grid_compiles"],
-            "loop_compiles": times["loop_compiles"],
-            "max_difference": float(np.max(np.abs(looped - gridded))),
-            "same_success": bool(np.array_equal(looped < 0.1, gridded < 0.1)),
-            "speedup": min(times["loop"]) / min(times["grid"])}
+    return {
+        "cells": len(lrs),
+        "seeds": seeds,
+        "steps": steps,
+        "grid_s": min(times["grid"]),
+        "loop_s": min(times["loop"]),
+        "grid_compiles": times["grid_compiles"],
+        "loop_compiles": times["loop_compiles"],
+        "max_difference": float(np.max(np.abs(looped - gridded))),
+        "same_success": bool(np.array_equal(looped < 0.1, gridded < 0.1)),
+        "speedup": min(times["loop"]) / min(times["grid"]),
+    }
 
 
 def compaction(rounds=2, seeds=256, steps=20000, grad_tol=1e-4, k=6, n=8, lr=0.1):
@@ -437,21 +521,36 @@ def compaction(rounds=2, seeds=256, steps=20000, grad_tol=1e-4, k=6, n=8, lr=0.1
     loss): repacking the active runs between segments against freezing them in place."""
     model, data, loss = gbl.population.relu_student(n, k)
     sgd = optax.sgd(lr)
-    kw = dict(key=jax.random.PRNGKey(0), seeds=seeds, steps=steps, grad_tol=grad_tol, loss=loss,
-              devices=jax.devices()[:1])
+    kw = dict(
+        key=jax.random.PRNGKey(0),
+        seeds=seeds,
+        steps=steps,
+        grad_tol=grad_tol,
+        loss=loss,
+        devices=jax.devices()[:1],
+    )
     run = {c: (lambda c=c: gbl.sweep(model, sgd, data, compact=c, **kw)) for c in (True, False)}
     first = {c: timed(lambda c=c: run[c]().final_loss) for c in run}
     best = {c: min(timed(lambda c=c: run[c]().final_loss) for _ in range(rounds)) for c in run}
     a, b = run[True](), run[False]()
     conv = a.converged_step
-    return {"seeds": seeds, "budget": steps, "grad_tol": grad_tol, "k": k, "n": n,
-            "compact_s": best[True], "frozen_s": best[False], "compact_first_s": first[True],
-            "frozen_first_s": first[False], "speedup": best[False] / best[True],
-            "converged": int((conv >= 0).sum()), "median_converged_step": float(np.median(
-                conv[conv >= 0])) if (conv >= 0).any() else None,
-            "max_converged_step": int(conv.max()),
-            "equal_steps": bool(np.array_equal(conv, b.converged_step)),
-            "max_loss_difference": float(np.nanmax(np.abs(a.final_loss - b.final_loss)))}
+    return {
+        "seeds": seeds,
+        "budget": steps,
+        "grad_tol": grad_tol,
+        "k": k,
+        "n": n,
+        "compact_s": best[True],
+        "frozen_s": best[False],
+        "compact_first_s": first[True],
+        "frozen_first_s": first[False],
+        "speedup": best[False] / best[True],
+        "converged": int((conv >= 0).sum()),
+        "median_converged_step": float(np.median(conv[conv >= 0])) if (conv >= 0).any() else None,
+        "max_converged_step": int(conv.max()),
+        "equal_steps": bool(np.array_equal(conv, b.converged_step)),
+        "max_loss_difference": float(np.nanmax(np.abs(a.final_loss - b.final_loss))),
+    }
 
 
 MEMORY_SCRIPT = """
@@ -467,70 +566,103 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, time.perf_count
 
 
 def hundred_thousand_seeds():
-    proc = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT], capture_output=True, text=True,
-                          check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", MEMORY_SCRIPT], capture_output=True, text=True, check=True
+    )
     peak_mb, wall, chunk, success = proc.stdout.split()
-    return {"seeds": 100_000, "network": "2-16-1", "problem": "xor", "steps": 2000,
-            "peak_rss_mb": float(peak_mb), "wall_s": float(wall), "chunk_size": int(chunk),
-            "success_rate_below_0.01": float(success)}
+    return {
+        "seeds": 100_000,
+        "network": "2-16-1",
+        "problem": "xor",
+        "steps": 2000,
+        "peak_rss_mb": float(peak_mb),
+        "wall_s": float(wall),
+        "chunk_size": int(chunk),
+        "success_rate_below_0.01": float(success),
+    }
 
 
 def markdown(result) -> str:
     """The benchmark's tables in markdown, for BENCHMARKS.md."""
     tiny = [r for r in result["rows"] if "time_over_vmap" in r]
-    lines = [] if tiny and len(tiny) == len(result["rows"]) else [
-        "| workload | contender | run s | compile s | seed-steps/s | GFLOP/s | % of matmul peak "
-        "| peak RSS growth MB | time / best plain |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = (
+        []
+        if tiny and len(tiny) == len(result["rows"])
+        else [
+            "| workload | contender | run s | compile s | seed-steps/s | GFLOP/s | % of matmul peak "
+            "| peak RSS growth MB | time / best plain |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+    )
     for r in result["rows"]:
         if "time_over_vmap" in r:
             continue
-        plain = min(x["run_s"] for x in result["rows"]
-                    if x["workload"] == r["workload"] and x["contender"] in ("loop", "vmap"))
-        lines.append(f"| {r['workload']} ({r['seeds']} x 2-{'-'.join(map(str, r['hidden']))}-1) "
-                     f"| {r['contender']} | {r['run_s']:.3f} | {r['compile_s']:.2f} "
-                     f"| {r['seed_steps_per_s']:,.0f} | {r['gflops']:.1f} "
-                     f"| {100 * r['peak_fraction']:.1f} | {r['peak_rss_mb']:.1f} "
-                     f"| {r['run_s'] / plain:.2f} |")
+        plain = min(
+            x["run_s"]
+            for x in result["rows"]
+            if x["workload"] == r["workload"] and x["contender"] in ("loop", "vmap")
+        )
+        lines.append(
+            f"| {r['workload']} ({r['seeds']} x 2-{'-'.join(map(str, r['hidden']))}-1) "
+            f"| {r['contender']} | {r['run_s']:.3f} | {r['compile_s']:.2f} "
+            f"| {r['seed_steps_per_s']:,.0f} | {r['gflops']:.1f} "
+            f"| {100 * r['peak_fraction']:.1f} | {r['peak_rss_mb']:.1f} "
+            f"| {r['run_s'] / plain:.2f} |"
+        )
     if tiny:
         lines += [""] * bool(lines) + [
             "| tiny net | contender | run s | compile s | seed-steps/s "
             "| x hand vmap (vmap s / run s) | fraction of C (c-ref s / run s) | mean final loss "
             "| final loss > 0.1 |",
-            "|---|---|---|---|---|---|---|---|---|"]
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for r in tiny:
             frac = "" if r["fraction_of_c"] is None else f"{r['fraction_of_c']:.3f}"
-            lines.append(f"| {r['workload']} ({r['seeds']} x 2-{'-'.join(map(str, r['hidden']))}-1,"
-                         f" {r['problem']}, {r['steps']} steps, Adam({r['lr']:g})) "
-                         f"| {r['contender']} | {r['run_s']:.3f} | {r['compile_s']:.2f} "
-                         f"| {r['seed_steps_per_s']:,.0f} | {1 / r['time_over_vmap']:.2f} "
-                         f"| {frac} | {r['mean_final_loss']:.4f} | {r['fail_fraction']:.3f} |")
+            lines.append(
+                f"| {r['workload']} ({r['seeds']} x 2-{'-'.join(map(str, r['hidden']))}-1,"
+                f" {r['problem']}, {r['steps']} steps, Adam({r['lr']:g})) "
+                f"| {r['contender']} | {r['run_s']:.3f} | {r['compile_s']:.2f} "
+                f"| {r['seed_steps_per_s']:,.0f} | {1 / r['time_over_vmap']:.2f} "
+                f"| {frac} | {r['mean_final_loss']:.4f} | {r['fail_fraction']:.3f} |"
+            )
     lines += ["", "| steps | seeds | chunk | sweep compile s |", "|---|---|---|---|"]
-    lines += [f"| {r['steps']} | {r['seeds']} | {r['chunk_size']} | {r['compile_s']:.2f} |"
-              for r in result["compile_flatness"]]
+    lines += [
+        f"| {r['steps']} | {r['seeds']} | {r['chunk_size']} | {r['compile_s']:.2f} |"
+        for r in result["compile_flatness"]
+    ]
     grid = result.get("grid")
     if grid:
-        lines += ["", "| grid workload | one sweep(grid=...) s | loop of sweeps s | speedup | "
-                  "compiles (grid / loop) | max abs difference | same successes |",
-                  "|---|---|---|---|---|---|---|",
-                  f"| {grid['cells']} lr x {grid['seeds']} seeds, XOR 2-2-1, {grid['steps']} steps "
-                  f"| {grid['grid_s']:.2f} | {grid['loop_s']:.2f} | {grid['speedup']:.1f}x | "
-                  f"{grid['grid_compiles']} / {grid['loop_compiles']} | "
-                  f"{grid['max_difference']:.1e} | {grid['same_success']} |"]
+        lines += [
+            "",
+            "| grid workload | one sweep(grid=...) s | loop of sweeps s | speedup | "
+            "compiles (grid / loop) | max abs difference | same successes |",
+            "|---|---|---|---|---|---|---|",
+            f"| {grid['cells']} lr x {grid['seeds']} seeds, XOR 2-2-1, {grid['steps']} steps "
+            f"| {grid['grid_s']:.2f} | {grid['loop_s']:.2f} | {grid['speedup']:.1f}x | "
+            f"{grid['grid_compiles']} / {grid['loop_compiles']} | "
+            f"{grid['max_difference']:.1e} | {grid['same_success']} |",
+        ]
     comp = result.get("compaction")
     if comp:
-        lines += ["", "| run to convergence | compacted s | frozen in place s | speedup | "
-                  "converged | median / max converged step | same steps |",
-                  "|---|---|---|---|---|---|---|",
-                  f"| Safran-Shamir k={comp['k']}, n={comp['n']}, {comp['seeds']} seeds, budget "
-                  f"{comp['budget']}, grad_tol {comp['grad_tol']:g} | {comp['compact_s']:.2f} | "
-                  f"{comp['frozen_s']:.2f} | {comp['speedup']:.1f}x | {comp['converged']} | "
-                  f"{comp['median_converged_step']} / {comp['max_converged_step']} | "
-                  f"{comp['equal_steps']} |"]
+        lines += [
+            "",
+            "| run to convergence | compacted s | frozen in place s | speedup | "
+            "converged | median / max converged step | same steps |",
+            "|---|---|---|---|---|---|---|",
+            f"| Safran-Shamir k={comp['k']}, n={comp['n']}, {comp['seeds']} seeds, budget "
+            f"{comp['budget']}, grad_tol {comp['grad_tol']:g} | {comp['compact_s']:.2f} | "
+            f"{comp['frozen_s']:.2f} | {comp['speedup']:.1f}x | {comp['converged']} | "
+            f"{comp['median_converged_step']} / {comp['max_converged_step']} | "
+            f"{comp['equal_steps']} |",
+        ]
     memory = result.get("hundred_thousand_seeds")
     if memory:
-        lines += ["", f"100,000 seeds of 2-16-1 on XOR, 2000 steps: peak RSS "
-                  f"{memory['peak_rss_mb']:.0f} MB, {memory['wall_s']:.0f} s, chunk "
-                  f"{memory['chunk_size']}."]
+        lines += [
+            "",
+            f"100,000 seeds of 2-16-1 on XOR, 2000 steps: peak RSS "
+            f"{memory['peak_rss_mb']:.0f} MB, {memory['wall_s']:.0f} s, chunk "
+            f"{memory['chunk_size']}.",
+        ]
     return "\n".join(lines)
 
 
@@ -539,16 +671,26 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--out", default="bench.json")
     parser.add_argument("--large", action="store_true", help="run the GPU-sized workload on CPU")
-    parser.add_argument("--cpu-devices", type=int, default=None,
-                        help="expose N CPU devices (jax_num_cpu_devices) so sweep can shard "
-                        "across cores")
+    parser.add_argument(
+        "--cpu-devices",
+        type=int,
+        default=None,
+        help="expose N CPU devices (jax_num_cpu_devices) so sweep can shard across cores",
+    )
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--only", nargs="*", choices=list(WORKLOADS) + ["grid", "compaction"])
-    parser.add_argument("--seeds", nargs="*", type=int, metavar="N",
-                        help="run each chosen workload at these seed counts instead")
-    parser.add_argument("--markdown", metavar="JSON", help="print the tables of a saved run and exit")
+    parser.add_argument(
+        "--seeds",
+        nargs="*",
+        type=int,
+        metavar="N",
+        help="run each chosen workload at these seed counts instead",
+    )
+    parser.add_argument(
+        "--markdown", metavar="JSON", help="print the tables of a saved run and exit"
+    )
     args = parser.parse_args()
-    if args.cpu_devices:   # before the first computation starts the CPU backend
+    if args.cpu_devices:  # before the first computation starts the CPU backend
         jax.config.update("jax_num_cpu_devices", args.cpu_devices)
     if args.markdown:
         with open(args.markdown) as f:
@@ -558,11 +700,18 @@ def main():
     device = jax.devices()[0]
     data = problem_data("two_spirals")
     peak = matmul_peak_gflops()
-    info = {"jax": jax.__version__, "platform": device.platform, "device": device.device_kind,
-            "devices": len(jax.devices()), "cpus": os.cpu_count(), "python": platform.python_version(),
-            "matmul_peak_gflops": peak}
+    info = {
+        "jax": jax.__version__,
+        "platform": device.platform,
+        "device": device.device_kind,
+        "devices": len(jax.devices()),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "matmul_peak_gflops": peak,
+    }
     try:
         import torch
+
         info["torch"] = torch.__version__
     except ImportError:
         print("torch is not installed: skipping the PyTorch peer (pip install torch)")
@@ -570,8 +719,10 @@ def main():
 
     rows, ratios, extra = [], {}, {}
     with_large = args.large or device.platform != "cpu"
-    names = args.only or [n for n in WORKLOADS if with_large or n != "large"] + ["grid",
-                                                                                  "compaction"]
+    names = args.only or [n for n in WORKLOADS if with_large or n != "large"] + [
+        "grid",
+        "compaction",
+    ]
     for name, fn in (("grid", grid_vs_loop), ("compaction", compaction)):
         if name in names:
             names.remove(name)
@@ -586,31 +737,52 @@ def main():
         workload_rows, ratios[name] = bench_workload(name, work, work_data, rounds, peak)
         rows += workload_rows
         for r in workload_rows:
-            print(f"{name:>6} {r['contender']:>6}  run {r['run_s']:7.3f} s  compile {r['compile_s']:5.2f} s  "
-                  f"{r['seed_steps_per_s']:11.0f} seed-steps/s  {r['gflops']:6.2f} GFLOP/s "
-                  f"({100 * r['peak_fraction']:4.1f}% of peak)  +{r['peak_rss_mb']:7.1f} MB  "
-                  f"final loss {r['mean_final_loss']:.4f} ({r['fail_fraction']:.3f} > {FAIL_LOSS})"
-                  + (f"  time / vmap {r['time_over_vmap']:.3f}" if "time_over_vmap" in r else "")
-                  + (f"  fraction of C {r['fraction_of_c']:.3f}" if r.get("fraction_of_c") else ""),
-                  flush=True)
-        print(f"{name:>6} time / best plain: " + ", ".join(f"{k} {v:.3f}" for k, v in ratios[name].items()),
-              flush=True)
+            print(
+                f"{name:>6} {r['contender']:>6}  run {r['run_s']:7.3f} s  compile {r['compile_s']:5.2f} s  "
+                f"{r['seed_steps_per_s']:11.0f} seed-steps/s  {r['gflops']:6.2f} GFLOP/s "
+                f"({100 * r['peak_fraction']:4.1f}% of peak)  +{r['peak_rss_mb']:7.1f} MB  "
+                f"final loss {r['mean_final_loss']:.4f} ({r['fail_fraction']:.3f} > {FAIL_LOSS})"
+                + (f"  time / vmap {r['time_over_vmap']:.3f}" if "time_over_vmap" in r else "")
+                + (f"  fraction of C {r['fraction_of_c']:.3f}" if r.get("fraction_of_c") else ""),
+                flush=True,
+            )
+        print(
+            f"{name:>6} time / best plain: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in ratios[name].items()),
+            flush=True,
+        )
 
     flat = compile_flatness(data) if rows else []
     for r in flat:
-        print(f"compile flatness: steps {r['steps']:5d} seeds {r['seeds']:5d} (chunk {r['chunk_size']}): "
-              f"compile {r['compile_s']:.2f} s")
+        print(
+            f"compile flatness: steps {r['steps']:5d} seeds {r['seeds']:5d} (chunk {r['chunk_size']}): "
+            f"compile {r['compile_s']:.2f} s"
+        )
     memory = None if args.skip_memory else hundred_thousand_seeds()
     if memory:
-        print(f"100,000 seeds of 2-16-1 on XOR, 2000 steps: peak RSS {memory['peak_rss_mb']:.0f} MB, "
-              f"{memory['wall_s']:.1f} s, chunk {memory['chunk_size']}")
+        print(
+            f"100,000 seeds of 2-16-1 on XOR, 2000 steps: peak RSS {memory['peak_rss_mb']:.0f} MB, "
+            f"{memory['wall_s']:.1f} s, chunk {memory['chunk_size']}"
+        )
     with open(args.out, "w") as f:
-        json.dump({"info": info, "rows": rows, "time_over_best_plain": ratios,
-                   "compile_flatness": flat, "hundred_thousand_seeds": memory, **extra}, f,
-                  indent=1)
+        json.dump(
+            {
+                "info": info,
+                "rows": rows,
+                "time_over_best_plain": ratios,
+                "compile_flatness": flat,
+                "hundred_thousand_seeds": memory,
+                **extra,
+            },
+            f,
+            indent=1,
+        )
     print(f"wrote {args.out}")
-    print(markdown({"rows": rows, "compile_flatness": flat, "hundred_thousand_seeds": memory,
-                    **extra}))
+    print(
+        markdown(
+            {"rows": rows, "compile_flatness": flat, "hundred_thousand_seeds": memory, **extra}
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -66,17 +66,20 @@ LR, BATCH = 1e-2, 100
 WORKLOADS = {"mlp": (256, 6000), "cnn": (16, 1000)}
 MLP_WIDTHS = [40, 100, 100, 10]
 CNN_CHANNELS = [25, 25, 25]
-WARMUP_SEEDS_PER_DEVICE = 16   # a sweep warm-up on this many seeds per device, when that is
+WARMUP_SEEDS_PER_DEVICE = 16  # a sweep warm-up on this many seeds per device, when that is
 #                                enough to give the full run's chunk size (checked)
 
 
 # ---- the hand-written contender -----------------------------------------------------------------
 
+
 def mlp_init(key, widths=MLP_WIDTHS):
     """Glorot-normal weights (std sqrt(2 / (in + out))), zero biases: one key per layer."""
     keys = jax.random.split(key, len(widths) - 1)
-    return [{"w": math.sqrt(2.0 / (i + o)) * jax.random.normal(k, (i, o)), "b": jnp.zeros(o)}
-            for k, i, o in zip(keys, widths[:-1], widths[1:])]
+    return [
+        {"w": math.sqrt(2.0 / (i + o)) * jax.random.normal(k, (i, o)), "b": jnp.zeros(o)}
+        for k, i, o in zip(keys, widths[:-1], widths[1:])
+    ]
 
 
 def mlp_logits(params, x):
@@ -103,7 +106,7 @@ def hand_train(init, logits, x, y, steps, opt):
 
     def epoch(k_data, carry, e, length):
         order = jax.random.permutation(jax.random.fold_in(k_data, e), n)
-        carry, values = jax.lax.scan(step, carry, order[:length * BATCH].reshape(length, BATCH))
+        carry, values = jax.lax.scan(step, carry, order[: length * BATCH].reshape(length, BATCH))
         return carry, jnp.sum(values)
 
     def train(key):
@@ -111,8 +114,9 @@ def hand_train(init, logits, x, y, steps, opt):
         params = init(k_init)
         carry, total = (params, opt.init(params)), jnp.zeros(())
         if epochs:
-            carry, sums = jax.lax.scan(lambda c, e: epoch(k_data, c, e, per_epoch), carry,
-                                       jnp.arange(epochs))
+            carry, sums = jax.lax.scan(
+                lambda c, e: epoch(k_data, c, e, per_epoch), carry, jnp.arange(epochs)
+            )
             total = jnp.sum(sums)
         if tail:
             carry, tail_sum = epoch(k_data, carry, epochs, tail)
@@ -123,6 +127,7 @@ def hand_train(init, logits, x, y, steps, opt):
 
 
 # ---- the PyTorch peer ------------------------------------------------------------------------------
+
 
 def make_torch(name, seeds, steps, data):
     """() -> per-seed final full-data losses [seeds] of PyTorch's batched-weights training, or
@@ -156,17 +161,17 @@ def make_torch(name, seeds, steps, data):
             c_in, length = c_out, (length + 2 * pad - k) // stride + 1
         return layers + [(glorot(length * c_in, 10, length * c_in, 10), bias(10))]
 
-    def logits(layers, xb):   # xb [seeds, B, 40] -> [seeds, B, 10]
+    def logits(layers, xb):  # xb [seeds, B, 40] -> [seeds, B, 10]
         s_, b_ = xb.shape[:2]
         if name == "mlp":
             h = xb
             for w, b in layers[:-1]:
                 h = torch.relu(torch.baddbmm(b, h, w))
             return torch.baddbmm(layers[-1][1], h, layers[-1][0])
-        h = xb[..., None]   # [seeds, B, L, C]
+        h = xb[..., None]  # [seeds, B, L, C]
         for w, b in layers[:-1]:
             h = torch.nn.functional.pad(h, (0, 0, pad, pad))
-            win = h.unfold(2, k, stride)                      # [seeds, B, L_out, C, k]
+            win = h.unfold(2, k, stride)  # [seeds, B, L_out, C, k]
             l_out = win.shape[2]
             cols = win.reshape(s_, b_ * l_out, -1)
             h = torch.relu(torch.baddbmm(b, cols, w)).reshape(s_, b_, l_out, -1)
@@ -174,8 +179,11 @@ def make_torch(name, seeds, steps, data):
 
     def per_seed_loss(layers, xb, yb):
         z = logits(layers, xb)
-        return torch.nn.functional.cross_entropy(
-            z.reshape(-1, 10), yb.reshape(-1), reduction="none").reshape(yb.shape).mean(1)
+        return (
+            torch.nn.functional.cross_entropy(z.reshape(-1, 10), yb.reshape(-1), reduction="none")
+            .reshape(yb.shape)
+            .mean(1)
+        )
 
     def run():
         layers = build()
@@ -185,20 +193,25 @@ def make_torch(name, seeds, steps, data):
         for t in range(steps):
             if t % per_epoch == 0:
                 order = torch.argsort(torch.rand(seeds, n), dim=1)
-            idx = order[:, (t % per_epoch) * BATCH:(t % per_epoch + 1) * BATCH]
+            idx = order[:, (t % per_epoch) * BATCH : (t % per_epoch + 1) * BATCH]
             opt.zero_grad(set_to_none=True)
             per_seed_loss(layers, x[idx], y[idx]).sum().backward()
             opt.step()
-        with torch.no_grad():   # the full-data loss, 500 examples at a time
-            parts = [per_seed_loss(layers, x[i:i + 500].expand(seeds, -1, -1),
-                                   y[i:i + 500].expand(seeds, -1)) * len(x[i:i + 500])
-                     for i in range(0, n, 500)]
+        with torch.no_grad():  # the full-data loss, 500 examples at a time
+            parts = [
+                per_seed_loss(
+                    layers, x[i : i + 500].expand(seeds, -1, -1), y[i : i + 500].expand(seeds, -1)
+                )
+                * len(x[i : i + 500])
+                for i in range(0, n, 500)
+            ]
             return (sum(parts) / n).numpy()
 
     return run
 
 
 # ---- contenders -----------------------------------------------------------------------------------
+
 
 def timed(fn):
     start = time.perf_counter()
@@ -210,14 +223,20 @@ def make_contenders(name, seeds, steps, data, sharded, with_torch=True):
     """{contender: (compile s, call -> per-seed final losses [seeds])}."""
     x, y = jnp.asarray(data.x), jnp.asarray(data.y)
     key = jax.random.PRNGKey(0)
-    opt = optax.adam(LR)   # one object: every sweep call after the first reuses its compilation
+    opt = optax.adam(LR)  # one object: every sweep call after the first reuses its compilation
     if name == "mlp":
         model = gbl.mlp(MLP_WIDTHS[1:-1], data.head, activation="relu")
         train = hand_train(mlp_init, mlp_logits, x, y, steps, opt)
     else:
         model = gbl.cnn1d(CNN_CHANNELS, gbl.heads.categorical(10))
-        train = hand_train(lambda k: model.init(k, x[:BATCH]),
-                           lambda p, xb: model.apply(p, xb).logits, x, y, steps, opt)
+        train = hand_train(
+            lambda k: model.init(k, x[:BATCH]),
+            lambda p, xb: model.apply(p, xb).logits,
+            x,
+            y,
+            steps,
+            opt,
+        )
 
     keys = jax.random.split(key, seeds)
     start = time.perf_counter()
@@ -225,8 +244,17 @@ def make_contenders(name, seeds, steps, data, sharded, with_torch=True):
     contenders = {"hand": (time.perf_counter() - start, lambda: hand(keys)[0])}
 
     def sweep_fn(devices, n_seeds=seeds):
-        return lambda: gbl.sweep(model, opt, data, key=key, seeds=n_seeds, steps=steps,
-                                 batch_size=BATCH, log_every=steps, devices=devices)
+        return lambda: gbl.sweep(
+            model,
+            opt,
+            data,
+            key=key,
+            seeds=n_seeds,
+            steps=steps,
+            batch_size=BATCH,
+            log_every=steps,
+            devices=devices,
+        )
 
     device_sets = {"sweep": jax.devices()[:1]}
     if sharded and len(jax.devices()) > 1:
@@ -234,14 +262,14 @@ def make_contenders(name, seeds, steps, data, sharded, with_torch=True):
     for contender, devices in device_sets.items():
         warm = min(seeds, WARMUP_SEEDS_PER_DEVICE * len(devices))
         first, out = timed(sweep_fn(devices, warm))
-        if out.chunk_size >= warm and warm < seeds:   # chunk capped by the warm-up's seed count
+        if out.chunk_size >= warm and warm < seeds:  # chunk capped by the warm-up's seed count
             warm = seeds
             first, out = timed(sweep_fn(devices, warm))
         second = timed(sweep_fn(devices, warm))[0]
         call = sweep_fn(devices)
         contenders[contender] = (first - second, lambda call=call: call().final_loss)
     torch_run = make_torch(name, seeds, steps, data) if with_torch else None
-    if torch_run is not None:   # a 2-step warm-up first: its time stands in the compile column
+    if torch_run is not None:  # a 2-step warm-up first: its time stands in the compile column
         warm_up = timed(make_torch(name, seeds, 2, data))[0]
         contenders["torch"] = (warm_up, torch_run)
     return contenders
@@ -257,38 +285,56 @@ def bench_workload(name, seeds, steps, data, rounds, sharded, with_torch=True):
                 t, finals[c] = timed(fn)
             times[c].append(t)
             compiles[c] += count.compiled if c == "hand" else count.training
-            print(f"{name} round {r + 1}/{rounds} {c:>9}: {t:8.2f} s  (load average "
-                  f"{os.getloadavg()[0]:.1f})", flush=True)
+            print(
+                f"{name} round {r + 1}/{rounds} {c:>9}: {t:8.2f} s  (load average "
+                f"{os.getloadavg()[0]:.1f})",
+                flush=True,
+            )
     med = {c: statistics.median(ts) for c, ts in times.items()}
     best = {c: min(ts) for c, ts in times.items()}
     rows = []
     for c in contenders:
         final = np.asarray(finals[c])
-        rows.append({
-            "workload": name, "contender": c, "seeds": seeds, "steps": steps,
-            "compile_s": contenders[c][0], "times_s": times[c], "best_s": best[c],
-            "median_s": med[c], "seed_steps_per_s": seeds * steps / med[c],
-            "ratio_median": med["hand"] / med[c], "ratio_best": best["hand"] / best[c],
-            "paired_ratios": [h / t for h, t in zip(times["hand"], times[c])],
-            "mean_final_loss": float(np.nanmean(final)),
-            # torch draws its own init and data order: only its mean is comparable
-            "max_abs_final_loss_difference_vs_hand": None if c == "torch" else float(np.nanmax(
-                np.abs(final - np.asarray(finals["hand"])))),
-            "non_finite": int((~np.isfinite(final)).sum()),
-            "compiles_in_timed_calls": compiles[c]})
+        rows.append(
+            {
+                "workload": name,
+                "contender": c,
+                "seeds": seeds,
+                "steps": steps,
+                "compile_s": contenders[c][0],
+                "times_s": times[c],
+                "best_s": best[c],
+                "median_s": med[c],
+                "seed_steps_per_s": seeds * steps / med[c],
+                "ratio_median": med["hand"] / med[c],
+                "ratio_best": best["hand"] / best[c],
+                "paired_ratios": [h / t for h, t in zip(times["hand"], times[c])],
+                "mean_final_loss": float(np.nanmean(final)),
+                # torch draws its own init and data order: only its mean is comparable
+                "max_abs_final_loss_difference_vs_hand": None
+                if c == "torch"
+                else float(np.nanmax(np.abs(final - np.asarray(finals["hand"])))),
+                "non_finite": int((~np.isfinite(final)).sum()),
+                "compiles_in_timed_calls": compiles[c],
+            }
+        )
     return rows
 
 
 def markdown(rows) -> str:
-    lines = ["| workload | contender | seeds | steps | compile s | best s | median s | "
-             "seed-steps/s (median) | hand / this, medians | hand / this, bests | "
-             "mean final loss |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| workload | contender | seeds | steps | compile s | best s | median s | "
+        "seed-steps/s (median) | hand / this, medians | hand / this, bests | "
+        "mean final loss |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['workload']} | {r['contender']} | {r['seeds']} | {r['steps']} | "
-                     f"{r['compile_s']:.1f} | {r['best_s']:.3f} | {r['median_s']:.3f} | "
-                     f"{r['seed_steps_per_s']:,.0f} | {r['ratio_median']:.2f} | "
-                     f"{r['ratio_best']:.2f} | {r['mean_final_loss']:.4f} |")
+        lines.append(
+            f"| {r['workload']} | {r['contender']} | {r['seeds']} | {r['steps']} | "
+            f"{r['compile_s']:.1f} | {r['best_s']:.3f} | {r['median_s']:.3f} | "
+            f"{r['seed_steps_per_s']:,.0f} | {r['ratio_median']:.2f} | "
+            f"{r['ratio_best']:.2f} | {r['mean_final_loss']:.4f} |"
+        )
     return "\n".join(lines)
 
 
@@ -296,40 +342,72 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", choices=list(WORKLOADS), default=list(WORKLOADS))
     parser.add_argument("--seeds", type=int, help="seeds of every chosen workload")
-    parser.add_argument("--steps", type=int, nargs="+",
-                        help="steps of every chosen workload (several: each in turn)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        nargs="+",
+        help="steps of every chosen workload (several: each in turn)",
+    )
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--cpu-devices", type=int, default=None,
-                        help="CPU devices (jax_num_cpu_devices; default: every core)")
-    parser.add_argument("--skip-sharded", action="store_true",
-                        help="leave out sweep-all (the sweep sharded over every device)")
+    parser.add_argument(
+        "--cpu-devices",
+        type=int,
+        default=None,
+        help="CPU devices (jax_num_cpu_devices; default: every core)",
+    )
+    parser.add_argument(
+        "--skip-sharded",
+        action="store_true",
+        help="leave out sweep-all (the sweep sharded over every device)",
+    )
     parser.add_argument("--no-torch", action="store_true", help="leave out the PyTorch peer")
     parser.add_argument("--out", default="bench_mnist1d.json")
     args = parser.parse_args()
-    gbl.use_cpu_cores(args.cpu_devices)   # before the first computation starts the CPU backend
+    gbl.use_cpu_cores(args.cpu_devices)  # before the first computation starts the CPU backend
 
     data = gbl.problems.mnist1d()
     device = jax.devices()[0]
-    info = {"jax": jax.__version__, "optax": optax.__version__, "platform": device.platform,
-            "device": device.device_kind, "devices": len(jax.devices()), "cpus": os.cpu_count(),
-            "python": platform.python_version(), "load_average_start": os.getloadavg()}
+    info = {
+        "jax": jax.__version__,
+        "optax": optax.__version__,
+        "platform": device.platform,
+        "device": device.device_kind,
+        "devices": len(jax.devices()),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "load_average_start": os.getloadavg(),
+    }
     print(json.dumps(info), flush=True)
     start = time.perf_counter()
     rows = []
-    for name, steps in [(name, steps) for name in args.only
-                        for steps in (args.steps or [WORKLOADS[name][1]])]:
-        workload_rows = bench_workload(name, args.seeds or WORKLOADS[name][0], steps, data,
-                                       args.rounds, not args.skip_sharded, not args.no_torch)
+    for name, steps in [
+        (name, steps) for name in args.only for steps in (args.steps or [WORKLOADS[name][1]])
+    ]:
+        workload_rows = bench_workload(
+            name,
+            args.seeds or WORKLOADS[name][0],
+            steps,
+            data,
+            args.rounds,
+            not args.skip_sharded,
+            not args.no_torch,
+        )
         rows += workload_rows
         for r in workload_rows:
             difference = r["max_abs_final_loss_difference_vs_hand"]
-            same = ("its own init and data order" if difference is None
-                    else f"max |difference| from hand's {difference:.1e}")
-            print(f"{name} {r['contender']:>9}: best {r['best_s']:.2f} s, median "
-                  f"{r['median_s']:.2f} s, compile {r['compile_s']:.1f} s, hand / this "
-                  f"{r['ratio_median']:.3f} (medians), {r['ratio_best']:.3f} (bests); mean final "
-                  f"loss {r['mean_final_loss']:.5f} ({same}, {r['non_finite']} non-finite)"
-                  f"; compiles in timed calls {r['compiles_in_timed_calls']}", flush=True)
+            same = (
+                "its own init and data order"
+                if difference is None
+                else f"max |difference| from hand's {difference:.1e}"
+            )
+            print(
+                f"{name} {r['contender']:>9}: best {r['best_s']:.2f} s, median "
+                f"{r['median_s']:.2f} s, compile {r['compile_s']:.1f} s, hand / this "
+                f"{r['ratio_median']:.3f} (medians), {r['ratio_best']:.3f} (bests); mean final "
+                f"loss {r['mean_final_loss']:.5f} ({same}, {r['non_finite']} non-finite)"
+                f"; compiles in timed calls {r['compiles_in_timed_calls']}",
+                flush=True,
+            )
     info.update(load_average_end=os.getloadavg(), wall_s=time.perf_counter() - start)
     with open(args.out, "w") as f:
         json.dump({"info": info, "rows": rows}, f, indent=1)

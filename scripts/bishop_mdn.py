@@ -12,9 +12,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from common import Timer, markdown_table, parser, pyplot, save
 
 import gbl_jax as gbl
-from common import Timer, markdown_table, parser, pyplot, save
 
 
 def main():
@@ -26,26 +26,37 @@ def main():
     test = gbl.problems.bishop_inverse(jax.random.PRNGKey(args.seed + 2), args.n)
     models = {
         "squared error": (gbl.mlp([20], gbl.heads.gaussian(1)), gbl.squared_error),
-        "heteroscedastic Gaussian": (gbl.mlp([20], gbl.heads.heteroscedastic_gaussian(1, min_scale=1e-3)),
-                                     gbl.nll),
-        "MDN, 3 components": (gbl.mlp([20], gbl.heads.mixture_density(3, 1, min_scale=1e-3)), gbl.nll),
+        "heteroscedastic Gaussian": (
+            gbl.mlp([20], gbl.heads.heteroscedastic_gaussian(1, min_scale=1e-3)),
+            gbl.nll,
+        ),
+        "MDN, 3 components": (
+            gbl.mlp([20], gbl.heads.mixture_density(3, 1, min_scale=1e-3)),
+            gbl.nll,
+        ),
     }
     adam = optax.adam(0.01)
     rows, fitted = [], {}
     with Timer() as timer:
         for name, (model, loss) in models.items():
-            res = gbl.train(model, adam, train, key=jax.random.PRNGKey(args.seed), steps=args.steps,
-                            loss=loss)
+            res = gbl.train(
+                model, adam, train, key=jax.random.PRNGKey(args.seed), steps=args.steps, loss=loss
+            )
             dist = model.apply(res.params, test.x)
-            if name == "squared error":   # the ML variance of a homoscedastic Gaussian
+            if name == "squared error":  # the ML variance of a homoscedastic Gaussian
                 sigma = float(jnp.sqrt(gbl.mse(model.apply(res.params, train.x).mean(), train.y)))
                 make = lambda d, s=sigma: gbl.Normal(d.loc, s)
                 dist = make(dist)
             else:
                 make = lambda d: d
             fitted[name] = (model, res.params, make)
-            rows.append([name, float(gbl.nll(dist, test.y)),
-                         float(gbl.mse(dist.mean().reshape(test.y.shape), test.y))])
+            rows.append(
+                [
+                    name,
+                    float(gbl.nll(dist, test.y)),
+                    float(gbl.mse(dist.mean().reshape(test.y.shape), test.y)),
+                ]
+            )
             print(rows[-1], flush=True)
     table = markdown_table(["model", "test NLL (nats)", "test MSE of the mean"], rows)
 
@@ -55,11 +66,17 @@ def main():
     for ax, (name, (model, params, make)) in zip(axes, fitted.items()):
         dist = make(model.apply(params, jnp.asarray(xs)[:, None]))
         log_p = jax.vmap(lambda t: dist.log_prob(jnp.full((xs.size, 1), t)).reshape(xs.size))(
-            jnp.asarray(ts))
+            jnp.asarray(ts)
+        )
         density = np.exp(np.asarray(log_p))
-        density /= density.max(axis=0, keepdims=True)   # each column: p(t | x) up to its peak
-        ax.imshow(density, origin="lower", aspect="auto", cmap="Blues",
-                  extent=(xs[0], xs[-1], ts[0], ts[-1]))
+        density /= density.max(axis=0, keepdims=True)  # each column: p(t | x) up to its peak
+        ax.imshow(
+            density,
+            origin="lower",
+            aspect="auto",
+            cmap="Blues",
+            extent=(xs[0], xs[-1], ts[0], ts[-1]),
+        )
         ax.scatter(np.asarray(train.x[:300, 0]), np.asarray(train.y[:300, 0]), s=3, c="tab:orange")
         ax.set_title(name)
         ax.set_xlabel("x")

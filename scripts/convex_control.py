@@ -8,9 +8,9 @@ the same optimizer, steps and seeds. Usage: python scripts/convex_control.py [--
 import jax
 import numpy as np
 import optax
+from common import Timer, markdown_table, parser, pyplot, save
 
 import gbl_jax as gbl
-from common import Timer, markdown_table, parser, pyplot, save
 
 
 def main():
@@ -20,19 +20,28 @@ def main():
     args = p.parse_args()
     data = gbl.problems.circles(jax.random.PRNGKey(args.seed + 1), 256)
     adam = optax.adam(0.05)
-    models = {"logistic regression (convex)": gbl.mlp((), data.head, init=gbl.inits.normal(3.0)),
-              "MLP 2-3-1 tanh": gbl.mlp([3], data.head, init=gbl.inits.normal(3.0))}
+    models = {
+        "logistic regression (convex)": gbl.mlp((), data.head, init=gbl.inits.normal(3.0)),
+        "MLP 2-3-1 tanh": gbl.mlp([3], data.head, init=gbl.inits.normal(3.0)),
+    }
     rows, finals = [], {}
     with Timer() as timer:
         for name, model in models.items():
-            out = gbl.sweep(model, adam, data, key=jax.random.PRNGKey(args.seed), seeds=args.seeds,
-                            steps=args.steps)
+            out = gbl.sweep(
+                model,
+                adam,
+                data,
+                key=jax.random.PRNGKey(args.seed),
+                seeds=args.seeds,
+                steps=args.steps,
+            )
             s = gbl.spread(out)
             finals[name] = out.final_loss[~out.diverged]
             rows.append([name, s.n, s.n_diverged, s.mean, s.std, s.min, s.max, s.max - s.min])
             print(rows[-1], flush=True)
-    table = markdown_table(["model", "seeds", "diverged", "mean", "std", "min", "max", "max - min"],
-                           rows)
+    table = markdown_table(
+        ["model", "seeds", "diverged", "mean", "std", "min", "max", "max - min"], rows
+    )
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), layout="constrained")
     for ax, (name, losses) in zip(axes, finals.items()):

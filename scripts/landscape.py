@@ -15,9 +15,9 @@ Usage: python scripts/landscape.py [--seeds 128] [--steps 2000] [--pairs-of 24] 
 import jax
 import numpy as np
 import optax
+from common import Timer, markdown_table, parser, pyplot, save
 
 import gbl_jax as gbl
-from common import Timer, markdown_table, parser, pyplot, save
 
 landscape_report = gbl.landscape_report.landscape_report
 
@@ -33,10 +33,18 @@ def main():
     p = parser(__doc__, "runs/scripts")
     p.add_argument("--seeds", type=int, default=128)
     p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--pairs-of", type=int, default=24, help="barriers between all pairs of the "
-                   "first K seeds (default 24)")
-    p.add_argument("--tol", type=float, default=0.1, help="basin tolerance on predicted "
-                   "probabilities (default 0.1)")
+    p.add_argument(
+        "--pairs-of",
+        type=int,
+        default=24,
+        help="barriers between all pairs of the first K seeds (default 24)",
+    )
+    p.add_argument(
+        "--tol",
+        type=float,
+        default=0.1,
+        help="basin tolerance on predicted probabilities (default 0.1)",
+    )
     p.add_argument("--widths", default="4,16,64", help="hidden widths (default 4,16,64)")
     args = p.parse_args()
     widths = [int(w) for w in args.widths.split(",")]
@@ -47,47 +55,116 @@ def main():
     with Timer() as timer:
         for width in widths:
             model = gbl.mlp([width], data.head)
-            out = gbl.sweep(model, optax.adam(0.01), data, key=jax.random.PRNGKey(args.seed),
-                            seeds=args.seeds, steps=args.steps, keep_params=True)
-            rep = landscape_report(model, data, out.init_params, out.params,
-                                   diverged=out.diverged, pairs=k, num=NUM, tol=args.tol)
+            out = gbl.sweep(
+                model,
+                optax.adam(0.01),
+                data,
+                key=jax.random.PRNGKey(args.seed),
+                seeds=args.seeds,
+                steps=args.steps,
+                keep_params=True,
+            )
+            rep = landscape_report(
+                model,
+                data,
+                out.init_params,
+                out.params,
+                diverged=out.diverged,
+                pairs=k,
+                num=NUM,
+                tol=args.tol,
+            )
             ok, doc = rep.usable, rep.as_dict()
             interp = doc["interpolation"]
             low, high = interp["interval_95"]
             rise = np.max(np.diff(rep.curves, axis=-1), axis=-1)
             curves[width] = rep.curves
             share = f"{100 * interp['monotone_share']:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
-            path_rows.append([width, int(ok.sum()), float(np.median(out.final_loss[ok])), share,
-                              float(np.median(rise[ok]))])
+            path_rows.append(
+                [
+                    width,
+                    int(ok.sum()),
+                    float(np.median(out.final_loss[ok])),
+                    share,
+                    float(np.median(rise[ok])),
+                ]
+            )
 
             a, b = np.triu_indices(len(rep.barriers["seeds"]), 1)
-            plain, aligned = bars[width] = (rep.barriers["unaligned"][a, b],
-                                            rep.barriers["aligned"][a, b])
-            barrier_rows.append([width, len(plain), *quartiles(plain), *quartiles(aligned),
-                                 f"{100 * np.mean(aligned < plain):.0f}%"])
+            plain, aligned = bars[width] = (
+                rep.barriers["unaligned"][a, b],
+                rep.barriers["aligned"][a, b],
+            )
+            barrier_rows.append(
+                [
+                    width,
+                    len(plain),
+                    *quartiles(plain),
+                    *quartiles(aligned),
+                    f"{100 * np.mean(aligned < plain):.0f}%",
+                ]
+            )
 
             basin = rep.basins
-            top = [f"{100 * basin.share[i]:.1f} [{100 * basin.share_ci[i, 0]:.1f}, "
-                   f"{100 * basin.share_ci[i, 1]:.1f}] (NLL {basin.loss[i]:.3g})"
-                   for i in np.argsort(-basin.count, kind="stable")[:3]]
-            basin_rows.append([width, int(ok.sum()), len(basin.count), *top,
-                               *[""] * (3 - len(top))])
+            top = [
+                f"{100 * basin.share[i]:.1f} [{100 * basin.share_ci[i, 0]:.1f}, "
+                f"{100 * basin.share_ci[i, 1]:.1f}] (NLL {basin.loss[i]:.3g})"
+                for i in np.argsort(-basin.count, kind="stable")[:3]
+            ]
+            basin_rows.append(
+                [width, int(ok.sum()), len(basin.count), *top, *[""] * (3 - len(top))]
+            )
             print(path_rows[-1], barrier_rows[-1], basin_rows[-1], sep="\n", flush=True)
     tables = [
-        markdown_table(["width", "seeds", "median final NLL", "monotone init->final % [95% CI]",
-                        "median largest rise"], path_rows),
-        markdown_table(["width", "pairs", "barrier median", "q25", "q75", "aligned median",
-                        "aligned q25", "aligned q75", "pairs lower after align"], barrier_rows),
-        markdown_table(["width", "seeds", f"basins (tol {args.tol:g})", "largest % [95% CI]",
-                        "second", "third"], basin_rows),
+        markdown_table(
+            [
+                "width",
+                "seeds",
+                "median final NLL",
+                "monotone init->final % [95% CI]",
+                "median largest rise",
+            ],
+            path_rows,
+        ),
+        markdown_table(
+            [
+                "width",
+                "pairs",
+                "barrier median",
+                "q25",
+                "q75",
+                "aligned median",
+                "aligned q25",
+                "aligned q75",
+                "pairs lower after align",
+            ],
+            barrier_rows,
+        ),
+        markdown_table(
+            [
+                "width",
+                "seeds",
+                f"basins (tol {args.tol:g})",
+                "largest % [95% CI]",
+                "second",
+                "third",
+            ],
+            basin_rows,
+        ),
     ]
     plt = pyplot()
     fig, (ax_path, ax_bar) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
     alphas = np.linspace(0, 1, NUM)
     for c, width in enumerate(widths):
         for s in range(min(8, args.seeds)):
-            ax_path.plot(alphas, curves[width][s], color=f"C{c}", alpha=0.6, lw=1,
-                         label=f"width {width}" if s == 0 else None)
+            ax_path.plot(
+                alphas,
+                curves[width][s],
+                color=f"C{c}",
+                alpha=0.6,
+                lw=1,
+                label=f"width {width}" if s == 0 else None,
+            )
     ax_path.set_yscale("log")
     ax_path.set_xlabel("a: (1 - a) init + a final")
     ax_path.set_ylabel("training NLL")
@@ -100,14 +177,16 @@ def main():
     ax_bar.set_xscale("log", base=2)
     ax_bar.set_xticks(widths, [str(w) for w in widths])
     ax_bar.set_yscale("symlog", linthresh=0.01)
-    ax_bar.set_ylim(bottom=0)   # a barrier is >= 0: the endpoints give curve - chord = 0
+    ax_bar.set_ylim(bottom=0)  # a barrier is >= 0: the endpoints give curve - chord = 0
     ax_bar.set_xlabel("hidden width")
     ax_bar.set_ylabel("barrier between two seeds (NLL)")
     ax_bar.set_title(f"all pairs of {k} seeds: median and quartiles", fontsize="medium")
     ax_bar.legend()
     fig.suptitle(f"two_spirals, 2-w-1 tanh, Adam(0.01), {args.steps} steps, {args.seeds} seeds")
-    command = (f"python scripts/landscape.py --seeds {args.seeds} --steps {args.steps} "
-               f"--pairs-of {args.pairs_of} --tol {args.tol:g} --widths {args.widths}")
+    command = (
+        f"python scripts/landscape.py --seeds {args.seeds} --steps {args.steps} "
+        f"--pairs-of {args.pairs_of} --tol {args.tol:g} --widths {args.widths}"
+    )
     save(args.out, "landscape", "\n\n".join(tables), fig, command, timer.seconds)
 
 

@@ -11,16 +11,18 @@ Usage: python scripts/lr_init_grid.py [--seeds 1024] [--steps 2000]
 import jax
 import numpy as np
 import optax
+from common import Timer, markdown_table, parser, pyplot, save
 
 import gbl_jax as gbl
 from gbl_jax import plots
-from common import Timer, markdown_table, parser, pyplot, save
 
 THRESHOLD = 0.1
 SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)
-OPTIMIZERS = {   # name: (optimizer with an injectable learning rate, learning rates)
-    "Adam": (optax.inject_hyperparams(optax.adam)(learning_rate=0.05),
-             (0.003, 0.01, 0.03, 0.1, 0.3)),
+OPTIMIZERS = {  # name: (optimizer with an injectable learning rate, learning rates)
+    "Adam": (
+        optax.inject_hyperparams(optax.adam)(learning_rate=0.05),
+        (0.003, 0.01, 0.03, 0.1, 0.3),
+    ),
     "GD": (optax.inject_hyperparams(optax.sgd)(learning_rate=0.5), (0.03, 0.1, 0.3, 1.0, 3.0)),
 }
 
@@ -36,8 +38,15 @@ def main():
     with Timer() as timer:
         for name, (opt, lrs) in OPTIMIZERS.items():
             grid = {"learning_rate": list(lrs), "init_scale": list(SCALES)}
-            out = gbl.sweep(model, opt, data, key=jax.random.PRNGKey(args.seed), seeds=args.seeds,
-                            steps=args.steps, grid=grid)
+            out = gbl.sweep(
+                model,
+                opt,
+                data,
+                key=jax.random.PRNGKey(args.seed),
+                seeds=args.seeds,
+                steps=args.steps,
+                grid=grid,
+            )
             failed = out.diverged | ~(np.nan_to_num(out.final_loss, nan=np.inf) <= THRESHOLD)
             k = failed.sum(axis=-1)
             low, high = gbl.wilson_interval(k, np.full_like(k, args.seeds))
@@ -51,17 +60,25 @@ def main():
                 cell = f"{100 * rate[i, j]:.1f} [{100 * low[i, j]:.1f}, {100 * high[i, j]:.1f}]"
                 row += [grid["learning_rate"][i], cell, int(diverged[i, j])]
             rows.append(row)
-    headers = ["init scale"] + [h for name in results
-                                for h in (f"{name} lr", f"{name} failed % [95% CI]", "diverged")]
+    headers = ["init scale"] + [
+        h for name in results for h in (f"{name} lr", f"{name} failed % [95% CI]", "diverged")
+    ]
     table = markdown_table(headers, rows)
     plt = pyplot()
-    fig, axes = plt.subplots(1, len(results), figsize=(6.2 * len(results), 4.6),
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        1, len(results), figsize=(6.2 * len(results), 4.6), layout="constrained"
+    )
     for ax, (name, (grid, rate, low, high, _)) in zip(axes, results.items()):
         # grid_heatmap shows success; its "±" is the half-width of the same Wilson interval
-        plots.grid_heatmap(grid, 1 - rate, threshold=THRESHOLD, low=1 - high, high=1 - low,
-                               ax=ax, title=f"{name}: XOR 2-2-1 tanh, {args.seeds} seeds a cell, "
-                                            f"{args.steps} steps")
+        plots.grid_heatmap(
+            grid,
+            1 - rate,
+            threshold=THRESHOLD,
+            low=1 - high,
+            high=1 - low,
+            ax=ax,
+            title=f"{name}: XOR 2-2-1 tanh, {args.seeds} seeds a cell, {args.steps} steps",
+        )
     command = f"python scripts/lr_init_grid.py --seeds {args.seeds} --steps {args.steps}"
     save(args.out, "lr_init_grid", table, fig, command, timer.seconds)
 

@@ -10,9 +10,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from common import Timer, markdown_table, parser, pyplot, save
 
 import gbl_jax as gbl
-from common import Timer, markdown_table, parser, pyplot, save
 
 N = 16
 
@@ -29,10 +29,16 @@ def main():
     args = p.parse_args()
     x = jnp.ones((N, 1))
     units = {
-        "sigmoid": (gbl.mlp((), gbl.heads.bernoulli(), init=fixed([[-10.0]])), jnp.ones(N),
-                    lambda d: d.probs()),
-        "softmax": (gbl.mlp((), gbl.heads.categorical(3), init=fixed([[10.0, -10.0, 0.0]])),
-                    jnp.ones(N, jnp.int32), lambda d: d.probs()[:, 1]),
+        "sigmoid": (
+            gbl.mlp((), gbl.heads.bernoulli(), init=fixed([[-10.0]])),
+            jnp.ones(N),
+            lambda d: d.probs(),
+        ),
+        "softmax": (
+            gbl.mlp((), gbl.heads.categorical(3), init=fixed([[10.0, -10.0, 0.0]])),
+            jnp.ones(N, jnp.int32),
+            lambda d: d.probs()[:, 1],
+        ),
     }
     sgd = optax.sgd(args.lr)
     rows, curves = [], {}
@@ -41,20 +47,39 @@ def main():
             params0 = model.init(jax.random.PRNGKey(0), 1)
             for loss_name, loss in (("NLL", gbl.nll), ("squared error", gbl.squared_error)):
                 grad = jax.grad(lambda prm: loss(model.apply(prm, x), y))(params0)
-                g0 = float(jnp.sqrt(sum(jnp.sum(g ** 2) for g in jax.tree.leaves(grad))))
+                g0 = float(jnp.sqrt(sum(jnp.sum(g**2) for g in jax.tree.leaves(grad))))
                 # p(right answer) after each step: train k steps for a few k (each one compile).
                 checkpoints = np.unique(np.geomspace(1, args.steps, 12).astype(int))
                 probs = []
                 for k in checkpoints:
-                    res = gbl.train(model, sgd, (x, y), key=jax.random.PRNGKey(0), steps=int(k), loss=loss)
+                    res = gbl.train(
+                        model, sgd, (x, y), key=jax.random.PRNGKey(0), steps=int(k), loss=loss
+                    )
                     probs.append(float(p_right(model.apply(res.params, x))[0]))
                 curves[(unit, loss_name)] = (checkpoints, probs)
                 half = next((int(k) for k, pr in zip(checkpoints, probs) if pr > 0.5), None)
-                rows.append([unit, loss_name, g0, float(p_right(model.apply(params0, x))[0]),
-                             probs[-1], f"<= {half}" if half else f"> {args.steps}"])
+                rows.append(
+                    [
+                        unit,
+                        loss_name,
+                        g0,
+                        float(p_right(model.apply(params0, x))[0]),
+                        probs[-1],
+                        f"<= {half}" if half else f"> {args.steps}",
+                    ]
+                )
                 print(rows[-1], flush=True)
-    table = markdown_table(["unit", "loss", "|gradient| at init", "p(right) at init",
-                            f"p(right) after {args.steps} steps", "steps to p(right) > 0.5"], rows)
+    table = markdown_table(
+        [
+            "unit",
+            "loss",
+            "|gradient| at init",
+            "p(right) at init",
+            f"p(right) after {args.steps} steps",
+            "steps to p(right) > 0.5",
+        ],
+        rows,
+    )
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
     for ax, unit in zip(axes, units):

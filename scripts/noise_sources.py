@@ -14,12 +14,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from common import Timer, markdown_table, parser, pyplot, save
 from jax.flatten_util import ravel_pytree
 
 import gbl_jax as gbl
-from common import Timer, markdown_table, parser, pyplot, save
 
-LOW_BITS = 8   # the flipped bit is one of the lowest LOW_BITS mantissa bits
+LOW_BITS = 8  # the flipped bit is one of the lowest LOW_BITS mantissa bits
 
 
 def accuracy(dist, y):
@@ -32,7 +32,7 @@ def one_bit(model, base_key):
     def init(key, x):
         flat, unravel = ravel_pytree(model.init(base_key, x))
         k_where, k_bit = jax.random.split(key)
-        nonzero = (flat != 0).astype(jnp.float32)   # biases start at 0: a flip there is denormal
+        nonzero = (flat != 0).astype(jnp.float32)  # biases start at 0: a flip there is denormal
         i = jax.random.choice(k_where, flat.size, p=nonzero / jnp.sum(nonzero))
         bit = jax.random.randint(k_bit, (), 0, LOW_BITS).astype(jnp.uint32)
         bits = jax.lax.bitcast_convert_type(flat[i], jnp.uint32) ^ (jnp.uint32(1) << bit)
@@ -58,40 +58,82 @@ def main():
     model = gbl.mlp([16, 16], data.head)
     key = jax.random.PRNGKey(args.seed)
     flipped = one_bit(model, jax.random.PRNGKey(args.seed + 3))
-    sources = {"init": (model, ("init",)), "minibatch order": (model, ("data",)),
-               "both": (model, ("init", "data")), "one bit of one weight": (flipped, ("init",))}
+    sources = {
+        "init": (model, ("init",)),
+        "minibatch order": (model, ("data",)),
+        "both": (model, ("init", "data")),
+        "one bit of one weight": (flipped, ("init",)),
+    }
     finals, rows, distinct = {}, [], None
     with Timer() as timer:
         for name, (net, vary) in sources.items():
-            out = gbl.sweep(net, optax.adam(0.01), data, key=key, seeds=args.seeds,
-                            steps=args.steps, batch_size=args.batch_size, vary=vary,
-                            metrics={"accuracy": accuracy}, eval_data=test,
-                            log_every=args.steps, keep_params=net is not model)
+            out = gbl.sweep(
+                net,
+                optax.adam(0.01),
+                data,
+                key=key,
+                seeds=args.seeds,
+                steps=args.steps,
+                batch_size=args.batch_size,
+                vary=vary,
+                metrics={"accuracy": accuracy},
+                eval_data=test,
+                log_every=args.steps,
+                keep_params=net is not model,
+            )
             ok = ~out.diverged
             finals[name] = out.final_loss[ok]
             if net is not model:
-                flat = np.stack([ravel_pytree(jax.tree.map(lambda a: a[s], out.init_params))[0]
-                                 for s in range(args.seeds)])
+                flat = np.stack(
+                    [
+                        ravel_pytree(jax.tree.map(lambda a: a[s], out.init_params))[0]
+                        for s in range(args.seeds)
+                    ]
+                )
                 distinct = len(np.unique(flat, axis=0))
-            rows.append([name, int(ok.sum()), *stats(out.final_loss[ok]),
-                         *stats(out.final_metrics["test_nll"][ok])[:2],
-                         *stats(100 * out.final_metrics["test_accuracy"][ok])[:2]])
+            rows.append(
+                [
+                    name,
+                    int(ok.sum()),
+                    *stats(out.final_loss[ok]),
+                    *stats(out.final_metrics["test_nll"][ok])[:2],
+                    *stats(100 * out.final_metrics["test_accuracy"][ok])[:2],
+                ]
+            )
             print(rows[-1], flush=True)
-    headers = ["varied", "seeds", "train NLL mean", "std", "IQR", "min", "max",
-               "eval NLL mean", "eval NLL std", "test acc. % mean", "test acc. % std"]
+    headers = [
+        "varied",
+        "seeds",
+        "train NLL mean",
+        "std",
+        "IQR",
+        "min",
+        "max",
+        "eval NLL mean",
+        "eval NLL std",
+        "test acc. % mean",
+        "test acc. % std",
+    ]
     table = markdown_table(headers, rows)
-    table += (f"\n\nOne-bit row: {distinct} distinct initial parameter vectors among "
-              f"{args.seeds} seeds (two seeds can draw the same bit).")
+    table += (
+        f"\n\nOne-bit row: {distinct} distinct initial parameter vectors among "
+        f"{args.seeds} seeds (two seeds can draw the same bit)."
+    )
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
     ax.boxplot(list(finals.values()), whis=(5, 95))
     ax.set_xticks(np.arange(1, len(finals) + 1), list(finals))
     ax.set_yscale("log")
     ax.set_ylabel("final training NLL\n(whiskers 5-95%)")
-    ax.set_title(f"two_spirals, 2-16-16-1 tanh, Adam, batch {args.batch_size}, {args.steps} steps, "
-                 f"{args.seeds} seeds", fontsize="medium")
-    command = (f"python scripts/noise_sources.py --seeds {args.seeds} --steps {args.steps} "
-               f"--batch-size {args.batch_size}")
+    ax.set_title(
+        f"two_spirals, 2-16-16-1 tanh, Adam, batch {args.batch_size}, {args.steps} steps, "
+        f"{args.seeds} seeds",
+        fontsize="medium",
+    )
+    command = (
+        f"python scripts/noise_sources.py --seeds {args.seeds} --steps {args.steps} "
+        f"--batch-size {args.batch_size}"
+    )
     save(args.out, "noise_sources", table, fig, command, timer.seconds)
 
 

@@ -44,8 +44,10 @@ WIDTHS, BATCH, LR = [40, 100, 100, 10], 100, 1e-2
 
 def init(key):
     keys = jax.random.split(key, len(WIDTHS) - 1)
-    return [{"w": math.sqrt(2.0 / (i + o)) * jax.random.normal(k, (i, o)), "b": jnp.zeros(o)}
-            for k, i, o in zip(keys, WIDTHS[:-1], WIDTHS[1:])]
+    return [
+        {"w": math.sqrt(2.0 / (i + o)) * jax.random.normal(k, (i, o)), "b": jnp.zeros(o)}
+        for k, i, o in zip(keys, WIDTHS[:-1], WIDTHS[1:])
+    ]
 
 
 def loss(params, xb, yb):
@@ -58,6 +60,7 @@ def loss(params, xb, yb):
 
 def parts(x, y, opt):
     """{name: fn(params, opt_state, idx [seeds, steps, B], keys)} of the step's parts."""
+
     def scan(step, carry, idx):
         return jax.lax.scan(step, carry, idx)
 
@@ -67,12 +70,14 @@ def parts(x, y, opt):
             value, g = jax.value_and_grad(loss)(p, x[i], y[i])
             u, s = opt.update(g, s, p)
             return (optax.apply_updates(p, u), s), value
+
         return jax.vmap(lambda p, s, i: scan(step, (p, s), i))(p, s, idx)
 
     def fwd_bwd(p, s, idx, keys):
         def step(p, i):
             value, g = jax.value_and_grad(loss)(p, x[i], y[i])
             return jax.tree.map(lambda a, b: a - LR * b, p, g), value
+
         return jax.vmap(lambda p, i: scan(step, p, i))(p, idx)
 
     def adam(p, s, idx, keys):
@@ -80,11 +85,13 @@ def parts(x, y, opt):
             p, s = c
             u, s = opt.update(p, s, p)
             return (optax.apply_updates(p, u), s), None
+
         return jax.vmap(lambda p, s, i: scan(step, (p, s), i))(p, s, idx)
 
     def gather(p, s, idx, keys):
         def step(c, i):
             return c + jnp.sum(x[i]) + jnp.sum(y[i]), None
+
         return jax.vmap(lambda i: scan(step, jnp.zeros(()), i)[0])(idx)
 
     def order_jax(p, s, idx, keys):
@@ -93,8 +100,14 @@ def parts(x, y, opt):
     def order_gbl(p, s, idx, keys):
         return jax.vmap(lambda k: shuffle.permutation(k, x.shape[0]))(keys)
 
-    return {"step": full, "fwd+bwd": fwd_bwd, "adam": adam, "gather": gather,
-            "order-jax": order_jax, "order-gbl": order_gbl}
+    return {
+        "step": full,
+        "fwd+bwd": fwd_bwd,
+        "adam": adam,
+        "gather": gather,
+        "order-jax": order_jax,
+        "order-gbl": order_gbl,
+    }
 
 
 def main():
@@ -112,13 +125,16 @@ def main():
     keys = jax.random.split(jax.random.PRNGKey(0), args.seeds)
     params = jax.vmap(init)(keys)
     opt_state = jax.vmap(opt.init)(params)
-    idx = jax.vmap(lambda k: jax.random.permutation(k, x.shape[0])[:args.steps * BATCH]
-                   .reshape(args.steps, BATCH))(keys)
+    idx = jax.vmap(
+        lambda k: jax.random.permutation(k, x.shape[0])[: args.steps * BATCH].reshape(
+            args.steps, BATCH
+        )
+    )(keys)
     inputs = (params, opt_state, idx, keys)
-    fns = {name: jax.jit(fn).lower(*inputs).compile()
-           for name, fn in parts(x, y, opt).items()}
-    same = np.array_equal(np.asarray(fns["order-jax"](*inputs)),
-                          np.asarray(fns["order-gbl"](*inputs)))
+    fns = {name: jax.jit(fn).lower(*inputs).compile() for name, fn in parts(x, y, opt).items()}
+    same = np.array_equal(
+        np.asarray(fns["order-jax"](*inputs)), np.asarray(fns["order-gbl"](*inputs))
+    )
     model = gbl.mlp(WIDTHS[1:-1], data.head, activation="relu")
 
     def sweep(vary, one_loop=False):
@@ -126,17 +142,30 @@ def main():
             saved = chunking.CPU_GROUPS_ABOVE
             chunking.CPU_GROUPS_ABOVE = 2**62 if one_loop else saved
             try:
-                return gbl.sweep(model, opt, data, key=jax.random.PRNGKey(0), seeds=args.seeds,
-                                 steps=args.sweep_steps, batch_size=BATCH,
-                                 log_every=args.sweep_steps, vary=vary,
-                                 devices=jax.devices()[:1]).final_loss
+                return gbl.sweep(
+                    model,
+                    opt,
+                    data,
+                    key=jax.random.PRNGKey(0),
+                    seeds=args.seeds,
+                    steps=args.sweep_steps,
+                    batch_size=BATCH,
+                    log_every=args.sweep_steps,
+                    vary=vary,
+                    devices=jax.devices()[:1],
+                ).final_loss
             finally:
                 chunking.CPU_GROUPS_ABOVE = saved
+
         return call
-    sweeps = {"sweep": sweep(("init", "data")), "sweep-init": sweep(("init",)),
-              "sweep-1loop": sweep(("init", "data"), one_loop=True)}
+
+    sweeps = {
+        "sweep": sweep(("init", "data")),
+        "sweep-init": sweep(("init",)),
+        "sweep-1loop": sweep(("init", "data"), one_loop=True),
+    }
     for fn in sweeps.values():
-        jax.block_until_ready(fn())   # compiles
+        jax.block_until_ready(fn())  # compiles
 
     times = {name: [] for name in [*fns, *sweeps]}
     for r in range(args.rounds):
@@ -153,24 +182,33 @@ def main():
     best = {name: min(ts) for name, ts in times.items()}
     epoch_steps = x.shape[0] // BATCH
     rows = {
-        "seeds": args.seeds, "load_average_end": os.getloadavg(), "jax": jax.__version__,
-        "device": jax.devices()[0].device_kind, "times": times, "best": best,
+        "seeds": args.seeds,
+        "load_average_end": os.getloadavg(),
+        "jax": jax.__version__,
+        "device": jax.devices()[0].device_kind,
+        "times": times,
+        "best": best,
         "orders_identical": same,
         "order_jax_per_step_ms": best["order-jax"] / epoch_steps,
         "order_gbl_per_step_ms": best["order-gbl"] / epoch_steps,
         "order_speedup": best["order-jax"] / best["order-gbl"],
         "sweep_init_speedup": best["sweep"] / best["sweep-init"],
-        "loop_per_core_speedup": best["sweep-1loop"] / best["sweep"]}
+        "loop_per_core_speedup": best["sweep-1loop"] / best["sweep"],
+    }
     with open(args.out, "w") as f:
         json.dump(rows, f, indent=1)
-    print(f"{args.seeds} seeds, best of {args.rounds} (step parts: ms per step of all seeds; "
-          f"orders: ms per epoch of {epoch_steps} steps; sweeps: s for {args.sweep_steps} steps)")
+    print(
+        f"{args.seeds} seeds, best of {args.rounds} (step parts: ms per step of all seeds; "
+        f"orders: ms per epoch of {epoch_steps} steps; sweeps: s for {args.sweep_steps} steps)"
+    )
     for name, value in best.items():
         print(f"  {name:>10}: {value:9.2f}")
-    print(f"epoch order: jax {rows['order_jax_per_step_ms']:.2f} ms a step against the engine's "
-          f"{rows['order_gbl_per_step_ms']:.2f} ({rows['order_speedup']:.2f}x; identical: {same});"
-          f" one data stream: {rows['sweep_init_speedup']:.2f}x the sweep's speed; one loop per "
-          f"core: {rows['loop_per_core_speedup']:.2f}x one loop's speed")
+    print(
+        f"epoch order: jax {rows['order_jax_per_step_ms']:.2f} ms a step against the engine's "
+        f"{rows['order_gbl_per_step_ms']:.2f} ({rows['order_speedup']:.2f}x; identical: {same});"
+        f" one data stream: {rows['sweep_init_speedup']:.2f}x the sweep's speed; one loop per "
+        f"core: {rows['loop_per_core_speedup']:.2f}x one loop's speed"
+    )
 
 
 if __name__ == "__main__":

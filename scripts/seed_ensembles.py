@@ -13,9 +13,9 @@ import time
 import jax
 import numpy as np
 import optax
+from common import Timer, int_list, markdown_table, parser, save
 
 import gbl_jax as gbl
-from common import Timer, int_list, markdown_table, parser, save
 
 SIZES = "1,2,4,8,16,32,64,128"
 
@@ -32,10 +32,19 @@ def main():
     model = gbl.mlp([100, 100], data.head, activation="relu")
     with Timer() as timer:
         begin = time.perf_counter()
-        out = gbl.sweep(model, optax.adam(1e-2), data, key=jax.random.PRNGKey(args.seed),
-                        seeds=args.seeds, steps=args.steps, batch_size=100,
-                        eval_data=data.test, metrics={"accuracy": gbl.accuracy},
-                        log_every=args.steps, keep_predictions=True)
+        out = gbl.sweep(
+            model,
+            optax.adam(1e-2),
+            data,
+            key=jax.random.PRNGKey(args.seed),
+            seeds=args.seeds,
+            steps=args.steps,
+            batch_size=100,
+            eval_data=data.test,
+            metrics={"accuracy": gbl.accuracy},
+            log_every=args.steps,
+            keep_predictions=True,
+        )
         train_s = time.perf_counter() - begin
         begin = time.perf_counter()
         d = gbl.disagreement(out, y)
@@ -49,24 +58,67 @@ def main():
         calibration_s = time.perf_counter() - begin
     acc = np.asarray(out.final_metrics["test_accuracy"])
     summary = markdown_table(
-        ["seeds", "diverged", "mean test error", "pairwise disagreement", "95% CI",
-         "disagreement / error", "seed 0's ECE", "train s", "disagreement s", "ensemble s",
-         "calibration s"],
-        [[args.seeds, int(out.diverged.sum()), d.test_error, d.mean,
-          f"[{d.interval[0]:.4f}, {d.interval[1]:.4f}]", d.ratio, cal.ece, train_s,
-          disagreement_s, ensemble_s, calibration_s]])
+        [
+            "seeds",
+            "diverged",
+            "mean test error",
+            "pairwise disagreement",
+            "95% CI",
+            "disagreement / error",
+            "seed 0's ECE",
+            "train s",
+            "disagreement s",
+            "ensemble s",
+            "calibration s",
+        ],
+        [
+            [
+                args.seeds,
+                int(out.diverged.sum()),
+                d.test_error,
+                d.mean,
+                f"[{d.interval[0]:.4f}, {d.interval[1]:.4f}]",
+                d.ratio,
+                cal.ece,
+                train_s,
+                disagreement_s,
+                ensemble_s,
+                calibration_s,
+            ]
+        ],
+    )
     frame = curve.to_frame()
-    rows = [[int(r["size"]), r["nll"], f"[{r['nll_low']:.4f}, {r['nll_high']:.4f}]",
-             r["accuracy"], f"[{r['accuracy_low']:.4f}, {r['accuracy_high']:.4f}]", r["brier"],
-             r["ece"]] for _, r in frame.iterrows()]
-    table = summary + "\n\n" + markdown_table(
-        ["ensemble size", "NLL", "95% of draws", "accuracy", "95% of draws", "Brier", "ECE"],
-        rows)
+    rows = [
+        [
+            int(r["size"]),
+            r["nll"],
+            f"[{r['nll_low']:.4f}, {r['nll_high']:.4f}]",
+            r["accuracy"],
+            f"[{r['accuracy_low']:.4f}, {r['accuracy_high']:.4f}]",
+            r["brier"],
+            r["ece"],
+        ]
+        for _, r in frame.iterrows()
+    ]
+    table = (
+        summary
+        + "\n\n"
+        + markdown_table(
+            ["ensemble size", "NLL", "95% of draws", "accuracy", "95% of draws", "Brier", "ECE"],
+            rows,
+        )
+    )
     print(f"single seeds: test accuracy {acc.mean():.4f} +- {acc.std():.4f}")
-    fig = gbl.plots.ensemble_figure(curve, d, title=f"MNIST-1D MLP 100-100, {args.seeds} seeds, "
-                                    f"{args.steps} steps, {args.draws} draws per size")
-    command = (f"python scripts/seed_ensembles.py --seeds {args.seeds} --steps {args.steps} "
-               f"--draws {args.draws} --sizes {','.join(map(str, args.sizes))}")
+    fig = gbl.plots.ensemble_figure(
+        curve,
+        d,
+        title=f"MNIST-1D MLP 100-100, {args.seeds} seeds, "
+        f"{args.steps} steps, {args.draws} draws per size",
+    )
+    command = (
+        f"python scripts/seed_ensembles.py --seeds {args.seeds} --steps {args.steps} "
+        f"--draws {args.draws} --sizes {','.join(map(str, args.sizes))}"
+    )
     save(args.out, "seed_ensembles", table, fig, command, timer.seconds)
 
 

@@ -17,9 +17,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from common import Timer, markdown_table, parser, save
 
 import gbl_jax as gbl
-from common import Timer, markdown_table, parser, save
 
 
 def _forward_flops(model, params, x) -> float:
@@ -38,7 +38,7 @@ def _matmul_flops_per_s(n: int, repeats: int = 5) -> float:
         begin = time.perf_counter()
         f(a).block_until_ready()
         best = min(best, time.perf_counter() - begin)
-    return 2 * n ** 3 / best
+    return 2 * n**3 / best
 
 
 def main():
@@ -50,13 +50,21 @@ def main():
     p.add_argument("--matmul", type=int, default=2048, help="side of the reference matmul")
     args = p.parse_args()
     full = gbl.problems.mnist1d()
-    data = gbl.problems.Data(full.x, full.y, full.head, "mnist1d")   # training examples only
+    data = gbl.problems.Data(full.x, full.y, full.head, "mnist1d")  # training examples only
     model = gbl.mlp([100, 100], data.head, activation="relu")
     with Timer() as timer:
         begin = time.perf_counter()
-        out = gbl.sweep(model, optax.adam(1e-2), data, key=jax.random.PRNGKey(args.seed),
-                        seeds=args.seeds, steps=args.steps, batch_size=100,
-                        log_every=args.steps, keep_params=True)
+        out = gbl.sweep(
+            model,
+            optax.adam(1e-2),
+            data,
+            key=jax.random.PRNGKey(args.seed),
+            seeds=args.seeds,
+            steps=args.steps,
+            batch_size=100,
+            log_every=args.steps,
+            keep_params=True,
+        )
         train_s = time.perf_counter() - begin
         begin = time.perf_counter()
         s = gbl.surface(model, data, out, dims=2, points=args.points)
@@ -71,17 +79,19 @@ def main():
 
         p0 = jax.tree.map(lambda a: a[0], out.params)
         rng = np.random.default_rng(args.seed)
-        d1, d2 = (jax.tree.map(lambda a: jnp.asarray(rng.normal(size=a.shape), a.dtype), p0)
-                  for _ in range(2))
+        d1, d2 = (
+            jax.tree.map(lambda a: jnp.asarray(rng.normal(size=a.shape), a.dtype), p0)
+            for _ in range(2)
+        )
         x, y = jnp.asarray(data.x), jnp.asarray(data.y)
-        jax.block_until_ready(one_point(p0, d1, d2, 0.0, 0.0, x, y))   # compile and warm up
+        jax.block_until_ready(one_point(p0, d1, d2, 0.0, 0.0, x, y))  # compile and warm up
         grid = s.coords
         picks = rng.integers(0, len(grid), size=(args.loop_sample, 2))
         begin = time.perf_counter()
         for i, j in picks:
             jax.block_until_ready(one_point(p0, d1, d2, float(grid[i]), float(grid[j]), x, y))
         loop_point_s = (time.perf_counter() - begin) / args.loop_sample
-        total_points = args.seeds * args.points ** 2
+        total_points = args.seeds * args.points**2
         loop_s = loop_point_s * total_points
         flops = _forward_flops(model, p0, x) * total_points
         matmul = _matmul_flops_per_s(args.matmul)
@@ -89,21 +99,53 @@ def main():
     loss = s.values["loss"][:, 0]
     mid = (args.points - 1) // 2
     table = markdown_table(
-        ["seeds", "grid", "points evaluated", "train s", "gbl.surface s (one call, compile "
-         "included)", "loop s per point (measured)", "loop s (extrapolated)", "speed-up",
-         "GFLOP", "achieved GFLOP/s", f"matmul {args.matmul}^2 GFLOP/s", "share of matmul"],
-        [[args.seeds, f"{args.points}x{args.points}", total_points, train_s, surface_s,
-          loop_point_s, loop_s, loop_s / surface_s, flops / 1e9, achieved / 1e9, matmul / 1e9,
-          achieved / matmul]])
-    table += ("\n\nThe loop's time is measured on "
-              f"{args.loop_sample} random grid points of one seed (after a warm-up call) and "
-              "extrapolated to every point of every seed. Median training loss at the center "
-              f"{np.median(loss[:, mid, mid]):.4g} (the trained loss), at the grid's corners "
-              f"{np.median(loss[:, [0, 0, -1, -1], [0, -1, 0, -1]]):.4g}.")
-    fig = gbl.plots.surface_figure(s, title=f"MNIST-1D MLP 100-100 (ReLU), {args.seeds} seeds, "
-                                   f"{args.steps} steps: filter-normalized directions")
-    command = (f"python scripts/surface_speed.py --seeds {args.seeds} --points {args.points} "
-               f"--steps {args.steps} --loop-sample {args.loop_sample} --matmul {args.matmul}")
+        [
+            "seeds",
+            "grid",
+            "points evaluated",
+            "train s",
+            "gbl.surface s (one call, compile included)",
+            "loop s per point (measured)",
+            "loop s (extrapolated)",
+            "speed-up",
+            "GFLOP",
+            "achieved GFLOP/s",
+            f"matmul {args.matmul}^2 GFLOP/s",
+            "share of matmul",
+        ],
+        [
+            [
+                args.seeds,
+                f"{args.points}x{args.points}",
+                total_points,
+                train_s,
+                surface_s,
+                loop_point_s,
+                loop_s,
+                loop_s / surface_s,
+                flops / 1e9,
+                achieved / 1e9,
+                matmul / 1e9,
+                achieved / matmul,
+            ]
+        ],
+    )
+    table += (
+        "\n\nThe loop's time is measured on "
+        f"{args.loop_sample} random grid points of one seed (after a warm-up call) and "
+        "extrapolated to every point of every seed. Median training loss at the center "
+        f"{np.median(loss[:, mid, mid]):.4g} (the trained loss), at the grid's corners "
+        f"{np.median(loss[:, [0, 0, -1, -1], [0, -1, 0, -1]]):.4g}."
+    )
+    fig = gbl.plots.surface_figure(
+        s,
+        title=f"MNIST-1D MLP 100-100 (ReLU), {args.seeds} seeds, "
+        f"{args.steps} steps: filter-normalized directions",
+    )
+    command = (
+        f"python scripts/surface_speed.py --seeds {args.seeds} --points {args.points} "
+        f"--steps {args.steps} --loop-sample {args.loop_sample} --matmul {args.matmul}"
+    )
     save(args.out, "surface_speed", table, fig, command, timer.seconds)
 
 

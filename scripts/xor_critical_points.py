@@ -23,10 +23,10 @@ import time
 import jax
 import numpy as np
 import optax
+from common import Timer, markdown_table, parser, pyplot, save
 from jax.flatten_util import ravel_pytree
 
 import gbl_jax as gbl
-from common import Timer, markdown_table, parser, pyplot, save
 from gbl_jax import plots
 
 SOLVED = 0.1
@@ -57,10 +57,15 @@ def main():
     p = parser(__doc__, "runs/scripts")
     p.add_argument("--seeds", type=int, default=1000)
     p.add_argument("--steps", type=int, default=30000, help="step budget per run")
-    p.add_argument("--grad-tol", type=float, default=2e-4,
-                   help="a run has converged when its gradient norm falls below this")
-    p.add_argument("--perturb-seeds", type=int, default=256,
-                   help="perturbed runs per sigma in the basin test")
+    p.add_argument(
+        "--grad-tol",
+        type=float,
+        default=2e-4,
+        help="a run has converged when its gradient norm falls below this",
+    )
+    p.add_argument(
+        "--perturb-seeds", type=int, default=256, help="perturbed runs per sigma in the basin test"
+    )
     p.add_argument("--widths", default="2,3,4", help="hidden widths (default 2,3,4)")
     args = p.parse_args()
     widths = [int(w) for w in args.widths.split(",")]
@@ -73,63 +78,108 @@ def main():
             for width in widths:
                 model = gbl.mlp([width], data.head)
                 out = gbl.sweep(model, opt, data, seeds=args.seeds, keep_params=True, **run)
-                cp = gbl.critical_points(model, data, out.params, grad_tol=2 * args.grad_tol,
-                                         diverged=out.diverged)
-                kind = np.where((out.converged_step < 0) & (cp.kind != "diverged"),
-                                "not_converged", cp.kind)
+                cp = gbl.critical_points(
+                    model, data, out.params, grad_tol=2 * args.grad_tol, diverged=out.diverged
+                )
+                kind = np.where(
+                    (out.converged_step < 0) & (cp.kind != "diverged"), "not_converged", cp.kind
+                )
                 stuck = ~out.diverged & (out.final_loss >= SOLVED)
-                counts = [int(np.sum(stuck & (kind == k)))
-                          for k in ("minimum", "saddle", "not_converged")]
+                counts = [
+                    int(np.sum(stuck & (kind == k))) for k in ("minimum", "saddle", "not_converged")
+                ]
                 at_min = stuck & (kind == "minimum")
                 if shown is None:
                     shown = (name, width, cp, kind)
                     if at_min.any():
                         stuck_points = (model, jax.tree.map(lambda a: a[at_min], out.params))
-                rows.append([
-                    name, width, args.seeds, int(np.sum(out.converged_step >= 0)),
-                    int(np.sum(out.final_loss < SOLVED)), int(stuck.sum()), *counts,
-                    float(np.median(out.final_loss[stuck])) if stuck.any() else "-",
-                    typical(out.final_loss[stuck]) if stuck.any() else "-",
-                    f"{np.min(cp.min_eig[at_min]):.1e}" if at_min.any() else "-",
-                    f"{np.median(cp.n_flat[at_min]):.0f} of {4 * width + 1}" if at_min.any()
-                    else "-",
-                    int(out.diverged.sum())])
+                rows.append(
+                    [
+                        name,
+                        width,
+                        args.seeds,
+                        int(np.sum(out.converged_step >= 0)),
+                        int(np.sum(out.final_loss < SOLVED)),
+                        int(stuck.sum()),
+                        *counts,
+                        float(np.median(out.final_loss[stuck])) if stuck.any() else "-",
+                        typical(out.final_loss[stuck]) if stuck.any() else "-",
+                        f"{np.min(cp.min_eig[at_min]):.1e}" if at_min.any() else "-",
+                        f"{np.median(cp.n_flat[at_min]):.0f} of {4 * width + 1}"
+                        if at_min.any()
+                        else "-",
+                        int(out.diverged.sum()),
+                    ]
+                )
                 print(rows[-1], f"({time.perf_counter() - timer.start:.0f} s)", flush=True)
         basin_rows = []
         if stuck_points is not None:
             model, points = stuck_points
             for sigma in SIGMAS:
-                out = gbl.sweep(perturbed(model, points, sigma), optimizers["GD(0.5)"], data,
-                                seeds=args.perturb_seeds, **run)
+                out = gbl.sweep(
+                    perturbed(model, points, sigma),
+                    optimizers["GD(0.5)"],
+                    data,
+                    seeds=args.perturb_seeds,
+                    **run,
+                )
                 solved = int(np.sum(out.final_loss < SOLVED))
                 low, high = gbl.wilson_interval(solved, args.perturb_seeds)
                 back = out.final_loss[out.final_loss >= SOLVED]
-                basin_rows.append([sigma, args.perturb_seeds,
-                                   f"{solved}: {100 * solved / args.perturb_seeds:.1f}% "
-                                   f"[{100 * low:.1f}, {100 * high:.1f}]",
-                                   typical(back) if back.size else "-"])
+                basin_rows.append(
+                    [
+                        sigma,
+                        args.perturb_seeds,
+                        f"{solved}: {100 * solved / args.perturb_seeds:.1f}% "
+                        f"[{100 * low:.1f}, {100 * high:.1f}]",
+                        typical(back) if back.size else "-",
+                    ]
+                )
                 print(basin_rows[-1], f"({time.perf_counter() - timer.start:.0f} s)", flush=True)
     table = markdown_table(
-        ["optimizer", "hidden units", "seeds", "converged", "solved (NLL < 0.1)", "stuck",
-         "stuck: minimum", "stuck: saddle", "stuck: not converged", "median stuck NLL",
-         "commonest stuck NLLs (count)", "smallest eigenvalue at stuck minima",
-         "flat directions there (median)", "diverged"], rows)
+        [
+            "optimizer",
+            "hidden units",
+            "seeds",
+            "converged",
+            "solved (NLL < 0.1)",
+            "stuck",
+            "stuck: minimum",
+            "stuck: saddle",
+            "stuck: not converged",
+            "median stuck NLL",
+            "commonest stuck NLLs (count)",
+            "smallest eigenvalue at stuck minima",
+            "flat directions there (median)",
+            "diverged",
+        ],
+        rows,
+    )
     if basin_rows:
         table += (
             f"\n\nBasin test: the stuck minima of {shown[0]}, {shown[1]} hidden units, plus "
             f"N(0, sigma^2) on every parameter, trained again the same way (ln(2)/2 = "
             f"{math.log(2) / 2:.4f}; (3 ln 3 - 2 ln 2)/4 = "
             f"{(3 * math.log(3) - 2 * math.log(2)) / 4:.4f})."
-            "\n\n" + markdown_table(["sigma", "runs", "escaped: solved (Wilson 95%)",
-                                     "the rest end at (count)"], basin_rows))
+            "\n\n"
+            + markdown_table(
+                ["sigma", "runs", "escaped: solved (Wilson 95%)", "the rest end at (count)"],
+                basin_rows,
+            )
+        )
     name, width, cp, kind = shown
-    pyplot()   # the Agg backend, before the figure exists
+    pyplot()  # the Agg backend, before the figure exists
     fig = plots.critical_points_figure(
-        cp.loss, cp.index, kind,
-        title=f"XOR 2-{width}-1 tanh, {name}, {args.seeds} seeds, |grad| < {args.grad_tol:g}")
-    command = (f"python scripts/xor_critical_points.py --seeds {args.seeds} --steps {args.steps} "
-               f"--grad-tol {args.grad_tol:g} --perturb-seeds {args.perturb_seeds} "
-               f"--widths {args.widths}")
+        cp.loss,
+        cp.index,
+        kind,
+        title=f"XOR 2-{width}-1 tanh, {name}, {args.seeds} seeds, |grad| < {args.grad_tol:g}",
+    )
+    command = (
+        f"python scripts/xor_critical_points.py --seeds {args.seeds} --steps {args.steps} "
+        f"--grad-tol {args.grad_tol:g} --perturb-seeds {args.perturb_seeds} "
+        f"--widths {args.widths}"
+    )
     save(args.out, "xor_critical_points", table, fig, command, timer.seconds)
 
 

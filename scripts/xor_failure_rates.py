@@ -8,9 +8,9 @@ Usage: python scripts/xor_failure_rates.py [--seeds 1000] [--steps 2000]
 import jax
 import numpy as np
 import optax
+from common import Timer, int_list, markdown_table, parser, pyplot, save
 
 import gbl_jax as gbl
-from common import Timer, int_list, markdown_table, parser, pyplot, save
 
 WIDTHS = "2,3,4,8"
 
@@ -21,7 +21,7 @@ def main():
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--widths", type=int_list, default=WIDTHS, help=f"hidden widths ({WIDTHS})")
     args = p.parse_args()
-    widths = args.widths   # argparse applies int_list to the default too
+    widths = args.widths  # argparse applies int_list to the default too
     data = gbl.problems.xor()
     optimizers = {"Adam(0.05)": optax.adam(0.05), "GD(0.5)": optax.sgd(0.5)}
     rates, rows = {}, []
@@ -30,8 +30,14 @@ def main():
             model = gbl.mlp([width], data.head)
             row = [width]
             for name, opt in optimizers.items():
-                out = gbl.sweep(model, opt, data, key=jax.random.PRNGKey(args.seed), seeds=args.seeds,
-                                steps=args.steps)
+                out = gbl.sweep(
+                    model,
+                    opt,
+                    data,
+                    key=jax.random.PRNGKey(args.seed),
+                    seeds=args.seeds,
+                    steps=args.steps,
+                )
                 s = gbl.spread(out)
                 low, high = s.success_interval(0.1)
                 rates[(name, width)] = (1 - s.success_rate(0.1), 1 - high, 1 - low)
@@ -39,8 +45,9 @@ def main():
                 row += [f"{rate:.1f}% [{lo:.1f}, {hi:.1f}]", s.n_diverged]
             rows.append(row)
             print(row, flush=True)
-    headers = ["hidden units"] + [h for name in optimizers
-                                  for h in (f"failed, {name} [Wilson 95%]", "diverged")]
+    headers = ["hidden units"] + [
+        h for name in optimizers for h in (f"failed, {name} [Wilson 95%]", "diverged")
+    ]
     table = markdown_table(headers, rows)
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.2), layout="constrained")
@@ -51,8 +58,10 @@ def main():
     ax.set_ylabel("failed seeds (%, Wilson 95%)")
     ax.set_title(f"XOR, {args.seeds} seeds, {args.steps} steps")
     ax.legend()
-    command = (f"python scripts/xor_failure_rates.py --seeds {args.seeds} --steps {args.steps} "
-               f"--widths {','.join(map(str, widths))}")
+    command = (
+        f"python scripts/xor_failure_rates.py --seeds {args.seeds} --steps {args.steps} "
+        f"--widths {','.join(map(str, widths))}"
+    )
     save(args.out, "xor_failure_rates", table, fig, command, timer.seconds)
 
 

@@ -18,24 +18,38 @@ def test_files_get_the_users_umask(tmp_path, mask):
     finally:
         os.umask(old)
     assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o666 & ~mask
-    assert not list(tmp_path.glob(".*tmp"))   # no temporary file left behind
+    assert not list(tmp_path.glob(".*tmp"))  # no temporary file left behind
 
 
 def test_json_is_strict_nan_and_infinity_become_null(tmp_path):
     path = tmp_path / "r.json"
-    atomic_files.write_json(path, {"mean": float("nan"), "v": [np.float32(np.inf), 1.5, np.int64(3)],
-                                   "a": np.array([np.nan, 2.0]), "ok": np.bool_(True)})
+    atomic_files.write_json(
+        path,
+        {
+            "mean": float("nan"),
+            "v": [np.float32(np.inf), 1.5, np.int64(3)],
+            "a": np.array([np.nan, 2.0]),
+            "ok": np.bool_(True),
+        },
+    )
 
     def refuse(token):
         raise AssertionError(f"{token} in strict JSON")
+
     data = json.loads(path.read_text(), parse_constant=refuse)
     assert data == {"mean": None, "v": [None, 1.5, 3], "a": [None, 2.0], "ok": True}
 
 
 def test_csv_has_one_row_per_run(tmp_path):
     path = tmp_path / "final_losses.csv"
-    atomic_files.write_csv(path, {"seed": [0, 1], "final_loss": np.asarray([0.5, np.nan]),
-                                  "diverged": np.asarray([False, True])})
+    atomic_files.write_csv(
+        path,
+        {
+            "seed": [0, 1],
+            "final_loss": np.asarray([0.5, np.nan]),
+            "diverged": np.asarray([False, True]),
+        },
+    )
     assert path.read_text().splitlines() == ["seed,final_loss,diverged", "0,0.5,0", "1,nan,1"]
 
 
@@ -63,9 +77,9 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
     path = tmp_path / "results.json"
     atomic_files.write_json(path, {"old": 1})
     with pytest.raises(TypeError):
-        atomic_files.write_json(path, {"new": object()})   # not JSON: fails before any rename
+        atomic_files.write_json(path, {"new": object()})  # not JSON: fails before any rename
     with pytest.raises(TypeError):
-        atomic_files.atomic_write(path, "not bytes")        # fails inside the temporary file
+        atomic_files.atomic_write(path, "not bytes")  # fails inside the temporary file
     assert json.loads(path.read_text()) == {"old": 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
 

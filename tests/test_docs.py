@@ -24,10 +24,15 @@ def test_docs_build_strictly_with_every_public_name(tmp_path):
     pytest.importorskip("material")
     pytest.importorskip("mkdocstrings_handlers.python")
     site = tmp_path / "site"
-    env = dict(os.environ, NO_MKDOCS_2_WARNING="1")   # Material's banner, not a build warning
-    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir",
-                           str(site)], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=300)
+    env = dict(os.environ, NO_MKDOCS_2_WARNING="1")  # Material's banner, not a build warning
+    proc = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-5000:]
     reference = (site / "reference" / "index.html").read_text()
     missing = [name for name in public_names() if f'id="gbl_jax.{name}"' not in reference]
@@ -54,9 +59,12 @@ def test_every_notebook_has_a_rendering_of_its_current_source():
     `python docs/_hooks/gbl_docs.py` (the docs would otherwise show it without outputs)."""
     pytest.importorskip("mkdocs")
     hooks = _hooks()
-    stale = [p.name for p in sorted(hooks.NOTEBOOKS.glob("[0-9]*.py"))
-             if hooks.stored_page(p) is None]
-    assert not stale, f"rendered pages missing or stale for {stale}: run python docs/_hooks/gbl_docs.py"
+    stale = [
+        p.name for p in sorted(hooks.NOTEBOOKS.glob("[0-9]*.py")) if hooks.stored_page(p) is None
+    ]
+    assert not stale, (
+        f"rendered pages missing or stale for {stale}: run python docs/_hooks/gbl_docs.py"
+    )
 
 
 def test_a_changed_notebook_is_not_served_its_old_outputs(tmp_path):

@@ -28,8 +28,11 @@ def _layer(module: str) -> str:
 
 
 def test_every_module_sits_in_a_layer_folder():
-    stray = [p.relative_to(PACKAGE) for p in PACKAGE.rglob("*.py")
-             if p.parent != PACKAGE and p.parent.name not in LAYERS]
+    stray = [
+        p.relative_to(PACKAGE)
+        for p in PACKAGE.rglob("*.py")
+        if p.parent != PACKAGE and p.parent.name not in LAYERS
+    ]
     top = sorted(p.name for p in PACKAGE.glob("*.py"))
     assert not stray, stray
     assert top == ["__init__.py", "_version.py", "atomic_files.py", "checks.py"], top
@@ -40,7 +43,7 @@ def test_imports_run_one_way_and_never_through_the_face():
     for path in PACKAGE.rglob("*.py"):
         rel = path.relative_to(PACKAGE)
         if rel.name == "__init__.py" and rel.parent == Path("."):
-            continue   # the face imports everything it shows
+            continue  # the face imports everything it shows
         mine = LAYERS.index(rel.parts[0] if len(rel.parts) > 1 else "")
         for line, module in _imports(path):
             if module == "gbl_jax" or module in {f"gbl_jax.{n}" for n in ("__version__",)}:

@@ -34,7 +34,7 @@ def check_02(r):
     assert 8e-5 < r["se_grad_at_minus10"] < 1e-4
     assert r["p_right_nll"] > 0.99
     assert r["p_right_se"] < 1e-4
-    assert r["nll_steps_to_half"] == 11 and r["se_steps_to_half"] is None   # "never does"
+    assert r["nll_steps_to_half"] == 11 and r["se_steps_to_half"] is None  # "never does"
 
 
 def check_03(r):
@@ -92,8 +92,10 @@ def check_10(r):
         assert 0 <= r[f"{name}_min"] <= r[f"{name}_mean"] <= r[f"{name}_max"] <= 1
     low, high = r["accuracy_range_all"]
     assert 0 <= low <= high <= 1
-    assert all(0 <= v <= 1 for v in r["cell_success_rate"] + r["mlp_train_accuracy"]
-               + r["mlp_test_accuracy"])
+    assert all(
+        0 <= v <= 1
+        for v in r["cell_success_rate"] + r["mlp_train_accuracy"] + r["mlp_test_accuracy"]
+    )
     # "about twice as accurate": MLP 0.62 against logistic regression's 0.32 at 400 steps
     assert r["mlp_mean"] > r["lr_mean"] + 0.2
     # "both spread by about a point of test accuracy" (std 0.012-0.014 measured)
@@ -172,9 +174,20 @@ def check_14(r):
     assert r["mnist_test"] > r["mnist_train"]
 
 
-CHECKS = {"01": check_01, "02": check_02, "03": check_03, "04": check_04, "05": check_05,
-          "06": check_06, "07": check_07, "10": check_10, "11": check_11,
-          "12": check_12, "13": check_13, "14": check_14}
+CHECKS = {
+    "01": check_01,
+    "02": check_02,
+    "03": check_03,
+    "04": check_04,
+    "05": check_05,
+    "06": check_06,
+    "07": check_07,
+    "10": check_10,
+    "11": check_11,
+    "12": check_12,
+    "13": check_13,
+    "14": check_14,
+}
 
 
 def test_there_are_fourteen_notebooks():
@@ -185,22 +198,29 @@ def execute(path, monkeypatch):
     """Runs a notebook in a fresh kernel; returns its executed cells."""
     monkeypatch.setenv("JAX_PLATFORMS", "cpu")
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    root = str(path.parent.parent)   # the kernel imports this checkout's gbl_jax
-    monkeypatch.setenv("PYTHONPATH",
-                       os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    root = str(path.parent.parent)  # the kernel imports this checkout's gbl_jax
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+    )
     nb = jupytext.read(path)
-    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                                     resources={"metadata": {"path": str(path.parent)}})
+    client = nbclient.NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
     client.execute()
     return [cell for cell in nb.cells if cell.cell_type == "code"]
 
 
 def results_line(outputs):
     """The dict printed as ``RESULTS {json}``, or None if the notebook printed none."""
-    lines = [line for o in outputs if o.get("output_type") == "stream"
-             for line in o.get("text", "").splitlines() if line.startswith("RESULTS ")]
+    lines = [
+        line
+        for o in outputs
+        if o.get("output_type") == "stream"
+        for line in o.get("text", "").splitlines()
+        if line.startswith("RESULTS ")
+    ]
     assert len(lines) <= 1, lines
-    return json.loads(lines[0][len("RESULTS "):]) if lines else None
+    return json.loads(lines[0][len("RESULTS ") :]) if lines else None
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -208,7 +228,7 @@ def test_notebook(path, monkeypatch):
     cells = execute(path, monkeypatch)
     outputs = [o for cell in cells for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
-    assert any(o.get("output_type") == "stream" for o in outputs)   # it printed its numbers
+    assert any(o.get("output_type") == "stream" for o in outputs)  # it printed its numbers
     results = results_line(outputs)
     check = CHECKS.get(path.stem[:2])
     if check is not None:

@@ -14,7 +14,10 @@ USER_CODE = sorted([*ROOT.glob("scripts/*.py"), *ROOT.glob("notebooks/*.py")])
 # (file, what it reaches): the only uses of internal modules, each with its reason. Every entry
 # must still be in use (test_the_exceptions_are_still_needed), so none outlives its reason.
 EXCEPTIONS = {
-    ("scripts/bench.py", "gbl_jax.engine.sweeps"): "compile_flatness times the ahead-of-time compile of "
+    (
+        "scripts/bench.py",
+        "gbl_jax.engine.sweeps",
+    ): "compile_flatness times the ahead-of-time compile of "
     "one chunk (sweeps.plan_sweep(...).compile()), which no public function exposes",
     ("scripts/profile_mnist1d.py", "gbl_jax.engine.shuffle"): "times the engine's epoch order "
     "against jax.random.permutation's, an internal of training no public function exposes",
@@ -36,9 +39,13 @@ def test_all_is_sorted_unique_and_complete():
     assert set(namespace) - {"__builtins__"} == set(gbl.__all__)
     # every top-level name that is not a module and not private is listed (a new public function
     # imported into __init__ but left out of __all__ fails here)
-    unlisted = [name for name, value in vars(gbl).items()
-                if not name.startswith("_") and name not in gbl.__all__
-                and not isinstance(value, types.ModuleType)]
+    unlisted = [
+        name
+        for name, value in vars(gbl).items()
+        if not name.startswith("_")
+        and name not in gbl.__all__
+        and not isinstance(value, types.ModuleType)
+    ]
     assert not unlisted
     assert {"plots", "models", "problems", "heads", "sweep", "nll", "mlp"} <= set(gbl.__all__)
 
@@ -46,7 +53,7 @@ def test_all_is_sorted_unique_and_complete():
 @pytest.mark.parametrize("name", gbl.__all__)
 def test_every_public_name_has_a_docstring(name):
     obj = getattr(gbl, name)
-    doc = obj.__doc__   # a class's own: inspect.getdoc would inherit tuple's or object's
+    doc = obj.__doc__  # a class's own: inspect.getdoc would inherit tuple's or object's
     assert doc and doc.strip(), f"gbl.{name} has no docstring"
     # a NamedTuple without one gets "Name(field, ...)": that is not documentation
     assert not doc.startswith(f"{getattr(obj, '__name__', name)}("), f"gbl.{name}: {doc!r}"
@@ -91,8 +98,11 @@ def is_public(dotted: str) -> bool:
         module = getattr(gbl, parts[0])
         listed = getattr(module, "__all__", None)
         name = parts[1]
-        return (not name.startswith("_") and hasattr(module, name)
-                and (listed is None or name in listed))
+        return (
+            not name.startswith("_")
+            and hasattr(module, name)
+            and (listed is None or name in listed)
+        )
     return True
 
 
@@ -103,9 +113,12 @@ def within(name: str, what: str) -> bool:
 @pytest.mark.parametrize("path", USER_CODE, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_scripts_and_notebooks_use_only_public_names(path):
     rel = str(path.relative_to(ROOT))
-    bad = [f"{rel}:{line}: {name}" for line, name in gbl_uses(path.read_text())
-           if not is_public(name) and not any(rel == f and within(name, what)
-                                              for f, what in EXCEPTIONS)]
+    bad = [
+        f"{rel}:{line}: {name}"
+        for line, name in gbl_uses(path.read_text())
+        if not is_public(name)
+        and not any(rel == f and within(name, what) for f, what in EXCEPTIONS)
+    ]
     assert not bad, "internal names reached from user code:\n" + "\n".join(bad)
 
 
@@ -117,13 +130,19 @@ def test_the_exceptions_are_still_needed():
 
 
 def test_the_checker_catches_internal_reaches():
-    code = ("import gbl_jax as gbl\nfrom gbl_jax.engine.sweeps import plan_sweep\n"
-            "from gbl_jax.analysis.plots import _axes\nimport gbl_jax.cli.runstore\n"
-            "gbl.training.make_engine(gbl.problems.xor().head)\ngbl.plots.final_loss_histogram\n"
-            "gbl.landscape_report.monotone_paths\n"
-            "from gbl_jax import plots as p\np._quiet\n")
+    code = (
+        "import gbl_jax as gbl\nfrom gbl_jax.engine.sweeps import plan_sweep\n"
+        "from gbl_jax.analysis.plots import _axes\nimport gbl_jax.cli.runstore\n"
+        "gbl.training.make_engine(gbl.problems.xor().head)\ngbl.plots.final_loss_histogram\n"
+        "gbl.landscape_report.monotone_paths\n"
+        "from gbl_jax import plots as p\np._quiet\n"
+    )
     uses = gbl_uses(code)
     assert [name for _, name in uses if not is_public(name)] == [
-        "gbl_jax.engine.sweeps.plan_sweep", "gbl_jax.analysis.plots._axes", "gbl_jax.cli.runstore",
-        "gbl_jax.training.make_engine", "gbl_jax.plots._quiet"]
+        "gbl_jax.engine.sweeps.plan_sweep",
+        "gbl_jax.analysis.plots._axes",
+        "gbl_jax.cli.runstore",
+        "gbl_jax.training.make_engine",
+        "gbl_jax.plots._quiet",
+    ]
     assert (5, "gbl_jax.problems.xor") in uses and (6, "gbl_jax.plots.final_loss_histogram") in uses

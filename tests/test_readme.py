@@ -27,12 +27,19 @@ def test_the_examples_are_found():
     assert sum(len(python_blocks(path)) for path in PAGES) >= 10
 
 
-@pytest.mark.parametrize("path", [p for p in PAGES if python_blocks(p)],
-                         ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize(
+    "path", [p for p in PAGES if python_blocks(p)], ids=lambda p: str(p.relative_to(ROOT))
+)
 def test_python_blocks_run(path):
     for module in NEEDS.get(path.name, ()):
         pytest.importorskip(module)
     env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu", MPLBACKEND="Agg")
-    proc = subprocess.run([sys.executable, "-c", "\n".join(python_blocks(path))],
-                          capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-c", "\n".join(python_blocks(path))],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -7,16 +7,10 @@ Ruff is in the dev extra, so these run everywhere the suite runs; both take well
 import subprocess
 from pathlib import Path
 
-import pytest
 from ruff.__main__ import find_ruff_bin
 
 ROOT = Path(__file__).absolute().parents[1]
 CHECKED = ("gbl_jax", "tests", "scripts", "notebooks")
-PENDING = pytest.mark.xfail(
-    strict=False,
-    reason="applied after the round's merges: ruff format "
-    "and ruff check --fix (CONTRIBUTING.md, 'Style')",
-)
 
 
 def ruff(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
@@ -30,13 +24,11 @@ def ruff(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     )
 
 
-@PENDING
 def test_lint_passes():
     out = ruff("check", *CHECKED)
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-@PENDING
 def test_code_is_formatted():
     out = ruff("format", "--check", *CHECKED)
     assert out.returncode == 0, out.stdout + out.stderr

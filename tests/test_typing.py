@@ -52,16 +52,30 @@ def test_mypy_resolves_the_installed_package_and_flags_wrong_calls(tmp_path):
     (folder / "mypy.ini").write_text(MYPY_CONFIG)
     # One run checks both files, since mypy reads all of jax each time.
     proc = subprocess.run(
-        [sys.executable, "-m", "mypy", "--no-incremental", "--no-error-summary",
-         f"--cache-dir={tmp_path / 'mypy_cache'}", SCRIPT.name, "wrong_call.py"],
-        cwd=folder, env=user_env(), capture_output=True, text=True)
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--no-incremental",
+            "--no-error-summary",
+            f"--cache-dir={tmp_path / 'mypy_cache'}",
+            SCRIPT.name,
+            "wrong_call.py",
+        ],
+        cwd=folder,
+        env=user_env(),
+        capture_output=True,
+        text=True,
+    )
     lines = proc.stdout.splitlines()
     assert not [line for line in lines if SCRIPT.name in line], proc.stdout + proc.stderr
     # not vacuous: an unresolved gbl_jax would be an error above, or Any with nothing below
     assert any("wrong_call.py:4: error" in line and '"scale"' in line for line in lines), (
-        proc.stdout + proc.stderr)
-    assert any("wrong_call.py:5: error" in line and '"None"' in line and '"Head"' in line
-               for line in lines), proc.stdout + proc.stderr
+        proc.stdout + proc.stderr
+    )
+    assert any(
+        "wrong_call.py:5: error" in line and '"None"' in line and '"Head"' in line for line in lines
+    ), proc.stdout + proc.stderr
 
 
 def test_pyright_resolves_the_installed_package_and_flags_wrong_calls(tmp_path):
@@ -71,11 +85,19 @@ def test_pyright_resolves_the_installed_package_and_flags_wrong_calls(tmp_path):
     folder = user_folder(tmp_path)
     proc = subprocess.run(
         [pyright, "--outputjson", "--pythonpath", sys.executable, SCRIPT.name, "wrong_call.py"],
-        cwd=folder, env=user_env(), capture_output=True, text=True)
+        cwd=folder,
+        env=user_env(),
+        capture_output=True,
+        text=True,
+    )
     report = json.loads(proc.stdout)
-    errors = [(Path(d["file"]).name, d["range"]["start"]["line"] + 1, d["message"])
-              for d in report["generalDiagnostics"] if d["severity"] == "error"]
+    errors = [
+        (Path(d["file"]).name, d["range"]["start"]["line"] + 1, d["message"])
+        for d in report["generalDiagnostics"]
+        if d["severity"] == "error"
+    ]
     assert not [e for e in errors if e[0] == SCRIPT.name], errors
     assert any(e[:2] == ("wrong_call.py", 4) and '"scale"' in e[2] for e in errors), errors
-    assert any(e[:2] == ("wrong_call.py", 5) and '"None"' in e[2] and '"Head"' in e[2]
-               for e in errors), errors
+    assert any(
+        e[:2] == ("wrong_call.py", 5) and '"None"' in e[2] and '"Head"' in e[2] for e in errors
+    ), errors

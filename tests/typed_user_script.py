@@ -33,23 +33,26 @@ def nll_of_each_family(key: jax.Array) -> dict[str, jax.Array]:
 
 
 def train_xor(model: gbl.Model) -> gbl.TrainResult:
-    return gbl.train(model, optax.adam(0.05), gbl.problems.xor(), key=jax.random.PRNGKey(0),
-                     steps=20)
+    return gbl.train(
+        model, optax.adam(0.05), gbl.problems.xor(), key=jax.random.PRNGKey(0), steps=20
+    )
 
 
 def sweep_xor(model: gbl.Model) -> gbl.Spread:
     data = gbl.problems.xor()
-    out: gbl.SweepResult = gbl.sweep(model, optax.adam(0.05), data, key=jax.random.PRNGKey(0),
-                                     seeds=4, steps=20)
+    out: gbl.SweepResult = gbl.sweep(
+        model, optax.adam(0.05), data, key=jax.random.PRNGKey(0), seeds=4, steps=20
+    )
     return gbl.spread(out)
 
 
 def main() -> None:
     losses = nll_of_each_family(jax.random.PRNGKey(1))
     data = gbl.problems.xor()
-    model = gbl.mlp([8], data.head)   # the README's line: a built-in problem's head is a Head
-    hand_made: gbl.problems.Data[gbl.heads.Head] = gbl.problems.Data(data.x, data.y,
-                                                                     gbl.heads.bernoulli())
+    model = gbl.mlp([8], data.head)  # the README's line: a built-in problem's head is a Head
+    hand_made: gbl.problems.Data[gbl.heads.Head] = gbl.problems.Data(
+        data.x, data.y, gbl.heads.bernoulli()
+    )
     assert gbl.mlp([8], hand_made.head).name == model.name
     result = train_xor(model)
     spread = sweep_xor(model)

@@ -26,12 +26,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gbl_jax.checks import require_finite_number, require_int
-from gbl_jax.engine.results import require_pandas
 from gbl_jax.analysis.seed_stats import two_sample
 from gbl_jax.analysis.spreads import better_when_higher, metric_values, wilson_interval
+from gbl_jax.checks import require_finite_number, require_int
+from gbl_jax.engine.results import require_pandas
 
-_CHUNK_ELEMENTS = 1 << 22   # resampled values held at once by the bootstrap (32 MiB of float64)
+_CHUNK_ELEMENTS = 1 << 22  # resampled values held at once by the bootstrap (32 MiB of float64)
 # More resamples than this change a percentile interval by far less than the seeds' own sampling
 # error; the cap keeps a typo (1e12) from allocating terabytes and running for days.
 MAX_RESAMPLES = 10**7
@@ -68,16 +68,18 @@ def _rng(seed: int | None, key: Any) -> np.random.Generator:
     if seed is not None and key is not None:
         raise ValueError("paired_bootstrap_median: pass seed or key, not both")
     if key is None:
-        return np.random.default_rng(require_int("paired_bootstrap_median: seed", 0 if seed is None
-                                                 else seed, 0))
+        return np.random.default_rng(
+            require_int("paired_bootstrap_median: seed", 0 if seed is None else seed, 0)
+        )
     key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
     if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
         key = jax.random.key_data(key)
     return np.random.default_rng(np.asarray(key, dtype=np.uint32).ravel().tolist())
 
 
-def paired_bootstrap_median(diff, *, resamples: int = 10_000, seed: int | None = None,
-                            key: Any = None, level: float = 0.95) -> tuple[float, float, float]:
+def paired_bootstrap_median(
+    diff, *, resamples: int = 10_000, seed: int | None = None, key: Any = None, level: float = 0.95
+) -> tuple[float, float, float]:
     """Median of paired differences and its percentile bootstrap interval.
 
     Each resample draws ``len(diff)`` seed indices with replacement (pairs stay together, which
@@ -100,12 +102,15 @@ def paired_bootstrap_median(diff, *, resamples: int = 10_000, seed: int | None =
     """
     diff_N = np.asarray(diff, dtype=np.float64)
     if diff_N.ndim != 1:
-        raise ValueError(f"paired_bootstrap_median: diff must be 1-D [seeds], got shape "
-                         f"{list(diff_N.shape)}")
+        raise ValueError(
+            f"paired_bootstrap_median: diff must be 1-D [seeds], got shape {list(diff_N.shape)}"
+        )
     resamples = require_int("paired_bootstrap_median: resamples", resamples, 1)
     if resamples > MAX_RESAMPLES:
-        raise ValueError(f"paired_bootstrap_median: resamples must be at most {MAX_RESAMPLES:,} "
-                         f"(10,000 is plenty for a 95% interval), got {resamples:,}")
+        raise ValueError(
+            f"paired_bootstrap_median: resamples must be at most {MAX_RESAMPLES:,} "
+            f"(10,000 is plenty for a 95% interval), got {resamples:,}"
+        )
     level = require_finite_number("paired_bootstrap_median: level", level, positive=True)
     if level >= 1:
         raise ValueError(f"paired_bootstrap_median: level must be in (0, 1), got {level}")
@@ -218,19 +223,29 @@ class Comparison(NamedTuple):
             if self.mcnemar_p < alpha:
                 better = "A" if self.only_a > self.only_b else "B"
                 return f"{better} succeeds more often (McNemar exact p = {self.mcnemar_p:.3g})"
-            return (f"no significant difference in success at {alpha:g} "
-                    f"(McNemar exact p = {self.mcnemar_p:.3g})")
+            return (
+                f"no significant difference in success at {alpha:g} "
+                f"(McNemar exact p = {self.mcnemar_p:.3g})"
+            )
         name = "Wilcoxon signed-rank" if self.test == "wilcoxon" else "Mann-Whitney"
         if self.test_p < alpha:
-            a_better = (self.prob_better > 0.5)
-            level = f"A is better than B in {self.metric}" if a_better else \
-                f"B is better than A in {self.metric}"
+            a_better = self.prob_better > 0.5
+            level = (
+                f"A is better than B in {self.metric}"
+                if a_better
+                else f"B is better than A in {self.metric}"
+            )
         else:
             level = f"no significant difference in {self.metric} at {alpha:g}"
-        spread = ("A is more spread out" if self.spread_ratio > 1 else "B is more spread out") \
-            if self.spread_p < alpha else "no significant difference in spread"
-        return (f"{level} ({name} p = {self.test_p:.3g}); {spread} (Brown-Forsythe p = "
-                f"{self.spread_p:.3g})")
+        spread = (
+            ("A is more spread out" if self.spread_ratio > 1 else "B is more spread out")
+            if self.spread_p < alpha
+            else "no significant difference in spread"
+        )
+        return (
+            f"{level} ({name} p = {self.test_p:.3g}); {spread} (Brown-Forsythe p = "
+            f"{self.spread_p:.3g})"
+        )
 
     def as_dict(self) -> dict:
         """The fields and ``rate_diff``, for JSON (intervals as [low, high], NaN as None)."""
@@ -241,10 +256,13 @@ class Comparison(NamedTuple):
     def summary(self, alpha: float = 0.05) -> str:
         """A short plain-text table: the metric's difference and spreads, with a threshold the
         success table, and the verdict."""
+
         def ci(pair, fmt=".4g"):
             return f"[{pair[0]:{fmt}}, {pair[1]:{fmt}}]"
-        seeds = (f"{self.n} paired seeds" if self.paired
-                 else f"{self.n} and {self.n_b} unpaired seeds")
+
+        seeds = (
+            f"{self.n} paired seeds" if self.paired else f"{self.n} and {self.n_b} unpaired seeds"
+        )
         lines = [
             f"{self.metric}, A vs B, {seeds} ({self.n_diverged_a} and {self.n_diverged_b} "
             f"diverged, left out)",
@@ -255,8 +273,10 @@ class Comparison(NamedTuple):
             f"95% CI {ci(self.spread_ratio_ci, '.3g')}; Brown-Forsythe p = {self.spread_p:.3g}",
         ]
         if self.threshold is not None:
+
             def rate(r, interval):
                 return f"{r:.3f} [{interval[0]:.3f}, {interval[1]:.3f}]"
+
             lo, hi = self.median_diff_ci
             relation = ">" if better_when_higher(self.metric) else "<"
             name = "loss" if self.metric == "final_loss" else self.metric
@@ -300,11 +320,14 @@ def _check_one_cell(name: str, out, metric: str) -> tuple[np.ndarray, np.ndarray
     if grid or loss.ndim != 1:
         shape = [len(v) for v in grid.values()] or list(loss.shape[:-1])
         axes = ", ".join(f"{k}=..." for k in grid) or "name=..."
-        raise ValueError(f"compare: {name} has a grid of shape {shape}; take one cell with "
-                         f"{name}.cell({axes})")
+        raise ValueError(
+            f"compare: {name} has a grid of shape {shape}; take one cell with {name}.cell({axes})"
+        )
     if diverged.shape != loss.shape:
-        raise ValueError(f"compare: {name}.diverged has shape {list(diverged.shape)}, "
-                         f"{metric} {list(loss.shape)}")
+        raise ValueError(
+            f"compare: {name}.diverged has shape {list(diverged.shape)}, "
+            f"{metric} {list(loss.shape)}"
+        )
     return loss, diverged | ~np.isfinite(loss)
 
 
@@ -327,9 +350,17 @@ def pairs(out_a, out_b) -> bool:
     return _why_unpaired(out_a, out_b, np.size(out_a.final_loss), np.size(out_b.final_loss)) is None
 
 
-def compare(out_a, out_b, *, metric: str = "final_loss", threshold: float | None = None,
-            paired: bool | None = None, resamples: int = 10_000, seed: int | None = None,
-            key: Any = None) -> Comparison:
+def compare(
+    out_a,
+    out_b,
+    *,
+    metric: str = "final_loss",
+    threshold: float | None = None,
+    paired: bool | None = None,
+    resamples: int = 10_000,
+    seed: int | None = None,
+    key: Any = None,
+) -> Comparison:
     """Compares two sweeps' per-seed values: mean, who is better, spread; with ``threshold``,
     success seed by seed (McNemar exact) too.
 
@@ -365,32 +396,64 @@ def compare(out_a, out_b, *, metric: str = "final_loss", threshold: float | None
         raise ValueError(f"compare: paired must be None, True or False, got {paired!r}")
     resamples = require_int("compare: resamples", resamples, 100)
     if resamples > MAX_RESAMPLES:
-        raise ValueError(f"compare: resamples must be at most {MAX_RESAMPLES:,}, got "
-                         f"{resamples:,}")
+        raise ValueError(f"compare: resamples must be at most {MAX_RESAMPLES:,}, got {resamples:,}")
     value_a, div_a = _check_one_cell("out_a", out_a, metric)
     value_b, div_b = _check_one_cell("out_b", out_b, metric)
     why = _why_unpaired(out_a, out_b, value_a.size, value_b.size)
     if why is not None and (paired or threshold is not None):
-        raise ValueError(f"compare: the seeds of out_a and out_b are not paired: {why}. Runs from "
-                         "a different --seed / key, seed_range or vary cannot be paired"
-                         + (": a success table (threshold) needs pairs; drop the threshold for "
-                            "an unpaired comparison" if threshold is not None else ""))
+        raise ValueError(
+            f"compare: the seeds of out_a and out_b are not paired: {why}. Runs from "
+            "a different --seed / key, seed_range or vary cannot be paired"
+            + (
+                ": a success table (threshold) needs pairs; drop the threshold for "
+                "an unpaired comparison"
+                if threshold is not None
+                else ""
+            )
+        )
     is_paired = why is None and paired is not False
     rng_seed = int(_rng(seed, key).integers(0, 2**31))
     higher = better_when_higher(metric)
     both_ok = ~div_a & ~div_b if is_paired else None
     sample_a = value_a[both_ok] if is_paired else value_a[~div_a]
     sample_b = value_b[both_ok] if is_paired else value_b[~div_b]
-    stats = two_sample(sample_a, sample_b, paired=is_paired, higher_is_better=higher,
-                       resamples=resamples, seed=rng_seed)
-    common = dict(n=value_a.size, n_b=value_b.size, n_diverged_a=int(div_a.sum()),
-                  n_diverged_b=int(div_b.sum()), bootstrap=resamples, metric=metric,
-                  paired=is_paired, n_paired=int(both_ok.sum()) if is_paired else 0, **stats)
+    stats = two_sample(
+        sample_a,
+        sample_b,
+        paired=is_paired,
+        higher_is_better=higher,
+        resamples=resamples,
+        seed=rng_seed,
+    )
+    common = dict(
+        n=value_a.size,
+        n_b=value_b.size,
+        n_diverged_a=int(div_a.sum()),
+        n_diverged_b=int(div_b.sum()),
+        bootstrap=resamples,
+        metric=metric,
+        paired=is_paired,
+        n_paired=int(both_ok.sum()) if is_paired else 0,
+        **stats,
+    )
     if threshold is None:
-        return Comparison(threshold=None, successes_a=None, successes_b=None, rate_a=None,
-                          rate_b=None, interval_a=None, interval_b=None, both=None, only_a=None,
-                          only_b=None, neither=None, mcnemar_p=None, median_diff=None,
-                          median_diff_ci=None, **common)
+        return Comparison(
+            threshold=None,
+            successes_a=None,
+            successes_b=None,
+            rate_a=None,
+            rate_b=None,
+            interval_a=None,
+            interval_b=None,
+            both=None,
+            only_a=None,
+            only_b=None,
+            neither=None,
+            mcnemar_p=None,
+            median_diff=None,
+            median_diff_ci=None,
+            **common,
+        )
     n = value_a.size
     sign = -1.0 if higher else 1.0
     ok_a = ~div_a & (np.where(div_a, np.inf, sign * value_a) < sign * threshold)
@@ -401,7 +464,19 @@ def compare(out_a, out_b, *, metric: str = "final_loss", threshold: float | None
     median, low, high = paired_bootstrap_median(diff, resamples=resamples, seed=seed, key=key)
     s_a, s_b = both + only_a, both + only_b
     return Comparison(
-        threshold=threshold, successes_a=s_a, successes_b=s_b, rate_a=s_a / n,
-        rate_b=s_b / n, interval_a=_wilson(s_a, n), interval_b=_wilson(s_b, n), both=both,
-        only_a=only_a, only_b=only_b, neither=neither, mcnemar_p=mcnemar_exact(only_a, only_b),
-        median_diff=median, median_diff_ci=(low, high), **common)
+        threshold=threshold,
+        successes_a=s_a,
+        successes_b=s_b,
+        rate_a=s_a / n,
+        rate_b=s_b / n,
+        interval_a=_wilson(s_a, n),
+        interval_b=_wilson(s_b, n),
+        both=both,
+        only_a=only_a,
+        only_b=only_b,
+        neither=neither,
+        mcnemar_p=mcnemar_exact(only_a, only_b),
+        median_diff=median,
+        median_diff_ci=(low, high),
+        **common,
+    )

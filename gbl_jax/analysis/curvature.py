@@ -24,9 +24,9 @@ from jax.flatten_util import ravel_pytree
 
 from gbl_jax.checks import require_finite_number, require_int
 from gbl_jax.engine.chunking import analysis_chunk, over_seeds
-from gbl_jax.probability.costs import nll
-from gbl_jax.nets.models import apply_model, check_model
 from gbl_jax.engine.results import SweepResult, stacked_of
+from gbl_jax.nets.models import apply_model, check_model
+from gbl_jax.probability.costs import nll
 
 KINDS = ("minimum", "saddle", "not_converged", "diverged")
 
@@ -50,7 +50,7 @@ class CriticalPoints(NamedTuple):
     grad_norm: np.ndarray
     min_eig: np.ndarray
     max_eig: np.ndarray
-    index: np.ndarray   # type: ignore[assignment]  # the field shadows tuple.index
+    index: np.ndarray  # type: ignore[assignment]  # the field shadows tuple.index
     n_flat: np.ndarray
     kind: np.ndarray
     method: str
@@ -68,8 +68,9 @@ def _check_data(data) -> tuple[jax.Array, jax.Array]:
         raise ValueError(f"data must be an (x, y) pair, got {type(data).__name__}")
     x, y = (jnp.asarray(a) for a in data)
     if x.ndim < 1 or y.ndim < 1 or x.shape[0] != y.shape[0]:
-        raise ValueError(f"data: x {list(x.shape)} and y {list(y.shape)} need the same leading "
-                         "(examples) axis")
+        raise ValueError(
+            f"data: x {list(x.shape)} and y {list(y.shape)} need the same leading (examples) axis"
+        )
     return x, y
 
 
@@ -80,25 +81,32 @@ def _check_stacked(model, x, params) -> int:
         raise ValueError("params has no arrays")
     shapes = [tuple(jnp.shape(a)) for a in leaves]
     if any(len(s) == 0 for s in shapes) or len({s[0] for s in shapes}) != 1:
-        raise ValueError(f"params must be stacked over seeds (every leaf [seeds, ...], e.g. "
-                         f"sweep(..., keep_params=True).params, or of a grid sweep one cell's: "
-                         f"out.cell(...)); leaf shapes are {shapes}")
+        raise ValueError(
+            f"params must be stacked over seeds (every leaf [seeds, ...], e.g. "
+            f"sweep(..., keep_params=True).params, or of a grid sweep one cell's: "
+            f"out.cell(...)); leaf shapes are {shapes}"
+        )
     ref = jax.eval_shape(lambda k: model.init(k, x), jax.random.PRNGKey(0))
     if jax.tree.structure(ref) != treedef:
-        raise ValueError(f"params is not a params tree of this model: structure {treedef}, "
-                         f"model.init gives {jax.tree.structure(ref)}")
+        raise ValueError(
+            f"params is not a params tree of this model: structure {treedef}, "
+            f"model.init gives {jax.tree.structure(ref)}"
+        )
     for shape, ref_leaf in zip(shapes, jax.tree.leaves(ref)):
-        if len(shape) > len(ref_leaf.shape) + 1 and shape[-len(ref_leaf.shape) or len(shape):] \
-                == tuple(ref_leaf.shape):
+        if len(shape) > len(ref_leaf.shape) + 1 and shape[
+            -len(ref_leaf.shape) or len(shape) :
+        ] == tuple(ref_leaf.shape):
             raise ValueError(
                 f"params has {len(shape) - len(ref_leaf.shape) - 1} leading axes before the seeds "
                 f"(a leaf of shape {list(shape)}): a grid sweep's params; take one cell with "
-                "out.cell(name=value, ...) and pass it (or its .params)")
+                "out.cell(name=value, ...) and pass it (or its .params)"
+            )
         if shape[1:] != tuple(ref_leaf.shape):
             raise ValueError(
                 f"params must be stacked over seeds: a leaf of shape {list(shape)} should be "
                 f"[seeds] + {list(ref_leaf.shape)} (its shape from model.init); stack single runs "
-                "with jax.tree.map(lambda *a: jnp.stack(a), *params_list)")
+                "with jax.tree.map(lambda *a: jnp.stack(a), *params_list)"
+            )
     return shapes[0][0]
 
 
@@ -139,8 +147,13 @@ def _lanczos_extremes(hvp: Callable, key: jax.Array, dim: int, steps: int, dtype
         return basis, alpha.at[i].set(a), beta.at[i].set(jnp.where(broke, 0, b)), v_next, scale
 
     v0 = random_KP[0]
-    init = (jnp.zeros((steps, dim), dtype), jnp.zeros(steps, dtype), jnp.zeros(steps, dtype),
-            v0 / jnp.linalg.norm(v0), jnp.zeros((), dtype))
+    init = (
+        jnp.zeros((steps, dim), dtype),
+        jnp.zeros(steps, dtype),
+        jnp.zeros(steps, dtype),
+        v0 / jnp.linalg.norm(v0),
+        jnp.zeros((), dtype),
+    )
     _, alpha, beta, _, _ = jax.lax.fori_loop(0, steps, step, init)
     tridiagonal = jnp.diag(alpha) + jnp.diag(beta[:-1], 1) + jnp.diag(beta[:-1], -1)
     ritz = _safe_eigvalsh(tridiagonal)
@@ -154,10 +167,20 @@ def _safe_eigvalsh(matrix: jax.Array) -> jax.Array:
     return jnp.where(finite, eig, jnp.nan)
 
 
-def critical_points(model, data, params, *, loss: Callable[[Any, jax.Array], jax.Array] = nll,
-                    grad_tol: float = 1e-3, eig_tol: float = 1e-4, diverged=None,
-                    max_exact: int = 2000, chunk_size: int | None = None,
-                    lanczos_steps: int = 64, key: jax.Array | None = None) -> CriticalPoints:
+def critical_points(
+    model,
+    data,
+    params,
+    *,
+    loss: Callable[[Any, jax.Array], jax.Array] = nll,
+    grad_tol: float = 1e-3,
+    eig_tol: float = 1e-4,
+    diverged=None,
+    max_exact: int = 2000,
+    chunk_size: int | None = None,
+    lanczos_steps: int = 64,
+    key: jax.Array | None = None,
+) -> CriticalPoints:
     """Classifies each seed's params as a minimum, a saddle, not converged, or diverged.
 
     A seed is "diverged" if flagged in ``diverged`` or if its params, loss, gradient or
@@ -220,24 +243,30 @@ def critical_points(model, data, params, *, loss: Callable[[Any, jax.Array], jax
         raise ValueError(f"loss must return a scalar, got shape {list(out.shape)}")
 
     def one_seed(theta, seed_key, x, y):
-        f = lambda t: objective(t, x, y)   # noqa: E731
+        f = lambda t: objective(t, x, y)  # noqa: E731
         value, grad = jax.value_and_grad(f)(theta)
         if exact:
             hessian = jax.hessian(f)(theta)
             eig = _safe_eigvalsh(0.5 * (hessian + hessian.T))
             index, n_flat = _spectrum_stats(eig, eig_tol)
             return value, jnp.linalg.norm(grad), eig[0], eig[-1], index, n_flat, eig
-        hvp = lambda v: jax.jvp(jax.grad(f), (theta,), (v,))[1]   # noqa: E731
+        hvp = lambda v: jax.jvp(jax.grad(f), (theta,), (v,))[1]  # noqa: E731
         lo, hi = _lanczos_extremes(hvp, seed_key, dim, steps, dtype)
         return value, jnp.linalg.norm(grad), lo, hi
 
-    chunk = analysis_chunk(chunk_size, seeds, 3 * dim * (dim if exact else steps) * dtype.itemsize,
-                           "critical_points: chunk_size")
+    chunk = analysis_chunk(
+        chunk_size,
+        seeds,
+        3 * dim * (dim if exact else steps) * dtype.itemsize,
+        "critical_points: chunk_size",
+    )
     # each seed's Lanczos start: split(key, seeds padded to whole chunks), as it always was
-    keys = jax.random.split(jax.random.PRNGKey(0) if key is None else key,
-                            -(-seeds // chunk) * chunk)[:seeds]
-    results = list(over_seeds(one_seed, (flat_SP, keys, x, y), (True, True, False, False), seeds,
-                              chunk))
+    keys = jax.random.split(
+        jax.random.PRNGKey(0) if key is None else key, -(-seeds // chunk) * chunk
+    )[:seeds]
+    results = list(
+        over_seeds(one_seed, (flat_SP, keys, x, y), (True, True, False, False), seeds, chunk)
+    )
     value, grad_norm, min_eig, max_eig = results[:4]
     if exact:
         index, n_flat, eigenvalues = results[4], results[5].astype(np.int64), results[6]
@@ -253,5 +282,16 @@ def critical_points(model, data, params, *, loss: Callable[[Any, jax.Array], jax
     kind = np.where(min_eig < -threshold, "saddle", "minimum")
     kind = np.where(grad_norm > grad_tol, "not_converged", kind)
     kind = np.where(flagged | ~finite, "diverged", kind).astype(str)
-    return CriticalPoints(value, grad_norm, min_eig, max_eig, index, n_flat, kind,
-                          "exact" if exact else "lanczos", grad_tol, eig_tol, eigenvalues)
+    return CriticalPoints(
+        value,
+        grad_norm,
+        min_eig,
+        max_eig,
+        index,
+        n_flat,
+        kind,
+        "exact" if exact else "lanczos",
+        grad_tol,
+        eig_tol,
+        eigenvalues,
+    )

@@ -21,11 +21,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from gbl_jax.analysis.landscape import _layout, _shapes
+from gbl_jax.analysis.landscape import align as align_params
 from gbl_jax.checks import require_int
 from gbl_jax.engine.chunking import analysis_chunk, over_seeds
 from gbl_jax.nets.models import apply_model, check_model
 from gbl_jax.probability.costs import Loss, nll
-from gbl_jax.analysis.landscape import _layout, _shapes, align as align_params
 
 
 def bernstein(t, n: int) -> jax.Array:
@@ -40,8 +41,13 @@ def curve_point(params_a, bends, params_b, t):
     n = jax.tree.leaves(bends)[0].shape[0] + 1
     w = bernstein(jnp.asarray(t, jnp.float32), n)
     return jax.tree.map(
-        lambda a, m, b: (w[0] * a + jnp.tensordot(w[1:n].astype(m.dtype), m, axes=1)
-                         + w[n] * b).astype(a.dtype), params_a, bends, params_b)
+        lambda a, m, b: (
+            w[0] * a + jnp.tensordot(w[1:n].astype(m.dtype), m, axes=1) + w[n] * b
+        ).astype(a.dtype),
+        params_a,
+        bends,
+        params_b,
+    )
 
 
 class Curve(NamedTuple):
@@ -88,9 +94,15 @@ class Curve(NamedTuple):
 
         loss, line = np.atleast_2d(self.loss), np.atleast_2d(self.line)
         pairs, num = loss.shape
-        return pd.DataFrame({"pair": np.repeat(np.arange(pairs), num),
-                             "t": np.tile(self.t, pairs), "curve": loss.reshape(-1),
-                             "line": line.reshape(-1), "aligned": self.aligned})
+        return pd.DataFrame(
+            {
+                "pair": np.repeat(np.arange(pairs), num),
+                "t": np.tile(self.t, pairs),
+                "curve": loss.reshape(-1),
+                "line": line.reshape(-1),
+                "aligned": self.aligned,
+            }
+        )
 
 
 def _barrier(values, t) -> np.ndarray:
@@ -103,11 +115,23 @@ def _broadcast(tree, pairs: int):
     return jax.tree.map(lambda a: jnp.broadcast_to(a, (pairs,) + jnp.shape(a)), tree)
 
 
-def curve(model, data, params_a, params_b, *, steps: int, bends: int = 1,
-          optimizer: optax.GradientTransformation | None = None, batch_size: int | None = None,
-          num: int = 25, key: jax.Array | None = None, loss: Loss = nll,
-          align: str | None = None, chunk_size: int | None = None,
-          stacked: bool | None = None) -> Curve:
+def curve(
+    model,
+    data,
+    params_a,
+    params_b,
+    *,
+    steps: int,
+    bends: int = 1,
+    optimizer: optax.GradientTransformation | None = None,
+    batch_size: int | None = None,
+    num: int = 25,
+    key: jax.Array | None = None,
+    loss: Loss = nll,
+    align: str | None = None,
+    chunk_size: int | None = None,
+    stacked: bool | None = None,
+) -> Curve:
     """Trains a Bezier curve between params_a and params_b (each pair at once) and evaluates it.
 
     phi(t) = sum_k C(n, k) t^k (1 - t)^(n - k) w_k with n = bends + 1, w_0 = params_a and
@@ -155,9 +179,20 @@ def curve(model, data, params_a, params_b, *, steps: int, bends: int = 1,
     pb = _broadcast(params_b, pairs) if not b_stacked else params_b
     if align is not None:
         ref = jax.tree.map(np.asarray, pa)
-        pb = jax.tree.map(jnp.asarray, jax.tree.map(lambda *a: np.stack(a), *[
-            align_params(jax.tree.map(lambda a: a[i], ref), jax.tree.map(lambda a: a[i], pb),
-                         activation=align) for i in range(pairs)]))
+        pb = jax.tree.map(
+            jnp.asarray,
+            jax.tree.map(
+                lambda *a: np.stack(a),
+                *[
+                    align_params(
+                        jax.tree.map(lambda a: a[i], ref),
+                        jax.tree.map(lambda a: a[i], pb),
+                        activation=align,
+                    )
+                    for i in range(pairs)
+                ],
+            ),
+        )
     key = jax.random.PRNGKey(0) if key is None else key
     keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(pairs))
     ts = jnp.linspace(0.0, 1.0, num)
@@ -167,8 +202,13 @@ def curve(model, data, params_a, params_b, *, steps: int, bends: int = 1,
 
     def one(a, b, k, x, y):
         frac = (jnp.arange(1, bends + 1) / (bends + 1)).astype(jnp.float32)
-        bend = jax.tree.map(lambda u, v: (u[None] + jnp.reshape(frac, (-1,) + (1,) * u.ndim)
-                                          * (v - u)[None]).astype(u.dtype), a, b)
+        bend = jax.tree.map(
+            lambda u, v: (
+                u[None] + jnp.reshape(frac, (-1,) + (1,) * u.ndim) * (v - u)[None]
+            ).astype(u.dtype),
+            a,
+            b,
+        )
         state = optimizer.init(bend)
 
         def step(carry, s):
@@ -186,15 +226,25 @@ def curve(model, data, params_a, params_b, *, steps: int, bends: int = 1,
 
         (bend, _), values = jax.lax.scan(step, (bend, state), jnp.arange(steps))
         along = jax.vmap(lambda t: objective(bend, a, b, t, x, y))(ts)
-        line = jax.vmap(lambda t: loss(apply_model(model, jax.tree.map(
-            lambda u, v: ((1 - t) * u + t * v).astype(u.dtype), a, b), x, key=None), y))(ts)
+        line = jax.vmap(
+            lambda t: loss(
+                apply_model(
+                    model,
+                    jax.tree.map(lambda u, v: ((1 - t) * u + t * v).astype(u.dtype), a, b),
+                    x,
+                    key=None,
+                ),
+                y,
+            )
+        )(ts)
         return along, line, bend, values
 
     n_params = sum(int(np.prod(s[1:])) for s in _shapes(pa))
     per_pair = 4 * ((6 + 3 * bends) * n_params + 16 * int(x.size) * 2)
     size = analysis_chunk(chunk_size, pairs, per_pair, "curve: chunk_size")
-    along, line, bend, values = over_seeds(one, (pa, pb, keys, x, y),
-                                           (True, True, True, False, False), pairs, size)
+    along, line, bend, values = over_seeds(
+        one, (pa, pb, keys, x, y), (True, True, True, False, False), pairs, size
+    )
     if single:
         along, line, values = along[0], line[0], values[0]
         bend = jax.tree.map(lambda a: a[0], bend)

@@ -23,20 +23,20 @@ from __future__ import annotations
 
 import itertools
 import time
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gbl_jax.analysis.landscape import align as align_params
+from gbl_jax.analysis.landscape import barrier
+from gbl_jax.analysis.spreads import wilson_interval
 from gbl_jax.checks import require_finite_number, require_int
 from gbl_jax.engine import continuation
 from gbl_jax.engine.results import require_pandas
 from gbl_jax.engine.runconfig import check_run
 from gbl_jax.engine.training import split_keys
-from gbl_jax.analysis.landscape import align as align_params
-from gbl_jax.analysis.landscape import barrier
-from gbl_jax.analysis.spreads import wilson_interval
 from gbl_jax.nets.models import apply_model, is_stochastic
 from gbl_jax.probability.costs import Loss, nll
 from gbl_jax.probability.distributions import Bernoulli, Categorical
@@ -103,34 +103,42 @@ class Instability(NamedTuple):
     params: dict | None
     wall_s: float
 
-    def stable_rate(self, tol: float = 0.02, *, metric: str = "error",
-                    aligned: bool = False) -> StableRate:
+    def stable_rate(
+        self, tol: float = 0.02, *, metric: str = "error", aligned: bool = False
+    ) -> StableRate:
         """P(stable | k) with Wilson 95% intervals: a parent is stable at k when every pair of
         its children has a ``metric`` barrier below ``tol`` (Frankle et al.: error, 0.02)."""
         tol = require_finite_number("stable_rate: tol", tol)
         name = f"aligned_{metric}" if aligned else metric
         if name not in self.barriers:
-            raise ValueError(f"stable_rate: no {name!r} barriers here; have "
-                             f"{sorted(self.barriers)}")
+            raise ValueError(
+                f"stable_rate: no {name!r} barriers here; have {sorted(self.barriers)}"
+            )
         b = self.barriers[name]
         ok = np.all(np.isfinite(b), axis=-1)
-        stable = np.sum(ok & np.all(b < tol, axis=-1), axis=1)   # NaN < tol is False
+        stable = np.sum(ok & np.all(b < tol, axis=-1), axis=1)  # NaN < tol is False
         n = np.sum(ok, axis=1)
         low, high = wilson_interval(stable, n)
         with np.errstate(invalid="ignore", divide="ignore"):
             rate = stable / n
-        return StableRate(self.at, stable, n, rate, np.asarray(low), np.asarray(high), tol,
-                          metric, aligned)
+        return StableRate(
+            self.at, stable, n, rate, np.asarray(low), np.asarray(high), tol, metric, aligned
+        )
 
     def to_frame(self):
         """pandas: one row per k x parent x pair: k, parent, child_a, child_b, and each barrier
         (``error_barrier``, ``loss_barrier``, ``aligned_...``)."""
         pd = require_pandas()
-        k, parent, pair = np.meshgrid(self.at, np.arange(self.parents), np.arange(len(self.pairs)),
-                                      indexing="ij")
+        k, parent, pair = np.meshgrid(
+            self.at, np.arange(self.parents), np.arange(len(self.pairs)), indexing="ij"
+        )
         pairs = np.asarray(self.pairs).reshape(-1, 2)
-        columns = {"k": k.ravel(), "parent": parent.ravel(),
-                   "child_a": pairs[pair.ravel(), 0], "child_b": pairs[pair.ravel(), 1]}
+        columns = {
+            "k": k.ravel(),
+            "parent": parent.ravel(),
+            "child_a": pairs[pair.ravel(), 0],
+            "child_b": pairs[pair.ravel(), 1],
+        }
         columns.update({f"{name}_barrier": b.ravel() for name, b in self.barriers.items()})
         return pd.DataFrame(columns)
 
@@ -156,17 +164,35 @@ def _is_classifier(model, params, x) -> bool:
 def _child_keys(k_data, at: np.ndarray, children: int):
     """[K, parents * children] keys: child c of parent p at k draws its data stream from
     ``split(fold_in(k_data_p, k), children)[c]``."""
+
     def per_parent(kd, k):
         return jax.random.split(jax.random.fold_in(kd, k), children)
-    return [jax.vmap(per_parent, in_axes=(0, None))(k_data, int(k)).reshape(
-        (-1,) + k_data.shape[1:]) for k in at]
+
+    return [
+        jax.vmap(per_parent, in_axes=(0, None))(k_data, int(k)).reshape((-1,) + k_data.shape[1:])
+        for k in at
+    ]
 
 
-def instability(model, optimizer, data, *, key: jax.Array, parents: int, steps: int,
-                at: Sequence[int], children: int = 2, batch_size: int | None = None,
-                loss: Loss = nll, eval_data=None, align: str | Callable | None = None,
-                num: int = 25, chunk_size: int | None = None, keep_params: bool = False,
-                dtype=None) -> Instability:
+def instability(
+    model,
+    optimizer,
+    data,
+    *,
+    key: jax.Array,
+    parents: int,
+    steps: int,
+    at: Sequence[int],
+    children: int = 2,
+    batch_size: int | None = None,
+    loss: Loss = nll,
+    eval_data=None,
+    align: str | Callable | None = None,
+    num: int = 25,
+    chunk_size: int | None = None,
+    keep_params: bool = False,
+    dtype=None,
+) -> Instability:
     """Instability analysis (Frankle et al. 2020) over ``parents`` parents at once.
 
     Parent p is the run ``gbl.train(..., key=jax.random.split(key, parents)[p])`` makes (the
@@ -202,10 +228,24 @@ def instability(model, optimizer, data, *, key: jax.Array, parents: int, steps: 
       Frankle, Dziugaite, Roy & Carbin (2020), "Linear mode connectivity and the lottery ticket
       hypothesis".
     """
-    return run_instability(model, optimizer, data, key=key, parents=parents, steps=steps, at=at,
-                           children=children, batch_size=batch_size, loss=loss,
-                           eval_data=eval_data, align=align, num=num, chunk_size=chunk_size,
-                           keep_params=keep_params, dtype=dtype)
+    return run_instability(
+        model,
+        optimizer,
+        data,
+        key=key,
+        parents=parents,
+        steps=steps,
+        at=at,
+        children=children,
+        batch_size=batch_size,
+        loss=loss,
+        eval_data=eval_data,
+        align=align,
+        num=num,
+        chunk_size=chunk_size,
+        keep_params=keep_params,
+        dtype=dtype,
+    )
 
 
 class Store:
@@ -223,10 +263,26 @@ class Store:
         pass
 
 
-def run_instability(model, optimizer, data, *, key, parents, steps, at, children=2,
-                    batch_size=None, loss=nll, eval_data=None, align=None, num=25,
-                    chunk_size=None, keep_params=False, dtype=None,
-                    store: Store | None = None) -> Instability:
+def run_instability(
+    model,
+    optimizer,
+    data,
+    *,
+    key,
+    parents,
+    steps,
+    at,
+    children=2,
+    batch_size=None,
+    loss=nll,
+    eval_data=None,
+    align=None,
+    num=25,
+    chunk_size=None,
+    keep_params=False,
+    dtype=None,
+    store: Store | None = None,
+) -> Instability:
     """``instability`` with a ``Store``: the k it holds are read, not run again, and the parents
     continue from its last one; every k finished is saved before the next begins."""
     begin = time.perf_counter()
@@ -236,14 +292,25 @@ def run_instability(model, optimizer, data, *, key, parents, steps, at, children
     num = require_int("num", num, 11)
     steps = require_int("steps", steps, 1)
     at = _check_at(at, steps)
-    cfg, (x, y, ex, ey) = check_run(model, optimizer, data, key=key, steps=steps,
-                                    batch_size=batch_size, loss=loss, log_every=steps,
-                                    eval_data=eval_data, dtype=dtype)
+    cfg, (x, y, ex, ey) = check_run(
+        model,
+        optimizer,
+        data,
+        key=key,
+        steps=steps,
+        batch_size=batch_size,
+        loss=loss,
+        log_every=steps,
+        eval_data=eval_data,
+        dtype=dtype,
+    )
     if not is_stochastic(cfg.model) and cfg.batch_size in (None, x.shape[0]):
-        raise ValueError(f"children of one parent would be identical: with full batches "
-                         f"(batch_size={cfg.batch_size}) a deterministic model draws nothing from "
-                         "the data stream; pass a batch_size below the number of examples "
-                         f"({x.shape[0]}) or a stochastic model")
+        raise ValueError(
+            f"children of one parent would be identical: with full batches "
+            f"(batch_size={cfg.batch_size}) a deterministic model draws nothing from "
+            "the data stream; pass a batch_size below the number of examples "
+            f"({x.shape[0]}) or a stochastic model"
+        )
     test = getattr(data, "test", None) if eval_data is None else eval_data
     on = "train" if test is None else "test"
     if ex is None:
@@ -273,12 +340,14 @@ def run_instability(model, optimizer, data, *, key, parents, steps, at, children
             for name in names:
                 out[name][i] = done[int(k)][name]
             continue
-        par, _ = continuation.resume(cfg, par, k_data, x, y, first=prev, count=int(k) - prev,
-                                     size=size_p)
+        par, _ = continuation.resume(
+            cfg, par, k_data, x, y, first=prev, count=int(k) - prev, size=size_p
+        )
         prev = int(k)
         spawned = jax.tree.map(lambda a: jnp.repeat(a, children, axis=0), par)
-        kids, _ = continuation.resume(cfg, spawned, keys, x, y, first=int(k),
-                                      count=steps - int(k), size=size)
+        kids, _ = continuation.resume(
+            cfg, spawned, keys, x, y, first=int(k), count=steps - int(k), size=size
+        )
         final = jax.tree.map(lambda a: a.reshape((parents, children) + a.shape[1:]), kids.params)
         if keep_params:
             kept[int(k)] = jax.tree.map(np.asarray, final)
@@ -287,14 +356,21 @@ def run_instability(model, optimizer, data, *, key, parents, steps, at, children
             pb = jax.tree.map(lambda t: t[:, b], final)
             sides = [("", pb)]
             if align is not None:
-                aligned = [align_params(jax.tree.map(lambda t: t[p], pa),
-                                        jax.tree.map(lambda t: t[p], pb), activation=align)
-                           for p in range(parents)]
+                aligned = [
+                    align_params(
+                        jax.tree.map(lambda t: t[p], pa),
+                        jax.tree.map(lambda t: t[p], pb),
+                        activation=align,
+                    )
+                    for p in range(parents)
+                ]
                 sides.append(("aligned_", jax.tree.map(lambda *t: jnp.stack(t), *aligned)))
             for prefix, other in sides:
                 for m, fn in metrics.items():
-                    out[prefix + m][i, :, j] = barrier(model, (ex, ey), pa, other, num=num,
-                                                       loss=fn, stacked=True)
+                    out[prefix + m][i, :, j] = barrier(
+                        model, (ex, ey), pa, other, num=num, loss=fn, stacked=True
+                    )
         store.save(int(k), {name: out[name][i] for name in names}, par)
-    return Instability(at, out, pairs, steps, children, parents, on, kept,
-                       time.perf_counter() - begin)
+    return Instability(
+        at, out, pairs, steps, children, parents, on, kept, time.perf_counter() - begin
+    )

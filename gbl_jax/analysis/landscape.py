@@ -22,15 +22,15 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from gbl_jax.analysis.spreads import wilson_interval
 from gbl_jax.checks import require_finite_number, require_int
 from gbl_jax.engine.chunking import analysis_chunk, over_seeds
-from gbl_jax.probability.costs import Loss, nll
-from gbl_jax.nets.models import apply_model, check_model
-from gbl_jax.nets.mlp import ACTIVATIONS
 from gbl_jax.engine.results import SweepResult, stacked_of
-from gbl_jax.analysis.spreads import wilson_interval
+from gbl_jax.nets.mlp import ACTIVATIONS
+from gbl_jax.nets.models import apply_model, check_model
+from gbl_jax.probability.costs import Loss, nll
 
-_ODD = ("tanh", "identity")    # f(-z) = -f(z): a hidden unit's sign can be flipped too
+_ODD = ("tanh", "identity")  # f(-z) = -f(z): a hidden unit's sign can be flipped too
 
 
 def _shapes(tree) -> list[tuple[int, ...]]:
@@ -41,39 +41,49 @@ def _reference(model, x):
     """One seed's params as shapes, or None when ``model.init(key, x)`` cannot be traced."""
     try:
         return jax.eval_shape(model.init, jax.random.PRNGKey(0), x)
-    except Exception:   # an init that needs more than (key, x): fall back on the trees alone
+    except Exception:  # an init that needs more than (key, x): fall back on the trees alone
         return None
 
 
 def _one_more_axis(shapes, single) -> bool:
     """Whether every shape is its single counterpart with one leading axis, of one size."""
-    return all(len(s) == len(r) + 1 and s[1:] == r for s, r in zip(shapes, single)) and len(
-        {s[0] for s in shapes}) == 1
+    return (
+        all(len(s) == len(r) + 1 and s[1:] == r for s, r in zip(shapes, single))
+        and len({s[0] for s in shapes}) == 1
+    )
 
 
 def _is_stacked(where: str, name: str, tree, ref) -> bool:
     """Whether ``tree`` is ``ref``'s params with one leading seeds axis on every leaf."""
     if jax.tree.structure(tree) != jax.tree.structure(ref):
-        raise ValueError(f"{where}: {name} is not a params tree of this model: structure "
-                         f"{jax.tree.structure(tree)}, model.init gives {jax.tree.structure(ref)}")
+        raise ValueError(
+            f"{where}: {name} is not a params tree of this model: structure "
+            f"{jax.tree.structure(tree)}, model.init gives {jax.tree.structure(ref)}"
+        )
     shapes, single = _shapes(tree), _shapes(ref)
     if shapes == single:
         return False
     if _one_more_axis(shapes, single):
         return True
-    raise ValueError(f"{where}: {name} has leaf shapes {shapes}; one seed of this model has "
-                     f"{single} (stacked params add one leading seeds axis to every leaf)")
+    raise ValueError(
+        f"{where}: {name} has leaf shapes {shapes}; one seed of this model has "
+        f"{single} (stacked params add one leading seeds axis to every leaf)"
+    )
 
 
 def _layout(where: str, model, x, params_a, params_b, stacked) -> tuple[bool, bool, int | None]:
     """(a stacked, b stacked, seeds or None); raises ValueError for trees that do not pair up."""
     if jax.tree.structure(params_a) != jax.tree.structure(params_b):
-        raise ValueError(f"{where}: params_a and params_b differ in structure: "
-                         f"{jax.tree.structure(params_a)} vs {jax.tree.structure(params_b)}")
+        raise ValueError(
+            f"{where}: params_a and params_b differ in structure: "
+            f"{jax.tree.structure(params_a)} vs {jax.tree.structure(params_b)}"
+        )
     ref = _reference(model, x) if stacked is None else None
     if ref is not None:
-        flags = (_is_stacked(where, "params_a", params_a, ref),
-                 _is_stacked(where, "params_b", params_b, ref))
+        flags = (
+            _is_stacked(where, "params_a", params_a, ref),
+            _is_stacked(where, "params_b", params_b, ref),
+        )
     else:
         shapes_a, shapes_b = _shapes(params_a), _shapes(params_b)
         if shapes_a == shapes_b:
@@ -85,12 +95,15 @@ def _layout(where: str, model, x, params_a, params_b, stacked) -> tuple[bool, bo
         elif _one_more_axis(shapes_b, shapes_a) and stacked is None:
             flags = (False, True)
         else:
-            raise ValueError(f"{where}: leaf shapes do not pair up (stacked={stacked}): params_a "
-                             f"{shapes_a}, params_b {shapes_b}")
+            raise ValueError(
+                f"{where}: leaf shapes do not pair up (stacked={stacked}): params_a "
+                f"{shapes_a}, params_b {shapes_b}"
+            )
     sizes = {s[0] for f, t in zip(flags, (params_a, params_b)) if f for s in _shapes(t)}
     if len(sizes) > 1:
-        raise ValueError(f"{where}: stacked params disagree on the number of seeds: "
-                         f"{sorted(sizes)}")
+        raise ValueError(
+            f"{where}: stacked params disagree on the number of seeds: {sorted(sizes)}"
+        )
     return flags[0], flags[1], (sizes.pop() if sizes else None)
 
 
@@ -98,13 +111,16 @@ def _from_result(where: str, params_a, params_b):
     """(params_a, params_b): a ``SweepResult`` (no grid, kept params) as its init -> final."""
     if isinstance(params_a, SweepResult):
         if params_b is not None:
-            raise ValueError(f"{where}: given a SweepResult, params_b is its final params; pass "
-                             "params_b=None (or pass two params trees)")
+            raise ValueError(
+                f"{where}: given a SweepResult, params_b is its final params; pass "
+                "params_b=None (or pass two params trees)"
+            )
         params, init, _ = stacked_of(params_a, where, need_init=True)
         return init, params
     if params_b is None:
-        raise ValueError(f"{where}: params_b is missing (it may be None only when params_a is a "
-                         "SweepResult)")
+        raise ValueError(
+            f"{where}: params_b is missing (it may be None only when params_a is a SweepResult)"
+        )
     return params_a, params_b
 
 
@@ -114,8 +130,17 @@ def path_bytes(num: int, n_params: int, x_size: int) -> int:
     return 4 * num * (n_params + 16 * x_size)
 
 
-def interpolate(model, data, params_a, params_b=None, *, num: int = 25, loss: Loss = nll,
-                chunk_size: int | None = None, stacked: bool | None = None) -> np.ndarray:
+def interpolate(
+    model,
+    data,
+    params_a,
+    params_b=None,
+    *,
+    num: int = 25,
+    loss: Loss = nll,
+    chunk_size: int | None = None,
+    stacked: bool | None = None,
+) -> np.ndarray:
     """The loss along the segment (1 - a) params_a + a params_b, a = linspace(0, 1, num).
 
     Args:
@@ -148,8 +173,9 @@ def interpolate(model, data, params_a, params_b=None, *, num: int = 25, loss: Lo
         alphas = jnp.linspace(0.0, 1.0, num)
 
         def at(alpha):
-            p = jax.tree.map(lambda u, v: ((1 - alpha) * u + alpha * v).astype(jnp.result_type(u)),
-                             pa, pb)
+            p = jax.tree.map(
+                lambda u, v: ((1 - alpha) * u + alpha * v).astype(jnp.result_type(u)), pa, pb
+            )
             return loss(apply_model(model, p, x, key=None), y)
 
         return jax.vmap(at)(alphas)
@@ -158,12 +184,22 @@ def interpolate(model, data, params_a, params_b=None, *, num: int = 25, loss: Lo
         return np.asarray(jax.jit(curve)(params_a, params_b, x, y))
     n_params = sum(int(np.prod(s[1:] if a_stacked else s)) for s in _shapes(params_a))
     size = analysis_chunk(chunk_size, seeds, path_bytes(num, n_params, int(x.size)))
-    return over_seeds(curve, (params_a, params_b, x, y), (a_stacked, b_stacked, False, False),
-                       seeds, size)
+    return over_seeds(
+        curve, (params_a, params_b, x, y), (a_stacked, b_stacked, False, False), seeds, size
+    )
 
 
-def barrier(model, data, params_a, params_b=None, *, num: int = 25, loss: Loss = nll,
-            chunk_size: int | None = None, stacked: bool | None = None) -> np.ndarray:
+def barrier(
+    model,
+    data,
+    params_a,
+    params_b=None,
+    *,
+    num: int = 25,
+    loss: Loss = nll,
+    chunk_size: int | None = None,
+    stacked: bool | None = None,
+) -> np.ndarray:
     """The loss barrier max_a [L(a) - ((1 - a) L(0) + a L(1))] on the segment between params.
 
     Args: as for ``interpolate``.
@@ -174,8 +210,9 @@ def barrier(model, data, params_a, params_b=None, *, num: int = 25, loss: Loss =
     References:
       Frankle et al. (2020), definition of linear mode connectivity.
     """
-    curve = interpolate(model, data, params_a, params_b, num=num, loss=loss,
-                        chunk_size=chunk_size, stacked=stacked).astype(np.float64)
+    curve = interpolate(
+        model, data, params_a, params_b, num=num, loss=loss, chunk_size=chunk_size, stacked=stacked
+    ).astype(np.float64)
     alphas = np.linspace(0.0, 1.0, curve.shape[-1])
     chord = (1 - alphas) * curve[..., :1] + alphas * curve[..., -1:]
     return np.max(curve - chord, axis=-1)
@@ -190,14 +227,22 @@ def _mlp_layers(name: str, params, lead: int) -> tuple[list[tuple], tuple]:
     except (TypeError, KeyError, IndexError):
         ok = False
     if not ok:
-        raise ValueError(f"align: {name} is not gbl.mlp params ({{'hidden': [{{'w', 'b'}}, ...], "
-                         "'head': {'w', 'b'}})")
+        raise ValueError(
+            f"align: {name} is not gbl.mlp params ({{'hidden': [{{'w', 'b'}}, ...], "
+            "'head': {'w', 'b'}})"
+        )
     width = None
     for i, (w, b) in enumerate(hidden + [head]):
-        if w.ndim != lead + 2 or b.ndim != lead + 1 or b.shape[-1] != w.shape[-1] or (
-                width is not None and w.shape[-2] != width):
-            raise ValueError(f"align: {name} layer {i} has w {list(w.shape)}, b {list(b.shape)}; "
-                             f"expected w [{'seeds, ' * lead}in, out] and b [out] chained by width")
+        if (
+            w.ndim != lead + 2
+            or b.ndim != lead + 1
+            or b.shape[-1] != w.shape[-1]
+            or (width is not None and w.shape[-2] != width)
+        ):
+            raise ValueError(
+                f"align: {name} layer {i} has w {list(w.shape)}, b {list(b.shape)}; "
+                f"expected w [{'seeds, ' * lead}in, out] and b [out] chained by width"
+            )
         width = w.shape[-1]
     if lead and len({a.shape[0] for pair in hidden + [head] for a in pair}) != 1:
         raise ValueError(f"align: {name} leaves disagree on the number of seeds")
@@ -254,8 +299,10 @@ def align(params_ref, params, *, activation: str | Callable = "tanh", max_iter: 
       Ainsworth, Hayase & Srinivasa (2023), weight matching (algorithm 1).
     """
     if not callable(activation) and activation not in ACTIVATIONS:
-        raise ValueError(f"align: unknown activation {activation!r}; choose one of "
-                         f"{sorted(ACTIVATIONS)} or pass a callable (permutation only)")
+        raise ValueError(
+            f"align: unknown activation {activation!r}; choose one of "
+            f"{sorted(ACTIVATIONS)} or pass a callable (permutation only)"
+        )
     max_iter = require_int("align: max_iter", max_iter, 1)
     ref_hidden, ref_head = _mlp_layers("params_ref", params_ref, 0)
     try:
@@ -279,14 +326,25 @@ def align(params_ref, params, *, activation: str | Callable = "tanh", max_iter: 
             prev, prev_sign = perm, sign
         return out + [(head[0][prev] * prev_sign[:, None].astype(head[0].dtype), head[1])]
 
-    per_seed = [one([(w[s], b[s]) for w, b in hidden], (head[0][s], head[1][s]))
-                for s in range(head[0].shape[0])] if lead else [one(hidden, head)]
-    merged = [tuple(jnp.asarray(np.stack(arrays) if lead else arrays[0]) for arrays in zip(*pairs))
-              for pairs in zip(*per_seed)]            # per layer: (w, b) over seeds
+    per_seed = (
+        [
+            one([(w[s], b[s]) for w, b in hidden], (head[0][s], head[1][s]))
+            for s in range(head[0].shape[0])
+        ]
+        if lead
+        else [one(hidden, head)]
+    )
+    merged = [
+        tuple(jnp.asarray(np.stack(arrays) if lead else arrays[0]) for arrays in zip(*pairs))
+        for pairs in zip(*per_seed)
+    ]  # per layer: (w, b) over seeds
     layers = [{**old, "w": w, "b": b} for old, (w, b) in zip(params["hidden"], merged)]
     w_head, b_head = merged[-1]
-    return {**params, "hidden": type(params["hidden"])(layers),
-            "head": {**params["head"], "w": w_head, "b": b_head}}
+    return {
+        **params,
+        "hidden": type(params["hidden"])(layers),
+        "head": {**params["head"], "w": w_head, "b": b_head},
+    }
 
 
 class Basins(NamedTuple):
@@ -305,16 +363,20 @@ class Basins(NamedTuple):
     share: np.ndarray
     share_ci: np.ndarray
     loss: np.ndarray
-    count: np.ndarray   # type: ignore[assignment]  # the field shadows tuple.count
+    count: np.ndarray  # type: ignore[assignment]  # the field shadows tuple.count
     leader: np.ndarray
 
     def summary(self) -> str:
-        lines = [f"{'basin':>5} {'seeds':>6} {'share':>6} {'95% CI':>15} {'median loss':>12} "
-                 f"{'leader':>6}"]
+        lines = [
+            f"{'basin':>5} {'seeds':>6} {'share':>6} {'95% CI':>15} {'median loss':>12} "
+            f"{'leader':>6}"
+        ]
         for b in range(len(self.count)):
-            lines.append(f"{b:>5} {self.count[b]:>6} {self.share[b]:>6.3f} "
-                         f"[{self.share_ci[b, 0]:.3f}, {self.share_ci[b, 1]:.3f}] "
-                         f"{self.loss[b]:>12.4g} {self.leader[b]:>6}")
+            lines.append(
+                f"{b:>5} {self.count[b]:>6} {self.share[b]:>6.3f} "
+                f"[{self.share_ci[b, 0]:.3f}, {self.share_ci[b, 1]:.3f}] "
+                f"{self.loss[b]:>12.4g} {self.leader[b]:>6}"
+            )
         lines.append(f"diverged: {int(np.sum(self.labels < 0))} of {len(self.labels)} seeds")
         return "\n".join(lines)
 
@@ -322,8 +384,8 @@ class Basins(NamedTuple):
 def _default_predict(dist) -> jax.Array:
     """What ``basins`` compares by default: an array output itself, a distribution's probs or
     mean, or the arrays of any other pytree output."""
-    if isinstance(dist, jax.Array):   # apply returns its prediction (a loss reads it); its
-        return dist                   # .mean() would be one number for all of it
+    if isinstance(dist, jax.Array):  # apply returns its prediction (a loss reads it); its
+        return dist  # .mean() would be one number for all of it
     probs = getattr(dist, "probs", None)
     if probs is not None:
         return probs() if callable(probs) else probs
@@ -331,15 +393,25 @@ def _default_predict(dist) -> jax.Array:
         return dist.mean()
     leaves = jax.tree.leaves(dist)
     if not leaves or not all(isinstance(leaf, jax.Array) for leaf in leaves):
-        raise ValueError(f"basins: model.apply returns a {type(dist).__name__}, which has no "
-                         "probs or mean() and is not a pytree of arrays; pass predict=(apply's "
-                         "output -> array) to say what to compare")
+        raise ValueError(
+            f"basins: model.apply returns a {type(dist).__name__}, which has no "
+            "probs or mean() and is not a pytree of arrays; pass predict=(apply's "
+            "output -> array) to say what to compare"
+        )
     return jnp.concatenate([jnp.reshape(leaf, (-1,)) for leaf in leaves])
 
 
-def basins(model, data, params, *, tol: float = 0.05, loss: Loss = nll,
-           predict: Callable[[Any], jax.Array] | None = None, diverged=None,
-           chunk_size: int | None = None) -> Basins:
+def basins(
+    model,
+    data,
+    params,
+    *,
+    tol: float = 0.05,
+    loss: Loss = nll,
+    predict: Callable[[Any], jax.Array] | None = None,
+    diverged=None,
+    chunk_size: int | None = None,
+) -> Basins:
     """Groups stacked seeds whose predictions on the data agree within ``tol``.
 
     Leader clustering, deterministic: seeds in order of increasing loss; each joins the first
@@ -378,8 +450,10 @@ def basins(model, data, params, *, tol: float = 0.05, loss: Loss = nll,
     shapes = _shapes(params)
     single = ref is not None and not _is_stacked("basins", "params", params, ref)
     if single or not shapes or not all(shapes) or len({s[0] for s in shapes}) != 1:
-        raise ValueError(f"basins: params must be stacked over seeds (a leading seeds axis on "
-                         f"every leaf), got leaf shapes {shapes}")
+        raise ValueError(
+            f"basins: params must be stacked over seeds (a leading seeds axis on "
+            f"every leaf), got leaf shapes {shapes}"
+        )
     seeds = shapes[0][0]
     bad = np.zeros(seeds, bool) if diverged is None else np.array(diverged, bool)
     if bad.shape != (seeds,):
@@ -394,7 +468,8 @@ def basins(model, data, params, *, tol: float = 0.05, loss: Loss = nll,
                 "compared weight by weight, seeds that compute one function with permuted units "
                 "would each found a basin; pass predict=(params -> what the model computes), "
                 "e.g. predict=lambda w: jax.nn.relu(probe @ w.T).sum(-1) on probe inputs, or "
-                "predict=lambda w: w to compare the weights anyway")
+                "predict=lambda w: w to compare the weights anyway"
+            )
         return loss(dist, y), jnp.reshape(jnp.asarray(show(dist)), (-1,))
 
     n_params = sum(int(np.prod(s[1:])) for s in shapes)
@@ -422,7 +497,11 @@ def basins(model, data, params, *, tol: float = 0.05, loss: Loss = nll,
     count = np.array([len(members[b]) for b in order], dtype=int)
     n_ok = int(np.sum(~bad))
     low, high = wilson_interval(count, np.full_like(count, n_ok))
-    return Basins(labels=labels, share=count / max(n_ok, 1),
-                  share_ci=np.stack([np.asarray(low), np.asarray(high)], axis=-1).reshape(-1, 2),
-                  loss=np.array([medians[b] for b in order]), count=count,
-                  leader=np.array([leaders[b] for b in order], dtype=int))
+    return Basins(
+        labels=labels,
+        share=count / max(n_ok, 1),
+        share_ci=np.stack([np.asarray(low), np.asarray(high)], axis=-1).reshape(-1, 2),
+        loss=np.array([medians[b] for b in order]),
+        count=count,
+        leader=np.array([leaders[b] for b in order], dtype=int),
+    )

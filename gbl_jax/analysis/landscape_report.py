@@ -21,16 +21,23 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from gbl_jax.probability.costs import nll
 from gbl_jax.analysis.landscape import Basins, align, barrier, basins, interpolate, path_bytes
 from gbl_jax.analysis.spreads import wilson_interval
+from gbl_jax.probability.costs import nll
 
-__all__ = ["MONOTONE_RTOL", "LandscapeReport", "cell_of", "landscape_figure", "landscape_report",
-           "monotone_paths", "report_bytes"]
+__all__ = [
+    "MONOTONE_RTOL",
+    "LandscapeReport",
+    "cell_of",
+    "landscape_figure",
+    "landscape_report",
+    "monotone_paths",
+    "report_bytes",
+]
 
-CSV_ROW_BYTES = 160   # a row of interpolation.csv while it is written: arrays, Python numbers, text
+CSV_ROW_BYTES = 160  # a row of interpolation.csv while it is written: arrays, Python numbers, text
 
-MONOTONE_RTOL = 1e-6   # a rise smaller than this (relative) is float noise, not a bump
+MONOTONE_RTOL = 1e-6  # a rise smaller than this (relative) is float noise, not a bump
 
 
 class LandscapeReport(NamedTuple):
@@ -64,13 +71,30 @@ class LandscapeReport(NamedTuple):
         b_ = self.basins
         return {
             "diverged": int(self.diverged.sum()),
-            "interpolation": {"num": self.num, "monotone": int(monotone), "n": int(n),
-                              "monotone_share": monotone / max(n, 1), "interval_95": [low, high]},
-            "barriers": {**self.barriers, "median": _median(self.barriers["unaligned"], a, b),
-                         "median_aligned": (None if self.barriers["aligned"] is None
-                                            else _median(self.barriers["aligned"], a, b))},
-            "basins": {"tol": self.tol, "count": b_.count, "share": b_.share,
-                       "share_ci": b_.share_ci, "loss": b_.loss, "leader": b_.leader},
+            "interpolation": {
+                "num": self.num,
+                "monotone": int(monotone),
+                "n": int(n),
+                "monotone_share": monotone / max(n, 1),
+                "interval_95": [low, high],
+            },
+            "barriers": {
+                **self.barriers,
+                "median": _median(self.barriers["unaligned"], a, b),
+                "median_aligned": (
+                    None
+                    if self.barriers["aligned"] is None
+                    else _median(self.barriers["aligned"], a, b)
+                ),
+            },
+            "basins": {
+                "tol": self.tol,
+                "count": b_.count,
+                "share": b_.share,
+                "share_ci": b_.share_ci,
+                "loss": b_.loss,
+                "leader": b_.leader,
+            },
         }
 
 
@@ -88,8 +112,9 @@ def monotone_paths(curves: np.ndarray, rtol: float = MONOTONE_RTOL) -> np.ndarra
     is not monotone."""
     curves = np.asarray(curves)
     steps = np.diff(curves, axis=1)
-    return (np.all(np.isfinite(curves), axis=1)
-            & np.all(steps <= rtol * (1 + np.abs(curves[:, :-1])), axis=1))
+    return np.all(np.isfinite(curves), axis=1) & np.all(
+        steps <= rtol * (1 + np.abs(curves[:, :-1])), axis=1
+    )
 
 
 def cell_of(stored: dict, grid: dict, seeds: int, cell: int) -> tuple[Any, Any, np.ndarray, dict]:
@@ -107,12 +132,16 @@ def cell_of(stored: dict, grid: dict, seeds: int, cell: int) -> tuple[Any, Any, 
     cells = math.prod(len(v) for v in grid.values())
 
     def pick(a):
-        return np.asarray(a).reshape((cells, seeds) + np.shape(a)[len(grid) + 1:])[cell]
+        return np.asarray(a).reshape((cells, seeds) + np.shape(a)[len(grid) + 1 :])[cell]
 
     final, init = (jax.tree.map(pick, stored[k]) for k in ("params", "init_params"))
     diverged = pick(stored["diverged"]).astype(bool)
-    values = {k: v[i] for (k, v), i in zip(grid.items(), np.unravel_index(
-        cell, tuple(len(v) for v in grid.values())))}
+    values = {
+        k: v[i]
+        for (k, v), i in zip(
+            grid.items(), np.unravel_index(cell, tuple(len(v) for v in grid.values()))
+        )
+    }
     return init, final, diverged, values
 
 
@@ -129,9 +158,20 @@ def report_bytes(seeds: int, pairs: int, num: int, n_params: int, x_size: int) -
     return path_bytes(num, n_params, x_size) + 4 * points + CSV_ROW_BYTES * rows, 48 * rows
 
 
-def landscape_report(model, data, init_params, params, *, diverged=None, pairs: int = 16,
-                     num: int = 25, tol: float = 0.05, loss=nll,
-                     activation: str = "tanh", align_units: bool = True) -> LandscapeReport:
+def landscape_report(
+    model,
+    data,
+    init_params,
+    params,
+    *,
+    diverged=None,
+    pairs: int = 16,
+    num: int = 25,
+    tol: float = 0.05,
+    loss=nll,
+    activation: str = "tanh",
+    align_units: bool = True,
+) -> LandscapeReport:
     """Interpolation init -> final per seed, barriers among the first seeds, and basins.
 
     Args:
@@ -156,19 +196,32 @@ def landscape_report(model, data, init_params, params, *, diverged=None, pairs: 
     monotone = usable & monotone_paths(curves)
     ids = np.flatnonzero(usable)[:pairs]
     a, b = np.triu_indices(len(ids), 1)
-    matrices = {"seeds": ids.tolist(), "unaligned": np.zeros((len(ids),) * 2),
-                "aligned": np.zeros((len(ids),) * 2) if align_units else None}
+    matrices = {
+        "seeds": ids.tolist(),
+        "unaligned": np.zeros((len(ids),) * 2),
+        "aligned": np.zeros((len(ids),) * 2) if align_units else None,
+    }
     if len(a):
-        upper = barrier(model, data, _take(params, ids[a]), _take(params, ids[b]), num=num,
-                        loss=loss, stacked=True)
+        upper = barrier(
+            model,
+            data,
+            _take(params, ids[a]),
+            _take(params, ids[b]),
+            num=num,
+            loss=loss,
+            stacked=True,
+        )
         matrices["unaligned"][a, b] = matrices["unaligned"][b, a] = upper
     if len(a) and align_units:
         # align every later seed to each earlier one: the pairs in triu order, row by row
-        aligned = [align(_take(params, i), _take(params, ids[k + 1:]), activation=activation)
-                   for k, i in enumerate(ids[:-1])]
+        aligned = [
+            align(_take(params, i), _take(params, ids[k + 1 :]), activation=activation)
+            for k, i in enumerate(ids[:-1])
+        ]
         aligned = jax.tree.map(lambda *x: np.concatenate(x), *aligned)
-        upper_aligned = barrier(model, data, _take(params, ids[a]), aligned, num=num, loss=loss,
-                                stacked=True)
+        upper_aligned = barrier(
+            model, data, _take(params, ids[a]), aligned, num=num, loss=loss, stacked=True
+        )
         matrices["aligned"][a, b] = matrices["aligned"][b, a] = upper_aligned
     found = basins(model, data, params, tol=tol, loss=loss, diverged=diverged)
     return LandscapeReport(curves, monotone, usable, matrices, found, diverged, num, tol)
@@ -185,7 +238,7 @@ def landscape_figure(curves, monotone, barriers: dict, title: str = ""):
     Returns:
       A matplotlib Figure (``plots.save`` writes it).
     """
-    import matplotlib.pyplot as plt   # lazily: importing gbl_jax must not pick a backend
+    import matplotlib.pyplot as plt  # lazily: importing gbl_jax must not pick a backend
 
     fig, axes = plt.subplots(1, 3, figsize=(12.6, 3.8), layout="constrained")
     alphas = np.linspace(0.0, 1.0, curves.shape[1])

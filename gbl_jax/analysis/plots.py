@@ -13,17 +13,33 @@ from pathlib import Path
 import numpy as np
 
 from gbl_jax.analysis.spreads import wilson_interval
-from gbl_jax.atomic_files import atomic_write
 from gbl_jax.analysis.surface_plots import curve_figure, surface_figure
+from gbl_jax.atomic_files import atomic_write
 
-__all__ = ["critical_points_figure", "curve_figure", "ensemble_figure", "final_loss_by_cell",
-           "final_loss_histogram", "grid_heatmap", "grid_success", "instability_figure",
-           "loss_curve_bands", "loss_curves_by_outcome", "metric_histogram", "probe_curves", "save",
-           "surface_figure"]
+__all__ = [
+    "critical_points_figure",
+    "curve_figure",
+    "ensemble_figure",
+    "final_loss_by_cell",
+    "final_loss_histogram",
+    "grid_heatmap",
+    "grid_success",
+    "instability_figure",
+    "loss_curve_bands",
+    "loss_curves_by_outcome",
+    "metric_histogram",
+    "probe_curves",
+    "save",
+    "surface_figure",
+]
 
 OUTCOME_COLORS = {"succeeded": "tab:blue", "failed": "tab:orange", "diverged": "tab:gray"}
-KIND_COLORS = {"minimum": "tab:blue", "saddle": "tab:red", "not_converged": "tab:olive",
-               "diverged": "tab:gray"}
+KIND_COLORS = {
+    "minimum": "tab:blue",
+    "saddle": "tab:red",
+    "not_converged": "tab:olive",
+    "diverged": "tab:gray",
+}
 
 
 def _pyplot():
@@ -125,8 +141,12 @@ def final_loss_histogram(final_loss, diverged, *, threshold=None, ax=None, title
     if threshold is not None:
         n_fail = int(np.sum(ok >= threshold))
         low, high = wilson_interval(n_fail, ok.size)
-        share = (f"{100 * n_fail / ok.size:.1f}% above {threshold:g} (95% CI {100 * low:.1f}-"
-                 f"{100 * high:.1f}%)" if ok.size else f"threshold {threshold:g}")
+        share = (
+            f"{100 * n_fail / ok.size:.1f}% above {threshold:g} (95% CI {100 * low:.1f}-"
+            f"{100 * high:.1f}%)"
+            if ok.size
+            else f"threshold {threshold:g}"
+        )
         ax.axvline(threshold, color="k", linestyle="--", linewidth=1, label=share)
     ax.set_xlabel("final loss")
     ax.set_ylabel("seeds")
@@ -136,8 +156,16 @@ def final_loss_histogram(final_loss, diverged, *, threshold=None, ax=None, title
     return fig
 
 
-def final_loss_by_cell(grid: dict, final_loss, diverged, *, threshold=None, title: str = "",
-                       max_legend: int = 12, xlabel: str = "final loss"):
+def final_loss_by_cell(
+    grid: dict,
+    final_loss,
+    diverged,
+    *,
+    threshold=None,
+    title: str = "",
+    max_legend: int = 12,
+    xlabel: str = "final loss",
+):
     """Final losses of a grid kept apart: one empirical CDF per cell, never pooled.
 
     Each line is the share of a cell's non-diverged seeds whose final loss is at most x; with a
@@ -158,8 +186,10 @@ def final_loss_by_cell(grid: dict, final_loss, diverged, *, threshold=None, titl
     bad = np.asarray(diverged, dtype=bool) | ~np.isfinite(loss)
     shape = tuple(len(v) for v in grid.values())
     if not grid or loss.shape[:-1] != shape or bad.shape != loss.shape:
-        raise ValueError(f"final_loss_by_cell: need arrays [*{list(shape)}, seeds], got "
-                         f"{list(loss.shape)} and {list(np.shape(diverged))}")
+        raise ValueError(
+            f"final_loss_by_cell: need arrays [*{list(shape)}, seeds], got "
+            f"{list(loss.shape)} and {list(np.shape(diverged))}"
+        )
     fig, ax = _axes(None, figsize=(10.0, 4.4))
     ok_all = loss[~bad]
     log = _spans_decades(ok_all, 2)
@@ -171,25 +201,39 @@ def final_loss_by_cell(grid: dict, final_loss, diverged, *, threshold=None, titl
         if threshold is not None:
             wins = int(np.sum(ok < threshold))
             low, high = wilson_interval(wins, ok.size)
-            name += (f": {100 * wins / ok.size:.0f}% [{100 * low:.0f}, {100 * high:.0f}]"
-                     if ok.size else ": all diverged")
+            name += (
+                f": {100 * wins / ok.size:.0f}% [{100 * low:.0f}, {100 * high:.0f}]"
+                if ok.size
+                else ": all diverged"
+            )
         label = name if len(cells) <= max_legend else None
         if ok.size:
-            ax.step(ok, np.arange(1, ok.size + 1) / ok.size, where="post", color=color,
-                    label=label)
+            ax.step(ok, np.arange(1, ok.size + 1) / ok.size, where="post", color=color, label=label)
         elif label:
             ax.plot([], [], color=color, label=label)
     if log:
         ax.set_xscale("log")
     if threshold is not None:
-        ax.axvline(threshold, color="k", linestyle="--", linewidth=1,
-                   label=f"threshold {threshold:g} (success below; 95% Wilson CI per cell)")
+        ax.axvline(
+            threshold,
+            color="k",
+            linestyle="--",
+            linewidth=1,
+            label=f"threshold {threshold:g} (success below; 95% Wilson CI per cell)",
+        )
     ax.set_xlabel(xlabel)
     ax.set_ylabel("share of the cell's non-diverged seeds")
     ax.set_ylim(0, 1.02)
     ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    _title(ax, title + ("" if len(cells) <= max_legend else
-                        f" ({len(cells)} cells; per-cell rates in cells.csv)"))
+    _title(
+        ax,
+        title
+        + (
+            ""
+            if len(cells) <= max_legend
+            else f" ({len(cells)} cells; per-cell rates in cells.csv)"
+        ),
+    )
     return fig
 
 
@@ -210,8 +254,9 @@ def metric_histogram(values, diverged, name: str, *, ax=None, title: str = ""):
     ok = values[~bad]
     label = f"{ok.size} seeds" + (f", {int(bad.sum())} diverged" if bad.any() else "")
     if ok.size:
-        label += (f": mean {ok.mean():.4g}, std {ok.std():.2g}, min {ok.min():.4g}, "
-                  f"max {ok.max():.4g}")
+        label += (
+            f": mean {ok.mean():.4g}, std {ok.std():.2g}, min {ok.min():.4g}, max {ok.max():.4g}"
+        )
         ax.hist(ok, bins=min(50, max(10, ok.size // 4)), color="tab:blue", label=label)
         ax.axvline(ok.mean(), color="k", linestyle="--", linewidth=1)
     else:
@@ -264,8 +309,16 @@ def _sample(rng, idx, n, max_curves):
     return np.sort(rng.choice(idx, size=k, replace=False))
 
 
-def loss_curves_by_outcome(losses, log_every: int, *, success=None, diverged=None, ax=None,
-                           title: str = "", max_curves: int = 200):
+def loss_curves_by_outcome(
+    losses,
+    log_every: int,
+    *,
+    success=None,
+    diverged=None,
+    ax=None,
+    title: str = "",
+    max_curves: int = 200,
+):
     """Individual training curves coloured by outcome, with each outcome's median in bold.
 
     On a bimodal sweep a median-and-band plot hides the two populations; this draws a fixed
@@ -302,8 +355,14 @@ def loss_curves_by_outcome(losses, log_every: int, *, success=None, diverged=Non
             continue
         thin = losses[_sample(rng, idx, len(losses), max_curves)]
         ax.plot(steps, thin.T, color=color, alpha=0.25, linewidth=0.6, gid=name)
-        ax.plot(steps, _quiet(np.nanmedian, losses[idx], axis=0), color=color, linewidth=2.2,
-                gid=name, label=f"{name} ({idx.size}), median")
+        ax.plot(
+            steps,
+            _quiet(np.nanmedian, losses[idx], axis=0),
+            color=color,
+            linewidth=2.2,
+            gid=name,
+            label=f"{name} ({idx.size}), median",
+        )
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize="small")
     if _all_positive(losses[np.isfinite(losses)]):
@@ -360,12 +419,15 @@ def grid_success(grid: dict, rate, low, high, median_loss, *, threshold, title: 
     arrays = [np.asarray(a, dtype=np.float64) for a in (rate, low, high, median_loss)]
     shape = tuple(len(grid[n]) for n in names)
     if len(names) not in (1, 2) or any(a.shape != shape for a in arrays):
-        raise ValueError(f"grid_success: need a 1-D or 2-D grid with arrays of shape {shape}, got "
-                         f"{[a.shape for a in arrays]}")
+        raise ValueError(
+            f"grid_success: need a 1-D or 2-D grid with arrays of shape {shape}, got "
+            f"{[a.shape for a in arrays]}"
+        )
     from matplotlib.ticker import PercentFormatter
 
-    fig, axes = _pyplot().subplots(len(names), 2, figsize=(10, 3.6 * len(names)),
-                                   layout="constrained", squeeze=False)
+    fig, axes = _pyplot().subplots(
+        len(names), 2, figsize=(10, 3.6 * len(names)), layout="constrained", squeeze=False
+    )
     for i, name in enumerate(names):
         x, scale = _positions(grid[name])
         rate_i, low_i, high_i, med_i = (np.moveaxis(a, i, 0).reshape(shape[i], -1) for a in arrays)
@@ -373,8 +435,9 @@ def grid_success(grid: dict, rate, low, high, median_loss, *, threshold, title: 
         for j in range(rate_i.shape[1]):
             label = f"{other}={_label(grid[other][j])}" if other else None
             err = np.maximum([rate_i[:, j] - low_i[:, j], high_i[:, j] - rate_i[:, j]], 0)
-            line = axes[i, 0].errorbar(x, rate_i[:, j], yerr=err, marker="o", capsize=3,
-                                       label=label)
+            line = axes[i, 0].errorbar(
+                x, rate_i[:, j], yerr=err, marker="o", capsize=3, label=label
+            )
             axes[i, 1].plot(x, med_i[:, j], marker="o", color=line[0].get_color(), label=label)
         axes[i, 0].set_ylim(-0.03, 1.03)
         axes[i, 0].yaxis.set_major_formatter(PercentFormatter(1.0))
@@ -408,8 +471,10 @@ def grid_heatmap(grid: dict, rate, *, threshold, low=None, high=None, ax=None, t
     names = list(grid)
     rate = np.asarray(rate, dtype=np.float64)
     if len(names) != 2 or rate.shape != (len(grid[names[0]]), len(grid[names[1]])):
-        raise ValueError(f"grid_heatmap: need a 2-D grid and rate of its shape, got {names} and "
-                         f"rate {rate.shape}")
+        raise ValueError(
+            f"grid_heatmap: need a 2-D grid and rate of its shape, got {names} and "
+            f"rate {rate.shape}"
+        )
     fig, ax = _axes(ax, figsize=(1.2 * rate.shape[1] + 2.5, 0.7 * rate.shape[0] + 1.8))
     image = ax.imshow(rate, vmin=0, vmax=1, cmap="viridis", aspect="auto")
     half = None if low is None or high is None else (np.asarray(high) - np.asarray(low)) / 2
@@ -417,8 +482,15 @@ def grid_heatmap(grid: dict, rate, *, threshold, low=None, high=None, ax=None, t
         text = "n/a" if np.isnan(value) else f"{100 * value:.0f}%"
         if half is not None and np.isfinite(value) and np.isfinite(half[r, c]):
             text += f"\n±{100 * half[r, c]:.0f}"
-        ax.text(c, r, text, ha="center", va="center", fontsize="small",
-                color="w" if value < 0.6 else "k")
+        ax.text(
+            c,
+            r,
+            text,
+            ha="center",
+            va="center",
+            fontsize="small",
+            color="w" if value < 0.6 else "k",
+        )
     ax.set_yticks(np.arange(rate.shape[0]), [_label(v) for v in grid[names[0]]])
     ax.set_xticks(np.arange(rate.shape[1]), [_label(v) for v in grid[names[1]]])
     ax.set_ylabel(names[0])
@@ -449,20 +521,31 @@ def critical_points_figure(loss, index, kind, *, title: str = ""):
     kind = np.asarray(kind).astype(str)
     unknown = sorted(set(kind.tolist()) - set(KIND_COLORS))
     if unknown:
-        raise ValueError(f"critical_points_figure: unknown kinds {unknown}; "
-                         f"use {list(KIND_COLORS)}")
+        raise ValueError(
+            f"critical_points_figure: unknown kinds {unknown}; use {list(KIND_COLORS)}"
+        )
     fig, (left, right) = _pyplot().subplots(1, 2, figsize=(10, 3.8), layout="constrained")
     shown = np.isfinite(loss) & np.isfinite(index)
     log = _spans_decades(loss[shown], 2)
     present = [(name, color) for name, color in KIND_COLORS.items() if np.any(kind == name)]
     for name, color in present:
         mask = (kind == name) & shown
-        left.scatter(loss[mask], index[mask], s=12, alpha=0.7, color=color,
-                     label=f"{name} ({np.sum(kind == name)})")
+        left.scatter(
+            loss[mask],
+            index[mask],
+            s=12,
+            alpha=0.7,
+            color=color,
+            label=f"{name} ({np.sum(kind == name)})",
+        )
     if shown.any():
         bins = np.geomspace(loss[shown].min(), loss[shown].max(), 40) if log else 40
-        right.hist([loss[(kind == name) & shown] for name, _ in present], bins=bins, stacked=True,
-                   color=[color for _, color in present])
+        right.hist(
+            [loss[(kind == name) & shown] for name, _ in present],
+            bins=bins,
+            stacked=True,
+            color=[color for _, color in present],
+        )
     for ax in (left, right):
         if log:
             ax.set_xscale("log")
@@ -503,7 +586,8 @@ def ensemble_figure(curve, disagreement=None, *, title: str = ""):
     extra = ""
     if disagreement is not None:
         extra = f"; pairwise disagreement {disagreement.mean:.3g}" + (
-            f" ({disagreement.ratio:.2f} x the test error)" if disagreement.ratio else "")
+            f" ({disagreement.ratio:.2f} x the test error)" if disagreement.ratio else ""
+        )
     fig.suptitle((title + extra).strip("; "), fontsize=10)
     return fig
 
@@ -522,23 +606,41 @@ def instability_figure(res, *, tol: float = 0.02, metric: str = "error", title: 
     plt = _pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
     at = np.asarray(res.at)
-    x = np.arange(len(at))   # k on evenly spaced positions (k = 0 has no log)
+    x = np.arange(len(at))  # k on evenly spaced positions (k = 0 has no log)
     rng = np.random.default_rng(0)
     for aligned, color in ((False, "tab:blue"), (True, "tab:orange")):
         name = f"aligned_{metric}" if aligned else metric
         if name not in res.barriers:
             continue
-        worst = np.max(res.barriers[name], axis=-1)   # [K, parents]
+        worst = np.max(res.barriers[name], axis=-1)  # [K, parents]
         label = "aligned" if aligned else "unaligned"
         jitter = rng.uniform(-0.15, 0.15, worst.shape[1])
         for i in range(len(at)):
-            left.plot(x[i] + jitter + (0.2 if aligned else 0), worst[i], ".", color=color,
-                      alpha=0.35, markersize=4)
-        left.plot(x + (0.2 if aligned else 0), np.nanmedian(worst, axis=1), "-", color=color,
-                  label=f"{label} median")
+            left.plot(
+                x[i] + jitter + (0.2 if aligned else 0),
+                worst[i],
+                ".",
+                color=color,
+                alpha=0.35,
+                markersize=4,
+            )
+        left.plot(
+            x + (0.2 if aligned else 0),
+            np.nanmedian(worst, axis=1),
+            "-",
+            color=color,
+            label=f"{label} median",
+        )
         rate = res.stable_rate(tol, metric=metric, aligned=aligned)
-        right.errorbar(x, rate.rate, yerr=[rate.rate - rate.low, rate.high - rate.rate],
-                       fmt="o-", color=color, capsize=3, label=label)
+        right.errorbar(
+            x,
+            rate.rate,
+            yerr=[rate.rate - rate.low, rate.high - rate.rate],
+            fmt="o-",
+            color=color,
+            capsize=3,
+            label=label,
+        )
     left.axhline(tol, color="gray", linestyle="--", linewidth=1, label=f"tol {tol:g}")
     for ax in (left, right):
         ax.set_xticks(x, [str(int(k)) for k in at])
@@ -548,13 +650,18 @@ def instability_figure(res, *, tol: float = 0.02, metric: str = "error", title: 
     right.set_ylabel(f"P(stable | k), {metric} barrier < {tol:g}")
     right.set_ylim(-0.02, 1.02)
     right.axhline(0.5, color="gray", linestyle=":", linewidth=1)
-    fig.suptitle(title or f"instability: {res.parents} parents x {res.children} children, "
-                 f"{res.steps} steps, barriers on the {res.evaluated_on} set", fontsize=10)
+    fig.suptitle(
+        title
+        or f"instability: {res.parents} parents x {res.children} children, "
+        f"{res.steps} steps, barriers on the {res.evaluated_on} set",
+        fontsize=10,
+    )
     return fig
 
 
-def probe_curves(values, log_every: int, *, name: str = "sharpness", lines=None, ax=None,
-                 title: str = ""):
+def probe_curves(
+    values, log_every: int, *, name: str = "sharpness", lines=None, ax=None, title: str = ""
+):
     """A probe's value against the step, one line per seed (up to 32 drawn), with horizontal
     reference ``lines`` ({label: value}, e.g. {"2 / lr": 2 / lr}).
 

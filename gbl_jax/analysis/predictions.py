@@ -27,7 +27,7 @@ from gbl_jax.checks import require_int
 from gbl_jax.engine.results import require_pandas
 from gbl_jax.probability.distributions import Bernoulli, Categorical, Normal
 
-_BLOCK_VALUES = 2**24   # one-hot rows held at once by the disagreement matrix (64 MiB float32)
+_BLOCK_VALUES = 2**24  # one-hot rows held at once by the disagreement matrix (64 MiB float32)
 
 
 def _stacked(preds, where: str):
@@ -37,11 +37,15 @@ def _stacked(preds, where: str):
         return preds
     if preds.grid:
         names = ", ".join(f"{k}=..." for k in preds.grid)
-        raise ValueError(f"{where}: this result has a grid {list(preds.grid_shape)}; take one "
-                         f"cell with out.cell({names})")
+        raise ValueError(
+            f"{where}: this result has a grid {list(preds.grid_shape)}; take one "
+            f"cell with out.cell({names})"
+        )
     if preds.predictions is None:
-        raise ValueError(f"{where}: this result kept no predictions; sweep with "
-                         "keep_predictions=True and eval_data")
+        raise ValueError(
+            f"{where}: this result kept no predictions; sweep with "
+            "keep_predictions=True and eval_data"
+        )
     return preds.predictions
 
 
@@ -55,15 +59,19 @@ def _class_probs(dist) -> np.ndarray:
         z = z - np.max(z, axis=-1, keepdims=True)
         e = np.exp(z)
         return e / np.sum(e, axis=-1, keepdims=True)
-    raise ValueError(f"a classifier's distribution (Bernoulli or Categorical) is needed, got "
-                     f"{type(dist).__name__}")
+    raise ValueError(
+        f"a classifier's distribution (Bernoulli or Categorical) is needed, got "
+        f"{type(dist).__name__}"
+    )
 
 
 def _labels(y, probs: np.ndarray) -> np.ndarray:
     y = np.asarray(y)
     if y.shape != probs.shape[-2:-1]:
-        raise ValueError(f"y has shape {list(y.shape)} but the predictions are for "
-                         f"{list(probs.shape[-2:-1])} examples")
+        raise ValueError(
+            f"y has shape {list(y.shape)} but the predictions are for "
+            f"{list(probs.shape[-2:-1])} examples"
+        )
     return y.astype(np.int64)
 
 
@@ -87,8 +95,15 @@ class Calibration(NamedTuple):
     def to_frame(self):
         """A pandas DataFrame, one row per bin: low, high, count, accuracy, confidence."""
         pd = require_pandas()
-        return pd.DataFrame({"low": self.edges[:-1], "high": self.edges[1:], "count": self.count,
-                             "accuracy": self.accuracy, "confidence": self.confidence})
+        return pd.DataFrame(
+            {
+                "low": self.edges[:-1],
+                "high": self.edges[1:],
+                "count": self.count,
+                "accuracy": self.accuracy,
+                "confidence": self.confidence,
+            }
+        )
 
 
 def _calibration(probs_NK: np.ndarray, y_N: np.ndarray, bins: int) -> Calibration:
@@ -100,8 +115,13 @@ def _calibration(probs_NK: np.ndarray, y_N: np.ndarray, bins: int) -> Calibratio
         accuracy = np.bincount(index, weights=correct, minlength=bins) / count
         mean_conf = np.bincount(index, weights=confidence, minlength=bins) / count
     gap = np.where(count > 0, np.abs(accuracy - mean_conf), 0.0)
-    return Calibration(float(np.sum(count / y_N.size * gap)), np.linspace(0.0, 1.0, bins + 1),
-                       count, accuracy, mean_conf)
+    return Calibration(
+        float(np.sum(count / y_N.size * gap)),
+        np.linspace(0.0, 1.0, bins + 1),
+        count,
+        accuracy,
+        mean_conf,
+    )
 
 
 def calibration(dist, y, *, bins: int = 15) -> Calibration:
@@ -123,8 +143,10 @@ def calibration(dist, y, *, bins: int = 15) -> Calibration:
     bins = require_int("calibration: bins", bins, 1)
     probs = _class_probs(dist)
     if probs.ndim != 2:
-        raise ValueError(f"calibration: one distribution over examples is needed (logits [N] or "
-                         f"[N, K]), got class probabilities of shape {list(probs.shape)}")
+        raise ValueError(
+            f"calibration: one distribution over examples is needed (logits [N] or "
+            f"[N, K]), got class probabilities of shape {list(probs.shape)}"
+        )
     return _calibration(probs, _labels(y, probs), bins)
 
 
@@ -169,25 +191,29 @@ def disagreement(preds, y=None, *, resamples: int = 2_000, seed: int = 0) -> Dis
     if isinstance(preds, (Bernoulli, Categorical)):
         probs = _class_probs(preds)
         if probs.ndim != 3:
-            raise ValueError(f"disagreement: predictions stacked over seeds are [seeds, N, ...], "
-                             f"got class probabilities of shape {list(probs.shape)}")
+            raise ValueError(
+                f"disagreement: predictions stacked over seeds are [seeds, N, ...], "
+                f"got class probabilities of shape {list(probs.shape)}"
+            )
         seeds, n, k = probs.shape
         labels = probs.argmax(axis=-1)
         onehot = np.eye(k, dtype=np.float32)[labels].reshape(seeds, n * k)
         block = max(1, _BLOCK_VALUES // max(n * k, 1))
-        agree = np.concatenate([onehot[lo:lo + block] @ onehot.T
-                                for lo in range(0, seeds, block)])
+        agree = np.concatenate(
+            [onehot[lo : lo + block] @ onehot.T for lo in range(0, seeds, block)]
+        )
         matrix = 1.0 - agree.astype(np.float64) / n
         kind = "argmax"
         error = None
         if y is not None:
             error = float(np.mean(labels != _labels(y, probs)[None, :]))
     else:
-        mean = np.asarray(preds.mean() if callable(getattr(preds, "mean", None)) else preds.loc,
-                          np.float64)
+        mean = np.asarray(
+            preds.mean() if callable(getattr(preds, "mean", None)) else preds.loc, np.float64
+        )
         seeds = mean.shape[0]
         flat = mean.reshape(seeds, -1)
-        sq = np.sum(flat ** 2, axis=1)
+        sq = np.sum(flat**2, axis=1)
         matrix = np.maximum((sq[:, None] + sq[None, :] - 2.0 * flat @ flat.T) / flat.shape[1], 0)
         kind, error = "squared", None
     np.fill_diagonal(matrix, 0.0)
@@ -201,8 +227,8 @@ def disagreement(preds, y=None, *, resamples: int = 2_000, seed: int = 0) -> Dis
     resamples = require_int("disagreement: resamples", resamples, 100)
     counts = rng.multinomial(seeds, np.full(seeds, 1.0 / seeds), size=resamples).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        boot = np.sum((counts @ matrix) * counts, axis=1) / (seeds ** 2 - np.sum(counts ** 2, 1))
-    boot = boot[np.isfinite(boot)]   # a resample of one seed drawn S times has no pair
+        boot = np.sum((counts @ matrix) * counts, axis=1) / (seeds**2 - np.sum(counts**2, 1))
+    boot = boot[np.isfinite(boot)]  # a resample of one seed drawn S times has no pair
     low, high = np.quantile(boot, [0.025, 0.975])
     ratio = mean_pairs / error if error else None
     return Disagreement(matrix, mean_pairs, (float(low), float(high)), error, ratio, kind)
@@ -228,8 +254,7 @@ class EnsembleCurve(NamedTuple):
 
     def interval(self, metric: str, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
         """The (1 - level) / 2 and (1 + level) / 2 quantiles over the draws, per size."""
-        low, high = np.nanquantile(self.values[metric], [(1 - level) / 2, (1 + level) / 2],
-                                   axis=1)
+        low, high = np.nanquantile(self.values[metric], [(1 - level) / 2, (1 + level) / 2], axis=1)
         return low, high
 
     def to_frame(self):
@@ -251,8 +276,15 @@ def _mixture_gaussian_nll(loc_MND: np.ndarray, scale_MND: np.ndarray, y_ND: np.n
     return float(-np.mean(log_mix))
 
 
-def ensemble(preds, y, *, sizes: Sequence[int] = (1, 2, 4, 8, 16), draws: int = 20,
-             bins: int = 15, seed: int = 0) -> EnsembleCurve:
+def ensemble(
+    preds,
+    y,
+    *,
+    sizes: Sequence[int] = (1, 2, 4, 8, 16),
+    draws: int = 20,
+    bins: int = 15,
+    seed: int = 0,
+) -> EnsembleCurve:
     """Ensembles of M seeds, the uniform mixture of their predictive distributions, per size.
 
     Classifiers: the mixture's class probabilities are the members' mean (its NLL, Brier score,
@@ -284,18 +316,22 @@ def ensemble(preds, y, *, sizes: Sequence[int] = (1, 2, 4, 8, 16), draws: int = 
         loc = np.asarray(preds.loc, np.float64)
         seeds = loc.shape[0]
         scale = np.asarray(preds.scale, np.float64)
-        if 0 < scale.ndim < loc.ndim:   # a scale fixed per run (a unit Gaussian): [seeds]
+        if 0 < scale.ndim < loc.ndim:  # a scale fixed per run (a unit Gaussian): [seeds]
             scale = scale.reshape(scale.shape + (1,) * (loc.ndim - scale.ndim))
         scale = np.broadcast_to(scale, loc.shape)
         target = np.asarray(y, np.float64)
         if target.shape != loc.shape[1:]:
-            raise ValueError(f"ensemble: y has shape {list(target.shape)}, one seed's predictions "
-                             f"{list(loc.shape[1:])}")
+            raise ValueError(
+                f"ensemble: y has shape {list(target.shape)}, one seed's predictions "
+                f"{list(loc.shape[1:])}"
+            )
         loc, scale = loc.reshape(seeds, loc.shape[1], -1), scale.reshape(seeds, loc.shape[1], -1)
         target = target.reshape(target.shape[0], -1)
     else:
-        raise ValueError(f"ensemble: Bernoulli, Categorical or Normal predictions are needed, got "
-                         f"{type(preds).__name__}")
+        raise ValueError(
+            f"ensemble: Bernoulli, Categorical or Normal predictions are needed, got "
+            f"{type(preds).__name__}"
+        )
     sizes = tuple(require_int("ensemble: sizes", m, 1) for m in sizes)
     if not sizes or max(sizes) > seeds:
         raise ValueError(f"ensemble: sizes must be between 1 and the {seeds} seeds, got {sizes}")
@@ -307,8 +343,9 @@ def ensemble(preds, y, *, sizes: Sequence[int] = (1, 2, 4, 8, 16), draws: int = 
             if classifier:
                 p = probs[members].mean(axis=0)
                 n = labels.size
-                values["nll"][i, d] = -np.mean(np.log(np.maximum(p[np.arange(n), labels],
-                                                                 np.finfo(np.float64).tiny)))
+                values["nll"][i, d] = -np.mean(
+                    np.log(np.maximum(p[np.arange(n), labels], np.finfo(np.float64).tiny))
+                )
                 onehot = np.eye(p.shape[-1])[labels]
                 values["brier"][i, d] = np.mean(np.sum((p - onehot) ** 2, axis=-1))
                 values["accuracy"][i, d] = np.mean(p.argmax(axis=-1) == labels)

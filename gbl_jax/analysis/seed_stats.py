@@ -27,7 +27,7 @@ from gbl_jax.checks import require_finite_number, require_int
 
 QUANTILES = {"q10": 0.1, "q25": 0.25, "median": 0.5, "q75": 0.75, "q90": 0.9}
 RESAMPLES = 2_000
-MAX_RESAMPLE_VALUES = 2**26   # one bootstrap's index array at most (512 MiB of int64)
+MAX_RESAMPLE_VALUES = 2**26  # one bootstrap's index array at most (512 MiB of int64)
 
 
 def iqm(values, axis: int = -1) -> np.ndarray:
@@ -49,7 +49,7 @@ STATISTICS: dict[str, Callable] = {
     "iqm": iqm,
     "min": lambda v, axis: np.min(v, axis=axis),
     "max": lambda v, axis: np.max(v, axis=axis),
-    "iqr": lambda v, axis: (np.quantile(v, 0.75, axis=axis) - np.quantile(v, 0.25, axis=axis)),
+    "iqr": lambda v, axis: np.quantile(v, 0.75, axis=axis) - np.quantile(v, 0.25, axis=axis),
     **{name: _quantile(q) for name, q in QUANTILES.items()},
 }
 
@@ -61,8 +61,9 @@ def statistic(name: str) -> Callable:
     return STATISTICS[name]
 
 
-def bootstrap_interval(values, stat: str = "mean", *, level: float = 0.95,
-                       resamples: int = RESAMPLES, seed: int = 0) -> tuple[float, float]:
+def bootstrap_interval(
+    values, stat: str = "mean", *, level: float = 0.95, resamples: int = RESAMPLES, seed: int = 0
+) -> tuple[float, float]:
     """Percentile bootstrap interval of a statistic over seeds.
 
     Resamples the seeds with replacement ``resamples`` times (a ``numpy.random.Generator`` seeded
@@ -89,9 +90,13 @@ def bootstrap_interval(values, stat: str = "mean", *, level: float = 0.95,
     if not v.size:
         return math.nan, math.nan
     rng = np.random.default_rng(require_int("bootstrap: seed", seed, 0))
-    block = max(1, MAX_RESAMPLE_VALUES // v.size)   # resamples per block: bounded memory
-    stats = np.concatenate([fn(v[rng.integers(0, v.size, (min(block, resamples - lo), v.size))],
-                               1) for lo in range(0, resamples, block)])
+    block = max(1, MAX_RESAMPLE_VALUES // v.size)  # resamples per block: bounded memory
+    stats = np.concatenate(
+        [
+            fn(v[rng.integers(0, v.size, (min(block, resamples - lo), v.size))], 1)
+            for lo in range(0, resamples, block)
+        ]
+    )
     low, high = np.quantile(stats, [(1 - level) / 2, (1 + level) / 2])
     return float(low), float(high)
 
@@ -128,10 +133,12 @@ def expected_extreme(values, n: int, *, largest: bool, replace: bool = False) ->
     if not size:
         return math.nan
     if not replace and n > size:
-        raise ValueError(f"expected best/worst: n = {n} seeds cannot be drawn without replacement "
-                         f"from {size}; pass replace=True or n <= {size}")
+        raise ValueError(
+            f"expected best/worst: n = {n} seeds cannot be drawn without replacement "
+            f"from {size}; pass replace=True or n <= {size}"
+        )
     if not largest:
-        v = v[::-1]   # E[min]: the same weights over the ranks counted from the top
+        v = v[::-1]  # E[min]: the same weights over the ranks counted from the top
     i = np.arange(1, size + 1)
     if replace:
         weights = (i / size) ** n - ((i - 1) / size) ** n
@@ -158,14 +165,22 @@ def _p_value(test: Callable, *args, **kwargs) -> float:
     """A scipy test's p-value; NaN where the test is undefined (too few or constant values)."""
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")   # scipy warns of ties and small samples
+            warnings.simplefilter("ignore")  # scipy warns of ties and small samples
             return float(test(*args, **kwargs).pvalue)
     except ValueError:
         return math.nan
 
 
-def two_sample(a, b, *, paired: bool, higher_is_better: bool, resamples: int = RESAMPLES,
-               level: float = 0.95, seed: int = 0) -> dict:
+def two_sample(
+    a,
+    b,
+    *,
+    paired: bool,
+    higher_is_better: bool,
+    resamples: int = RESAMPLES,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict:
     """How two sets of per-seed values differ: in mean, in who is better, in spread.
 
     Args:
@@ -199,15 +214,23 @@ def two_sample(a, b, *, paired: bool, higher_is_better: bool, resamples: int = R
     if not 0 < level < 1:
         raise ValueError(f"two_sample: level must lie in (0, 1), got {level!r}")
     rng = np.random.default_rng(require_int("two_sample: seed", seed, 0))
-    if min(a.size, b.size) < 2:   # no spread to compare, no test to run
+    if min(a.size, b.size) < 2:  # no spread to compare, no test to run
         nan2 = (math.nan, math.nan)
-        return {"mean_a": float(np.mean(a)) if a.size else math.nan,
-                "mean_b": float(np.mean(b)) if b.size else math.nan,
-                "mean_diff": math.nan, "mean_diff_ci": nan2,
-                "test": "wilcoxon" if paired else "mann-whitney", "test_p": math.nan,
-                "prob_better": math.nan, "prob_better_ci": nan2, "std_a": math.nan,
-                "std_b": math.nan, "spread_ratio": math.nan, "spread_ratio_ci": nan2,
-                "spread_p": math.nan}
+        return {
+            "mean_a": float(np.mean(a)) if a.size else math.nan,
+            "mean_b": float(np.mean(b)) if b.size else math.nan,
+            "mean_diff": math.nan,
+            "mean_diff_ci": nan2,
+            "test": "wilcoxon" if paired else "mann-whitney",
+            "test_p": math.nan,
+            "prob_better": math.nan,
+            "prob_better_ci": nan2,
+            "std_a": math.nan,
+            "std_b": math.nan,
+            "spread_ratio": math.nan,
+            "spread_ratio_ci": nan2,
+            "spread_p": math.nan,
+        }
     sign = 1.0 if higher_is_better else -1.0
     block = max(1, MAX_RESAMPLE_VALUES // (a.size + b.size))
     diffs, probs, ratios = [], [], []
@@ -227,7 +250,7 @@ def two_sample(a, b, *, paired: bool, higher_is_better: bool, resamples: int = R
 
     def ci(values):
         values = np.concatenate(values)
-        values = values[~np.isnan(values)]   # a ratio of two constant resamples is 0 / 0
+        values = values[~np.isnan(values)]  # a ratio of two constant resamples is 0 / 0
         if not values.size:
             return math.nan, math.nan
         low, high = np.quantile(values, cut)
@@ -239,14 +262,22 @@ def two_sample(a, b, *, paired: bool, higher_is_better: bool, resamples: int = R
         test, p = "wilcoxon", (1.0 if np.all(a == b) else _p_value(scipy.stats.wilcoxon, a - b))
     else:
         prob = _prob_greater(sign * a, sign * b)
-        test, p = "mann-whitney", _p_value(scipy.stats.mannwhitneyu, a, b,
-                                           alternative="two-sided")
-    return {"mean_a": float(a.mean()), "mean_b": float(b.mean()),
-            "mean_diff": float(a.mean() - b.mean()), "mean_diff_ci": ci(diffs),
-            "test": test, "test_p": p, "prob_better": prob, "prob_better_ci": ci(probs),
-            "std_a": float(a.std()), "std_b": float(b.std()),
-            "spread_ratio": float(_spread_ratio(a, b)), "spread_ratio_ci": ci(ratios),
-            "spread_p": _p_value(scipy.stats.levene, a, b, center="median")}
+        test, p = "mann-whitney", _p_value(scipy.stats.mannwhitneyu, a, b, alternative="two-sided")
+    return {
+        "mean_a": float(a.mean()),
+        "mean_b": float(b.mean()),
+        "mean_diff": float(a.mean() - b.mean()),
+        "mean_diff_ci": ci(diffs),
+        "test": test,
+        "test_p": p,
+        "prob_better": prob,
+        "prob_better_ci": ci(probs),
+        "std_a": float(a.std()),
+        "std_b": float(b.std()),
+        "spread_ratio": float(_spread_ratio(a, b)),
+        "spread_ratio_ci": ci(ratios),
+        "spread_p": _p_value(scipy.stats.levene, a, b, center="median"),
+    }
 
 
 def binomial_accuracy_std(correct_SN) -> float:
@@ -267,8 +298,10 @@ def binomial_accuracy_std(correct_SN) -> float:
     """
     c = np.asarray(correct_SN, np.float64)
     if c.ndim != 2 or not c.size:
-        raise ValueError(f"binomial_accuracy_std: correctness must be [seeds, examples], got "
-                         f"shape {list(c.shape)}")
+        raise ValueError(
+            f"binomial_accuracy_std: correctness must be [seeds, examples], got "
+            f"shape {list(c.shape)}"
+        )
     if np.any((c != 0) & (c != 1)):
         raise ValueError("binomial_accuracy_std: correctness must be 0 or 1 per seed and example")
     p_N = c.mean(axis=0)
@@ -279,8 +312,7 @@ def seeds_for_interval(std: float, half_width: float, *, level: float = 0.95) ->
     """Seeds a normal-approximation interval of the mean needs to be at most +-``half_width``:
     ceil((z std / half_width)^2), z the two-sided ``level`` quantile."""
     std = require_finite_number("seeds_for_interval: std", std, nonnegative=True)
-    half_width = require_finite_number("seeds_for_interval: half_width", half_width,
-                                       positive=True)
+    half_width = require_finite_number("seeds_for_interval: half_width", half_width, positive=True)
     level = require_finite_number("seeds_for_interval: level", level)
     if not 0 < level < 1:
         raise ValueError(f"seeds_for_interval: level must lie in (0, 1), got {level!r}")

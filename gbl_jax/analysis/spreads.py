@@ -16,7 +16,7 @@ from gbl_jax.checks import require_finite_number
 from gbl_jax.engine.results import grid_columns, require_pandas
 
 _STATS = ("mean", "std", "min", "q10", "q25", "median", "q75", "q90", "max", "iqr")
-Z95 = 1.959963984540054   # the two-sided 95% normal quantile
+Z95 = 1.959963984540054  # the two-sided 95% normal quantile
 
 
 def wilson_interval(successes, n, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:
@@ -107,16 +107,23 @@ class Spread(NamedTuple):
 
     def _per_cell(self, fn) -> object:
         cells = [fn(self.final_loss[i][self.ok[i]]) for i in np.ndindex(self.ok.shape[:-1])]
-        return _scalar(np.asarray(cells, np.float64).reshape(self.ok.shape[:-1] + np.shape(
-            cells[0])))
+        return _scalar(
+            np.asarray(cells, np.float64).reshape(self.ok.shape[:-1] + np.shape(cells[0]))
+        )
 
     @property
     def iqm(self):
         """Interquartile mean (rliable): the mean of the middle 50% of the non-diverged values."""
         return self._per_cell(lambda v: seed_stats.iqm(v) if v.size else np.nan)
 
-    def interval(self, stat: str = "mean", *, level: float = 0.95,
-                 resamples: int = seed_stats.RESAMPLES, seed: int = 0):
+    def interval(
+        self,
+        stat: str = "mean",
+        *,
+        level: float = 0.95,
+        resamples: int = seed_stats.RESAMPLES,
+        seed: int = 0,
+    ):
         """Percentile-bootstrap interval (low, high) of a statistic over the non-diverged seeds.
 
         Args:
@@ -127,37 +134,51 @@ class Spread(NamedTuple):
         Returns:
           (low, high): floats, or arrays of the grid's shape.
         """
-        lows_highs = self._per_cell(lambda v: seed_stats.bootstrap_interval(
-            v, stat, level=level, resamples=resamples, seed=seed))
+        lows_highs = self._per_cell(
+            lambda v: seed_stats.bootstrap_interval(
+                v, stat, level=level, resamples=resamples, seed=seed
+            )
+        )
         lows_highs = np.asarray(lows_highs)
         return _scalar(lows_highs[..., 0]), _scalar(lows_highs[..., 1])
 
     def seeds_for(self, half_width: float, *, level: float = 0.95):
         """Seeds an interval of the mean at most +-``half_width`` wide needs, from this spread's
         std (normal approximation: ceil((z std / half_width)^2)); per cell on a grid."""
-        seeds = self._per_cell(lambda v: seed_stats.seeds_for_interval(
-            float(np.std(v)) if v.size else 0.0, half_width, level=level))
+        seeds = self._per_cell(
+            lambda v: seed_stats.seeds_for_interval(
+                float(np.std(v)) if v.size else 0.0, half_width, level=level
+            )
+        )
         return _scalar(np.asarray(seeds).astype(np.int64))
 
     def expected_best(self, n: int, *, replace: bool = False):
         """The expected best value of ``n`` seeds drawn from this sweep's non-diverged seeds:
         E[min] of a loss, E[max] of an accuracy (``higher_is_better``), exact from the order
         statistics (``seed_stats.expected_extreme``); without replacement unless ``replace``."""
-        return self._per_cell(lambda v: seed_stats.expected_extreme(
-            v, n, largest=self.higher_is_better, replace=replace))
+        return self._per_cell(
+            lambda v: seed_stats.expected_extreme(
+                v, n, largest=self.higher_is_better, replace=replace
+            )
+        )
 
     def expected_worst(self, n: int, *, replace: bool = False):
         """The expected worst value of ``n`` seeds drawn from this sweep's non-diverged seeds:
         E[max] of a loss, E[min] of an accuracy; as ``expected_best``."""
-        return self._per_cell(lambda v: seed_stats.expected_extreme(
-            v, n, largest=not self.higher_is_better, replace=replace))
+        return self._per_cell(
+            lambda v: seed_stats.expected_extreme(
+                v, n, largest=not self.higher_is_better, replace=replace
+            )
+        )
 
     @property
     def converged_losses(self) -> np.ndarray:
         """The final losses of the seeds that did not diverge (a sweep without a grid)."""
         if self.final_loss.ndim != 1:
-            raise ValueError("converged_losses: a grid has a different number per cell; index "
-                             "final_loss with ok per cell")
+            raise ValueError(
+                "converged_losses: a grid has a different number per cell; index "
+                "final_loss with ok per cell"
+            )
         return self.final_loss[self.ok]
 
     @property
@@ -180,8 +201,10 @@ class Spread(NamedTuple):
     def success_rate(self, threshold: float):
         """Share of non-diverged seeds better than ``threshold`` (``successes``; NaN if none)."""
         with np.errstate(invalid="ignore", divide="ignore"):
-            return _scalar(np.asarray(self.successes(threshold), np.float64)
-                           / np.asarray(self.n_ok, np.float64))
+            return _scalar(
+                np.asarray(self.successes(threshold), np.float64)
+                / np.asarray(self.n_ok, np.float64)
+            )
 
     def success_interval(self, threshold: float, z: float = Z95):
         """Wilson 95% interval (low, high) of ``success_rate(threshold)``."""
@@ -189,12 +212,17 @@ class Spread(NamedTuple):
 
     def as_dict(self) -> dict:
         """The statistics, for JSON: numbers, or nested lists on a grid (NaN as None)."""
+
         def clean(v):
             a = np.asarray(v, dtype=np.float64)
             if a.ndim == 0:
-                return None if not np.isfinite(a) else (int(a) if a == int(a) and isinstance(
-                    v, (int, np.integer)) else float(a))
+                return (
+                    None
+                    if not np.isfinite(a)
+                    else (int(a) if a == int(a) and isinstance(v, (int, np.integer)) else float(a))
+                )
             return [clean(x) for x in a.tolist()] if a.ndim == 1 else [clean(x) for x in a]
+
         out = {"n": clean(self.n), "n_diverged": clean(self.n_diverged)}
         out.update({k: clean(getattr(self, k)) for k in _STATS})
         identical = np.asarray(self.identical)
@@ -212,24 +240,30 @@ class Spread(NamedTuple):
         shape = np.shape(self.final_loss)[:-1]
         grid = self.grid or {f"axis_{j}": range(size) for j, size in enumerate(shape)}
         columns = grid_columns(grid, shape)
-        flat = lambda v: np.asarray(v).reshape(-1)   # noqa: E731
+        flat = lambda v: np.asarray(v).reshape(-1)  # noqa: E731
         columns.update(n=flat(self.n), n_diverged=flat(self.n_diverged), n_ok=flat(self.n_ok))
         columns.update({k: flat(getattr(self, k)).astype(np.float64) for k in _STATS + ("iqm",)})
         if threshold is not None:
             low, high = self.success_interval(threshold)
-            columns.update(threshold=np.full(len(columns["n"]), float(threshold)),
-                           successes=flat(self.successes(threshold)),
-                           success_rate=flat(self.success_rate(threshold)),
-                           success_low=flat(low), success_high=flat(high))
+            columns.update(
+                threshold=np.full(len(columns["n"]), float(threshold)),
+                successes=flat(self.successes(threshold)),
+                success_rate=flat(self.success_rate(threshold)),
+                success_low=flat(low),
+                success_high=flat(high),
+            )
         return pd.DataFrame(columns)
 
     def __repr__(self) -> str:
         if self.final_loss.ndim != 1:
             axes = {k: len(v) for k, v in self.grid.items()} or list(self.final_loss.shape[:-1])
-            return (f"Spread(grid {axes}, {self.final_loss.shape[-1]} seeds per cell; see the "
-                    "fields or to_frame())")
-        stats = ", ".join(f"{k}={getattr(self, k):.4g}" for k in ("mean", "std", "min", "median",
-                                                                   "max"))
+            return (
+                f"Spread(grid {axes}, {self.final_loss.shape[-1]} seeds per cell; see the "
+                "fields or to_frame())"
+            )
+        stats = ", ".join(
+            f"{k}={getattr(self, k):.4g}" for k in ("mean", "std", "min", "median", "max")
+        )
         named = "" if self.metric == "final_loss" else f"{self.metric}: "
         return f"Spread({named}n={self.n}, n_diverged={self.n_diverged}, {stats})"
 
@@ -241,16 +275,19 @@ class Spread(NamedTuple):
             if len(same):
                 names = list(self.grid) or [f"axis_{j}" for j in range(same.shape[1])]
                 values = list(self.grid.values()) or [range(n) for n in self.final_loss.shape]
-                cells = ["(" + ", ".join(f"{n}={values[j][i]:g}" for j, (n, i) in
-                                         enumerate(zip(names, idx))) + ")" for idx in same]
+                cells = [
+                    "("
+                    + ", ".join(f"{n}={values[j][i]:g}" for j, (n, i) in enumerate(zip(names, idx)))
+                    + ")"
+                    for idx in same
+                ]
                 text += f"; identical runs in {', '.join(cells)}"
             return text
         if self.n_ok == 0:
             return f"all {self.n} seeds diverged: no statistics"
         head = f"{self.n} seeds, {self.n_diverged} diverged"
         if self.identical:
-            head += (f"; all {self.n_ok} runs are identical (one final loss, as init_scale 0 "
-                     "gives)")
+            head += f"; all {self.n_ok} runs are identical (one final loss, as init_scale 0 gives)"
         rows = "\n".join(f"  {k:>6}  {getattr(self, k):.6g}" for k in _STATS)
         return f"{head}\n{rows}"
 
@@ -260,8 +297,18 @@ def _stats(losses: np.ndarray, ok: np.ndarray) -> tuple:
     if not values.size:
         return (float("nan"),) * len(_STATS)
     q10, q25, median, q75, q90 = np.quantile(values, [0.1, 0.25, 0.5, 0.75, 0.9])
-    return (values.mean(), values.std(), values.min(), q10, q25, median, q75, q90, values.max(),
-            q75 - q25)
+    return (
+        values.mean(),
+        values.std(),
+        values.min(),
+        q10,
+        q25,
+        median,
+        q75,
+        q90,
+        values.max(),
+        q75 - q25,
+    )
 
 
 def metric_values(out, metric: str) -> np.ndarray:
@@ -270,12 +317,20 @@ def metric_values(out, metric: str) -> np.ndarray:
     if metric == "final_loss":
         return np.asarray(out.final_loss)
     finals = dict(getattr(out, "final_metrics", {}) or {})
-    for name in (metric, *(prefix + metric.split("_", 1)[1] for prefix in ("test_", "eval_")
-                           if metric.startswith(("test_", "eval_")))):
+    for name in (
+        metric,
+        *(
+            prefix + metric.split("_", 1)[1]
+            for prefix in ("test_", "eval_")
+            if metric.startswith(("test_", "eval_"))
+        ),
+    ):
         if name in finals:
             return np.asarray(finals[name])
-    raise ValueError(f"no metric {metric!r} in this result; it has final_loss"
-                     + "".join(f", {name}" for name in finals))
+    raise ValueError(
+        f"no metric {metric!r} in this result; it has final_loss"
+        + "".join(f", {name}" for name in finals)
+    )
 
 
 def spread(out, diverged=None, *, metric: str = "final_loss") -> Spread:
@@ -301,8 +356,10 @@ def spread(out, diverged=None, *, metric: str = "final_loss") -> Spread:
         losses = np.asarray(out, dtype=np.float64)
         flags = np.zeros(losses.shape, bool) if diverged is None else np.asarray(diverged)
     if losses.ndim < 1 or flags.shape != losses.shape:
-        raise ValueError(f"spread: expected final losses [..., seeds] and flags of the same shape, "
-                         f"got {list(losses.shape)} and {list(flags.shape)}")
+        raise ValueError(
+            f"spread: expected final losses [..., seeds] and flags of the same shape, "
+            f"got {list(losses.shape)} and {list(flags.shape)}"
+        )
     ok = ~(flags.astype(bool) | ~np.isfinite(losses))
     grid_shape = losses.shape[:-1]
     cells = [_stats(losses[i], ok[i]) for i in np.ndindex(grid_shape)]
@@ -310,6 +367,8 @@ def spread(out, diverged=None, *, metric: str = "final_loss") -> Spread:
     fields = [_scalar(stats[..., j]) for j in range(len(_STATS))]
     n = _scalar(np.full(grid_shape, losses.shape[-1]))
     if grid and tuple(len(v) for v in grid.values()) != grid_shape:
-        raise ValueError(f"spread: the grid's axes {[len(v) for v in grid.values()]} do not match "
-                         f"the final losses' leading axes {list(grid_shape)}")
+        raise ValueError(
+            f"spread: the grid's axes {[len(v) for v in grid.values()]} do not match "
+            f"the final losses' leading axes {list(grid_shape)}"
+        )
     return Spread(n, _scalar(np.sum(~ok, axis=-1)), *fields, losses, ok, grid, metric)

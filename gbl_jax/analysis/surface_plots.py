@@ -29,8 +29,14 @@ def _bands_1d(ax, surface, name):
     if v.shape[1] > 1:
         _, d_low, d_high = surface.band(name, over="draws")
         ax.plot(a, d_low, "--", color="tab:orange", lw=1)
-        ax.plot(a, d_high, "--", color="tab:orange", lw=1,
-                label=f"95% of {v.shape[1]} directions (median seed)")
+        ax.plot(
+            a,
+            d_high,
+            "--",
+            color="tab:orange",
+            lw=1,
+            label=f"95% of {v.shape[1]} directions (median seed)",
+        )
     ax.plot(a, mid, color="tab:blue", lw=2, label="median")
     ax.set_xlabel(f"step along the {surface.directions} direction")
     ax.set_ylabel(name)
@@ -57,8 +63,9 @@ def surface_figure(surface, *, name: str = "loss", seeds=None, title: str = ""):
         raise ValueError(f"surface_figure: no {name!r}; the surface has {sorted(surface.values)}")
     if surface.dims == 1:
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
-        other = next((n for n in ("accuracy", "test_loss") if n in surface.values and n != name),
-                     None)
+        other = next(
+            (n for n in ("accuracy", "test_loss") if n in surface.values and n != name), None
+        )
         _bands_1d(axes[0], surface, name)
         if other is not None:
             _bands_1d(axes[1], surface, other)
@@ -68,14 +75,20 @@ def surface_figure(surface, *, name: str = "loss", seeds=None, title: str = ""):
         center = _center(surface, name)
         ok = np.flatnonzero(~surface.diverged & np.isfinite(center))
         if seeds is None:
-            seeds = ([] if not ok.size else sorted({int(ok[np.argmin(center[ok])]),
-                                                    int(ok[np.argmax(center[ok])])},
-                                                   key=lambda s: center[s]))
+            seeds = (
+                []
+                if not ok.size
+                else sorted(
+                    {int(ok[np.argmin(center[ok])]), int(ok[np.argmax(center[ok])])},
+                    key=lambda s: center[s],
+                )
+            )
         seeds = list(seeds)
         if not seeds:
             raise ValueError("surface_figure: no seed to draw (every seed diverged)")
-        fig, axes = plt.subplots(1, len(seeds), figsize=(4.4 * len(seeds), 3.9),
-                                 layout="constrained", squeeze=False)
+        fig, axes = plt.subplots(
+            1, len(seeds), figsize=(4.4 * len(seeds), 3.9), layout="constrained", squeeze=False
+        )
         a = surface.coords
         for ax, s in zip(axes[0], seeds):
             v = np.asarray(surface.values[name][s, 0], np.float64)
@@ -87,15 +100,20 @@ def surface_figure(surface, *, name: str = "loss", seeds=None, title: str = ""):
             fig.colorbar(cs, ax=ax, shrink=0.8, format="%.3g")
             ax.plot([0], [0], "k*", ms=8)
             if surface.path is not None:
-                ax.plot(surface.path[s, :, 0], surface.path[s, :, 1], ".-", color="tab:red",
-                        ms=3, lw=0.8, label="trajectory")
+                ax.plot(
+                    surface.path[s, :, 0],
+                    surface.path[s, :, 1],
+                    ".-",
+                    color="tab:red",
+                    ms=3,
+                    lw=0.8,
+                    label="trajectory",
+                )
                 ax.legend(fontsize=7)
             share = ""
             if surface.explained is not None:
-                share = (f"; explains {surface.explained[s, 0]:.0%}, "
-                         f"{surface.explained[s, 1]:.0%}")
-            ax.set_title(f"seed {s}: {name} {center[s]:.3g} at the center{share}",
-                         fontsize=9)
+                share = f"; explains {surface.explained[s, 0]:.0%}, {surface.explained[s, 1]:.0%}"
+            ax.set_title(f"seed {s}: {name} {center[s]:.3g} at the center{share}", fontsize=9)
             ax.set_xlabel(f"{surface.directions} direction 1")
             ax.set_ylabel(f"{surface.directions} direction 2")
     else:
@@ -112,8 +130,9 @@ def _curve_panel(ax, c, label):
         for row in v[:32]:
             ax.plot(t, row, color=color, lw=0.5, alpha=0.35)
         barrier = c.line_barrier if what == "line" else c.barrier
-        ax.plot(t, mid, color=color, lw=2,
-                label=f"{what}: median barrier {np.nanmedian(barrier):.3g}")
+        ax.plot(
+            t, mid, color=color, lw=2, label=f"{what}: median barrier {np.nanmedian(barrier):.3g}"
+        )
         if v.shape[0] > 1:
             ax.fill_between(t, low, high, color=color, alpha=0.15)
     ax.set_xlabel("t (0: params_a, 1: params_b)")
@@ -137,8 +156,14 @@ def curve_figure(curve, aligned=None, *, title: str = ""):
     panels = [(curve, "aligned first" if curve.aligned else "as trained")]
     if aligned is not None:
         panels.append((aligned, "aligned first" if aligned.aligned else "as trained"))
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8),
-                             layout="constrained", squeeze=False, sharey=True)
+    fig, axes = plt.subplots(
+        1,
+        len(panels),
+        figsize=(5.2 * len(panels), 3.8),
+        layout="constrained",
+        squeeze=False,
+        sharey=True,
+    )
     for ax, (c, label) in zip(axes[0], panels):
         _curve_panel(ax, c, label)
     fig.suptitle(title, fontsize=10)

@@ -20,12 +20,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gbl_jax.analysis.landscape import _is_stacked, _reference, _shapes
 from gbl_jax.checks import require_finite_number, require_int
 from gbl_jax.engine.chunking import ANALYSIS_CHUNK_BYTES, CPU_CACHE_BUDGET, over_seeds
 from gbl_jax.engine.results import SweepResult, stacked_of
 from gbl_jax.nets.models import apply_model, check_model
 from gbl_jax.probability.costs import Loss, accuracy, nll
-from gbl_jax.analysis.landscape import _is_stacked, _reference, _shapes
 
 DIRECTIONS = ("filter", "pca")
 
@@ -77,8 +77,15 @@ class Surface(NamedTuple):
             low, mid, high = np.nanquantile(v.reshape((-1,) + v.shape[2:]), q, axis=0)
         return mid, low, high
 
-    def mean_interval(self, name: str = "loss", *, over: str = "seeds", level: float = 0.95,
-                      resamples: int = 2000, seed: int = 0):
+    def mean_interval(
+        self,
+        name: str = "loss",
+        *,
+        over: str = "seeds",
+        level: float = 0.95,
+        resamples: int = 2000,
+        seed: int = 0,
+    ):
         """(mean, low, high) over the grid: the mean value and its percentile-bootstrap
         ``level`` interval, resampling seeds (each seed's mean over its draws) or directions
         (each draw's mean over the seeds); diverged seeds left out. Each [points, ...].
@@ -88,13 +95,12 @@ class Surface(NamedTuple):
           Generator.
         """
         if name not in self.values:
-            raise ValueError(f"mean_interval: no {name!r}; this surface has "
-                             f"{sorted(self.values)}")
+            raise ValueError(f"mean_interval: no {name!r}; this surface has {sorted(self.values)}")
         if over not in ("seeds", "draws"):
             raise ValueError(f"mean_interval: over must be 'seeds' or 'draws', got {over!r}")
         resamples = require_int("mean_interval: resamples", resamples, 1)
         v = np.asarray(self.values[name], np.float64)[~self.diverged]
-        v = v.mean(axis=1) if over == "seeds" else v.mean(axis=0)       # [n, points...]
+        v = v.mean(axis=1) if over == "seeds" else v.mean(axis=0)  # [n, points...]
         n = v.shape[0]
         if n == 0:
             raise ValueError("mean_interval: every seed diverged")
@@ -139,6 +145,7 @@ def filter_normalize(direction, params, axes, biases: bool = False):
     References:
       Li et al. (2018), section 4, equation (filter-wise normalization).
     """
+
     def one(d, p, axis):
         if axis is None:
             if not biases:
@@ -150,27 +157,38 @@ def filter_normalize(direction, params, axes, biases: bool = False):
         return d / (norm(d) + 1e-10) * norm(p)
 
     leaves, treedef = jax.tree.flatten(direction)
-    return jax.tree.unflatten(treedef, [one(d, p, a) for d, p, a in zip(
-        leaves, treedef.flatten_up_to(params), treedef.flatten_up_to(axes))])
+    return jax.tree.unflatten(
+        treedef,
+        [
+            one(d, p, a)
+            for d, p, a in zip(leaves, treedef.flatten_up_to(params), treedef.flatten_up_to(axes))
+        ],
+    )
 
 
 def _axes_of(model, params_one, filter_axes):
     """The filter axes tree: the argument, the model's ``filter_axes(params)``, or Li's rule."""
     fn = filter_axes if filter_axes is not None else getattr(model, "filter_axes", None)
-    axes = default_filter_axes(params_one) if fn is None else (fn(params_one) if callable(fn)
-                                                                else fn)
+    axes = (
+        default_filter_axes(params_one) if fn is None else (fn(params_one) if callable(fn) else fn)
+    )
     want = jax.tree.structure(params_one)
-    try:   # an axis (or None) where the params have a leaf
+    try:  # an axis (or None) where the params have a leaf
         flat = want.flatten_up_to(axes)
     except (ValueError, TypeError):
-        raise ValueError(f"surface: filter_axes has structure "
-                         f"{jax.tree.structure(axes, is_leaf=lambda a: a is None)}; the params "
-                         f"have {want}") from None
+        raise ValueError(
+            f"surface: filter_axes has structure "
+            f"{jax.tree.structure(axes, is_leaf=lambda a: a is None)}; the params "
+            f"have {want}"
+        ) from None
     for a, p in zip(flat, jax.tree.leaves(params_one)):
-        if a is not None and not (isinstance(a, (int, np.integer)) and -np.ndim(p) <= a
-                                  < np.ndim(p)):
-            raise ValueError(f"surface: filter axis {a!r} for a leaf of shape "
-                             f"{list(np.shape(p))}; each must be an axis of its leaf or None")
+        if a is not None and not (
+            isinstance(a, (int, np.integer)) and -np.ndim(p) <= a < np.ndim(p)
+        ):
+            raise ValueError(
+                f"surface: filter axis {a!r} for a leaf of shape "
+                f"{list(np.shape(p))}; each must be an axis of its leaf or None"
+            )
     return axes
 
 
@@ -190,14 +208,23 @@ def pca_directions(trajectory, params, dims: int):
     References:
       Li et al. (2018), section 7.
     """
-    flat_t = np.concatenate([np.asarray(a, np.float64).reshape(a.shape[:2] + (-1,))
-                             for a in jax.tree.leaves(trajectory)], axis=-1)
-    flat_p = np.concatenate([np.asarray(a, np.float64).reshape(a.shape[:1] + (-1,))
-                             for a in jax.tree.leaves(params)], axis=-1)
+    flat_t = np.concatenate(
+        [
+            np.asarray(a, np.float64).reshape(a.shape[:2] + (-1,))
+            for a in jax.tree.leaves(trajectory)
+        ],
+        axis=-1,
+    )
+    flat_p = np.concatenate(
+        [np.asarray(a, np.float64).reshape(a.shape[:1] + (-1,)) for a in jax.tree.leaves(params)],
+        axis=-1,
+    )
     seeds, checkpoints = flat_t.shape[:2]
     if checkpoints < dims:
-        raise ValueError(f"surface: directions='pca' with dims={dims} needs at least {dims} "
-                         f"checkpoints; the trajectory has {checkpoints}")
+        raise ValueError(
+            f"surface: directions='pca' with dims={dims} needs at least {dims} "
+            f"checkpoints; the trajectory has {checkpoints}"
+        )
     dirs = np.zeros((seeds, dims, flat_p.shape[1]))
     explained = np.full((seeds, dims), np.nan)
     path = np.full((seeds, checkpoints, dims), np.nan)
@@ -206,8 +233,8 @@ def pca_directions(trajectory, params, dims: int):
         if not np.isfinite(m).all():
             continue
         _, sv, vt = np.linalg.svd(m, full_matrices=False)
-        total = np.sum(sv ** 2)
-        proj = m @ vt[:dims].T                                   # [checkpoints, dims]
+        total = np.sum(sv**2)
+        proj = m @ vt[:dims].T  # [checkpoints, dims]
         scale = np.maximum(np.max(np.abs(proj), axis=0), 1e-12)
         dirs[s] = vt[:dims] * scale[:, None]
         explained[s] = sv[:dims] ** 2 / total if total > 0 else 0.0
@@ -216,8 +243,9 @@ def pca_directions(trajectory, params, dims: int):
     out, at = [], 0
     for leaf in leaves:
         size = int(np.prod(leaf.shape[1:]))
-        out.append(dirs[:, :, at:at + size].reshape((seeds, dims) + leaf.shape[1:])
-                   .astype(leaf.dtype))
+        out.append(
+            dirs[:, :, at : at + size].reshape((seeds, dims) + leaf.shape[1:]).astype(leaf.dtype)
+        )
         at += size
     return jax.tree.unflatten(treedef, out), explained, path
 
@@ -232,8 +260,10 @@ def _stacked_params(model, x, out):
         out = jax.tree.map(lambda a: jnp.asarray(a)[None], out)
     shapes = _shapes(out)
     if not shapes or len({s[0] if s else None for s in shapes}) != 1 or not all(shapes):
-        raise ValueError(f"surface: params must be a SweepResult (keep_params=True) or params "
-                         f"stacked over seeds, got leaf shapes {shapes}")
+        raise ValueError(
+            f"surface: params must be a SweepResult (keep_params=True) or params "
+            f"stacked over seeds, got leaf shapes {shapes}"
+        )
     return out, np.zeros(shapes[0][0], bool), None
 
 
@@ -246,10 +276,23 @@ def _classifier_metric(model, params_one, x, y) -> bool:
         return False
 
 
-def surface(model, data, out, *, dims: int = 2, points: int = 41, span: float = 1.0,
-            directions: Any = "filter", draws: int = 1, key: jax.Array | None = None,
-            biases: bool = False, filter_axes: Any = None, eval_data=None, loss: Loss = nll,
-            chunk_size: int | None = None) -> Surface:
+def surface(
+    model,
+    data,
+    out,
+    *,
+    dims: int = 2,
+    points: int = 41,
+    span: float = 1.0,
+    directions: Any = "filter",
+    draws: int = 1,
+    key: jax.Array | None = None,
+    biases: bool = False,
+    filter_axes: Any = None,
+    eval_data=None,
+    loss: Loss = nll,
+    chunk_size: int | None = None,
+) -> Surface:
     """The loss (and accuracy) around every seed's final params on a ``points^dims`` grid.
 
     Value at grid point (a_1, .., a_k) of seed s, draw r: L(theta_s + sum_k a_k d_{s,r,k}).
@@ -303,16 +346,21 @@ def surface(model, data, out, *, dims: int = 2, points: int = 41, span: float = 
     given = None
     if isinstance(directions, str):
         if directions not in DIRECTIONS:
-            raise ValueError(f"surface: directions must be one of {DIRECTIONS} or a params "
-                             f"tree, got {directions!r}")
+            raise ValueError(
+                f"surface: directions must be one of {DIRECTIONS} or a params "
+                f"tree, got {directions!r}"
+            )
         kind = directions
         if kind == "pca":
             if draws != 1:
-                raise ValueError(f"surface: directions='pca' are fixed per seed; draws must "
-                                 f"be 1, got {draws}")
+                raise ValueError(
+                    f"surface: directions='pca' are fixed per seed; draws must be 1, got {draws}"
+                )
             if trajectory is None:
-                raise ValueError("surface: directions='pca' needs each seed's trajectory: run "
-                                 "the sweep with keep_trajectory=True")
+                raise ValueError(
+                    "surface: directions='pca' needs each seed's trajectory: run "
+                    "the sweep with keep_trajectory=True"
+                )
             given, explained, path = pca_directions(trajectory, params, dims)
     else:
         given = _given_directions(directions, one, seeds, dims)
@@ -326,8 +374,9 @@ def surface(model, data, out, *, dims: int = 2, points: int = 41, span: float = 
     metrics = {"loss": loss}
     if _classifier_metric(model, one, x, y):
         metrics["accuracy"] = accuracy
-    names = [(f"test_{n}" if i else n, i, f) for i in range(len(splits))
-             for n, f in metrics.items()]
+    names = [
+        (f"test_{n}" if i else n, i, f) for i in range(len(splits)) for n, f in metrics.items()
+    ]
 
     n_params = sum(int(np.prod(s)) for s in _shapes(one))
     per_point = 4 * (n_params + 16 * sum(int(np.prod(a.shape)) for a, _ in splits))
@@ -339,24 +388,33 @@ def surface(model, data, out, *, dims: int = 2, points: int = 41, span: float = 
     budget = CPU_CACHE_BUDGET if cpu else ANALYSIS_CHUNK_BYTES
     batch = int(np.clip(budget // per_point, 1, n_grid))
     per_seed = batch * per_point + 4 * n_params * draws * dims
-    size = (min(require_int("surface: chunk_size", chunk_size, 1), seeds) if chunk_size
-            is not None else int(np.clip(budget // per_seed, 1, seeds)))
-    grid_j = jnp.asarray(np.tile(grid, (draws, 1)), jnp.float32)        # [draws * P, dims]
+    size = (
+        min(require_int("surface: chunk_size", chunk_size, 1), seeds)
+        if chunk_size is not None
+        else int(np.clip(budget // per_seed, 1, seeds))
+    )
+    grid_j = jnp.asarray(np.tile(grid, (draws, 1)), jnp.float32)  # [draws * P, dims]
     draw_j = jnp.repeat(jnp.arange(draws), len(grid))
 
     def directions_of(p, k, g):
         if kind == "filter":
+
             def draw(r):
                 ks = jax.random.split(jax.random.fold_in(k, r), dims)
+
                 def one_dir(kd):
                     leaves, treedef = jax.tree.flatten(p)
                     sub = jax.random.split(kd, len(leaves))
-                    d = jax.tree.unflatten(treedef, [
-                        jax.random.normal(s, a.shape, a.dtype) for s, a in zip(sub, leaves)])
+                    d = jax.tree.unflatten(
+                        treedef,
+                        [jax.random.normal(s, a.shape, a.dtype) for s, a in zip(sub, leaves)],
+                    )
                     return filter_normalize(d, p, axes, biases)
+
                 return jax.vmap(one_dir)(ks)
-            return jax.vmap(draw)(jnp.arange(draws))                  # [draws, dims, ...]
-        return jax.tree.map(lambda a: a[None], g)                      # [1, dims, ...]
+
+            return jax.vmap(draw)(jnp.arange(draws))  # [draws, dims, ...]
+        return jax.tree.map(lambda a: a[None], g)  # [1, dims, ...]
 
     def evaluate(p, k, g, *split_arrays):
         dirs = directions_of(p, k, g)
@@ -364,23 +422,30 @@ def surface(model, data, out, *, dims: int = 2, points: int = 41, span: float = 
         def at(point):
             coord, r = point
             moved = jax.tree.map(
-                lambda a, d: (a + jnp.tensordot(coord.astype(d.dtype), d[r], axes=1)
-                              ).astype(a.dtype), p, dirs)
+                lambda a, d: (a + jnp.tensordot(coord.astype(d.dtype), d[r], axes=1)).astype(
+                    a.dtype
+                ),
+                p,
+                dirs,
+            )
             vals = []
             for i in range(len(splits)):
                 dist = apply_model(model, moved, split_arrays[2 * i], key=None)
-                vals += [jnp.asarray(f(dist, split_arrays[2 * i + 1]), jnp.float32)
-                         for n, j, f in names if j == i]
+                vals += [
+                    jnp.asarray(f(dist, split_arrays[2 * i + 1]), jnp.float32)
+                    for n, j, f in names
+                    if j == i
+                ]
             return jnp.stack(vals)
 
-        return jax.lax.map(at, (grid_j, draw_j), batch_size=batch)    # [draws * P, metrics]
+        return jax.lax.map(at, (grid_j, draw_j), batch_size=batch)  # [draws * P, metrics]
 
     g_arg = given if given is not None else jnp.zeros((seeds,), jnp.float32)
     # given directions carry a seeds axis ([seeds, dims, ...]) or are shared ([dims, ...])
     g_mapped = given is None or len(_shapes(given)[0]) == len(_shapes(one)[0]) + 2
     args = (params, keys, g_arg) + tuple(a for s in splits for a in s)
     mapped = (True, True, g_mapped) + (False,) * (2 * len(splits))
-    raw = over_seeds(evaluate, args, mapped, seeds, size)              # [seeds, D*P, M]
+    raw = over_seeds(evaluate, args, mapped, seeds, size)  # [seeds, D*P, M]
     raw = raw.reshape((seeds, draws) + (points,) * dims + (len(names),))
     raw[diverged] = np.nan
     values = {n: raw[..., m] for m, (n, _, _) in enumerate(names)}
@@ -391,15 +456,19 @@ def _given_directions(directions, one, seeds: int, dims: int):
     """User directions as [seeds, dims, ...] or [dims, ...] leaves; raises naming the shapes."""
     want = jax.tree.structure(one)
     if jax.tree.structure(directions) != want:
-        raise ValueError(f"surface: directions has structure {jax.tree.structure(directions)}; "
-                         f"the params have {want}")
+        raise ValueError(
+            f"surface: directions has structure {jax.tree.structure(directions)}; "
+            f"the params have {want}"
+        )
     shapes, single = _shapes(directions), _shapes(one)
     if all(s == (dims,) + r for s, r in zip(shapes, single)):
         return jax.tree.map(jnp.asarray, directions)
     if all(s == (seeds, dims) + r for s, r in zip(shapes, single)):
         return jax.tree.map(jnp.asarray, directions)
-    raise ValueError(f"surface: directions have leaf shapes {shapes}; with dims={dims} each "
-                     f"leaf is [dims, ...] or [seeds, dims, ...] around one seed's {single}")
+    raise ValueError(
+        f"surface: directions have leaf shapes {shapes}; with dims={dims} each "
+        f"leaf is [dims, ...] or [seeds, dims, ...] around one seed's {single}"
+    )
 
 
 __all__ = ["Surface", "default_filter_axes", "filter_normalize", "pca_directions", "surface"]

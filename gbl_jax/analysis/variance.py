@@ -32,7 +32,7 @@ from gbl_jax.checks import require_finite_number, require_int
 from gbl_jax.engine.results import require_pandas
 
 COMPONENTS = ("init", "data", "residual")
-BOOTSTRAP_VALUES = 2**24   # values of the resampled tables held at once (128 MiB)
+BOOTSTRAP_VALUES = 2**24  # values of the resampled tables held at once (128 MiB)
 
 
 def mean_squares(values_ID: np.ndarray) -> np.ndarray:
@@ -49,7 +49,7 @@ def mean_squares(values_ID: np.ndarray) -> np.ndarray:
     ms_init = n_data * np.sum((row - grand[..., None]) ** 2, axis=-1) / (n_init - 1)
     ms_data = n_init * np.sum((col - grand[..., None]) ** 2, axis=-1) / (n_data - 1)
     resid = v - row[..., :, None] - col[..., None, :] + grand[..., None, None]
-    ms_resid = np.sum(resid ** 2, axis=(-2, -1)) / ((n_init - 1) * (n_data - 1))
+    ms_resid = np.sum(resid**2, axis=(-2, -1)) / ((n_init - 1) * (n_data - 1))
     return np.stack([ms_init, ms_data, ms_resid], axis=-1)
 
 
@@ -59,8 +59,10 @@ def components(values_ID: np.ndarray) -> np.ndarray:
     s2_data = (MS_data - MS_resid) / I."""
     n_init, n_data = np.shape(values_ID)[-2:]
     ms = mean_squares(values_ID)
-    return np.stack([(ms[..., 0] - ms[..., 2]) / n_data, (ms[..., 1] - ms[..., 2]) / n_init,
-                     ms[..., 2]], axis=-1)
+    return np.stack(
+        [(ms[..., 0] - ms[..., 2]) / n_data, (ms[..., 1] - ms[..., 2]) / n_init, ms[..., 2]],
+        axis=-1,
+    )
 
 
 class VarianceComponents(NamedTuple):
@@ -109,37 +111,57 @@ class VarianceComponents(NamedTuple):
     def interval(self, name: str) -> tuple:
         """The bootstrap interval (low, high) of a component."""
         if name not in COMPONENTS:
-            raise ValueError(f"interval: name must be one of {', '.join(COMPONENTS)}, got "
-                             f"{name!r}")
+            raise ValueError(f"interval: name must be one of {', '.join(COMPONENTS)}, got {name!r}")
         return self.intervals[name]
 
     def to_frame(self):
         """A pandas DataFrame, one row per component: variance, std, share, low, high, clipped."""
         pd = require_pandas()
-        rows = [{"metric": self.metric, "component": name, "variance": getattr(self, name),
-                 "std": float(np.sqrt(getattr(self, name))), "share": self.share(name),
-                 "low": self.intervals[name][0], "high": self.intervals[name][1],
-                 "clipped": name in self.clipped} for name in COMPONENTS]
+        rows = [
+            {
+                "metric": self.metric,
+                "component": name,
+                "variance": getattr(self, name),
+                "std": float(np.sqrt(getattr(self, name))),
+                "share": self.share(name),
+                "low": self.intervals[name][0],
+                "high": self.intervals[name][1],
+                "clipped": name in self.clipped,
+            }
+            for name in COMPONENTS
+        ]
         return pd.DataFrame(rows)
 
     def summary(self) -> str:
         """A short plain-text table."""
-        lines = [f"variance components of {self.metric} ({self.n_init} inits x {self.n_data} "
-                 f"data orders, mean {self.mean:.6g}):"]
+        lines = [
+            f"variance components of {self.metric} ({self.n_init} inits x {self.n_data} "
+            f"data orders, mean {self.mean:.6g}):"
+        ]
         for name in COMPONENTS:
             low, high = self.intervals[name]
             note = " (negative estimate, clipped to 0)" if name in self.clipped else ""
-            lines.append(f"  {name:>8}  {getattr(self, name):.4g}  share {self.share(name):.2f}  "
-                         f"{100 * self.level:g}% CI [{low:.4g}, {high:.4g}]{note}")
+            lines.append(
+                f"  {name:>8}  {getattr(self, name):.4g}  share {self.share(name):.2f}  "
+                f"{100 * self.level:g}% CI [{low:.4g}, {high:.4g}]{note}"
+            )
         if self.binomial_std is not None:
-            lines.append(f"  measured std {self.measured_std:.4g}; test-set sampling alone "
-                         f"(binomial) {self.binomial_std:.4g}")
+            lines.append(
+                f"  measured std {self.measured_std:.4g}; test-set sampling alone "
+                f"(binomial) {self.binomial_std:.4g}"
+            )
         return "\n".join(lines)
 
 
-def variance_table(values_ID, *, metric: str = "value", level: float = 0.95,
-                   resamples: int = 2_000, seed: int = 0,
-                   binomial_std: float | None = None) -> VarianceComponents:
+def variance_table(
+    values_ID,
+    *,
+    metric: str = "value",
+    level: float = 0.95,
+    resamples: int = 2_000,
+    seed: int = 0,
+    binomial_std: float | None = None,
+) -> VarianceComponents:
     """Variance components of a crossed table ``values[init, data]`` (one run per pair).
 
     Args:
@@ -152,11 +174,15 @@ def variance_table(values_ID, *, metric: str = "value", level: float = 0.95,
     """
     v = np.asarray(values_ID, np.float64)
     if v.ndim != 2 or min(v.shape) < 2:
-        raise ValueError(f"variance components need a table [inits, data orders] with at least 2 "
-                         f"of each, got shape {list(v.shape)}")
+        raise ValueError(
+            f"variance components need a table [inits, data orders] with at least 2 "
+            f"of each, got shape {list(v.shape)}"
+        )
     if not np.all(np.isfinite(v)):
-        raise ValueError(f"variance components: {int((~np.isfinite(v)).sum())} runs have a "
-                         "non-finite value (diverged?); a crossed table needs every run")
+        raise ValueError(
+            f"variance components: {int((~np.isfinite(v)).sum())} runs have a "
+            "non-finite value (diverged?); a crossed table needs every run"
+        )
     level = require_finite_number("variance components: level", level)
     if not 0 < level < 1:
         raise ValueError(f"variance components: level must lie in (0, 1), got {level!r}")
@@ -164,7 +190,7 @@ def variance_table(values_ID, *, metric: str = "value", level: float = 0.95,
     raw = components(v)
     rng = np.random.default_rng(require_int("variance components: seed", seed, 0))
     n_init, n_data = v.shape
-    block = max(1, BOOTSTRAP_VALUES // v.size)   # resampled tables per block: bounded memory
+    block = max(1, BOOTSTRAP_VALUES // v.size)  # resampled tables per block: bounded memory
     boot = []
     for lo in range(0, resamples, block):
         size = min(block, resamples - lo)
@@ -175,17 +201,34 @@ def variance_table(values_ID, *, metric: str = "value", level: float = 0.95,
     quantiles = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2], axis=0)
     estimates = np.maximum(raw, 0.0)
     return VarianceComponents(
-        metric=metric, n_init=n_init, n_data=n_data, mean=float(v.mean()),
-        init=float(estimates[0]), data=float(estimates[1]), residual=float(estimates[2]),
+        metric=metric,
+        n_init=n_init,
+        n_data=n_data,
+        mean=float(v.mean()),
+        init=float(estimates[0]),
+        data=float(estimates[1]),
+        residual=float(estimates[2]),
         raw=dict(zip(COMPONENTS, map(float, raw))),
         clipped=tuple(name for name, value in zip(COMPONENTS, raw) if value < 0),
-        intervals={name: (float(quantiles[0, j]), float(quantiles[1, j]))
-                   for j, name in enumerate(COMPONENTS)},
-        level=level, measured_std=float(v.std()), binomial_std=binomial_std)
+        intervals={
+            name: (float(quantiles[0, j]), float(quantiles[1, j]))
+            for j, name in enumerate(COMPONENTS)
+        },
+        level=level,
+        measured_std=float(v.std()),
+        binomial_std=binomial_std,
+    )
 
 
-def variance_components(out, *, metric: str = "final_loss", correct=None, level: float = 0.95,
-                        resamples: int = 2_000, seed: int = 0) -> VarianceComponents:
+def variance_components(
+    out,
+    *,
+    metric: str = "final_loss",
+    correct=None,
+    level: float = 0.95,
+    resamples: int = 2_000,
+    seed: int = 0,
+) -> VarianceComponents:
     """Splits the variance of a metric over a crossed sweep's runs into init, data order, and
     interaction + residual (two-way random effects, one run per init and order).
 
@@ -206,23 +249,37 @@ def variance_components(out, *, metric: str = "final_loss", correct=None, level:
     """
     design = tuple(getattr(out, "crossed", ()) or ())
     if not design:
-        raise ValueError("variance_components: this result is not a crossed design; sweep with "
-                         "seeds=gbl.crossed(init=I, data=D) (gbl-jax sweep --crossed I,D)")
+        raise ValueError(
+            "variance_components: this result is not a crossed design; sweep with "
+            "seeds=gbl.crossed(init=I, data=D) (gbl-jax sweep --crossed I,D)"
+        )
     if out.grid:
         names = ", ".join(f"{k}=..." for k in out.grid)
-        raise ValueError(f"variance_components: this result has a grid {list(out.grid_shape)}; "
-                         f"take one cell with out.cell({names})")
+        raise ValueError(
+            f"variance_components: this result has a grid {list(out.grid_shape)}; "
+            f"take one cell with out.cell({names})"
+        )
     values = np.asarray(metric_values(out, metric), np.float64)
     diverged = np.asarray(out.diverged, bool)
     if diverged.any():
-        raise ValueError(f"variance_components: {int(diverged.sum())} runs diverged; a crossed "
-                         "table needs every run (lower the learning rate, or drop those inits)")
+        raise ValueError(
+            f"variance_components: {int(diverged.sum())} runs diverged; a crossed "
+            "table needs every run (lower the learning rate, or drop those inits)"
+        )
     binomial = None
     if correct is not None:
         correct = np.asarray(correct)
         if correct.ndim != 2 or correct.shape[0] != values.size:
-            raise ValueError(f"variance_components: correct must be [seeds, examples] with "
-                             f"{values.size} seeds, got shape {list(correct.shape)}")
+            raise ValueError(
+                f"variance_components: correct must be [seeds, examples] with "
+                f"{values.size} seeds, got shape {list(correct.shape)}"
+            )
         binomial = binomial_accuracy_std(correct)
-    return variance_table(values.reshape(design), metric=metric, level=level,
-                          resamples=resamples, seed=seed, binomial_std=binomial)
+    return variance_table(
+        values.reshape(design),
+        metric=metric,
+        level=level,
+        resamples=resamples,
+        seed=seed,
+        binomial_std=binomial,
+    )

@@ -15,31 +15,51 @@ import math
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from gbl_jax.nets import heads as heads_module
-from gbl_jax.probability import costs
-from gbl_jax.nets import convnets
-from gbl_jax.nets import inits
-from gbl_jax.engine import memory
-from gbl_jax.nets import mlp as nets
-from gbl_jax.data import datasets
-from gbl_jax.data import problems
-from gbl_jax.cli import runstore
-from gbl_jax.cli import thresholds
-from gbl_jax.cli import usercode
 from gbl_jax.checks import require_int
+from gbl_jax.cli import runstore, thresholds, usercode
+from gbl_jax.data import datasets, problems
+from gbl_jax.engine import memory
+from gbl_jax.engine.runconfig import default_log_every, user_call
+from gbl_jax.nets import convnets, inits
+from gbl_jax.nets import heads as heads_module
+from gbl_jax.nets import mlp as nets
 from gbl_jax.nets.models import apply_model
+from gbl_jax.probability import costs
 from gbl_jax.probability.distributions import Bernoulli, Categorical, Laplace, Normal
 from gbl_jax.probability.mixtures import MixtureNormal
-from gbl_jax.engine.runconfig import default_log_every, user_call
 
 # Defaults of `sweep`; None in the parser so that --resume can tell what was given explicitly.
 SWEEP_DEFAULTS = {
-    "problem": "xor", "hidden": "2", "activation": "tanh", "init": "glorot_normal", "head": None,
-    "components": 3, "loss": "nll", "optimizer": "adam", "lr": None, "init_scale": 1.0,
-    "grid": None, "steps": 2000, "batch_size": None, "seeds": 1024, "seed": 0,
-    "chunk_size": None, "n": None, "log_every": None, "threshold": None, "grad_tol": None,
-    "classify": False, "keep_params": False, "data": None, "model": None, "channels": None,
-    "crossed": None, "metric": None, "keep_predictions": False, "probe": None, "vary": None,
+    "problem": "xor",
+    "hidden": "2",
+    "activation": "tanh",
+    "init": "glorot_normal",
+    "head": None,
+    "components": 3,
+    "loss": "nll",
+    "optimizer": "adam",
+    "lr": None,
+    "init_scale": 1.0,
+    "grid": None,
+    "steps": 2000,
+    "batch_size": None,
+    "seeds": 1024,
+    "seed": 0,
+    "chunk_size": None,
+    "n": None,
+    "log_every": None,
+    "threshold": None,
+    "grad_tol": None,
+    "classify": False,
+    "keep_params": False,
+    "data": None,
+    "model": None,
+    "channels": None,
+    "crossed": None,
+    "metric": None,
+    "keep_predictions": False,
+    "probe": None,
+    "vary": None,
 }
 # Options that shape the built-in networks; --model builds its own and refuses them.
 NET_OPTIONS = ("hidden", "activation", "init", "head", "components", "channels")
@@ -49,20 +69,31 @@ FINGERPRINTS = ("data_sha256", "model_sha256", "params_sha256", "params_shapes")
 OPTIONAL_STORED = ("grid", "crossed", "metric", "keep_predictions", "probe", "vary")
 # --probe NAME: a gbl.probes function called with no arguments; --vary: sweep's vary
 PROBES = ("distance_from_init", "grad_norm", "sharpness")
-VARIES = {"init,data": ("init", "data"), "init": ("init",), "data": ("data",),
-          "perturb": ("perturb",)}
+VARIES = {
+    "init,data": ("init", "data"),
+    "init": ("init",),
+    "data": ("data",),
+    "perturb": ("perturb",),
+}
 # Hyperparameters with an option of their own: ``--grid learning_rate=...`` is ``--lr ...`` and
 # ``--grid init_scale=...`` is ``--init-scale ...``; every other --grid name stays in "grid".
 SHORT_FORMS = {"learning_rate": "lr", "init_scale": "init_scale"}
 # name: (optax function, its keyword arguments, default learning rate)
-OPTIMIZERS = {"adam": ("adam", {}, 0.05), "sgd": ("sgd", {}, 0.5),
-              "momentum": ("sgd", {"momentum": 0.9}, 0.1)}
+OPTIMIZERS = {
+    "adam": ("adam", {}, 0.05),
+    "sgd": ("sgd", {}, 0.5),
+    "momentum": ("sgd", {"momentum": 0.9}, 0.1),
+}
 LOSSES = {"nll": "nll", "mse": "squared_error"}
-HEADS = {name: fn for name, fn in vars(heads_module).items()
-         if inspect.isfunction(fn) and fn.__module__ == heads_module.__name__
-         and not name.startswith("_")}
-MAX_SEED = 2**32 - 2        # jax.random.PRNGKey folds larger seeds onto smaller ones
-MAX_STEPS = 2**31 - 1       # the step counter is int32
+HEADS = {
+    name: fn
+    for name, fn in vars(heads_module).items()
+    if inspect.isfunction(fn)
+    and fn.__module__ == heads_module.__name__
+    and not name.startswith("_")
+}
+MAX_SEED = 2**32 - 2  # jax.random.PRNGKey folds larger seeds onto smaller ones
+MAX_STEPS = 2**31 - 1  # the step counter is int32
 
 
 class UsageError(Exception):
@@ -70,8 +101,9 @@ class UsageError(Exception):
 
 
 # --- checking options ----------------------------------------------------------------------
-def check_int(name: str, value, least: int | None = None, most: int | None = None,
-              none: bool = False):
+def check_int(
+    name: str, value, least: int | None = None, most: int | None = None, none: bool = False
+):
     """``value`` if it is an integer in [least, most] (or None when ``none``), else UsageError."""
     if value is None and none:
         return None
@@ -81,26 +113,36 @@ def check_int(name: str, value, least: int | None = None, most: int | None = Non
     except ValueError:
         ok = False
     if not ok or (most is not None and value > most):
-        span = (f"in [{least}, {most}]" if most is not None
-                else f">= {least}" if least is not None else "")
+        span = (
+            f"in [{least}, {most}]"
+            if most is not None
+            else f">= {least}"
+            if least is not None
+            else ""
+        )
         raise UsageError(f"--{name.replace('_', '-')} must be an integer {span}, got {value!r}")
     return value
 
 
-def check_numbers(name: str, value, least: float = -math.inf,
-                  strict: bool = False, flag: str | None = None) -> list[float]:
+def check_numbers(
+    name: str, value, least: float = -math.inf, strict: bool = False, flag: str | None = None
+) -> list[float]:
     """A number, a list, or a comma list as floats; each finite and above ``least``.
 
     Messages name ``flag``, by default ``--name`` (underscores as dashes).
     """
     flag = flag or f"--{name.replace('_', '-')}"
-    parts = value.split(",") if isinstance(value, str) else (
-        value if isinstance(value, list) else [value])
+    parts = (
+        value.split(",")
+        if isinstance(value, str)
+        else (value if isinstance(value, list) else [value])
+    )
     try:
         numbers = [float(p) if not isinstance(p, bool) else math.nan for p in parts]
     except (TypeError, ValueError):
-        raise UsageError(f"{flag} must be a number or a comma list of numbers, got "
-                         f"{value!r}") from None
+        raise UsageError(
+            f"{flag} must be a number or a comma list of numbers, got {value!r}"
+        ) from None
     bound = "> " if strict else ">= "
     bad = [x for x in numbers if not math.isfinite(x) or x < least or (strict and x == least)]
     if not numbers or bad:
@@ -119,13 +161,18 @@ def check_float32(name: str, numbers: list[float], flag: str | None = None) -> N
 
     flag = flag or f"--{name.replace('_', '-')}"
     with np.errstate(over="ignore", under="ignore"):
-        bad = [(x, float(np.float32(x))) for x in numbers
-               if x != 0 and not 0 < abs(np.float32(x)) < np.inf]
+        bad = [
+            (x, float(np.float32(x)))
+            for x in numbers
+            if x != 0 and not 0 < abs(np.float32(x)) < np.inf
+        ]
     if bad:
         info = np.finfo(np.float32)
-        raise UsageError(f"{flag} {bad[0][0]:g} is {bad[0][1]:g} "
-                         f"in float32, which the runs train in; float32 holds magnitudes from "
-                         f"{float(info.smallest_subnormal):.2g} to {float(info.max):.2g}")
+        raise UsageError(
+            f"{flag} {bad[0][0]:g} is {bad[0][1]:g} "
+            f"in float32, which the runs train in; float32 holds magnitudes from "
+            f"{float(info.smallest_subnormal):.2g} to {float(info.max):.2g}"
+        )
 
 
 def _one_or_list(numbers: list[float]):
@@ -133,7 +180,7 @@ def _one_or_list(numbers: list[float]):
 
 
 def _choice(name: str, value, choices) -> str:
-    if not isinstance(value, str) or value not in choices:   # a list in config.json: unhashable
+    if not isinstance(value, str) or value not in choices:  # a list in config.json: unhashable
         raise UsageError(f"unknown {name} {value!r}; choose one of {', '.join(sorted(choices))}")
     return value
 
@@ -146,8 +193,10 @@ def parse_hidden(text, option: str = "hidden") -> list[int]:
     try:
         widths = [int(part) for part in text.split(",")]
     except ValueError:
-        raise UsageError(f"--{option} must be a comma list of positive integers (e.g. 8,8) or '' "
-                         f"for no hidden layer, got {text!r}") from None
+        raise UsageError(
+            f"--{option} must be a comma list of positive integers (e.g. 8,8) or '' "
+            f"for no hidden layer, got {text!r}"
+        ) from None
     if any(w < 1 for w in widths):
         raise UsageError(f"--{option} widths must be positive, got {text!r}")
     return widths
@@ -158,13 +207,17 @@ def _crossed(value) -> list[int]:
     parts = value if isinstance(value, list) else str(value).split(",")
     try:
         numbers = [int(p) for p in parts]
-        ok = len(numbers) == 2 and all(n >= 2 for n in numbers) and all(
-            str(p).strip().lstrip("+").isdigit() for p in parts)
+        ok = (
+            len(numbers) == 2
+            and all(n >= 2 for n in numbers)
+            and all(str(p).strip().lstrip("+").isdigit() for p in parts)
+        )
     except (TypeError, ValueError):
         ok = False
     if not ok:
-        raise UsageError(f"--crossed takes INITS,ORDERS, two integers >= 2 (e.g. --crossed 16,16),"
-                         f" got {value!r}")
+        raise UsageError(
+            f"--crossed takes INITS,ORDERS, two integers >= 2 (e.g. --crossed 16,16), got {value!r}"
+        )
     return numbers
 
 
@@ -179,8 +232,9 @@ def resolve_config(raw: dict, stored: bool = False) -> dict:
         missing = [k for k in SWEEP_DEFAULTS if k not in raw and k not in OPTIONAL_STORED]
         if missing:
             raise UsageError(f"lacks {', '.join(missing)}")
-    config: dict[str, Any] = {k: (raw.get(k) if raw.get(k) is not None else v)
-                              for k, v in SWEEP_DEFAULTS.items()}
+    config: dict[str, Any] = {
+        k: (raw.get(k) if raw.get(k) is not None else v) for k, v in SWEEP_DEFAULTS.items()
+    }
     _user_code(raw, config, stored)
     config["hidden"] = ",".join(map(str, parse_hidden(config["hidden"])))
     _choice("activation", config["activation"], nets.ACTIVATIONS)
@@ -198,13 +252,18 @@ def resolve_config(raw: dict, stored: bool = False) -> dict:
         config["crossed"] = _crossed(config["crossed"])
         n_init, n_order = config["crossed"]
         if raw.get("seeds") is not None and int(raw["seeds"]) != n_init * n_order:
-            raise UsageError(f"--crossed {n_init},{n_order} runs {n_init * n_order} seeds; drop "
-                             f"--seeds {raw['seeds']}")
+            raise UsageError(
+                f"--crossed {n_init},{n_order} runs {n_init * n_order} seeds; drop "
+                f"--seeds {raw['seeds']}"
+            )
         config["seeds"] = n_init * n_order
-    if config["metric"] is not None and (not isinstance(config["metric"], str)
-                                         or not config["metric"].isidentifier()):
-        raise UsageError(f"--metric takes a name (final_loss, test_accuracy, test_nll, "
-                         f"accuracy, ...), got {config['metric']!r}")
+    if config["metric"] is not None and (
+        not isinstance(config["metric"], str) or not config["metric"].isidentifier()
+    ):
+        raise UsageError(
+            f"--metric takes a name (final_loss, test_accuracy, test_nll, "
+            f"accuracy, ...), got {config['metric']!r}"
+        )
     lr = config["lr"] if config["lr"] is not None else OPTIMIZERS[config["optimizer"]][2]
     for name, value in (("lr", lr), ("init_scale", config["init_scale"])):
         numbers = check_numbers(name, value, 0.0, strict=name == "lr")
@@ -235,16 +294,18 @@ def resolve_config(raw: dict, stored: bool = False) -> dict:
     if config["vary"] is not None:
         _choice("vary", config["vary"], VARIES)
         if config["crossed"] is not None:
-            raise UsageError("--crossed varies the init and the data order by construction; "
-                             "drop --vary")
+            raise UsageError(
+                "--crossed varies the init and the data order by construction; drop --vary"
+            )
     for name in ("classify", "keep_params", "keep_predictions"):
         if not isinstance(config[name], bool):
             raise UsageError(f"{name} must be true or false, got {config[name]!r}")
     if config["log_every"] is None:
         config["log_every"] = default_log_every(config["steps"])
     if config["log_every"] > config["steps"]:
-        raise UsageError(f"--log-every ({config['log_every']}) must not exceed --steps "
-                         f"({config['steps']})")
+        raise UsageError(
+            f"--log-every ({config['log_every']}) must not exceed --steps ({config['steps']})"
+        )
     if stored:
         config["devices"] = check_int("devices", raw.get("devices"), 1)
         config["chunk_size"] = check_int("chunk_size", raw.get("chunk_size"), 1)
@@ -270,8 +331,9 @@ def grid_options(raw: dict) -> dict:
         for entry in entries:
             name, sep, values = str(entry).partition("=")
             if not sep or not name.strip():
-                raise UsageError(f"--grid takes NAME=VALUES (e.g. --grid b1=0.8,0.9), got "
-                                 f"{entry!r}")
+                raise UsageError(
+                    f"--grid takes NAME=VALUES (e.g. --grid b1=0.8,0.9), got {entry!r}"
+                )
             items.append((name.strip(), values))
     else:
         raise UsageError(f"grid must be {{name: values}}, got {entries!r}")
@@ -314,8 +376,10 @@ def _optimizer_hyperparameters(grid: dict, optimizer: str) -> dict:
     for name, values in sorted(grid.items()):
         if name not in names:
             taken = [n for n in names if n not in SHORT_FORMS] + list(SHORT_FORMS)
-            raise UsageError(f"--grid {name}: optimizer {optimizer} has no numeric "
-                             f"hyperparameter {name!r}; --grid takes {', '.join(taken)}")
+            raise UsageError(
+                f"--grid {name}: optimizer {optimizer} has no numeric "
+                f"hyperparameter {name!r}; --grid takes {', '.join(taken)}"
+            )
         numbers = check_numbers(name, values, flag=f"--grid {name}")
         check_float32(name, numbers, flag=f"--grid {name}")
         out[name] = _one_or_list(numbers)
@@ -338,13 +402,19 @@ def _user_code(raw: dict, config: dict, stored: bool) -> None:
     else:
         _choice("problem", config["problem"], problems.REGISTRY)
     if config["model"] is not None:
-        clash = [k for k in NET_OPTIONS if raw.get(k) is not None and raw.get(k) != SWEEP_DEFAULTS[k]]
+        clash = [
+            k for k in NET_OPTIONS if raw.get(k) is not None and raw.get(k) != SWEEP_DEFAULTS[k]
+        ]
         if clash and not stored:
-            raise UsageError(f"--model builds the whole network; drop "
-                             f"{', '.join('--' + k.replace('_', '-') for k in clash)}")
+            raise UsageError(
+                f"--model builds the whole network; drop "
+                f"{', '.join('--' + k.replace('_', '-') for k in clash)}"
+            )
         if not usercode.SPEC.fullmatch(str(config["model"])):
-            raise UsageError(f"--model {config['model']!r}: expected module:function (a function "
-                             "that returns a gbl.Model)")
+            raise UsageError(
+                f"--model {config['model']!r}: expected module:function (a function "
+                "that returns a gbl.Model)"
+            )
     if config["channels"] is not None:
         if raw.get("hidden") is not None and not stored:
             raise UsageError("--channels builds a 1-D CNN with a linear head; drop --hidden")
@@ -352,7 +422,7 @@ def _user_code(raw: dict, config: dict, stored: bool) -> None:
         if not config["channels"]:
             raise UsageError("--channels needs at least one width, e.g. 25,25,25")
         if raw.get("activation") is None and not stored:
-            config["activation"] = "relu"   # the MNIST-1D paper's CNN
+            config["activation"] = "relu"  # the MNIST-1D paper's CNN
     if stored:
         config.update({k: raw[k] for k in FINGERPRINTS if k in raw})
 
@@ -362,8 +432,9 @@ def stored_config(folder: runstore.RunFolder) -> dict:
     try:
         return resolve_config(folder.read_config()["config"], stored=True)
     except UsageError as err:
-        raise UsageError(f"{folder.file(runstore.CONFIG)} is not a valid sweep config: "
-                         f"{err}") from None
+        raise UsageError(
+            f"{folder.file(runstore.CONFIG)} is not a valid sweep config: {err}"
+        ) from None
 
 
 # --- building the run ----------------------------------------------------------------------
@@ -375,22 +446,36 @@ def _make_head(name: str, y, components: int, problem: str):
         import numpy as np
 
         labels = np.asarray(y)
-        whole = bool(labels.size and np.isfinite(labels).all() and labels.min() >= 0
-                     and np.array_equal(labels, np.round(labels)))
+        whole = bool(
+            labels.size
+            and np.isfinite(labels).all()
+            and labels.min() >= 0
+            and np.array_equal(labels, np.round(labels))
+        )
         classes = int(labels.max()) + 1 if whole else 0
         if y.ndim != 1 or classes < 2:
-            raise UsageError(f"--head {name} needs integer labels [N] with >= 2 classes (whole "
-                             f"numbers from 0); {problem} has y {y_shape}"
-                             + ("" if whole or not labels.size else
-                                f" holding {labels.min()!r} to {labels.max()!r}"))
+            raise UsageError(
+                f"--head {name} needs integer labels [N] with >= 2 classes (whole "
+                f"numbers from 0); {problem} has y {y_shape}"
+                + (
+                    ""
+                    if whole or not labels.size
+                    else f" holding {labels.min()!r} to {labels.max()!r}"
+                )
+            )
         sizes["classes"] = classes
     if "dim" in inspect.signature(HEADS[name]).parameters:
         if y.ndim != 2:
-            raise UsageError(f"--head {name} needs targets [N, D]; {problem} has y "
-                             f"{y_shape} (try --head bernoulli or categorical)")
+            raise UsageError(
+                f"--head {name} needs targets [N, D]; {problem} has y "
+                f"{y_shape} (try --head bernoulli or categorical)"
+            )
         sizes["dim"] = y_shape[1]
-    wanted = [p.name for p in inspect.signature(HEADS[name]).parameters.values()
-              if p.default is inspect.Parameter.empty]
+    wanted = [
+        p.name
+        for p in inspect.signature(HEADS[name]).parameters.values()
+        if p.default is inspect.Parameter.empty
+    ]
     return HEADS[name](*[sizes[p] for p in wanted])
 
 
@@ -404,8 +489,7 @@ def grid_of(config: dict) -> dict:
     """The sweep's grid, in ``hyperparameters``' order: every hyperparameter given several values,
     and init_scale also when it is not 1 (the engine scales the init only on a grid)."""
     listed = {k: v if isinstance(v, list) else [v] for k, v in hyperparameters(config).items()}
-    return {k: v for k, v in listed.items()
-            if len(v) > 1 or (k == "init_scale" and v != [1.0])}
+    return {k: v for k, v in listed.items() if len(v) > 1 or (k == "init_scale" and v != [1.0])}
 
 
 class Built(NamedTuple):
@@ -421,8 +505,24 @@ class Built(NamedTuple):
     metrics: dict
 
 
-BUILT_FROM = ("problem", "seed", "n", "head", "components", "hidden", "activation", "init",
-              "lr", "init_scale", "grid", "optimizer", "loss", "data", "model", "channels")
+BUILT_FROM = (
+    "problem",
+    "seed",
+    "n",
+    "head",
+    "components",
+    "hidden",
+    "activation",
+    "init",
+    "lr",
+    "init_scale",
+    "grid",
+    "optimizer",
+    "loss",
+    "data",
+    "model",
+    "channels",
+)
 
 
 def build(config: dict) -> Built:
@@ -431,7 +531,7 @@ def build(config: dict) -> Built:
     The same options give the same objects within a process, so JAX compiles a repeated
     command (``cli.main`` called again from Python) only once.
     """
-    options = json.dumps({k: config[k] for k in BUILT_FROM})   # hashable, grid order kept
+    options = json.dumps({k: config[k] for k in BUILT_FROM})  # hashable, grid order kept
     return _build(options, _file_stamp(config["data"]))
 
 
@@ -447,28 +547,38 @@ def _file_stamp(data) -> tuple | None:
 
 
 @functools.lru_cache(maxsize=8)
-def _build(options: str, stamp: tuple | None) -> Built:   # stamp: part of the cache key
+def _build(options: str, stamp: tuple | None) -> Built:  # stamp: part of the cache key
     import jax
     import optax
 
     config: dict[str, Any] = json.loads(options)
     data = _data(config)
     where = f"data {config['data']}" if config["data"] else f"problem {config['problem']}"
-    head = (data.head if config["head"] is None
-            else _make_head(config["head"], data.y, config["components"], where))
+    head = (
+        data.head
+        if config["head"] is None
+        else _make_head(config["head"], data.y, config["components"], where)
+    )
     try:
         if config["model"] is not None:
             model = usercode.load_model(config["model"])
         elif head is None:
             raise UsageError(f"{where} names no output unit; pass --head")
         elif config["channels"] is not None:
-            model = convnets.cnn1d(parse_hidden(config["channels"]), head,
-                                  activation=config["activation"], init=config["init"])
+            model = convnets.cnn1d(
+                parse_hidden(config["channels"]),
+                head,
+                activation=config["activation"],
+                init=config["init"],
+            )
         else:
-            model = nets.mlp(parse_hidden(config["hidden"]), head,
-                                activation=config["activation"], init=config["init"])
-        params = user_call("model.init(key, x)", data.x, model.init, jax.random.PRNGKey(0),
-                           data.x)
+            model = nets.mlp(
+                parse_hidden(config["hidden"]),
+                head,
+                activation=config["activation"],
+                init=config["init"],
+            )
+        params = user_call("model.init(key, x)", data.x, model.init, jax.random.PRNGKey(0), data.x)
         dist = user_call("model.apply(params, x)", data.x, model.apply, params, data.x)
     except (ValueError, TypeError) as err:
         raise UsageError(f"{where}: {str(err).splitlines()[0]}") from None
@@ -476,14 +586,18 @@ def _build(options: str, stamp: tuple | None) -> Built:   # stamp: part of the c
     metrics = {"accuracy": costs.accuracy} if classifier and data.test is not None else {}
     grid = grid_of(config)
     fn, kwargs, _ = OPTIMIZERS[config["optimizer"]]
-    first = {k: v[0] if isinstance(v, list) else v for k, v in hyperparameters(config).items()
-             if k != "init_scale"}
+    first = {
+        k: v[0] if isinstance(v, list) else v
+        for k, v in hyperparameters(config).items()
+        if k != "init_scale"
+    }
     make = getattr(optax, fn)
-    if any(k != "init_scale" for k in grid):   # the engine sets each cell's values in its state
+    if any(k != "init_scale" for k in grid):  # the engine sets each cell's values in its state
         make = optax.inject_hyperparams(make)
     optimizer = make(**{**kwargs, **first})
-    return Built(data, model, head, optimizer, getattr(costs, LOSSES[config["loss"]]), grid,
-                 metrics)
+    return Built(
+        data, model, head, optimizer, getattr(costs, LOSSES[config["loss"]]), grid, metrics
+    )
 
 
 def _data(config: dict):
@@ -492,30 +606,36 @@ def _data(config: dict):
     import jax
 
     if config["data"] is not None:
-        if not usercode.is_spec(config["data"]):   # a small .npz can declare gigabytes
+        if not usercode.is_spec(config["data"]):  # a small .npz can declare gigabytes
             declared, have = datasets.declared_bytes(config["data"]), memory.available()
             if declared is not None and have is not None and 4 * declared > have:
-                raise UsageError(f"--data {config['data']}: its arrays would take "
-                                 f"{memory.size_text(declared)} (x4 while training); "
-                                 f"{memory.size_text(have)} is available")
+                raise UsageError(
+                    f"--data {config['data']}: its arrays would take "
+                    f"{memory.size_text(declared)} (x4 while training); "
+                    f"{memory.size_text(have)} is available"
+                )
         try:
             return usercode.load_data(config["data"])
         except (ValueError, ImportError) as err:
             raise UsageError(str(err).splitlines()[0]) from None
     key = jax.random.PRNGKey(config["seed"] + 1)
-    make = lambda k: problems.make(config["problem"], k, config["n"])   # noqa: E731
+    make = lambda k: problems.make(config["problem"], k, config["n"])  # noqa: E731
     shapes = jax.eval_shape(make, key)
     data_bytes = memory.tree_bytes(shapes)
     have = memory.available()
     if have is not None and 4 * data_bytes > have:
-        raise UsageError(f"--n {config['n']}: the data would take {memory.size_text(data_bytes)}"
-                         f" (x4 while training); {memory.size_text(have)} is available")
+        raise UsageError(
+            f"--n {config['n']}: the data would take {memory.size_text(data_bytes)}"
+            f" (x4 while training); {memory.size_text(have)} is available"
+        )
     if config["n"] is not None:
-        made = shapes[0].shape[0]   # x
+        made = shapes[0].shape[0]  # x
         if made != config["n"]:
-            raise UsageError(f"--n {config['n']}: problem {config['problem']} has {made} points "
-                             f"for it (xor is fixed, a real data set has at most its training "
-                             f"size); drop --n" + (f" or pass at most {made}" if made > 4 else ""))
+            raise UsageError(
+                f"--n {config['n']}: problem {config['problem']} has {made} points "
+                f"for it (xor is fixed, a real data set has at most its training "
+                f"size); drop --n" + (f" or pass at most {made}" if made > 4 else "")
+            )
     try:
         return make(key)
     except ImportError as err:
@@ -541,38 +661,51 @@ def fingerprint(config: dict, run: Built) -> str | None:
     model = f"--model {config['model']}" if config["model"] else "the network"
     try:
         params = run.model.init(jax.random.PRNGKey(0), run.data.x)
-    except (Exception, SystemExit) as err:   # the user's code, run for real this once
-        raise UsageError(f"{model}: model.init(PRNGKey(0), x) failed: {type(err).__name__}: "
-                         f"{str(err).splitlines()[0] if str(err) else ''}") from None
+    except (Exception, SystemExit) as err:  # the user's code, run for real this once
+        raise UsageError(
+            f"{model}: model.init(PRNGKey(0), x) failed: {type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''}"
+        ) from None
     params_sha, shapes = usercode.params_fingerprint(params)
-    now = {"data_sha256": usercode.data_fingerprint(run.data) if config["data"] else None,
-           "model_sha256": (usercode.model_fingerprint(config["model"])
-                            if config["model"] else None)}
+    now = {
+        "data_sha256": usercode.data_fingerprint(run.data) if config["data"] else None,
+        "model_sha256": (usercode.model_fingerprint(config["model"]) if config["model"] else None),
+    }
     for key, value in now.items():
         before = config.get(key, value)
         if before != value:
             what = f"--data {config['data']}" if key == "data_sha256" else model
-            raise UsageError(f"{what} changed since this sweep began (sha256 {str(before)[:12]}... "
-                             f"then, {str(value)[:12]}... now); restore it, or start a new sweep "
-                             "with --force")
+            raise UsageError(
+                f"{what} changed since this sweep began (sha256 {str(before)[:12]}... "
+                f"then, {str(value)[:12]}... now); restore it, or start a new sweep "
+                "with --force"
+            )
         config[key] = value
-    if stored and "params_sha256" not in config:   # kept out: the chunks' stamps hold config
-        return (f"this sweep's config.json predates the fingerprint of the built params, so the "
-                f"params {model} builds now are not checked against the sweep's")
+    if stored and "params_sha256" not in config:  # kept out: the chunks' stamps hold config
+        return (
+            f"this sweep's config.json predates the fingerprint of the built params, so the "
+            f"params {model} builds now are not checked against the sweep's"
+        )
     before_shapes = config.get("params_shapes", shapes)
     if before_shapes != shapes:
         before_shapes = before_shapes if isinstance(before_shapes, dict) else {}
-        name = next((k for k in [*before_shapes, *shapes]
-                     if before_shapes.get(k) != shapes.get(k)), "the tree")
-        raise UsageError(f"{model} builds other params than this sweep began with ({name}: "
-                         f"{before_shapes.get(name, 'absent')} then, {shapes.get(name, 'absent')} "
-                         "now); restore it, or start a new sweep with --force")
+        name = next(
+            (k for k in [*before_shapes, *shapes] if before_shapes.get(k) != shapes.get(k)),
+            "the tree",
+        )
+        raise UsageError(
+            f"{model} builds other params than this sweep began with ({name}: "
+            f"{before_shapes.get(name, 'absent')} then, {shapes.get(name, 'absent')} "
+            "now); restore it, or start a new sweep with --force"
+        )
     before = config.get("params_sha256", params_sha)
     if before != params_sha:
-        raise UsageError(f"{model} initialises other values at PRNGKey(0) than when this sweep "
-                         f"began (same tree, shapes and dtypes; sha256 {str(before)[:12]}... then, "
-                         f"{params_sha[:12]}... now); restore it, or start a new sweep with "
-                         "--force")
+        raise UsageError(
+            f"{model} initialises other values at PRNGKey(0) than when this sweep "
+            f"began (same tree, shapes and dtypes; sha256 {str(before)[:12]}... then, "
+            f"{params_sha[:12]}... now); restore it, or start a new sweep with "
+            "--force"
+        )
     config.update(params_sha256=params_sha, params_shapes=shapes)
     return None
 
@@ -592,16 +725,20 @@ def threshold_head(config: dict, run: Built):
         params = run.model.init(jax.random.PRNGKey(0), x)
         dist = apply_model(run.model, params, x)
         if isinstance(dist, (Bernoulli, Categorical, MixtureNormal)):
-            return {Bernoulli: "bernoulli", Categorical: "categorical",
-                    MixtureNormal: "mixture_density"}[type(dist)]
+            return {
+                Bernoulli: "bernoulli",
+                Categorical: "categorical",
+                MixtureNormal: "mixture_density",
+            }[type(dist)]
         if not isinstance(dist, (Normal, Laplace)):
             return run.head
-        scale_sum = lambda p: jnp.sum(apply_model(run.model, p, x).scale)   # noqa: E731
+        scale_sum = lambda p: jnp.sum(apply_model(run.model, p, x).scale)  # noqa: E731
         grads = jax.grad(scale_sum, allow_int=True)(params)
     except (ValueError, TypeError) as err:
         raise UsageError(f"--model {config['model']}: {str(err).splitlines()[0]}") from None
-    learned = any(bool(jnp.any(g != 0)) for g in jax.tree.leaves(grads)
-                  if g.dtype != jax.dtypes.float0)
+    learned = any(
+        bool(jnp.any(g != 0)) for g in jax.tree.leaves(grads) if g.dtype != jax.dtypes.float0
+    )
     dim = math.prod(dist.loc.shape[1:])
     if isinstance(dist, Normal):
         return f"heteroscedastic_gaussian({dim})" if learned else f"gaussian({dim})"
@@ -616,17 +753,23 @@ def set_threshold(config: dict, head, y) -> None:
     """
     if head is None:
         if config["threshold"] is None:
-            raise UsageError(f"--model {config['model']}'s distribution is none of the families "
-                             "a default threshold knows and the data names no head: pass "
-                             "--threshold (or --head)")
+            raise UsageError(
+                f"--model {config['model']}'s distribution is none of the families "
+                "a default threshold knows and the data names no head: pass "
+                "--threshold (or --head)"
+            )
         return
     floor = thresholds.lowest_loss(head, y, config["loss"])
     if config["threshold"] is None:
         value, rule = thresholds.default_threshold(head, y, config["loss"])
-        config.update(threshold=round(value, 6) if abs(value) > 1e-3 else value,
-                      threshold_rule=f"default: {rule}")
+        config.update(
+            threshold=round(value, 6) if abs(value) > 1e-3 else value,
+            threshold_rule=f"default: {rule}",
+        )
     elif not config["threshold"] > floor:
-        raise UsageError(f"--threshold {config['threshold']:g} is not above the lowest loss this "
-                         f"model can reach ({floor:.6g} for {config['loss']} with "
-                         f"{getattr(head, 'name', head)}): "
-                         "no seed could succeed")
+        raise UsageError(
+            f"--threshold {config['threshold']:g} is not above the lowest loss this "
+            f"model can reach ({floor:.6g} for {config['loss']} with "
+            f"{getattr(head, 'name', head)}): "
+            "no seed could succeed"
+        )

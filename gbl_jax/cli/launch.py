@@ -17,7 +17,7 @@ import sys
 import time
 
 MAX_CPU_DEVICES = 1024
-GRACE_S = 3.0   # how long the launcher lets a worker stop on Ctrl-C before it kills it
+GRACE_S = 3.0  # how long the launcher lets a worker stop on Ctrl-C before it kills it
 # flags the launcher sets itself for its workers
 _OWN_FLAGS = ("--processes", "--cpu-devices")
 
@@ -30,7 +30,7 @@ def set_cpu_devices(n: int | None) -> None:
         try:
             use_cpu_cores(n)
         except ValueError:
-            pass   # JAX already started (the command called in a process that used it)
+            pass  # JAX already started (the command called in a process that used it)
 
 
 def local_devices(n: int | None) -> list:
@@ -45,8 +45,7 @@ def local_devices(n: int | None) -> list:
     if devices[0].platform != "cpu" or n is None:
         return devices
     if len(devices) < n:
-        raise ValueError(f"--cpu-devices {n}: JAX already started with {len(devices)} CPU "
-                         "devices")
+        raise ValueError(f"--cpu-devices {n}: JAX already started with {len(devices)} CPU devices")
     return devices[:n]
 
 
@@ -83,13 +82,16 @@ def join(timeout_s: float, **kwargs) -> tuple[int, int]:
 
 def _check_port_free(port: int) -> None:
     family = socket.AF_INET6 if socket.has_dualstack_ipv6() else socket.AF_INET
-    try:   # JAX's coordinator listens on every address of the port
-        with socket.create_server(("", port), family=family,
-                                  dualstack_ipv6=family == socket.AF_INET6):
+    try:  # JAX's coordinator listens on every address of the port
+        with socket.create_server(
+            ("", port), family=family, dualstack_ipv6=family == socket.AF_INET6
+        ):
             pass
     except OSError as err:
-        raise ValueError(f"process 0 cannot listen on the coordinator's port {port} "
-                         f"({err.strerror}); pick a free port") from None
+        raise ValueError(
+            f"process 0 cannot listen on the coordinator's port {port} "
+            f"({err.strerror}); pick a free port"
+        ) from None
 
 
 def _wait_for(host: str, port: int, timeout_s: float) -> None:
@@ -100,9 +102,11 @@ def _wait_for(host: str, port: int, timeout_s: float) -> None:
                 return
         except OSError as err:
             if time.monotonic() >= deadline:
-                raise ValueError(f"no coordinator answered at {host}:{port} within "
-                                 f"{timeout_s:g} s ({err.strerror or err}); start process 0 "
-                                 "(--process-id 0) with the same --coordinator") from None
+                raise ValueError(
+                    f"no coordinator answered at {host}:{port} within "
+                    f"{timeout_s:g} s ({err.strerror or err}); start process 0 "
+                    "(--process-id 0) with the same --coordinator"
+                ) from None
         time.sleep(0.2)
 
 
@@ -130,7 +134,7 @@ def worker_argv(argv: list[str], cpu_devices: int | None) -> list[str]:
     out, skip = [], False
     for token in argv:
         if skip or token.startswith(_OWN_FLAGS):
-            skip = token in _OWN_FLAGS and not skip   # "--flag value": skip the value too
+            skip = token in _OWN_FLAGS and not skip  # "--flag value": skip the value too
             continue
         out.append(token)
     return out + (["--cpu-devices", str(cpu_devices)] if cpu_devices is not None else [])
@@ -150,9 +154,23 @@ def popen_worker(command: list[str]) -> subprocess.Popen:
 def start(argv: list[str], processes: int, port: int) -> list[subprocess.Popen]:
     """Starts ``processes`` workers running ``gbl_jax.cli.main`` with ``argv`` on coordinator
     127.0.0.1:``port``."""
-    return [popen_worker([sys.executable, "-m", "gbl_jax.cli.main", *argv, "--coordinator",
-                          f"127.0.0.1:{port}", "--num-processes", str(processes),
-                          "--process-id", str(i)]) for i in range(processes)]
+    return [
+        popen_worker(
+            [
+                sys.executable,
+                "-m",
+                "gbl_jax.cli.main",
+                *argv,
+                "--coordinator",
+                f"127.0.0.1:{port}",
+                "--num-processes",
+                str(processes),
+                "--process-id",
+                str(i),
+            ]
+        )
+        for i in range(processes)
+    ]
 
 
 def wait(workers: list[subprocess.Popen]) -> tuple[int, int] | None:
@@ -164,10 +182,9 @@ def wait(workers: list[subprocess.Popen]) -> tuple[int, int] | None:
     failed = None
     try:
         while failed is None and None in [w.poll() for w in workers]:
-            failed = next(((i, w.returncode) for i, w in enumerate(workers) if w.returncode),
-                          None)
+            failed = next(((i, w.returncode) for i, w in enumerate(workers) if w.returncode), None)
             time.sleep(0.1)
-    finally:   # one process gone: the others would wait for it at the next barrier. Ctrl-C
+    finally:  # one process gone: the others would wait for it at the next barrier. Ctrl-C
         # first (a worker between two chunks stops cleanly); a worker stuck in a barrier is
         # killed, leaving at most a temporary file, which --resume and --force delete.
         for w in workers:
@@ -180,5 +197,4 @@ def wait(workers: list[subprocess.Popen]) -> tuple[int, int] | None:
             except subprocess.TimeoutExpired:
                 w.kill()
                 w.wait()
-    return failed or next(((i, w.returncode) for i, w in enumerate(workers) if w.returncode),
-                          None)
+    return failed or next(((i, w.returncode) for i, w in enumerate(workers) if w.returncode), None)

@@ -31,23 +31,15 @@ import warnings
 from pathlib import Path
 
 from gbl_jax._version import __version__
-from gbl_jax.cli import build
-from gbl_jax.cli import model_axis
-from gbl_jax.nets import inits
-from gbl_jax.analysis import landscape_report
-from gbl_jax.cli import launch
-from gbl_jax.nets import mlp as nets
-from gbl_jax.data import problems
-from gbl_jax.cli import instability as instability_cli
-from gbl_jax.cli import runner
-from gbl_jax.cli import runstore
-from gbl_jax.cli import surface
-from gbl_jax.cli import sweep_report
-from gbl_jax.cli import usercode
-from gbl_jax.cli.build import SWEEP_DEFAULTS, UsageError, check_int, check_numbers
-from gbl_jax.analysis import comparisons
+from gbl_jax.analysis import comparisons, landscape_report
 from gbl_jax.analysis.comparisons import compare
+from gbl_jax.cli import build, launch, model_axis, runner, runstore, surface, sweep_report, usercode
+from gbl_jax.cli import instability as instability_cli
+from gbl_jax.cli.build import SWEEP_DEFAULTS, UsageError, check_int, check_numbers
+from gbl_jax.data import problems
 from gbl_jax.engine.compilation import enable_compilation_cache
+from gbl_jax.nets import inits
+from gbl_jax.nets import mlp as nets
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,7 +48,8 @@ class _Parser(argparse.ArgumentParser):
         # "--grad-tol -1e-4" is a value to check, not an unknown option (argparse's own pattern
         # knows only -1 and -.5)
         self._negative_number_matcher = re.compile(
-            r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?(,[-+.\deE]*)*$")
+            r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?(,[-+.\deE]*)*$"
+        )
 
     def error(self, message):  # argparse would print the usage too; we keep it to one line
         raise UsageError(message)
@@ -74,43 +67,63 @@ def _compile_cache(args) -> str | None:
 # --- sweep ---------------------------------------------------------------------------------
 def _sweep(args: argparse.Namespace) -> int:
     axis = model_axis.normalize(args)
-    if axis is not None:   # --hidden (or --channels) given several times: one sweep per model
+    if axis is not None:  # --hidden (or --channels) given several times: one sweep per model
         name, specs = axis
         problem = args.problem or SWEEP_DEFAULTS["problem"]
         if args.data:
             problem = Path(str(args.data).split(":")[-1]).stem
-        default = Path("runs") / f"{problem}-{name}-{'+'.join(s.replace(',', '-') for s in specs)}" \
+        default = (
+            Path("runs") / f"{problem}-{name}-{'+'.join(s.replace(',', '-') for s in specs)}"
             f"-{time.strftime('%Y%m%d-%H%M%S')}"
+        )
         return model_axis.sweep_each(args, axis, _sweep, default)
-    if args.coordinator is None and args.processes is not None and check_int(
-            "processes", args.processes, 1, 1024) > 1:
+    if (
+        args.coordinator is None
+        and args.processes is not None
+        and check_int("processes", args.processes, 1, 1024) > 1
+    ):
         return _launch(args)
-    distributed = any(v is not None for v in (args.coordinator, args.num_processes,
-                                              args.process_id)) or args.distributed
+    distributed = (
+        any(v is not None for v in (args.coordinator, args.num_processes, args.process_id))
+        or args.distributed
+    )
     folder, config, cpu_devices = _resolve(args, check_out=not distributed)
     launch.set_cpu_devices(cpu_devices)
     team = _join(args)
     devices = launch.local_devices(cpu_devices)
     if args.resume and len(devices) != config["devices"]:
-        raise UsageError(f"the interrupted sweep ran on {config['devices']} devices per process, "
-                         f"this one has {len(devices)}; resume it on a machine like the first")
+        raise UsageError(
+            f"the interrupted sweep ran on {config['devices']} devices per process, "
+            f"this one has {len(devices)}; resume it on a machine like the first"
+        )
     planned = runner.plan_run(config, devices, folder)
     cache = _compile_cache(args)
     try:
-        results = runner.run(planned, folder, config, resume=args.resume, force=args.force,
-                             team=team, compile_cache=cache)
+        results = runner.run(
+            planned,
+            folder,
+            config,
+            resume=args.resume,
+            force=args.force,
+            team=team,
+            compile_cache=cache,
+        )
     except runner.Interrupted as stop:
-        print(f"gbl-jax: interrupted; {stop.saved} of {stop.total} chunks are saved in "
-              f"{folder.path}; finish with: gbl-jax sweep --out {folder.path} --resume",
-              file=sys.stderr)
+        print(
+            f"gbl-jax: interrupted; {stop.saved} of {stop.total} chunks are saved in "
+            f"{folder.path}; finish with: gbl-jax sweep --out {folder.path} --resume",
+            file=sys.stderr,
+        )
         return 130
-    except OSError as err:   # a full disk mid-run: what is on disk is whole, so resume
+    except OSError as err:  # a full disk mid-run: what is on disk is whole, so resume
         if not folder.file(runstore.CONFIG).is_file():
             raise
-        raise UsageError(f"cannot write {err.filename or folder.path}: "
-                         f"{err.strerror or err}; the finished chunks are kept; make room, then "
-                         f"finish with: gbl-jax sweep --out {folder.path} --resume") from None
-    if results is not None:   # process 0 writes and prints
+        raise UsageError(
+            f"cannot write {err.filename or folder.path}: "
+            f"{err.strerror or err}; the finished chunks are kept; make room, then "
+            f"finish with: gbl-jax sweep --out {folder.path} --resume"
+        ) from None
+    if results is not None:  # process 0 writes and prints
         print(_summary(results, folder.path))
     return 0
 
@@ -125,12 +138,16 @@ def _join(args) -> tuple[int, int]:
         index = check_int("process_id", args.process_id, 0, count - 1)
         host, _, port = args.coordinator.rpartition(":")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise UsageError(f"--coordinator must be HOST:PORT (e.g. 10.0.0.1:1234), got "
-                             f"{args.coordinator!r}")
-        kwargs = {"coordinator_address": args.coordinator, "num_processes": count,
-                  "process_id": index}
+            raise UsageError(
+                f"--coordinator must be HOST:PORT (e.g. 10.0.0.1:1234), got {args.coordinator!r}"
+            )
+        kwargs = {
+            "coordinator_address": args.coordinator,
+            "num_processes": count,
+            "process_id": index,
+        }
     elif args.distributed:
-        kwargs = {}   # SLURM, Open MPI, ...: JAX finds the cluster itself
+        kwargs = {}  # SLURM, Open MPI, ...: JAX finds the cluster itself
     else:
         return 0, 1
     if args.out is None:
@@ -141,15 +158,17 @@ def _join(args) -> tuple[int, int]:
     timeout = timeouts[0]
     try:
         return launch.join(timeout, **kwargs)
-    except Exception as err:   # noqa: BLE001 - whatever JAX raises, one line
-        raise UsageError(f"joining JAX's multi-process runtime failed: "
-                         f"{str(err).splitlines()[0]}") from None
+    except Exception as err:  # noqa: BLE001 - whatever JAX raises, one line
+        raise UsageError(
+            f"joining JAX's multi-process runtime failed: {str(err).splitlines()[0]}"
+        ) from None
 
 
 def _resolve(args: argparse.Namespace, check_out: bool = True):
     """(run folder, config, CPU devices per process) of a new or resumed sweep, all checked."""
-    given = build.grid_options({k: getattr(args, k) for k in SWEEP_DEFAULTS
-                                if getattr(args, k) is not None})
+    given = build.grid_options(
+        {k: getattr(args, k) for k in SWEEP_DEFAULTS if getattr(args, k) is not None}
+    )
     folder = runstore.RunFolder(args.out or _default_out(given))
     if args.resume and args.force:
         raise UsageError("--resume finishes a sweep and --force replaces it: pass one")
@@ -158,10 +177,12 @@ def _resolve(args: argparse.Namespace, check_out: bool = True):
         config = build.resolve_config(given)
         if check_out:
             folder.check_new(force=args.force)
-        cpu_devices = check_int("cpu_devices", args.cpu_devices, 1, launch.MAX_CPU_DEVICES,
-                                none=True)
+        cpu_devices = check_int(
+            "cpu_devices", args.cpu_devices, 1, launch.MAX_CPU_DEVICES, none=True
+        )
         if cpu_devices is None and "xla_force_host_platform_device_count" not in os.environ.get(
-                "XLA_FLAGS", ""):
+            "XLA_FLAGS", ""
+        ):
             cpu_devices = os.cpu_count() or 1
         return folder, config, cpu_devices
     if args.out is None:
@@ -171,9 +192,11 @@ def _resolve(args: argparse.Namespace, check_out: bool = True):
     _check_given(config, given, "interrupted sweep's", "resume")
     _require_named_code(folder, config, given, "resume")
     if args.cpu_devices is not None and args.cpu_devices != config["devices"]:
-        raise UsageError(f"--cpu-devices {args.cpu_devices} conflicts with the interrupted "
-                         f"sweep's {config['devices']} devices (chunks computed on another "
-                         "device count can differ in the last bits); drop it to resume")
+        raise UsageError(
+            f"--cpu-devices {args.cpu_devices} conflicts with the interrupted "
+            f"sweep's {config['devices']} devices (chunks computed on another "
+            "device count can differ in the last bits); drop it to resume"
+        )
     return folder, config, config["devices"]
 
 
@@ -182,39 +205,52 @@ def _refuse_ignored(given: dict, model: str | None) -> None:
     (whatever their value, the default included)."""
     ignored = [k for k in build.NET_OPTIONS if k in given]
     if model is not None and ignored:
-        raise UsageError(f"--model {model} builds the whole network and ignores "
-                         f"{', '.join('--' + k.replace('_', '-') for k in ignored)}; drop "
-                         f"{'it' if len(ignored) == 1 else 'them'}")
+        raise UsageError(
+            f"--model {model} builds the whole network and ignores "
+            f"{', '.join('--' + k.replace('_', '-') for k in ignored)}; drop "
+            f"{'it' if len(ignored) == 1 else 'them'}"
+        )
 
 
 def _check_given(config: dict, given: dict, whose: str, action: str) -> None:
     """Refuses an option given again that differs from the stored sweep's ``config``."""
     for key, value in given.items():
-        if key == "grid":   # each --grid name is checked on its own, as an option is
+        if key == "grid":  # each --grid name is checked on its own, as an option is
             value = {**config["grid"], **value}
         if build.resolve_config({**config, key: value}, stored=True)[key] != config[key]:
-            shown = (" ".join(f"{k}={v}" for k, v in given["grid"].items()) if key == "grid"
-                     else value)
-            hint = (f"pass --{key} {config[key]}" if key in ("model", "data")
-                    and config[key] is not None else "drop it")
-            raise UsageError(f"--{key.replace('_', '-')} {shown} conflicts with the "
-                             f"{whose} {config[key]!r} ({hint} to {action})")
+            shown = (
+                " ".join(f"{k}={v}" for k, v in given["grid"].items()) if key == "grid" else value
+            )
+            hint = (
+                f"pass --{key} {config[key]}"
+                if key in ("model", "data") and config[key] is not None
+                else "drop it"
+            )
+            raise UsageError(
+                f"--{key.replace('_', '-')} {shown} conflicts with the "
+                f"{whose} {config[key]!r} ({hint} to {action})"
+            )
 
 
-def _require_named_code(folder: runstore.RunFolder, config: dict, given: dict,
-                        action: str) -> None:
+def _require_named_code(folder: runstore.RunFolder, config: dict, given: dict, action: str) -> None:
     """Refuses to run the code a run folder names (a --model, a --data module:function) unless
     this command names it too: a folder someone sent must not run code when opened. What is
     named is checked against config.json (``_check_given``) and, once built, against the
     recorded fingerprints (``build.fingerprint``)."""
-    named = [f"--{k} {config[k]}" for k in ("model", "data")
-             if config[k] is not None and given.get(k) is None
-             and (k == "model" or usercode.is_spec(str(config[k])))]
+    named = [
+        f"--{k} {config[k]}"
+        for k in ("model", "data")
+        if config[k] is not None
+        and given.get(k) is None
+        and (k == "model" or usercode.is_spec(str(config[k])))
+    ]
     if named:
-        raise UsageError(f"{folder.file(runstore.CONFIG)} names code to run "
-                         f"({', '.join(named)}), and gbl-jax runs only code named on its command "
-                         f"line: to {action}, add {' '.join(named)} (checked against the "
-                         "recorded fingerprints)")
+        raise UsageError(
+            f"{folder.file(runstore.CONFIG)} names code to run "
+            f"({', '.join(named)}), and gbl-jax runs only code named on its command "
+            f"line: to {action}, add {' '.join(named)} (checked against the "
+            "recorded fingerprints)"
+        )
 
 
 def _launch(args: argparse.Namespace) -> int:
@@ -223,32 +259,45 @@ def _launch(args: argparse.Namespace) -> int:
     if args.out is None:
         raise UsageError("--processes needs --out (the folder the processes share)")
     folder, config, cpu_devices = _resolve(args)
-    if folder.is_ours():   # another run holds the folder: refuse before any process starts
+    if folder.is_ours():  # another run holds the folder: refuse before any process starts
         folder.lock()
         folder.close()
-    if args.cpu_devices is None and not args.resume:   # the cores shared among the processes
+    if args.cpu_devices is None and not args.resume:  # the cores shared among the processes
         cpu_devices = max(1, (os.cpu_count() or 1) // args.processes)
     launch.set_cpu_devices(cpu_devices)
-    runner.plan_run(dict(config), launch.local_devices(cpu_devices), folder)   # refuse once, here
+    runner.plan_run(dict(config), launch.local_devices(cpu_devices), folder)  # refuse once, here
     port = launch.free_port()
     argv = launch.worker_argv(args.argv, None if args.resume else cpu_devices)
     workers = launch.start(argv, args.processes, port)
-    print(f"gbl-jax: started {len(workers)} processes (pids "
-          f"{', '.join(str(w.pid) for w in workers)}), coordinator 127.0.0.1:{port}",
-          file=sys.stderr, flush=True)
+    print(
+        f"gbl-jax: started {len(workers)} processes (pids "
+        f"{', '.join(str(w.pid) for w in workers)}), coordinator 127.0.0.1:{port}",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
         failed = launch.wait(workers)
     except KeyboardInterrupt:
-        print(f"gbl-jax: interrupted; the finished chunks are saved in {folder.path}; finish "
-              f"with: gbl-jax sweep --out {folder.path} --resume --processes {args.processes}",
-              file=sys.stderr)
+        print(
+            f"gbl-jax: interrupted; the finished chunks are saved in {folder.path}; finish "
+            f"with: gbl-jax sweep --out {folder.path} --resume --processes {args.processes}",
+            file=sys.stderr,
+        )
         return 130
     if failed:
         i, code = failed
-        hint = ("" if code == 2 else f"; the finished chunks are kept in {folder.path}; finish "
-                f"with: gbl-jax sweep --out {folder.path} --resume")
-        print(f"gbl-jax: error: process {i} exited with status {code}"
-              + (" (its message is above)" if code == 2 else "") + hint, file=sys.stderr)
+        hint = (
+            ""
+            if code == 2
+            else f"; the finished chunks are kept in {folder.path}; finish "
+            f"with: gbl-jax sweep --out {folder.path} --resume"
+        )
+        print(
+            f"gbl-jax: error: process {i} exited with status {code}"
+            + (" (its message is above)" if code == 2 else "")
+            + hint,
+            file=sys.stderr,
+        )
         return 2 if code == 2 else 1
     return 0
 
@@ -279,8 +328,13 @@ def _metric_rows(metric: dict | None) -> list[tuple[str, str]]:
     def with_ci(stat):
         ci = metric[f"{stat}_interval"]
         return f"{metric[stat]:.4g} [{ci['low']:.4g}, {ci['high']:.4g}]"
-    rows = [(metric["name"], f"mean {with_ci('mean')}, std {with_ci('std')}, IQM "
-                             f"{with_ci('iqm')} (95% bootstrap)")]
+
+    rows = [
+        (
+            metric["name"],
+            f"mean {with_ci('mean')}, std {with_ci('std')}, IQM {with_ci('iqm')} (95% bootstrap)",
+        )
+    ]
     vc = metric.get("variance_components")
     if isinstance(vc, dict) and "note" in vc:
         rows.append(("variance", vc["note"]))
@@ -291,8 +345,11 @@ def _metric_rows(metric: dict | None) -> list[tuple[str, str]]:
             low, high = vc["intervals"][name]
             share = f", {100 * vc[name] / total:.0f}%" if total > 0 else ""
             parts.append(f"{name} {vc[name]:.3g} [{low:.3g}, {high:.3g}]{share}")
-        clipped = f" (negative estimates clipped to 0: {', '.join(vc['clipped'])})" \
-            if vc["clipped"] else ""
+        clipped = (
+            f" (negative estimates clipped to 0: {', '.join(vc['clipped'])})"
+            if vc["clipped"]
+            else ""
+        )
         rows.append((f"variance ({vc['inits']} x {vc['orders']})", "; ".join(parts) + clipped))
     return rows
 
@@ -310,58 +367,101 @@ def _summary(results: dict, out: Path) -> str:
     config, spread, rate = results["config"], results["spread"], results["success_rate"]
     ci = rate["interval_95"]
     threshold = f"{results['threshold']['value']:.6g}"
-    hypers = [f"{build.SHORT_FORMS.get(k, k)}={v}"
-              for k, v in build.hyperparameters(config).items() if k != "init_scale"]
+    hypers = [
+        f"{build.SHORT_FORMS.get(k, k)}={v}"
+        for k, v in build.hyperparameters(config).items()
+        if k != "init_scale"
+    ]
     source = ("data", config["data"]) if config["data"] else ("problem", config["problem"])
-    network = (("model", config["model"]) if config["model"] else
-               ("channels", config["channels"]) if config["channels"] else
-               ("hidden", config["hidden"] or "(none)"))
-    rows = [source, network,
-            ("optimizer", " ".join([config["optimizer"], *hypers])),
-            ("steps", config["steps"]), ("seeds", config["seeds"])]
+    network = (
+        ("model", config["model"])
+        if config["model"]
+        else ("channels", config["channels"])
+        if config["channels"]
+        else ("hidden", config["hidden"] or "(none)")
+    )
+    rows = [
+        source,
+        network,
+        ("optimizer", " ".join([config["optimizer"], *hypers])),
+        ("steps", config["steps"]),
+        ("seeds", config["seeds"]),
+    ]
     lines = []
     grid = {g["name"]: g["values"] for g in results["sweep"]["grid"]}
     if not grid:
-        rows.append(("diverged", spread["n_diverged"]
-                     if not spread.get("identical") else f"{spread['n_diverged']} (identical runs)"))
+        rows.append(
+            (
+                "diverged",
+                spread["n_diverged"]
+                if not spread.get("identical")
+                else f"{spread['n_diverged']} (identical runs)",
+            )
+        )
         for name in ("mean", "std", "min", "q10", "median", "q90", "max"):
             value = spread[name]
             rows.append((name, "n/a" if value is None else f"{value:.6g}"))
-        rows.append((f"final loss < {threshold}", _pct(rate["rate"], ci["low"], ci["high"])
-                     + (" of non-diverged (95% CI)" if rate["rate"] is not None else "")))
+        rows.append(
+            (
+                f"final loss < {threshold}",
+                _pct(rate["rate"], ci["low"], ci["high"])
+                + (" of non-diverged (95% CI)" if rate["rate"] is not None else ""),
+            )
+        )
         rows += _metric_rows(results.get("metric"))
         for name, stats in results.get("test", {}).items():
             if stats["mean"] is not None:
-                rows.append((f"test {name}", f"mean {stats['mean']:.4g}, std {stats['std']:.2g}, "
-                             f"min {stats['min']:.4g}, max {stats['max']:.4g} (best - worst "
-                             f"{stats['best_minus_worst']:.3g})"))
+                rows.append(
+                    (
+                        f"test {name}",
+                        f"mean {stats['mean']:.4g}, std {stats['std']:.2g}, "
+                        f"min {stats['min']:.4g}, max {stats['max']:.4g} (best - worst "
+                        f"{stats['best_minus_worst']:.3g})",
+                    )
+                )
     else:
         rows.append(("grid", " x ".join(f"{k} ({len(v)})" for k, v in grid.items())))
         metric = results.get("metric")
-        lines.append(f"  {'cell':<32}  {'diverged':>8}  {'median':>10}  success < {threshold} "
-                     "(95% CI)" + (f"  mean {metric['name']} (95% CI)" if metric else ""))
+        lines.append(
+            f"  {'cell':<32}  {'diverged':>8}  {'median':>10}  success < {threshold} "
+            "(95% CI)" + (f"  mean {metric['name']} (95% CI)" if metric else "")
+        )
         for idx in itertools.product(*(range(len(v)) for v in grid.values())):
-            pick = lambda a: _at(a, idx)   # noqa: E731
+            pick = lambda a: _at(a, idx)  # noqa: E731
             cell = " ".join(f"{k}={v[i]:g}" for (k, v), i in zip(grid.items(), idx))
             if spread.get("identical") and pick(spread["identical"]):
                 cell += " (identical runs)"
             median = pick(spread["median"])
-            lines.append(f"  {cell:<32}  {int(pick(spread['n_diverged'])):>8}  "
-                         f"{'n/a' if median is None else f'{median:.4g}':>10}  "
-                         f"{_pct(pick(rate['rate']), pick(ci['low']), pick(ci['high']))}"
-                         + _metric_cell(metric, pick))
+            lines.append(
+                f"  {cell:<32}  {int(pick(spread['n_diverged'])):>8}  "
+                f"{'n/a' if median is None else f'{median:.4g}':>10}  "
+                f"{_pct(pick(rate['rate']), pick(ci['low']), pick(ci['high']))}"
+                + _metric_cell(metric, pick)
+            )
     rows.append(("threshold", f"{threshold} ({results['threshold']['rule']})"))
     if "converged" in results:
         conv = results["converged"]
         rows.append((f"grad norm < {conv['grad_tol']:g}", f"{conv['runs']} runs"))
     if "critical_points" in results:
-        rows.append(("end points", ", ".join(f"{n} {k}" for k, n in
-                                             results["critical_points"]["counts"].items())))
+        rows.append(
+            (
+                "end points",
+                ", ".join(f"{n} {k}" for k, n in results["critical_points"]["counts"].items()),
+            )
+        )
     if "note" in results:
         rows.append(("note", results["note"]))
-    rows.append(("time", f"{results['wall_s']:.1f} s (compile {results['compile_s']:.1f} s)"
-                 + (f", classifying the end points {results['classify_s']:.1f} s"
-                    if "classify_s" in results else "")))
+    rows.append(
+        (
+            "time",
+            f"{results['wall_s']:.1f} s (compile {results['compile_s']:.1f} s)"
+            + (
+                f", classifying the end points {results['classify_s']:.1f} s"
+                if "classify_s" in results
+                else ""
+            ),
+        )
+    )
     rows.append(("written to", str(out)))
     width = max(len(k) for k, _ in rows)
     table = [f"  {k:<{width}}  {v}" for k, v in rows]
@@ -391,7 +491,7 @@ def _landscape(args: argparse.Namespace) -> int:
     _check_given(config, given, "sweep's", "open it")
     _require_named_code(folder, config, given, "open it")
     run = build.build(config)
-    note = build.fingerprint(config, run)   # the data and model the sweep trained, unchanged
+    note = build.fingerprint(config, run)  # the data and model the sweep trained, unchanged
     if note is not None:
         print(f"gbl-jax: note: {note}", file=sys.stderr)
     try:
@@ -399,50 +499,77 @@ def _landscape(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise UsageError(f"{folder.path}: {err} (pick one with --cell NAME=VALUE)") from None
     cell = 0
-    for i, axis in zip(index, run.grid.values()):   # cell-major, as the arrays' axes run
+    for i, axis in zip(index, run.grid.values()):  # cell-major, as the arrays' axes run
         cell = cell * len(axis) + i
     params_like = jax.eval_shape(run.model.init, jax.random.PRNGKey(0), run.data.x)
     n_params = sum(math.prod(a.shape) for a in jax.tree.leaves(params_like))
-    memory, disk = landscape_report.report_bytes(config["seeds"], pairs, num, n_params,
-                                                 math.prod(run.data.x.shape))
-    folder.check_space(memory, disk, f"{config['seeds']} seeds x {num} points, {n_params} params",
-                       command="landscape", hint="use a smaller --num (or --pairs)")
+    memory, disk = landscape_report.report_bytes(
+        config["seeds"], pairs, num, n_params, math.prod(run.data.x.shape)
+    )
+    folder.check_space(
+        memory,
+        disk,
+        f"{config['seeds']} seeds x {num} points, {n_params} params",
+        command="landscape",
+        hint="use a smaller --num (or --pairs)",
+    )
     stored = folder.load_params(params_like)
     cache = _compile_cache(args)
-    init, final, diverged, cell_values = landscape_report.cell_of(stored, run.grid,
-                                                                  config["seeds"], cell)
+    init, final, diverged, cell_values = landscape_report.cell_of(
+        stored, run.grid, config["seeds"], cell
+    )
     # a --model's activation is not recorded: permutations only, which keep any elementwise one
     activation = config["activation"] if config["model"] is None else "relu"
     folder.lock()
     try:
         try:
             rep = landscape_report.landscape_report(
-                run.model, run.data, init, final, diverged=diverged, pairs=pairs, num=num,
-                tol=tol, loss=run.loss, activation=activation,
-                align_units=args.align == "weights")
+                run.model,
+                run.data,
+                init,
+                final,
+                diverged=diverged,
+                pairs=pairs,
+                num=num,
+                tol=tol,
+                loss=run.loss,
+                activation=activation,
+                align_units=args.align == "weights",
+            )
         except ValueError as err:
             if not str(err).startswith("align:"):
                 raise
-            raise UsageError(f"{str(err).splitlines()[0]}; pass --align none for the "
-                             "interpolation, barriers and basins without aligning hidden units"
-                             ) from None
-        report = {"cell": cell_values, "seeds": config["seeds"], "align": args.align,
-                  **rep.as_dict(), "compile_cache": cache}
+            raise UsageError(
+                f"{str(err).splitlines()[0]}; pass --align none for the "
+                "interpolation, barriers and basins without aligning hidden units"
+            ) from None
+        report = {
+            "cell": cell_values,
+            "seeds": config["seeds"],
+            "align": args.align,
+            **rep.as_dict(),
+            "compile_cache": cache,
+        }
         title = sweep_report.title(config, run.grid) + "".join(
-            f", {k}={v:g}" for k, v in cell_values.items())
+            f", {k}={v:g}" for k, v in cell_values.items()
+        )
         figure = landscape_report.landscape_figure(rep.curves, rep.monotone, rep.barriers, title)
         folder.finish_landscape(report, rep.curves, rep.barriers, rep.basins.labels, figure)
     finally:
         folder.close()
     paths, k = report["interpolation"], len(rep.barriers["seeds"])
     print(f"  cell                {cell_values or '(no grid)'}")
-    print(f"  monotone paths      {paths['monotone']} of {paths['n']} non-diverged seeds "
-          f"({100 * paths['monotone_share']:.1f}%)")
+    print(
+        f"  monotone paths      {paths['monotone']} of {paths['n']} non-diverged seeds "
+        f"({100 * paths['monotone_share']:.1f}%)"
+    )
     if k > 1:
         aligned = report["barriers"]["median_aligned"]
-        print(f"  median barrier      {report['barriers']['median']:.4g} unaligned, "
-              + ("not aligned (--align none)" if aligned is None else f"{aligned:.4g} aligned")
-              + f" ({k * (k - 1) // 2} pairs of the first {k} seeds)")
+        print(
+            f"  median barrier      {report['barriers']['median']:.4g} unaligned, "
+            + ("not aligned (--align none)" if aligned is None else f"{aligned:.4g} aligned")
+            + f" ({k * (k - 1) // 2} pairs of the first {k} seeds)"
+        )
     print(rep.basins.summary())
     print(f"  written to          {folder.path}")
     return 0
@@ -473,15 +600,16 @@ def _ensemble(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise UsageError(str(err).removeprefix("load: ")) from None
     if out.predictions is None:
-        raise UsageError(f"{folder.path} kept no predictions: run the sweep with "
-                         "--keep-predictions")
+        raise UsageError(
+            f"{folder.path} kept no predictions: run the sweep with --keep-predictions"
+        )
     if out.grid:
         try:
             out = out.cell(**_parse_cell(args.cell))
         except ValueError as err:
             raise UsageError(f"{folder.path}: {err} (pick one with --cell NAME=VALUE)") from None
     _compile_cache(args)
-    run = build.build(config)   # the held-out labels: the data the sweep recorded, unchanged
+    run = build.build(config)  # the held-out labels: the data the sweep recorded, unchanged
     note = build.fingerprint(config, run)
     if note is not None:
         print(f"gbl-jax: note: {note}", file=sys.stderr)
@@ -490,8 +618,13 @@ def _ensemble(args: argparse.Namespace) -> int:
     sizes = [m for m in sizes if m <= out.seeds] or [out.seeds]
     try:
         d = disagreement(out, y if run.data.test is not None else None)
-        curve = ensemble(out, y, sizes=sizes, draws=check_int("draws", args.draws, 1),
-                         seed=check_int("seed", args.seed, 0))
+        curve = ensemble(
+            out,
+            y,
+            sizes=sizes,
+            draws=check_int("draws", args.draws, 1),
+            seed=check_int("seed", args.seed, 0),
+        )
     except ValueError as err:
         raise UsageError(str(err)) from None
     folder.lock()
@@ -500,14 +633,17 @@ def _ensemble(args: argparse.Namespace) -> int:
         frame = curve.to_frame()
         write_csv(folder.file(ENSEMBLE_FILES[0]), {k: frame[k].to_numpy() for k in frame})
         title = sweep_report.title(config, {}) + "".join(
-            f", {k}={v:g}" for k, v in out.hyperparams.items())
+            f", {k}={v:g}" for k, v in out.hyperparams.items()
+        )
         plots.save(plots.ensemble_figure(curve, d, title=title), folder.file("ensemble"))
     finally:
         folder.close()
     print(f"  seeds               {out.seeds} ({int(np.sum(out.diverged))} diverged)")
-    print(f"  disagreement        {d.mean:.4g} [{d.interval[0]:.4g}, {d.interval[1]:.4g}] "
-          f"({d.kind})" + (f", {d.ratio:.3g} x the mean test error {d.test_error:.4g}"
-                           if d.ratio else ""))
+    print(
+        f"  disagreement        {d.mean:.4g} [{d.interval[0]:.4g}, {d.interval[1]:.4g}] "
+        f"({d.kind})"
+        + (f", {d.ratio:.3g} x the mean test error {d.test_error:.4g}" if d.ratio else "")
+    )
     for row in frame.itertuples(index=False):
         values = ", ".join(f"{k} {getattr(row, k):.4g}" for k in curve.values)
         print(f"  {row.size:>4} seeds         {values}")
@@ -526,8 +662,10 @@ def _parse_cell(items: list[str] | None) -> dict[str, float]:
         except ValueError:
             number = math.nan
         if not sep or not name or not math.isfinite(number) or name in cell:
-            raise UsageError(f"--cell takes NAME=VALUE once per grid axis (e.g. --cell "
-                             f"learning_rate=0.05), got {item!r}")
+            raise UsageError(
+                f"--cell takes NAME=VALUE once per grid axis (e.g. --cell "
+                f"learning_rate=0.05), got {item!r}"
+            )
         cell[name] = number
     return cell
 
@@ -547,8 +685,11 @@ def _unrelated(configs: list) -> list[str]:
     a, b = configs
     if not (isinstance(a, dict) and isinstance(b, dict)):
         return []
-    return [f"{key} {a.get(key)!r} vs {b.get(key)!r}" for key in RELATED
-            if key in a and key in b and a.get(key) != b.get(key)]
+    return [
+        f"{key} {a.get(key)!r} vs {b.get(key)!r}"
+        for key in RELATED
+        if key in a and key in b and a.get(key) != b.get(key)
+    ]
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -564,7 +705,7 @@ def _compare(args: argparse.Namespace) -> int:
         except ValueError as err:
             raise UsageError(str(err).removeprefix("load: ")) from None
         cell = _parse_cell(args.cell)
-        if out.grid:   # --cell picks the cell of whichever run has a grid
+        if out.grid:  # --cell picks the cell of whichever run has a grid
             try:
                 out = out.cell(**cell)
             except ValueError as err:
@@ -574,23 +715,35 @@ def _compare(args: argparse.Namespace) -> int:
         configs.append(doc.get("config"))
     differ = _unrelated(configs)
     if differ and not args.allow_different:
-        raise UsageError(f"the runs were made on different data or losses ({'; '.join(differ)}): "
-                         "their values do not compare; pass --allow-different if you mean it")
+        raise UsageError(
+            f"the runs were made on different data or losses ({'; '.join(differ)}): "
+            "their values do not compare; pass --allow-different if you mean it"
+        )
     metric = args.metric
     if args.threshold is not None:
         threshold = check_numbers("threshold", args.threshold)
         if len(threshold) != 1:
             raise UsageError(f"--threshold takes one number, got {args.threshold!r}")
         threshold = threshold[0]
-    elif (metric == "final_loss" and thresholds[0] is not None and thresholds[0] == thresholds[1]
-          and comparisons.pairs(loaded[0], loaded[1])):
-        threshold = thresholds[0]   # the runs' own success rule, where it applies
+    elif (
+        metric == "final_loss"
+        and thresholds[0] is not None
+        and thresholds[0] == thresholds[1]
+        and comparisons.pairs(loaded[0], loaded[1])
+    ):
+        threshold = thresholds[0]  # the runs' own success rule, where it applies
     else:
         threshold = None
     resamples = check_int("resamples", args.resamples, 100, comparisons.MAX_RESAMPLES)
     try:
-        comparison = compare(loaded[0], loaded[1], metric=metric, threshold=threshold,
-                             resamples=resamples, seed=check_int("seed", args.seed, 0))
+        comparison = compare(
+            loaded[0],
+            loaded[1],
+            metric=metric,
+            threshold=threshold,
+            resamples=resamples,
+            seed=check_int("seed", args.seed, 0),
+        )
     except ValueError as err:
         raise UsageError(str(err).removeprefix("compare: ")) from None
     print(f"  A  {args.dir_a}\n  B  {args.dir_b}")
@@ -617,10 +770,10 @@ def _tour(args: argparse.Namespace) -> int:
     from gbl_jax.engine.training import train
     from gbl_jax.nets import heads
     from gbl_jax.nets.mlp import mlp
-    from gbl_jax.nets.models import Model
     from gbl_jax.probability import diagnostics
     from gbl_jax.probability.costs import mse, nll
     from gbl_jax.probability.distributions import Normal
+
     key = jax.random.PRNGKey(check_int("seed", args.seed, 0, build.MAX_SEED))
     k_f, k_y = jax.random.split(key)
     f = jax.random.normal(k_f, (256, 2))
@@ -633,14 +786,17 @@ def _tour(args: argparse.Namespace) -> int:
     logits = jnp.asarray([-10.0, -3.0, 0.0, 3.0, 10.0])
     report = diagnostics.saturation_report(logits, jnp.ones_like(logits))
     print(f"  {'logit':>6}  {'|grad NLL|':>11}  {'|grad SE|':>11}  {'ratio':>9}")
-    for z, a, b, r in zip(logits.tolist(), report.nll_grad_norm.tolist(),
-                          report.squared_error_grad_norm.tolist(), report.ratio.tolist()):
+    for z, a, b, r in zip(
+        logits.tolist(),
+        report.nll_grad_norm.tolist(),
+        report.squared_error_grad_norm.tolist(),
+        report.ratio.tolist(),
+    ):
         print(f"  {z:>6.1f}  {a:>11.4g}  {b:>11.4g}  {r:>9.3g}")
     print("  NLL saturates only when the answer is right; squared error also when it is wrong.")
     data = tour_problems.xor()
     print("\nTraining a 2-8-1 tanh network on XOR with Adam, 500 steps:")
-    res = train(mlp([8], heads.bernoulli()), optax.adam(0.05), data, key=key,
-                    steps=500)
+    res = train(mlp([8], heads.bernoulli()), optax.adam(0.05), data, key=key, steps=500)
     for step in (0, 100, 200, 300, 400, 499):
         print(f"  step {step:>4}  nll {float(res.losses[step]):.5f}")
     print(f"  final nll {float(res.final_loss):.5f}")
@@ -648,162 +804,323 @@ def _tour(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="gbl-jax", description="Gradient-based learning (Deep Learning 6.2) "
-                     "in JAX: init-sensitivity sweeps.")
+    parser = _Parser(
+        prog="gbl-jax",
+        description="Gradient-based learning (Deep Learning 6.2) in JAX: init-sensitivity sweeps.",
+    )
     parser.add_argument("--version", action="version", version=f"gbl-jax {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     cache = _Parser(add_help=False)
-    cache.add_argument("--compile-cache", metavar="DIR", help="folder of JAX's persistent "
-                       "compilation cache; default ~/.cache/gbl_jax/xla")
+    cache.add_argument(
+        "--compile-cache",
+        metavar="DIR",
+        help="folder of JAX's persistent compilation cache; default ~/.cache/gbl_jax/xla",
+    )
     cache.add_argument("--no-compile-cache", action="store_true", help="compile afresh")
-    named = _Parser(add_help=False)   # a finished sweep's own code, named again to be run
-    named.add_argument("--model", metavar="MODULE:FUNCTION", help="the sweep's --model: its "
-                       "code runs only when named here (checked against the recorded "
-                       "fingerprints)")
-    named.add_argument("--data", metavar="FILE|MODULE:FUNCTION", help="the sweep's --data: a "
-                       "module:function runs only when named here")
+    named = _Parser(add_help=False)  # a finished sweep's own code, named again to be run
+    named.add_argument(
+        "--model",
+        metavar="MODULE:FUNCTION",
+        help="the sweep's --model: its "
+        "code runs only when named here (checked against the recorded "
+        "fingerprints)",
+    )
+    named.add_argument(
+        "--data",
+        metavar="FILE|MODULE:FUNCTION",
+        help="the sweep's --data: a module:function runs only when named here",
+    )
     d = SWEEP_DEFAULTS
-    s = sub.add_parser("sweep", parents=[cache], allow_abbrev=False, help="train from many "
-                       "random inits; report the loss spread", description="Train one model from "
-                       "many random initializations at once and report how spread out the final "
-                       "losses are.")
-    s.add_argument("--problem", help="a registered problem (gbl-jax problems); default "
-                   f"{d['problem']}")
-    s.add_argument("--data", metavar="FILE|MODULE:FUNCTION", help="your own data instead of "
-                   "--problem: a .npz (x, y, optionally x_test, y_test) or .csv (last column y) "
-                   "file, or a function returning a gbl.problems.Data or an (x, y) pair")
-    s.add_argument("--model", metavar="MODULE:FUNCTION", help="your own network: a function "
-                   "returning a gbl.Model (imported from the current folder or the installed "
-                   "packages); replaces --hidden, --channels, --head")
-    s.add_argument("--hidden", nargs="+", metavar="WIDTHS", help="hidden widths as a comma "
-                   f"list, '' for none (the convex control); default {d['hidden']}; several "
-                   "lists (--hidden 2 8 32) make a model axis: one sweep per model in "
-                   "OUT/hidden-W/, stacked in OUT")
-    s.add_argument("--channels", nargs="+", metavar="WIDTHS", help="a 1-D CNN instead of the "
-                   "mlp: conv widths as a comma list (kernel 5, stride 2, ReLU; 25,25,25 is the "
-                   "MNIST-1D paper's CNN); several lists make a model axis as --hidden")
-    s.add_argument("--activation", choices=sorted(nets.ACTIVATIONS),
-                   help="hidden nonlinearity; default tanh")
-    s.add_argument("--init", choices=sorted(inits.INITS), help="init scheme; default "
-                   "glorot_normal")
-    s.add_argument("--head", choices=sorted(build.HEADS), help="output unit; default: the "
-                   "problem's own")
-    s.add_argument("--components", type=int, help="mixture components for --head "
-                   "mixture_density; default 3")
-    s.add_argument("--loss", choices=sorted(build.LOSSES), help="nll (default) or squared error of "
-                   "the head's mean (behind the same sigmoid/softmax)")
+    s = sub.add_parser(
+        "sweep",
+        parents=[cache],
+        allow_abbrev=False,
+        help="train from many random inits; report the loss spread",
+        description="Train one model from "
+        "many random initializations at once and report how spread out the final "
+        "losses are.",
+    )
+    s.add_argument(
+        "--problem", help=f"a registered problem (gbl-jax problems); default {d['problem']}"
+    )
+    s.add_argument(
+        "--data",
+        metavar="FILE|MODULE:FUNCTION",
+        help="your own data instead of "
+        "--problem: a .npz (x, y, optionally x_test, y_test) or .csv (last column y) "
+        "file, or a function returning a gbl.problems.Data or an (x, y) pair",
+    )
+    s.add_argument(
+        "--model",
+        metavar="MODULE:FUNCTION",
+        help="your own network: a function "
+        "returning a gbl.Model (imported from the current folder or the installed "
+        "packages); replaces --hidden, --channels, --head",
+    )
+    s.add_argument(
+        "--hidden",
+        nargs="+",
+        metavar="WIDTHS",
+        help="hidden widths as a comma "
+        f"list, '' for none (the convex control); default {d['hidden']}; several "
+        "lists (--hidden 2 8 32) make a model axis: one sweep per model in "
+        "OUT/hidden-W/, stacked in OUT",
+    )
+    s.add_argument(
+        "--channels",
+        nargs="+",
+        metavar="WIDTHS",
+        help="a 1-D CNN instead of the "
+        "mlp: conv widths as a comma list (kernel 5, stride 2, ReLU; 25,25,25 is the "
+        "MNIST-1D paper's CNN); several lists make a model axis as --hidden",
+    )
+    s.add_argument(
+        "--activation", choices=sorted(nets.ACTIVATIONS), help="hidden nonlinearity; default tanh"
+    )
+    s.add_argument("--init", choices=sorted(inits.INITS), help="init scheme; default glorot_normal")
+    s.add_argument(
+        "--head", choices=sorted(build.HEADS), help="output unit; default: the problem's own"
+    )
+    s.add_argument(
+        "--components", type=int, help="mixture components for --head mixture_density; default 3"
+    )
+    s.add_argument(
+        "--loss",
+        choices=sorted(build.LOSSES),
+        help="nll (default) or squared error of the head's mean (behind the same sigmoid/softmax)",
+    )
     s.add_argument("--optimizer", choices=sorted(build.OPTIMIZERS), help="default adam")
-    s.add_argument("--lr", help="learning rate, or a comma list for a grid; default "
-                   + ", ".join(f"{v[2]:g} {k}" for k, v in build.OPTIMIZERS.items()))
-    s.add_argument("--init-scale", help="every weight matrix's init times this, or a comma list "
-                   "for a grid; default 1")
-    s.add_argument("--grid", action="append", metavar="NAME=VALUES", help="a numeric "
-                   "hyperparameter of the optimizer (adam: b1, b2, eps, ...; momentum: momentum) "
-                   "or init_scale: one value, or a comma list for a grid axis; repeat for more "
-                   "axes. --lr and --init-scale are --grid learning_rate=... and --grid "
-                   "init_scale=...; the axes run learning_rate, init_scale, then the others by "
-                   "name")
+    s.add_argument(
+        "--lr",
+        help="learning rate, or a comma list for a grid; default "
+        + ", ".join(f"{v[2]:g} {k}" for k, v in build.OPTIMIZERS.items()),
+    )
+    s.add_argument(
+        "--init-scale",
+        help="every weight matrix's init times this, or a comma list for a grid; default 1",
+    )
+    s.add_argument(
+        "--grid",
+        action="append",
+        metavar="NAME=VALUES",
+        help="a numeric "
+        "hyperparameter of the optimizer (adam: b1, b2, eps, ...; momentum: momentum) "
+        "or init_scale: one value, or a comma list for a grid axis; repeat for more "
+        "axes. --lr and --init-scale are --grid learning_rate=... and --grid "
+        "init_scale=...; the axes run learning_rate, init_scale, then the others by "
+        "name",
+    )
     s.add_argument("--steps", type=int, help=f"optimizer steps per seed; default {d['steps']}")
     s.add_argument("--batch-size", type=int, help="minibatch size; default full batch")
     s.add_argument("--seeds", type=int, help=f"number of random inits; default {d['seeds']}")
-    s.add_argument("--crossed", metavar="INITS,ORDERS", help="a crossed design: every one of "
-                   "INITS inits trained with every one of ORDERS data orders (INITS x ORDERS "
-                   "seeds; needs --batch-size); the summary splits the metric's variance into "
-                   "init, data order and residual")
-    s.add_argument("--metric", help="the per-seed value the summary, cells.csv and results.json "
-                   "report with bootstrap intervals: final_loss, test_accuracy, test_nll, "
-                   "accuracy, ...; default test_accuracy for a classifier with a held-out "
-                   "split, else final_loss")
+    s.add_argument(
+        "--crossed",
+        metavar="INITS,ORDERS",
+        help="a crossed design: every one of "
+        "INITS inits trained with every one of ORDERS data orders (INITS x ORDERS "
+        "seeds; needs --batch-size); the summary splits the metric's variance into "
+        "init, data order and residual",
+    )
+    s.add_argument(
+        "--metric",
+        help="the per-seed value the summary, cells.csv and results.json "
+        "report with bootstrap intervals: final_loss, test_accuracy, test_nll, "
+        "accuracy, ...; default test_accuracy for a classifier with a held-out "
+        "split, else final_loss",
+    )
     s.add_argument("--seed", type=int, help="base random seed (the data uses seed + 1); default 0")
-    s.add_argument("--chunk-size", type=int, help="runs per compiled call; default: chosen from "
-                   "the model size and device")
+    s.add_argument(
+        "--chunk-size",
+        type=int,
+        help="runs per compiled call; default: chosen from the model size and device",
+    )
     s.add_argument("--n", type=int, help="data size; default: the problem's own")
-    s.add_argument("--log-every", type=int, help="steps per point of the loss curves; default "
-                   "steps/100")
-    s.add_argument("--threshold", help="a seed succeeds when its final loss is below this; "
-                   "default: 0.1 nats for classifiers, the loss of an R^2 = 0.9 fit for regression")
-    s.add_argument("--grad-tol", help="run each seed until its gradient norm falls below this "
-                   "(adds converged_step)")
-    s.add_argument("--classify", action="store_true", default=None, help="classify each end "
-                   "point (minimum, saddle, not converged) from its Hessian")
-    s.add_argument("--keep-params", action="store_true", default=None, help="store every seed's "
-                   "initial and final params in sweep.npz (for gbl-jax landscape)")
-    s.add_argument("--keep-predictions", action="store_true", default=None, help="store every "
-                   "seed's predictive distribution on the held-out split in sweep.npz "
-                   "(gbl.load(DIR).predictions; for gbl-jax ensemble)")
-    s.add_argument("--probe", action="append", metavar="NAME", help="evaluate a probe at the "
-                   "end of every logged window: sharpness (the top Hessian eigenvalue), "
-                   "grad_norm, distance_from_init; repeat for several (gbl.load(DIR).probes)")
-    s.add_argument("--vary", help="which randomness differs between seeds: init,data "
-                   "(default), init, data, or perturb (seed 0's run with one initial weight "
-                   "moved by one ulp)")
+    s.add_argument(
+        "--log-every", type=int, help="steps per point of the loss curves; default steps/100"
+    )
+    s.add_argument(
+        "--threshold",
+        help="a seed succeeds when its final loss is below this; "
+        "default: 0.1 nats for classifiers, the loss of an R^2 = 0.9 fit for regression",
+    )
+    s.add_argument(
+        "--grad-tol",
+        help="run each seed until its gradient norm falls below this (adds converged_step)",
+    )
+    s.add_argument(
+        "--classify",
+        action="store_true",
+        default=None,
+        help="classify each end point (minimum, saddle, not converged) from its Hessian",
+    )
+    s.add_argument(
+        "--keep-params",
+        action="store_true",
+        default=None,
+        help="store every seed's initial and final params in sweep.npz (for gbl-jax landscape)",
+    )
+    s.add_argument(
+        "--keep-predictions",
+        action="store_true",
+        default=None,
+        help="store every "
+        "seed's predictive distribution on the held-out split in sweep.npz "
+        "(gbl.load(DIR).predictions; for gbl-jax ensemble)",
+    )
+    s.add_argument(
+        "--probe",
+        action="append",
+        metavar="NAME",
+        help="evaluate a probe at the "
+        "end of every logged window: sharpness (the top Hessian eigenvalue), "
+        "grad_norm, distance_from_init; repeat for several (gbl.load(DIR).probes)",
+    )
+    s.add_argument(
+        "--vary",
+        help="which randomness differs between seeds: init,data "
+        "(default), init, data, or perturb (seed 0's run with one initial weight "
+        "moved by one ulp)",
+    )
     s.add_argument("--out", help="output folder; default runs/<problem>-h<hidden>-<time>")
-    s.add_argument("--resume", action="store_true", help="finish the interrupted sweep in --out "
-                   "(a sweep of your --model or --data module:function needs it named again: a "
-                   "folder never runs the code it names)")
+    s.add_argument(
+        "--resume",
+        action="store_true",
+        help="finish the interrupted sweep in --out "
+        "(a sweep of your --model or --data module:function needs it named again: a "
+        "folder never runs the code it names)",
+    )
     s.add_argument("--force", action="store_true", help="replace results gbl-jax wrote in --out")
-    s.add_argument("--cpu-devices", type=int, default=None, help="on CPU, shard the runs over "
-                   "this many XLA devices (default: one per core); per process")
-    s.add_argument("--processes", type=int, help="run N local processes that join JAX's "
-                   "multi-process runtime and share the chunks (needs --out)")
-    s.add_argument("--coordinator", metavar="HOST:PORT", help="join a multi-process sweep "
-                   "(with --num-processes and --process-id; every process the same command)")
+    s.add_argument(
+        "--cpu-devices",
+        type=int,
+        default=None,
+        help="on CPU, shard the runs over "
+        "this many XLA devices (default: one per core); per process",
+    )
+    s.add_argument(
+        "--processes",
+        type=int,
+        help="run N local processes that join JAX's "
+        "multi-process runtime and share the chunks (needs --out)",
+    )
+    s.add_argument(
+        "--coordinator",
+        metavar="HOST:PORT",
+        help="join a multi-process sweep "
+        "(with --num-processes and --process-id; every process the same command)",
+    )
     s.add_argument("--num-processes", type=int, help="processes in the multi-process sweep")
     s.add_argument("--process-id", type=int, help="this process's index, 0 writes the results")
-    s.add_argument("--join-timeout", default="120", metavar="SECONDS", help="how long a "
-                   "process waits for the coordinator and the others (default 120)")
-    s.add_argument("--distributed", action="store_true", help="join a multi-process sweep whose "
-                   "processes JAX finds itself (SLURM, Open MPI)")
+    s.add_argument(
+        "--join-timeout",
+        default="120",
+        metavar="SECONDS",
+        help="how long a process waits for the coordinator and the others (default 120)",
+    )
+    s.add_argument(
+        "--distributed",
+        action="store_true",
+        help="join a multi-process sweep whose processes JAX finds itself (SLURM, Open MPI)",
+    )
     s.set_defaults(run=_sweep)
-    land = sub.add_parser("landscape", parents=[cache, named], help="the loss landscape of a sweep "
-                          "run with --keep-params", description="Loss along init -> final per "
-                          "seed, barriers between seeds (unaligned and aligned) and basins.")
+    land = sub.add_parser(
+        "landscape",
+        parents=[cache, named],
+        help="the loss landscape of a sweep run with --keep-params",
+        description="Loss along init -> final per "
+        "seed, barriers between seeds (unaligned and aligned) and basins.",
+    )
     land.add_argument("--out", required=True, help="the sweep's folder")
-    land.add_argument("--pairs", type=int, default=16, help="barriers between the first K "
-                      "non-diverged seeds (default 16)")
-    land.add_argument("--tol", default=0.05, help="basins: largest max-abs difference of "
-                      "predictions within a basin (default 0.05)")
+    land.add_argument(
+        "--pairs",
+        type=int,
+        default=16,
+        help="barriers between the first K non-diverged seeds (default 16)",
+    )
+    land.add_argument(
+        "--tol",
+        default=0.05,
+        help="basins: largest max-abs difference of predictions within a basin (default 0.05)",
+    )
     land.add_argument("--num", type=int, default=25, help="points on each path (default 25)")
-    land.add_argument("--cell", action="append", metavar="NAME=VALUE", help="on a grid, the "
-                      "cell (once per axis with several values, as compare takes it)")
-    land.add_argument("--align", choices=("weights", "none"), default="weights", help="weights "
-                      "(default): barriers also after matching hidden units by their weights "
-                      "(gbl.mlp params only); none: without, for any model (flax, equinox, CNN)")
+    land.add_argument(
+        "--cell",
+        action="append",
+        metavar="NAME=VALUE",
+        help="on a grid, the cell (once per axis with several values, as compare takes it)",
+    )
+    land.add_argument(
+        "--align",
+        choices=("weights", "none"),
+        default="weights",
+        help="weights "
+        "(default): barriers also after matching hidden units by their weights "
+        "(gbl.mlp params only); none: without, for any model (flax, equinox, CNN)",
+    )
     land.set_defaults(run=_landscape)
-    e = sub.add_parser("ensemble", parents=[cache, named], help="what the seeds of a --keep-predictions sweep "
-                       "disagree on, and their ensembles by size", description="Pairwise "
-                       "disagreement between seeds on the held-out split, and ensembles of "
-                       "seeds (the mixture of their predictive distributions) by size: NLL, "
-                       "Brier, accuracy and ECE, or NLL and squared error; writes ensemble.csv "
-                       "and ensemble.png/.pdf into the run folder.")
+    e = sub.add_parser(
+        "ensemble",
+        parents=[cache, named],
+        help="what the seeds of a --keep-predictions sweep "
+        "disagree on, and their ensembles by size",
+        description="Pairwise "
+        "disagreement between seeds on the held-out split, and ensembles of "
+        "seeds (the mixture of their predictive distributions) by size: NLL, "
+        "Brier, accuracy and ECE, or NLL and squared error; writes ensemble.csv "
+        "and ensemble.png/.pdf into the run folder.",
+    )
     e.add_argument("dir", help="a sweep's folder, run with --keep-predictions")
-    e.add_argument("--sizes", default="1,2,4,8,16,32,64,128", help="ensemble sizes, a comma "
-                   "list (those above the seed count are dropped; default 1,2,4,...,128)")
+    e.add_argument(
+        "--sizes",
+        default="1,2,4,8,16,32,64,128",
+        help="ensemble sizes, a comma "
+        "list (those above the seed count are dropped; default 1,2,4,...,128)",
+    )
     e.add_argument("--draws", type=int, default=20, help="ensembles drawn per size (default 20)")
     e.add_argument("--seed", type=int, default=0, help="the draws' random seed (default 0)")
-    e.add_argument("--cell", action="append", metavar="NAME=VALUE", help="on a grid, the cell "
-                   "(once per axis)")
+    e.add_argument(
+        "--cell", action="append", metavar="NAME=VALUE", help="on a grid, the cell (once per axis)"
+    )
     e.set_defaults(run=_ensemble)
     surface.add_parser(sub, [cache, named])
-    c = sub.add_parser("compare", parents=[cache], help="compare two sweeps' per-seed values",
-                       description="Compare two sweeps on the same data: a metric's mean "
-                       "difference with a bootstrap interval and a test (Wilcoxon signed-rank "
-                       "when the seeds pair, same --seed and seeds; Mann-Whitney otherwise), "
-                       "P(A better than B), and the spread ratio with Brown-Forsythe's test; "
-                       "with a threshold and paired seeds, success with McNemar's exact test.")
+    c = sub.add_parser(
+        "compare",
+        parents=[cache],
+        help="compare two sweeps' per-seed values",
+        description="Compare two sweeps on the same data: a metric's mean "
+        "difference with a bootstrap interval and a test (Wilcoxon signed-rank "
+        "when the seeds pair, same --seed and seeds; Mann-Whitney otherwise), "
+        "P(A better than B), and the spread ratio with Brown-Forsythe's test; "
+        "with a threshold and paired seeds, success with McNemar's exact test.",
+    )
     c.add_argument("dir_a", help="the first sweep's folder (gbl-jax sweep --out, or out.save)")
     c.add_argument("dir_b", help="the second sweep's folder")
-    c.add_argument("--metric", default="final_loss", help="the per-seed value compared: "
-                   "final_loss (default), test_accuracy, test_nll, accuracy, ...")
-    c.add_argument("--allow-different", action="store_true", help="compare runs made on "
-                   "different data, problem, head or loss (refused by default)")
-    c.add_argument("--threshold", help="success: the metric better than this (below for a "
-                   "loss, above for an accuracy), seeds paired; default for final_loss: the "
-                   "runs' own threshold when both recorded the same and the seeds pair")
-    c.add_argument("--cell", action="append", metavar="NAME=VALUE", help="on a grid, the cell "
-                   "to compare (once per axis; applied to each run that has a grid)")
-    c.add_argument("--resamples", type=int, default=10000, help="bootstrap resamples (default "
-                   "10000)")
+    c.add_argument(
+        "--metric",
+        default="final_loss",
+        help="the per-seed value compared: "
+        "final_loss (default), test_accuracy, test_nll, accuracy, ...",
+    )
+    c.add_argument(
+        "--allow-different",
+        action="store_true",
+        help="compare runs made on different data, problem, head or loss (refused by default)",
+    )
+    c.add_argument(
+        "--threshold",
+        help="success: the metric better than this (below for a "
+        "loss, above for an accuracy), seeds paired; default for final_loss: the "
+        "runs' own threshold when both recorded the same and the seeds pair",
+    )
+    c.add_argument(
+        "--cell",
+        action="append",
+        metavar="NAME=VALUE",
+        help="on a grid, the cell to compare (once per axis; applied to each run that has a grid)",
+    )
+    c.add_argument(
+        "--resamples", type=int, default=10000, help="bootstrap resamples (default 10000)"
+    )
     c.add_argument("--seed", type=int, default=0, help="the bootstrap's random seed (default 0)")
     c.set_defaults(run=_compare)
     instability_cli.add_parser(sub, [])
@@ -822,12 +1139,12 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 def main(argv: list[str] | None = None) -> int:
     import matplotlib
 
-    matplotlib.use("Agg")   # the command writes files; the library never picks a backend
+    matplotlib.use("Agg")  # the command writes files; the library never picks a backend
     try:
         argv = sys.argv[1:] if argv is None else list(argv)
         args = _parser().parse_args(argv)
         args.argv = argv
-        with warnings.catch_warnings():   # a library warning, one line like the errors
+        with warnings.catch_warnings():  # a library warning, one line like the errors
             warnings.showwarning = _one_line_warning
             return args.run(args)
     except (UsageError, ValueError, OSError) as err:

@@ -20,8 +20,7 @@ import numpy as np
 from gbl_jax.analysis import plots
 from gbl_jax.analysis.spreads import spread
 from gbl_jax.atomic_files import write_csv
-from gbl_jax.cli import runstore
-from gbl_jax.cli import sweep_report
+from gbl_jax.cli import runstore, sweep_report
 from gbl_jax.cli.build import UsageError, parse_hidden
 from gbl_jax.engine import results as results_format
 from gbl_jax.engine.model_sweeps import stack_models
@@ -41,12 +40,13 @@ def normalize(args: argparse.Namespace) -> tuple[str, list[str]] | None:
         if len(values) == 1:
             setattr(args, name, values[0])
         elif axis is not None:
-            raise UsageError(f"--{axis[0]} and --{name} both list several models; one model "
-                             "axis per sweep")
+            raise UsageError(
+                f"--{axis[0]} and --{name} both list several models; one model axis per sweep"
+            )
         else:
             if len(set(values)) != len(values):
                 raise UsageError(f"--{name} repeats a value: {values}")
-            for spec in values:   # every model's spec checked before the first one runs
+            for spec in values:  # every model's spec checked before the first one runs
                 parse_hidden(spec, name)
             axis = (name, values)
     return axis
@@ -65,8 +65,12 @@ def _subfolder(out: Path, name: str, spec: str) -> Path:
     return out / f"{name}-{spec.replace(',', '-') or 'none'}"
 
 
-def sweep_each(args: argparse.Namespace, axis: tuple[str, list[str]],
-               sweep_one: Callable[[argparse.Namespace], int], default_out: Path) -> int:
+def sweep_each(
+    args: argparse.Namespace,
+    axis: tuple[str, list[str]],
+    sweep_one: Callable[[argparse.Namespace], int],
+    default_out: Path,
+) -> int:
     """Runs one sweep per model of ``axis`` into subfolders of --out, then stacks them.
 
     Returns:
@@ -74,17 +78,22 @@ def sweep_each(args: argparse.Namespace, axis: tuple[str, list[str]],
     """
     name, specs = axis
     if args.processes not in (None, 1) or args.coordinator is not None or args.distributed:
-        raise UsageError(f"--{name} given several times runs one sweep per model in this "
-                         "process; run each model's sweep with its own processes instead")
+        raise UsageError(
+            f"--{name} given several times runs one sweep per model in this "
+            "process; run each model's sweep with its own processes instead"
+        )
     if args.model is not None:
-        raise UsageError(f"--model builds the whole network; --{name} cannot make a model axis "
-                         "beside it")
+        raise UsageError(
+            f"--model builds the whole network; --{name} cannot make a model axis beside it"
+        )
     out = Path(args.out) if args.out is not None else default_out
     if args.resume and args.out is None:
         raise UsageError("--resume needs the --out folder of an interrupted sweep")
     if not args.resume and not args.force and out.exists() and any(out.iterdir()):
-        raise UsageError(f"--out {out} already holds files; pass --force to replace the results "
-                         "gbl-jax wrote there, or choose another folder")
+        raise UsageError(
+            f"--out {out} already holds files; pass --force to replace the results "
+            "gbl-jax wrote there, or choose another folder"
+        )
     folders = [_subfolder(out, name, spec) for spec in specs]
     for spec, folder in zip(specs, folders):
         if args.resume and (folder / results_format.RESULTS).is_file():
@@ -115,10 +124,20 @@ def _combine(out: Path, name: str, specs: list[str], folders: list[Path]) -> int
     metric = sweep_report.metric_name(config, stacked)
     threshold = config["threshold"]
     report = sweep_report.metric_report(stacked, config)
-    stacked.save(out, overwrite=True, config={   # sweep_each checked --force / --resume
-        "models": {"option": name, "specs": specs, "axis": axis_name,
-                   "folders": [f.name for f in folders]},
-        "sweep": {k: v for k, v in config.items() if k != name}, "metric": report})
+    stacked.save(
+        out,
+        overwrite=True,
+        config={  # sweep_each checked --force / --resume
+            "models": {
+                "option": name,
+                "specs": specs,
+                "axis": axis_name,
+                "folders": [f.name for f in folders],
+            },
+            "sweep": {k: v for k, v in config.items() if k != name},
+            "metric": report,
+        },
+    )
     cells = spread(stacked).to_frame(threshold)
     columns = {k: cells[k].to_numpy() for k in cells.columns}
     if axis_name == "model":
@@ -126,9 +145,14 @@ def _combine(out: Path, name: str, specs: list[str], folders: list[Path]) -> int
     columns.update(runstore.metric_columns(report))
     write_csv(out / runstore.CELLS, columns)
     values_of = stacked.final_loss if metric == "final_loss" else stacked.final_metrics[metric]
-    figure = plots.final_loss_by_cell(stacked.grid, values_of, stacked.diverged,
-                                      threshold=threshold if metric == "final_loss" else None,
-                                      title=f"{metric} per --{name}", xlabel=metric)
+    figure = plots.final_loss_by_cell(
+        stacked.grid,
+        values_of,
+        stacked.diverged,
+        threshold=threshold if metric == "final_loss" else None,
+        title=f"{metric} per --{name}",
+        xlabel=metric,
+    )
     plots.save(figure, out / FIGURE)
     print(f"  {metric} per --{name} ({stacked.seeds} seeds each, bootstrap 95% intervals):")
     means, stds = report["mean"], report["std"]
@@ -139,9 +163,11 @@ def _combine(out: Path, name: str, specs: list[str], folders: list[Path]) -> int
         if axis_name == "model":
             labels[0] = f"--{name} {specs[index[0]] or repr('')}"
         cell = " ".join(labels)
-        pick = lambda a: np.asarray(a)[index]   # noqa: E731
-        print(f"    {cell:<28} mean {pick(means):.4g} [{pick(mean_ci[0]):.4g}, "
-              f"{pick(mean_ci[1]):.4g}], std {pick(stds):.3g} [{pick(std_ci[0]):.3g}, "
-              f"{pick(std_ci[1]):.3g}]")
+        pick = lambda a: np.asarray(a)[index]  # noqa: E731
+        print(
+            f"    {cell:<28} mean {pick(means):.4g} [{pick(mean_ci[0]):.4g}, "
+            f"{pick(mean_ci[1]):.4g}], std {pick(stds):.3g} [{pick(std_ci[0]):.3g}, "
+            f"{pick(std_ci[1]):.3g}]"
+        )
     print(f"  written to {out} (each model's run in {', '.join(f.name for f in folders)})")
     return 0

@@ -39,20 +39,34 @@ import jax
 import numpy as np
 
 from gbl_jax.analysis import plots
+from gbl_jax.atomic_files import (
+    atomic_write,
+    is_temporary,
+    open_regular,
+    write_csv,
+    write_json,
+    write_npz,
+)
 from gbl_jax.engine import results as results_format
-from gbl_jax.atomic_files import (atomic_write, is_temporary, json_safe, open_regular, write_csv,
-                                  write_json, write_npz)
-from gbl_jax.engine.memory import available as available_memory, size_text, sweep_results_bytes
+from gbl_jax.engine.memory import available as available_memory
+from gbl_jax.engine.memory import size_text, sweep_results_bytes
 from gbl_jax.engine.sweeps import SweepChunk
 
 MARKER, CONFIG, RESULTS = ".gbl-jax-run", "config.json", results_format.RESULTS
 MANIFEST = ".gbl-jax-files"
 CSV, CELLS, ARRAYS, CHUNKS = "final_losses.csv", "cells.csv", results_format.ARRAYS, "chunks"
-FIGURES = ("final_losses", "curves", "grid_success", "grid_heatmap", "critical_points",
-           "landscape", "test_accuracy")
+FIGURES = (
+    "final_losses",
+    "curves",
+    "grid_success",
+    "grid_heatmap",
+    "critical_points",
+    "landscape",
+    "test_accuracy",
+)
 LANDSCAPE = ("landscape.json", "interpolation.csv", "barriers.csv", "basins.csv")
-FORMAT = 3   # of config.json; a folder of another format is refused on --resume
-MADE_BY = "made_by"   # the array of a chunk file that says which configuration computed it
+FORMAT = 3  # of config.json; a folder of another format is refused on --resume
+MADE_BY = "made_by"  # the array of a chunk file that says which configuration computed it
 _CHUNK = re.compile(r"runs_(\d+)-(\d+)\.npz")
 
 
@@ -90,8 +104,9 @@ def _path_name(path) -> str:
 
 def flatten(tree) -> dict[str, np.ndarray]:
     """{"a/0/w": leaf} for every leaf, named by its key path."""
-    return {_path_name(p): np.asarray(leaf)
-            for p, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+    return {
+        _path_name(p): np.asarray(leaf) for p, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]
+    }
 
 
 def unflatten(template, arrays: Mapping[str, np.ndarray], where: str):
@@ -104,13 +119,19 @@ def unflatten(template, arrays: Mapping[str, np.ndarray], where: str):
     return jax.tree_util.tree_unflatten(treedef, [arrays[n] for n in names])
 
 
-def chunk_template(params_like=None, metric_names=(), predictions_like=None,
-                   probe_names=()) -> dict:
+def chunk_template(
+    params_like=None, metric_names=(), predictions_like=None, probe_names=()
+) -> dict:
     """The structure of a chunk's results (``params_like`` when params are kept,
     ``predictions_like`` when predictions are, one array per probe of ``probe_names``)."""
-    out = {"final_loss": 0, "diverged": 0, "losses": 0, "converged_step": 0,
-           "metrics": dict.fromkeys(metric_names, 0),
-           "final_metrics": dict.fromkeys(metric_names, 0)}
+    out = {
+        "final_loss": 0,
+        "diverged": 0,
+        "losses": 0,
+        "converged_step": 0,
+        "metrics": dict.fromkeys(metric_names, 0),
+        "final_metrics": dict.fromkeys(metric_names, 0),
+    }
     if params_like is not None:
         out.update(params=params_like, init_params=params_like)
     if predictions_like is not None:
@@ -120,15 +141,17 @@ def chunk_template(params_like=None, metric_names=(), predictions_like=None,
     return out
 
 
-FIGURE_BYTES = 4 * 2**20   # a figure's .png and .pdf, generously (measured: ~0.1-1 MiB)
+FIGURE_BYTES = 4 * 2**20  # a figure's .png and .pdf, generously (measured: ~0.1-1 MiB)
 
 
 def disk_bytes(runs: int, logs: int, param_bytes: int, *, keep_params: bool) -> int:
     """Disk bytes of a sweep's outputs, roughly: its results (``memory.sweep_results_bytes``)
     written twice (chunks, then the merged arrays), and the figures. Its host memory is
     ``memory.sweep_host_bytes``."""
-    return (2 * sweep_results_bytes(runs, logs, param_bytes, keep_params=keep_params)
-            + len(FIGURES) * FIGURE_BYTES)
+    return (
+        2 * sweep_results_bytes(runs, logs, param_bytes, keep_params=keep_params)
+        + len(FIGURES) * FIGURE_BYTES
+    )
 
 
 def nearest_existing(path: Path) -> Path:
@@ -174,7 +197,7 @@ def metric_columns(metric: Mapping[str, Any] | None) -> dict[str, np.ndarray]:
     columns: dict[str, np.ndarray] = {}
     if not metric:
         return columns
-    flat = lambda v: np.asarray(v, np.float64).reshape(-1)   # noqa: E731
+    flat = lambda v: np.asarray(v, np.float64).reshape(-1)  # noqa: E731
     for stat in (k.removesuffix("_interval") for k in metric if k.endswith("_interval")):
         name = f"{metric['name']}_{stat}"
         columns[name] = flat(metric[stat])
@@ -208,25 +231,37 @@ class RunFolder:
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as err:
-            raise RunError(f"{path} is not readable ({err}): gbl-jax cannot tell which files here "
-                           "it wrote; move the results you want away and start a new folder"
-                           ) from None
+            raise RunError(
+                f"{path} is not readable ({err}): gbl-jax cannot tell which files here "
+                "it wrote; move the results you want away and start a new folder"
+            ) from None
         names = doc.get("files") if isinstance(doc, dict) else None
-        if not (isinstance(names, list) and all(
-                isinstance(n, str) and n == Path(n).name and n not in ("", ".", "..", MARKER,
-                                                                        MANIFEST) for n in names)):
-            raise RunError(f"{path} is not a list of file names this folder holds; gbl-jax "
-                           "cannot tell which files here it wrote; move the results you want "
-                           "away and start a new folder")
+        if not (
+            isinstance(names, list)
+            and all(
+                isinstance(n, str)
+                and n == Path(n).name
+                and n not in ("", ".", "..", MARKER, MANIFEST)
+                for n in names
+            )
+        ):
+            raise RunError(
+                f"{path} is not a list of file names this folder holds; gbl-jax "
+                "cannot tell which files here it wrote; move the results you want "
+                "away and start a new folder"
+            )
         return names
 
     def record(self, names, *, fresh: bool = False) -> None:
         """Adds ``names`` to the manifest (``fresh``: the manifest lists only them); called
         before they are written, so a crash after leaves them listed."""
         listed = [] if fresh else self.listed()
-        if listed is None:   # a folder from before the manifest: what it holds of ours
-            listed = [p.name for p in self.written() if p.parent == self.path
-                      and not p.name.endswith(".tmp")]
+        if listed is None:  # a folder from before the manifest: what it holds of ours
+            listed = [
+                p.name
+                for p in self.written()
+                if p.parent == self.path and not p.name.endswith(".tmp")
+            ]
         write_json(self.path / MANIFEST, {"files": sorted(set(listed) | set(names))})
 
     def written(self) -> list[Path]:
@@ -239,12 +274,16 @@ class RunFolder:
             names = [CONFIG, RESULTS, CSV, CELLS, ARRAYS, *LANDSCAPE]
             names += [f"{stem}.{ext}" for stem in FIGURES for ext in ("png", "pdf")]
         found = [self.path / n for n in names if (self.path / n).is_file()]
-        found += [p for p in self.path.glob(".*.tmp")   # left by a crash inside atomic_write
-                  if any(is_temporary(p.name, n) for n in [*names, MANIFEST])]
+        found += [
+            p
+            for p in self.path.glob(".*.tmp")  # left by a crash inside atomic_write
+            if any(is_temporary(p.name, n) for n in [*names, MANIFEST])
+        ]
         chunks = self.path / CHUNKS
         if chunks.is_dir():
-            found += [p for p in chunks.iterdir()
-                      if _CHUNK.fullmatch(p.name) or _temporary_chunk(p.name)]
+            found += [
+                p for p in chunks.iterdir() if _CHUNK.fullmatch(p.name) or _temporary_chunk(p.name)
+            ]
         return found
 
     def temporaries(self) -> list[Path]:
@@ -260,29 +299,44 @@ class RunFolder:
         if out.exists() and not out.is_dir():
             raise RunError(f"--out {out} is a file, not a folder")
         if out.is_dir() and not self.is_ours() and any(out.iterdir()):
-            raise RunError(f"--out {out} holds files gbl-jax did not write (it has no {MARKER}); "
-                           "choose a new or empty folder" + (" (--force only replaces gbl-jax's "
-                                                             "own runs)" if force else ""))
+            raise RunError(
+                f"--out {out} holds files gbl-jax did not write (it has no {MARKER}); "
+                "choose a new or empty folder"
+                + (" (--force only replaces gbl-jax's own runs)" if force else "")
+            )
         if out.is_dir() and self.has_results() and not force:
-            raise RunError(f"--out {out} already holds results; pass --resume to finish it or "
-                           "--force to replace it")
+            raise RunError(
+                f"--out {out} already holds results; pass --resume to finish it or "
+                "--force to replace it"
+            )
         probe = nearest_existing(out)
         if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
             raise RunError(f"--out {out} is not writable ({probe} is not a writable folder)")
 
-    def check_space(self, memory: int, disk: int, what: str, *, command: str = "sweep",
-                    hint: str = "use fewer --seeds or a larger --log-every") -> None:
+    def check_space(
+        self,
+        memory: int,
+        disk: int,
+        what: str,
+        *,
+        command: str = "sweep",
+        hint: str = "use fewer --seeds or a larger --log-every",
+    ) -> None:
         """Raises RunError if the sweep (or another ``command``'s work) will not fit in memory
         or on the disk."""
         free_memory = available_memory()
         if free_memory is not None and memory > free_memory:
-            raise RunError(f"this {command} needs about {size_text(memory)} of memory ({what}) "
-                           f"but {size_text(free_memory)} is available; {hint}")
+            raise RunError(
+                f"this {command} needs about {size_text(memory)} of memory ({what}) "
+                f"but {size_text(free_memory)} is available; {hint}"
+            )
         probe = nearest_existing(self.path)
         free_disk = shutil.disk_usage(probe).free if probe.is_dir() else disk
         if disk > free_disk:
-            raise RunError(f"--out {self.path}: this {command} needs about {size_text(disk)} of "
-                           f"disk ({what}) but {probe} has {size_text(free_disk)} free")
+            raise RunError(
+                f"--out {self.path}: this {command} needs about {size_text(disk)} of "
+                f"disk ({what}) but {probe} has {size_text(free_disk)} free"
+            )
 
     def read_config(self) -> dict:
         """The stored ``{"config": ..., ...}`` of a gbl-jax run; RunError says what is wrong."""
@@ -290,15 +344,17 @@ class RunFolder:
             what = "does not exist" if not self.path.exists() else f"has no {MARKER}"
             raise RunError(f"{self.path} {what}: not a gbl-jax run folder")
         try:
-            with open_regular(self.path / CONFIG) as f:   # a FIFO would block forever
+            with open_regular(self.path / CONFIG) as f:  # a FIFO would block forever
                 doc = json.loads(f.read())
         except (OSError, ValueError) as err:
             raise RunError(f"{self.path / CONFIG} is missing or not JSON ({err})") from None
         if not isinstance(doc, dict) or not isinstance(doc.get("config"), dict):
             raise RunError(f"{self.path / CONFIG} has no \"config\" object")
         if doc.get("format") != FORMAT:
-            raise RunError(f"{self.path / CONFIG} is of format {doc.get('format')!r}, this "
-                           f"gbl-jax reads format {FORMAT}")
+            raise RunError(
+                f"{self.path / CONFIG} is of format {doc.get('format')!r}, this "
+                f"gbl-jax reads format {FORMAT}"
+            )
         return doc
 
     # --- writing ---------------------------------------------------------------------------
@@ -313,8 +369,10 @@ class RunFolder:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise RunError(f"{self.path} is in use by another gbl-jax process (it holds the lock "
-                           f"on {MARKER}); wait for it to finish") from None
+            raise RunError(
+                f"{self.path} is in use by another gbl-jax process (it holds the lock "
+                f"on {MARKER}); wait for it to finish"
+            ) from None
         except OSError as err:
             os.close(fd)
             raise RunError(f"{self.path}: cannot lock {MARKER} ({err.strerror})") from None
@@ -329,10 +387,12 @@ class RunFolder:
         """Makes (or, with ``force``, clears) the folder, locks it and writes config.json."""
         self.path.mkdir(parents=True, exist_ok=True)
         if not self.is_ours():
-            atomic_write(self.path / MARKER, b"made by gbl-jax; gbl-jax --force deletes only the "
-                         b"files gbl-jax writes here\n")
+            atomic_write(
+                self.path / MARKER,
+                b"made by gbl-jax; gbl-jax --force deletes only the files gbl-jax writes here\n",
+            )
         self.lock()
-        if self.has_results() and not force:   # another process got here first
+        if self.has_results() and not force:  # another process got here first
             raise RunError(f"--out {self.path} already holds results")
         for path in self.written():
             path.unlink(missing_ok=True)
@@ -350,8 +410,10 @@ class RunFolder:
         """Writes one finished chunk atomically, named by its runs and stamped with ``made_by``
         (the configuration that computed it, ``runner.made_by``)."""
         (self.path / CHUNKS).mkdir(exist_ok=True)
-        write_npz(self.chunk_path(chunk.start, chunk.stop),
-                  {"runs": chunk.runs, MADE_BY: np.asarray(made_by), **flatten(chunk.out)})
+        write_npz(
+            self.chunk_path(chunk.start, chunk.stop),
+            {"runs": chunk.runs, MADE_BY: np.asarray(made_by), **flatten(chunk.out)},
+        )
 
     def done(self) -> set[tuple[int, int]]:
         """(first run, last run + 1) of every finished chunk."""
@@ -380,9 +442,11 @@ class RunFolder:
                 continue
             span = (int(match[1]), int(match[2]))
             if span not in spans or path != self.chunk_path(*span):
-                raise RunError(f"{path} is not a chunk of this sweep (its chunks are runs "
-                               f"{min(spans)[0]}-{min(spans)[1]}, ...); move it away, or start "
-                               "over with --force")
+                raise RunError(
+                    f"{path} is not a chunk of this sweep (its chunks are runs "
+                    f"{min(spans)[0]}-{min(spans)[1]}, ...); move it away, or start "
+                    "over with --force"
+                )
             try:
                 stamp = _verified_stamp(path)
             except RunError:
@@ -390,13 +454,17 @@ class RunFolder:
             except (ValueError, EOFError, zipfile.BadZipFile):
                 damaged[span] = path
                 continue
-            except OSError as err:   # unreadable, not damaged: never deleted
-                raise RunError(f"{path} cannot be read ({err.strerror or err}); fix its "
-                               "permissions or the disk and resume") from None
+            except OSError as err:  # unreadable, not damaged: never deleted
+                raise RunError(
+                    f"{path} cannot be read ({err.strerror or err}); fix its "
+                    "permissions or the disk and resume"
+                ) from None
             if stamp != made_by:
-                raise RunError(f"{path} was computed by another configuration "
-                               f"({_difference(stamp, made_by)}); restore it, or start over "
-                               "with --force")
+                raise RunError(
+                    f"{path} was computed by another configuration "
+                    f"({_difference(stamp, made_by)}); restore it, or start over "
+                    "with --force"
+                )
             whole.add(span)
         return whole, damaged
 
@@ -411,17 +479,20 @@ class RunFolder:
             except RunError:
                 raise
             except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-                raise RunError(f"{path} cannot be read ({err}); finish with --resume, which "
-                               "recomputes it") from None
+                raise RunError(
+                    f"{path} cannot be read ({err}); finish with --resume, which recomputes it"
+                ) from None
             if MADE_BY not in arrays or str(arrays[MADE_BY]) != made_by:
-                raise RunError(f"{path} was computed by another configuration; start over with "
-                               "--force")
+                raise RunError(
+                    f"{path} was computed by another configuration; start over with --force"
+                )
             chunks.append(SweepChunk(arrays["runs"], unflatten(template, arrays, str(path))))
         covered = np.concatenate([c.runs for c in chunks]) if chunks else np.zeros(0, int)
         if not np.array_equal(covered, np.arange(runs)):
-            raise RunError(f"{self.path / CHUNKS}: chunks cover {len(np.unique(covered))} of "
-                           f"{runs} runs" + (" (some twice)" if len(np.unique(covered))
-                                              < len(covered) else ""))
+            raise RunError(
+                f"{self.path / CHUNKS}: chunks cover {len(np.unique(covered))} of "
+                f"{runs} runs" + (" (some twice)" if len(np.unique(covered)) < len(covered) else "")
+            )
         return chunks
 
     def file(self, name: str) -> Path:
@@ -433,8 +504,9 @@ class RunFolder:
             raise ValueError(f"unknown figure {stem!r}; runstore.FIGURES lists them")
         return self.path / stem
 
-    def finish(self, result, config: dict, results: dict, figures: Mapping[str, Any],
-               cp=None) -> dict:
+    def finish(
+        self, result, config: dict, results: dict, figures: Mapping[str, Any], cp=None
+    ) -> dict:
         """Writes the outputs of a finished sweep, results.json last (it marks the sweep done).
 
         Args:
@@ -450,14 +522,21 @@ class RunFolder:
         """
         from gbl_jax.analysis.spreads import spread
 
-        self.record([CSV, CELLS, ARRAYS, RESULTS]
-                    + [f"{stem}.{ext}" for stem in figures for ext in ("png", "pdf")])
+        self.record(
+            [CSV, CELLS, ARRAYS, RESULTS]
+            + [f"{stem}.{ext}" for stem in figures for ext in ("png", "pdf")]
+        )
         columns = results_format.per_run_columns(result)
         if config["grad_tol"] is None:
             del columns["converged_step"]
         if cp is not None:
-            columns.update(kind=cp.kind, grad_norm=cp.grad_norm, min_eig=cp.min_eig,
-                           max_eig=cp.max_eig, index=cp.index)
+            columns.update(
+                kind=cp.kind,
+                grad_norm=cp.grad_norm,
+                min_eig=cp.min_eig,
+                max_eig=cp.max_eig,
+                index=cp.index,
+            )
         write_csv(self.path / CSV, columns)
         cells = spread(result).to_frame(config["threshold"])
         columns = {k: cells[k].to_numpy() for k in cells.columns}
@@ -473,10 +552,16 @@ class RunFolder:
         """{"params", "init_params": trees [*G, seeds, ...], "final_loss", "diverged"}."""
         out = results_format.load(self.path, params_like=params_like)
         if out.params is None:
-            raise RunError(f"{self.path} has no params: the sweep ran without --keep-params "
-                           "(rerun it with --keep-params)")
-        return {"params": out.params, "init_params": out.init_params,
-                "final_loss": out.final_loss, "diverged": out.diverged}
+            raise RunError(
+                f"{self.path} has no params: the sweep ran without --keep-params "
+                "(rerun it with --keep-params)"
+            )
+        return {
+            "params": out.params,
+            "init_params": out.init_params,
+            "final_loss": out.final_loss,
+            "diverged": out.diverged,
+        }
 
     def finish_landscape(self, report: dict, curves, barriers, labels, figure):
         """Writes landscape.json, the CSVs and landscape.png/.pdf.
@@ -492,9 +577,14 @@ class RunFolder:
         self.record([*LANDSCAPE, "landscape.png", "landscape.pdf"])
         seeds, num = curves.shape
         alphas = np.linspace(0.0, 1.0, num)
-        write_csv(self.path / "interpolation.csv", {
-            "seed": np.repeat(np.arange(seeds), num), "alpha": np.tile(alphas, seeds),
-            "loss": curves.reshape(-1)})
+        write_csv(
+            self.path / "interpolation.csv",
+            {
+                "seed": np.repeat(np.arange(seeds), num),
+                "alpha": np.tile(alphas, seeds),
+                "loss": curves.reshape(-1),
+            },
+        )
         ids = np.asarray(barriers["seeds"])
         a, b = np.triu_indices(len(ids), 1)
         columns = {"seed_a": ids[a], "seed_b": ids[b], "barrier": barriers["unaligned"][a, b]}

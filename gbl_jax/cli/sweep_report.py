@@ -14,12 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from gbl_jax.cli import build
-from gbl_jax.analysis import plots
-from gbl_jax.analysis import seed_stats
+from gbl_jax.analysis import plots, seed_stats
 from gbl_jax.analysis.spreads import metric_values
 from gbl_jax.analysis.spreads import spread as spread_of
 from gbl_jax.analysis.variance import variance_table
+from gbl_jax.cli import build
 
 
 def describe(config: dict, hyperparameters: dict | None = None) -> str:
@@ -32,26 +31,44 @@ def describe(config: dict, hyperparameters: dict | None = None) -> str:
         (``build.SHORT_FORMS``: learning_rate as lr).
     """
     widths = [w for w in str(config["hidden"]).split(",") if w]
-    if config.get("model"):          # --model: the user's network, named by its source
+    if config.get("model"):  # --model: the user's network, named by its source
         network = f"model {config['model']}"
-    elif config.get("channels"):     # --channels: the built-in 1-D CNN
+    elif config.get("channels"):  # --channels: the built-in 1-D CNN
         network = f"cnn1d channels {config['channels']}"
     else:
-        network = (f"hidden {'-'.join(widths)} {config['activation']}" if widths
-                   else "no hidden layer")
-    data = config.get("data")        # --data: the file's name (or module:function), not a problem
+        network = (
+            f"hidden {'-'.join(widths)} {config['activation']}" if widths else "no hidden layer"
+        )
+    data = config.get("data")  # --data: the file's name (or module:function), not a problem
     source = Path(str(data)).name if data else str(config["problem"])
-    optimizer = " ".join([str(config["optimizer"]), *(
-        f"{build.SHORT_FORMS.get(k, k)}={float(v):g}" for k, v in (hyperparameters or {}).items())])
-    return ", ".join([source, network, optimizer, f"{int(config['steps'])} steps",
-                      f"{int(config['seeds'])} seeds"])
+    optimizer = " ".join(
+        [
+            str(config["optimizer"]),
+            *(
+                f"{build.SHORT_FORMS.get(k, k)}={float(v):g}"
+                for k, v in (hyperparameters or {}).items()
+            ),
+        ]
+    )
+    return ", ".join(
+        [
+            source,
+            network,
+            optimizer,
+            f"{int(config['steps'])} steps",
+            f"{int(config['seeds'])} seeds",
+        ]
+    )
 
 
 def title(config: dict, grid: dict) -> str:
     """The figures' title: the config in brief with the hyperparameters that are not on the
     grid, the grid's axes (by their names) and the threshold."""
-    fixed = {k: v for k, v in build.hyperparameters(config).items()
-             if k not in grid and k != "init_scale"}   # init_scale is on the grid unless 1
+    fixed = {
+        k: v
+        for k, v in build.hyperparameters(config).items()
+        if k not in grid and k != "init_scale"
+    }  # init_scale is on the grid unless 1
     text = describe(config, fixed)
     if grid:
         text += ", grid " + " x ".join(grid)
@@ -74,8 +91,11 @@ def metric_report(result, config: dict) -> dict:
     grid), and on a crossed design its variance components."""
     name = metric_name(config, result)
     s = spread_of(result, metric=name)
-    report: dict[str, Any] = {"name": name, "n_ok": s.n_ok, "method": "percentile bootstrap, "
-                              f"{seed_stats.RESAMPLES} resamples, 95%"}
+    report: dict[str, Any] = {
+        "name": name,
+        "n_ok": s.n_ok,
+        "method": f"percentile bootstrap, {seed_stats.RESAMPLES} resamples, 95%",
+    }
     for stat in INTERVAL_STATS:
         low, high = s.interval(stat)
         report[stat] = getattr(s, stat)
@@ -91,12 +111,17 @@ def _variance_per_cell(result, name: str):
 
     def one(idx):
         if diverged[idx].any():
-            return {"note": f"{int(diverged[idx].sum())} runs diverged: a crossed table needs "
-                            "every run"}
+            return {
+                "note": f"{int(diverged[idx].sum())} runs diverged: a crossed table needs every run"
+            }
         vc = variance_table(values[idx].reshape(result.crossed), metric=name)
-        return {**{k: getattr(vc, k) for k in ("init", "data", "residual")},
-                "intervals": {k: list(v) for k, v in vc.intervals.items()},
-                "clipped": list(vc.clipped), "inits": vc.n_init, "orders": vc.n_data}
+        return {
+            **{k: getattr(vc, k) for k in ("init", "data", "residual")},
+            "intervals": {k: list(v) for k, v in vc.intervals.items()},
+            "clipped": list(vc.clipped),
+            "inits": vc.n_init,
+            "orders": vc.n_data,
+        }
 
     cells = [one(idx) for idx in np.ndindex(values.shape[:-1])]
     return cells[0] if not result.grid else cells
@@ -117,39 +142,58 @@ def results_of(result, config: dict, info: dict, cp=None) -> dict:
     low, high = spread.success_interval(threshold)
     all_diverged = np.asarray(spread.n_ok) == 0
     results: dict[str, Any] = {
-        "config": config, "versions": info["versions"], "devices": info["devices"],
+        "config": config,
+        "versions": info["versions"],
+        "devices": info["devices"],
         "threshold": {"value": threshold, "rule": config["threshold_rule"]},
         "spread": spread.as_dict(),
-        "success_rate": {"threshold": threshold, "rate": spread.success_rate(threshold),
-                         "successes": spread.successes(threshold), "n": spread.n_ok,
-                         "interval_95": {"low": low, "high": high, "method": "Wilson"}},
-        "processes": info["processes"], "wall_s": info["wall_s"],
+        "success_rate": {
+            "threshold": threshold,
+            "rate": spread.success_rate(threshold),
+            "successes": spread.successes(threshold),
+            "n": spread.n_ok,
+            "interval_95": {"low": low, "high": high, "method": "Wilson"},
+        },
+        "processes": info["processes"],
+        "wall_s": info["wall_s"],
         "compile_s": info["compile_s"],
         "compile_cache": info["compile_cache"],
         **({"classify_s": info["classify_s"]} if info.get("classify_s") is not None else {}),
     }
     results["metric"] = metric_report(result, config)
-    test = {name[5:]: _metric_stats(values, result.diverged)
-            for name, values in result.final_metrics.items() if name.startswith("test_")}
+    test = {
+        name[5:]: _metric_stats(values, result.diverged)
+        for name, values in result.final_metrics.items()
+        if name.startswith("test_")
+    }
     if test:
         results["test"] = test
     if np.all(all_diverged):
         results["note"] = "all seeds diverged: the statistics are null"
     elif np.any(all_diverged):
-        results["note"] = (f"every seed diverged in {int(np.sum(all_diverged))} of "
-                           f"{all_diverged.size} cells: their statistics are null")
+        results["note"] = (
+            f"every seed diverged in {int(np.sum(all_diverged))} of "
+            f"{all_diverged.size} cells: their statistics are null"
+        )
     if config["grad_tol"] is not None:
         steps = result.converged_step[result.converged_step >= 0]
-        results["converged"] = {"grad_tol": config["grad_tol"], "runs": int(steps.size),
-                                "median_step": float(np.median(steps)) if steps.size else None}
+        results["converged"] = {
+            "grad_tol": config["grad_tol"],
+            "runs": int(steps.size),
+            "median_step": float(np.median(steps)) if steps.size else None,
+        }
     if cp is not None:
         kinds = cp.kind.reshape(result.final_loss.shape)
         results["critical_points"] = {
-            "counts": cp.counts(), "method": cp.method, "grad_tol": cp.grad_tol,
-            "eig_tol": cp.eig_tol}
+            "counts": cp.counts(),
+            "method": cp.method,
+            "grad_tol": cp.grad_tol,
+            "eig_tol": cp.eig_tol,
+        }
         if result.grid:
             results["critical_points"]["counts_per_cell"] = {
-                k: np.sum(kinds == k, axis=-1) for k in cp.counts()}
+                k: np.sum(kinds == k, axis=-1) for k in cp.counts()
+            }
     return results
 
 
@@ -172,32 +216,42 @@ def figures_of(result, config: dict, title: str, cp=None) -> dict:
     flat_loss, flat_bad = result.final_loss.reshape(-1), result.diverged.reshape(-1)
     pooled = " (all cells)" if grid else ""
     if grid:
-        final = plots.final_loss_by_cell(grid, result.final_loss, result.diverged,
-                                         threshold=threshold, title=title)
+        final = plots.final_loss_by_cell(
+            grid, result.final_loss, result.diverged, threshold=threshold, title=title
+        )
     else:
         final = plots.final_loss_histogram(flat_loss, flat_bad, threshold=threshold, title=title)
     out = {"final_losses": final}
     success = ~flat_bad & (np.where(flat_bad, np.inf, flat_loss) < threshold)
     out["curves"] = plots.loss_curves_by_outcome(
-        result.losses.reshape(-1, result.losses.shape[-1]), result.log_every, success=success,
-        diverged=flat_bad, title=title + pooled)
+        result.losses.reshape(-1, result.losses.shape[-1]),
+        result.log_every,
+        success=success,
+        diverged=flat_bad,
+        title=title + pooled,
+    )
     if grid and len(grid) <= 2:
         rate = spread.success_rate(threshold)
         low, high = spread.success_interval(threshold)
-        out["grid_success"] = plots.grid_success(grid, rate, low, high, spread.median,
-                                                 threshold=threshold, title=title)
+        out["grid_success"] = plots.grid_success(
+            grid, rate, low, high, spread.median, threshold=threshold, title=title
+        )
         if len(grid) == 2:
-            out["grid_heatmap"] = plots.grid_heatmap(grid, rate, threshold=threshold, low=low,
-                                                     high=high, title=title)
+            out["grid_heatmap"] = plots.grid_heatmap(
+                grid, rate, threshold=threshold, low=low, high=high, title=title
+            )
     if "test_accuracy" in result.final_metrics:
         acc = result.final_metrics["test_accuracy"]
         if grid:
-            out["test_accuracy"] = plots.final_loss_by_cell(grid, acc, result.diverged, title=title,
-                                                            xlabel="test accuracy")
+            out["test_accuracy"] = plots.final_loss_by_cell(
+                grid, acc, result.diverged, title=title, xlabel="test accuracy"
+            )
         else:
-            out["test_accuracy"] = plots.metric_histogram(acc, result.diverged, "test accuracy",
-                                                          title=title)
+            out["test_accuracy"] = plots.metric_histogram(
+                acc, result.diverged, "test accuracy", title=title
+            )
     if cp is not None:
-        out["critical_points"] = plots.critical_points_figure(cp.loss, cp.index, cp.kind,
-                                                              title=title)
+        out["critical_points"] = plots.critical_points_figure(
+            cp.loss, cp.index, cp.kind, title=title
+        )
     return out

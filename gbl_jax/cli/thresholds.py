@@ -19,18 +19,26 @@ import math
 
 import numpy as np
 
-SUCCESS_NATS = 0.1          # classifiers: mean NLL below it is a geometric-mean p(label) > 0.905
-UNEXPLAINED = 0.1           # regression: the share of the targets' spread a success leaves
-FAMILIES = ("bernoulli", "categorical", "gaussian", "laplace", "heteroscedastic_gaussian",
-            "mixture_density")
+SUCCESS_NATS = 0.1  # classifiers: mean NLL below it is a geometric-mean p(label) > 0.905
+UNEXPLAINED = 0.1  # regression: the share of the targets' spread a success leaves
+FAMILIES = (
+    "bernoulli",
+    "categorical",
+    "gaussian",
+    "laplace",
+    "heteroscedastic_gaussian",
+    "mixture_density",
+)
 LOSSES = ("nll", "mse")
 
 
 def _name(head) -> str:
     name = head if isinstance(head, str) else getattr(head, "name", None)
     if not isinstance(name, str) or name.split("(")[0] not in FAMILIES:
-        raise ValueError(f"thresholds: head must be a gbl_jax.nets.heads head or the name of one "
-                         f"({', '.join(FAMILIES)}), got {head!r}")
+        raise ValueError(
+            f"thresholds: head must be a gbl_jax.nets.heads head or the name of one "
+            f"({', '.join(FAMILIES)}), got {head!r}"
+        )
     return name
 
 
@@ -56,33 +64,46 @@ def _rule(head, y, loss: str) -> tuple[float, float, str]:
         rule = "mse: 10% of the targets' variance (R^2 = 0.9)"
     elif family in ("bernoulli", "categorical"):
         floor, value = 0.0, SUCCESS_NATS
-        rule = (f"{family} NLL: 0.1 nats (the true label gets probability e^-0.1 = 0.905, "
-                "geometric mean)")
+        rule = (
+            f"{family} NLL: 0.1 nats (the true label gets probability e^-0.1 = 0.905, "
+            "geometric mean)"
+        )
     elif family == "gaussian":
         floor = 0.5 * d * math.log(2 * math.pi)
         value = floor + 0.5 * UNEXPLAINED * var.sum()
-        rule = ("unit-variance Gaussian NLL of a fit leaving 10% of the targets' variance "
-                "unexplained (R^2 = 0.9)")
+        rule = (
+            "unit-variance Gaussian NLL of a fit leaving 10% of the targets' variance "
+            "unexplained (R^2 = 0.9)"
+        )
     elif family == "laplace" and "learn_scale" not in name:
         floor = d * math.log(2)
         value = floor + UNEXPLAINED * np.abs(targets - np.median(targets, axis=0)).mean(0).sum()
-        rule = ("unit-scale Laplace NLL of a fit leaving 10% of the targets' mean absolute "
-                "deviation unexplained")
-    else:   # learned scales: the NLL has no floor; a Gaussian with R^2 = 0.9 and its best scale
+        rule = (
+            "unit-scale Laplace NLL of a fit leaving 10% of the targets' mean absolute "
+            "deviation unexplained"
+        )
+    else:  # learned scales: the NLL has no floor; a Gaussian with R^2 = 0.9 and its best scale
         floor = -math.inf
-        value = float(np.sum(0.5 * np.log(2 * math.pi * math.e * UNEXPLAINED
-                                           * np.maximum(var, 1e-12))))
-        rule = ("NLL of a Gaussian with fitted variance leaving 10% of the targets' variance "
-                "unexplained (R^2 = 0.9)")
+        value = float(
+            np.sum(0.5 * np.log(2 * math.pi * math.e * UNEXPLAINED * np.maximum(var, 1e-12)))
+        )
+        rule = (
+            "NLL of a Gaussian with fitted variance leaving 10% of the targets' variance "
+            "unexplained (R^2 = 0.9)"
+        )
     if family not in ("bernoulli", "categorical") and not np.any(var > 0):
         # constant targets: no spread to explain, so no share of it to leave
         if math.isfinite(floor):
             value = floor + SUCCESS_NATS
-            rule = (f"constant targets (no spread to explain): {loss} 0.1 above the lowest loss "
-                    f"the head can reach ({floor:.6g})")
+            rule = (
+                f"constant targets (no spread to explain): {loss} 0.1 above the lowest loss "
+                f"the head can reach ({floor:.6g})"
+            )
         else:
-            rule = ("constant targets (no spread to explain): NLL of a Gaussian of variance 1e-13 "
-                    "around them")
+            rule = (
+                "constant targets (no spread to explain): NLL of a Gaussian of variance 1e-13 "
+                "around them"
+            )
     return floor, float(value), rule
 
 

@@ -53,31 +53,38 @@ def import_function(spec: str, option: str) -> Callable:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as err:
         if err.name and module_name.split(".")[0] == err.name.split(".")[0]:
-            raise ValueError(f"{option} {spec}: no module named {module_name!r} in the current "
-                             f"folder ({here}) or the installed packages") from None
+            raise ValueError(
+                f"{option} {spec}: no module named {module_name!r} in the current "
+                f"folder ({here}) or the installed packages"
+            ) from None
         raise ValueError(f"{option} {spec}: importing {module_name} failed: {err}") from None
     except SystemExit as err:
-        raise ValueError(f"{option} {spec}: importing {module_name} called sys.exit"
-                         f"({err.code!r})") from None
-    except Exception as err:   # the user's module raised at import: say so in one line
-        raise ValueError(f"{option} {spec}: importing {module_name} failed: "
-                         f"{type(err).__name__}: {err}") from None
+        raise ValueError(
+            f"{option} {spec}: importing {module_name} called sys.exit({err.code!r})"
+        ) from None
+    except Exception as err:  # the user's module raised at import: say so in one line
+        raise ValueError(
+            f"{option} {spec}: importing {module_name} failed: {type(err).__name__}: {err}"
+        ) from None
     fn = getattr(module, name, None)
     if not callable(fn):
         what = "is not callable" if fn is not None else "is not defined"
-        raise ValueError(f"{option} {spec}: {name} {what} in {module.__name__} "
-                         f"({getattr(module, '__file__', '?')})")
+        raise ValueError(
+            f"{option} {spec}: {name} {what} in {module.__name__} "
+            f"({getattr(module, '__file__', '?')})"
+        )
     return fn
 
 
 def _call(fn: Callable, spec: str, option: str) -> Any:
     try:
         return fn()
-    except SystemExit as err:   # would end the command with its code, as if all went well
+    except SystemExit as err:  # would end the command with its code, as if all went well
         raise ValueError(f"{option} {spec}: {spec}() called sys.exit({err.code!r})") from None
     except Exception as err:
-        raise ValueError(f"{option} {spec}: calling {spec}() failed: "
-                         f"{type(err).__name__}: {err}") from None
+        raise ValueError(
+            f"{option} {spec}: calling {spec}() failed: {type(err).__name__}: {err}"
+        ) from None
 
 
 def load_model(spec: str):
@@ -86,18 +93,28 @@ def load_model(spec: str):
     try:
         check_model(model)
     except ValueError as err:
-        raise ValueError(f"--model {spec}: returned {type(model).__name__}, not a model: "
-                         f"{err}") from None
+        raise ValueError(
+            f"--model {spec}: returned {type(model).__name__}, not a model: {err}"
+        ) from None
     return model
 
 
 def not_a_file(path: str) -> str:
     """Why ``path`` is no data file: missing, a folder, a FIFO or another special file."""
-    kind = next((what for test, what in ((Path.is_dir, "a directory"), (Path.is_fifo, "a FIFO"),
-                                         (Path.is_socket, "a socket"),
-                                         (Path.is_block_device, "a device"),
-                                         (Path.is_char_device, "a device"))
-                 if test(Path(path))), None)
+    kind = next(
+        (
+            what
+            for test, what in (
+                (Path.is_dir, "a directory"),
+                (Path.is_fifo, "a FIFO"),
+                (Path.is_socket, "a socket"),
+                (Path.is_block_device, "a device"),
+                (Path.is_char_device, "a device"),
+            )
+            if test(Path(path))
+        ),
+        None,
+    )
     if kind is None:
         return "no such file (or a module:function that names one)"
     return f"is {kind}, not a regular file (.npz or .csv)"
@@ -117,8 +134,10 @@ def load_data(spec: str) -> Data:
         return data
     # a str or a dict of two would unpack into two names, not two arrays
     if not isinstance(data, (tuple, list)) or len(data) != 2:
-        raise ValueError(f"--data {spec}: returned {type(data).__name__}; expected a "
-                         "gbl.problems.Data or an (x, y) pair")
+        raise ValueError(
+            f"--data {spec}: returned {type(data).__name__}; expected a "
+            "gbl.problems.Data or an (x, y) pair"
+        )
     x, y = _check_arrays(spec, data[0], data[1], "")
     return Data(x, y, None, spec.split(":")[1])
 
@@ -129,26 +148,34 @@ def _check_arrays(spec: str, x, y, split: str) -> tuple[np.ndarray, np.ndarray]:
     for name, a in (("x", x), ("y", y)):
         try:
             a = np.asarray(a)
-        except Exception as err:   # noqa: BLE001 - whatever the object raises, one line
-            raise ValueError(f"--data {spec}: {split}{name} is not an array ({type(err).__name__}: "
-                             f"{err})") from None
-        floating = jnp.issubdtype(a.dtype, jnp.floating)   # bfloat16 too
+        except Exception as err:  # noqa: BLE001 - whatever the object raises, one line
+            raise ValueError(
+                f"--data {spec}: {split}{name} is not an array ({type(err).__name__}: {err})"
+            ) from None
+        floating = jnp.issubdtype(a.dtype, jnp.floating)  # bfloat16 too
         if not (floating or a.dtype == np.bool_ or jnp.issubdtype(a.dtype, jnp.integer)):
-            raise ValueError(f"--data {spec}: {split}{name} has dtype {a.dtype} (shape "
-                             f"{list(a.shape)}); it must hold real numbers")
+            raise ValueError(
+                f"--data {spec}: {split}{name} has dtype {a.dtype} (shape "
+                f"{list(a.shape)}); it must hold real numbers"
+            )
         if a.ndim == 0:
-            raise ValueError(f"--data {spec}: {split}{name} is a single number; it must be an "
-                             "array [N, ...]")
+            raise ValueError(
+                f"--data {spec}: {split}{name} is a single number; it must be an array [N, ...]"
+            )
         if floating:
             bad = ~np.isfinite(a if np.issubdtype(a.dtype, np.floating) else a.astype(np.float32))
         if floating and bad.any():
             index = first_bad_index(bad)
-            raise ValueError(f"--data {spec}: {split}{name}[{', '.join(map(str, index))}] = "
-                             f"{a[index].item()!r} is not finite; clean the data before training")
+            raise ValueError(
+                f"--data {spec}: {split}{name}[{', '.join(map(str, index))}] = "
+                f"{a[index].item()!r} is not finite; clean the data before training"
+            )
         arrays.append(a)
     if arrays[0].shape[0] != arrays[1].shape[0]:
-        raise ValueError(f"--data {spec}: {split}x {list(arrays[0].shape)} and y "
-                         f"{list(arrays[1].shape)} differ in length (axis 0)")
+        raise ValueError(
+            f"--data {spec}: {split}x {list(arrays[0].shape)} and y "
+            f"{list(arrays[1].shape)} differ in length (axis 0)"
+        )
     return arrays[0], arrays[1]
 
 
@@ -193,7 +220,7 @@ def params_fingerprint(params) -> tuple[str, dict[str, str]]:
         a = np.asarray(leaf)
         shapes[name] = f"{a.dtype}{list(a.shape)}"
         digest.update(f"{name} {shapes[name]}\n".encode())
-        if a.dtype != object:   # an object leaf's bytes are addresses: its type stands for it
+        if a.dtype != object:  # an object leaf's bytes are addresses: its type stands for it
             digest.update(np.ascontiguousarray(a).tobytes())
         else:
             digest.update(type(leaf).__qualname__.encode())

@@ -40,12 +40,14 @@ class Data(tuple, Generic[HeadT]):
     test: Data[HeadT] | None
 
     @overload
-    def __new__(cls, x: Any, y: Any, head: None = None, name: str = "", *,
-                test: Data[None] | None = None) -> Data[None]: ...
+    def __new__(
+        cls, x: Any, y: Any, head: None = None, name: str = "", *, test: Data[None] | None = None
+    ) -> Data[None]: ...
 
     @overload
-    def __new__(cls, x: Any, y: Any, head: HeadT, name: str = "", *,
-                test: Data[HeadT] | None = None) -> Data[HeadT]: ...
+    def __new__(
+        cls, x: Any, y: Any, head: HeadT, name: str = "", *, test: Data[HeadT] | None = None
+    ) -> Data[HeadT]: ...
 
     def __new__(cls, x, y, head=None, name="", *, test=None):
         self = super().__new__(cls, (x, y))
@@ -65,7 +67,7 @@ class Data(tuple, Generic[HeadT]):
         return (self.x, self.y, self.head, self.name), {"test": self.test}
 
     def __repr__(self) -> str:
-        shape = lambda a: list(getattr(a, "shape", ()))   # noqa: E731
+        shape = lambda a: list(getattr(a, "shape", ()))  # noqa: E731
         held_out = "" if self.test is None else f", test={self.test!r}"
         return f"Data(name={self.name!r}, x {shape(self.x)}, y {shape(self.y)}{held_out})"
 
@@ -76,5 +78,7 @@ class Data(tuple, Generic[HeadT]):
 
 
 jax.tree_util.register_pytree_node(
-    Data, lambda d: ((d.x, d.y, d.test), (d.head, d.name)),
-    lambda aux, children: Data(children[0], children[1], *aux, test=children[2]))
+    Data,
+    lambda d: ((d.x, d.y, d.test), (d.head, d.name)),
+    lambda aux, children: Data(children[0], children[1], *aux, test=children[2]),
+)

@@ -24,20 +24,22 @@ from typing import NoReturn
 import jax.numpy as jnp
 import numpy as np
 
-from gbl_jax.nets import heads
 from gbl_jax.checks import first_bad_index
 from gbl_jax.data.data_record import Data
+from gbl_jax.nets import heads
 
 _INT32_MAX = np.iinfo(np.int32).max
-_build_lock = threading.Lock()   # the RNG states saved and restored below are process-wide
+_build_lock = threading.Lock()  # the RNG states saved and restored below are process-wide
 
 
 def _require(package: str, distribution: str, caller: str) -> ModuleType:
     try:
         return importlib.import_module(package)
     except ImportError as err:
-        raise ImportError(f"gbl.problems.{caller} needs the {distribution} package, an optional "
-                          "extra: pip install 'gbl_jax[data]'") from err
+        raise ImportError(
+            f"gbl.problems.{caller} needs the {distribution} package, an optional "
+            "extra: pip install 'gbl_jax[data]'"
+        ) from err
 
 
 @contextlib.contextmanager
@@ -65,8 +67,12 @@ def _mnist1d_arrays(shuffle_seq: bool) -> tuple[np.ndarray, ...]:
     # make_dataset seeds numpy's and random's global generators (np.random.seed, random.seed).
     with _build_lock, _global_rngs_kept():
         built = module.make_dataset(args)
-    return (built["x"].astype(np.float32), built["y"].astype(np.int32),
-            built["x_test"].astype(np.float32), built["y_test"].astype(np.int32))
+    return (
+        built["x"].astype(np.float32),
+        built["y"].astype(np.int32),
+        built["x_test"].astype(np.float32),
+        built["y_test"].astype(np.int32),
+    )
 
 
 def mnist1d(*, shuffle_seq: bool = False) -> Data:
@@ -97,7 +103,7 @@ def mnist1d(*, shuffle_seq: bool = False) -> Data:
 def _digits_split(n: int) -> tuple[np.ndarray, np.ndarray]:
     """(train rows, test rows) of the digits: a fixed permutation, its first n // 4 held out."""
     order = np.random.default_rng(0).permutation(n)
-    return order[n // 4:], order[:n // 4]
+    return order[n // 4 :], order[: n // 4]
 
 
 @functools.lru_cache(maxsize=1)
@@ -106,7 +112,7 @@ def _digits_arrays() -> tuple[np.ndarray, ...]:
     x, y = np.asarray(bunch.data, np.float64), np.asarray(bunch.target)
     train, test = _digits_split(len(y))
     mean, std = x[train].mean(axis=0), x[train].std(axis=0)
-    std = np.where(std > 0, std, 1.0)   # a pixel constant on the training rows: 0, not NaN
+    std = np.where(std > 0, std, 1.0)  # a pixel constant on the training rows: 0, not NaN
     standard = ((x - mean) / std).astype(np.float32)
     y = y.astype(np.int32)
     return standard[train], y[train], standard[test], y[test]
@@ -155,19 +161,23 @@ def _read_npz(path) -> dict[str, np.ndarray]:
                     arrays[name] = archive[name]
                 except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
                     _fail(path, f"array {name} could not be read ({err})")
-                except MemoryError as err:   # a small compressed file can declare terabytes
+                except MemoryError as err:  # a small compressed file can declare terabytes
                     _fail(path, f"array {name} does not fit in memory ({err})")
     missing = [k for k in ("x", "y") if k not in arrays]
     if missing:
-        _fail(path, f"lacks the array{'s' if len(missing) > 1 else ''} {' and '.join(missing)}; "
-                    f"it has {', '.join(names) if names else 'none'} (save x, y and optionally "
-                    "x_test, y_test)")
+        _fail(
+            path,
+            f"lacks the array{'s' if len(missing) > 1 else ''} {' and '.join(missing)}; "
+            f"it has {', '.join(names) if names else 'none'} (save x, y and optionally "
+            "x_test, y_test)",
+        )
     if ("x_test" in arrays) != ("y_test" in arrays):
         have, lack = ("x_test", "y_test") if "x_test" in arrays else ("y_test", "x_test")
         _fail(path, f"has {have} but not {lack}; a test split needs both")
     for name, a in arrays.items():
-        if a.dtype != np.bool_ and not (np.issubdtype(a.dtype, np.integer)
-                                        or np.issubdtype(a.dtype, np.floating)):
+        if a.dtype != np.bool_ and not (
+            np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)
+        ):
             _fail(path, f"array {name} has dtype {a.dtype}; it must hold real numbers")
     return arrays
 
@@ -179,7 +189,7 @@ def declared_bytes(path: str | os.PathLike) -> int | None:
     least 2 bytes, "0,"). None when the file cannot tell (``load`` then says what is wrong)."""
     path = Path(path)
     try:
-        if not path.is_file():   # a FIFO would block the zip reader
+        if not path.is_file():  # a FIFO would block the zip reader
             return None
         if path.suffix.lower() == ".csv":
             return 8 * (path.stat().st_size // 2)
@@ -191,8 +201,11 @@ def declared_bytes(path: str | os.PathLike) -> int | None:
                     continue
                 with archive.open(f"{name}.npy") as f:
                     version = np.lib.format.read_magic(f)
-                    read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                            else np.lib.format.read_array_header_2_0)
+                    read = (
+                        np.lib.format.read_array_header_1_0
+                        if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0
+                    )
                     shape, _, dtype = read(f)
                 total += math.prod(shape) * dtype.itemsize
         return total
@@ -209,26 +222,35 @@ def _number(path, text: str, line: int, column: int) -> float:
 
 
 def _read_csv(path) -> dict[str, np.ndarray]:
-    try:   # utf-8-sig: Excel and Windows tools start a UTF-8 file with a byte order mark
+    try:  # utf-8-sig: Excel and Windows tools start a UTF-8 file with a byte order mark
         with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = [(i, [cell.strip() for cell in row]) for i, row in enumerate(csv.reader(f), 1)
-                    if any(cell.strip() for cell in row)]
+            rows = [
+                (i, [cell.strip() for cell in row])
+                for i, row in enumerate(csv.reader(f), 1)
+                if any(cell.strip() for cell in row)
+            ]
     except UnicodeDecodeError as err:
         _fail(path, f"not a text file ({err})")
     if rows and not any(_is_number(cell) for cell in rows[0][1]):
-        rows = rows[1:]   # a header line
+        rows = rows[1:]  # a header line
     elif len(rows) > 1 and rows[0][1] == [str(i) for i in range(len(rows[0][1]))]:
         # pandas' to_csv(index=False) names a frame's unnamed columns 0, 1, ..., n-1
-        warnings.warn(f"{os.fspath(path)}: line {rows[0][0]} ({','.join(rows[0][1])}) taken as "
-                      "a header (pandas' default column names), not as data; to keep it as "
-                      "data, add a header line of names above it", UserWarning, stacklevel=3)
+        warnings.warn(
+            f"{os.fspath(path)}: line {rows[0][0]} ({','.join(rows[0][1])}) taken as "
+            "a header (pandas' default column names), not as data; to keep it as "
+            "data, add a header line of names above it",
+            UserWarning,
+            stacklevel=3,
+        )
         rows = rows[1:]
     if not rows:
         _fail(path, "has no data rows")
     width = len(rows[0][1])
     if width < 2:
-        _fail(path, f"line {rows[0][0]} has {width} column; a .csv needs x columns and a last "
-                    "column y")
+        _fail(
+            path,
+            f"line {rows[0][0]} has {width} column; a .csv needs x columns and a last column y",
+        )
     values = []
     for line, cells in rows:
         if len(cells) != width:
@@ -236,8 +258,11 @@ def _read_csv(path) -> dict[str, np.ndarray]:
         values.append([_number(path, cell, line, c) for c, cell in enumerate(cells, 1)])
         bad = [c for c, v in enumerate(values[-1], 1) if not math.isfinite(v)]
         if bad:
-            _fail(path, f"line {line}, column {bad[0]} is {cells[bad[0] - 1]!r}, not finite; "
-                        "clean the data before training")
+            _fail(
+                path,
+                f"line {line}, column {bad[0]} is {cells[bad[0] - 1]!r}, not finite; "
+                "clean the data before training",
+            )
     table = np.asarray(values, np.float64)
     return {"x": table[:, :-1], "y": table[:, -1]}
 
@@ -303,8 +328,11 @@ def load(path: str | os.PathLike) -> Data:
     if not path.is_file():
         _fail(path, "not a file")
     if suffix not in (".npz", ".csv"):
-        _fail(path, f"unknown suffix {path.suffix!r}; load reads .npz (arrays x, y, optionally "
-                    "x_test, y_test) and .csv (numbers, the last column y)")
+        _fail(
+            path,
+            f"unknown suffix {path.suffix!r}; load reads .npz (arrays x, y, optionally "
+            "x_test, y_test) and .csv (numbers, the last column y)",
+        )
     if path.stat().st_size == 0:
         _fail(path, "is empty")
     arrays = _read_npz(path) if suffix == ".npz" else _read_csv(path)
@@ -316,11 +344,17 @@ def _to_data(path: Path, arrays: dict[str, np.ndarray]) -> Data:
     for xn, yn in pairs:
         x, y = arrays[xn], arrays[yn]
         if x.ndim < 2:
-            _fail(path, f"{xn} has shape {_shape(x)}; it must be [N, features...] (save a single "
-                        "feature as [N, 1])")
+            _fail(
+                path,
+                f"{xn} has shape {_shape(x)}; it must be [N, features...] (save a single "
+                "feature as [N, 1])",
+            )
         if y.ndim not in (1, 2):
-            _fail(path, f"{yn} has shape {_shape(y)}; it must be [N] (labels or targets) or "
-                        "[N, D] (targets)")
+            _fail(
+                path,
+                f"{yn} has shape {_shape(y)}; it must be [N] (labels or targets) or "
+                "[N, D] (targets)",
+            )
         if x.shape[0] != y.shape[0]:
             _fail(path, f"{xn} {_shape(x)} and {yn} {_shape(y)} differ in length (axis 0)")
         if x.shape[0] == 0:
@@ -329,14 +363,16 @@ def _to_data(path: Path, arrays: dict[str, np.ndarray]) -> Data:
         for name in ("x", "y"):
             train, test = arrays[name], arrays[f"{name}_test"]
             if train.shape[1:] != test.shape[1:]:
-                _fail(path, f"{name} {_shape(train)} and {name}_test {_shape(test)} differ past "
-                            "axis 0")
+                _fail(
+                    path,
+                    f"{name} {_shape(train)} and {name}_test {_shape(test)} differ past axis 0",
+                )
 
     labels = all(_is_labels(arrays[yn]) for _, yn in pairs)
     out = {}
     for name, a in arrays.items():
         if name.startswith("x") or not labels:
-            with np.errstate(over="ignore"):   # _finite names the value that overflowed
+            with np.errstate(over="ignore"):  # _finite names the value that overflowed
                 out[name] = a.astype(np.float32)
             _finite(path, name, a, out[name])
     if labels:
@@ -345,9 +381,12 @@ def _to_data(path: Path, arrays: dict[str, np.ndarray]) -> Data:
             bad = (y < 0) | (y > _INT32_MAX)
             if bad.any():
                 i = int(np.argmax(bad))
-                _fail(path, f"{yn} holds whole numbers, read as class labels 0..K-1, but "
-                            f"{yn}[{i}] = {y[i].item()!r}; relabel them, or save y as [N, 1] for "
-                            "regression")
+                _fail(
+                    path,
+                    f"{yn} holds whole numbers, read as class labels 0..K-1, but "
+                    f"{yn}[{i}] = {y[i].item()!r}; relabel them, or save y as [N, 1] for "
+                    "regression",
+                )
             out[yn] = y.astype(np.int32)
         classes = 1 + max(int(out[yn].max()) for _, yn in pairs)
         head = heads.categorical(classes) if classes >= 2 else None

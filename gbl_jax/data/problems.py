@@ -14,14 +14,28 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gbl_jax.nets import heads
 from gbl_jax.checks import require_int
 from gbl_jax.data.data_record import Data, HeadT
 from gbl_jax.data.datasets import digits, load, mnist1d
+from gbl_jax.nets import heads
 from gbl_jax.nets.heads import Head
 
-__all__ = ["Data", "Problem", "REGISTRY", "bishop_inverse", "circles", "cubic", "digits", "load", "make",
-           "mnist1d", "sine", "teacher_student", "two_spirals", "xor"]
+__all__ = [
+    "Data",
+    "Problem",
+    "REGISTRY",
+    "bishop_inverse",
+    "circles",
+    "cubic",
+    "digits",
+    "load",
+    "make",
+    "mnist1d",
+    "sine",
+    "teacher_student",
+    "two_spirals",
+    "xor",
+]
 
 
 def _require_n(name: str, n: int, least: int = 2) -> None:
@@ -79,13 +93,17 @@ def bishop_inverse(key: jax.Array, n: int) -> Data[Head]:
     _require_n("bishop_inverse", n)
     k_t, k_noise = jax.random.split(key)
     t = jax.random.uniform(k_t, (n, 1))
-    x = t + 0.3 * jnp.sin(2 * math.pi * t) + jax.random.uniform(k_noise, (n, 1), minval=-0.1,
-                                                                maxval=0.1)
+    x = (
+        t
+        + 0.3 * jnp.sin(2 * math.pi * t)
+        + jax.random.uniform(k_noise, (n, 1), minval=-0.1, maxval=0.1)
+    )
     return Data(x, t, heads.mixture_density(3, 1), "bishop_inverse")
 
 
-def cubic(key: jax.Array, n: int = 20, *, n_test: int = 200, noise: float = 3.0,
-          test_range: float = 6.0) -> Data[Head]:
+def cubic(
+    key: jax.Array, n: int = 20, *, n_test: int = 200, noise: float = 3.0, test_range: float = 6.0
+) -> Data[Head]:
     """The toy of Lakshminarayanan et al. (2017): y = x^3 + eps, eps ~ N(0, noise^2).
 
     ``n`` training points with x ~ U(-4, 4); the test split has ``n_test`` points evenly spaced
@@ -100,13 +118,15 @@ def cubic(key: jax.Array, n: int = 20, *, n_test: int = 200, noise: float = 3.0,
     _require_n("cubic", n)
     _require_n("cubic (n_test)", n_test)
     if not (math.isfinite(noise) and noise > 0 and math.isfinite(test_range) and test_range > 0):
-        raise ValueError(f"cubic: noise and test_range must be positive and finite, got "
-                         f"{noise!r} and {test_range!r}")
+        raise ValueError(
+            f"cubic: noise and test_range must be positive and finite, got "
+            f"{noise!r} and {test_range!r}"
+        )
     k_x, k_noise, k_test = jax.random.split(key, 3)
     x = jax.random.uniform(k_x, (n, 1), minval=-4.0, maxval=4.0)
-    y = x ** 3 + noise * jax.random.normal(k_noise, (n, 1))
+    y = x**3 + noise * jax.random.normal(k_noise, (n, 1))
     x_test = jnp.linspace(-test_range, test_range, n_test)[:, None]
-    y_test = x_test ** 3 + noise * jax.random.normal(k_test, (n_test, 1))
+    y_test = x_test**3 + noise * jax.random.normal(k_test, (n_test, 1))
     head = heads.heteroscedastic_gaussian(1)
     return Data(x, y, head, "cubic", test=Data(x_test, y_test, head, "cubic (test)"))
 
@@ -132,8 +152,9 @@ def _first(data: Data[HeadT], n: int) -> Data[HeadT]:
     """A fixed data set's first n training examples; its test split stays whole."""
     _require_n(data.name, n)
     if n > len(data.y):
-        raise ValueError(f"{data.name}: n must be at most its {len(data.y)} training examples, "
-                         f"got {n}")
+        raise ValueError(
+            f"{data.name}: n must be at most its {len(data.y)} training examples, got {n}"
+        )
     if n == len(data.y):
         return data
     return Data(data.x[:n], data.y[:n], data.head, data.name, test=data.test)
@@ -157,16 +178,27 @@ REGISTRY: dict[str, Problem] = {
     "circles": Problem(circles, "two concentric circles; needs a hidden layer", 256),
     "sine": Problem(sine, "noisy sine regression with a Gaussian output", 256),
     "bishop_inverse": Problem(bishop_inverse, "multi-valued inverse problem; wants an MDN", 512),
-    "cubic": Problem(cubic, "y = x^3 + N(0, 3^2) on [-4, 4], tested on [-6, 6] (deep "
-                     "ensembles' toy); wants a learned-variance head", 20),
-    "teacher_student": Problem(lambda key, n: teacher_student(key, n, 4, 4),
-                               "a planted 4-4-1 ReLU teacher on Gaussian inputs", 256),
-    "mnist1d": Problem(lambda key, n: _first(mnist1d(), n),
-                       "MNIST-1D: 40-sample 1-D digits, 10 classes, 1000 held out; gbl_jax[data]",
-                       4000),
-    "digits": Problem(lambda key, n: _first(digits(), n),
-                      "scikit-learn's 8x8 digits, standardized, 449 held out; gbl_jax[data]",
-                      1797 - 449),
+    "cubic": Problem(
+        cubic,
+        "y = x^3 + N(0, 3^2) on [-4, 4], tested on [-6, 6] (deep "
+        "ensembles' toy); wants a learned-variance head",
+        20,
+    ),
+    "teacher_student": Problem(
+        lambda key, n: teacher_student(key, n, 4, 4),
+        "a planted 4-4-1 ReLU teacher on Gaussian inputs",
+        256,
+    ),
+    "mnist1d": Problem(
+        lambda key, n: _first(mnist1d(), n),
+        "MNIST-1D: 40-sample 1-D digits, 10 classes, 1000 held out; gbl_jax[data]",
+        4000,
+    ),
+    "digits": Problem(
+        lambda key, n: _first(digits(), n),
+        "scikit-learn's 8x8 digits, standardized, 449 held out; gbl_jax[data]",
+        1797 - 449,
+    ),
 }
 
 

@@ -29,10 +29,10 @@ import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
 from gbl_jax.checks import require_int
-from gbl_jax.nets.models import apply_model, is_stochastic
 from gbl_jax.engine.runconfig import RunConfig
 from gbl_jax.engine.seeds_last import vmap_last
 from gbl_jax.engine.training import make_engine, probe_options
+from gbl_jax.nets.models import apply_model, is_stochastic
 
 try:  # jax >= 0.6
     from jax import shard_map as _shard_map
@@ -43,12 +43,12 @@ except ImportError:  # pragma: no cover - older jax
 
     _NO_CHECK = {"check_rep": False}
 
-CPU_CACHE_BUDGET = 16 * 2**20   # bytes of step intermediates per vmapped chunk on CPU
+CPU_CACHE_BUDGET = 16 * 2**20  # bytes of step intermediates per vmapped chunk on CPU
 # Per-run step bytes above which CPU runs are not vmapped. The count depends on the jaxpr jax
 # traces (2-32-32-1 on 256 points: 633 KB on jax 0.10, 502 KB on 0.12; 2-8-1: 164 / 148 KB), so
 # the line sits where both versions put the benchmark's nets on the same side.
 CPU_LOOP_ABOVE = 384 * 2**10
-CPU_SIDE_BY_SIDE = 4            # such runs per device and call, as separate loops in one program
+CPU_SIDE_BY_SIDE = 4  # such runs per device and call, as separate loops in one program
 # Per-run step bytes at or below which CPU runs of a full-batch, deterministic model go
 # seeds-last (``gbl_jax.engine.seeds_last``): XOR 2-2-1 (about 2 KB) and 2-8-1 on 256 points
 # (148-164 KB) measured faster so; 2-32-32-1 (500-633 KB) runs side by side, unbatched.
@@ -66,7 +66,7 @@ MAX_CHUNK = 65536
 # batched matmuls keeps to about one core (BENCHMARKS.md, "Real data: MNIST-1D"). Below it the
 # compile time a second copy of the loop costs would outweigh the gain.
 CPU_GROUPS_ABOVE = 8 * 2**20
-SEGMENTS = 16                   # segments of the budget between repacks (run to convergence)
+SEGMENTS = 16  # segments of the budget between repacks (run to convergence)
 
 
 def tree_bytes(tree) -> int:
@@ -81,9 +81,9 @@ def _jaxpr_bytes(jaxpr) -> int:
         for var in eqn.outvars:
             aval = getattr(var, "aval", None)
             if hasattr(aval, "shape") and hasattr(aval, "dtype"):
-                total += math.prod(aval.shape) * aval.dtype.itemsize   # typed keys too (key<fry>: 8)
+                total += math.prod(aval.shape) * aval.dtype.itemsize  # typed keys too (key<fry>: 8)
         for value in eqn.params.values():
-            for sub in (value if isinstance(value, (tuple, list)) else (value,)):
+            for sub in value if isinstance(value, (tuple, list)) else (value,):
                 inner = getattr(sub, "jaxpr", sub)
                 if hasattr(inner, "eqns"):
                     total += _jaxpr_bytes(inner)
@@ -92,8 +92,9 @@ def _jaxpr_bytes(jaxpr) -> int:
 
 def step_bytes(cfg: RunConfig, x: jax.Array, y: jax.Array) -> tuple[int, int]:
     """(parameter bytes, bytes of the intermediates of one gradient step) of one run."""
-    return _step_bytes(cfg, jax.ShapeDtypeStruct(x.shape, x.dtype),
-                       jax.ShapeDtypeStruct(y.shape, y.dtype))
+    return _step_bytes(
+        cfg, jax.ShapeDtypeStruct(x.shape, x.dtype), jax.ShapeDtypeStruct(y.shape, y.dtype)
+    )
 
 
 @functools.lru_cache(maxsize=64)
@@ -113,8 +114,9 @@ def _step_bytes(cfg: RunConfig, x, y) -> tuple[int, int]:
 ANALYSIS_CHUNK_BYTES = 256 * 2**20
 
 
-def analysis_chunk(chunk_size: int | None, seeds: int, per_seed_bytes: int,
-                   where: str = "chunk_size") -> int:
+def analysis_chunk(
+    chunk_size: int | None, seeds: int, per_seed_bytes: int, where: str = "chunk_size"
+) -> int:
     """Seeds per compiled call of ``over_seeds``: ``chunk_size`` when given (checked), else as
     many as keep ``per_seed_bytes`` each within ``ANALYSIS_CHUNK_BYTES``; at most ``seeds``."""
     if chunk_size is not None:
@@ -132,13 +134,16 @@ def over_seeds(fn: Callable, args: tuple, mapped: Sequence[bool], seeds: int, si
     Returns host numpy arrays of leading size ``seeds``.
     """
     options = dict(without_library_fusions(jax.devices()[0].platform))
-    run = jax.jit(jax.vmap(fn, in_axes=tuple(0 if m else None for m in mapped)),
-                  compiler_options=options or None)
+    run = jax.jit(
+        jax.vmap(fn, in_axes=tuple(0 if m else None for m in mapped)),
+        compiler_options=options or None,
+    )
     outs = []
     for lo in range(0, seeds, size):
         index = np.minimum(np.arange(lo, lo + size), seeds - 1)
-        chunk = [jax.tree.map(lambda a: a[index], arg) if m else arg
-                 for arg, m in zip(args, mapped)]
+        chunk = [
+            jax.tree.map(lambda a: a[index], arg) if m else arg for arg, m in zip(args, mapped)
+        ]
         outs.append(jax.tree.map(np.asarray, run(*chunk)))
     return jax.tree.map(lambda *a: np.concatenate(a)[:seeds], *outs)
 
@@ -150,8 +155,9 @@ def _device_budget(device) -> int | None:
     return None
 
 
-def auto_chunk_size(cfg: RunConfig, x: jax.Array, y: jax.Array, *, runs: int,
-                    devices: Sequence[Any]) -> int:
+def auto_chunk_size(
+    cfg: RunConfig, x: jax.Array, y: jax.Array, *, runs: int, devices: Sequence[Any]
+) -> int:
     """The default number of runs per compiled call (a multiple of ``len(devices)``).
 
     CPU: ``CPU_SIDE_BY_SIDE`` runs per device and call, side by side (``side_by_side``), when a
@@ -165,8 +171,11 @@ def auto_chunk_size(cfg: RunConfig, x: jax.Array, y: jax.Array, *, runs: int,
     number of runs.
     """
     param_bytes, act_bytes = step_bytes(cfg, x, y)
-    run_bytes = 8 * param_bytes + act_bytes + 4 * (cfg.steps // cfg.log_every) * (
-        1 + len(cfg.metrics) * (2 if cfg.has_eval else 1))
+    run_bytes = (
+        8 * param_bytes
+        + act_bytes
+        + 4 * (cfg.steps // cfg.log_every) * (1 + len(cfg.metrics) * (2 if cfg.has_eval else 1))
+    )
     n_dev = len(devices)
     budget = _device_budget(devices[0])
     if devices[0].platform == "cpu" or budget is None:
@@ -183,15 +192,22 @@ def auto_chunk_size(cfg: RunConfig, x: jax.Array, y: jax.Array, *, runs: int,
     return max(1, per_device) * n_dev
 
 
-def cpu_groups(cfg: RunConfig, x: jax.Array, y: jax.Array, *, chunk_size: int,
-               devices: Sequence[Any], vmapped: bool, last: bool) -> int:
+def cpu_groups(
+    cfg: RunConfig,
+    x: jax.Array,
+    y: jax.Array,
+    *,
+    chunk_size: int,
+    devices: Sequence[Any],
+    vmapped: bool,
+    last: bool,
+) -> int:
     """Groups of runs per device of a vmapped CPU chunk (1: one vmapped loop): the cores per
     device when the chunk's step intermediates reach ``CPU_GROUPS_ABOVE`` and every group gets
     two runs or more."""
     cores = (os.cpu_count() or 1) // len(devices)
     per_device = chunk_size // len(devices)
-    if (devices[0].platform != "cpu" or not vmapped or last or cores < 2
-            or per_device < 2 * cores):
+    if devices[0].platform != "cpu" or not vmapped or last or cores < 2 or per_device < 2 * cores:
         return 1
     return cores if per_device * step_bytes(cfg, x, y)[1] >= CPU_GROUPS_ABOVE else 1
 
@@ -200,14 +216,14 @@ def _large_cpu_step(devices: Sequence[Any], act_bytes: int) -> bool:
     return devices[0].platform == "cpu" and act_bytes > CPU_LOOP_ABOVE
 
 
-def side_by_side(cfg: RunConfig, x: jax.Array, y: jax.Array, *, chunk_size: int,
-                 devices: Sequence[Any]) -> bool:
+def side_by_side(
+    cfg: RunConfig, x: jax.Array, y: jax.Array, *, chunk_size: int, devices: Sequence[Any]
+) -> bool:
     """Whether a device's runs of a chunk go side by side (separate loops in one program, no
     vmap): on CPU, for runs whose step exceeds ``CPU_LOOP_ABOVE``, up to ``CPU_SIDE_BY_SIDE``
     runs per device (more would multiply the compile time; those vmap)."""
     per_device = chunk_size // len(devices)
-    return (1 < per_device <= CPU_SIDE_BY_SIDE
-            and _large_cpu_step(devices, step_bytes(cfg, x, y)[1]))
+    return 1 < per_device <= CPU_SIDE_BY_SIDE and _large_cpu_step(devices, step_bytes(cfg, x, y)[1])
 
 
 def seeds_last(cfg: RunConfig, x: jax.Array, y: jax.Array, *, devices: Sequence[Any]) -> bool:
@@ -218,8 +234,13 @@ def seeds_last(cfg: RunConfig, x: jax.Array, y: jax.Array, *, devices: Sequence[
     runs gather examples per run, and a stochastic model draws per-run keys in the step: both
     would leave the fast rules every step, so they vmap; so do runs with probes (Hessian-vector
     products are not among the rules)."""
-    return (devices[0].platform == "cpu" and cfg.batch_size is None and not cfg.probes
-            and not is_stochastic(cfg.model) and step_bytes(cfg, x, y)[1] <= SEEDS_LAST_AT_MOST)
+    return (
+        devices[0].platform == "cpu"
+        and cfg.batch_size is None
+        and not cfg.probes
+        and not is_stochastic(cfg.model)
+        and step_bytes(cfg, x, y)[1] <= SEEDS_LAST_AT_MOST
+    )
 
 
 @functools.lru_cache(maxsize=None)
@@ -239,7 +260,7 @@ def without_library_fusions(platform: str) -> tuple:
     options = (("xla_cpu_experimental_ynn_fusion_type", ""),)
     try:
         jax.jit(lambda v: v + 1, compiler_options=dict(options)).lower(1.0).compile()
-    except Exception:   # noqa: BLE001 - an unknown option is reported in several ways
+    except Exception:  # noqa: BLE001 - an unknown option is reported in several ways
         return ()
     return options
 
@@ -260,13 +281,21 @@ def vmaps(size: int, devices: Sequence[Any], side: bool) -> bool:
 
 
 def _named(fn: Callable, name: str) -> Callable:
-    fn.__name__ = fn.__qualname__ = name   # what XLA's compile log and count_compiles show
+    fn.__name__ = fn.__qualname__ = name  # what XLA's compile log and count_compiles show
     return fn
 
 
-def _batched(fn: Callable, in_axes: tuple, size: int, devices: tuple, name: str,
-             side: bool = False, last: bool = False, groups: int = 1,
-             safe: dict | None = None) -> Callable:
+def _batched(
+    fn: Callable,
+    in_axes: tuple,
+    size: int,
+    devices: tuple,
+    name: str,
+    side: bool = False,
+    last: bool = False,
+    groups: int = 1,
+    safe: dict | None = None,
+) -> Callable:
     """``fn`` over a leading run axis of ``size``, jitted: vmapped over each device's share
     (``shard_map`` over ``devices``; with ``last``, seeds-last and compiled with
     ``tiny_step_options``; with ``groups`` > 1, that share cut into ``groups`` vmapped loops side
@@ -276,9 +305,17 @@ def _batched(fn: Callable, in_axes: tuple, size: int, devices: tuple, name: str,
     per_device = size // len(devices)
     options = dict(tiny_step_options(devices[0].platform)) if last else dict(safe or {})
     if per_device == 1 or side:
+
         def mapped(*args):
-            outs = [fn(*[jax.tree.map(lambda a: a[i], arg) if ax == 0 else arg
-                         for arg, ax in zip(args, in_axes)]) for i in range(per_device)]
+            outs = [
+                fn(
+                    *[
+                        jax.tree.map(lambda a: a[i], arg) if ax == 0 else arg
+                        for arg, ax in zip(args, in_axes)
+                    ]
+                )
+                for i in range(per_device)
+            ]
             return jax.tree.map(lambda *o: jnp.stack(o), *outs)
     elif last:
         mapped = vmap_last(fn, in_axes)
@@ -287,9 +324,15 @@ def _batched(fn: Callable, in_axes: tuple, size: int, devices: tuple, name: str,
         cuts = np.linspace(0, per_device, groups + 1).astype(int)
 
         def mapped(*args):
-            outs = [one(*[jax.tree.map(lambda a: a[lo:hi], arg) if ax == 0 else arg
-                          for arg, ax in zip(args, in_axes)])
-                    for lo, hi in zip(cuts[:-1], cuts[1:])]
+            outs = [
+                one(
+                    *[
+                        jax.tree.map(lambda a: a[lo:hi], arg) if ax == 0 else arg
+                        for arg, ax in zip(args, in_axes)
+                    ]
+                )
+                for lo, hi in zip(cuts[:-1], cuts[1:])
+            ]
             return jax.tree.map(lambda *o: jnp.concatenate(o), *outs)
     else:
         mapped = jax.vmap(fn, in_axes=in_axes)
@@ -297,8 +340,9 @@ def _batched(fn: Callable, in_axes: tuple, size: int, devices: tuple, name: str,
         return jax.jit(_named(mapped, name), compiler_options=options or None)
     mesh = Mesh(np.asarray(devices), ("runs",))
     specs = tuple(PartitionSpec("runs") if ax == 0 else PartitionSpec() for ax in in_axes)
-    sharded = _shard_map(mapped, mesh=mesh, in_specs=specs, out_specs=PartitionSpec("runs"),
-                         **_NO_CHECK)
+    sharded = _shard_map(
+        mapped, mesh=mesh, in_specs=specs, out_specs=PartitionSpec("runs"), **_NO_CHECK
+    )
     return jax.jit(_named(lambda *args: sharded(*args), name), compiler_options=options or None)
 
 
@@ -310,8 +354,17 @@ def _keys(k_init, k_data, impl):
 
 
 @functools.lru_cache(maxsize=32)
-def one_shot_fn(cfg: RunConfig, size: int, devices: tuple, keep_params: bool, impl, side: bool,
-                last: bool = False, shared_data: bool = False, groups: int = 1):
+def one_shot_fn(
+    cfg: RunConfig,
+    size: int,
+    devices: tuple,
+    keep_params: bool,
+    impl,
+    side: bool,
+    last: bool = False,
+    shared_data: bool = False,
+    groups: int = 1,
+):
     """The compiled call of a chunk of ``size`` whole runs (``training``'s engine ``run`` each):
     (key data, key data, hypers, x, y, eval x, eval y) -> {name: [size, ...]}. Vmapped runs
     carry their params in reading order (``loop_order``); seeds-last (``last``) and unbatched
@@ -327,13 +380,23 @@ def one_shot_fn(cfg: RunConfig, size: int, devices: tuple, keep_params: bool, im
             out = {k: v for k, v in out.items() if k not in ("params", "init_params")}
         return out
 
-    return _batched(one, (0, None if shared_data else 0, 0, None, None, None, None), size,
-                    devices, "gbl_sweep_chunk", side, last, groups=groups, safe=probe_options(cfg))
+    return _batched(
+        one,
+        (0, None if shared_data else 0, 0, None, None, None, None),
+        size,
+        devices,
+        "gbl_sweep_chunk",
+        side,
+        last,
+        groups=groups,
+        safe=probe_options(cfg),
+    )
 
 
 @functools.lru_cache(maxsize=32)
-def segment_fns(cfg: RunConfig, devices: tuple, impl, vmapped: bool, side: bool,
-                last: bool = False):
+def segment_fns(
+    cfg: RunConfig, devices: tuple, impl, vmapped: bool, side: bool, last: bool = False
+):
     """The compiled pieces of a compacted run: start, advance (per chunk size), finish."""
     last = last and vmapped
     engine = make_engine(cfg, reading_order=vmapped and not last, carry_sums=last)
@@ -346,24 +409,40 @@ def segment_fns(cfg: RunConfig, devices: tuple, impl, vmapped: bool, side: bool,
 
     @functools.lru_cache(maxsize=None)
     def start(size):
-        return _batched(begin, (0, 0, 0, None), size, devices, "gbl_sweep_start", side,
-                        last)
+        return _batched(begin, (0, 0, 0, None), size, devices, "gbl_sweep_start", side, last)
 
     @functools.lru_cache(maxsize=None)
     def advance(size):
-        fn = lambda s, x, y, ex, ey, u0: engine.advance(s, x, y, ex, ey, u0, seg_units,  # noqa
-                                                        guard)
-        return _batched(fn, (0, None, None, None, None, None), size, devices,
-                        "gbl_sweep_segment", side, last)
+        fn = lambda s, x, y, ex, ey, u0: engine.advance(
+            s,
+            x,
+            y,
+            ex,
+            ey,
+            u0,
+            seg_units,  # noqa
+            guard,
+        )
+        return _batched(
+            fn, (0, None, None, None, None, None), size, devices, "gbl_sweep_segment", side, last
+        )
 
     @functools.lru_cache(maxsize=None)
     def finish(size):
-        return _batched(engine.finish, (0, None, None, None, None), size, devices,
-                        "gbl_sweep_finish", side, last)
+        return _batched(
+            engine.finish,
+            (0, None, None, None, None),
+            size,
+            devices,
+            "gbl_sweep_finish",
+            side,
+            last,
+        )
 
     @functools.lru_cache(maxsize=None)
     def predict(size):
-        return _batched(engine.predict, (0, None, 0), size, devices, "gbl_sweep_predict", side,
-                        last)
+        return _batched(
+            engine.predict, (0, None, 0), size, devices, "gbl_sweep_predict", side, last
+        )
 
     return engine, seg_units, start, advance, finish, predict

@@ -83,9 +83,12 @@ class CompileCount:
 
     def __repr__(self) -> str:
         training = sorted({name for name in self.names if "gbl_" in name})
-        return (f"CompileCount(compiled={self.compiled}, training={self.training}, "
-                f"cache_hits={self.cache_hits}"
-                + (f", training programs={training}" if training else "") + ")")
+        return (
+            f"CompileCount(compiled={self.compiled}, training={self.training}, "
+            f"cache_hits={self.cache_hits}"
+            + (f", training programs={training}" if training else "")
+            + ")"
+        )
 
 
 _ACTIVE: list[CompileCount] = []
@@ -127,8 +130,9 @@ _CANONICAL_SIZE = 256
 # alive while the entry lives, so no id in a stored fingerprint is reused by another object)
 _canonical: dict = {}
 _MUTABLE = (list, dict, set, bytearray, types.SimpleNamespace)
-_LIBRARY_PATHS = tuple({sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib",
-                                                             "platlib")})
+_LIBRARY_PATHS = tuple(
+    {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+)
 
 
 class _Unshareable(Exception):
@@ -163,8 +167,11 @@ def _from_library(module_name: str | None) -> bool:
 @functools.lru_cache(maxsize=4096)
 def _global_names(code) -> tuple[str, ...]:
     """Names a code object (and the code objects nested in it) looks up as globals."""
-    names = [ins.argval for ins in dis.get_instructions(code)
-             if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME")]
+    names = [
+        ins.argval
+        for ins in dis.get_instructions(code)
+        if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME")
+    ]
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             names += _global_names(const)
@@ -204,8 +211,9 @@ def _fingerprint(obj, keep: list, seen: frozenset = frozenset(), depth: int = 0)
         return ("id", id(obj))
     if isinstance(obj, _MUTABLE):
         raise _Unshareable
-    if kind is tuple or (isinstance(obj, tuple) and hasattr(kind, "_fields")
-                         and not getattr(obj, "__dict__", None)):   # NamedTuples, no attributes
+    if kind is tuple or (
+        isinstance(obj, tuple) and hasattr(kind, "_fields") and not getattr(obj, "__dict__", None)
+    ):  # NamedTuples, no attributes
         return (kind, tuple(rec(o) for o in obj))
     if isinstance(obj, jax.Array):
         if isinstance(obj, jax.core.Tracer):
@@ -224,12 +232,15 @@ def _fingerprint(obj, keep: list, seen: frozenset = frozenset(), depth: int = 0)
     if isinstance(obj, types.MethodType):
         return ("method", rec(obj.__func__), rec(obj.__self__))
     if isinstance(obj, types.FunctionType) and not (
-            _is_module_level(obj) and _from_library(obj.__module__)):
+        _is_module_level(obj) and _from_library(obj.__module__)
+    ):
         code = obj.__code__
-        cells = tuple(rec(c.cell_contents) if _filled(c) else ("empty",)
-                      for c in (obj.__closure__ or ()))
-        names = tuple((n, rec(obj.__globals__[n])) for n in _global_names(code)
-                      if n in obj.__globals__)
+        cells = tuple(
+            rec(c.cell_contents) if _filled(c) else ("empty",) for c in (obj.__closure__ or ())
+        )
+        names = tuple(
+            (n, rec(obj.__globals__[n])) for n in _global_names(code) if n in obj.__globals__
+        )
         kwdefaults = tuple(sorted((obj.__kwdefaults__ or {}).items()))
         return ("function", code, rec(obj.__defaults__), rec(kwdefaults), cells, names)
     if _from_library(getattr(kind, "__module__", None)) or isinstance(obj, types.FunctionType):

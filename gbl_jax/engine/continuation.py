@@ -49,12 +49,14 @@ def _resume_fn(cfg: RunConfig, size: int, devices: tuple):
     engine = make_engine(cfg)
 
     def resume(runs, k_data, x, y, first, count):
-        params, opt_state, mean = engine.resume(runs.params, runs.opt_state, k_data, x, y, first,
-                                                count)
+        params, opt_state, mean = engine.resume(
+            runs.params, runs.opt_state, k_data, x, y, first, count
+        )
         return Runs(params, opt_state), mean
 
-    return _batched(resume, (0, 0, None, None, None, None), size, devices,
-                    "gbl_continuation_segment")
+    return _batched(
+        resume, (0, 0, None, None, None, None), size, devices, "gbl_continuation_segment"
+    )
 
 
 def _chunks(n: int, size: int):
@@ -66,8 +68,9 @@ def _concat(parts, n: int):
     return jax.tree.map(lambda *a: jnp.concatenate(a)[:n], *parts)
 
 
-def chunk_size_for(cfg: RunConfig, x: jax.Array, y: jax.Array, runs: int,
-                   chunk_size: int | None = None) -> int:
+def chunk_size_for(
+    cfg: RunConfig, x: jax.Array, y: jax.Array, runs: int, chunk_size: int | None = None
+) -> int:
     """Runs per compiled call: ``chunk_size`` (rounded up to a multiple of the device count),
     or the sweeps' default (``chunking.auto_chunk_size``)."""
     n_dev = len(jax.devices())
@@ -76,8 +79,7 @@ def chunk_size_for(cfg: RunConfig, x: jax.Array, y: jax.Array, runs: int,
     return auto_chunk_size(cfg, x, y, runs=runs, devices=tuple(jax.devices()))
 
 
-def start(cfg: RunConfig, k_init: jax.Array, k_data: jax.Array, x: jax.Array,
-          size: int) -> Runs:
+def start(cfg: RunConfig, k_init: jax.Array, k_data: jax.Array, x: jax.Array, size: int) -> Runs:
     """Each run's initial params and optimizer state, as ``train`` draws them.
 
     Args:
@@ -88,8 +90,17 @@ def start(cfg: RunConfig, k_init: jax.Array, k_data: jax.Array, x: jax.Array,
     return _concat([fn(k_init[i], k_data[i], x) for _, i in _chunks(n, size)], n)
 
 
-def resume(cfg: RunConfig, runs: Runs, k_data: jax.Array, x: jax.Array, y: jax.Array, *,
-           first: int, count: int, size: int) -> tuple[Runs, np.ndarray]:
+def resume(
+    cfg: RunConfig,
+    runs: Runs,
+    k_data: jax.Array,
+    x: jax.Array,
+    y: jax.Array,
+    *,
+    first: int,
+    count: int,
+    size: int,
+) -> tuple[Runs, np.ndarray]:
     """``count`` more steps of every run from global step ``first`` on its key in ``k_data``.
 
     Returns:
@@ -101,8 +112,14 @@ def resume(cfg: RunConfig, runs: Runs, k_data: jax.Array, x: jax.Array, y: jax.A
     fn = _resume_fn(cfg, size, tuple(jax.devices()))
     parts, means = [], []
     for _, i in _chunks(n, size):
-        part, mean = fn(jax.tree.map(lambda a: a[i], runs), k_data[i], x, y,
-                        jnp.asarray(first, jnp.int32), jnp.asarray(count, jnp.int32))
+        part, mean = fn(
+            jax.tree.map(lambda a: a[i], runs),
+            k_data[i],
+            x,
+            y,
+            jnp.asarray(first, jnp.int32),
+            jnp.asarray(count, jnp.int32),
+        )
         parts.append(part)
         means.append(np.asarray(mean))
     return _concat(parts, n), np.concatenate(means)[:n]

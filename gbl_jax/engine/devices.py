@@ -31,6 +31,8 @@ def use_cpu_cores(n: int | None = None) -> int:
     try:
         jax.config.update("jax_num_cpu_devices", n)
     except RuntimeError:
-        raise ValueError("use_cpu_cores() must run before the first JAX computation (JAX has "
-                         "already started its backends); call it right after the imports") from None
+        raise ValueError(
+            "use_cpu_cores() must run before the first JAX computation (JAX has "
+            "already started its backends); call it right after the imports"
+        ) from None
     return n

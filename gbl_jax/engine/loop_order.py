@@ -52,9 +52,17 @@ def _visit(jaxpr, owner: dict, first: dict, clock) -> None:
     for eqn in jaxpr.eqns:
         read = {v: owner[v] for v in eqn.invars if isinstance(v, core.Var) and v in owner}
         calls = [sub for sub in _sub_jaxprs(eqn) if len(sub.invars) == len(eqn.invars)]
-        for sub in calls if read else ():   # a call passes its operands on: where are they read?
-            _visit(sub, {inner: read[outer] for outer, inner in zip(eqn.invars, sub.invars)
-                         if isinstance(outer, core.Var) and outer in read}, first, clock)
+        for sub in calls if read else ():  # a call passes its operands on: where are they read?
+            _visit(
+                sub,
+                {
+                    inner: read[outer]
+                    for outer, inner in zip(eqn.invars, sub.invars)
+                    if isinstance(outer, core.Var) and outer in read
+                },
+                first,
+                clock,
+            )
         stamp = next(clock)
         for leaf in read.values():
             first.setdefault(leaf, stamp)

@@ -22,8 +22,10 @@ from gbl_jax.engine.chunking import step_bytes, tree_bytes
 from gbl_jax.engine.runconfig import RunConfig
 from gbl_jax.nets.models import apply_model
 
-FEWER = ("use fewer seeds or a seed_range at a time, log fewer points (log_every), or leave "
-         "keep_params off")
+FEWER = (
+    "use fewer seeds or a seed_range at a time, log fewer points (log_every), or leave "
+    "keep_params off"
+)
 
 
 def available() -> int | None:
@@ -53,8 +55,10 @@ def size_text(n: float) -> str:
 def require(what: str, need: int, have: int | None, where: str, hint: str) -> None:
     """Raises ValueError when ``need`` bytes exceed ``have`` (None: unknown, no check)."""
     if have is not None and need > have:
-        raise ValueError(f"{what} needs about {size_text(need)} of {where} but "
-                         f"{size_text(have)} is available; {hint}")
+        raise ValueError(
+            f"{what} needs about {size_text(need)} of {where} but "
+            f"{size_text(have)} is available; {hint}"
+        )
 
 
 def key_bytes(key) -> int:
@@ -66,8 +70,12 @@ def key_bytes(key) -> int:
 
 
 @functools.lru_cache(maxsize=64)
-def result_bytes(cfg: RunConfig, x: jax.ShapeDtypeStruct, keep_params: bool,
-                 eval_x: jax.ShapeDtypeStruct | None = None) -> int:
+def result_bytes(
+    cfg: RunConfig,
+    x: jax.ShapeDtypeStruct,
+    keep_params: bool,
+    eval_x: jax.ShapeDtypeStruct | None = None,
+) -> int:
     """Bytes of one run's results: loss and metric curves, final values, kept params, and
     with ``cfg.keep_predictions`` its predictive distribution on ``eval_x``."""
     names = len(cfg.metric_names)
@@ -75,11 +83,18 @@ def result_bytes(cfg: RunConfig, x: jax.ShapeDtypeStruct, keep_params: bool,
     kept = tree_bytes(params) if keep_params else 0
     predictions = 0
     if cfg.keep_predictions and eval_x is not None:
-        predictions = tree_bytes(jax.eval_shape(
-            lambda p, e: apply_model(cfg.model, p, e, None), params, eval_x))
+        predictions = tree_bytes(
+            jax.eval_shape(lambda p, e: apply_model(cfg.model, p, e, None), params, eval_x)
+        )
     trajectory = tree_bytes(params) * (cfg.steps // cfg.log_every) if cfg.keep_trajectory else 0
-    return (9 + 4 * names + 4 * (cfg.steps // cfg.log_every) * (1 + names) + 2 * kept
-            + predictions + trajectory)
+    return (
+        9
+        + 4 * names
+        + 4 * (cfg.steps // cfg.log_every) * (1 + names)
+        + 2 * kept
+        + predictions
+        + trajectory
+    )
 
 
 @functools.lru_cache(maxsize=64)
@@ -89,8 +104,7 @@ def train_bytes(cfg: RunConfig, x: jax.ShapeDtypeStruct, y: jax.ShapeDtypeStruct
     param_bytes, step = step_bytes(cfg, x, y)
     params = jax.eval_shape(cfg.model.init, jax.random.PRNGKey(0), x)
     order = 4 * x.shape[0] if cfg.batch_size is not None else 0
-    return (2 * param_bytes + tree_bytes(jax.eval_shape(cfg.optimizer.init, params)) + step
-            + order)
+    return 2 * param_bytes + tree_bytes(jax.eval_shape(cfg.optimizer.init, params)) + step + order
 
 
 def sweep_results_bytes(runs: int, logs: int, param_bytes: int, *, keep_params: bool) -> int:
@@ -99,8 +113,9 @@ def sweep_results_bytes(runs: int, logs: int, param_bytes: int, *, keep_params: 
     return runs * (4 * logs + 16) + (2 * runs * param_bytes if keep_params else 0)
 
 
-def sweep_host_bytes(runs: int, logs: int, param_bytes: int, *, keep_params: bool,
-                     classify: bool) -> int:
+def sweep_host_bytes(
+    runs: int, logs: int, param_bytes: int, *, keep_params: bool, classify: bool
+) -> int:
     """Host memory a command-line sweep's results take, roughly: held twice while the chunks
     merge, the index of the runs, and with ``classify`` the Hessian spectra of every run. The
     memory a chunk takes to train is ``check_sweep``'s."""
@@ -115,21 +130,40 @@ def check_sweep(plan) -> None:
     the results in host memory, or in an accelerator's memory."""
     x, y = (jax.ShapeDtypeStruct(a.shape, a.dtype) for a in plan.data[:2])
     ex = plan.data[2]
-    result = result_bytes(plan.cfg, x, plan.keep_params,
-                          None if ex is None else jax.ShapeDtypeStruct(ex.shape, ex.dtype))
+    result = result_bytes(
+        plan.cfg,
+        x,
+        plan.keep_params,
+        None if ex is None else jax.ShapeDtypeStruct(ex.shape, ex.dtype),
+    )
     train = train_bytes(plan.cfg, x, y) + result
     n, size, n_dev = len(plan.runs), plan.chunk_size, len(plan.devices)
     chunk = size * train + tree_bytes(plan.data)
     results = 2 * n * result
-    hint = (FEWER if results > chunk else "use a smaller chunk_size" if size > n_dev
-            else "use a smaller model or batch_size")
-    what = (f"this sweep ({n} runs: {size_text(result)} of results each; a chunk of {size} "
-            f"training, {size_text(train)} each)")
+    hint = (
+        FEWER
+        if results > chunk
+        else "use a smaller chunk_size"
+        if size > n_dev
+        else "use a smaller model or batch_size"
+    )
+    what = (
+        f"this sweep ({n} runs: {size_text(result)} of results each; a chunk of {size} "
+        f"training, {size_text(train)} each)"
+    )
     device = plan.devices[0]
-    stats = device.memory_stats() if device.platform != "cpu" and hasattr(
-        device, "memory_stats") else None
+    stats = (
+        device.memory_stats()
+        if device.platform != "cpu" and hasattr(device, "memory_stats")
+        else None
+    )
     if stats and stats.get("bytes_limit"):
-        require(what, -(-chunk // n_dev), stats["bytes_limit"],
-                f"{device.platform} memory per device", hint)
+        require(
+            what,
+            -(-chunk // n_dev),
+            stats["bytes_limit"],
+            f"{device.platform} memory per device",
+            hint,
+        )
         chunk = 0
     require(what, results + chunk, available(), "host memory", hint)

@@ -29,13 +29,19 @@ def _check_axes(axes: Any) -> dict[str, list[float]]:
     checked = {}
     for name, values in axes.items():
         if not isinstance(name, str) or not name.isidentifier():
-            raise ValueError(f"sweep_models: an axis name must be an identifier (the factory's "
-                             f"keyword), got {name!r}")
+            raise ValueError(
+                f"sweep_models: an axis name must be an identifier (the factory's "
+                f"keyword), got {name!r}"
+            )
         values = list(values) if isinstance(values, (list, tuple, np.ndarray)) else None
-        if not values or not all(isinstance(v, numbers.Real) and not isinstance(v, bool)
-                                 and math.isfinite(v) for v in values):
-            raise ValueError(f"sweep_models: axes[{name!r}] must be a non-empty list of finite "
-                             f"numbers, got {axes[name]!r}")
+        if not values or not all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+            for v in values
+        ):
+            raise ValueError(
+                f"sweep_models: axes[{name!r}] must be a non-empty list of finite "
+                f"numbers, got {axes[name]!r}"
+            )
         if len(set(values)) != len(values):
             raise ValueError(f"sweep_models: axes[{name!r}] repeats a value: {values}")
         checked[name] = values
@@ -46,6 +52,7 @@ def _stack(results: Sequence[SweepResult], shape: tuple) -> dict:
     def stack(*arrays):
         a = np.stack([np.asarray(x) for x in arrays])
         return a.reshape(shape + a.shape[1:])
+
     first = results[0]
     return dict(
         final_loss=stack(*(r.final_loss for r in results)),
@@ -53,13 +60,24 @@ def _stack(results: Sequence[SweepResult], shape: tuple) -> dict:
         losses=stack(*(r.losses for r in results)),
         converged_step=stack(*(r.converged_step for r in results)),
         metrics={k: stack(*(r.metrics[k] for r in results)) for k in first.metrics},
-        final_metrics={k: stack(*(r.final_metrics[k] for r in results))
-                       for k in first.final_metrics})
+        final_metrics={
+            k: stack(*(r.final_metrics[k] for r in results)) for k in first.final_metrics
+        },
+    )
 
 
-def sweep_models(axes: Mapping[str, Sequence[float]], factory: Callable[..., Any], optimizer,
-                 data, *, key, seeds, steps: int, progress: Callable[[int, int], None] | None = None,
-                 **sweep_kwargs) -> SweepResult:
+def sweep_models(
+    axes: Mapping[str, Sequence[float]],
+    factory: Callable[..., Any],
+    optimizer,
+    data,
+    *,
+    key,
+    seeds,
+    steps: int,
+    progress: Callable[[int, int], None] | None = None,
+    **sweep_kwargs,
+) -> SweepResult:
     """Sweeps one model per cell of ``axes`` and stacks the results, model axes first.
 
     Args:
@@ -81,8 +99,10 @@ def sweep_models(axes: Mapping[str, Sequence[float]], factory: Callable[..., Any
     """
     axes = _check_axes(axes)
     if sweep_kwargs.get("keep_params"):
-        raise ValueError("sweep_models: keep_params=True cannot stack params of different "
-                         "architectures; sweep the model you need with keep_params=True")
+        raise ValueError(
+            "sweep_models: keep_params=True cannot stack params of different "
+            "architectures; sweep the model you need with keep_params=True"
+        )
     clash = [name for name in axes if name in (sweep_kwargs.get("grid") or {})]
     if clash:
         raise ValueError(f"sweep_models: {clash} is both a model axis and a grid axis")
@@ -92,20 +112,34 @@ def sweep_models(axes: Mapping[str, Sequence[float]], factory: Callable[..., Any
         try:
             model = factory(**cell)
         except (TypeError, ValueError) as err:
-            raise ValueError(f"sweep_models: factory({', '.join(f'{k}={v!r}' for k, v in cell.items())}) "
-                             f"failed: {err}") from err
+            raise ValueError(
+                f"sweep_models: factory({', '.join(f'{k}={v!r}' for k, v in cell.items())}) "
+                f"failed: {err}"
+            ) from err
 
         def each(runs_done, runs_total, before=done):
             if progress is not None:
                 progress(before + runs_done, runs_total * len(cells))
-        results.append(sweep(model, optimizer, data, key=key, seeds=seeds, steps=steps,
-                             progress=each, **sweep_kwargs))
+
+        results.append(
+            sweep(
+                model,
+                optimizer,
+                data,
+                key=key,
+                seeds=seeds,
+                steps=steps,
+                progress=each,
+                **sweep_kwargs,
+            )
+        )
         done += int(np.size(results[-1].final_loss))
     return stack_models(axes, results)
 
 
-def stack_models(axes: Mapping[str, Sequence[float]], results: Sequence[SweepResult]
-                 ) -> SweepResult:
+def stack_models(
+    axes: Mapping[str, Sequence[float]], results: Sequence[SweepResult]
+) -> SweepResult:
     """Results of one sweep per cell of ``axes`` (cell-major, same key, seeds and grid) as one
     result, model axes first (``model_axes`` names them); params are dropped (their shapes
     differ between models).
@@ -120,15 +154,23 @@ def stack_models(axes: Mapping[str, Sequence[float]], results: Sequence[SweepRes
         raise ValueError(f"stack_models: {len(results)} results for axes of shape {list(shape)}")
     first = results[0]
     for r in results[1:]:
-        same = (np.shape(r.final_loss) == np.shape(first.final_loss) and r.grid == first.grid
-                and np.array_equal(np.asarray(r.keys), np.asarray(first.keys))
-                and set(r.final_metrics) == set(first.final_metrics)
-                and tuple(r.crossed) == tuple(first.crossed))
+        same = (
+            np.shape(r.final_loss) == np.shape(first.final_loss)
+            and r.grid == first.grid
+            and np.array_equal(np.asarray(r.keys), np.asarray(first.keys))
+            and set(r.final_metrics) == set(first.final_metrics)
+            and tuple(r.crossed) == tuple(first.crossed)
+        )
         if not same:
-            raise ValueError("stack_models: the results differ in seeds, grid, keys, metrics or "
-                             "design; sweep every model with the same arguments")
+            raise ValueError(
+                "stack_models: the results differ in seeds, grid, keys, metrics or "
+                "design; sweep every model with the same arguments"
+            )
     return first._replace(
-        **_stack(results, shape), params=None, init_params=None,
+        **_stack(results, shape),
+        params=None,
+        init_params=None,
         grid={**{k: [float(v) for v in values] for k, values in axes.items()}, **first.grid},
         wall_s=float(sum(r.wall_s for r in results)),
-        model_axes=tuple(axes) + tuple(first.model_axes))
+        model_axes=tuple(axes) + tuple(first.model_axes),
+    )

@@ -68,8 +68,10 @@ def hvp(objective: Callable, params, v):
 def _sharpness_init(params, *, iters):
     leaves, treedef = jax.tree.flatten(params)
     keys = jax.random.split(jax.random.PRNGKey(0), len(leaves))
-    v = jax.tree.unflatten(treedef, [jax.random.normal(k, jnp.shape(a), jnp.result_type(a))
-                                     for k, a in zip(keys, leaves)])
+    v = jax.tree.unflatten(
+        treedef,
+        [jax.random.normal(k, jnp.shape(a), jnp.result_type(a)) for k, a in zip(keys, leaves)],
+    )
     return jax.tree.map(lambda a: a / _norm(v).astype(a.dtype), v)
 
 
@@ -80,8 +82,9 @@ def _sharpness(objective, params, v, *, iters):
         size = _norm(hv)
         # a zero H v (a flat point) leaves v as it was instead of dividing by 0
         safe = jnp.where(size > 0, size, 1.0)
-        return jax.tree.map(lambda h, u: jnp.where(size > 0, h / safe.astype(h.dtype), u), hv,
-                            v), _dot(v, hv)
+        return jax.tree.map(
+            lambda h, u: jnp.where(size > 0, h / safe.astype(h.dtype), u), hv, v
+        ), _dot(v, hv)
 
     v, value = jax.lax.fori_loop(0, iters, body, (v, jnp.zeros((), jnp.float32)))
     return jnp.asarray(value, jnp.float32), v
@@ -145,8 +148,10 @@ def check_probes(probes: Mapping[str, Any] | None) -> tuple:
             raise ValueError(f"probes: names must be non-empty strings, got {name!r}")
         if not isinstance(probe, Probe):
             if not callable(probe):
-                raise ValueError(f"probes[{name!r}] must be a gbl.probes probe or a function "
-                                 f"(objective, params) -> value, got {probe!r}")
+                raise ValueError(
+                    f"probes[{name!r}] must be a gbl.probes probe or a function "
+                    f"(objective, params) -> value, got {probe!r}"
+                )
             probe = Probe(_Plain(probe))
         out.append((name, probe))
     return tuple(out)

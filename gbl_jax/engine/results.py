@@ -36,9 +36,17 @@ from gbl_jax.engine.training import split_keys
 from gbl_jax.probability import distributions
 
 # the families whose kept predictions sweep.npz holds (by dataclass field)
-FAMILIES = {cls.__name__: cls for cls in (
-    distributions.Normal, distributions.Laplace, distributions.Bernoulli,
-    distributions.Categorical, distributions.MixtureNormal, distributions.MultivariateNormalTriL)}
+FAMILIES = {
+    cls.__name__: cls
+    for cls in (
+        distributions.Normal,
+        distributions.Laplace,
+        distributions.Bernoulli,
+        distributions.Categorical,
+        distributions.MixtureNormal,
+        distributions.MultivariateNormalTriL,
+    )
+}
 
 FORMAT = 3
 ARRAYS, RESULTS = "sweep.npz", "results.json"
@@ -113,11 +121,13 @@ class SweepResult(NamedTuple):
         unknown = sorted(set(changes) - set(self._fields))
         if unknown:
             verb = "is not a field" if len(unknown) == 1 else "are not fields"
-            raise ValueError(f"replace: {unknown} {verb} of SweepResult; its fields are "
-                             f"{', '.join(self._fields)}")
+            raise ValueError(
+                f"replace: {unknown} {verb} of SweepResult; its fields are "
+                f"{', '.join(self._fields)}"
+            )
         return self._replace(**changes)
 
-    __replace__ = replace   # copy.replace (Python 3.13)
+    __replace__ = replace  # copy.replace (Python 3.13)
 
     @property
     def seeds(self) -> int:
@@ -127,21 +137,24 @@ class SweepResult(NamedTuple):
         """Keyword arguments that make ``train`` repeat run (cell, seed) of this sweep (of the
         cell's model, for a ``model_axes`` cell: those axes choose the model, not ``train``)."""
         if tuple(self.vary) == ("perturb",) and seed > 0:
-            raise ValueError(f"rerun: seed {seed} of a vary=('perturb',) sweep is seed 0's run with "
-                             "one initial weight moved by one ulp, which train cannot repeat; "
-                             "rerun(0) is seed 0")
+            raise ValueError(
+                f"rerun: seed {seed} of a vary=('perturb',) sweep is seed 0's run with "
+                "one initial weight moved by one ulp, which train cannot repeat; "
+                "rerun(0) is seed 0"
+            )
         keys = jnp.asarray(self.keys)
         init_seed, data_seed = seed, seed
-        if self.crossed:   # seed i D + d: ordinary seed i D's init, ordinary seed d's data
+        if self.crossed:  # seed i D + d: ordinary seed i D's init, ordinary seed d's data
             init_seed, data_seed = seed // self.crossed[1] * self.crossed[1], seed % self.crossed[1]
         key = keys[init_seed] if "init" in self.vary else keys[0]
         data_key = split_keys(keys[data_seed if "data" in self.vary else 0])[1]
         cell = tuple(cell)
         if len(cell) != len(self.grid):
-            raise ValueError(f"rerun: cell must index every grid axis {list(self.grid)}, got {cell}")
+            raise ValueError(
+                f"rerun: cell must index every grid axis {list(self.grid)}, got {cell}"
+            )
         hyper = {name: float(values[j]) for (name, values), j in zip(self.grid.items(), cell)}
-        hyper = {k: v for k, v in {**self.hyperparams, **hyper}.items()
-                 if k not in self.model_axes}
+        hyper = {k: v for k, v in {**self.hyperparams, **hyper}.items() if k not in self.model_axes}
         return {"key": key, "data_key": data_key, "hyperparams": hyper}
 
     def cell(self, **values: float) -> "SweepResult":
@@ -155,17 +168,23 @@ class SweepResult(NamedTuple):
           ValueError: an unknown axis, an axis left out, or a value not on its axis.
         """
         index, chosen = cell_index(self.grid, values)
-        take = lambda a: np.asarray(a)[index]   # noqa: E731
-        tree = lambda t: None if t is None else jax.tree.map(take, t)   # noqa: E731
+        take = lambda a: np.asarray(a)[index]  # noqa: E731
+        tree = lambda t: None if t is None else jax.tree.map(take, t)  # noqa: E731
         return self._replace(
-            final_loss=take(self.final_loss), diverged=take(self.diverged),
-            losses=take(self.losses), converged_step=take(self.converged_step),
-            params=tree(self.params), init_params=tree(self.init_params),
+            final_loss=take(self.final_loss),
+            diverged=take(self.diverged),
+            losses=take(self.losses),
+            converged_step=take(self.converged_step),
+            params=tree(self.params),
+            init_params=tree(self.init_params),
             metrics={k: take(v) for k, v in self.metrics.items()},
             final_metrics={k: take(v) for k, v in self.final_metrics.items()},
-            predictions=tree(self.predictions), trajectory=tree(self.trajectory),
+            predictions=tree(self.predictions),
+            trajectory=tree(self.trajectory),
             probes={k: tree(v) for k, v in self.probes.items()},
-            grid={}, hyperparams={**self.hyperparams, **chosen})
+            grid={},
+            hyperparams={**self.hyperparams, **chosen},
+        )
 
     def to_frame(self):
         """A tidy pandas DataFrame: one row per cell x seed.
@@ -176,8 +195,9 @@ class SweepResult(NamedTuple):
         pd = require_pandas()
         return pd.DataFrame(per_run_columns(self))
 
-    def save(self, path, *, config: Mapping[str, Any] | None = None,
-             overwrite: bool = False) -> Path:
+    def save(
+        self, path, *, config: Mapping[str, Any] | None = None, overwrite: bool = False
+    ) -> Path:
         """Writes the result to the folder ``path`` (made if needed); ``load`` reads it back.
 
         Args:
@@ -201,8 +221,10 @@ class SweepResult(NamedTuple):
         if odd:
             raise ValueError(f"save: {folder / odd[0]} is not a regular file; move it away")
         if there and not overwrite:
-            raise FileExistsError(f"save: {folder} already holds a saved result ({', '.join(there)}); "
-                                  "pass overwrite=True to replace it or choose another folder")
+            raise FileExistsError(
+                f"save: {folder} already holds a saved result ({', '.join(there)}); "
+                "pass overwrite=True to replace it or choose another folder"
+            )
         folder.mkdir(parents=True, exist_ok=True)
         write(folder, self, {"config": dict(config or {})})
         return folder
@@ -219,21 +241,25 @@ def cell_index(grid: dict, values: dict) -> tuple[tuple[int, ...], dict[str, flo
     unknown = [name for name in values if name not in grid]
     if unknown:
         what = "is not a grid axis" if len(unknown) == 1 else "are not grid axes"
-        raise ValueError(f"cell: {unknown} {what}; the grid's axes are "
-                         f"{list(grid) or '(none: this result has no grid)'}")
+        raise ValueError(
+            f"cell: {unknown} {what}; the grid's axes are "
+            f"{list(grid) or '(none: this result has no grid)'}"
+        )
     index, chosen = [], {}
     for name, axis in grid.items():
         axis = np.asarray(axis, np.float64)
         if name not in values:
             if len(axis) > 1:
-                raise ValueError(f"cell: name a value of every grid axis; {name} has "
-                                 f"{_listing(axis)}")
+                raise ValueError(
+                    f"cell: name a value of every grid axis; {name} has {_listing(axis)}"
+                )
             j = 0
         else:
             hits = np.flatnonzero(np.isclose(axis, float(values[name]), rtol=1e-6, atol=0))
             if hits.size != 1:
-                raise ValueError(f"cell: {name}={values[name]!r} is not on the grid; "
-                                 f"{name} has {_listing(axis)}")
+                raise ValueError(
+                    f"cell: {name}={values[name]!r} is not on the grid; {name} has {_listing(axis)}"
+                )
             j = int(hits[0])
         index.append(j)
         chosen[name] = float(axis[j])
@@ -249,8 +275,10 @@ def require_pandas():
     try:
         import pandas
     except ImportError:
-        raise ImportError("tables need pandas: pip install pandas (it comes with gbl_jax; "
-                          "this environment lacks it)") from None
+        raise ImportError(
+            "tables need pandas: pip install pandas (it comes with gbl_jax; "
+            "this environment lacks it)"
+        ) from None
     return pandas
 
 
@@ -259,8 +287,10 @@ def grid_columns(grid: Mapping[str, Any], shape: tuple[int, ...]) -> dict[str, n
     if not grid:
         return {}
     index = np.indices(shape).reshape(len(shape), -1)
-    return {name: np.asarray(values, np.float64)[index[j]]
-            for j, (name, values) in enumerate(grid.items())}
+    return {
+        name: np.asarray(values, np.float64)[index[j]]
+        for j, (name, values) in enumerate(grid.items())
+    }
 
 
 def per_run_columns(out: SweepResult) -> dict[str, np.ndarray]:
@@ -268,15 +298,18 @@ def per_run_columns(out: SweepResult) -> dict[str, np.ndarray]:
     shape = np.shape(out.final_loss)
     runs = math.prod(shape)
     columns = grid_columns(out.grid, shape)
-    columns.update({k: np.full(runs, float(v)) for k, v in out.hyperparams.items()
-                    if k not in columns})
+    columns.update(
+        {k: np.full(runs, float(v)) for k, v in out.hyperparams.items() if k not in columns}
+    )
     columns["seed"] = np.indices(shape).reshape(len(shape), -1)[-1]
     if out.crossed:
         columns["init_seed"] = columns["seed"] // out.crossed[1]
         columns["data_seed"] = columns["seed"] % out.crossed[1]
-    columns.update(final_loss=np.asarray(out.final_loss).reshape(-1),
-                   diverged=np.asarray(out.diverged, bool).reshape(-1),
-                   converged_step=np.asarray(out.converged_step).reshape(-1))
+    columns.update(
+        final_loss=np.asarray(out.final_loss).reshape(-1),
+        diverged=np.asarray(out.diverged, bool).reshape(-1),
+        converged_step=np.asarray(out.converged_step).reshape(-1),
+    )
     for name, values in out.final_metrics.items():
         if name in columns:
             raise ValueError(f"to_frame: the metric {name!r} clashes with a column of that name")
@@ -288,8 +321,12 @@ def versions() -> dict:
     """The versions a result was made with (gbl_jax, jax, jaxlib, Python)."""
     import jaxlib
 
-    return {"gbl_jax": __version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__,
-            "python": sys.version.split()[0]}
+    return {
+        "gbl_jax": __version__,
+        "jax": jax.__version__,
+        "jaxlib": jaxlib.__version__,
+        "python": sys.version.split()[0],
+    }
 
 
 # --- the params' tree, in JSON ----------------------------------------------------------------
@@ -302,7 +339,7 @@ def _tree_spec(tree, leaves: list) -> Any:
         if not all(isinstance(k, str) for k in tree):
             return None
         items = {}
-        for k in sorted(tree):   # jax flattens dicts in sorted key order
+        for k in sorted(tree):  # jax flattens dicts in sorted key order
             spec = _tree_spec(tree[k], leaves)
             if spec is None:
                 return None
@@ -351,9 +388,11 @@ def _arrays_of(out: SweepResult) -> tuple[dict[str, np.ndarray], Any]:
         arrays.update({f"predictions/{k}": v for k, v in fields.items()})
     for name, value in out.probes.items():
         if not isinstance(value, (np.ndarray, jax.Array)):
-            raise ValueError(f"save: probe {name!r} returns a {type(value).__name__}, not an "
-                             "array; only probes whose value is one array are saved (drop it "
-                             "with out.replace(probes=...))")
+            raise ValueError(
+                f"save: probe {name!r} returns a {type(value).__name__}, not an "
+                "array; only probes whose value is one array are saved (drop it "
+                "with out.replace(probes=...))"
+            )
         arrays[f"probes/{name}"] = np.asarray(value)
     return arrays, tree
 
@@ -363,10 +402,11 @@ def _prediction_fields(dist) -> tuple[str, dict[str, np.ndarray]]:
     another library cannot be written (its fields are not known)."""
     family = type(dist).__name__
     if FAMILIES.get(family) is not type(dist):
-        raise ValueError(f"save: predictions of type {family} cannot be saved; only gbl_jax's "
-                         f"distributions ({', '.join(sorted(FAMILIES))}) can")
-    return family, {f.name: np.asarray(getattr(dist, f.name))
-                    for f in dataclasses.fields(dist)}
+        raise ValueError(
+            f"save: predictions of type {family} cannot be saved; only gbl_jax's "
+            f"distributions ({', '.join(sorted(FAMILIES))}) can"
+        )
+    return family, {f.name: np.asarray(getattr(dist, f.name)) for f in dataclasses.fields(dist)}
 
 
 def _describe(out: SweepResult, arrays: Mapping[str, np.ndarray], tree) -> dict:
@@ -377,18 +417,29 @@ def _describe(out: SweepResult, arrays: Mapping[str, np.ndarray], tree) -> dict:
         "grid": [{"name": k, "values": [float(x) for x in v]} for k, v in out.grid.items()],
         "grid_order": GRID_ORDER,
         "hyperparams": {k: float(v) for k, v in out.hyperparams.items()},
-        "seeds": out.seeds, "vary": list(out.vary), "log_every": int(out.log_every),
-        "chunk_size": int(out.chunk_size), "wall_s": float(out.wall_s),
-        "metrics": list(out.metrics), "final_metrics": list(out.final_metrics),
-        "params": None if out.params is None else {
-            "tree": tree, "leaves": len(jax.tree.leaves(out.params)),
-            "init_params": out.init_params is not None},
+        "seeds": out.seeds,
+        "vary": list(out.vary),
+        "log_every": int(out.log_every),
+        "chunk_size": int(out.chunk_size),
+        "wall_s": float(out.wall_s),
+        "metrics": list(out.metrics),
+        "final_metrics": list(out.final_metrics),
+        "params": None
+        if out.params is None
+        else {
+            "tree": tree,
+            "leaves": len(jax.tree.leaves(out.params)),
+            "init_params": out.init_params is not None,
+        },
         "crossed": [int(n) for n in out.crossed] or None,
         "probes": list(out.probes),
         "model_axes": list(out.model_axes),
-        "predictions": None if out.predictions is None else {
+        "predictions": None
+        if out.predictions is None
+        else {
             "family": type(out.predictions).__name__,
-            "fields": [k.split("/", 1)[1] for k in arrays if k.startswith("predictions/")]},
+            "fields": [k.split("/", 1)[1] for k in arrays if k.startswith("predictions/")],
+        },
     }
 
 
@@ -406,9 +457,10 @@ def write(folder: Path, out: SweepResult, doc: Mapping[str, Any]) -> dict:
     full = {**doc, "format": FORMAT, "sweep": _describe(out, arrays, tree), "versions": versions()}
     try:
         text = json_bytes(full)
-    except (TypeError, ValueError) as err:   # ValueError: a circular reference
-        raise ValueError(f"save: results.json cannot hold the config: {err}; nothing was "
-                         "written") from None
+    except (TypeError, ValueError) as err:  # ValueError: a circular reference
+        raise ValueError(
+            f"save: results.json cannot hold the config: {err}; nothing was written"
+        ) from None
     folder = Path(folder)
     write_together([(folder / ARRAYS, npz_bytes(arrays)), (folder / RESULTS, text)])
     return json_safe(full)
@@ -420,8 +472,10 @@ def read_doc(folder: Path) -> dict:
     if not Path(folder).is_dir():
         raise ValueError(f"load: {folder} is not a folder")
     if not path.exists() and not path.is_symlink():
-        raise ValueError(f"load: {folder} has no {RESULTS}: not a saved sweep, or one that did "
-                         "not finish (an interrupted gbl-jax sweep: finish it with --resume)")
+        raise ValueError(
+            f"load: {folder} has no {RESULTS}: not a saved sweep, or one that did "
+            "not finish (an interrupted gbl-jax sweep: finish it with --resume)"
+        )
     try:
         with open_regular(path) as f:
             doc = json.loads(f.read())
@@ -429,11 +483,17 @@ def read_doc(folder: Path) -> dict:
         raise ValueError(f"load: {path} is not readable JSON (truncated?): {err}") from None
     fmt = doc.get("format") if isinstance(doc, dict) else None
     if type(fmt) is not int or fmt != FORMAT:
-        hint = (": upgrade gbl_jax" if type(fmt) is int and fmt > FORMAT
-                else ": rerun the sweep" if fmt is None or type(fmt) is int
-                else f" (the integer {FORMAT}, not {fmt!r})")
-        raise ValueError(f"load: {path} is of format {fmt if fmt is not None else '2 or older'}; "
-                         f"this gbl_jax ({versions()['gbl_jax']}) reads format {FORMAT}" + hint)
+        hint = (
+            ": upgrade gbl_jax"
+            if type(fmt) is int and fmt > FORMAT
+            else ": rerun the sweep"
+            if fmt is None or type(fmt) is int
+            else f" (the integer {FORMAT}, not {fmt!r})"
+        )
+        raise ValueError(
+            f"load: {path} is of format {fmt if fmt is not None else '2 or older'}; "
+            f"this gbl_jax ({versions()['gbl_jax']}) reads format {FORMAT}" + hint
+        )
     results_schema.check(doc.get("sweep"), path, tuple(FAMILIES))
     return doc
 
@@ -443,7 +503,7 @@ def _read_arrays(path: Path, wanted: Mapping[str, Mapping]) -> dict[str, np.ndar
         file = open_regular(path)
     except FileNotFoundError:
         raise ValueError(f"load: {path} is missing") from None
-    except (OSError, ValueError) as err:   # a FIFO would block np.load forever
+    except (OSError, ValueError) as err:  # a FIFO would block np.load forever
         raise ValueError(f"load: {path} cannot be read: {err}") from None
     try:
         with file:
@@ -457,15 +517,18 @@ def _read_arrays(path: Path, wanted: Mapping[str, Mapping]) -> dict[str, np.ndar
                     raise KeyError(missing)
                 arrays = {k: f[k] for k in wanted}
     except KeyError as err:
-        raise ValueError(f"load: {path} lacks the array(s) {err.args[0][:4]} that results.json "
-                         "lists") from None
+        raise ValueError(
+            f"load: {path} lacks the array(s) {err.args[0][:4]} that results.json lists"
+        ) from None
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
         raise ValueError(f"load: {path} cannot be read (truncated or damaged?): {err}") from None
     for k, a in arrays.items():
         want = wanted[k]
         if list(a.shape) != list(want["shape"]) or a.dtype.str != want["dtype"]:
-            raise ValueError(f"load: {path}: array {k!r} is {a.dtype.str} {list(a.shape)}, "
-                             f"results.json says {want['dtype']} {want['shape']}")
+            raise ValueError(
+                f"load: {path}: array {k!r} is {a.dtype.str} {list(a.shape)}, "
+                f"results.json says {want['dtype']} {want['shape']}"
+            )
     return arrays
 
 
@@ -499,31 +562,44 @@ def load(path, *, params_like=None) -> SweepResult:
         if params_like is not None:
             treedef = jax.tree.structure(params_like)
             if treedef.num_leaves != n:
-                raise ValueError(f"load: params_like has {treedef.num_leaves} leaves, the saved "
-                                 f"params {n}")
-            build = lambda ls: jax.tree.unflatten(treedef, ls)   # noqa: E731
+                raise ValueError(
+                    f"load: params_like has {treedef.num_leaves} leaves, the saved params {n}"
+                )
+            build = lambda ls: jax.tree.unflatten(treedef, ls)  # noqa: E731
         elif info["tree"] is not None:
-            build = lambda ls: _tree_of(info["tree"], ls)   # noqa: E731
+            build = lambda ls: _tree_of(info["tree"], ls)  # noqa: E731
         else:
-            raise ValueError(f"load: {folder}'s params are a tree of modules JSON cannot describe; "
-                             "pass params_like= a params tree of the model (e.g. "
-                             "jax.eval_shape(model.init, key, x))")
+            raise ValueError(
+                f"load: {folder}'s params are a tree of modules JSON cannot describe; "
+                "pass params_like= a params tree of the model (e.g. "
+                "jax.eval_shape(model.init, key, x))"
+            )
         params = build(leaves)
         init_params = build(init) if init is not None else None
     grid = {g["name"]: list(g["values"]) for g in meta["grid"]}
     return SweepResult(
-        final_loss=arrays["final_loss"], diverged=arrays["diverged"], losses=arrays["losses"],
-        keys=arrays["keys"], params=params, init_params=init_params,
+        final_loss=arrays["final_loss"],
+        diverged=arrays["diverged"],
+        losses=arrays["losses"],
+        keys=arrays["keys"],
+        params=params,
+        init_params=init_params,
         metrics={_held_out_name(k): arrays[f"metrics/{k}"] for k in meta["metrics"]},
-        final_metrics={_held_out_name(k): arrays[f"final_metrics/{k}"]
-                       for k in meta["final_metrics"]},
-        converged_step=arrays["converged_step"], grid=grid, vary=tuple(meta["vary"]),
-        log_every=int(meta["log_every"]), chunk_size=int(meta["chunk_size"]),
+        final_metrics={
+            _held_out_name(k): arrays[f"final_metrics/{k}"] for k in meta["final_metrics"]
+        },
+        converged_step=arrays["converged_step"],
+        grid=grid,
+        vary=tuple(meta["vary"]),
+        log_every=int(meta["log_every"]),
+        chunk_size=int(meta["chunk_size"]),
         wall_s=math.nan if meta["wall_s"] is None else float(meta["wall_s"]),
         hyperparams=dict(meta.get("hyperparams", {})),
-        crossed=tuple(meta.get("crossed") or ()), model_axes=tuple(meta.get("model_axes", ())),
+        crossed=tuple(meta.get("crossed") or ()),
+        model_axes=tuple(meta.get("model_axes", ())),
         predictions=_predictions_of(meta.get("predictions"), arrays),
-        probes={k: arrays[f"probes/{k}"] for k in meta.get("probes", [])})
+        probes={k: arrays[f"probes/{k}"] for k in meta.get("probes", [])},
+    )
 
 
 def _predictions_of(info, arrays) -> Any:
@@ -547,9 +623,13 @@ def stacked_of(out, where: str, *, need_init: bool = False) -> tuple[Any, Any, n
     """
     if out.grid:
         names = ", ".join(f"{k}=..." for k in out.grid)
-        raise ValueError(f"{where}: this result has a grid {list(out.grid_shape)} "
-                         f"({', '.join(out.grid)}); take one cell with out.cell({names})")
+        raise ValueError(
+            f"{where}: this result has a grid {list(out.grid_shape)} "
+            f"({', '.join(out.grid)}); take one cell with out.cell({names})"
+        )
     if out.params is None or (need_init and out.init_params is None):
-        raise ValueError(f"{where}: this result has no params; run the sweep with "
-                         "keep_params=True (gbl-jax sweep --keep-params)")
+        raise ValueError(
+            f"{where}: this result has no params; run the sweep with "
+            "keep_params=True (gbl-jax sweep --keep-params)"
+        )
     return out.params, out.init_params, np.asarray(out.diverged, bool)

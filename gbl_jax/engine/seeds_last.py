@@ -31,22 +31,27 @@ from jax import lax
 from jax.extend import core
 
 # Primitives applied elementwise to operands of one shape (scalars broadcast), one output.
-_ELEMENTWISE = frozenset("""
+_ELEMENTWISE = frozenset(
+    """
     abs acos acosh add add_any and asin asinh atan atan2 atanh cbrt ceil clamp
     convert_element_type copy copy_p cos cosh digamma div eq erf erf_inv erfc exp exp2 expm1
     floor ge gt imag integer_pow
     is_finite le lgamma log log1p logistic lt max min mul ne neg nextafter not or pow real
     reduce_precision rem round rsqrt select_n shift_left shift_right_arithmetic
     shift_right_logical sign sin sinh sqrt square stop_gradient sub tan tanh xor
-    """.split())
-_REDUCTIONS = frozenset("reduce_sum reduce_max reduce_min reduce_prod reduce_and reduce_or "
-                        "reduce_xor argmax argmin".split())
+    """.split()
+)
+_REDUCTIONS = frozenset(
+    "reduce_sum reduce_max reduce_min reduce_prod reduce_and reduce_or "
+    "reduce_xor argmax argmin".split()
+)
 _CUMULATIVE = frozenset("cumsum cumprod cummax cummin cumlogsumexp".split())
-UNROLL = 16   # contractions over at most this many values: a multiply and a sum, not a matmul
-PRODUCT_FREE = 4   # nor longer ones whose unbatched operand has at most this many free values
+UNROLL = 16  # contractions over at most this many values: a multiply and a sum, not a matmul
+PRODUCT_FREE = 4  # nor longer ones whose unbatched operand has at most this many free values
 
-_CALLS = frozenset("jit pjit closed_call core_call custom_jvp_call custom_vjp_call "
-                   "custom_vjp_call_jaxpr".split())
+_CALLS = frozenset(
+    "jit pjit closed_call core_call custom_jvp_call custom_vjp_call custom_vjp_call_jaxpr".split()
+)
 
 
 def vmap_last(fn: Callable, in_axes: Sequence[int | None]) -> Callable:
@@ -66,20 +71,29 @@ def vmap_last(fn: Callable, in_axes: Sequence[int | None]) -> Callable:
     def batched(*args):
         if len(args) != len(in_axes):
             raise ValueError(f"expected {len(in_axes)} arguments, got {len(args)}")
-        sizes = {leaf.shape[0] for arg, ax in zip(args, in_axes) if ax == 0
-                 for leaf in jax.tree.leaves(arg)}
+        sizes = {
+            leaf.shape[0]
+            for arg, ax in zip(args, in_axes)
+            if ax == 0
+            for leaf in jax.tree.leaves(arg)
+        }
         if len(sizes) != 1:
             raise ValueError(f"the batched arguments need one leading size, got {sorted(sizes)}")
         size = sizes.pop()
-        one = [jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), arg)
-               if ax == 0 else arg for arg, ax in zip(args, in_axes)]
+        one = [
+            jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), arg)
+            if ax == 0
+            else arg
+            for arg, ax in zip(args, in_axes)
+        ]
         shared = [arg if ax is None else None for arg, ax in zip(args, in_axes)]
 
         def per_run(*xs):
             return fn(*[s if ax is None else x for x, s, ax in zip(xs, shared, in_axes)])
 
         closed, out_shape = jax.make_jaxpr(per_run, return_shape=True)(
-            *[o if ax == 0 else jax.tree.map(_spec, o) for o, ax in zip(one, in_axes)])
+            *[o if ax == 0 else jax.tree.map(_spec, o) for o, ax in zip(one, in_axes)]
+        )
         flat = []
         for arg, ax in zip(args, in_axes):
             for leaf in jax.tree.leaves(arg):
@@ -114,7 +128,7 @@ def _inner(params):
 
 def _bind(eqn, vals) -> list:
     got = eqn.primitive.get_bind_params(eqn.params)
-    subfuns, params = ([], got) if isinstance(got, dict) else got   # jax >= 0.7: params only
+    subfuns, params = ([], got) if isinstance(got, dict) else got  # jax >= 0.7: params only
     out = eqn.primitive.bind(*subfuns, *vals, **params)
     return list(out) if eqn.primitive.multiple_results else [out]
 
@@ -170,9 +184,17 @@ def _rule(eqn, ins, size) -> list:
         return [(lax.reshape(ins[0][0], tuple(params["new_sizes"]) + (size,)), True)]
     if name == "slice" and len(ins) == 1:
         strides = params["strides"]
-        return [(lax.slice(ins[0][0], tuple(params["start_indices"]) + (0,),
-                           tuple(params["limit_indices"]) + (size,),
-                           None if strides is None else tuple(strides) + (1,)), True)]
+        return [
+            (
+                lax.slice(
+                    ins[0][0],
+                    tuple(params["start_indices"]) + (0,),
+                    tuple(params["limit_indices"]) + (size,),
+                    None if strides is None else tuple(strides) + (1,),
+                ),
+                True,
+            )
+        ]
     if name == "squeeze":
         return [(lax.squeeze(ins[0][0], tuple(params["dimensions"])), True)]
     if name == "transpose":
@@ -232,7 +254,7 @@ def _dot(ins, params, size):
     bounds the product at a few times that operand's size. Why the product for a first layer's
     gradient: BENCHMARKS.md, "Notes moved from docstrings"."""
     (lhs, lb), (rhs, rb) = ins
-    (lc, rc), _ = params["dimension_numbers"]   # no batch dimensions (``_rule`` checks)
+    (lc, rc), _ = params["dimension_numbers"]  # no batch dimensions (``_rule`` checks)
     pet = params.get("preferred_element_type")
     lrank, rrank = lhs.ndim - lb, rhs.ndim - rb
     contracted = math.prod(lhs.shape[d] for d in lc)
@@ -247,8 +269,12 @@ def _dot(ins, params, size):
     rhs_free = [d for d in range(rrank) if d not in rc]
     nl, nr, nc = len(lhs_free), len(rhs_free), len(lc)
     # axes of the product: contracted, lhs free, rhs free, runs
-    shape = ([lhs.shape[d] for d in lc] + [lhs.shape[d] for d in lhs_free]
-             + [rhs.shape[d] for d in rhs_free] + [size])
+    shape = (
+        [lhs.shape[d] for d in lc]
+        + [lhs.shape[d] for d in lhs_free]
+        + [rhs.shape[d] for d in rhs_free]
+        + [size]
+    )
     ldims = [0] * lrank
     for i, d in enumerate(lc):
         ldims[d] = i
@@ -278,6 +304,7 @@ def _place(value, shape: tuple, dims: tuple):
 
 # ---- which values of a jaxpr end up batched (for loop carries and branch outputs)
 
+
 def _batched_outs(jaxpr, in_batched: Sequence[bool]) -> list[bool]:
     env = dict(zip(jaxpr.invars, in_batched))
 
@@ -292,8 +319,8 @@ def _batched_outs(jaxpr, in_batched: Sequence[bool]) -> list[bool]:
         elif name == "scan":
             p = eqn.params
             nc, nk = p["num_consts"], p["num_carry"]
-            carry = _carry_fixpoint(p["jaxpr"].jaxpr, ins[:nc], ins[nc:nc + nk], ins[nc + nk:])
-            outs = carry + _batched_outs(p["jaxpr"].jaxpr, ins[:nc] + carry + ins[nc + nk:])[nk:]
+            carry = _carry_fixpoint(p["jaxpr"].jaxpr, ins[:nc], ins[nc : nc + nk], ins[nc + nk :])
+            outs = carry + _batched_outs(p["jaxpr"].jaxpr, ins[:nc] + carry + ins[nc + nk :])[nk:]
         elif name == "while":
             outs = _while_batched(eqn.params, ins)
         elif name == "cond" and not ins[0]:
@@ -310,7 +337,7 @@ def _batched_outs(jaxpr, in_batched: Sequence[bool]) -> list[bool]:
 def _carry_fixpoint(body, consts, carry, xs) -> list[bool]:
     carry = list(carry)
     while True:
-        out = _batched_outs(body, list(consts) + carry + list(xs))[:len(carry)]
+        out = _batched_outs(body, list(consts) + carry + list(xs))[: len(carry)]
         new = [a or b for a, b in zip(carry, out)]
         if new == carry:
             return carry
@@ -319,10 +346,10 @@ def _carry_fixpoint(body, consts, carry, xs) -> list[bool]:
 
 def _while_batched(p, ins) -> list[bool]:
     cn, bn = p["cond_nconsts"], p["body_nconsts"]
-    cconsts, bconsts, init = ins[:cn], ins[cn:cn + bn], ins[cn + bn:]
+    cconsts, bconsts, init = ins[:cn], ins[cn : cn + bn], ins[cn + bn :]
     carry = _carry_fixpoint(p["body_jaxpr"].jaxpr, bconsts, init, [])
     if _batched_outs(p["cond_jaxpr"].jaxpr, list(cconsts) + carry)[0]:
-        return [True] * len(init)     # a batched predicate: vmap's rule batches every carry
+        return [True] * len(init)  # a batched predicate: vmap's rule batches every carry
     return carry
 
 
@@ -333,7 +360,7 @@ def _cond_batched(p, ins) -> list[bool]:
 
 def _as(pair, batched: bool, size):
     value, b = pair
-    if batched and not b:   # an unbatched value as a batched one: the runs last
+    if batched and not b:  # an unbatched value as a batched one: the runs last
         shape = jnp.shape(value)
         return lax.broadcast_in_dim(value, shape + (size,), tuple(range(len(shape)))), True
     return value, b
@@ -343,32 +370,44 @@ def _scan(eqn, ins, size) -> list:
     p = eqn.params
     nc, nk = p["num_consts"], p["num_carry"]
     body = p["jaxpr"]
-    consts, init, xs = ins[:nc], ins[nc:nc + nk], ins[nc + nk:]
-    flags = _carry_fixpoint(body.jaxpr, [b for _, b in consts], [b for _, b in init],
-                            [b for _, b in xs])
+    consts, init, xs = ins[:nc], ins[nc : nc + nk], ins[nc + nk :]
+    flags = _carry_fixpoint(
+        body.jaxpr, [b for _, b in consts], [b for _, b in init], [b for _, b in xs]
+    )
     init = [_as(pair, f, size) for pair, f in zip(init, flags)]
     x_flags = [b for _, b in xs]
     # a batched xs has shape [length, ..., runs]: its slices are batched values
     out_flags: list[bool] = []
 
     def step(carry, x):
-        outs = _eval(body.jaxpr, body.consts, list(consts) + list(zip(carry, flags))
-                     + list(zip(x, x_flags)), size)
+        outs = _eval(
+            body.jaxpr,
+            body.consts,
+            list(consts) + list(zip(carry, flags)) + list(zip(x, x_flags)),
+            size,
+        )
         new = [_as(pair, f, size)[0] for pair, f in zip(outs[:nk], flags)]
         out_flags[:] = [b for _, b in outs[nk:]]
         return new, [v for v, _ in outs[nk:]]
 
-    carry, ys = lax.scan(step, [v for v, _ in init], [v for v, _ in xs], length=p["length"],
-                         reverse=p["reverse"], unroll=p["unroll"])
+    carry, ys = lax.scan(
+        step,
+        [v for v, _ in init],
+        [v for v, _ in xs],
+        length=p["length"],
+        reverse=p["reverse"],
+        unroll=p["unroll"],
+    )
     return list(zip(carry, flags)) + list(zip(ys, out_flags))
 
 
 def _while(eqn, ins, size) -> list:
     p = eqn.params
     cn, bn = p["cond_nconsts"], p["body_nconsts"]
-    cconsts, bconsts, init = ins[:cn], ins[cn:cn + bn], ins[cn + bn:]
-    flags = _carry_fixpoint(p["body_jaxpr"].jaxpr, [b for _, b in bconsts],
-                            [b for _, b in init], [])
+    cconsts, bconsts, init = ins[:cn], ins[cn : cn + bn], ins[cn + bn :]
+    flags = _carry_fixpoint(
+        p["body_jaxpr"].jaxpr, [b for _, b in bconsts], [b for _, b in init], []
+    )
     cond, body = p["cond_jaxpr"], p["body_jaxpr"]
     if _batched_outs(cond.jaxpr, [b for _, b in cconsts] + flags)[0]:
         return _fallback(eqn, ins, size)
@@ -391,11 +430,10 @@ def _cond(eqn, ins, size) -> list:
 
     def branch(closed):
         def run(*vals):
-            outs = _eval(closed.jaxpr, closed.consts,
-                         list(zip(vals, [b for _, b in ops])), size)
+            outs = _eval(closed.jaxpr, closed.consts, list(zip(vals, [b for _, b in ops])), size)
             return [_as(pair, f, size)[0] for pair, f in zip(outs, flags)]
+
         return run
 
     outs = lax.switch(index, [branch(br) for br in p["branches"]], *[v for v, _ in ops])
     return list(zip(outs, flags))
-

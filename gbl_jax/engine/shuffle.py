@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-MAX_POSITION_BITS = 24   # at most 4 passes a round; above 2^24 examples: jax's own sort
+MAX_POSITION_BITS = 24  # at most 4 passes a round; above 2^24 examples: jax's own sort
 
 
 def _rounds(n: int) -> int:
@@ -41,7 +41,7 @@ def stable_argsort_u32(keys: jax.Array) -> jax.Array:
     width, low = 32 - m, jnp.uint32((1 << m) - 1)
     position = jnp.arange(n, dtype=jnp.uint32)
     order = position
-    for shift in range(0, 32, width):   # least significant digit first
+    for shift in range(0, 32, width):  # least significant digit first
         digit = (keys >> shift) & jnp.uint32((1 << min(width, 32 - shift)) - 1)
         packed = jnp.sort((digit[order] << m) | position)
         order = order[packed & low]
@@ -61,12 +61,11 @@ def _single_sort_permutation(key: jax.Array, n: int) -> jax.Array:
 def matches_jax() -> bool:
     """Whether ``_single_sort_permutation`` equals ``jax.random.permutation`` here (checked on
     one and two rounds, raw and typed keys; once per process)."""
-    with jax.ensure_compile_time_eval():   # concrete even when first asked inside a trace
+    with jax.ensure_compile_time_eval():  # concrete even when first asked inside a trace
         for key in (jax.random.PRNGKey(7), jax.random.key(11)):
             for n in (37, 4000):
                 ours = jax.jit(_single_sort_permutation, static_argnums=1)(key, n)
-                if not np.array_equal(np.asarray(ours),
-                                      np.asarray(jax.random.permutation(key, n))):
+                if not np.array_equal(np.asarray(ours), np.asarray(jax.random.permutation(key, n))):
                     return False
     return True
 
@@ -74,7 +73,6 @@ def matches_jax() -> bool:
 def permutation(key: jax.Array, n: int) -> jax.Array:
     """[n] int32: ``jax.random.permutation(key, n)`` bit for bit; on CPU by single-operand sorts
     (timings: BENCHMARKS.md, "Real data: MNIST-1D")."""
-    if (jax.default_backend() != "cpu" or n < 2 or n > 1 << MAX_POSITION_BITS
-            or not matches_jax()):
+    if jax.default_backend() != "cpu" or n < 2 or n > 1 << MAX_POSITION_BITS or not matches_jax():
         return jax.random.permutation(key, n).astype(jnp.int32)
     return _single_sort_permutation(key, n)

@@ -39,18 +39,25 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from gbl_jax.engine import memory
 from gbl_jax.checks import require_finite_number, require_int
-from gbl_jax.engine.chunking import (auto_chunk_size, cpu_groups, one_shot_fn, seeds_last,
-                                      segment_fns, side_by_side, vmaps)
-from gbl_jax.probability.costs import Loss, nll
-from gbl_jax.nets.models import is_stochastic
+from gbl_jax.engine import memory
+from gbl_jax.engine.chunking import (
+    auto_chunk_size,
+    cpu_groups,
+    one_shot_fn,
+    seeds_last,
+    segment_fns,
+    side_by_side,
+    vmaps,
+)
 from gbl_jax.engine.results import SweepResult
 from gbl_jax.engine.runconfig import RunConfig, check_run, default_log_every
 from gbl_jax.engine.training import split_keys, weight_leaves
+from gbl_jax.nets.models import is_stochastic
+from gbl_jax.probability.costs import Loss, nll
 
 VARY = ("init", "data")
-PERTURB = ("perturb",)   # Summers & Dinneen 2021: seed 0's run, one initial weight one ulp away
+PERTURB = ("perturb",)  # Summers & Dinneen 2021: seed 0's run, one initial weight one ulp away
 
 
 class SweepChunk(NamedTuple):
@@ -89,10 +96,11 @@ def check_grid(grid: Mapping[str, Sequence[float]] | None) -> dict[str, np.ndarr
         if np.any(counts > 1):
             dup = held[np.sort(first[counts > 1])[0]]
             same = [v for v, h in zip(out[name].tolist(), held) if h == dup]
-            raise ValueError(f"grid[{name!r}] repeats {same[0]!r}"
-                             + (f" (as {float(dup)!r} in float32: {same})" if len(set(same)) > 1
-                                else "")
-                             + f": every cell must differ, got {list(values)}")
+            raise ValueError(
+                f"grid[{name!r}] repeats {same[0]!r}"
+                + (f" (as {float(dup)!r} in float32: {same})" if len(set(same)) > 1 else "")
+                + f": every cell must differ, got {list(values)}"
+            )
     return out
 
 
@@ -128,27 +136,26 @@ class SweepPlan(NamedTuple):
     """A validated sweep: everything fixed before the first chunk runs (see ``plan_sweep``)."""
 
     cfg: RunConfig
-    data: tuple               # (x, y, eval_x, eval_y)
-    keys: np.ndarray          # [seeds, ...] the seeds' key data
-    k_init: np.ndarray        # [seeds, ...] key data after ``vary``
-    k_data: np.ndarray        # [seeds, ...]
-    impl: Any                 # the keys' PRNG implementation (None: legacy raw uint32 keys)
-    grid: dict                # {name: float64 values}
-    cells: np.ndarray         # [cells, len(grid)] float32 values, cell-major
+    data: tuple  # (x, y, eval_x, eval_y)
+    keys: np.ndarray  # [seeds, ...] the seeds' key data
+    k_init: np.ndarray  # [seeds, ...] key data after ``vary``
+    k_data: np.ndarray  # [seeds, ...]
+    impl: Any  # the keys' PRNG implementation (None: legacy raw uint32 keys)
+    grid: dict  # {name: float64 values}
+    cells: np.ndarray  # [cells, len(grid)] float32 values, cell-major
     seeds: int
-    runs: np.ndarray          # flattened run indices (cell * seeds + seed) this plan computes
-    chunk_size: int           # runs per compiled call
+    runs: np.ndarray  # flattened run indices (cell * seeds + seed) this plan computes
+    chunk_size: int  # runs per compiled call
     devices: tuple
     keep_params: bool
     compact: bool
     vary: tuple
-    side_by_side: bool        # a device's runs of a chunk as separate loops, not vmapped
+    side_by_side: bool  # a device's runs of a chunk as separate loops, not vmapped
     seeds_last: bool = False  # vmapped runs laid out seeds-last (``chunking.seeds_last``)
-    crossed: tuple = ()       # (inits, data orders) of a crossed design, () otherwise
+    crossed: tuple = ()  # (inits, data orders) of a crossed design, () otherwise
     shared_data: bool = False  # every run has the same data key: a chunk passes it once
-    groups: int = 1           # vmapped loops per device of a chunk (``chunking.cpu_groups``)
-    perturb: np.ndarray | None = None   # [seeds] float32 weight index each seed moves (-1: none)
-
+    groups: int = 1  # vmapped loops per device of a chunk (``chunking.cpu_groups``)
+    perturb: np.ndarray | None = None  # [seeds] float32 weight index each seed moves (-1: none)
 
     @property
     def grid_shape(self) -> tuple:
@@ -168,7 +175,7 @@ class SweepPlan(NamedTuple):
         return range(0, len(self.runs), self.chunk_size)
 
     def chunk_runs(self, pos: int) -> np.ndarray:
-        return self.runs[pos:pos + self.chunk_size]
+        return self.runs[pos : pos + self.chunk_size]
 
     def inputs(self, runs: np.ndarray):
         """Per-run inputs of a chunk, padded to ``chunk_size`` with copies of the last run."""
@@ -191,8 +198,9 @@ class SweepPlan(NamedTuple):
         """Compiles the chunk function ahead of time (returns seconds); the run then reuses it."""
         begin = time.perf_counter()
         if self.cfg.grad_tol is not None and self.compact:
-            start = segment_fns(self.cfg, self.devices, self.impl, self.vmapped,
-                                 self.side_by_side, self.seeds_last)[2]
+            start = segment_fns(
+                self.cfg, self.devices, self.impl, self.vmapped, self.side_by_side, self.seeds_last
+            )[2]
             start(self.chunk_size).lower(*self.inputs(self.runs[:1]), self.data[0]).compile()
         else:
             self.chunk_fn().lower(*self.one_shot_inputs(self.runs[:1]), *self.data).compile()
@@ -200,88 +208,151 @@ class SweepPlan(NamedTuple):
 
     def chunk_fn(self) -> Callable:
         """The compiled function of one chunk (without ``grad_tol``)."""
-        return one_shot_fn(self.cfg, self.chunk_size, self.devices, self.keep_params,
-                            self.impl, self.side_by_side, self.seeds_last, self.shared_data,
-                            self.groups)
+        return one_shot_fn(
+            self.cfg,
+            self.chunk_size,
+            self.devices,
+            self.keep_params,
+            self.impl,
+            self.side_by_side,
+            self.seeds_last,
+            self.shared_data,
+            self.groups,
+        )
 
 
-def plan_sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax.Array,
-               seeds: int, steps: int, batch_size: int | None = None, loss: Loss = nll,
-               log_every: int | None = None, chunk_size: int | None = None,
-               keep_params: bool = False, devices: Sequence[Any] | None = None,
-               seed_range: tuple[int, int] | None = None, vary: Sequence[str] = VARY,
-               grid: Mapping[str, Sequence[float]] | None = None,
-               metrics: Mapping[str, Callable] | None = None, eval_data=None,
-               grad_tol: float | None = None, compact: bool = True, dtype=None,
-               keep_predictions: bool = False, keep_trajectory: bool = False,
-               probes: Mapping[str, Any] | None = None) -> SweepPlan:
+def plan_sweep(
+    model,
+    optimizer: optax.GradientTransformation,
+    data,
+    *,
+    key: jax.Array,
+    seeds: int,
+    steps: int,
+    batch_size: int | None = None,
+    loss: Loss = nll,
+    log_every: int | None = None,
+    chunk_size: int | None = None,
+    keep_params: bool = False,
+    devices: Sequence[Any] | None = None,
+    seed_range: tuple[int, int] | None = None,
+    vary: Sequence[str] = VARY,
+    grid: Mapping[str, Sequence[float]] | None = None,
+    metrics: Mapping[str, Callable] | None = None,
+    eval_data=None,
+    grad_tol: float | None = None,
+    compact: bool = True,
+    dtype=None,
+    keep_predictions: bool = False,
+    keep_trajectory: bool = False,
+    probes: Mapping[str, Any] | None = None,
+) -> SweepPlan:
     """Validates a sweep's arguments (as ``sweep``) and resolves its defaults; compiles nothing."""
     design = seeds if isinstance(seeds, Crossed) else None
     if design is not None:
         if tuple(vary) != VARY:
-            raise ValueError(f"a crossed design varies the init and the data order by "
-                             f"construction; leave vary at its default, got vary={tuple(vary)}")
+            raise ValueError(
+                f"a crossed design varies the init and the data order by "
+                f"construction; leave vary at its default, got vary={tuple(vary)}"
+            )
         seeds = design.seeds
     seeds = require_int("seeds", seeds, 1)
     if log_every is None:
         log_every = default_log_every(steps) if isinstance(steps, int) and steps >= 1 else 1
     vary = tuple(vary)
-    if vary != PERTURB and (not vary or any(v not in VARY for v in vary)
-                            or len(set(vary)) != len(vary)):
-        raise ValueError(f"vary must be a non-empty subset of {VARY}, or {PERTURB} alone, got "
-                         f"{vary}")
+    if vary != PERTURB and (
+        not vary or any(v not in VARY for v in vary) or len(set(vary)) != len(vary)
+    ):
+        raise ValueError(
+            f"vary must be a non-empty subset of {VARY}, or {PERTURB} alone, got {vary}"
+        )
     grid = check_grid(grid)
-    cfg, arrays = check_run(model, optimizer, data, key=key, steps=steps, batch_size=batch_size,
-                            loss=loss, log_every=log_every, metrics=metrics, eval_data=eval_data,
-                            grad_tol=grad_tol, grid=grid, dtype=dtype,
-                            keep_predictions=keep_predictions, keep_trajectory=keep_trajectory,
-                            probes=probes)
+    cfg, arrays = check_run(
+        model,
+        optimizer,
+        data,
+        key=key,
+        steps=steps,
+        batch_size=batch_size,
+        loss=loss,
+        log_every=log_every,
+        metrics=metrics,
+        eval_data=eval_data,
+        grad_tol=grad_tol,
+        grid=grid,
+        dtype=dtype,
+        keep_predictions=keep_predictions,
+        keep_trajectory=keep_trajectory,
+        probes=probes,
+    )
     if keep_trajectory and cfg.grad_tol is not None and compact:
-        raise ValueError("keep_trajectory with grad_tol needs compact=False: a compacted run "
-                         "repacks its seeds between segments and keeps no trajectory")
-    if "init" not in vary and vary != PERTURB and seeds > 1 and not is_stochastic(cfg.model) and (
-            cfg.batch_size in (None, len(arrays[0]))):
+        raise ValueError(
+            "keep_trajectory with grad_tol needs compact=False: a compacted run "
+            "repacks its seeds between segments and keeps no trajectory"
+        )
+    if (
+        "init" not in vary
+        and vary != PERTURB
+        and seeds > 1
+        and not is_stochastic(cfg.model)
+        and (cfg.batch_size in (None, len(arrays[0])))
+    ):
         raise ValueError(
             f"vary={vary} would run {seeds} identical copies: every seed shares seed 0's init, and "
             f"with full batches (batch_size={cfg.batch_size}) a deterministic model draws nothing "
             "from the data stream, so the spread would be 0 by construction; vary 'init' too, "
             "or pass a batch_size below the number of examples (minibatch order), or a "
-            "stochastic model (dropout)")
-    if design is not None and design.data > 1 and not is_stochastic(cfg.model) and (
-            cfg.batch_size in (None, len(arrays[0]))):
+            "stochastic model (dropout)"
+        )
+    if (
+        design is not None
+        and design.data > 1
+        and not is_stochastic(cfg.model)
+        and (cfg.batch_size in (None, len(arrays[0])))
+    ):
         raise ValueError(
             f"crossed(init={design.init}, data={design.data}): with full batches "
             f"(batch_size={cfg.batch_size}) a deterministic model draws nothing from the data "
             "stream, so its data orders are identical; pass a batch_size below the number of "
-            "examples, or a stochastic model")
+            "examples, or a stochastic model"
+        )
     devices = tuple(jax.devices() if devices is None else devices)
     if not devices:
         raise ValueError("devices must not be empty")
     start, stop = (0, seeds) if seed_range is None else tuple(seed_range)
     if not (isinstance(start, int) and isinstance(stop, int) and 0 <= start < stop <= seeds):
-        raise ValueError(f"seed_range must satisfy 0 <= start < stop <= seeds ({seeds}), got "
-                         f"{seed_range}")
+        raise ValueError(
+            f"seed_range must satisfy 0 <= start < stop <= seeds ({seeds}), got {seed_range}"
+        )
     n_runs = math.prod(len(v) for v in grid.values()) * (stop - start)
     # before anything that grows with the runs is allocated: splitting n keys peaks near 3.5x
     # their [n, 3] key data (measured), the run index is 2 int64s a run, and the results are
     # held twice while the chunks merge
-    result = memory.result_bytes(cfg, jax.ShapeDtypeStruct(arrays[0].shape, arrays[0].dtype),
-                                 bool(keep_params),
-                                 None if arrays[2] is None else
-                                 jax.ShapeDtypeStruct(arrays[2].shape, arrays[2].dtype))
-    memory.require(f"this sweep ({seeds} seeds, {n_runs} runs: keys, run index and "
-                   f"{memory.size_text(result)} of results a run)",
-                   4 * 3 * memory.key_bytes(key) * seeds + (16 + 2 * result) * n_runs,
-                   memory.available(), "host memory", memory.FEWER)
+    result = memory.result_bytes(
+        cfg,
+        jax.ShapeDtypeStruct(arrays[0].shape, arrays[0].dtype),
+        bool(keep_params),
+        None if arrays[2] is None else jax.ShapeDtypeStruct(arrays[2].shape, arrays[2].dtype),
+    )
+    memory.require(
+        f"this sweep ({seeds} seeds, {n_runs} runs: keys, run index and "
+        f"{memory.size_text(result)} of results a run)",
+        4 * 3 * memory.key_bytes(key) * seeds + (16 + 2 * result) * n_runs,
+        memory.available(),
+        "host memory",
+        memory.FEWER,
+    )
     cells = np.asarray(list(itertools.product(*grid.values())), np.float32)
     cells = cells.reshape(len(cells), len(grid))
     runs = (np.arange(len(cells))[:, None] * seeds + np.arange(start, stop)[None, :]).reshape(-1)
     if chunk_size is None:
         chunk_size = auto_chunk_size(cfg, arrays[0], arrays[1], runs=len(runs), devices=devices)
     if require_int("chunk_size", chunk_size, 1) % len(devices):
-        raise ValueError(f"chunk_size must be a positive multiple of the device count "
-                         f"({len(devices)}), got {chunk_size!r}")
-    chunk_size = min(chunk_size, -(-len(runs) // len(devices)) * len(devices))   # no all-padding
+        raise ValueError(
+            f"chunk_size must be a positive multiple of the device count "
+            f"({len(devices)}), got {chunk_size!r}"
+        )
+    chunk_size = min(chunk_size, -(-len(runs) // len(devices)) * len(devices))  # no all-padding
     keys, impl = _seed_keys(key, seeds)
     k_init, k_data = keys[:, 0], keys[:, 1]
     if "init" not in vary:
@@ -289,18 +360,44 @@ def plan_sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax
     if "data" not in vary:
         k_data = np.repeat(k_data[:1], seeds, axis=0)
     perturb = _perturb_indices(cfg, arrays[0], key, seeds) if vary == PERTURB else None
-    if design is not None:   # seed i D + d: ordinary seed i D's init, ordinary seed d's data
+    if design is not None:  # seed i D + d: ordinary seed i D's init, ordinary seed d's data
         seed = np.arange(seeds)
         k_init, k_data = k_init[seed // design.data * design.data], k_data[seed % design.data]
     side = side_by_side(cfg, arrays[0], arrays[1], chunk_size=int(chunk_size), devices=devices)
     last = not side and seeds_last(cfg, arrays[0], arrays[1], devices=devices)
     shared = len(runs) > 1 and bool(np.all(k_data == k_data[:1]))
-    groups = cpu_groups(cfg, arrays[0], arrays[1], chunk_size=int(chunk_size), devices=devices,
-                        vmapped=vmaps(int(chunk_size), devices, side), last=last)
-    return SweepPlan(cfg, arrays, keys[:, 2], k_init, k_data, impl, grid, cells, seeds, runs,
-                     int(chunk_size), devices, bool(keep_params), bool(compact), vary, side, last,
-                     crossed=tuple(design) if design is not None else (), shared_data=shared,
-                     groups=groups, perturb=perturb)
+    groups = cpu_groups(
+        cfg,
+        arrays[0],
+        arrays[1],
+        chunk_size=int(chunk_size),
+        devices=devices,
+        vmapped=vmaps(int(chunk_size), devices, side),
+        last=last,
+    )
+    return SweepPlan(
+        cfg,
+        arrays,
+        keys[:, 2],
+        k_init,
+        k_data,
+        impl,
+        grid,
+        cells,
+        seeds,
+        runs,
+        int(chunk_size),
+        devices,
+        bool(keep_params),
+        bool(compact),
+        vary,
+        side,
+        last,
+        crossed=tuple(design) if design is not None else (),
+        shared_data=shared,
+        groups=groups,
+        perturb=perturb,
+    )
 
 
 @functools.lru_cache(maxsize=16)
@@ -308,6 +405,7 @@ def _split_fn(seeds: int):
     def split(key):
         keys = jax.random.split(key, seeds)
         return jnp.stack([*jax.vmap(split_keys)(keys), keys], 1)
+
     return jax.jit(split)
 
 
@@ -330,20 +428,27 @@ def _perturb_indices(cfg: RunConfig, x, key, seeds: int) -> np.ndarray:
     ``randint(fold_in(split(key, seeds)[s], 0), (), 0, W)`` over the run's W weights
     (``training.perturb_weight``); exact in float32, the hyperparameters' dtype, below 2^24."""
     shapes = jax.eval_shape(cfg.model.init, key, x)
-    weights = sum(int(np.prod(leaf.shape)) for leaf, w in
-                  zip(jax.tree.leaves(shapes), weight_leaves(shapes)) if w)
+    weights = sum(
+        int(np.prod(leaf.shape))
+        for leaf, w in zip(jax.tree.leaves(shapes), weight_leaves(shapes))
+        if w
+    )
     if not 0 < weights < 2**24:
-        raise ValueError(f"vary=('perturb',) moves one of the model's weights (floating leaves of "
-                         f"ndim >= 2); this model has {weights}, need between 1 and 2^24")
+        raise ValueError(
+            f"vary=('perturb',) moves one of the model's weights (floating leaves of "
+            f"ndim >= 2); this model has {weights}, need between 1 and 2^24"
+        )
     index = jax.vmap(lambda k: jax.random.randint(jax.random.fold_in(k, 0), (), 0, weights))(
-        jax.random.split(key, seeds))
+        jax.random.split(key, seeds)
+    )
     return np.where(np.arange(seeds) == 0, -1, np.asarray(index)).astype(np.float32)
 
 
 def _run_compacted(plan: SweepPlan, k_init, k_data, hypers) -> dict:
     """One chunk run to convergence in segments, repacking the active runs between them."""
     engine, seg_units, start, advance, finish, predict = segment_fns(
-        plan.cfg, plan.devices, plan.impl, plan.vmapped, plan.side_by_side, plan.seeds_last)
+        plan.cfg, plan.devices, plan.impl, plan.vmapped, plan.side_by_side, plan.seeds_last
+    )
     lay, size, n_dev = engine.layout, plan.chunk_size, len(plan.devices)
     x, y, ex, ey = plan.data
     state, init_params = start(size)(k_init, k_data, hypers, x)
@@ -353,15 +458,18 @@ def _run_compacted(plan: SweepPlan, k_init, k_data, hypers) -> dict:
     ladder = sorted({size} | {n_dev * 2**k for k in range(32) if n_dev * 2**k < size})
     for u0 in range(0, lay.n_units, seg_units):
         diverged, conv, frozen_loss, frozen_metrics = jax.device_get(
-            (state.diverged, state.converged_step, state.frozen_loss, state.frozen_metrics))
-        cols = slice(u0 * lay.windows_per_unit,
-                     min(u0 + seg_units, lay.n_units) * lay.windows_per_unit)
+            (state.diverged, state.converged_step, state.frozen_loss, state.frozen_metrics)
+        )
+        cols = slice(
+            u0 * lay.windows_per_unit, min(u0 + seg_units, lay.n_units) * lay.windows_per_unit
+        )
         active = ~diverged & (conv < 0)
         done = ~active
         losses[done, cols] = np.where(diverged[done], np.nan, frozen_loss[done])[:, None]
         for n in names:
-            metrics[n][done, cols] = np.where(diverged[done], np.nan,
-                                              frozen_metrics[n][done])[:, None]
+            metrics[n][done, cols] = np.where(diverged[done], np.nan, frozen_metrics[n][done])[
+                :, None
+            ]
         idx = np.flatnonzero(active)
         if not idx.size:
             continue
@@ -374,17 +482,22 @@ def _run_compacted(plan: SweepPlan, k_init, k_data, hypers) -> dict:
             part = jax.tree.map(lambda a: a[padded], state)
             part, logs = advance(bucket)(part, x, y, ex, ey, u0)
             take = jnp.asarray(idx)
-            state = jax.tree.map(lambda full, p: full.at[take].set(p[:idx.size]), state, part)
+            state = jax.tree.map(lambda full, p: full.at[take].set(p[: idx.size]), state, part)
             rows = idx
         logs = jax.device_get(logs)
         width = cols.stop - cols.start
-        losses[rows, cols] = logs["losses"][:len(rows), :width]
+        losses[rows, cols] = logs["losses"][: len(rows), :width]
         for n in names:
-            metrics[n][rows, cols] = logs["metrics"][n][:len(rows), :width]
+            metrics[n][rows, cols] = logs["metrics"][n][: len(rows), :width]
     state, final, final_metrics = finish(size)(state, x, y, ex, ey)
-    out = {"losses": losses, "metrics": metrics, "final_loss": final,
-           "final_metrics": final_metrics, "diverged": state.diverged,
-           "converged_step": state.converged_step}
+    out = {
+        "losses": losses,
+        "metrics": metrics,
+        "final_loss": final,
+        "final_metrics": final_metrics,
+        "diverged": state.diverged,
+        "converged_step": state.converged_step,
+    }
     if plan.keep_params:
         out.update(params=state.params, init_params=init_params)
     if plan.cfg.keep_predictions:
@@ -392,8 +505,9 @@ def _run_compacted(plan: SweepPlan, k_init, k_data, hypers) -> dict:
     return out
 
 
-def run_plan(plan: SweepPlan, skip: Callable[[int], bool] = lambda pos: False
-             ) -> Iterator[SweepChunk]:
+def run_plan(
+    plan: SweepPlan, skip: Callable[[int], bool] = lambda pos: False
+) -> Iterator[SweepChunk]:
     """Runs a plan chunk by chunk, yielding each ``SweepChunk`` once it is on the host.
 
     ``skip(pos)`` leaves out chunks already done (resuming); ``pos`` indexes ``plan.runs``. A
@@ -409,14 +523,14 @@ def run_plan(plan: SweepPlan, skip: Callable[[int], bool] = lambda pos: False
         return runs, plan.chunk_fn()(*plan.one_shot_inputs(runs), *plan.data)
 
     def gather(runs, out):
-        out = jax.tree.map(lambda a: np.asarray(a)[:len(runs)], jax.device_get(out))
+        out = jax.tree.map(lambda a: np.asarray(a)[: len(runs)], jax.device_get(out))
         return SweepChunk(runs, out)
 
     pending = None
     for pos in plan.chunk_starts():
         if skip(pos):
             continue
-        launched = dispatch(pos)   # async: runs while the previous chunk is copied to the host
+        launched = dispatch(pos)  # async: runs while the previous chunk is copied to the host
         if pending is not None:
             yield gather(*pending)
         pending = launched
@@ -429,32 +543,61 @@ def merge_chunks(plan: SweepPlan, chunks: Sequence[SweepChunk], wall_s: float) -
     n_seeds = len(plan.runs) // max(1, len(plan.cells))
     shape = plan.grid_shape + (n_seeds,)
     cat = lambda *a: np.concatenate(a).reshape(shape + a[0].shape[1:])  # noqa: E731
-    out = jax.tree.map(cat, *[c.out for c in chunks]) if len(chunks) > 1 else \
-        jax.tree.map(lambda a: a.reshape(shape + a.shape[1:]), chunks[0].out)
+    out = (
+        jax.tree.map(cat, *[c.out for c in chunks])
+        if len(chunks) > 1
+        else jax.tree.map(lambda a: a.reshape(shape + a.shape[1:]), chunks[0].out)
+    )
     seeds = np.unique(plan.runs % plan.seeds)
     return SweepResult(
-        final_loss=out["final_loss"], diverged=out["diverged"], losses=out["losses"],
-        keys=plan.keys[seeds], params=out.get("params"),
-        init_params=out.get("init_params"), metrics=out["metrics"],
-        final_metrics=out["final_metrics"], converged_step=out["converged_step"],
-        grid={k: v.tolist() for k, v in plan.grid.items()}, vary=plan.vary,
-        log_every=plan.log_every, chunk_size=plan.chunk_size, wall_s=wall_s,
-        predictions=out.get("predictions"), trajectory=out.get("trajectory"),
+        final_loss=out["final_loss"],
+        diverged=out["diverged"],
+        losses=out["losses"],
+        keys=plan.keys[seeds],
+        params=out.get("params"),
+        init_params=out.get("init_params"),
+        metrics=out["metrics"],
+        final_metrics=out["final_metrics"],
+        converged_step=out["converged_step"],
+        grid={k: v.tolist() for k, v in plan.grid.items()},
+        vary=plan.vary,
+        log_every=plan.log_every,
+        chunk_size=plan.chunk_size,
+        wall_s=wall_s,
+        predictions=out.get("predictions"),
+        trajectory=out.get("trajectory"),
         probes=out.get("probes", {}),
-        crossed=plan.crossed if len(seeds) == plan.seeds else ())
+        crossed=plan.crossed if len(seeds) == plan.seeds else (),
+    )
 
 
-def sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax.Array, seeds: int,
-          steps: int, batch_size: int | None = None, loss: Loss = nll,
-          log_every: int | None = None, vary: Sequence[str] = VARY,
-          grid: Mapping[str, Sequence[float]] | None = None,
-          metrics: Mapping[str, Callable] | None = None, eval_data=None,
-          grad_tol: float | None = None, keep_params: bool = False,
-          chunk_size: int | None = None, devices: Sequence[Any] | None = None,
-          seed_range: tuple[int, int] | None = None, compact: bool = True, dtype=None,
-          keep_predictions: bool = False, keep_trajectory: bool = False,
-          probes: Mapping[str, Any] | None = None,
-          progress: Callable[[int, int], None] | None = None) -> SweepResult:
+def sweep(
+    model,
+    optimizer: optax.GradientTransformation,
+    data,
+    *,
+    key: jax.Array,
+    seeds: int,
+    steps: int,
+    batch_size: int | None = None,
+    loss: Loss = nll,
+    log_every: int | None = None,
+    vary: Sequence[str] = VARY,
+    grid: Mapping[str, Sequence[float]] | None = None,
+    metrics: Mapping[str, Callable] | None = None,
+    eval_data=None,
+    grad_tol: float | None = None,
+    keep_params: bool = False,
+    chunk_size: int | None = None,
+    devices: Sequence[Any] | None = None,
+    seed_range: tuple[int, int] | None = None,
+    compact: bool = True,
+    dtype=None,
+    keep_predictions: bool = False,
+    keep_trajectory: bool = False,
+    probes: Mapping[str, Any] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> SweepResult:
     """Trains ``model`` from ``seeds`` random initializations in every cell of ``grid``.
 
     Run (cell c, seed i) is ``train(..., **out.rerun(i, c))``: without ``vary`` or a grid that
@@ -512,13 +655,31 @@ def sweep(model, optimizer: optax.GradientTransformation, data, *, key: jax.Arra
       Summers & Dinneen (2021), "Nondeterminism and instability in neural network optimization".
     """
     begin = time.perf_counter()
-    plan = plan_sweep(model, optimizer, data, key=key, seeds=seeds, steps=steps,
-                      batch_size=batch_size, loss=loss, log_every=log_every,
-                      chunk_size=chunk_size, keep_params=keep_params, devices=devices,
-                      seed_range=seed_range, vary=vary, grid=grid, metrics=metrics,
-                      eval_data=eval_data, grad_tol=grad_tol, compact=compact, dtype=dtype,
-                      keep_predictions=keep_predictions, keep_trajectory=keep_trajectory,
-                      probes=probes)
+    plan = plan_sweep(
+        model,
+        optimizer,
+        data,
+        key=key,
+        seeds=seeds,
+        steps=steps,
+        batch_size=batch_size,
+        loss=loss,
+        log_every=log_every,
+        chunk_size=chunk_size,
+        keep_params=keep_params,
+        devices=devices,
+        seed_range=seed_range,
+        vary=vary,
+        grid=grid,
+        metrics=metrics,
+        eval_data=eval_data,
+        grad_tol=grad_tol,
+        compact=compact,
+        dtype=dtype,
+        keep_predictions=keep_predictions,
+        keep_trajectory=keep_trajectory,
+        probes=probes,
+    )
     memory.check_sweep(plan)
     chunks = []
     for chunk in run_plan(plan):

@@ -31,13 +31,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gbl_jax.probability.costs import Loss, nll
 from gbl_jax.engine import shuffle
 from gbl_jax.engine.loop_order import LoopCarry, first_use_order
 from gbl_jax.engine.runconfig import RunConfig, check_key, check_run
 from gbl_jax.nets.models import apply_model, is_stochastic
+from gbl_jax.probability.costs import Loss, nll
 
-CHECK_EVERY = 50   # at most this many steps between finiteness / convergence checks
+CHECK_EVERY = 50  # at most this many steps between finiteness / convergence checks
 
 
 class TrainResult(NamedTuple):
@@ -73,11 +73,11 @@ class Layout(NamedTuple):
 
     steps: int
     log_every: int
-    windows_per_unit: int   # > 1 only when a check block holds several windows
-    blocks_per_unit: int    # > 1 only when a window holds several check blocks
+    windows_per_unit: int  # > 1 only when a check block holds several windows
+    blocks_per_unit: int  # > 1 only when a window holds several check blocks
     block_steps: int
     n_units: int
-    tail: int               # steps after the last window: run unlogged
+    tail: int  # steps after the last window: run unlogged
 
     @property
     def n_logs(self) -> int:
@@ -97,11 +97,13 @@ def layout(steps: int, log_every: int) -> Layout:
     n_logs = steps // log_every
     if log_every <= CHECK_EVERY:
         per = _largest_divisor(n_logs, CHECK_EVERY // log_every)
-        return Layout(steps, log_every, per, 1, per * log_every, n_logs // per,
-                      steps - n_logs * log_every)
+        return Layout(
+            steps, log_every, per, 1, per * log_every, n_logs // per, steps - n_logs * log_every
+        )
     block = _largest_divisor(log_every, CHECK_EVERY)
-    return Layout(steps, log_every, 1, log_every // block, block, n_logs,
-                  steps - n_logs * log_every)
+    return Layout(
+        steps, log_every, 1, log_every // block, block, n_logs, steps - n_logs * log_every
+    )
 
 
 class RunState(NamedTuple):
@@ -110,13 +112,13 @@ class RunState(NamedTuple):
     params: Any
     opt_state: Any
     k_data: jax.Array
-    diverged: jax.Array         # bool
-    converged_step: jax.Array   # int32, -1 while running
-    frozen_loss: jax.Array      # full-data loss where it converged
-    frozen_metrics: dict        # metrics where it converged
-    order: jax.Array            # int32 [N]: the current epoch's order of the examples ([0]
+    diverged: jax.Array  # bool
+    converged_step: jax.Array  # int32, -1 while running
+    frozen_loss: jax.Array  # full-data loss where it converged
+    frozen_metrics: dict  # metrics where it converged
+    order: jax.Array  # int32 [N]: the current epoch's order of the examples ([0]
     #                             with full batches); drawn once per epoch, carried across blocks
-    probe_state: Any = ()       # {name: state} of each probe (``gbl_jax.engine.probes``)
+    probe_state: Any = ()  # {name: state} of each probe (``gbl_jax.engine.probes``)
 
 
 def _all_finite(value: jax.Array, tree) -> jax.Array:
@@ -125,8 +127,11 @@ def _all_finite(value: jax.Array, tree) -> jax.Array:
     A NaN or inf anywhere makes the sum non-finite; a finite sum only overflows when the params
     are ~1e36, which is divergence by any measure.
     """
-    total = value + sum(jnp.sum(leaf) for leaf in jax.tree.leaves(tree)
-                        if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact))
+    total = value + sum(
+        jnp.sum(leaf)
+        for leaf in jax.tree.leaves(tree)
+        if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)
+    )
     return jnp.isfinite(total)
 
 
@@ -140,6 +145,7 @@ def _roll_back(keep: jax.Array, old, new):
     its count is never read, and a count that every run advances alike stays one number for all
     the runs of a sweep rather than one per run (Adam's bias correction then costs one power a
     step, not one per run and step)."""
+
     def leaf(a, b):
         return b if jnp.issubdtype(jnp.result_type(b), jnp.integer) else jnp.where(keep, a, b)
 
@@ -169,15 +175,21 @@ def _set_hyperparams(state, values: Mapping[str, jax.Array]):
 def _scale_init(params, scale):
     """Every floating leaf with ndim >= 2 (a weight matrix or kernel) times ``scale``."""
     return jax.tree.map(
-        lambda leaf: leaf * jnp.asarray(scale, leaf.dtype)
-        if jnp.ndim(leaf) >= 2 and jnp.issubdtype(jnp.result_type(leaf), jnp.floating) else leaf,
-        params)
+        lambda leaf: (
+            leaf * jnp.asarray(scale, leaf.dtype)
+            if jnp.ndim(leaf) >= 2 and jnp.issubdtype(jnp.result_type(leaf), jnp.floating)
+            else leaf
+        ),
+        params,
+    )
 
 
 def weight_leaves(params) -> list[bool]:
     """Which leaves of ``params`` are weights: floating, ndim >= 2 (matrices and kernels)."""
-    return [jnp.ndim(leaf) >= 2 and jnp.issubdtype(jnp.result_type(leaf), jnp.floating)
-            for leaf in jax.tree.leaves(params)]
+    return [
+        jnp.ndim(leaf) >= 2 and jnp.issubdtype(jnp.result_type(leaf), jnp.floating)
+        for leaf in jax.tree.leaves(params)
+    ]
 
 
 def perturb_weight(params, index):
@@ -221,8 +233,7 @@ class Engine(NamedTuple):
     resume: Callable | None = None
 
 
-def make_engine(cfg: RunConfig, reading_order: bool = False,
-                carry_sums: bool = False) -> Engine:
+def make_engine(cfg: RunConfig, reading_order: bool = False, carry_sums: bool = False) -> Engine:
     """Builds the run's pure functions for a validated configuration (nothing is jitted here).
 
     ``reading_order``: carry the params through the step loop in the order the forward pass
@@ -243,7 +254,7 @@ def make_engine(cfg: RunConfig, reading_order: bool = False,
     metric_fns = dict(cfg.metrics)
     names = cfg.metric_names
     probes = dict(cfg.probes)
-    windowed = bool(names or probes or cfg.keep_trajectory)   # read at every window's end
+    windowed = bool(names or probes or cfg.keep_trajectory)  # read at every window's end
 
     def objective(params, xb, yb, key=None):
         return loss(apply_model(model, params, xb, key), yb)
@@ -256,8 +267,9 @@ def make_engine(cfg: RunConfig, reading_order: bool = False,
         if cfg.has_eval:
             dist = apply_model(model, params, ex, None)
             out["test_nll"] = jnp.asarray(nll(dist, ey), jnp.float32)
-            out.update({f"test_{n}": jnp.asarray(f(dist, ey), jnp.float32)
-                        for n, f in metric_fns.items()})
+            out.update(
+                {f"test_{n}": jnp.asarray(f(dist, ey), jnp.float32) for n, f in metric_fns.items()}
+            )
         return out
 
     def start(k_init, k_data, hypers, x):
@@ -265,7 +277,8 @@ def make_engine(cfg: RunConfig, reading_order: bool = False,
         if cfg.dtype is not None:
             params = jax.tree.map(
                 lambda p: p.astype(cfg.dtype) if jnp.issubdtype(p.dtype, jnp.floating) else p,
-                params)
+                params,
+            )
         if "init_scale" in hypers:
             params = _scale_init(params, hypers["init_scale"])
         if "perturb" in hypers:
@@ -275,11 +288,22 @@ def make_engine(cfg: RunConfig, reading_order: bool = False,
         if opt_hypers:
             opt_state = _set_hyperparams(opt_state, opt_hypers)
         nan = jnp.asarray(jnp.nan, jnp.float32)
-        order = (epoch_order(k_data, 0, x.shape[0]) if cfg.batch_size is not None
-                 else jnp.zeros((0,), jnp.int32))
-        state = RunState(params, opt_state, k_data, jnp.asarray(False), jnp.asarray(-1, jnp.int32),
-                         nan, {n: nan for n in names}, order,
-                         {n: p.start(params) for n, p in probes.items()})
+        order = (
+            epoch_order(k_data, 0, x.shape[0])
+            if cfg.batch_size is not None
+            else jnp.zeros((0,), jnp.int32)
+        )
+        state = RunState(
+            params,
+            opt_state,
+            k_data,
+            jnp.asarray(False),
+            jnp.asarray(-1, jnp.int32),
+            nan,
+            {n: nan for n in names},
+            order,
+            {n: p.start(params) for n, p in probes.items()},
+        )
         return state, params
 
     def epoch_order(k_data, t, n):
@@ -304,11 +328,15 @@ def make_engine(cfg: RunConfig, reading_order: bool = False,
         summed in the carry (see ``make_engine``).
         """
         k_apply = jax.random.split(k_data)[1] if stochastic else None
-        carry = (_reading_order(params, x, y, k_apply) if reading_order else
-                 LoopCarry(params, range(len(jax.tree.leaves(params)))))
+        carry = (
+            _reading_order(params, x, y, k_apply)
+            if reading_order
+            else LoopCarry(params, range(len(jax.tree.leaves(params))))
+        )
 
         n = x.shape[0]
         minibatches = cfg.batch_size is not None
+
         # The epoch's order rides in the carry (and in RunState between blocks) and is drawn
         # again only when an epoch begins (a cond on the step, which is the same for every
         # vmapped run, so it stays a branch): a permutation of MNIST-1D's 4000 examples costs
@@ -316,8 +344,11 @@ def make_engine(cfg: RunConfig, reading_order: bool = False,
         def step(state, t):
             packed, opt_state, order = state
             if minibatches:
-                order = jax.lax.cond((t > 0) & (t % (n // cfg.batch_size) == 0),
-                                     lambda: epoch_order(k_data, t, n), lambda: order)
+                order = jax.lax.cond(
+                    (t > 0) & (t % (n // cfg.batch_size) == 0),
+                    lambda: epoch_order(k_data, t, n),
+                    lambda: order,
+                )
             params = carry.unpack(packed)
             xb, yb = batch(x, y, order, t)
             key = jax.random.fold_in(k_apply, t) if stochastic else None
@@ -327,22 +358,26 @@ def make_engine(cfg: RunConfig, reading_order: bool = False,
 
         state = (carry.pack(params), opt_state, order)
         if carry_sums:
-            zero = jnp.zeros((), jax.eval_shape(step, state, first)[1].dtype)   # the loss's
+            zero = jnp.zeros((), jax.eval_shape(step, state, first)[1].dtype)  # the loss's
 
             def summed(state, w):
                 def add(c, t):
                     state, total = c
                     state, value = step(state, t)
                     return (state, total + value), None
-                (state, total), _ = jax.lax.scan(add, (state, zero),
-                                                 first + w * window + jnp.arange(window))
+
+                (state, total), _ = jax.lax.scan(
+                    add, (state, zero), first + w * window + jnp.arange(window)
+                )
                 return state, total
 
-            (packed, opt_state, order), sums = jax.lax.scan(summed, state,
-                                                            jnp.arange(count // window))
+            (packed, opt_state, order), sums = jax.lax.scan(
+                summed, state, jnp.arange(count // window)
+            )
         else:
-            (packed, opt_state, order), values = jax.lax.scan(step, state,
-                                                              first + jnp.arange(count))
+            (packed, opt_state, order), values = jax.lax.scan(
+                step, state, first + jnp.arange(count)
+            )
             sums = jnp.sum(values.reshape(count // window, window), axis=1)
         return carry.unpack(packed), opt_state, order, sums
 
@@ -353,15 +388,22 @@ def make_engine(cfg: RunConfig, reading_order: bool = False,
         key = jax.random.fold_in(k_apply, 0) if stochastic else None
         order = first_use_order(
             lambda ls, xb, yb, k: objective(jax.tree.unflatten(treedef, ls), xb, yb, k),
-            leaves, x, y, key)
+            leaves,
+            x,
+            y,
+            key,
+        )
         return LoopCarry(params, order)
 
     def check(state: RunState, params, opt_state, order, total, t_end, x, y, ex, ey) -> RunState:
         """End of a block: divergence (roll back), convergence (freeze) and frozen runs."""
         frozen = state.diverged | (state.converged_step >= 0)
         diverged = state.diverged | (~frozen & ~_all_finite(total, params))
-        converged_step, frozen_loss, frozen_metrics = (state.converged_step, state.frozen_loss,
-                                                       state.frozen_metrics)
+        converged_step, frozen_loss, frozen_metrics = (
+            state.converged_step,
+            state.frozen_loss,
+            state.frozen_metrics,
+        )
         if cfg.grad_tol is not None:
             value, grads = jax.value_and_grad(objective)(params, x, y)
             new = ~frozen & ~diverged & (_global_norm(grads) < cfg.grad_tol)
@@ -372,19 +414,29 @@ def make_engine(cfg: RunConfig, reading_order: bool = False,
         keep = frozen | diverged
         params = _tree_select(keep, state.params, params)
         opt_state = _roll_back(keep, state.opt_state, opt_state)
-        return RunState(params, opt_state, state.k_data, diverged, converged_step, frozen_loss,
-                        frozen_metrics, order, state.probe_state)
+        return RunState(
+            params,
+            opt_state,
+            state.k_data,
+            diverged,
+            converged_step,
+            frozen_loss,
+            frozen_metrics,
+            order,
+            state.probe_state,
+        )
 
     def block(state, x, y, ex, ey, first, count):
         """``count`` steps then a check; returns the new state and the block's loss sum."""
-        params, opt_state, order, sums = run_steps(state.params, state.opt_state, state.order,
-                                                   state.k_data, x, y, first, count, count)
+        params, opt_state, order, sums = run_steps(
+            state.params, state.opt_state, state.order, state.k_data, x, y, first, count, count
+        )
         total = sums[0]
         return check(state, params, opt_state, order, total, first + count, x, y, ex, ey), total
 
     def probe(params, probe_state, x, y):
         """Every probe at ``params``: ({name: value}, {name: state})."""
-        full = lambda p: objective(p, x, y)   # noqa: E731 - the full-batch training objective
+        full = lambda p: objective(p, x, y)  # noqa: E731 - the full-batch training objective
         out = {n: p(full, params, probe_state[n]) for n, p in probes.items()}
         return {n: v for n, (v, _) in out.items()}, {n: st for n, (_, st) in out.items()}
 
@@ -396,14 +448,25 @@ def make_engine(cfg: RunConfig, reading_order: bool = False,
         poisoned = (jnp.cumsum(~jnp.isfinite(sums)) > 0) | (w == sums.shape[0] - 1)
         bad = state_before.diverged | (newly & poisoned)
         nan = jnp.asarray(jnp.nan, jnp.float32)
-        losses = jnp.where(bad, nan, jnp.where(conv, state_before.frozen_loss,
-                                               (sums / cfg.log_every).astype(jnp.float32)))
-        mets = {n: jnp.where(bad, nan, jnp.where(conv, state_before.frozen_metrics[n], m))
-                for n, m in mets.items()}
+        losses = jnp.where(
+            bad,
+            nan,
+            jnp.where(conv, state_before.frozen_loss, (sums / cfg.log_every).astype(jnp.float32)),
+        )
+        mets = {
+            n: jnp.where(bad, nan, jnp.where(conv, state_before.frozen_metrics[n], m))
+            for n, m in mets.items()
+        }
         probed = jax.tree.map(
-            lambda v: jnp.where(bad.reshape(bad.shape + (1,) * (v.ndim - 1)),
-                                jnp.asarray(jnp.nan, v.dtype), v)
-            if jnp.issubdtype(v.dtype, jnp.floating) else v, probed or {})
+            lambda v: (
+                jnp.where(
+                    bad.reshape(bad.shape + (1,) * (v.ndim - 1)), jnp.asarray(jnp.nan, v.dtype), v
+                )
+                if jnp.issubdtype(v.dtype, jnp.floating)
+                else v
+            ),
+            probed or {},
+        )
         return losses, mets, probed
 
     def unit(state, x, y, ex, ey, u):
@@ -411,29 +474,55 @@ def make_engine(cfg: RunConfig, reading_order: bool = False,
         if lay.blocks_per_unit == 1 and not windowed:
             # one loop over the block's steps; window sums from its per-step losses
             params, opt_state, order, sums = run_steps(
-                state.params, state.opt_state, state.order, state.k_data, x, y, first,
-                lay.unit_steps, cfg.log_every)
-            new = check(state, params, opt_state, order, jnp.sum(sums), first + lay.unit_steps,
-                        x, y, ex, ey)
+                state.params,
+                state.opt_state,
+                state.order,
+                state.k_data,
+                x,
+                y,
+                first,
+                lay.unit_steps,
+                cfg.log_every,
+            )
+            new = check(
+                state, params, opt_state, order, jnp.sum(sums), first + lay.unit_steps, x, y, ex, ey
+            )
             return new, record(state, new, sums, {}) + ((),)
         if lay.blocks_per_unit == 1:
-            def window(carry, w):   # metrics and probes need the params at every window's end
+
+            def window(carry, w):  # metrics and probes need the params at every window's end
                 params, opt_state, order, probe_state = carry
                 params, opt_state, order, sums = run_steps(
-                    params, opt_state, order, state.k_data, x, y, first + w * cfg.log_every,
-                    cfg.log_every, cfg.log_every)
+                    params,
+                    opt_state,
+                    order,
+                    state.k_data,
+                    x,
+                    y,
+                    first + w * cfg.log_every,
+                    cfg.log_every,
+                    cfg.log_every,
+                )
                 probed, probe_state = probe(params, probe_state, x, y)
                 mets = evaluate(params, x, y, ex, ey) if names else {}
                 return (params, opt_state, order, probe_state), (
-                    sums[0], mets, probed, params if cfg.keep_trajectory else ())
+                    sums[0],
+                    mets,
+                    probed,
+                    params if cfg.keep_trajectory else (),
+                )
 
             (params, opt_state, order, probe_state), (sums, mets, probed, path) = jax.lax.scan(
-                window, (state.params, state.opt_state, state.order, state.probe_state),
-                jnp.arange(lay.windows_per_unit))
-            new = check(state, params, opt_state, order, jnp.sum(sums), first + lay.unit_steps,
-                        x, y, ex, ey)
+                window,
+                (state.params, state.opt_state, state.order, state.probe_state),
+                jnp.arange(lay.windows_per_unit),
+            )
+            new = check(
+                state, params, opt_state, order, jnp.sum(sums), first + lay.unit_steps, x, y, ex, ey
+            )
             return new._replace(probe_state=probe_state), (
-                record(state, new, sums, mets, probed) + (trajectory(state, path),))
+                record(state, new, sums, mets, probed) + (trajectory(state, path),)
+            )
 
         def one_block(carry, b):
             new, total = block(carry, x, y, ex, ey, first + b * lay.block_steps, lay.block_steps)
@@ -447,7 +536,8 @@ def make_engine(cfg: RunConfig, reading_order: bool = False,
         probed = jax.tree.map(lambda v: v[None], probed)
         path = jax.tree.map(lambda a: a[None], new.params) if cfg.keep_trajectory else ()
         return new._replace(probe_state=probe_state), (
-            record(state, new, jnp.sum(totals)[None], mets, probed) + (trajectory(state, path),))
+            record(state, new, jnp.sum(totals)[None], mets, probed) + (trajectory(state, path),)
+        )
 
     def trajectory(state_before: RunState, path):
         """With ``keep_trajectory``: the params at each window's end of one unit, [windows,
@@ -456,30 +546,41 @@ def make_engine(cfg: RunConfig, reading_order: bool = False,
         if not cfg.keep_trajectory:
             return ()
         frozen = state_before.diverged | (state_before.converged_step >= 0)
-        return jax.tree.map(lambda old, new: jnp.where(frozen, old[None], new),
-                            state_before.params, path)
+        return jax.tree.map(
+            lambda old, new: jnp.where(frozen, old[None], new), state_before.params, path
+        )
 
     def advance(state, x, y, ex, ey, unit_start, n_units: int, guard: bool = False):
         """Runs units ``unit_start .. unit_start + n_units``; with ``guard``, units past the
         last are skipped (``unit_start`` is the same for every run, so the skip is a real branch
         under ``vmap``)."""
+
         def body(state, u):
             if not guard:
                 return unit(state, x, y, ex, ey, u)
-            empty = (jnp.full((lay.windows_per_unit,), jnp.nan, jnp.float32),
-                     {n: jnp.full((lay.windows_per_unit,), jnp.nan, jnp.float32) for n in names},
-                     {},   # check_run refuses probes with grad_tol, the only guarded runs
-                     jax.tree.map(lambda a: jnp.full((lay.windows_per_unit,) + a.shape, jnp.nan,
-                                                     a.dtype), state.params)
-                     if cfg.keep_trajectory else ())
-            return jax.lax.cond(u < lay.n_units, lambda s: unit(s, x, y, ex, ey, u),
-                                lambda s: (s, empty), state)
+            empty = (
+                jnp.full((lay.windows_per_unit,), jnp.nan, jnp.float32),
+                {n: jnp.full((lay.windows_per_unit,), jnp.nan, jnp.float32) for n in names},
+                {},  # check_run refuses probes with grad_tol, the only guarded runs
+                jax.tree.map(
+                    lambda a: jnp.full((lay.windows_per_unit,) + a.shape, jnp.nan, a.dtype),
+                    state.params,
+                )
+                if cfg.keep_trajectory
+                else (),
+            )
+            return jax.lax.cond(
+                u < lay.n_units, lambda s: unit(s, x, y, ex, ey, u), lambda s: (s, empty), state
+            )
 
-        state, (losses, mets, probed, path) = jax.lax.scan(body, state,
-                                                           unit_start + jnp.arange(n_units))
-        logs = {"losses": losses.reshape(-1),
-                "metrics": {n: m.reshape(-1) for n, m in mets.items()},
-                "probes": jax.tree.map(lambda v: v.reshape((-1,) + v.shape[2:]), probed)}
+        state, (losses, mets, probed, path) = jax.lax.scan(
+            body, state, unit_start + jnp.arange(n_units)
+        )
+        logs = {
+            "losses": losses.reshape(-1),
+            "metrics": {n: m.reshape(-1) for n, m in mets.items()},
+            "probes": jax.tree.map(lambda v: v.reshape((-1,) + v.shape[2:]), probed),
+        }
         if cfg.keep_trajectory:
             logs["trajectory"] = jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), path)
         return state, logs
@@ -491,23 +592,38 @@ def make_engine(cfg: RunConfig, reading_order: bool = False,
         diverged = state.diverged | ~jnp.isfinite(final)
         state = state._replace(diverged=diverged)
         nan = jnp.asarray(jnp.nan, jnp.float32)
-        final_metrics = {n: jnp.where(diverged, nan, m)
-                         for n, m in (evaluate(state.params, x, y, ex, ey) if names else {}).items()}
+        final_metrics = {
+            n: jnp.where(diverged, nan, m)
+            for n, m in (evaluate(state.params, x, y, ex, ey) if names else {}).items()
+        }
         return state, jnp.where(diverged, nan, final.astype(jnp.float32)), final_metrics
 
     def predict(params, ex, diverged):
         dist = apply_model(model, params, ex, None)
         nan = jnp.asarray(jnp.nan, jnp.float32)
-        return jax.tree.map(lambda leaf: jnp.where(diverged, nan.astype(leaf.dtype), leaf)
-                            if jnp.issubdtype(leaf.dtype, jnp.floating) else leaf, dist)
+        return jax.tree.map(
+            lambda leaf: (
+                jnp.where(diverged, nan.astype(leaf.dtype), leaf)
+                if jnp.issubdtype(leaf.dtype, jnp.floating)
+                else leaf
+            ),
+            dist,
+        )
 
     def run(k_init, k_data, hypers, x, y, ex, ey):
         state, init_params = start(k_init, k_data, hypers, x)
         state, logs = advance(state, x, y, ex, ey, 0, lay.n_units)
         state, final, final_metrics = finish(state, x, y, ex, ey)
-        out = {"params": state.params, "init_params": init_params, "losses": logs["losses"],
-               "metrics": logs["metrics"], "final_loss": final, "final_metrics": final_metrics,
-               "diverged": state.diverged, "converged_step": state.converged_step}
+        out = {
+            "params": state.params,
+            "init_params": init_params,
+            "losses": logs["losses"],
+            "metrics": logs["metrics"],
+            "final_loss": final,
+            "final_metrics": final_metrics,
+            "diverged": state.diverged,
+            "converged_step": state.converged_step,
+        }
         if probes:
             out["probes"] = logs["probes"]
         if cfg.keep_predictions:
@@ -517,17 +633,22 @@ def make_engine(cfg: RunConfig, reading_order: bool = False,
         return out
 
     def resume(params, opt_state, k_data, x, y, first, count):
-        order = (epoch_order(k_data, first, x.shape[0]) if cfg.batch_size is not None
-                 else jnp.zeros((0,), jnp.int32))
+        order = (
+            epoch_order(k_data, first, x.shape[0])
+            if cfg.batch_size is not None
+            else jnp.zeros((0,), jnp.int32)
+        )
 
-        def one(t, carry):   # a loop of dynamic length: one program for every count
+        def one(t, carry):  # a loop of dynamic length: one program for every count
             params, opt_state, order, total = carry
-            params, opt_state, order, sums = run_steps(params, opt_state, order, k_data, x, y,
-                                                       t, 1, 1)
+            params, opt_state, order, sums = run_steps(
+                params, opt_state, order, k_data, x, y, t, 1, 1
+            )
             return params, opt_state, order, total + sums[0].astype(jnp.float32)
 
         params, opt_state, _, total = jax.lax.fori_loop(
-            first, first + count, one, (params, opt_state, order, jnp.zeros((), jnp.float32)))
+            first, first + count, one, (params, opt_state, order, jnp.zeros((), jnp.float32))
+        )
         return params, opt_state, total / jnp.maximum(count, 1)
 
     return Engine(start, advance, finish, run, lay, names, predict, resume)
@@ -545,13 +666,15 @@ def probe_options(cfg: RunConfig) -> dict:
     {} without probes."""
     if not cfg.probes:
         return {}
-    from gbl_jax.engine.chunking import without_library_fusions   # chunking imports this module
+    from gbl_jax.engine.chunking import without_library_fusions  # chunking imports this module
+
     return dict(without_library_fusions(jax.devices()[0].platform))
 
 
 def _named_run(run: Callable) -> Callable:
     def gbl_train(k_init, k_data, hypers, x, y, ex, ey):
         return run(k_init, k_data, hypers, x, y, ex, ey)
+
     return gbl_train
 
 
@@ -561,11 +684,24 @@ def split_keys(key: jax.Array, data_key: jax.Array | None = None):
     return k_init, (k_data if data_key is None else data_key)
 
 
-def train(model, optimizer: optax.GradientTransformation, data, *, key: jax.Array, steps: int,
-          batch_size: int | None = None, loss: Loss = nll, data_key: jax.Array | None = None,
-          log_every: int = 1, metrics: Mapping[str, Callable] | None = None, eval_data=None,
-          grad_tol: float | None = None, hyperparams: Mapping[str, float] | None = None,
-          dtype=None, probes: Mapping[str, Any] | None = None) -> TrainResult:
+def train(
+    model,
+    optimizer: optax.GradientTransformation,
+    data,
+    *,
+    key: jax.Array,
+    steps: int,
+    batch_size: int | None = None,
+    loss: Loss = nll,
+    data_key: jax.Array | None = None,
+    log_every: int = 1,
+    metrics: Mapping[str, Callable] | None = None,
+    eval_data=None,
+    grad_tol: float | None = None,
+    hyperparams: Mapping[str, float] | None = None,
+    dtype=None,
+    probes: Mapping[str, Any] | None = None,
+) -> TrainResult:
     """Trains ``model`` on ``data`` from the initialization drawn with ``key``.
 
     Args:
@@ -596,22 +732,43 @@ def train(model, optimizer: optax.GradientTransformation, data, *, key: jax.Arra
     Returns:
       A ``TrainResult``.
     """
-    cfg, arrays = check_run(model, optimizer, data, key=key, steps=steps, batch_size=batch_size,
-                            loss=loss, log_every=log_every, metrics=metrics, eval_data=eval_data,
-                            grad_tol=grad_tol, grid={k: [v] for k, v in (hyperparams or {}).items()},
-                            dtype=dtype, probes=probes)
+    cfg, arrays = check_run(
+        model,
+        optimizer,
+        data,
+        key=key,
+        steps=steps,
+        batch_size=batch_size,
+        loss=loss,
+        log_every=log_every,
+        metrics=metrics,
+        eval_data=eval_data,
+        grad_tol=grad_tol,
+        grid={k: [v] for k, v in (hyperparams or {}).items()},
+        dtype=dtype,
+        probes=probes,
+    )
     x, y, ex, ey = arrays
-    if data_key is not None:   # one key of the same kind as ``key``, or the run would not trace
+    if data_key is not None:  # one key of the same kind as ``key``, or the run would not trace
         data_key = check_key(data_key, "data_key")
         typed = [jnp.issubdtype(k.dtype, jax.dtypes.prng_key) for k in (check_key(key), data_key)]
         if typed[0] != typed[1]:
             kinds = ["jax.random.key (typed)" if t else "jax.random.PRNGKey (raw)" for t in typed]
-            raise ValueError(f"data_key must be the same kind of key as key: key is a {kinds[0]}, "
-                             f"data_key a {kinds[1]}")
+            raise ValueError(
+                f"data_key must be the same kind of key as key: key is a {kinds[0]}, "
+                f"data_key a {kinds[1]}"
+            )
     k_init, k_data = split_keys(key, data_key)
     hypers = {k: jnp.asarray(v, jnp.float32) for k, v in (hyperparams or {}).items()}
     out = _compiled_run(cfg)(k_init, k_data, hypers, x, y, ex, ey)
-    return TrainResult(out["params"], out["losses"], out["final_loss"], out["diverged"],
-                       out["metrics"], out["final_metrics"], out["converged_step"],
-                       out["init_params"], out.get("probes", {}))
-
+    return TrainResult(
+        out["params"],
+        out["losses"],
+        out["final_loss"],
+        out["diverged"],
+        out["metrics"],
+        out["final_metrics"],
+        out["converged_step"],
+        out["init_params"],
+        out.get("probes", {}),
+    )

@@ -27,8 +27,8 @@ import jax.numpy as jnp
 from gbl_jax.checks import require_int
 from gbl_jax.nets.heads import Head
 from gbl_jax.nets.inits import Initializer, get_init
-from gbl_jax.nets.models import Model
 from gbl_jax.nets.mlp import get_activation
+from gbl_jax.nets.models import Model
 
 Padding = Union[int, str]
 
@@ -37,8 +37,9 @@ def check_padding(padding: Padding) -> Padding:
     """``padding`` as an int >= 0 (zeros on both sides, as PyTorch's) or "SAME" / "VALID"."""
     if isinstance(padding, str):
         if padding.upper() not in ("SAME", "VALID"):
-            raise ValueError(f"cnn1d: padding must be an integer >= 0, 'SAME' or 'VALID', "
-                             f"got {padding!r}")
+            raise ValueError(
+                f"cnn1d: padding must be an integer >= 0, 'SAME' or 'VALID', got {padding!r}"
+            )
         return padding.upper()
     return require_int("cnn1d: padding (an integer >= 0, 'SAME' or 'VALID')", padding, 0)
 
@@ -50,7 +51,7 @@ def conv_pads(length: int, kernel_size: int, stride: int, padding: Padding) -> t
         return padding, padding
     if padding == "VALID":
         return 0, 0
-    out_len = -(-length // stride)   # "SAME": the odd zero goes after
+    out_len = -(-length // stride)  # "SAME": the odd zero goes after
     total = max((out_len - 1) * stride + kernel_size - length, 0)
     return total // 2, total - total // 2
 
@@ -61,8 +62,14 @@ def conv_output_length(length: int, kernel_size: int, stride: int, padding: Padd
     return (length + lo + hi - kernel_size) // stride + 1
 
 
-def conv1d_init(key: jax.Array, kernel_size: int, in_ch: int, out_ch: int,
-                w_init: Union[str, Initializer] = "glorot_normal", dtype=jnp.float32) -> dict:
+def conv1d_init(
+    key: jax.Array,
+    kernel_size: int,
+    in_ch: int,
+    out_ch: int,
+    w_init: Union[str, Initializer] = "glorot_normal",
+    dtype=jnp.float32,
+) -> dict:
     """Kernel [kernel_size, in_ch, out_ch] from ``w_init`` (fans count the window), biases zero."""
     shape = (kernel_size, in_ch, out_ch)
     w = jnp.asarray(get_init(w_init)(key, shape, dtype), dtype)
@@ -86,14 +93,25 @@ def conv1d(params: dict, h: jax.Array, *, stride: int, padding: Padding) -> jax.
     span = stride * (out_len - 1) + 1
     # tap j of output position t reads h_pad[stride * t + j]; taps go tap-major, as w.reshape does
     cols_NTK = jnp.concatenate(
-        [jax.lax.slice(h_pad, (0, j, 0), (n, j + span, in_ch), (1, stride, 1))
-         for j in range(kernel_size)], axis=-1)
+        [
+            jax.lax.slice(h_pad, (0, j, 0), (n, j + span, in_ch), (1, stride, 1))
+            for j in range(kernel_size)
+        ],
+        axis=-1,
+    )
     return cols_NTK @ w.reshape(kernel_size * in_ch, out_ch) + params["b"][None, None, :]
 
 
-def cnn1d(channels: Sequence[int], head: Head, *, kernel_size: int = 5, stride: int = 2,
-          padding: Padding = 1, activation: Union[str, Callable] = "relu",
-          init: Union[str, Initializer] = "glorot_normal") -> Model:
+def cnn1d(
+    channels: Sequence[int],
+    head: Head,
+    *,
+    kernel_size: int = 5,
+    stride: int = 2,
+    padding: Padding = 1,
+    activation: Union[str, Callable] = "relu",
+    init: Union[str, Initializer] = "glorot_normal",
+) -> Model:
     """A 1-D convolutional net: conv and activation per width in ``channels``, flatten, ``head``.
 
     Args:
@@ -125,7 +143,9 @@ def cnn1d(channels: Sequence[int], head: Head, *, kernel_size: int = 5, stride: 
     stride = require_int("cnn1d: stride", stride, 1)
     padding = check_padding(padding)
     if not isinstance(head, Head):
-        raise ValueError(f"cnn1d: head must come from gbl_jax.nets.heads, got {type(head).__name__}")
+        raise ValueError(
+            f"cnn1d: head must come from gbl_jax.nets.heads, got {type(head).__name__}"
+        )
     act = get_activation(activation)
     w_init = get_init(init)
 
@@ -139,7 +159,8 @@ def cnn1d(channels: Sequence[int], head: Head, *, kernel_size: int = 5, stride: 
                 raise ValueError(
                     f"cnn1d: inputs of length {length} are too short: conv layer {i} gets length "
                     f"{out[-1]} (lengths {out}), and kernel_size {kernel_size} with padding "
-                    f"{padding!r} needs at least {kernel_size - lo - hi}")
+                    f"{padding!r} needs at least {kernel_size - lo - hi}"
+                )
             out.append(out_len)
         return out
 
@@ -160,22 +181,27 @@ def cnn1d(channels: Sequence[int], head: Head, *, kernel_size: int = 5, stride: 
         length, in_ch = _length_and_channels(h.shape, "cnn1d.apply")
         h = h.reshape(h.shape[0], length, in_ch)
         if params["conv"] and params["conv"][0]["w"].shape[1] != in_ch:
-            raise ValueError(f"cnn1d.apply: params take {params['conv'][0]['w'].shape[1]} input "
-                             f"channels, got x {list(jnp.shape(x))} with {in_ch}")
-        lengths(length)   # raises, naming the lengths, where the input is too short
+            raise ValueError(
+                f"cnn1d.apply: params take {params['conv'][0]['w'].shape[1]} input "
+                f"channels, got x {list(jnp.shape(x))} with {in_ch}"
+            )
+        lengths(length)  # raises, naming the lengths, where the input is too short
         for layer in params["conv"]:
             h = act(conv1d(layer, h, stride=stride, padding=padding))
         return head.apply(params["head"], h.reshape(h.shape[0], -1))
 
     act_name = activation if isinstance(activation, str) else getattr(activation, "__name__", "fn")
-    name = (f"cnn1d({list(channels)}, {head.name}, {act_name}, kernel_size={kernel_size}, "
-            f"stride={stride}, padding={padding!r})")
+    name = (
+        f"cnn1d({list(channels)}, {head.name}, {act_name}, kernel_size={kernel_size}, "
+        f"stride={stride}, padding={padding!r})"
+    )
     return Model(init_fn, apply, name)
 
 
 def _length_and_channels(shape: tuple[int, ...], where: str) -> tuple[int, int]:
     if len(shape) not in (2, 3) or any(d < 1 for d in shape[1:]):
-        raise ValueError(f"{where}: expected inputs x [N, L] or [N, L, C] (channels last), got "
-                         f"shape {list(shape)}")
+        raise ValueError(
+            f"{where}: expected inputs x [N, L] or [N, L, C] (channels last), got "
+            f"shape {list(shape)}"
+        )
     return shape[1], (shape[2] if len(shape) == 3 else 1)
-

@@ -66,25 +66,33 @@ def gaussian(dim: int) -> Head:
     return _linear_head(f"gaussian({dim})", dim, lambda out: Normal(out, jnp.ones_like(out)))
 
 
-def heteroscedastic_gaussian(dim: int, *, min_scale: float = 1e-6,
-                             positive: str = "softplus") -> Head:
+def heteroscedastic_gaussian(
+    dim: int, *, min_scale: float = 1e-6, positive: str = "softplus"
+) -> Head:
     """Normal with learned, input-dependent diagonal scale: min_scale + positive(raw)."""
     _check_size("heteroscedastic_gaussian", dim, "dim")
     pos = _positive(positive, min_scale)
-    return _linear_head(f"heteroscedastic_gaussian({dim})", 2 * dim,
-                        lambda out: Normal(out[:, :dim], pos(out[:, dim:])))
+    return _linear_head(
+        f"heteroscedastic_gaussian({dim})",
+        2 * dim,
+        lambda out: Normal(out[:, :dim], pos(out[:, dim:])),
+    )
 
 
-def laplace(dim: int, *, learn_scale: bool = False, min_scale: float = 1e-6,
-            positive: str = "softplus") -> Head:
+def laplace(
+    dim: int, *, learn_scale: bool = False, min_scale: float = 1e-6, positive: str = "softplus"
+) -> Head:
     """Laplace unit for the conditional median; unit scale (NLL = absolute error + log 2) unless
     ``learn_scale``."""
     _check_size("laplace", dim, "dim")
     if not learn_scale:
         return _linear_head(f"laplace({dim})", dim, lambda out: Laplace(out, jnp.ones_like(out)))
     pos = _positive(positive, min_scale)
-    return _linear_head(f"laplace({dim}, learn_scale=True)", 2 * dim,
-                        lambda out: Laplace(out[:, :dim], pos(out[:, dim:])))
+    return _linear_head(
+        f"laplace({dim}, learn_scale=True)",
+        2 * dim,
+        lambda out: Laplace(out[:, :dim], pos(out[:, dim:])),
+    )
 
 
 def bernoulli() -> Head:
@@ -98,8 +106,9 @@ def categorical(classes: int) -> Head:
     return _linear_head(f"categorical({classes})", classes, Categorical)
 
 
-def mixture_density(components: int, dim: int, *, min_scale: float = 1e-6,
-                    positive: str = "softplus") -> Head:
+def mixture_density(
+    components: int, dim: int, *, min_scale: float = 1e-6, positive: str = "softplus"
+) -> Head:
     """Mixture density network unit: MixtureNormal with logits [N, K], loc and scale [N, K, dim].
 
     The weights are returned as logits, never probabilities, so the NLL stays in log space.
@@ -111,7 +120,10 @@ def mixture_density(components: int, dim: int, *, min_scale: float = 1e-6,
 
     def to_dist(out):
         n = out.shape[0]
-        return MixtureNormal(out[:, :k], out[:, k:k + kd].reshape(n, k, dim),
-                             pos(out[:, k + kd:]).reshape(n, k, dim))
+        return MixtureNormal(
+            out[:, :k],
+            out[:, k : k + kd].reshape(n, k, dim),
+            pos(out[:, k + kd :]).reshape(n, k, dim),
+        )
 
     return _linear_head(f"mixture_density({components}, {dim})", k + 2 * kd, to_dist)

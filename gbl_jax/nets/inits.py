@@ -27,8 +27,10 @@ def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
     # a kernel [*window, in, out] connects each output unit to window * in inputs, and each input
     # to window * out outputs (as flax, PyTorch and Keras count them)
     if len(shape) < 2:
-        raise ValueError(f"init schemes expect a dense weight shape [in, out] or a convolution "
-                         f"kernel [*window, in, out], got {list(shape)}")
+        raise ValueError(
+            f"init schemes expect a dense weight shape [in, out] or a convolution "
+            f"kernel [*window, in, out], got {list(shape)}"
+        )
     window = math.prod(shape[:-2])
     return window * shape[-2], window * shape[-1]
 
@@ -115,6 +117,8 @@ def get_init(init: Union[str, Initializer]) -> Initializer:
     if callable(init):
         return init
     if init not in INITS:
-        raise ValueError(f"unknown init {init!r}; choose one of {sorted(INITS)}, "
-                         "normal(std), uniform(scale), or a callable (key, shape) -> array")
+        raise ValueError(
+            f"unknown init {init!r}; choose one of {sorted(INITS)}, "
+            "normal(std), uniform(scale), or a callable (key, shape) -> array"
+        )
     return INITS[init]

@@ -8,8 +8,9 @@ import jax.numpy as jnp
 from gbl_jax.nets.inits import get_init
 
 
-def dense_init(key: jax.Array, in_dim: int, out_dim: int, w_init="glorot_normal",
-               dtype=jnp.float32) -> dict:
+def dense_init(
+    key: jax.Array, in_dim: int, out_dim: int, w_init="glorot_normal", dtype=jnp.float32
+) -> dict:
     """Weights from ``w_init`` (a name or callable), biases zero, both of ``dtype``."""
     if in_dim < 1 or out_dim < 1:
         raise ValueError(f"dense layer needs positive sizes, got in {in_dim}, out {out_dim}")

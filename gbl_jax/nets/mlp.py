@@ -36,13 +36,20 @@ def get_activation(activation: Union[str, Callable]) -> Callable[[jax.Array], ja
     if callable(activation):
         return activation
     if activation not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)} "
-                         "or pass a callable")
+        raise ValueError(
+            f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)} "
+            "or pass a callable"
+        )
     return ACTIVATIONS[activation]
 
 
-def mlp(hidden: Sequence[int], head: Head, *, activation: Union[str, Callable] = "tanh",
-        init: Union[str, Initializer] = "glorot_normal") -> Model:
+def mlp(
+    hidden: Sequence[int],
+    head: Head,
+    *,
+    activation: Union[str, Callable] = "tanh",
+    init: Union[str, Initializer] = "glorot_normal",
+) -> Model:
     """A multilayer perceptron whose output unit is ``head``.
 
     Args:
@@ -96,7 +103,9 @@ def _in_dim_and_dtype(x) -> tuple[int, jnp.dtype]:
         return int(x), jnp.dtype(jnp.float32)
     shape = jnp.shape(x)
     if len(shape) != 2 or shape[1] < 1:
-        raise ValueError(f"mlp.init: expected example inputs x [N, in_dim] or an integer in_dim, "
-                         f"got shape {list(shape)}")
+        raise ValueError(
+            f"mlp.init: expected example inputs x [N, in_dim] or an integer in_dim, "
+            f"got shape {list(shape)}"
+        )
     dtype = jnp.result_type(x)
     return shape[1], (dtype if jnp.issubdtype(dtype, jnp.floating) else jnp.dtype(jnp.float32))

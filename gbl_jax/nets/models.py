@@ -42,7 +42,8 @@ def check_model(model: Any) -> None:
     if missing:
         raise ValueError(
             f"model must have callable init(key, x) and apply(params, x) (e.g. gbl.Model(init, "
-            f"apply) or gbl.mlp(...)); {type(model).__name__} lacks {' and '.join(missing)}")
+            f"apply) or gbl.mlp(...)); {type(model).__name__} lacks {' and '.join(missing)}"
+        )
 
 
 def hashable_model(model: Any) -> Any:
@@ -72,8 +73,14 @@ def apply_model(model: Any, params, x, key: jax.Array | None = None):
     return model.apply(params, x)
 
 
-def from_flax(module, to_dist: Callable[[Any], Any], *, stochastic: bool = False,
-              rng: str = "dropout", name: str | None = None) -> Model:
+def from_flax(
+    module,
+    to_dist: Callable[[Any], Any],
+    *,
+    stochastic: bool = False,
+    rng: str = "dropout",
+    name: str | None = None,
+) -> Model:
     """Adapts a ``flax.linen`` module: params are its variables, ``to_dist`` maps its output.
 
     Args:
@@ -90,12 +97,13 @@ def from_flax(module, to_dist: Callable[[Any], Any], *, stochastic: bool = False
     def init(key, x):
         variables = module.init(key, x)
         state = sorted(set(variables) - {"params"})
-        if state:   # trained as weights, they would be wrong silently (use_running_average)
+        if state:  # trained as weights, they would be wrong silently (use_running_average)
             raise ValueError(
                 f"from_flax: {type(module).__name__} has the variable collection(s) {state} "
                 "besides 'params' (BatchNorm's batch_stats, sown values, caches): not supported, "
                 "every variable would be trained as a weight; use nn.LayerNorm or nn.GroupNorm "
-                "instead of nn.BatchNorm")
+                "instead of nn.BatchNorm"
+            )
         return variables
 
     def apply(params, x, key=None):
@@ -107,9 +115,14 @@ def from_flax(module, to_dist: Callable[[Any], Any], *, stochastic: bool = False
     return Model(init, apply, name or type(module).__name__, True)
 
 
-def from_equinox(make: Callable[[jax.Array], Any], to_dist: Callable[[Any], Any], *,
-                 stochastic: bool = False, per_example: bool = True,
-                 name: str | None = None) -> Model:
+def from_equinox(
+    make: Callable[[jax.Array], Any],
+    to_dist: Callable[[Any], Any],
+    *,
+    stochastic: bool = False,
+    per_example: bool = True,
+    name: str | None = None,
+) -> Model:
     """Adapts an equinox module: params are its inexact arrays, the rest is held fixed.
 
     Args:
@@ -129,7 +142,8 @@ def from_equinox(make: Callable[[jax.Array], Any], to_dist: Callable[[Any], Any]
         raise ValueError(
             "from_equinox needs a function key -> module (e.g. lambda key: eqx.nn.MLP(2, 1, 8, 1, "
             f"key=key)), not a built {type(make).__name__}: a sweep draws one initialization per "
-            "seed")
+            "seed"
+        )
     reference = make(jax.random.PRNGKey(0))
     _, static = eqx.partition(reference, eqx.is_inexact_array)
 
@@ -148,12 +162,20 @@ def from_equinox(make: Callable[[jax.Array], Any], to_dist: Callable[[Any], Any]
 
     label = name or type(reference).__name__
     if stochastic:
-        return Model(init, lambda params, x, key=None: to_dist(forward(params, x, key)), label, True)
+        return Model(
+            init, lambda params, x, key=None: to_dist(forward(params, x, key)), label, True
+        )
     return Model(init, lambda params, x: to_dist(forward(params, x, None)), label, False)
 
 
-def from_nnx(make: Callable[[jax.Array], Any], to_dist: Callable[[Any], Any], *,
-             stochastic: bool = False, rng: str = "dropout", name: str | None = None) -> Model:
+def from_nnx(
+    make: Callable[[jax.Array], Any],
+    to_dist: Callable[[Any], Any],
+    *,
+    stochastic: bool = False,
+    rng: str = "dropout",
+    name: str | None = None,
+) -> Model:
     """Adapts a flax NNX module: params are its ``nnx.Param`` state, its graph is held fixed.
 
     ``make(key)`` is split once into a graph definition and state (``nnx.split``); ``apply``
@@ -177,18 +199,24 @@ def from_nnx(make: Callable[[jax.Array], Any], to_dist: Callable[[Any], Any], *,
     if isinstance(make, nnx.Module):
         raise ValueError(
             "from_nnx needs a function key -> module (e.g. lambda key: Net(rngs=nnx.Rngs(key))), "
-            f"not a built {type(make).__name__}: a sweep draws one initialization per seed")
+            f"not a built {type(make).__name__}: a sweep draws one initialization per seed"
+        )
     reference = make(jax.random.PRNGKey(0))
     graphdef, _, *others = nnx.split(reference, nnx.Param, ...)
-    kinds = sorted({type(v).__name__ for v in jax.tree.leaves(
-        others[0], is_leaf=lambda v: isinstance(v, nnx.Variable))})
-    if kinds:   # held fixed by a pure apply, each would be wrong silently
+    kinds = sorted(
+        {
+            type(v).__name__
+            for v in jax.tree.leaves(others[0], is_leaf=lambda v: isinstance(v, nnx.Variable))
+        }
+    )
+    if kinds:  # held fixed by a pure apply, each would be wrong silently
         raise ValueError(
             f"from_nnx: {type(reference).__name__} holds variable(s) of type {kinds} besides "
             "nnx.Param: not supported. BatchNorm's BatchStat would stay at its initial value (use "
             "nnx.LayerNorm or nnx.GroupNorm); an RNG stream kept in the module (nnx.Dropout(rate, "
             "rngs=rngs)) would draw the same numbers every step (build nnx.Dropout(rate), take "
-            "rngs= in __call__ and pass stochastic=True)")
+            "rngs= in __call__ and pass stochastic=True)"
+        )
 
     def init(key, x):
         del x
@@ -202,5 +230,7 @@ def from_nnx(make: Callable[[jax.Array], Any], to_dist: Callable[[Any], Any], *,
 
     label = name or type(reference).__name__
     if stochastic:
-        return Model(init, lambda params, x, key=None: to_dist(forward(params, x, key)), label, True)
+        return Model(
+            init, lambda params, x, key=None: to_dist(forward(params, x, key)), label, True
+        )
     return Model(init, lambda params, x: to_dist(forward(params, x, None)), label, False)

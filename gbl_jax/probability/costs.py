@@ -19,7 +19,7 @@ from jax.typing import ArrayLike
 from gbl_jax.probability.distributions import Bernoulli, Categorical
 from gbl_jax.probability.family_rules import check_value_shape, require_integer_labels, shape_str
 
-Loss = Callable[[Any, jax.Array], jax.Array]   # loss(model output, y) -> scalar, e.g. nll
+Loss = Callable[[Any, jax.Array], jax.Array]  # loss(model output, y) -> scalar, e.g. nll
 
 
 def _check_examples(name: str, what: str, shape: tuple[int, ...]) -> None:
@@ -27,8 +27,10 @@ def _check_examples(name: str, what: str, shape: tuple[int, ...]) -> None:
     if len(shape) < 1:
         raise ValueError(f"{name}: needs a leading example axis [N, ...], got a scalar")
     if shape[0] == 0:
-        raise ValueError(f"{name}: {what} has shape {shape_str(shape)}, with no examples (N = 0); "
-                         "the mean over examples is undefined")
+        raise ValueError(
+            f"{name}: {what} has shape {shape_str(shape)}, with no examples (N = 0); "
+            "the mean over examples is undefined"
+        )
 
 
 def _reduce(per_element: jax.Array, name: str, what: str) -> jax.Array:
@@ -69,8 +71,10 @@ def nll(dist, y: ArrayLike) -> jax.Array:
 
 def _check_same_shape(name: str, pred: ArrayLike, y: ArrayLike) -> None:
     if jnp.shape(pred) != jnp.shape(y):
-        raise ValueError(f"{name}: pred has shape {shape_str(jnp.shape(pred))} but y has "
-                         f"{shape_str(jnp.shape(y))}; no broadcasting is done")
+        raise ValueError(
+            f"{name}: pred has shape {shape_str(jnp.shape(pred))} but y has "
+            f"{shape_str(jnp.shape(y))}; no broadcasting is done"
+        )
 
 
 def mse(pred: ArrayLike, y: ArrayLike) -> jax.Array:
@@ -129,5 +133,7 @@ def accuracy(dist, y: ArrayLike) -> jax.Array:
     if isinstance(dist, Bernoulli):
         _check_same_shape("accuracy", dist.logits, y)
         return jnp.mean((dist.logits > 0) == (jnp.asarray(y) > 0.5))
-    raise ValueError(f"accuracy: needs a Bernoulli or Categorical distribution (a classifier), "
-                     f"got {type(dist).__name__}")
+    raise ValueError(
+        f"accuracy: needs a Bernoulli or Categorical distribution (a classifier), "
+        f"got {type(dist).__name__}"
+    )

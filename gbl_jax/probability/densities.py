@@ -92,8 +92,10 @@ def bernoulli_log_prob(logits: ArrayLike, y: ArrayLike) -> jax.Array:
     # -|z| is a where, not abs: its derivative is then -sign(z) on each side and -1 at 0, so
     # the second derivative (curvature's Hessians) is sigmoid's everywhere, also at z = 0.
     tail = jnp.log1p(jnp.exp(jnp.where(pos, -z, z)))
-    lp = -(weighted(y, jnp.where(pos, 0.0, -z) + tail)
-           + weighted(1.0 - y, jnp.where(pos, z, 0.0) + tail))
+    lp = -(
+        weighted(y, jnp.where(pos, 0.0, -z) + tail)
+        + weighted(1.0 - y, jnp.where(pos, z, 0.0) + tail)
+    )
     return jnp.where((y >= 0.0) & (y <= 1.0), lp, -jnp.inf)
 
 

@@ -85,9 +85,13 @@ class SaturationReport(NamedTuple):
     def table(self) -> str:
         """A plain-text table, one row per example."""
         rows = [f"{'example':>7}  {'|grad NLL|':>12}  {'|grad SE|':>12}  {'ratio':>10}"]
-        for i, (a, b, r) in enumerate(zip(self.nll_grad_norm.tolist(),
-                                          self.squared_error_grad_norm.tolist(),
-                                          self.ratio.tolist())):
+        for i, (a, b, r) in enumerate(
+            zip(
+                self.nll_grad_norm.tolist(),
+                self.squared_error_grad_norm.tolist(),
+                self.ratio.tolist(),
+            )
+        ):
             rows.append(f"{i:>7}  {a:>12.4g}  {b:>12.4g}  {r:>10.4g}")
         return "\n".join(rows)
 
@@ -107,16 +111,22 @@ def saturation_report(logits: ArrayLike, y: ArrayLike, unit: str = "sigmoid") ->
     z = jnp.asarray(logits, jnp.float32)
     if unit == "sigmoid":
         if z.ndim != 1 or jnp.shape(y) != z.shape:
-            raise ValueError(f"saturation_report: sigmoid wants logits [N] and y [N], got "
-                             f"{list(z.shape)} and {list(jnp.shape(y))}")
+            raise ValueError(
+                f"saturation_report: sigmoid wants logits [N] and y [N], got "
+                f"{list(z.shape)} and {list(jnp.shape(y))}"
+            )
         nll = lambda zi, yi: -bernoulli_log_prob(zi, yi)
         se = lambda zi, yi: jnp.square(jax.nn.sigmoid(zi) - yi)
     elif unit == "softmax":
         if z.ndim != 2 or jnp.shape(y) != z.shape[:1]:
-            raise ValueError(f"saturation_report: softmax wants logits [N, K] and y [N], got "
-                             f"{list(z.shape)} and {list(jnp.shape(y))}")
+            raise ValueError(
+                f"saturation_report: softmax wants logits [N, K] and y [N], got "
+                f"{list(z.shape)} and {list(jnp.shape(y))}"
+            )
         nll = lambda zi, yi: -categorical_log_prob(zi, yi)
-        se = lambda zi, yi: jnp.sum(jnp.square(jax.nn.softmax(zi) - jax.nn.one_hot(yi, zi.shape[-1])))
+        se = lambda zi, yi: jnp.sum(
+            jnp.square(jax.nn.softmax(zi) - jax.nn.one_hot(yi, zi.shape[-1]))
+        )
     else:
         raise ValueError(f"saturation_report: unit must be 'sigmoid' or 'softmax', got {unit!r}")
     norm = lambda g: jnp.sqrt(jnp.sum(jnp.square(g.reshape(g.shape[0], -1)), axis=1))

@@ -28,24 +28,54 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from gbl_jax.probability.densities import (
-    HALF_LOG_2PI, LOG_2, bernoulli_log_prob, categorical_log_prob, laplace_logpdf, log_softmax,
-    normal_logpdf, weighted)
+    HALF_LOG_2PI,
+    LOG_2,
+    bernoulli_log_prob,
+    categorical_log_prob,
+    laplace_logpdf,
+    log_softmax,
+    normal_logpdf,
+    weighted,
+)
 from gbl_jax.probability.family_rules import (
-    check_value_shape, common_shape, concrete, float_value, pytree, require,
-    require_integer_labels, validate_finite, validate_labels, validate_logits, validate_scale)
+    check_value_shape,
+    common_shape,
+    concrete,
+    float_value,
+    pytree,
+    require,
+    require_integer_labels,
+    validate_finite,
+    validate_labels,
+    validate_logits,
+    validate_scale,
+)
 from gbl_jax.probability.mixtures import MixtureNormal, mixture_normal_logpdf
 from gbl_jax.probability.mvn import MultivariateNormalTriL, mvn_tril_logpdf
 
-__all__ = ["Bernoulli", "Categorical", "Distribution", "Laplace", "MixtureNormal",
-           "MultivariateNormalTriL", "Normal", "bernoulli_log_prob", "categorical_log_prob",
-           "laplace_logpdf", "log_prob", "mixture_normal_logpdf", "mvn_tril_logpdf",
-           "normal_logpdf", "validate"]
+__all__ = [
+    "Bernoulli",
+    "Categorical",
+    "Distribution",
+    "Laplace",
+    "MixtureNormal",
+    "MultivariateNormalTriL",
+    "Normal",
+    "bernoulli_log_prob",
+    "categorical_log_prob",
+    "laplace_logpdf",
+    "log_prob",
+    "mixture_normal_logpdf",
+    "mvn_tril_logpdf",
+    "normal_logpdf",
+    "validate",
+]
 
 
 class _LocScale:
     """Shared code of the elementwise location-scale families (Normal, Laplace)."""
 
-    loc: ArrayLike   # the fields themselves are declared by each dataclass
+    loc: ArrayLike  # the fields themselves are declared by each dataclass
     scale: ArrayLike
     _logpdf: ClassVar[Callable[..., jax.Array]]
     _noise: ClassVar[Callable[..., jax.Array]]
@@ -60,8 +90,10 @@ class _LocScale:
         """(loc, scale) as arrays of one float dtype (at least float32), each [*batch_shape]."""
         shape = self.batch_shape
         dtype = jnp.result_type(self.loc, self.scale, jnp.float32)
-        return (jnp.broadcast_to(jnp.asarray(self.loc, dtype), shape),
-                jnp.broadcast_to(jnp.asarray(self.scale, dtype), shape))
+        return (
+            jnp.broadcast_to(jnp.asarray(self.loc, dtype), shape),
+            jnp.broadcast_to(jnp.asarray(self.scale, dtype), shape),
+        )
 
     def log_prob(self, y: ArrayLike) -> jax.Array:
         """log p(y) per element; y has the batch shape."""
@@ -163,8 +195,9 @@ class Bernoulli:
     def log_prob(self, y: ArrayLike) -> jax.Array:
         """log P(y) in softplus form; see ``bernoulli_log_prob``."""
         check_value_shape("Bernoulli", self.batch_shape, y)
-        return bernoulli_log_prob(jnp.asarray(self.logits, jnp.result_type(self.logits, jnp.float32)),
-                                  y)
+        return bernoulli_log_prob(
+            jnp.asarray(self.logits, jnp.result_type(self.logits, jnp.float32)), y
+        )
 
     def probs(self) -> jax.Array:
         return jax.nn.sigmoid(jnp.asarray(self.logits))
@@ -180,8 +213,9 @@ class Bernoulli:
 
     def entropy(self) -> jax.Array:
         z = jnp.asarray(self.logits)
-        return (weighted(jax.nn.sigmoid(z), jax.nn.softplus(-z))
-                + weighted(jax.nn.sigmoid(-z), jax.nn.softplus(z)))
+        return weighted(jax.nn.sigmoid(z), jax.nn.softplus(-z)) + weighted(
+            jax.nn.sigmoid(-z), jax.nn.softplus(z)
+        )
 
     def sample(self, key: jax.Array, shape: tuple[int, ...] = ()) -> jax.Array:
         """Draws [*shape, *batch_shape] samples in {0, 1} (float)."""
@@ -196,8 +230,11 @@ class Bernoulli:
             check_value_shape("Bernoulli", self.batch_shape, y)
             v = concrete("y", y)
             bad = (v != 0) & (v != 1)
-            require(not bad.any(), f"Bernoulli: y must be 0 or 1; {int(bad.sum())} entries are not "
-                    f"(e.g. {v[bad][:3].tolist()})")
+            require(
+                not bad.any(),
+                f"Bernoulli: y must be 0 or 1; {int(bad.sum())} entries are not "
+                f"(e.g. {v[bad][:3].tolist()})",
+            )
 
 
 @pytree
@@ -249,8 +286,12 @@ class Categorical:
     def sample(self, key: jax.Array, shape: tuple[int, ...] = ()) -> jax.Array:
         """Draws [*shape, *batch_shape] integer labels."""
         # log_softmax: several +inf logits share the draws, as they share the probability
-        return jax.random.categorical(key, log_softmax(jnp.asarray(self.logits)), axis=-1,
-                                      shape=tuple(shape) + self.batch_shape)
+        return jax.random.categorical(
+            key,
+            log_softmax(jnp.asarray(self.logits)),
+            axis=-1,
+            shape=tuple(shape) + self.batch_shape,
+        )
 
     def validate(self, y: ArrayLike | None = None) -> None:
         validate_logits("Categorical", self.logits)

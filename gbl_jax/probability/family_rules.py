@@ -74,7 +74,9 @@ def concrete(name: str, x: ArrayLike) -> np.ndarray:
     try:
         return np.asarray(x)
     except jax.errors.TracerArrayConversionError as err:
-        raise TypeError(f"validate() is eager: {name} is a traced value; call it outside jit") from err
+        raise TypeError(
+            f"validate() is eager: {name} is a traced value; call it outside jit"
+        ) from err
 
 
 def require(ok: bool, message: str) -> None:
@@ -87,15 +89,20 @@ def validate_scale(family: str, scale: ArrayLike) -> None:
     """Raises unless every scale is finite and > 0, saying how many are not."""
     s = concrete("scale", scale)
     bad = ~(np.isfinite(s) & (s > 0))
-    require(not bad.any(), f"{family}: scale must be finite and > 0; {int(bad.sum())} entries are "
-            f"not (smallest {s.min() if s.size else 'n/a'})")
+    require(
+        not bad.any(),
+        f"{family}: scale must be finite and > 0; {int(bad.sum())} entries are "
+        f"not (smallest {s.min() if s.size else 'n/a'})",
+    )
 
 
 def validate_finite(family: str, name: str, x: ArrayLike) -> None:
     """Raises unless every entry of ``x`` is finite, saying how many are not."""
     a = concrete(name, x)
-    require(bool(np.isfinite(a).all()), f"{family}: {name} has {int((~np.isfinite(a)).sum())} "
-            "non-finite entries")
+    require(
+        bool(np.isfinite(a).all()),
+        f"{family}: {name} has {int((~np.isfinite(a)).sum())} non-finite entries",
+    )
 
 
 def validate_logits(family: str, logits: ArrayLike) -> None:
@@ -110,5 +117,8 @@ def validate_labels(family: str, y: ArrayLike, num_classes: int) -> None:
     require_integer_labels(family, y)
     labels = concrete("y", y)
     bad = (labels < 0) | (labels >= num_classes)
-    require(not bad.any(), f"{family}: labels must lie in [0, {num_classes}); "
-            f"{int(bad.sum())} do not (e.g. {labels[bad][:3].tolist()})")
+    require(
+        not bad.any(),
+        f"{family}: labels must lie in [0, {num_classes}); "
+        f"{int(bad.sum())} do not (e.g. {labels[bad][:3].tolist()})",
+    )

@@ -20,12 +20,20 @@ from jax.typing import ArrayLike
 
 from gbl_jax.probability.densities import log_softmax, normal_logpdf
 from gbl_jax.probability.family_rules import (
-    check_value_shape, common_shape, float_value, pytree, shape_str, validate_finite,
-    validate_logits, validate_scale)
+    check_value_shape,
+    common_shape,
+    float_value,
+    pytree,
+    shape_str,
+    validate_finite,
+    validate_logits,
+    validate_scale,
+)
 
 
-def _nearest_components(log_w: jax.Array, y_KD: jax.Array, loc_KD: jax.Array,
-                        scale_KD: jax.Array) -> jax.Array:
+def _nearest_components(
+    log_w: jax.Array, y_KD: jax.Array, loc_KD: jax.Array, scale_KD: jax.Array
+) -> jax.Array:
     """Scores that rank the components when every one's density underflows, [..., K].
 
     A component's log density is -0.5 ||z_k||^2 plus terms bounded by a few hundred, so once all
@@ -45,8 +53,11 @@ def _responsibilities(lp_K: jax.Array, nearest_K: jax.Array) -> jax.Array:
     """softmax(lp_K); a row that is all -inf (every density underflowed) uses softmax(nearest_K)."""
     underflow = jnp.all(lp_K == -jnp.inf, axis=-1, keepdims=True)
     # Double where: softmax of an all -inf row is NaN, and NaN leaks through a plain where's grad.
-    return jnp.where(underflow, jax.nn.softmax(jnp.where(underflow, nearest_K, 0.0), axis=-1),
-                     jax.nn.softmax(jnp.where(underflow, 0.0, lp_K), axis=-1))
+    return jnp.where(
+        underflow,
+        jax.nn.softmax(jnp.where(underflow, nearest_K, 0.0), axis=-1),
+        jax.nn.softmax(jnp.where(underflow, 0.0, lp_K), axis=-1),
+    )
 
 
 @jax.custom_jvp
@@ -66,8 +77,9 @@ def _logsumexp_jvp(primals, tangents):
 
 # Jitted as a whole: called eagerly, its dozens of small ops would each compile and dispatch.
 @jax.jit
-def mixture_normal_logpdf(y: jax.Array, logits: jax.Array, loc: jax.Array,
-                          scale: jax.Array) -> jax.Array:
+def mixture_normal_logpdf(
+    y: jax.Array, logits: jax.Array, loc: jax.Array, scale: jax.Array
+) -> jax.Array:
     """log sum_k softmax(logits)_k prod_d N(y_d; loc_kd, scale_kd**2), with no NaN gradients.
 
     Each component uses ``normal_logpdf`` (finite gradients down to tiny scales). A component of
@@ -147,9 +159,11 @@ class MixtureNormal:
         """(logits [..., K], loc [..., K, D], scale [..., K, D]) in one float dtype (>= float32)."""
         dtype = jnp.result_type(self.logits, self.loc, self.scale, jnp.float32)
         shape = jnp.shape(self.loc) or jnp.shape(self.scale)
-        return (jnp.asarray(self.logits, dtype),
-                jnp.broadcast_to(jnp.asarray(self.loc, dtype), shape),
-                jnp.broadcast_to(jnp.asarray(self.scale, dtype), shape))
+        return (
+            jnp.asarray(self.logits, dtype),
+            jnp.broadcast_to(jnp.asarray(self.loc, dtype), shape),
+            jnp.broadcast_to(jnp.asarray(self.scale, dtype), shape),
+        )
 
     def component_log_prob(self, y: ArrayLike) -> jax.Array:
         """log pi_k + log N(y; loc_k, diag(scale_k**2)), [..., K]; y is [..., D]."""
@@ -168,7 +182,7 @@ class MixtureNormal:
 
     def responsibilities(self, y: ArrayLike) -> jax.Array:
         """Posterior P(component k | y), [..., K]; on the nearest components if all underflow."""
-        lp = self.component_log_prob(y)   # checks y's shape first
+        lp = self.component_log_prob(y)  # checks y's shape first
         logits, loc, scale = self.broadcast_params()
         y_KD = jnp.broadcast_to(float_value(y, loc)[..., None, :], loc.shape)
         nearest = _nearest_components(log_softmax(logits), y_KD, loc, scale)
@@ -193,12 +207,15 @@ class MixtureNormal:
         k_component, k_noise = jax.random.split(key)
         logits, loc, scale = self.broadcast_params()
         shape = tuple(shape)
-        component = jax.random.categorical(k_component, log_softmax(logits), axis=-1,
-                                           shape=shape + logits.shape[:-1])
-        index = jnp.broadcast_to(component[..., None, None], shape + loc.shape[:-2] + (1,) +
-                                 loc.shape[-1:])
-        pick = lambda a: jnp.take_along_axis(jnp.broadcast_to(a, shape + a.shape), index,
-                                             axis=-2)[..., 0, :]
+        component = jax.random.categorical(
+            k_component, log_softmax(logits), axis=-1, shape=shape + logits.shape[:-1]
+        )
+        index = jnp.broadcast_to(
+            component[..., None, None], shape + loc.shape[:-2] + (1,) + loc.shape[-1:]
+        )
+        pick = lambda a: jnp.take_along_axis(jnp.broadcast_to(a, shape + a.shape), index, axis=-2)[
+            ..., 0, :
+        ]
         noise = jax.random.normal(k_noise, shape + loc.shape[:-2] + loc.shape[-1:], loc.dtype)
         return pick(loc) + pick(scale) * noise
 

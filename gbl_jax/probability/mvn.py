@@ -22,7 +22,14 @@ from jax.typing import ArrayLike
 
 from gbl_jax.probability.densities import HALF_LOG_2PI, LOG_2
 from gbl_jax.probability.family_rules import (
-    check_value_shape, concrete, float_value, pytree, require, shape_str, validate_finite)
+    check_value_shape,
+    concrete,
+    float_value,
+    pytree,
+    require,
+    shape_str,
+    validate_finite,
+)
 
 
 def _int_type(dtype: Any) -> Any:
@@ -35,6 +42,7 @@ def _bits(x: jax.Array) -> jax.Array:
 
 # XLA on CPU and GPU reads subnormal floats (below 1.2e-38 in float32) as 0 in arithmetic and
 # comparisons. The helpers below read them from their bits instead, which keeps them exact.
+
 
 def _exponent(x: jax.Array) -> jax.Array:
     """e with |x| = m * 2**e and m in [0.5, 1), exact for subnormal x (-149 at 0 in float32)."""
@@ -58,7 +66,7 @@ def _pow2(k: jax.Array, dtype: Any) -> jax.Array:
 def _scale_pow2(x: jax.Array, k: jax.Array) -> jax.Array:
     """x * 2**k by two exact multiplications, so that 2**k itself need not be representable."""
     info = jnp.finfo(x.dtype)
-    k = jnp.clip(k, 2 * info.minexp, 2 * (info.maxexp - 1))   # each half stays a normal number
+    k = jnp.clip(k, 2 * info.minexp, 2 * (info.maxexp - 1))  # each half stays a normal number
     half = k // 2
     return x * _pow2(half, x.dtype) * _pow2(k - half, x.dtype)
 
@@ -72,8 +80,9 @@ def _ldexp(x: jax.Array, k: jax.Array) -> jax.Array:
     subnormal = (bits & jnp.iinfo(_int_type(x.dtype)).max) >> info.nmant == 0
     # frac converts to float exactly, and is normal: the product no longer involves a subnormal.
     significand = jnp.where(bits < 0, -frac, frac).astype(x.dtype)
-    return jnp.where(subnormal, _scale_pow2(significand, k + 2 - info.maxexp - info.nmant),
-                     _scale_pow2(x, k))
+    return jnp.where(
+        subnormal, _scale_pow2(significand, k + 2 - info.maxexp - info.nmant), _scale_pow2(x, k)
+    )
 
 
 @_ldexp.defjvp
@@ -123,15 +132,17 @@ def _row_shifts(tril: jax.Array, y: jax.Array, loc: jax.Array) -> tuple[jax.Arra
     return jnp.maximum(diag_shift, jnp.where(flushed, info.nmant + 1, 0)), flushed
 
 
-def _mvn_logpdf(y: jax.Array, loc: jax.Array, tril: jax.Array, shift: jax.Array,
-                flushed: jax.Array) -> jax.Array:
+def _mvn_logpdf(
+    y: jax.Array, loc: jax.Array, tril: jax.Array, shift: jax.Array, flushed: jax.Array
+) -> jax.Array:
     """log N(y; loc, L L^T) with the rows scaled by ``_row_shifts``."""
     scaled = _ldexp(tril, shift[..., :, None])
     diff = jnp.where(flushed, _ldexp(y, shift) - _ldexp(loc, shift), _ldexp(y - loc, shift))
     white = jax.scipy.linalg.solve_triangular(scaled, diff[..., None], lower=True)[..., 0]
     # The scaled diagonal is normal, so its plain log is exact.
-    log_det = (jnp.sum(jnp.log(jnp.abs(jnp.diagonal(scaled, axis1=-2, axis2=-1))), axis=-1)
-               - LOG_2 * jnp.sum(shift, axis=-1).astype(tril.dtype))
+    log_det = jnp.sum(
+        jnp.log(jnp.abs(jnp.diagonal(scaled, axis1=-2, axis2=-1))), axis=-1
+    ) - LOG_2 * jnp.sum(shift, axis=-1).astype(tril.dtype)
     # Halved before squaring, as in normal_logpdf, so that it overflows only where the value does.
     return -jnp.sum((0.5 * white) * white, axis=-1) - log_det - loc.shape[-1] * HALF_LOG_2PI
 
@@ -158,8 +169,13 @@ def mvn_tril_logpdf(y: jax.Array, loc: jax.Array, tril: jax.Array) -> jax.Array:
     # Rows that overflow are redone as (L = I, y = loc): their backward pass would meet inf * 0.
     ok = finite[..., None]
     eye = jnp.eye(tril.shape[-1], dtype=tril.dtype)
-    lp = _mvn_logpdf(jnp.where(ok, y, loc), loc, jnp.where(ok[..., None], tril, eye),
-                     jnp.where(ok, shift, 0), flushed & ok)
+    lp = _mvn_logpdf(
+        jnp.where(ok, y, loc),
+        loc,
+        jnp.where(ok[..., None], tril, eye),
+        jnp.where(ok, shift, 0),
+        flushed & ok,
+    )
     return jnp.where(finite, lp, -jnp.inf)
 
 
@@ -244,14 +260,21 @@ class MultivariateNormalTriL:
         self.broadcast_params()
         validate_finite("MultivariateNormalTriL", "loc", self.loc)
         tril = concrete("scale_tril", self.scale_tril)
-        require(bool(np.isfinite(tril).all()), "MultivariateNormalTriL: scale_tril has non-finite "
-                "entries")
+        require(
+            bool(np.isfinite(tril).all()),
+            "MultivariateNormalTriL: scale_tril has non-finite entries",
+        )
         upper = np.triu(tril, k=1)
-        require(not upper.any(), "MultivariateNormalTriL: scale_tril is not lower triangular "
-                f"(largest upper entry {np.abs(upper).max():.3g})")
+        require(
+            not upper.any(),
+            "MultivariateNormalTriL: scale_tril is not lower triangular "
+            f"(largest upper entry {np.abs(upper).max():.3g})",
+        )
         diag = np.abs(np.diagonal(tril, axis1=-2, axis2=-1))
-        require(bool((diag != 0).all()), "MultivariateNormalTriL: scale_tril is singular "
-                "(a zero on its diagonal)")
+        require(
+            bool((diag != 0).all()),
+            "MultivariateNormalTriL: scale_tril is singular (a zero on its diagonal)",
+        )
         loc = self.broadcast_params()[0]
         info = np.finfo(loc.dtype)
         tiny = diag < info.tiny
@@ -260,7 +283,8 @@ class MultivariateNormalTriL:
                 f"MultivariateNormalTriL: {int(tiny.sum())} diagonal entries of scale_tril are "
                 f"subnormal (smallest {diag.min():.3g}, below {info.tiny:.3g}, the smallest normal "
                 f"{info.dtype}); XLA flushes them to zero, so covariance, sample and gradients see "
-                "a singular factor")
+                "a singular factor"
+            )
         if y is not None:
             check_value_shape("MultivariateNormalTriL", tuple(jnp.shape(self.loc)), y)
             validate_finite("MultivariateNormalTriL", "y", y)
@@ -269,4 +293,5 @@ class MultivariateNormalTriL:
                 raise ValueError(
                     f"MultivariateNormalTriL: log p(y) is beyond the {info.dtype} range "
                     f"(+-{info.max:.3g}) at {int(out.sum())} of {out.size} points; log_prob "
-                    "returns -inf there")
+                    "returns -inf there"
+                )

@@ -18,7 +18,6 @@ import gbl_jax as gbl
 from gbl_jax.analysis.comparisons import Comparison, compare, mcnemar_exact, paired_bootstrap_median
 from gbl_jax.analysis.spreads import wilson_interval
 
-
 compare_module = importlib.import_module("gbl_jax.analysis.comparisons")
 KEYS = np.arange(10 * 3 * 2, dtype=np.uint32).reshape(10, 3, 2)
 
@@ -27,8 +26,9 @@ def fake(final_loss, diverged=None, *, keys=KEYS, vary=("init", "data"), grid=No
     """A SweepResult-like record with only the fields compare reads."""
     final_loss = np.asarray(final_loss, dtype=np.float32)
     diverged = np.zeros(final_loss.shape, bool) if diverged is None else np.asarray(diverged)
-    return SimpleNamespace(final_loss=final_loss, diverged=diverged, keys=keys, vary=vary,
-                           grid=grid or {})
+    return SimpleNamespace(
+        final_loss=final_loss, diverged=diverged, keys=keys, vary=vary, grid=grid or {}
+    )
 
 
 # Seeds 0-2 both succeed, 3-6 only A (B's seed 6 diverged with a low loss: still a failure),
@@ -47,12 +47,26 @@ def hand():
 def hand_mcnemar(b, c):
     """2 P(X <= min(b, c)), X ~ Binomial(b + c, 1/2), in exact rationals."""
     n = b + c
-    tail = Fraction(sum(math.comb(n, k) for k in range(min(b, c) + 1)), 2 ** n)
+    tail = Fraction(sum(math.comb(n, k) for k in range(min(b, c) + 1)), 2**n)
     return float(min(Fraction(1), 2 * tail))
 
 
-@pytest.mark.parametrize("b, c", [(0, 0), (0, 5), (5, 0), (7, 7), (3, 20), (20, 3), (1, 2),
-                                  (0, 1), (10, 11), (40, 70), (100, 200)])
+@pytest.mark.parametrize(
+    "b, c",
+    [
+        (0, 0),
+        (0, 5),
+        (5, 0),
+        (7, 7),
+        (3, 20),
+        (20, 3),
+        (1, 2),
+        (0, 1),
+        (10, 11),
+        (40, 70),
+        (100, 200),
+    ],
+)
 def test_mcnemar_matches_scipy_binomtest_and_exact_rationals(b, c):
     p = mcnemar_exact(b, c)
     expected = 1.0 if b + c == 0 else stats.binomtest(b, b + c, 0.5).pvalue
@@ -69,7 +83,7 @@ def test_mcnemar_known_values_and_large_counts():
     p = mcnemar_exact(499_000, 501_000)
     assert 0 < p < 1
     np.testing.assert_allclose(p, stats.binomtest(499_000, 1_000_000).pvalue, rtol=1e-8)
-    assert mcnemar_exact(480_000, 520_000) == 0.0   # below the smallest double, as scipy's
+    assert mcnemar_exact(480_000, 520_000) == 0.0  # below the smallest double, as scipy's
     with pytest.raises(ValueError, match="b must be an integer >= 0"):
         mcnemar_exact(-1, 3)
 
@@ -128,10 +142,11 @@ def slow_bootstrap(diff, resamples, seed, level=0.95):
         medians.append(sample[mid] if n % 2 else (sample[mid - 1] + sample[mid]) / 2)
     medians.sort()
 
-    def quantile(q):   # numpy's default (linear) rule
+    def quantile(q):  # numpy's default (linear) rule
         h = (resamples - 1) * q
         lo = int(math.floor(h))
         return medians[lo] + (h - lo) * (medians[min(lo + 1, resamples - 1)] - medians[lo])
+
     return quantile((1 - level) / 2), quantile((1 + level) / 2)
 
 
@@ -181,8 +196,11 @@ def test_compare_passes_the_bootstrap_seed_through():
 def test_refuses_a_grid():
     grid = {"learning_rate": [0.1, 0.2, 0.3], "init_scale": [1.0, 2.0]}
     gridded = fake(np.zeros((3, 2, 10)), grid=grid)
-    with pytest.raises(ValueError, match=r"out_a has a grid of shape \[3, 2\]; take one cell "
-                                         r"with out_a\.cell\(learning_rate=\.\.\., init_scale"):
+    with pytest.raises(
+        ValueError,
+        match=r"out_a has a grid of shape \[3, 2\]; take one cell "
+        r"with out_a\.cell\(learning_rate=\.\.\., init_scale",
+    ):
         compare(gridded, fake(np.zeros(10)), threshold=0.5)
     with pytest.raises(ValueError, match=r"out_b has a grid of shape \[3, 2\].*out_b\.cell\("):
         compare(fake(np.zeros(10)), gridded, threshold=0.5)
@@ -196,8 +214,11 @@ def test_a_success_table_refuses_unpaired_seeds():
         compare(a, fake(np.zeros(10), keys=KEYS + 1), threshold=0.5)
     with pytest.raises(ValueError, match="not paired: their keys differ"):
         compare(a, fake(np.zeros(10), keys=KEYS + 1), paired=True)
-    with pytest.raises(ValueError, match=r"not paired: out_a varied \('init', 'data'\).*"
-                                         r"\('init',\).*cannot be paired"):
+    with pytest.raises(
+        ValueError,
+        match=r"not paired: out_a varied \('init', 'data'\).*"
+        r"\('init',\).*cannot be paired",
+    ):
         compare(a, fake(np.zeros(10), vary=("init",)), threshold=0.5)
     with pytest.raises(ValueError, match="not paired: a result has no keys"):
         compare(a, fake(np.zeros(10), keys=None), threshold=0.5)
@@ -244,6 +265,7 @@ KEY = jax.random.PRNGKey(0)
 def xor_sweeps():
     def run(lr, key=KEY):
         return gbl.sweep(MODEL, optax.adam(lr), DATA, key=key, seeds=64, steps=300)
+
     return run(0.05), run(0.01), run(0.05, jax.random.PRNGKey(1))
 
 
@@ -254,8 +276,9 @@ def test_compare_real_sweeps(xor_sweeps):
     assert c.successes_a == gbl.spread(fast).successes(0.1)
     assert c.successes_b == gbl.spread(slow).successes(0.1)
     assert c.n_paired == 64 - int(np.sum(fast.diverged | slow.diverged))
-    np.testing.assert_allclose(c.median_diff, np.median(fast.final_loss - slow.final_loss),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        c.median_diff, np.median(fast.final_loss - slow.final_loss), rtol=1e-6
+    )
     itself = compare(fast, fast, threshold=0.1)
     assert (itself.only_a, itself.only_b, itself.mcnemar_p) == (0, 0, 1.0)
     assert itself.median_diff == 0.0 and itself.median_diff_ci == (0.0, 0.0)
@@ -269,10 +292,14 @@ def test_real_sweeps_from_different_keys_are_refused(xor_sweeps):
 
 def test_cells_of_one_grid_sweep_are_paired():
     opt = optax.inject_hyperparams(optax.adam)(learning_rate=0.05)
-    out = gbl.sweep(MODEL, opt, DATA, key=KEY, seeds=16, steps=100,
-                    grid={"learning_rate": [0.05, 0.01]})
-    with pytest.raises(ValueError, match=r"out_a has a grid of shape \[2\]; take one cell with "
-                                         r"out_a\.cell\(learning_rate=\.\.\.\)"):
+    out = gbl.sweep(
+        MODEL, opt, DATA, key=KEY, seeds=16, steps=100, grid={"learning_rate": [0.05, 0.01]}
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"out_a has a grid of shape \[2\]; take one cell with "
+        r"out_a\.cell\(learning_rate=\.\.\.\)",
+    ):
         compare(out, out.cell(learning_rate=0.01), threshold=0.3)
     c = compare(out.cell(learning_rate=0.05), out.cell(learning_rate=0.01), threshold=0.3)
     assert c.n == 16 and c.both + c.only_a + c.only_b + c.neither == 16
@@ -291,24 +318,27 @@ def test_the_distribution_of_any_metric_paired_and_unpaired():
     c = compare(with_acc(acc_a), with_acc(acc_b), metric="test_accuracy", resamples=500)
     assert c.paired and c.test == "wilcoxon" and c.threshold is None and c.mcnemar_p is None
     assert c.test_p == pytest.approx(stats.wilcoxon(acc_a - acc_b).pvalue)
-    assert c.prob_better == pytest.approx(np.mean(acc_a > acc_b))   # higher is better
+    assert c.prob_better == pytest.approx(np.mean(acc_a > acc_b))  # higher is better
     assert c.spread_ratio == pytest.approx(acc_a.std() / acc_b.std())
     assert c.spread_p == pytest.approx(stats.levene(acc_a, acc_b, center="median").pvalue)
     summary = c.summary()
     assert summary.startswith("test_accuracy, A vs B, 10 paired seeds") and "McNemar" not in summary
     json.dumps(c.as_dict())
     # other keys: the same values as independent samples
-    u = compare(with_acc(acc_a), with_acc(acc_b, keys=KEYS + 1), metric="test_accuracy",
-                resamples=500)
+    u = compare(
+        with_acc(acc_a), with_acc(acc_b, keys=KEYS + 1), metric="test_accuracy", resamples=500
+    )
     assert not u.paired and u.test == "mann-whitney" and u.n_paired == 0
     assert u.test_p == pytest.approx(stats.mannwhitneyu(acc_a, acc_b).pvalue)
     assert "10 and 10 unpaired seeds" in u.summary()
-    forced = compare(with_acc(acc_a), with_acc(acc_b), metric="test_accuracy", paired=False,
-                     resamples=500)
+    forced = compare(
+        with_acc(acc_a), with_acc(acc_b), metric="test_accuracy", paired=False, resamples=500
+    )
     assert forced.test_p == u.test_p
     # a threshold on an accuracy: success is above it
-    t = compare(with_acc(acc_a), with_acc(acc_b), metric="test_accuracy", threshold=0.8,
-                resamples=500)
+    t = compare(
+        with_acc(acc_a), with_acc(acc_b), metric="test_accuracy", threshold=0.8, resamples=500
+    )
     assert t.successes_a == int(np.sum(acc_a > 0.8)) and "test_accuracy > 0.8" in t.summary()
     with pytest.raises(ValueError, match=r"no metric 'test_nll'"):
         compare(with_acc(acc_a), with_acc(acc_b), metric="test_nll")

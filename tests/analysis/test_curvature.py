@@ -37,7 +37,7 @@ def test_linear_net_at_zero_is_a_strict_saddle_with_the_closed_form_spectrum():
     # - mean(y) (e_b1 e_w2^T + e_w2 e_b1^T); with mean(y) = 0 its eigenvalues are
     # -mean(x y), 0, 1, +mean(x y), and the gradient, mean(-y) e_b2, vanishes.
     model, data, params = linear_saddle()
-    c = float(np.mean(np.asarray(data[0]) * np.asarray(data[1])))   # 2.5
+    c = float(np.mean(np.asarray(data[0]) * np.asarray(data[1])))  # 2.5
     cp = critical_points(model, data, params)
     assert cp.method == "exact" and cp.kind.tolist() == ["saddle"] * 3
     np.testing.assert_allclose(cp.eigenvalues, np.tile([-c, 0.0, 1.0, c], (3, 1)), atol=1e-6)
@@ -70,8 +70,9 @@ def test_logistic_regression_converges_to_a_minimum_with_the_closed_form_hessian
     data = (x, y.astype(jnp.float32))
     model = gbl.mlp((), gbl.heads.bernoulli())
     opt = optax.sgd(2.0)
-    params = stack([gbl.train(model, opt, data, key=jax.random.PRNGKey(i), steps=400).params
-                    for i in range(3)])
+    params = stack(
+        [gbl.train(model, opt, data, key=jax.random.PRNGKey(i), steps=400).params for i in range(3)]
+    )
     cp = critical_points(model, data, params)
     assert cp.kind.tolist() == ["minimum"] * 3
     assert np.all(cp.grad_norm < 1e-3) and np.all(cp.n_flat == 0) and np.all(cp.index == 0)
@@ -90,8 +91,9 @@ def test_logistic_regression_converges_to_a_minimum_with_the_closed_form_hessian
 def test_lanczos_matches_the_exact_extreme_eigenvalues(hidden, steps):
     model, data, params = random_xor(hidden)
     exact = critical_points(model, data, params)
-    lanczos = critical_points(model, data, params, max_exact=0, lanczos_steps=steps,
-                              key=jax.random.PRNGKey(3))
+    lanczos = critical_points(
+        model, data, params, max_exact=0, lanczos_steps=steps, key=jax.random.PRNGKey(3)
+    )
     assert exact.method == "exact" and lanczos.method == "lanczos"
     rho = np.maximum(np.abs(exact.min_eig), np.abs(exact.max_eig))
     np.testing.assert_array_less(np.abs(lanczos.min_eig - exact.min_eig) / rho, 1e-3)
@@ -124,7 +126,7 @@ def test_random_init_is_not_converged_and_nan_or_flagged_seeds_are_diverged():
     assert cp.kind.tolist() == ["not_converged", "diverged", "diverged", "not_converged"]
     assert np.all(cp.grad_norm[[0, 3]] > 1e-3)
     assert np.isnan(cp.loss[1]) and np.isnan(cp.index[1]) and cp.n_flat[1] == -1
-    assert np.isfinite(cp.loss[2])   # a flagged seed's numbers are still reported
+    assert np.isfinite(cp.loss[2])  # a flagged seed's numbers are still reported
     counts = cp.counts()
     assert counts == {"minimum": 0, "saddle": 0, "not_converged": 2, "diverged": 2}
     assert sum(counts.values()) == 4
@@ -181,7 +183,7 @@ def test_softmax_models_get_the_hessian_of_an_independent_log_softmax(n, d, k, h
     expected = _independent_spectra(objective, params)
     cp = critical_points(model, (x, y), params, grad_tol=1e6)
     np.testing.assert_allclose(cp.eigenvalues, expected, atol=2e-5 * np.abs(expected).max())
-    if not hidden:   # the convex control: a softmax regression has no negative curvature
+    if not hidden:  # the convex control: a softmax regression has no negative curvature
         assert cp.kind.tolist() == ["minimum"] * 4
 
 
@@ -194,8 +196,8 @@ def test_mixture_density_models_get_the_hessian_of_an_independent_mixture():
 
     def objective(p):
         dist = model.apply(p, x)
-        log_w = jax.nn.log_softmax(dist.logits)                                   # [N, K]
-        z = (y[:, None, :] - dist.loc) / dist.scale                               # [N, K, 1]
+        log_w = jax.nn.log_softmax(dist.logits)  # [N, K]
+        z = (y[:, None, :] - dist.loc) / dist.scale  # [N, K, 1]
         log_n = jnp.sum(-0.5 * z**2 - jnp.log(dist.scale) - 0.5 * np.log(2 * np.pi), axis=-1)
         return -jnp.mean(jax.scipy.special.logsumexp(log_w + log_n, axis=1))
 

@@ -16,8 +16,15 @@ from gbl_jax.analysis.curves import bernstein, curve_point
 def pairs():
     data = gbl.problems.two_spirals(jax.random.PRNGKey(0), 96)
     model = gbl.mlp([12], data.head)
-    out = gbl.sweep(model, optax.adam(0.05), data, key=jax.random.PRNGKey(1), seeds=6,
-                    steps=400, keep_params=True)
+    out = gbl.sweep(
+        model,
+        optax.adam(0.05),
+        data,
+        key=jax.random.PRNGKey(1),
+        seeds=6,
+        steps=400,
+        keep_params=True,
+    )
     a = jax.tree.map(lambda p: p[0::2], out.params)
     b = jax.tree.map(lambda p: p[1::2], out.params)
     return model, data, a, b
@@ -26,7 +33,7 @@ def pairs():
 def test_bernstein_weights_are_the_binomial_terms():
     t = 0.3
     for n in (1, 2, 4):
-        want = [math.comb(n, k) * t ** k * (1 - t) ** (n - k) for k in range(n + 1)]
+        want = [math.comb(n, k) * t**k * (1 - t) ** (n - k) for k in range(n + 1)]
         np.testing.assert_allclose(bernstein(t, n), want, rtol=1e-6)
     a, m, b = {"w": jnp.array(1.0)}, {"w": jnp.array([3.0])}, {"w": jnp.array(2.0)}
     # (1-t)^2 a + 2 t (1-t) m + t^2 b at t = 0.5: 0.25 + 1.5 + 0.5
@@ -39,9 +46,10 @@ def test_trained_curve_lowers_the_lines_barrier(pairs):
     assert c.loss.shape == c.line.shape == (3, 21)
     # the line is gbl.interpolate's path; its barrier gbl.barrier's
     np.testing.assert_allclose(c.line, gbl.interpolate(model, data, a, b, num=21), rtol=1e-5)
-    np.testing.assert_allclose(c.line_barrier, gbl.barrier(model, data, a, b, num=21),
-                               rtol=1e-5, atol=1e-6)
-    assert np.all(c.line_barrier > 0.3)                 # these pairs have a barrier
+    np.testing.assert_allclose(
+        c.line_barrier, gbl.barrier(model, data, a, b, num=21), rtol=1e-5, atol=1e-6
+    )
+    assert np.all(c.line_barrier > 0.3)  # these pairs have a barrier
     assert np.all(c.loss.max(axis=1) < c.line.max(axis=1))
     assert np.all(c.barrier < 0.5 * c.line_barrier)
     # the ends of the curve are the two params, exactly; so are the losses there
@@ -66,10 +74,10 @@ def test_alignment_first_and_one_pair(pairs):
     for got, want in zip(jax.tree.leaves(c.params_b), jax.tree.leaves(aligned)):
         np.testing.assert_allclose(got, want)
     # alignment keeps params_b's function, so the curve's end loss is unchanged
-    assert c.loss[-1] == pytest.approx(float(gbl.nll(model.apply(one_b, data.x), data.y)),
-                                       rel=1e-5)
-    np.testing.assert_allclose(c.line, gbl.interpolate(model, data, one_a, aligned, num=5),
-                               rtol=1e-5)
+    assert c.loss[-1] == pytest.approx(float(gbl.nll(model.apply(one_b, data.x), data.y)), rel=1e-5)
+    np.testing.assert_allclose(
+        c.line, gbl.interpolate(model, data, one_a, aligned, num=5), rtol=1e-5
+    )
 
 
 def test_bad_input(pairs):

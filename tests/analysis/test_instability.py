@@ -22,8 +22,20 @@ AT = (0, 8, 20)
 
 @pytest.fixture(scope="module")
 def res():
-    return gbl.instability(MODEL, OPT, DATA, key=KEY, parents=3, steps=STEPS, at=AT, children=3,
-                           batch_size=BATCH, align="tanh", keep_params=True, num=11)
+    return gbl.instability(
+        MODEL,
+        OPT,
+        DATA,
+        key=KEY,
+        parents=3,
+        steps=STEPS,
+        at=AT,
+        children=3,
+        batch_size=BATCH,
+        align="tanh",
+        keep_params=True,
+        num=11,
+    )
 
 
 def _loop(params, opt_state, k_data, first, count):
@@ -33,7 +45,7 @@ def _loop(params, opt_state, k_data, first, count):
     grad = jax.jit(jax.grad(lambda p, xb, yb: gbl.nll(MODEL.apply(p, xb), yb)))
     for t in range(first, first + count):
         order = jax.random.permutation(jax.random.fold_in(k_data, t // per_epoch), x.shape[0])
-        idx = order[(t % per_epoch) * BATCH:(t % per_epoch + 1) * BATCH]
+        idx = order[(t % per_epoch) * BATCH : (t % per_epoch + 1) * BATCH]
         updates, opt_state = OPT.update(grad(params, x[idx], y[idx]), opt_state, params)
         params = optax.apply_updates(params, updates)
     return params, opt_state
@@ -51,33 +63,43 @@ def test_children_continue_the_parent_on_their_own_data_order(res):
         for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
             np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
     kids = jax.tree.leaves(res.params[k])[0][p]
-    assert not np.allclose(kids[0], kids[1])   # other data orders, other ends
+    assert not np.allclose(kids[0], kids[1])  # other data orders, other ends
 
 
 def test_barriers_equal_gbl_barrier_on_the_same_pairs(res):
     assert res.pairs == ((0, 1), (0, 2), (1, 2))
-    assert res.evaluated_on == "train"   # two_spirals has no held-out split
+    assert res.evaluated_on == "train"  # two_spirals has no held-out split
     for i, k in enumerate(AT):
         for j, (a, b) in enumerate(res.pairs):
             pa = jax.tree.map(lambda t: t[:, a], res.params[k])
             pb = jax.tree.map(lambda t: t[:, b], res.params[k])
-            np.testing.assert_allclose(res.barriers["loss"][i, :, j],
-                                       gbl.barrier(MODEL, DATA, pa, pb, num=11), atol=1e-7)
-            np.testing.assert_allclose(res.barriers["error"][i, :, j],
-                                       gbl.barrier(MODEL, DATA, pa, pb, num=11, loss=error),
-                                       atol=1e-7)
-            aligned = jax.tree.map(lambda *t: jnp.stack(t), *[
-                gbl.align(jax.tree.map(lambda t: t[q], pa), jax.tree.map(lambda t: t[q], pb))
-                for q in range(3)])
-            np.testing.assert_allclose(res.barriers["aligned_loss"][i, :, j],
-                                       gbl.barrier(MODEL, DATA, pa, aligned, num=11), atol=1e-7)
+            np.testing.assert_allclose(
+                res.barriers["loss"][i, :, j], gbl.barrier(MODEL, DATA, pa, pb, num=11), atol=1e-7
+            )
+            np.testing.assert_allclose(
+                res.barriers["error"][i, :, j],
+                gbl.barrier(MODEL, DATA, pa, pb, num=11, loss=error),
+                atol=1e-7,
+            )
+            aligned = jax.tree.map(
+                lambda *t: jnp.stack(t),
+                *[
+                    gbl.align(jax.tree.map(lambda t: t[q], pa), jax.tree.map(lambda t: t[q], pb))
+                    for q in range(3)
+                ],
+            )
+            np.testing.assert_allclose(
+                res.barriers["aligned_loss"][i, :, j],
+                gbl.barrier(MODEL, DATA, pa, aligned, num=11),
+                atol=1e-7,
+            )
 
 
 def test_children_spawned_at_the_end_are_the_parent(res):
     # k = steps: no steps left, every child is its parent and the path is one point
     assert np.all(res.barriers["error"][-1] == 0)
     assert np.all(np.abs(res.barriers["loss"][-1]) < 1e-6)
-    assert np.any(res.barriers["error"][0] > 0)   # spawned at init they do differ
+    assert np.any(res.barriers["error"][0] > 0)  # spawned at init they do differ
 
 
 def test_stable_rate_counts_parents_with_wilson_intervals(res):
@@ -97,11 +119,12 @@ def test_stable_rate_counts_parents_with_wilson_intervals(res):
 
 
 def test_continuing_on_its_own_key_is_the_run_train_makes():
-    opt = optax.adam(0.05)   # a step count in the state: continuing must carry it on
-    cfg, (x, y, _, _) = check_run(MODEL, opt, DATA, key=KEY, steps=12, batch_size=BATCH,
-                                  loss=gbl.nll, log_every=12)
+    opt = optax.adam(0.05)  # a step count in the state: continuing must carry it on
+    cfg, (x, y, _, _) = check_run(
+        MODEL, opt, DATA, key=KEY, steps=12, batch_size=BATCH, loss=gbl.nll, log_every=12
+    )
     k_init, k_data = jax.random.split(KEY)
-    size = len(jax.devices())   # one run, padded to a chunk per device
+    size = len(jax.devices())  # one run, padded to a chunk per device
     runs = continuation.start(cfg, k_init[None], k_data[None], x, size)
     runs, _ = continuation.resume(cfg, runs, k_data[None], x, y, first=0, count=5, size=size)
     runs, _ = continuation.resume(cfg, runs, k_data[None], x, y, first=5, count=7, size=size)
@@ -110,14 +133,17 @@ def test_continuing_on_its_own_key_is_the_run_train_makes():
         np.testing.assert_allclose(g[0], w, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(at=(0, 30)), r"at must hold distinct steps in \[0, steps=20\]"),
-    (dict(at=(4, 4)), "distinct"),
-    (dict(at=()), "non-empty"),
-    (dict(children=1), "children"),
-    (dict(batch_size=None), "identical"),
-    (dict(num=5), "num"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(at=(0, 30)), r"at must hold distinct steps in \[0, steps=20\]"),
+        (dict(at=(4, 4)), "distinct"),
+        (dict(at=()), "non-empty"),
+        (dict(children=1), "children"),
+        (dict(batch_size=None), "identical"),
+        (dict(num=5), "num"),
+    ],
+)
 def test_bad_arguments_are_refused(kwargs, match):
     args = dict(key=KEY, parents=2, steps=STEPS, at=AT, batch_size=BATCH) | kwargs
     with pytest.raises(ValueError, match=match):
@@ -125,8 +151,9 @@ def test_bad_arguments_are_refused(kwargs, match):
 
 
 def test_stable_rate_refuses_a_missing_metric():
-    res = Instability(np.asarray([0]), {"loss": np.zeros((1, 2, 1))},
-                                                ((0, 1),), 5, 2, 2, "train", None, 0.0)
+    res = Instability(
+        np.asarray([0]), {"loss": np.zeros((1, 2, 1))}, ((0, 1),), 5, 2, 2, "train", None, 0.0
+    )
     with pytest.raises(ValueError, match="no 'error' barriers"):
         res.stable_rate()
 

@@ -35,8 +35,11 @@ def _random_signed_permutation(key, params, flip=True):
         key, k_perm, k_sign = jax.random.split(key, 3)
         width = layer["b"].shape[0]
         perms.append(jax.random.permutation(k_perm, width))
-        signs.append(jnp.where(jax.random.bernoulli(k_sign, 0.5, (width,)), -1.0, 1.0) if flip
-                     else jnp.ones(width))
+        signs.append(
+            jnp.where(jax.random.bernoulli(k_sign, 0.5, (width,)), -1.0, 1.0)
+            if flip
+            else jnp.ones(width)
+        )
     return _signed_permutation(params, perms, signs)
 
 
@@ -74,17 +77,25 @@ def test_endpoints_and_stacked_seeds_match_single_calls():
     np.testing.assert_allclose(curve[-1], _loss(model, data, seeds_b[0]), rtol=1e-6)
 
     single = np.stack([interpolate(model, data, a, b, num=7) for a, b in zip(seeds_a, seeds_b)])
-    for chunk_size in (None, 2):   # 2 seeds per chunk pads the last chunk
-        stacked = interpolate(model, data, _stack(seeds_a), _stack(seeds_b), num=7,
-                              chunk_size=chunk_size)
+    for chunk_size in (None, 2):  # 2 seeds per chunk pads the last chunk
+        stacked = interpolate(
+            model, data, _stack(seeds_a), _stack(seeds_b), num=7, chunk_size=chunk_size
+        )
         assert stacked.shape == (3, 7)
         np.testing.assert_allclose(stacked, single, rtol=1e-5, atol=1e-6)
     broadcast = np.stack([interpolate(model, data, a, seeds_b[0], num=7) for a in seeds_a])
-    np.testing.assert_allclose(interpolate(model, data, _stack(seeds_a), seeds_b[0], num=7),
-                               broadcast, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(barrier(model, data, seeds_b[0], _stack(seeds_a), num=7),
-                               [barrier(model, data, seeds_b[0], a, num=7) for a in seeds_a],
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        interpolate(model, data, _stack(seeds_a), seeds_b[0], num=7),
+        broadcast,
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(
+        barrier(model, data, seeds_b[0], _stack(seeds_a), num=7),
+        [barrier(model, data, seeds_b[0], a, num=7) for a in seeds_a],
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 def test_init_that_cannot_be_traced_falls_back_on_tree_shapes():
@@ -95,19 +106,20 @@ def test_init_that_cannot_be_traced_falls_back_on_tree_shapes():
     assert interpolate(model, data, _stack(params), params[0], num=5).shape == (2, 5)
     assert interpolate(model, data, params[1], params[0], num=5).shape == (5,)
     for stacked in (None, True):
-        assert interpolate(model, data, _stack(params), _stack(params), num=5,
-                           stacked=stacked).shape == (2, 5)
+        assert interpolate(
+            model, data, _stack(params), _stack(params), num=5, stacked=stacked
+        ).shape == (2, 5)
 
 
 def test_align_undoes_a_signed_permutation_of_a_trained_net():
     data = gbl.problems.two_spirals(jax.random.PRNGKey(0), 128)
     model = gbl.mlp([16, 16], data.head)
-    params = gbl.train(model, optax.adam(0.02), data, key=jax.random.PRNGKey(1),
-                       steps=1000).params
+    params = gbl.train(model, optax.adam(0.02), data, key=jax.random.PRNGKey(1), steps=1000).params
     assert _loss(model, data, params) < 0.2
     shuffled = _random_signed_permutation(jax.random.PRNGKey(2), params)
-    np.testing.assert_allclose(model.apply(shuffled, data.x).probs(),
-                               model.apply(params, data.x).probs(), atol=1e-5)
+    np.testing.assert_allclose(
+        model.apply(shuffled, data.x).probs(), model.apply(params, data.x).probs(), atol=1e-5
+    )
 
     unaligned = float(barrier(model, data, params, shuffled))
     aligned_params = align(params, shuffled, activation="tanh")
@@ -125,15 +137,22 @@ def test_align_keeps_the_function_and_relu_never_flips_signs():
     for activation in ("tanh", "relu"):
         model = gbl.mlp([6, 5], data.head, activation=activation)
         ref, params = (model.init(k, data.x) for k in jax.random.split(jax.random.PRNGKey(3)))
-        params = jax.tree.map(lambda a: a + 0.1, params)   # nonzero biases
+        params = jax.tree.map(lambda a: a + 0.1, params)  # nonzero biases
         aligned = align(ref, params, activation=activation)
         assert jax.tree.structure(aligned) == jax.tree.structure(params)
-        np.testing.assert_allclose(model.apply(aligned, data.x).probs(),
-                                   model.apply(params, data.x).probs(), atol=1e-6)
+        np.testing.assert_allclose(
+            model.apply(aligned, data.x).probs(), model.apply(params, data.x).probs(), atol=1e-6
+        )
         if activation == "relu":
             # Every unit's (incoming weights, bias) is one of the original units' own, unnegated.
-            units = lambda p: sorted(map(tuple, np.concatenate(   # noqa: E731
-                [np.asarray(p["hidden"][0]["w"]), np.asarray(p["hidden"][0]["b"])[None]]).T))
+            units = lambda p: sorted(
+                map(
+                    tuple,
+                    np.concatenate(  # noqa: E731
+                        [np.asarray(p["hidden"][0]["w"]), np.asarray(p["hidden"][0]["b"])[None]]
+                    ).T,
+                )
+            )
             assert units(aligned) == units(params)
             shuffled = _random_signed_permutation(jax.random.PRNGKey(4), params, flip=False)
             _assert_trees_close(align(params, shuffled, activation="relu"), params, atol=1e-6)
@@ -188,7 +207,7 @@ def test_xor_basins_separate_solved_from_stuck_seeds():
         assert out.labels[out.leader[b]] == b
     assert out.count[solved_basins].sum() == solved.sum()
     assert out.share[solved_basins].sum() == pytest.approx(solved.mean(), abs=1e-12)
-    assert np.all(final[out.labels > max(solved_basins)] > 0.3)   # ln(2)/2 and above
+    assert np.all(final[out.labels > max(solved_basins)] > 0.3)  # ln(2)/2 and above
     assert "share" in out.summary()
 
     broken = jax.tree.map(lambda a: a.at[5].set(jnp.nan), params)
@@ -220,13 +239,16 @@ def test_bad_input_raises():
 def test_basins_of_a_model_that_returns_an_array_compare_the_array():
     """An array output's mean() is one number: every seed would share one basin."""
     eye = jnp.eye(3)
-    params = jnp.stack([eye, eye + 0.001, eye[::-1]])   # outputs with equal means
+    params = jnp.stack([eye, eye + 0.001, eye[::-1]])  # outputs with equal means
     x = jax.random.normal(jax.random.PRNGKey(0), (64, 3))
     linear = gbl.Model(lambda k, x: jnp.eye(3), lambda w, x: x @ w)
     out = basins(linear, (x, x), params, loss=lambda f, y: jnp.mean((f - y) ** 2))
     assert out.labels.tolist() == [0, 0, 1] and out.count.tolist() == [2, 1]
-    np.testing.assert_allclose(out.loss, [0.001**2 * 3 * np.mean(np.sum(x, 1) ** 2) / 6,
-                                          np.mean((x[:, ::-1] - x) ** 2)], rtol=1e-3)
+    np.testing.assert_allclose(
+        out.loss,
+        [0.001**2 * 3 * np.mean(np.sum(x, 1) ** 2) / 6, np.mean((x[:, ::-1] - x) ** 2)],
+        rtol=1e-3,
+    )
 
 
 def test_basins_of_a_model_that_returns_its_params_need_predict():
@@ -234,20 +256,24 @@ def test_basins_of_a_model_that_returns_its_params_need_predict():
     mean() (before) put all seeds in one basin, spurious minima included."""
     student, data, loss = gbl.population.relu_student(3, 3)
     eye = jnp.eye(3)
-    params = jnp.stack([eye, eye + 0.001, jnp.full((3, 3), 1 / 3), eye[::-1]])   # equal means
+    params = jnp.stack([eye, eye + 0.001, jnp.full((3, 3), 1 / 3), eye[::-1]])  # equal means
     with pytest.raises(ValueError, match="returns its params.*pass predict="):
         basins(student, data, params, loss=loss)
     probe = jax.random.normal(jax.random.PRNGKey(0), (64, 3))
-    out = basins(student, data, params, loss=loss,
-                 predict=lambda w: jax.nn.relu(probe @ w.T).sum(-1))
+    out = basins(
+        student, data, params, loss=loss, predict=lambda w: jax.nn.relu(probe @ w.T).sum(-1)
+    )
     assert out.labels.tolist() == [0, 0, 1, 0]
     np.testing.assert_allclose(out.loss[0], 0.0, atol=1e-6)
     assert basins(student, data, params, loss=loss, predict=lambda w: w).count.tolist() == [
-        1, 2, 1]   # weight by weight, as asked
+        1,
+        2,
+        1,
+    ]  # weight by weight, as asked
 
 
 def test_basins_refuse_an_output_with_nothing_to_compare():
-    class Opaque:                      # not a pytree: no arrays to read
+    class Opaque:  # not a pytree: no arrays to read
         def log_prob(self, y):
             return jnp.zeros(y.shape[0])
 

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from gbl_jax.analysis import plots
 from gbl_jax.analysis.spreads import wilson_interval
 
-matplotlib.use("Agg")   # the test chooses the backend, as the command line does
+matplotlib.use("Agg")  # the test chooses the backend, as the command line does
 import matplotlib.pyplot as plt  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -30,14 +30,16 @@ def _bimodal(seeds=60, steps=30):
     rng = np.random.default_rng(0)
     final = np.concatenate([rng.uniform(1e-4, 1e-3, seeds // 2), rng.uniform(0.3, 0.4, seeds // 2)])
     curves = np.geomspace(1.0, final, steps).T * (1 + 0.05 * rng.random((seeds, steps)))
-    final[3], curves[3, 10:] = np.nan, np.nan   # a diverged seed
+    final[3], curves[3, 10:] = np.nan, np.nan  # a diverged seed
     return final, ~np.isfinite(final), curves
 
 
 def test_import_leaves_the_backend_alone():
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
-    code = ("import matplotlib; b = matplotlib.get_backend(); import gbl_jax.analysis.plots; "
-            "assert matplotlib.get_backend() == b, (b, matplotlib.get_backend())")
+    code = (
+        "import matplotlib; b = matplotlib.get_backend(); import gbl_jax.analysis.plots; "
+        "assert matplotlib.get_backend() == b, (b, matplotlib.get_backend())"
+    )
     subprocess.run([sys.executable, "-c", code], env=env, check=True)
 
 
@@ -77,16 +79,19 @@ def test_histogram_draws_the_threshold_and_failure_share():
     ax = fig.axes[0]
     lines = [ln for ln in ax.lines if np.allclose(ln.get_xdata(), 0.1)]
     assert len(lines) == 1
-    assert lines[0].get_label().startswith("50.8% above 0.1 (95% CI")   # 30 of 59
+    assert lines[0].get_label().startswith("50.8% above 0.1 (95% CI")  # 30 of 59
     assert ax.get_xscale() == "log"
     assert any("59 seeds shown, 1 diverged" == t.get_text() for t in ax.get_legend().get_texts())
 
 
-@pytest.mark.parametrize("final, diverged", [
-    (np.full(4, np.nan), np.ones(4, bool)),   # all diverged
-    (np.array([0.5]), np.array([False])),     # a single seed
-    (np.zeros(5), np.zeros(5, bool)),         # zero losses: no log axis
-])
+@pytest.mark.parametrize(
+    "final, diverged",
+    [
+        (np.full(4, np.nan), np.ones(4, bool)),  # all diverged
+        (np.array([0.5]), np.array([False])),  # a single seed
+        (np.zeros(5), np.zeros(5, bool)),  # zero losses: no log axis
+    ],
+)
 def test_histogram_degenerate(final, diverged):
     fig = plots.final_loss_histogram(final, diverged, threshold=0.1)
     assert isinstance(fig, Figure) and fig.axes[0].get_xscale() == "linear"
@@ -105,23 +110,26 @@ def test_curves_coloured_by_outcome():
     assert all(len(c) == 1 for c in colours.values())
     assert len(set.union(*colours.values())) == 3
     assert ax.get_yscale() == "log"
-    assert sum(ln.get_linewidth() > 2 for ln in ax.lines) == 3   # one bold median per outcome
+    assert sum(ln.get_linewidth() > 2 for ln in ax.lines) == 3  # one bold median per outcome
 
 
 def test_curves_sample_at_most_about_max_curves_and_keep_rare_outcomes():
     rng = np.random.default_rng(1)
     curves = rng.uniform(0.1, 1.0, (1000, 8))
-    success = np.arange(1000) >= 5   # 5 failures in 1000
+    success = np.arange(1000) >= 5  # 5 failures in 1000
     fig = plots.loss_curves_by_outcome(curves, 1, success=success, max_curves=100)
     gids = [ln.get_gid() for ln in fig.axes[0].lines]
     assert gids.count("failed") == 5 + 1 and gids.count("succeeded") == 100 + 1
 
 
-@pytest.mark.parametrize("curves", [
-    np.full((4, 10), np.nan),                            # all diverged
-    np.linspace(1.0, 0.1, 10)[None],                     # a single seed
-    np.zeros((3, 10)),                                   # zero losses: linear y
-])
+@pytest.mark.parametrize(
+    "curves",
+    [
+        np.full((4, 10), np.nan),  # all diverged
+        np.linspace(1.0, 0.1, 10)[None],  # a single seed
+        np.zeros((3, 10)),  # zero losses: linear y
+    ],
+)
 def test_curves_degenerate(curves):
     for success in (None, np.zeros(len(curves), bool)):
         fig = plots.loss_curves_by_outcome(curves, 10, success=success, title="t")
@@ -145,8 +153,9 @@ def _rates(shape, seeds=64):
 
 
 def test_grid_success_1d_and_2d():
-    fig = plots.grid_success({"lr": [0.001, 0.01, 0.1, 1.0]}, *_rates((4,)), threshold=0.1,
-                             title="1-D")
+    fig = plots.grid_success(
+        {"lr": [0.001, 0.01, 0.1, 1.0]}, *_rates((4,)), threshold=0.1, title="1-D"
+    )
     assert len(fig.axes) == 2 and fig.axes[0].get_xscale() == "log"
     grid = {"width": [2, 3, 4], "activation": ["tanh", "relu"]}
     fig = plots.grid_success(grid, *_rates((3, 2)), threshold=0.1, title="2-D")
@@ -156,7 +165,7 @@ def test_grid_success_1d_and_2d():
 
 
 def test_grid_success_degenerate_and_bad_shapes():
-    rate = np.full((1,), np.nan)   # a one-point grid where every seed diverged
+    rate = np.full((1,), np.nan)  # a one-point grid where every seed diverged
     fig = plots.grid_success({"lr": [0.1]}, rate, rate, rate, rate, threshold=0.1)
     fig.canvas.draw()
     with pytest.raises(ValueError, match="shape"):
@@ -182,8 +191,10 @@ def test_critical_points_figure():
     fig = plots.critical_points_figure(loss, index, kinds, title="t")
     assert len(fig.axes) == 2 and fig.axes[0].get_xscale() == "log"
     fig.canvas.draw()
-    for loss, index, kinds in [(np.full(3, np.nan), np.full(3, np.nan), ["diverged"] * 3),
-                               (np.zeros(1), np.zeros(1), ["minimum"])]:
+    for loss, index, kinds in [
+        (np.full(3, np.nan), np.full(3, np.nan), ["diverged"] * 3),
+        (np.zeros(1), np.zeros(1), ["minimum"]),
+    ]:
         plots.critical_points_figure(loss, index, np.array(kinds)).canvas.draw()
     with pytest.raises(ValueError, match="unknown kinds"):
         plots.critical_points_figure(np.zeros(1), np.zeros(1), np.array(["maximum"]))
@@ -193,14 +204,14 @@ def test_final_loss_by_cell_keeps_cells_apart_with_their_own_intervals():
     grid = {"learning_rate": [0.01, 0.1, 0.2], "init_scale": [0.5, 1.0]}
     rng = np.random.default_rng(0)
     loss = rng.uniform(0.0, 0.2, size=(3, 2, 40))
-    loss[2, 1] = 0.5                      # one cell never succeeds
+    loss[2, 1] = 0.5  # one cell never succeeds
     diverged = np.zeros(loss.shape, bool)
     diverged[0, 0, :5] = True
     fig = plots.final_loss_by_cell(grid, loss, diverged, threshold=0.1)
     ax = fig.axes[0]
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert len(ax.lines) == 6 + 1         # one line per cell and the threshold
-    for (i, j) in np.ndindex(3, 2):
+    assert len(ax.lines) == 6 + 1  # one line per cell and the threshold
+    for i, j in np.ndindex(3, 2):
         ok = loss[i, j][~diverged[i, j]]
         wins = int(np.sum(ok < 0.1))
         low, high = wilson_interval(wins, ok.size)

@@ -22,8 +22,11 @@ def _loop_ece(probs, y, bins):
         if m == 1:
             inside |= conf == 0
         if inside.any():
-            total += inside.sum() / len(y) * abs(np.mean(pred[inside] == y[inside])
-                                                 - np.mean(conf[inside]))
+            total += (
+                inside.sum()
+                / len(y)
+                * abs(np.mean(pred[inside] == y[inside]) - np.mean(conf[inside]))
+            )
     return total
 
 
@@ -83,19 +86,20 @@ def test_disagreement_of_gaussians_is_the_mean_squared_difference_of_means():
 def test_ensembles_of_classifiers_by_hand():
     logits = RNG.normal(size=(4, 50, 3)) * 2
     y = RNG.integers(0, 3, 50)
-    curve = gbl.ensemble(gbl.Categorical(jnp.asarray(logits)), jnp.asarray(y), sizes=(1, 4),
-                         draws=5)
+    curve = gbl.ensemble(
+        gbl.Categorical(jnp.asarray(logits)), jnp.asarray(y), sizes=(1, 4), draws=5
+    )
     p = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
-    mix = p.mean(axis=0)   # size 4 of 4 seeds: every draw is the whole set
+    mix = p.mean(axis=0)  # size 4 of 4 seeds: every draw is the whole set
     onehot = np.eye(3)[y]
     np.testing.assert_allclose(curve.values["nll"][1], -np.mean(np.log(mix[np.arange(50), y])))
     np.testing.assert_allclose(curve.values["brier"][1], np.mean(np.sum((mix - onehot) ** 2, -1)))
     np.testing.assert_allclose(curve.values["accuracy"][1], np.mean(mix.argmax(-1) == y))
     np.testing.assert_allclose(curve.values["ece"][1], _loop_ece(mix, y, 15), rtol=1e-6)
     singles = [-np.mean(np.log(p[m][np.arange(50), y])) for m in range(4)]
-    for value in curve.values["nll"][0]:   # a size-1 ensemble is one of the members
+    for value in curve.values["nll"][0]:  # a size-1 ensemble is one of the members
         assert np.min(np.abs(np.asarray(singles) - value)) < 1e-6
-    assert curve.mean("nll")[1] <= np.mean(singles)   # a mixture's NLL: Jensen
+    assert curve.mean("nll")[1] <= np.mean(singles)  # a mixture's NLL: Jensen
     frame = curve.to_frame()
     assert frame["size"].tolist() == [1, 4] and "brier_high" in frame
     with pytest.raises(ValueError, match=r"sizes must be between 1 and the 4 seeds"):
@@ -106,16 +110,22 @@ def test_an_ensemble_of_gaussians_has_the_exact_mixture_nll():
     loc = RNG.normal(size=(3, 40, 1))
     scale = RNG.uniform(0.5, 2.0, size=(3, 40, 1))
     y = RNG.normal(size=(40, 1))
-    curve = gbl.ensemble(gbl.Normal(jnp.asarray(loc), jnp.asarray(scale)), jnp.asarray(y),
-                         sizes=(3,), draws=2)
-    dens = np.mean([scipy.stats.norm.pdf(y[:, 0], loc[m, :, 0], scale[m, :, 0])
-                    for m in range(3)], axis=0)
+    curve = gbl.ensemble(
+        gbl.Normal(jnp.asarray(loc), jnp.asarray(scale)), jnp.asarray(y), sizes=(3,), draws=2
+    )
+    dens = np.mean(
+        [scipy.stats.norm.pdf(y[:, 0], loc[m, :, 0], scale[m, :, 0]) for m in range(3)], axis=0
+    )
     np.testing.assert_allclose(curve.values["nll"][0], -np.mean(np.log(dens)), rtol=1e-6)
     # the core's MixtureNormal with equal weights gives the same NLL
-    mixture = gbl.MixtureNormal(jnp.zeros((40, 3)), jnp.asarray(loc.transpose(1, 0, 2)),
-                                jnp.asarray(scale.transpose(1, 0, 2)))
-    assert float(gbl.nll(mixture, jnp.asarray(y))) == pytest.approx(-np.mean(np.log(dens)),
-                                                                     rel=1e-5)
+    mixture = gbl.MixtureNormal(
+        jnp.zeros((40, 3)),
+        jnp.asarray(loc.transpose(1, 0, 2)),
+        jnp.asarray(scale.transpose(1, 0, 2)),
+    )
+    assert float(gbl.nll(mixture, jnp.asarray(y))) == pytest.approx(
+        -np.mean(np.log(dens)), rel=1e-5
+    )
     np.testing.assert_allclose(curve.values["mse"][0], np.mean((loc.mean(0) - y) ** 2))
 
 
@@ -126,9 +136,18 @@ def test_a_sweep_keeps_each_seeds_predictions_for_the_analyses(tmp_path):
     train = gbl.problems.circles(jax.random.PRNGKey(1), 48)
     test = gbl.problems.circles(jax.random.PRNGKey(2), 20)
     model = gbl.mlp([3], train.head)
-    out = gbl.sweep(model, optax.adam(0.05), train, key=jax.random.PRNGKey(0), seeds=5,
-                    steps=40, eval_data=test, keep_params=True, keep_predictions=True,
-                    grid={"init_scale": [0.5, 1.0]})
+    out = gbl.sweep(
+        model,
+        optax.adam(0.05),
+        train,
+        key=jax.random.PRNGKey(0),
+        seeds=5,
+        steps=40,
+        eval_data=test,
+        keep_params=True,
+        keep_predictions=True,
+        grid={"init_scale": [0.5, 1.0]},
+    )
     assert isinstance(out.predictions, gbl.Bernoulli)
     assert out.predictions.logits.shape == (2, 5, 20)
     by_hand = jax.vmap(jax.vmap(lambda p: model.apply(p, test.x).logits))(out.params)
@@ -144,17 +163,23 @@ def test_a_sweep_keeps_each_seeds_predictions_for_the_analyses(tmp_path):
     saved = gbl.load(folder)
     np.testing.assert_array_equal(saved.predictions.logits, cell.predictions.logits)
     doc = json.loads((folder / "results.json").read_text())
-    doc["sweep"]["predictions"]["family"] = "Poisson"   # a family sweep.npz cannot rebuild
+    doc["sweep"]["predictions"]["family"] = "Poisson"  # a family sweep.npz cannot rebuild
     (folder / "results.json").write_text(json.dumps(doc))
     with pytest.raises(ValueError, match=r"\"sweep\".predictions must be null or .*'Bernoulli'"):
         gbl.load(folder)
-    plain = gbl.sweep(model, optax.adam(0.05), train, key=jax.random.PRNGKey(0), seeds=2,
-                      steps=5)
+    plain = gbl.sweep(model, optax.adam(0.05), train, key=jax.random.PRNGKey(0), seeds=2, steps=5)
     with pytest.raises(ValueError, match="kept no predictions; sweep with keep_predictions"):
         gbl.ensemble(plain, test.y)
     with pytest.raises(ValueError, match="keep_predictions=True keeps .* pass eval_data"):
-        gbl.sweep(model, optax.adam(0.05), train, key=jax.random.PRNGKey(0), seeds=2, steps=5,
-                  keep_predictions=True)
+        gbl.sweep(
+            model,
+            optax.adam(0.05),
+            train,
+            key=jax.random.PRNGKey(0),
+            seeds=2,
+            steps=5,
+            keep_predictions=True,
+        )
 
 
 def test_kept_gaussian_predictions_with_a_fixed_scale_make_a_mixture():
@@ -163,9 +188,17 @@ def test_kept_gaussian_predictions_with_a_fixed_scale_make_a_mixture():
 
     data = gbl.problems.sine(jax.random.PRNGKey(0), 40)
     test = gbl.problems.sine(jax.random.PRNGKey(1), 15)
-    model = gbl.mlp([4], data.head)   # a unit-variance Gaussian: its scale is one number a run
-    out = gbl.sweep(model, optax.adam(0.02), data, key=jax.random.PRNGKey(0), seeds=3,
-                    steps=30, eval_data=test, keep_predictions=True)
+    model = gbl.mlp([4], data.head)  # a unit-variance Gaussian: its scale is one number a run
+    out = gbl.sweep(
+        model,
+        optax.adam(0.02),
+        data,
+        key=jax.random.PRNGKey(0),
+        seeds=3,
+        steps=30,
+        eval_data=test,
+        keep_predictions=True,
+    )
     curve = gbl.ensemble(out, test.y, sizes=(3,), draws=1)
     loc = np.asarray(out.predictions.loc, np.float64)
     y = np.asarray(test.y, np.float64)
@@ -189,9 +222,17 @@ def test_a_flax_model_keeps_its_predictions_too(tmp_path):
     y = rng.integers(0, 3, 30)
     data = gbl.problems.Data(jnp.asarray(x), jnp.asarray(y), None, "blobs")
     model = gbl.models.from_flax(MLP(), lambda z: gbl.Categorical(z))
-    out = gbl.sweep(model, optax.adam(0.05), data, key=jax.random.PRNGKey(0), seeds=3,
-                    steps=20, eval_data=(x[:10], y[:10]), keep_params=True,
-                    keep_predictions=True)
+    out = gbl.sweep(
+        model,
+        optax.adam(0.05),
+        data,
+        key=jax.random.PRNGKey(0),
+        seeds=3,
+        steps=20,
+        eval_data=(x[:10], y[:10]),
+        keep_params=True,
+        keep_predictions=True,
+    )
     by_hand = jax.vmap(lambda p: model.apply(p, jnp.asarray(x[:10])).logits)(out.params)
     np.testing.assert_allclose(out.predictions.logits, by_hand, rtol=1e-6, atol=1e-6)
     loaded = gbl.load(out.replace(params=None, init_params=None).save(tmp_path / "flax"))

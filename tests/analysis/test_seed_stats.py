@@ -21,10 +21,17 @@ def test_iqm_is_scipys_quarter_trimmed_mean(n):
 
 def test_every_named_statistic_matches_numpy():
     v = VALUES
-    expected = {"mean": v.mean(), "std": v.std(), "min": v.min(), "max": v.max(),
-                "median": np.median(v), "q10": np.quantile(v, 0.1), "q90": np.quantile(v, 0.9),
-                "iqr": np.quantile(v, 0.75) - np.quantile(v, 0.25),
-                "iqm": scipy.stats.trim_mean(v, 0.25)}
+    expected = {
+        "mean": v.mean(),
+        "std": v.std(),
+        "min": v.min(),
+        "max": v.max(),
+        "median": np.median(v),
+        "q10": np.quantile(v, 0.1),
+        "q90": np.quantile(v, 0.9),
+        "iqr": np.quantile(v, 0.75) - np.quantile(v, 0.25),
+        "iqm": scipy.stats.trim_mean(v, 0.25),
+    }
     for name, value in expected.items():
         assert seed_stats.statistic(name)(v[None], 1)[0] == pytest.approx(value, rel=1e-12)
     with pytest.raises(ValueError, match="statistic must be one of mean, std"):
@@ -34,8 +41,9 @@ def test_every_named_statistic_matches_numpy():
 def test_bootstrap_interval_agrees_with_scipy_and_is_reproducible():
     for stat, fn in (("mean", np.mean), ("std", np.std), ("median", np.median)):
         ours = seed_stats.bootstrap_interval(VALUES, stat, resamples=20_000, seed=1)
-        theirs = scipy.stats.bootstrap((VALUES,), fn, n_resamples=20_000, method="percentile",
-                                       random_state=2).confidence_interval
+        theirs = scipy.stats.bootstrap(
+            (VALUES,), fn, n_resamples=20_000, method="percentile", random_state=2
+        ).confidence_interval
         scale = VALUES.std() / np.sqrt(VALUES.size)
         assert ours[0] == pytest.approx(theirs.low, abs=0.1 * scale)
         assert ours[1] == pytest.approx(theirs.high, abs=0.1 * scale)
@@ -51,8 +59,11 @@ def test_bootstrap_interval_agrees_with_scipy_and_is_reproducible():
 
 
 def test_bootstrap_refuses_bad_settings():
-    for kwargs, words in (({"level": 1.0}, "level must lie in"), ({"resamples": 10}, ">= 100"),
-                          ({"seed": -1}, "seed must be an integer >= 0")):
+    for kwargs, words in (
+        ({"level": 1.0}, "level must lie in"),
+        ({"resamples": 10}, ">= 100"),
+        ({"seed": -1}, "seed must be an integer >= 0"),
+    ):
         with pytest.raises(ValueError, match=words):
             seed_stats.bootstrap_interval(VALUES, **kwargs)
 
@@ -62,14 +73,18 @@ def test_expected_extremes_are_the_exact_averages_over_draws(n):
     v = np.array([0.3, 0.1, 0.9, 0.4, 0.4, 2.0])
     subsets = list(itertools.combinations(v, n))
     assert seed_stats.expected_extreme(v, n, largest=True) == pytest.approx(
-        np.mean([max(c) for c in subsets]), rel=1e-12)
+        np.mean([max(c) for c in subsets]), rel=1e-12
+    )
     assert seed_stats.expected_extreme(v, n, largest=False) == pytest.approx(
-        np.mean([min(c) for c in subsets]), rel=1e-12)
+        np.mean([min(c) for c in subsets]), rel=1e-12
+    )
     draws = list(itertools.product(v, repeat=n))
     assert seed_stats.expected_extreme(v, n, largest=True, replace=True) == pytest.approx(
-        np.mean([max(c) for c in draws]), rel=1e-12)
+        np.mean([max(c) for c in draws]), rel=1e-12
+    )
     assert seed_stats.expected_extreme(v, n, largest=False, replace=True) == pytest.approx(
-        np.mean([min(c) for c in draws]), rel=1e-12)
+        np.mean([min(c) for c in draws]), rel=1e-12
+    )
 
 
 def test_expected_extremes_of_many_seeds_and_their_limits():
@@ -91,7 +106,7 @@ def _brute_prob_greater(a, b):
 
 
 def test_two_unpaired_samples_against_scipy_and_brute_force():
-    a = np.round(RNG.normal(0.3, 1.0, 40), 1)   # rounded: ties on purpose
+    a = np.round(RNG.normal(0.3, 1.0, 40), 1)  # rounded: ties on purpose
     b = np.round(RNG.normal(0.0, 2.0, 30), 1)
     out = seed_stats.two_sample(a, b, paired=False, higher_is_better=True, resamples=4000)
     assert out["test"] == "mann-whitney"
@@ -100,15 +115,21 @@ def test_two_unpaired_samples_against_scipy_and_brute_force():
     assert out["prob_better"] == pytest.approx(u / (a.size * b.size), rel=1e-12)
     assert out["prob_better"] == pytest.approx(_brute_prob_greater(a, b), rel=1e-12)
     assert out["spread_p"] == pytest.approx(
-        scipy.stats.levene(a, b, center="median").pvalue, rel=1e-12)
+        scipy.stats.levene(a, b, center="median").pvalue, rel=1e-12
+    )
     assert out["mean_diff"] == pytest.approx(a.mean() - b.mean())
     assert out["spread_ratio"] == pytest.approx(a.std() / b.std())
     for name in ("mean_diff", "prob_better", "spread_ratio"):
         low, high = out[f"{name}_ci"]
         assert low < out[name] < high
     # the unpaired bootstrap of the mean difference is the two-sample one, as scipy's
-    theirs = scipy.stats.bootstrap((a, b), lambda x, y, axis: x.mean(axis) - y.mean(axis),
-                                   n_resamples=4000, method="percentile", random_state=1)
+    theirs = scipy.stats.bootstrap(
+        (a, b),
+        lambda x, y, axis: x.mean(axis) - y.mean(axis),
+        n_resamples=4000,
+        method="percentile",
+        random_state=1,
+    )
     se = np.sqrt(a.var() / a.size + b.var() / b.size)
     assert out["mean_diff_ci"][0] == pytest.approx(theirs.confidence_interval.low, abs=0.1 * se)
     assert out["mean_diff_ci"][1] == pytest.approx(theirs.confidence_interval.high, abs=0.1 * se)
@@ -120,7 +141,7 @@ def test_two_unpaired_samples_against_scipy_and_brute_force():
 def test_two_paired_samples_against_scipy():
     b = RNG.normal(size=50)
     a = b + RNG.normal(0.2, 0.3, 50)
-    a[:3] = b[:3]   # three ties: half a win each
+    a[:3] = b[:3]  # three ties: half a win each
     out = seed_stats.two_sample(a, b, paired=True, higher_is_better=True, resamples=2000)
     assert out["test"] == "wilcoxon"
     assert out["test_p"] == pytest.approx(scipy.stats.wilcoxon(a - b).pvalue, rel=1e-12)
@@ -156,6 +177,7 @@ def test_seeds_for_an_interval_of_a_given_width():
     assert seed_stats.seeds_for_interval(0.01, 0.001) == 385
     assert seed_stats.seeds_for_interval(0.0, 0.001) == 1
     assert seed_stats.seeds_for_interval(0.01, 0.001, level=0.99) == math.ceil(
-        (scipy.stats.norm.ppf(0.995) * 10) ** 2)
+        (scipy.stats.norm.ppf(0.995) * 10) ** 2
+    )
     with pytest.raises(ValueError, match="half_width must be a positive finite number"):
         seed_stats.seeds_for_interval(0.01, 0.0)

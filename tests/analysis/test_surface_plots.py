@@ -4,7 +4,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
@@ -16,11 +15,16 @@ from gbl_jax.analysis.surfaces import Surface  # noqa: E402
 def _surface(dims, draws=1):
     coords = np.linspace(-1, 1, 5)
     grid = np.meshgrid(*([coords] * dims), indexing="ij")
-    bowl = sum(g ** 2 for g in grid)
-    loss = np.stack([np.stack([bowl * (s + 1) + 0.1 * r + s for r in range(draws)])
-                     for s in range(3)])
-    return Surface(coords, {"loss": loss, "accuracy": 1 - loss / loss.max()}, "filter",
-                   np.array([False, False, True]))
+    bowl = sum(g**2 for g in grid)
+    loss = np.stack(
+        [np.stack([bowl * (s + 1) + 0.1 * r + s for r in range(draws)]) for s in range(3)]
+    )
+    return Surface(
+        coords,
+        {"loss": loss, "accuracy": 1 - loss / loss.max()},
+        "filter",
+        np.array([False, False, True]),
+    )
 
 
 def test_surface_figure_draws_the_best_and_worst_seed_as_contours():

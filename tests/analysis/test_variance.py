@@ -35,8 +35,12 @@ def test_components_match_the_anova_table_by_hand():
 def test_known_components_are_recovered_with_intervals_that_cover_them():
     rng = np.random.default_rng(0)
     n_i, n_d = 80, 60
-    table = (rng.normal(0, 0.3, (n_i, 1)) + rng.normal(0, 0.2, (1, n_d))
-             + rng.normal(0, 0.1, (n_i, n_d)) + 0.7)
+    table = (
+        rng.normal(0, 0.3, (n_i, 1))
+        + rng.normal(0, 0.2, (1, n_d))
+        + rng.normal(0, 0.1, (n_i, n_d))
+        + 0.7
+    )
     vc = variance.variance_table(table, metric="test_accuracy", resamples=400, seed=3)
     assert (vc.n_init, vc.n_data, vc.metric) == (80, 60, "test_accuracy")
     assert vc.mean == pytest.approx(table.mean())
@@ -81,9 +85,17 @@ def _crossed_sweep(**kwargs):
     """A 4 x 3 crossed sweep on circles (one compile for the tests that read it)."""
     data = gbl.problems.circles(jax.random.PRNGKey(1), 32)
     model = gbl.mlp([4], data.head)
-    return gbl.sweep(model, optax.sgd(0.1), data, key=jax.random.PRNGKey(0), steps=40,
-                     batch_size=8, metrics={"accuracy": gbl.accuracy},
-                     seeds=gbl.crossed(init=4, data=3), **kwargs)
+    return gbl.sweep(
+        model,
+        optax.sgd(0.1),
+        data,
+        key=jax.random.PRNGKey(0),
+        steps=40,
+        batch_size=8,
+        metrics={"accuracy": gbl.accuracy},
+        seeds=gbl.crossed(init=4, data=3),
+        **kwargs,
+    )
 
 
 def test_variance_components_of_a_crossed_sweep():
@@ -93,7 +105,8 @@ def test_variance_components_of_a_crossed_sweep():
     np.testing.assert_allclose([vc.raw[n] for n in variance.COMPONENTS], expected, rtol=1e-12)
     acc = gbl.variance_components(out, metric="accuracy", resamples=200)
     assert acc.metric == "accuracy" and acc.mean == pytest.approx(
-        np.mean(out.final_metrics["accuracy"]))
+        np.mean(out.final_metrics["accuracy"])
+    )
     plain = out.replace(crossed=())
     with pytest.raises(ValueError, match=r"not a crossed design; sweep with seeds=gbl.crossed"):
         gbl.variance_components(plain)

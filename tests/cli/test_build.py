@@ -20,12 +20,21 @@ def test_resolving_fills_defaults_and_is_idempotent():
 
 def test_a_stored_config_must_be_complete():
     with pytest.raises(UsageError, match="lacks steps"):
-        build.resolve_config({k: v for k, v in build.SWEEP_DEFAULTS.items() if k != "steps"},
-                             stored=True)
+        build.resolve_config(
+            {k: v for k, v in build.SWEEP_DEFAULTS.items() if k != "steps"}, stored=True
+        )
 
 
-@pytest.mark.parametrize("value, message", [("1,x", "comma list"), ("inf", "finite"),
-                                            ("0", "> 0"), ("0.1,0.1", "distinct"), ([], "finite")])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("1,x", "comma list"),
+        ("inf", "finite"),
+        ("0", "> 0"),
+        ("0.1,0.1", "distinct"),
+        ([], "finite"),
+    ],
+)
 def test_numbers_are_checked_with_the_flags_name(value, message):
     with pytest.raises(UsageError, match=message) as err:
         build.check_numbers("lr", value, 0.0, strict=True)
@@ -42,9 +51,12 @@ def test_integers_are_checked_with_their_range():
 def test_the_grid_is_every_hyperparameter_given_several_values():
     assert build.grid_of({"lr": 0.05, "init_scale": 1.0, "grid": {}}) == {}
     assert build.grid_of({"lr": [0.1, 0.2], "init_scale": 2.0, "grid": {}}) == {
-        "learning_rate": [0.1, 0.2], "init_scale": [2.0]}
-    assert build.grid_of({"lr": 0.05, "init_scale": 1.0, "grid": {"b1": [0.8, 0.9], "eps": 1e-7}}
-                         ) == {"b1": [0.8, 0.9]}
+        "learning_rate": [0.1, 0.2],
+        "init_scale": [2.0],
+    }
+    assert build.grid_of(
+        {"lr": 0.05, "init_scale": 1.0, "grid": {"b1": [0.8, 0.9], "eps": 1e-7}}
+    ) == {"b1": [0.8, 0.9]}
 
 
 def test_grid_takes_any_numeric_hyperparameter_of_the_optimizer():
@@ -52,14 +64,14 @@ def test_grid_takes_any_numeric_hyperparameter_of_the_optimizer():
     assert build.hyperparameter_names("momentum") == ("learning_rate", "momentum")
     config = build.resolve_config({"grid": ["eps=1e-7", "b1=0.8,0.9", "learning_rate=0.01,0.1"]})
     assert config["lr"] == [0.01, 0.1] and config["grid"] == {"b1": [0.8, 0.9], "eps": 1e-7}
-    assert list(build.grid_of(config)) == ["learning_rate", "b1"]   # then the others by name
+    assert list(build.grid_of(config)) == ["learning_rate", "b1"]  # then the others by name
     # the short forms are the same entries, and a resolved config resolves to itself
     assert config == build.resolve_config({"lr": "0.01,0.1", "grid": ["b1=0.8,0.9", "eps=1e-7"]})
     assert build.resolve_config(config) == config
     assert build.resolve_config({"grid": ["init_scale=0.5,2"]}) == build.resolve_config(
-        {"init_scale": "0.5,2"})
-    run = build.build(build.resolve_config({"optimizer": "momentum",
-                                            "grid": ["momentum=0.5,0.8"]}))
+        {"init_scale": "0.5,2"}
+    )
+    run = build.build(build.resolve_config({"optimizer": "momentum", "grid": ["momentum=0.5,0.8"]}))
     assert run.grid == {"momentum": [0.5, 0.8]}
     # a stored config from before --grid has no "grid": it is an empty one
     stored = {**config, "devices": 1, "chunk_size": 8}
@@ -67,21 +79,27 @@ def test_grid_takes_any_numeric_hyperparameter_of_the_optimizer():
     assert build.resolve_config(stored, stored=True)["grid"] == {}
 
 
-@pytest.mark.parametrize("raw, message", [
-    ({"grid": ["beta=0.5"]}, "--grid beta: optimizer adam has no numeric hyperparameter 'beta'; "
-                             "--grid takes b1, b2, eps, eps_root, learning_rate, init_scale"),
-    ({"optimizer": "sgd", "grid": ["momentum=0.9"]}, "--grid takes learning_rate, init_scale"),
-    ({"lr": "0.1", "grid": ["learning_rate=0.2"]}, "learning_rate is given twice (--lr and"),
-    ({"init_scale": "2", "grid": ["init_scale=2"]}, "init_scale is given twice"),
-    ({"grid": ["b1=0.8", "b1=0.9"]}, "b1 is given twice"),
-    ({"grid": ["b1"]}, "--grid takes NAME=VALUES"),
-    ({"grid": ["=0.5"]}, "--grid takes NAME=VALUES"),
-    ({"grid": ["b1="]}, "--grid b1 must be a number or a comma list"),
-    ({"grid": ["b1=0.8,x"]}, "--grid b1 must be a number or a comma list"),
-    ({"grid": ["b1=0.8,0.8"]}, "--grid b1 values must be distinct"),
-    ({"grid": ["eps=1e-50"]}, "--grid eps 1e-50 is 0 in float32"),
-    ({"grid": ["b2=1e39"]}, "--grid b2 1e+39 is inf in float32"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        (
+            {"grid": ["beta=0.5"]},
+            "--grid beta: optimizer adam has no numeric hyperparameter 'beta'; "
+            "--grid takes b1, b2, eps, eps_root, learning_rate, init_scale",
+        ),
+        ({"optimizer": "sgd", "grid": ["momentum=0.9"]}, "--grid takes learning_rate, init_scale"),
+        ({"lr": "0.1", "grid": ["learning_rate=0.2"]}, "learning_rate is given twice (--lr and"),
+        ({"init_scale": "2", "grid": ["init_scale=2"]}, "init_scale is given twice"),
+        ({"grid": ["b1=0.8", "b1=0.9"]}, "b1 is given twice"),
+        ({"grid": ["b1"]}, "--grid takes NAME=VALUES"),
+        ({"grid": ["=0.5"]}, "--grid takes NAME=VALUES"),
+        ({"grid": ["b1="]}, "--grid b1 must be a number or a comma list"),
+        ({"grid": ["b1=0.8,x"]}, "--grid b1 must be a number or a comma list"),
+        ({"grid": ["b1=0.8,0.8"]}, "--grid b1 values must be distinct"),
+        ({"grid": ["eps=1e-50"]}, "--grid eps 1e-50 is 0 in float32"),
+        ({"grid": ["b2=1e39"]}, "--grid b2 1e+39 is inf in float32"),
+    ],
+)
 def test_bad_grid_entries_are_refused_in_one_line(raw, message):
     with pytest.raises(UsageError) as err:
         build.resolve_config(raw)
@@ -92,7 +110,7 @@ def test_build_and_threshold_of_a_regression_problem():
     config = build.resolve_config({"problem": "sine", "n": 16, "hidden": "3"})
     run = build.build(config)
     assert run.head.name == "gaussian(1)" and run.grid == {} and run.data.x.shape == (16, 1)
-    assert build.build(config) is run   # the same options: the same objects, compiled once
+    assert build.build(config) is run  # the same options: the same objects, compiled once
     build.set_threshold(config, run.head, run.data.y)
     assert config["threshold_rule"].startswith("default: unit-variance Gaussian")
     floor = 0.5 * np.log(2 * np.pi)
@@ -115,10 +133,14 @@ def test_the_threshold_of_a_model_follows_the_family_it_returns():
         return build.threshold_head({"model": "m:f", "head": None, **config}, run)
 
     assert head_of(gbl.mlp([3], gbl.heads.gaussian(1))) == "gaussian(1)"
-    assert head_of(gbl.mlp([3], gbl.heads.heteroscedastic_gaussian(1))) == \
-        "heteroscedastic_gaussian(1)"
-    assert head_of(gbl.mlp([3], gbl.heads.laplace(1, learn_scale=True))) == \
-        "laplace(1, learn_scale=True)"
+    assert (
+        head_of(gbl.mlp([3], gbl.heads.heteroscedastic_gaussian(1)))
+        == "heteroscedastic_gaussian(1)"
+    )
+    assert (
+        head_of(gbl.mlp([3], gbl.heads.laplace(1, learn_scale=True)))
+        == "laplace(1, learn_scale=True)"
+    )
     assert head_of(gbl.mlp([3], gbl.heads.laplace(1))) == "laplace(1)"
     assert head_of(gbl.mlp([3], gbl.heads.categorical(4))) == "categorical"
     assert head_of(gbl.mlp([3], gbl.heads.mixture_density(2, 1))) == "mixture_density"
@@ -134,12 +156,18 @@ def test_a_model_of_an_unknown_family_on_headless_data_asks_for_a_threshold():
     normal = gbl.mlp([2], gbl.heads.gaussian(2))
     run = build.Built(data, normal, None, None, None, {}, {})
     assert build.threshold_head({"model": "m:f", "head": None}, run) == "gaussian(2)"
-    mvn = gbl.Model(lambda key, x: {"b": jnp.zeros(2)},
-                    lambda p, x: gbl.MultivariateNormalTriL(x + p["b"][None], jnp.broadcast_to(
-                        jnp.eye(2), (x.shape[0], 2, 2))))
+    mvn = gbl.Model(
+        lambda key, x: {"b": jnp.zeros(2)},
+        lambda p, x: gbl.MultivariateNormalTriL(
+            x + p["b"][None], jnp.broadcast_to(jnp.eye(2), (x.shape[0], 2, 2))
+        ),
+    )
     head = build.threshold_head({"model": "m:f", "head": None}, run._replace(model=mvn))
     assert head is None
-    with pytest.raises(UsageError, match=r"--model m:f's distribution is none of the families.*"
-                                         r"pass --threshold"):
+    with pytest.raises(
+        UsageError,
+        match=r"--model m:f's distribution is none of the families.*"
+        r"pass --threshold",
+    ):
         build.set_threshold({"model": "m:f", "threshold": None, "loss": "nll"}, head, x)
     build.set_threshold({"model": "m:f", "threshold": 0.5, "loss": "nll"}, head, x)

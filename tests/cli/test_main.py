@@ -19,37 +19,74 @@ import sys
 import time
 import zipfile
 
+import jax
 import numpy as np
 import pytest
-import jax
+from test_runstore import damage_member  # tests/cli is on the path beside this file
 
 import gbl_jax as gbl
 from gbl_jax.analysis import landscape_report
-from gbl_jax.cli import build
+from gbl_jax.cli import build, runstore
 from gbl_jax.cli import main as cli
+from gbl_jax.engine import sweeps
 from gbl_jax.nets import inits
 from gbl_jax.nets import mlp as nets
-from gbl_jax.cli import runstore
-from gbl_jax.engine import sweeps
-from test_runstore import damage_member   # tests/cli is on the path beside this file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SMALL = ["--problem", "xor", "--hidden", "2", "--seeds", "12", "--steps", "200", "--chunk-size", "4",
-         "--cpu-devices", "1"]
-GRID = ["--problem", "xor", "--hidden", "2", "--seeds", "8", "--steps", "100", "--chunk-size", "4",
-        "--cpu-devices", "1", "--lr", "0.01,0.1,0.2", "--init-scale", "0.5,1", "--classify",
-        "--keep-params", "--grad-tol", "1e-4"]
+SMALL = [
+    "--problem",
+    "xor",
+    "--hidden",
+    "2",
+    "--seeds",
+    "12",
+    "--steps",
+    "200",
+    "--chunk-size",
+    "4",
+    "--cpu-devices",
+    "1",
+]
+GRID = [
+    "--problem",
+    "xor",
+    "--hidden",
+    "2",
+    "--seeds",
+    "8",
+    "--steps",
+    "100",
+    "--chunk-size",
+    "4",
+    "--cpu-devices",
+    "1",
+    "--lr",
+    "0.01,0.1,0.2",
+    "--init-scale",
+    "0.5,1",
+    "--classify",
+    "--keep-params",
+    "--grad-tol",
+    "1e-4",
+]
 KINDS = {"minimum", "saddle", "not_converged", "diverged"}
 
 
 def _run(*args, cwd=ROOT, cache=None):
     env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
-    env["XLA_FLAGS"] = " ".join(f for f in env.get("XLA_FLAGS", "").split()
-                                if "device_count" not in f)   # not a forced device count
+    env["XLA_FLAGS"] = " ".join(
+        f for f in env.get("XLA_FLAGS", "").split() if "device_count" not in f
+    )  # not a forced device count
     if cache is not None:
         env["XDG_CACHE_HOME"] = str(cache)
-    return subprocess.run([sys.executable, "-m", "gbl_jax.cli.main", *args], capture_output=True, text=True,
-                          timeout=600, cwd=cwd, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "gbl_jax.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=cwd,
+        env=env,
+    )
 
 
 def _main(*args):
@@ -65,6 +102,7 @@ def _csv(path):
 def _strict_json(path):
     def refuse(token):
         raise AssertionError(f"{path} holds {token}: not strict JSON")
+
     return json.loads(path.read_text(), parse_constant=refuse)
 
 
@@ -98,8 +136,22 @@ def plain(tmp_path_factory, cache_home):
 @pytest.fixture(scope="module")
 def two_devices(tmp_path_factory, cache_home):
     out = tmp_path_factory.mktemp("two") / "xor"
-    proc = _run("sweep", "--problem", "xor", "--seeds", "8", "--steps", "50", "--chunk-size", "4",
-                "--cpu-devices", "2", "--out", str(out), cache=cache_home)
+    proc = _run(
+        "sweep",
+        "--problem",
+        "xor",
+        "--seeds",
+        "8",
+        "--steps",
+        "50",
+        "--chunk-size",
+        "4",
+        "--cpu-devices",
+        "2",
+        "--out",
+        str(out),
+        cache=cache_home,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
 
@@ -138,11 +190,15 @@ def test_sweep_writes_every_output_and_a_summary(plain, cache_home):
     assert (out / "results.json").stat().st_mode & 0o777 == 0o644
     assert any((out / "chunks").glob("runs_*.npz")) and (out / runstore.MARKER).is_file()
     # the compile cache is on by default and recorded
-    assert results["compile_cache"] == str(cache_home / "xla") and any((cache_home / "xla").iterdir())
+    assert results["compile_cache"] == str(cache_home / "xla") and any(
+        (cache_home / "xla").iterdir()
+    )
     # everything in the folder is a file the run folder knows it wrote
     written = {p for p in runstore.RunFolder(out).written()}
-    assert {p for p in out.rglob("*") if p.is_file()} - written == {out / runstore.MARKER,
-                                                                     out / runstore.MANIFEST}
+    assert {p for p in out.rglob("*") if p.is_file()} - written == {
+        out / runstore.MARKER,
+        out / runstore.MANIFEST,
+    }
     assert {p.name for p in written if p.parent == out} == set(runstore.RunFolder(out).listed())
 
 
@@ -158,8 +214,14 @@ def test_options_come_from_the_library_registries():
     choices = {a.dest: a.choices for a in sweep._actions}
     assert choices["activation"] == sorted(nets.ACTIVATIONS)
     assert choices["init"] == sorted(inits.INITS)
-    assert set(choices["head"]) == {"gaussian", "heteroscedastic_gaussian", "laplace", "bernoulli",
-                                    "categorical", "mixture_density"}
+    assert set(choices["head"]) == {
+        "gaussian",
+        "heteroscedastic_gaussian",
+        "laplace",
+        "bernoulli",
+        "categorical",
+        "mixture_density",
+    }
 
 
 def test_cpu_devices_takes_effect_and_resume_keeps_the_device_count(two_devices, tmp_path):
@@ -173,7 +235,9 @@ def test_cpu_devices_takes_effect_and_resume_keeps_the_device_count(two_devices,
     assert _main("sweep", "--out", str(broken), "--resume", "--cpu-devices", "1") == 2
     proc = _run("sweep", "--out", str(broken), "--resume", "--no-compile-cache")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert (broken / "final_losses.csv").read_text() == (two_devices / "final_losses.csv").read_text()
+    assert (broken / "final_losses.csv").read_text() == (
+        two_devices / "final_losses.csv"
+    ).read_text()
 
 
 def test_existing_results_are_never_overwritten_without_force(plain, tmp_path, capsys):
@@ -200,47 +264,56 @@ def test_force_never_touches_a_folder_gbl_jax_did_not_make(tmp_path, capsys):
     assert sorted(p.name for p in out.rglob("*")) == ["chunks", "config.json", "part1.txt"]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--problem", "spiral"], "unknown problem"),
-    (["--seeds", "0"], "--seeds"),
-    (["--steps", "-5"], "--steps"),
-    (["--hidden", "4,x"], "--hidden"),
-    (["--hidden", "99999999999999999999"], "of host memory"),
-    (["--seeds", "100000000000"], "needs about"),
-    (["--seed", str(2**70)], "--seed"),
-    (["--seed", "-1"], "--seed"),
-    (["--lr", "inf"], "--lr"),
-    (["--lr", "0.1,nan"], "--lr"),
-    (["--lr", "0.1,0.1"], "distinct"),
-    (["--init-scale", "-1"], "--init-scale"),
-    (["--threshold", "nan"], "--threshold"),
-    (["--threshold", "-1"], "no seed could succeed"),
-    (["--loss", "mse", "--threshold", "0"], "no seed could succeed"),
-    (["--grad-tol", "0"], "--grad-tol"),
-    (["--cpu-devices", "0"], "--cpu-devices"),
-    (["--log-every", "500"], "--log-every"),
-    (["--batch-size", "5"], "batch_size"),
-    (["--problem", "circles", "--n", "1"], "circles: n"),
-    (["--head", "gaussian"], "needs targets"),
-    (["--problem", "sine", "--head", "bernoulli"], "shape"),
-    (["--optimizer", "lbfgs"], "invalid choice"),
-    (["--grad-tol", "1e-4,1e-3"], "--grad-tol takes one number"),
-    (["--grad-tol", "-1e-4"], "--grad-tol values must be"),   # a negative value needs no "="
-    (["--n", "1000000000000"], "--n 1000000000000: problem xor has 4 points"),
-    (["--lr", "1e-46"], "float32"),
-    (["--init-scale", "1e-50"], "float32"),
-    (["--lr", "1e39"], "float32"),
-    (["--grid", "beta=0.5"], "optimizer adam has no numeric hyperparameter 'beta'; --grid takes "
-                             "b1, b2, eps, eps_root, learning_rate, init_scale"),
-    (["--optimizer", "sgd", "--grid", "momentum=0.9"], "--grid takes learning_rate, init_scale"),
-    (["--lr", "0.1", "--grid", "learning_rate=0.1,0.2"], "learning_rate is given twice"),
-    (["--grid", "b1=0.8", "--grid", "b1=0.9"], "b1 is given twice"),
-    (["--grid", "b1"], "--grid takes NAME=VALUES"),
-    (["--grid", "b1="], "--grid b1 must be a number"),
-    (["--grid", "b1=0.8,high"], "--grid b1 must be a number"),
-    (["--grid", "eps=1e-50"], "--grid eps 1e-50 is 0 in float32"),
-    (["--grid", "b2=1e39,0.9"], "--grid b2 1e+39 is inf in float32"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--problem", "spiral"], "unknown problem"),
+        (["--seeds", "0"], "--seeds"),
+        (["--steps", "-5"], "--steps"),
+        (["--hidden", "4,x"], "--hidden"),
+        (["--hidden", "99999999999999999999"], "of host memory"),
+        (["--seeds", "100000000000"], "needs about"),
+        (["--seed", str(2**70)], "--seed"),
+        (["--seed", "-1"], "--seed"),
+        (["--lr", "inf"], "--lr"),
+        (["--lr", "0.1,nan"], "--lr"),
+        (["--lr", "0.1,0.1"], "distinct"),
+        (["--init-scale", "-1"], "--init-scale"),
+        (["--threshold", "nan"], "--threshold"),
+        (["--threshold", "-1"], "no seed could succeed"),
+        (["--loss", "mse", "--threshold", "0"], "no seed could succeed"),
+        (["--grad-tol", "0"], "--grad-tol"),
+        (["--cpu-devices", "0"], "--cpu-devices"),
+        (["--log-every", "500"], "--log-every"),
+        (["--batch-size", "5"], "batch_size"),
+        (["--problem", "circles", "--n", "1"], "circles: n"),
+        (["--head", "gaussian"], "needs targets"),
+        (["--problem", "sine", "--head", "bernoulli"], "shape"),
+        (["--optimizer", "lbfgs"], "invalid choice"),
+        (["--grad-tol", "1e-4,1e-3"], "--grad-tol takes one number"),
+        (["--grad-tol", "-1e-4"], "--grad-tol values must be"),  # a negative value needs no "="
+        (["--n", "1000000000000"], "--n 1000000000000: problem xor has 4 points"),
+        (["--lr", "1e-46"], "float32"),
+        (["--init-scale", "1e-50"], "float32"),
+        (["--lr", "1e39"], "float32"),
+        (
+            ["--grid", "beta=0.5"],
+            "optimizer adam has no numeric hyperparameter 'beta'; --grid takes "
+            "b1, b2, eps, eps_root, learning_rate, init_scale",
+        ),
+        (
+            ["--optimizer", "sgd", "--grid", "momentum=0.9"],
+            "--grid takes learning_rate, init_scale",
+        ),
+        (["--lr", "0.1", "--grid", "learning_rate=0.1,0.2"], "learning_rate is given twice"),
+        (["--grid", "b1=0.8", "--grid", "b1=0.9"], "b1 is given twice"),
+        (["--grid", "b1"], "--grid takes NAME=VALUES"),
+        (["--grid", "b1="], "--grid b1 must be a number"),
+        (["--grid", "b1=0.8,high"], "--grid b1 must be a number"),
+        (["--grid", "eps=1e-50"], "--grid eps 1e-50 is 0 in float32"),
+        (["--grid", "b2=1e39,0.9"], "--grid b2 1e+39 is inf in float32"),
+    ],
+)
 def test_bad_input_is_one_line_exit_two_and_writes_nothing(tmp_path, capsys, args, message):
     out = tmp_path / "bad"
     assert _main("sweep", *SMALL, *args, "--out", str(out)) == 2
@@ -248,10 +321,13 @@ def test_bad_input_is_one_line_exit_two_and_writes_nothing(tmp_path, capsys, arg
     assert not out.exists()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--seeds", "100000000000"], "needs about"),
-    (["--seed", str(2**70)], "--seed must be an integer in [0, 4294967294]"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--seeds", "100000000000"], "needs about"),
+        (["--seed", str(2**70)], "--seed must be an integer in [0, 4294967294]"),
+    ],
+)
 def test_bad_input_in_a_real_process_has_no_traceback(tmp_path, args, message):
     out = tmp_path / "bad"
     proc = _run("sweep", *SMALL, *args, "--out", str(out))
@@ -270,16 +346,34 @@ def test_an_out_that_cannot_be_made_is_refused(tmp_path, capsys):
     assert not os.path.exists("/proc/gbl-jax-test")
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda doc: "{not json", "not JSON"),
-    (lambda doc: json.dumps({**doc, "config": {k: v for k, v in doc["config"].items() if k != "steps"}}),
-     "lacks steps"),
-    (lambda doc: json.dumps({**doc, "config": {**doc["config"], "seeds": "many"}}), "--seeds"),
-    (lambda doc: json.dumps([1, 2]), "no \"config\""),
-] + [(lambda doc, k=key, v=value: json.dumps({**doc, "config": {**doc["config"], k: v}}),
-      f"unknown {key} {value!r}")
-     for key, value in (("optimizer", ["adam"]), ("activation", {"tanh": 1}), ("loss", ["nll"]),
-                        ("problem", ["xor"]), ("head", ["bernoulli"]), ("init", 0))])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda doc: "{not json", "not JSON"),
+        (
+            lambda doc: json.dumps(
+                {**doc, "config": {k: v for k, v in doc["config"].items() if k != "steps"}}
+            ),
+            "lacks steps",
+        ),
+        (lambda doc: json.dumps({**doc, "config": {**doc["config"], "seeds": "many"}}), "--seeds"),
+        (lambda doc: json.dumps([1, 2]), "no \"config\""),
+    ]
+    + [
+        (
+            lambda doc, k=key, v=value: json.dumps({**doc, "config": {**doc["config"], k: v}}),
+            f"unknown {key} {value!r}",
+        )
+        for key, value in (
+            ("optimizer", ["adam"]),
+            ("activation", {"tanh": 1}),
+            ("loss", ["nll"]),
+            ("problem", ["xor"]),
+            ("head", ["bernoulli"]),
+            ("init", 0),
+        )
+    ],
+)
 def test_a_malformed_config_on_resume_is_one_line(plain, tmp_path, capsys, damage, message):
     out = _copy(plain[0], tmp_path / "run")
     doc = json.loads((out / "config.json").read_text())
@@ -301,8 +395,24 @@ def test_a_second_writer_is_locked_out(plain, tmp_path, capsys):
 
 def test_all_diverged_gives_strict_json_with_the_reason(tmp_path, capsys):
     out = tmp_path / "bad"
-    args = ["--problem", "xor", "--seeds", "4", "--steps", "20", "--activation", "identity",
-            "--optimizer", "sgd", "--lr", "1e10", "--cpu-devices", "1", "--out", str(out)]
+    args = [
+        "--problem",
+        "xor",
+        "--seeds",
+        "4",
+        "--steps",
+        "20",
+        "--activation",
+        "identity",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "1e10",
+        "--cpu-devices",
+        "1",
+        "--out",
+        str(out),
+    ]
     assert _main("sweep", *args) == 0
     results = _strict_json(out / "results.json")
     assert results["spread"]["n_diverged"] == 4 and results["spread"]["mean"] is None
@@ -329,8 +439,10 @@ def test_resume_after_an_interrupt_equals_an_uninterrupted_run(tmp_path, monkeyp
     real_run_plan = _interrupt_after_first_chunk(monkeypatch)
     assert _main("sweep", *SMALL, "--out", str(broken)) == 130
     assert "--resume" in capsys.readouterr().err
-    assert len(list((broken / "chunks").glob("*.npz"))) == 1 and not (broken / "results.json").exists()
-    assert _main("sweep", *SMALL, "--out", str(broken)) == 2   # a partial sweep: --resume or --force
+    assert (
+        len(list((broken / "chunks").glob("*.npz"))) == 1 and not (broken / "results.json").exists()
+    )
+    assert _main("sweep", *SMALL, "--out", str(broken)) == 2  # a partial sweep: --resume or --force
     monkeypatch.setattr(sweeps, "run_plan", real_run_plan)
     assert _main("sweep", "--out", str(broken), "--resume", "--seeds", "99") == 2
     assert _main("sweep", "--out", str(broken), "--resume", "--cpu-devices", "2") == 2
@@ -356,7 +468,8 @@ def test_lr_and_init_scale_are_short_forms_of_grid(tmp_path):
         return cli._resolve(args)[1]
 
     assert config("--lr", "0.01,0.05", "--init-scale", "2") == config(
-        "--grid", "learning_rate=0.01,0.05", "--grid", "init_scale=2")
+        "--grid", "learning_rate=0.01,0.05", "--grid", "init_scale=2"
+    )
     assert config("--lr", "0.01,0.05")["lr"] == [0.01, 0.05] and not (tmp_path / "run").exists()
 
 
@@ -364,9 +477,28 @@ def test_a_zero_init_scale_runs_and_its_cell_says_identical(tmp_path, capsys):
     # Issue 30 item 10: --init-scale 0 is the zero-init control, refused by the engine since
     # round 3 although round 2 documented it
     out = tmp_path / "zero"
-    assert _main("sweep", "--problem", "xor", "--hidden", "2", "--init-scale", "0,1", "--seeds",
-                 "4", "--steps", "50", "--chunk-size", "4", "--cpu-devices", "1",
-                 "--out", str(out)) == 0
+    assert (
+        _main(
+            "sweep",
+            "--problem",
+            "xor",
+            "--hidden",
+            "2",
+            "--init-scale",
+            "0,1",
+            "--seeds",
+            "4",
+            "--steps",
+            "50",
+            "--chunk-size",
+            "4",
+            "--cpu-devices",
+            "1",
+            "--out",
+            str(out),
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "init_scale=0 (identical runs)" in printed and "init_scale=1 (identical" not in printed
     assert _strict_json(out / "results.json")["spread"]["identical"] == [True, False]
@@ -374,9 +506,32 @@ def test_a_zero_init_scale_runs_and_its_cell_says_identical(tmp_path, capsys):
 
 def test_a_grid_over_any_hyperparameter_names_its_axes(tmp_path, capsys):
     out = tmp_path / "b1"
-    assert _main("sweep", "--problem", "xor", "--hidden", "2", "--optimizer", "adam", "--grid",
-                 "b1=0.8,0.9", "--grid", "learning_rate=0.01,0.05", "--seeds", "4", "--steps",
-                 "50", "--chunk-size", "4", "--cpu-devices", "1", "--out", str(out)) == 0
+    assert (
+        _main(
+            "sweep",
+            "--problem",
+            "xor",
+            "--hidden",
+            "2",
+            "--optimizer",
+            "adam",
+            "--grid",
+            "b1=0.8,0.9",
+            "--grid",
+            "learning_rate=0.01,0.05",
+            "--seeds",
+            "4",
+            "--steps",
+            "50",
+            "--chunk-size",
+            "4",
+            "--cpu-devices",
+            "1",
+            "--out",
+            str(out),
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "grid        learning_rate (2) x b1 (2)" in printed
     assert "learning_rate=0.05 b1=0.9" in printed
@@ -385,16 +540,19 @@ def test_a_grid_over_any_hyperparameter_names_its_axes(tmp_path, capsys):
     config = _strict_json(out / "config.json")["config"]
     assert config["lr"] == [0.01, 0.05] and config["grid"] == {"b1": [0.8, 0.9]}
     results = _strict_json(out / "results.json")
-    assert results["sweep"]["grid"] == [{"name": "learning_rate", "values": [0.01, 0.05]},
-                                        {"name": "b1", "values": [0.8, 0.9]}]
+    assert results["sweep"]["grid"] == [
+        {"name": "learning_rate", "values": [0.01, 0.05]},
+        {"name": "b1", "values": [0.8, 0.9]},
+    ]
     cells = _csv(out / "cells.csv")
     assert list(cells[0])[:2] == ["learning_rate", "b1"]
     assert [(float(r["learning_rate"]), float(r["b1"])) for r in cells] == axes
     rows = _csv(out / "final_losses.csv")
     assert [(float(r["learning_rate"]), float(r["b1"])) for r in rows] == [
-        cell for cell in axes for _ in range(4)]
+        cell for cell in axes for _ in range(4)
+    ]
     losses = np.array([float(r["final_loss"]) for r in rows]).reshape(2, 2, 4)
-    assert not np.array_equal(losses[:, 0], losses[:, 1])   # b1 took effect
+    assert not np.array_equal(losses[:, 0], losses[:, 1])  # b1 took effect
     saved = gbl.load(out)
     assert saved.grid == {"learning_rate": [0.01, 0.05], "b1": [0.8, 0.9]}
     np.testing.assert_array_equal(saved.cell(learning_rate=0.05, b1=0.8).final_loss, losses[1, 0])
@@ -435,14 +593,15 @@ def test_resume_refuses_chunks_another_configuration_made(tmp_path, monkeypatch,
 
 
 DAMAGE = {
-    "truncated": lambda chunk: chunk.write_bytes(chunk.read_bytes()[:300]),   # a full disk
+    "truncated": lambda chunk: chunk.write_bytes(chunk.read_bytes()[:300]),  # a full disk
     "a member's bytes": lambda chunk: damage_member(chunk, "final_loss.npy"),  # a CRC error
 }
 
 
 @pytest.mark.parametrize("damage", sorted(DAMAGE))
-def test_a_damaged_chunk_is_recomputed_on_resume_and_said(plain, tmp_path, monkeypatch, capsys,
-                                                          damage):
+def test_a_damaged_chunk_is_recomputed_on_resume_and_said(
+    plain, tmp_path, monkeypatch, capsys, damage
+):
     out, (chunk,) = _interrupted(tmp_path, monkeypatch)
     DAMAGE[damage](chunk)
     capsys.readouterr()
@@ -464,21 +623,22 @@ def test_a_chunk_of_another_chunking_is_refused_before_any_work(tmp_path, monkey
 
 
 def test_a_full_disk_while_writing_figures_names_the_file_and_resume_finishes(
-        tmp_path, monkeypatch, capsys):
+    tmp_path, monkeypatch, capsys
+):
     out = tmp_path / "full"
     real_fsync = os.fsync
 
-    def fsync(fd):   # the disk fills up while a PDF figure is written
+    def fsync(fd):  # the disk fills up while a PDF figure is written
         if ".pdf" in os.readlink(f"/proc/self/fd/{fd}"):
             raise OSError(errno.ENOSPC, "No space left on device")
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", fsync)
     assert _main("sweep", *SMALL, "--out", str(out)) == 2
-    err = capsys.readouterr().err.splitlines()[-1]   # after the progress bar
+    err = capsys.readouterr().err.splitlines()[-1]  # after the progress bar
     _one_line_error(err, "No space left on device")
     assert f"{out / 'final_losses.pdf'}" in err and f"gbl-jax sweep --out {out} --resume" in err
-    assert not list(out.glob("*.pdf")) and not list(out.glob(".*.tmp"))   # no half a figure
+    assert not list(out.glob("*.pdf")) and not list(out.glob(".*.tmp"))  # no half a figure
     assert not (out / "results.json").exists()
     monkeypatch.setattr(os, "fsync", real_fsync)
     assert _main("sweep", "--out", str(out), "--resume") == 0
@@ -488,7 +648,7 @@ def test_a_full_disk_while_writing_figures_names_the_file_and_resume_finishes(
 def test_a_second_multi_process_run_is_refused_before_it_starts(plain, tmp_path, capsys):
     out = _copy(plain[0], tmp_path / "run")
     before = _files(out)
-    for held in (fcntl.LOCK_SH, fcntl.LOCK_EX):   # however the running sweep holds the folder
+    for held in (fcntl.LOCK_SH, fcntl.LOCK_EX):  # however the running sweep holds the folder
         with open(out / runstore.MARKER) as f:
             fcntl.flock(f, held | fcntl.LOCK_NB)
             for extra in (["--force"], ["--resume"]):
@@ -504,8 +664,12 @@ def test_landscape_of_a_truncated_sweep_is_one_line(grid_run, tmp_path, capsys):
     out = _copy(grid_run, tmp_path / "run")
     arrays = out / "sweep.npz"
     arrays.write_bytes(arrays.read_bytes()[:1000])
-    assert _main("landscape", "--out", str(out), "--cell", "learning_rate=0.1", "--cell",
-                 "init_scale=1") == 2
+    assert (
+        _main(
+            "landscape", "--out", str(out), "--cell", "learning_rate=0.1", "--cell", "init_scale=1"
+        )
+        == 2
+    )
     _one_line_error(capsys.readouterr().err, f"{arrays} cannot be read")
 
 
@@ -516,15 +680,28 @@ def test_tour_refuses_a_seed_jax_cannot_take(capsys):
 
 def test_a_grid_writes_one_row_per_cell_and_seed(grid_run):
     rows = _csv(grid_run / "final_losses.csv")
-    assert list(rows[0]) == ["learning_rate", "init_scale", "seed", "final_loss", "diverged",
-                             "converged_step", "kind", "grad_norm", "min_eig", "max_eig", "index"]
+    assert list(rows[0]) == [
+        "learning_rate",
+        "init_scale",
+        "seed",
+        "final_loss",
+        "diverged",
+        "converged_step",
+        "kind",
+        "grad_norm",
+        "min_eig",
+        "max_eig",
+        "index",
+    ]
     cells = [(float(r["learning_rate"]), float(r["init_scale"])) for r in rows]
     assert cells == [(lr, s) for lr in (0.01, 0.1, 0.2) for s in (0.5, 1.0) for _ in range(8)]
     assert [int(r["seed"]) for r in rows] == list(range(8)) * 6
     results = _strict_json(grid_run / "results.json")
     # the axes in the arrays' order, not sorted by name (a dict would be sorted in the file)
-    assert results["sweep"]["grid"] == [{"name": "learning_rate", "values": [0.01, 0.1, 0.2]},
-                                        {"name": "init_scale", "values": [0.5, 1.0]}]
+    assert results["sweep"]["grid"] == [
+        {"name": "learning_rate", "values": [0.01, 0.1, 0.2]},
+        {"name": "init_scale", "values": [0.5, 1.0]},
+    ]
     assert "order" in results["sweep"]["grid_order"]
     losses = np.array([float(r["final_loss"]) for r in rows]).reshape(3, 2, 8)
     rate = results["success_rate"]
@@ -549,19 +726,22 @@ def test_classify_and_grad_tol_add_per_seed_columns_and_counts(grid_run):
         assert (float(r["grad_norm"]) > 1e-4) == (r["kind"] == "not_converged")
         assert float(r["min_eig"]) <= float(r["max_eig"]) and int(r["converged_step"]) >= -1
     assert results["converged"]["grad_tol"] == 1e-4
-    assert results["classify_s"] > 0   # timed apart from the sweep's wall_s
+    assert results["classify_s"] > 0  # timed apart from the sweep's wall_s
 
 
 def test_keep_params_stores_every_runs_params(grid_run):
     saved = gbl.load(grid_run)
     assert saved.params["hidden"][0]["w"].shape == (3, 2, 8, 2, 2)
     assert saved.init_params["head"]["w"].shape == (3, 2, 8, 2, 1)
-    assert saved.diverged.shape == (3, 2, 8) and saved.grid == {"learning_rate": [0.01, 0.1, 0.2],
-                                                                 "init_scale": [0.5, 1.0]}
+    assert saved.diverged.shape == (3, 2, 8) and saved.grid == {
+        "learning_rate": [0.01, 0.1, 0.2],
+        "init_scale": [0.5, 1.0],
+    }
     cell = saved.cell(learning_rate=0.2, init_scale=0.5)
     np.testing.assert_array_equal(cell.params["head"]["b"], saved.params["head"]["b"][2, 0])
-    assert gbl.critical_points(gbl.mlp([2], gbl.heads.bernoulli()), gbl.problems.xor(),
-                               cell).kind.shape == (8,)
+    assert gbl.critical_points(
+        gbl.mlp([2], gbl.heads.bernoulli()), gbl.problems.xor(), cell
+    ).kind.shape == (8,)
 
 
 def test_cells_csv_has_one_row_per_cell_in_the_arrays_order(grid_run):
@@ -569,48 +749,106 @@ def test_cells_csv_has_one_row_per_cell_in_the_arrays_order(grid_run):
     results = _strict_json(grid_run / "results.json")
     rate = np.array(results["success_rate"]["rate"])
     assert [(float(r["learning_rate"]), float(r["init_scale"])) for r in cells] == [
-        (lr, s) for lr in (0.01, 0.1, 0.2) for s in (0.5, 1.0)]
+        (lr, s) for lr in (0.01, 0.1, 0.2) for s in (0.5, 1.0)
+    ]
     np.testing.assert_allclose([float(r["success_rate"]) for r in cells], rate.reshape(-1))
-    np.testing.assert_allclose([float(r["median"]) for r in cells],
-                               np.array(results["spread"]["median"]).reshape(-1))
-    assert all(float(r["success_low"]) <= float(r["success_rate"]) <= float(r["success_high"])
-               for r in cells)
+    np.testing.assert_allclose(
+        [float(r["median"]) for r in cells], np.array(results["spread"]["median"]).reshape(-1)
+    )
+    assert all(
+        float(r["success_low"]) <= float(r["success_rate"]) <= float(r["success_high"])
+        for r in cells
+    )
 
 
 def test_compare_pairs_two_run_folders(grid_run, plain, capsys):
-    assert _main("compare", str(grid_run), str(grid_run), "--cell", "learning_rate=0.2",
-                 "--cell", "init_scale=1", "--resamples", "200") == 0
+    assert (
+        _main(
+            "compare",
+            str(grid_run),
+            str(grid_run),
+            "--cell",
+            "learning_rate=0.2",
+            "--cell",
+            "init_scale=1",
+            "--resamples",
+            "200",
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "McNemar" in printed and "p = 1" in printed
     # a grid without --cell, seeds that are not paired: one line, exit 2
     assert _main("compare", str(grid_run), str(grid_run)) == 2
     _one_line_error(capsys.readouterr().err.splitlines()[-1], "--cell")
     # 12 seeds against 8: not paired, so compared as independent samples, without McNemar
-    assert _main("compare", str(plain[0]), str(grid_run), "--cell", "learning_rate=0.2",
-                 "--cell", "init_scale=1", "--resamples", "200") == 0
+    assert (
+        _main(
+            "compare",
+            str(plain[0]),
+            str(grid_run),
+            "--cell",
+            "learning_rate=0.2",
+            "--cell",
+            "init_scale=1",
+            "--resamples",
+            "200",
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "final_loss, A vs B, 12 and 8 unpaired seeds" in printed and "McNemar" not in printed
     assert "mann-whitney p = " in printed
     # a threshold asks for the success table, which needs pairs: one line, exit 2
-    assert _main("compare", str(plain[0]), str(grid_run), "--cell", "learning_rate=0.2",
-                 "--cell", "init_scale=1", "--threshold", "0.1") == 2
+    assert (
+        _main(
+            "compare",
+            str(plain[0]),
+            str(grid_run),
+            "--cell",
+            "learning_rate=0.2",
+            "--cell",
+            "init_scale=1",
+            "--threshold",
+            "0.1",
+        )
+        == 2
+    )
     _one_line_error(capsys.readouterr().err.splitlines()[-1], "out_a has 12 seeds and out_b 8")
     assert _main("compare", str(grid_run), "/nonexistent") == 2
     capsys.readouterr()
-    assert _main("compare", str(grid_run), str(grid_run), "--cell", "learning_rate=0.2",
-                 "--cell", "init_scale=1", "--resamples", str(10**12)) == 2
+    assert (
+        _main(
+            "compare",
+            str(grid_run),
+            str(grid_run),
+            "--cell",
+            "learning_rate=0.2",
+            "--cell",
+            "init_scale=1",
+            "--resamples",
+            str(10**12),
+        )
+        == 2
+    )
     _one_line_error(capsys.readouterr().err, "--resamples must be an integer in [100, 10000000]")
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda out: _edit_results(out, lambda d: d.update(format="3")), "the integer 3"),
-    (lambda out: _edit_results(out, lambda d: d["sweep"].pop("grid")), "grid is missing"),
-    (lambda out: _edit_results(out, lambda d: d["sweep"]["grid"].reverse()),
-     "disagrees with the arrays"),
-    (lambda out: _fifo(out / "sweep.npz"), "FIFO"),
-])
-def test_compare_and_landscape_of_a_damaged_folder_are_one_line(grid_run, tmp_path, capsys,
-                                                                damage, message):
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda out: _edit_results(out, lambda d: d.update(format="3")), "the integer 3"),
+        (lambda out: _edit_results(out, lambda d: d["sweep"].pop("grid")), "grid is missing"),
+        (
+            lambda out: _edit_results(out, lambda d: d["sweep"]["grid"].reverse()),
+            "disagrees with the arrays",
+        ),
+        (lambda out: _fifo(out / "sweep.npz"), "FIFO"),
+    ],
+)
+def test_compare_and_landscape_of_a_damaged_folder_are_one_line(
+    grid_run, tmp_path, capsys, damage, message
+):
     out = _copy(grid_run, tmp_path / "run")
     damage(out)
     cell = ["--cell", "learning_rate=0.2", "--cell", "init_scale=1"]
@@ -642,13 +880,27 @@ def test_a_grid_resumes_to_the_same_results(grid_run, tmp_path, monkeypatch):
 
 def test_landscape_of_a_sweep_with_params(grid_run, tmp_path, capsys):
     out = _copy(grid_run, tmp_path / "run")
-    for cell, words in ((["--cell", "3"], "--cell takes NAME=VALUE"),
-                        ([], "name a value of every grid axis; learning_rate has [0.01, 0.1, 0.2]"),
-                        (["--cell", "learning_rate=0.3"], "learning_rate=0.3 is not on the grid")):
+    for cell, words in (
+        (["--cell", "3"], "--cell takes NAME=VALUE"),
+        ([], "name a value of every grid axis; learning_rate has [0.01, 0.1, 0.2]"),
+        (["--cell", "learning_rate=0.3"], "learning_rate=0.3 is not on the grid"),
+    ):
         assert _main("landscape", "--out", str(out), *cell) == 2
         _one_line_error(capsys.readouterr().err, words)
-    assert _main("landscape", "--out", str(out), "--cell", "learning_rate=0.1", "--cell",
-                 "init_scale=1", "--pairs", "4") == 0
+    assert (
+        _main(
+            "landscape",
+            "--out",
+            str(out),
+            "--cell",
+            "learning_rate=0.1",
+            "--cell",
+            "init_scale=1",
+            "--pairs",
+            "4",
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "monotone paths" in printed and "basin" in printed
     report = _strict_json(out / "landscape.json")
@@ -664,15 +916,30 @@ def test_landscape_of_a_sweep_with_params(grid_run, tmp_path, capsys):
 
 
 def test_a_data_file_that_would_not_fit_is_refused_before_it_is_read(tmp_path, capsys):
-    bomb = tmp_path / "bomb.npz"   # a few hundred bytes declaring 8 TB
+    bomb = tmp_path / "bomb.npz"  # a few hundred bytes declaring 8 TB
     with zipfile.ZipFile(bomb, "w") as archive:
         header = io.BytesIO()
         np.lib.format.write_array_header_1_0(
-            header, {"descr": "<f8", "fortran_order": False, "shape": (10**6, 10**6)})
+            header, {"descr": "<f8", "fortran_order": False, "shape": (10**6, 10**6)}
+        )
         archive.writestr("x.npy", header.getvalue())
         archive.writestr("y.npy", header.getvalue())
-    assert _main("sweep", "--data", str(bomb), "--seeds", "2", "--steps", "2",
-                 "--cpu-devices", "1", "--out", str(tmp_path / "out")) == 2
+    assert (
+        _main(
+            "sweep",
+            "--data",
+            str(bomb),
+            "--seeds",
+            "2",
+            "--steps",
+            "2",
+            "--cpu-devices",
+            "1",
+            "--out",
+            str(tmp_path / "out"),
+        )
+        == 2
+    )
     _one_line_error(capsys.readouterr().err, "its arrays would take 14.6 TiB")
     assert not (tmp_path / "out").exists()
 
@@ -680,8 +947,20 @@ def test_a_data_file_that_would_not_fit_is_refused_before_it_is_read(tmp_path, c
 def test_landscape_refuses_a_num_that_would_not_fit_before_any_work(grid_run, tmp_path, capsys):
     out = _copy(grid_run, tmp_path / "run")
     before = _files(out)
-    assert _main("landscape", "--out", str(out), "--num", "1000000000", "--cell",
-                 "learning_rate=0.1", "--cell", "init_scale=1") == 2
+    assert (
+        _main(
+            "landscape",
+            "--out",
+            str(out),
+            "--num",
+            "1000000000",
+            "--cell",
+            "learning_rate=0.1",
+            "--cell",
+            "init_scale=1",
+        )
+        == 2
+    )
     _one_line_error(capsys.readouterr().err, "this landscape needs about")
     assert _files(out) == before
 
@@ -691,13 +970,28 @@ def test_landscape_refuses_a_sweep_without_params(plain, capsys):
     _one_line_error(capsys.readouterr().err, "--keep-params")
 
 
-@pytest.mark.parametrize("problem", ["xor", "two_spirals", "circles", "sine", "bishop_inverse",
-                                     "teacher_student"])
+@pytest.mark.parametrize(
+    "problem", ["xor", "two_spirals", "circles", "sine", "bishop_inverse", "teacher_student"]
+)
 def test_every_problem_runs_with_its_default_head_and_threshold(problem, tmp_path, capsys):
     out = tmp_path / problem
-    size = [] if problem == "xor" else ["--n", "32"]   # xor's four points are fixed
-    args = ["sweep", "--problem", problem, "--hidden", "3", "--seeds", "4", "--steps", "20", *size,
-            "--cpu-devices", "1", "--out", str(out)]
+    size = [] if problem == "xor" else ["--n", "32"]  # xor's four points are fixed
+    args = [
+        "sweep",
+        "--problem",
+        problem,
+        "--hidden",
+        "3",
+        "--seeds",
+        "4",
+        "--steps",
+        "20",
+        *size,
+        "--cpu-devices",
+        "1",
+        "--out",
+        str(out),
+    ]
     assert _main(*args) == 0, capsys.readouterr().err
     printed = capsys.readouterr().out
     results = _strict_json(out / "results.json")
@@ -705,12 +999,17 @@ def test_every_problem_runs_with_its_default_head_and_threshold(problem, tmp_pat
     assert len(_csv(out / "final_losses.csv")) == 4
     threshold = results["threshold"]
     assert threshold["rule"].startswith("default") and threshold["rule"] in printed
-    if problem == "sine":   # unit-variance Gaussian NLL of an R^2 = 0.9 fit, not 0.1 nats
-        from gbl_jax.data import problems
+    if problem == "sine":  # unit-variance Gaussian NLL of an R^2 = 0.9 fit, not 0.1 nats
         import jax
+
+        from gbl_jax.data import problems
+
         y = np.asarray(problems.make("sine", jax.random.PRNGKey(1), 32).y, np.float64)
         expected = 0.5 * math.log(2 * math.pi) + 0.05 * y.var()
-        assert threshold["value"] == pytest.approx(expected, rel=1e-5) and "R^2 = 0.9" in threshold["rule"]
+        assert (
+            threshold["value"] == pytest.approx(expected, rel=1e-5)
+            and "R^2 = 0.9" in threshold["rule"]
+        )
 
 
 def test_problems_and_tour(capsys):
@@ -735,15 +1034,31 @@ def test_two_processes_give_the_same_results_as_one(plain, tmp_path, cache_home)
 def test_a_killed_process_is_reported_and_resume_completes(plain, tmp_path, cache_home):
     out = tmp_path / "killed"
     env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu", XDG_CACHE_HOME=str(cache_home))
-    env["XLA_FLAGS"] = " ".join(f for f in env.get("XLA_FLAGS", "").split()
-                                if "device_count" not in f)   # not a forced device count
-    launcher = subprocess.Popen([sys.executable, "-m", "gbl_jax.cli.main", "sweep", *SMALL, "--out", str(out),
-                                 "--processes", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, cwd=ROOT, env=env)
+    env["XLA_FLAGS"] = " ".join(
+        f for f in env.get("XLA_FLAGS", "").split() if "device_count" not in f
+    )  # not a forced device count
+    launcher = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gbl_jax.cli.main",
+            "sweep",
+            *SMALL,
+            "--out",
+            str(out),
+            "--processes",
+            "2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
     try:
         started = next(line for line in launcher.stderr if "started 2 processes" in line)
         second = int(started.split("pids ")[1].split(")")[0].split(", ")[1])
-        deadline = time.time() + 120   # the sweep has started: process 0 made the run folder
+        deadline = time.time() + 120  # the sweep has started: process 0 made the run folder
         while not (out / "config.json").exists() and time.time() < deadline:
             time.sleep(0.02)
         os.kill(second, signal.SIGKILL)
@@ -756,16 +1071,45 @@ def test_a_killed_process_is_reported_and_resume_completes(plain, tmp_path, cach
     assert (out / "final_losses.csv").read_text() == (plain[0] / "final_losses.csv").read_text()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--processes", "2"], "needs --out"),
-    (["--coordinator", "127.0.0.1:1", "--out", "x"], "go together"),
-    (["--coordinator", "127.0.0.1:1", "--num-processes", "2", "--process-id", "2", "--out", "x"],
-     "--process-id"),
-    (["--coordinator", "bogus", "--num-processes", "2", "--process-id", "1", "--out", "x"],
-     "--coordinator must be HOST:PORT"),
-    (["--coordinator", "127.0.0.1:1", "--num-processes", "2", "--process-id", "1",
-      "--join-timeout", "1,2", "--out", "x"], "--join-timeout takes one number"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--processes", "2"], "needs --out"),
+        (["--coordinator", "127.0.0.1:1", "--out", "x"], "go together"),
+        (
+            [
+                "--coordinator",
+                "127.0.0.1:1",
+                "--num-processes",
+                "2",
+                "--process-id",
+                "2",
+                "--out",
+                "x",
+            ],
+            "--process-id",
+        ),
+        (
+            ["--coordinator", "bogus", "--num-processes", "2", "--process-id", "1", "--out", "x"],
+            "--coordinator must be HOST:PORT",
+        ),
+        (
+            [
+                "--coordinator",
+                "127.0.0.1:1",
+                "--num-processes",
+                "2",
+                "--process-id",
+                "1",
+                "--join-timeout",
+                "1,2",
+                "--out",
+                "x",
+            ],
+            "--join-timeout takes one number",
+        ),
+    ],
+)
 def test_multi_process_options_are_checked(tmp_path, capsys, args, message, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert _main("sweep", *SMALL, *args) == 2
@@ -773,19 +1117,50 @@ def test_multi_process_options_are_checked(tmp_path, capsys, args, message, monk
     assert not list(tmp_path.iterdir())
 
 
-def test_a_missing_coordinator_or_a_taken_port_is_one_line_in_bounded_time(tmp_path, capsys,
-                                                                          monkeypatch):
+def test_a_missing_coordinator_or_a_taken_port_is_one_line_in_bounded_time(
+    tmp_path, capsys, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
-        assert _main("sweep", *SMALL, "--coordinator", f"127.0.0.1:{port}", "--num-processes",
-                     "2", "--process-id", "0", "--out", "x") == 2
+        assert (
+            _main(
+                "sweep",
+                *SMALL,
+                "--coordinator",
+                f"127.0.0.1:{port}",
+                "--num-processes",
+                "2",
+                "--process-id",
+                "0",
+                "--out",
+                "x",
+            )
+            == 2
+        )
         _one_line_error(capsys.readouterr().err, f"cannot listen on the coordinator's port {port}")
-    begin = time.monotonic()   # the port is free now: nothing answers there
-    assert _main("sweep", *SMALL, "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
-                 "--process-id", "1", "--join-timeout", "1", "--out", "x") == 2
+    begin = time.monotonic()  # the port is free now: nothing answers there
+    assert (
+        _main(
+            "sweep",
+            *SMALL,
+            "--coordinator",
+            f"127.0.0.1:{port}",
+            "--num-processes",
+            "2",
+            "--process-id",
+            "1",
+            "--join-timeout",
+            "1",
+            "--out",
+            "x",
+        )
+        == 2
+    )
     assert time.monotonic() - begin < 30
-    _one_line_error(capsys.readouterr().err, f"no coordinator answered at 127.0.0.1:{port} within 1 s")
+    _one_line_error(
+        capsys.readouterr().err, f"no coordinator answered at 127.0.0.1:{port} within 1 s"
+    )
     assert not list(tmp_path.iterdir())
 
 
@@ -847,14 +1222,30 @@ def user_folder(tmp_path, monkeypatch):
     return tmp_path, name
 
 
-@pytest.mark.parametrize("fn, message", [
-    ("text", "returned str; expected"), ("mapping", "returned dict; expected"),
-    ("inf_labels", "y[2] = inf is not finite"),
-    ("half_labels", "--head categorical needs integer labels [N] with >= 2 classes")])
+@pytest.mark.parametrize(
+    "fn, message",
+    [
+        ("text", "returned str; expected"),
+        ("mapping", "returned dict; expected"),
+        ("inf_labels", "y[2] = inf is not finite"),
+        ("half_labels", "--head categorical needs integer labels [N] with >= 2 classes"),
+    ],
+)
 def test_data_a_function_returns_is_one_line_when_unusable(user_folder, capsys, fn, message):
     folder, name = user_folder
-    assert _main("sweep", "--data", f"{name}:{fn}", "--head", "categorical", *USER,
-                 "--out", str(folder / "run")) == 2
+    assert (
+        _main(
+            "sweep",
+            "--data",
+            f"{name}:{fn}",
+            "--head",
+            "categorical",
+            *USER,
+            "--out",
+            str(folder / "run"),
+        )
+        == 2
+    )
     _one_line_error(capsys.readouterr().err, message)
     assert not (folder / "run").exists()
 
@@ -864,8 +1255,14 @@ def test_data_file_with_a_test_split_reports_test_nll_and_accuracy(user_folder, 
     out = folder / "run"
     assert _main("sweep", "--data", "mine.npz", "--hidden", "3", *USER, "--out", str(out)) == 0
     rows = _csv(out / "final_losses.csv")
-    assert list(rows[0]) == ["seed", "final_loss", "diverged", "accuracy", "test_accuracy",
-                             "test_nll"]
+    assert list(rows[0]) == [
+        "seed",
+        "final_loss",
+        "diverged",
+        "accuracy",
+        "test_accuracy",
+        "test_nll",
+    ]
     results = _strict_json(out / "results.json")
     acc = np.array([float(r["test_accuracy"]) for r in rows])
     assert results["test"]["accuracy"]["mean"] == pytest.approx(acc.mean(), rel=1e-6)
@@ -882,11 +1279,15 @@ def test_data_file_with_a_test_split_reports_test_nll_and_accuracy(user_folder, 
 def test_own_model_and_data_by_import_path(user_folder, capsys):
     folder, name = user_folder
     out = folder / "run"
-    assert _main("sweep", "--model", f"{name}:net", "--data", f"{name}:blobs", *USER, "--out",
-                 str(out)) == 0
+    assert (
+        _main(
+            "sweep", "--model", f"{name}:net", "--data", f"{name}:blobs", *USER, "--out", str(out)
+        )
+        == 0
+    )
     rows = [line.split() for line in capsys.readouterr().out.splitlines()]
     assert ["model", f"{name}:net"] in rows and ["data", f"{name}:blobs"] in rows
-    assert not any(row[:1] in (["problem"], ["hidden"]) for row in rows)   # not what ran
+    assert not any(row[:1] in (["problem"], ["hidden"]) for row in rows)  # not what ran
     config = _strict_json(out / "config.json")["config"]
     assert config["model"] == f"{name}:net" and len(config["model_sha256"]) == 64
     assert config["data"] == f"{name}:blobs" and config["problem"] is None
@@ -896,18 +1297,22 @@ def test_own_model_and_data_by_import_path(user_folder, capsys):
 def test_own_code_refusals_are_one_line(user_folder, capsys):
     folder, name = user_folder
     os.mkfifo(folder / "pipe.npz")
-    cases = [(["--model", f"{name}:net", "--hidden", "8"], "ignores --hidden; drop it"),
-             (["--model", f"{name}:net", "--hidden", "2"], "ignores --hidden; drop it"),
-             (["--model", f"{name}:net", "--activation", "tanh", "--init", "glorot_normal"],
-              "ignores --activation, --init; drop them"),
-             (["--data", "mine.npz", "--problem", "xor"], "--data replaces --problem"),
-             (["--data", "missing.npz"], "no such file"),
-             (["--data", "."], "--data .: is a directory, not a regular file"),
-             (["--data", "pipe.npz"], "--data pipe.npz: is a FIFO, not a regular file"),
-             (["--model", f"{name}:leave", "--data", "mine.npz"], "leave() called sys.exit(0)"),
-             (["--model", f"{name}:nothing", "--data", "mine.npz"], "nothing is not defined"),
-             (["--model", "nomodule_q:net", "--data", "mine.npz"], "no module named"),
-             (["--model", f"{name}:flat", "--data", "mine.npz"], "has no log_prob")]
+    cases = [
+        (["--model", f"{name}:net", "--hidden", "8"], "ignores --hidden; drop it"),
+        (["--model", f"{name}:net", "--hidden", "2"], "ignores --hidden; drop it"),
+        (
+            ["--model", f"{name}:net", "--activation", "tanh", "--init", "glorot_normal"],
+            "ignores --activation, --init; drop them",
+        ),
+        (["--data", "mine.npz", "--problem", "xor"], "--data replaces --problem"),
+        (["--data", "missing.npz"], "no such file"),
+        (["--data", "."], "--data .: is a directory, not a regular file"),
+        (["--data", "pipe.npz"], "--data pipe.npz: is a FIFO, not a regular file"),
+        (["--model", f"{name}:leave", "--data", "mine.npz"], "leave() called sys.exit(0)"),
+        (["--model", f"{name}:nothing", "--data", "mine.npz"], "nothing is not defined"),
+        (["--model", "nomodule_q:net", "--data", "mine.npz"], "no module named"),
+        (["--model", f"{name}:flat", "--data", "mine.npz"], "has no log_prob"),
+    ]
     for args, words in cases:
         assert _main("sweep", *args, *USER, "--out", str(folder / "refused")) == 2
         _one_line_error(capsys.readouterr().err.strip().splitlines()[-1], words)
@@ -922,7 +1327,7 @@ def test_resume_refuses_changed_data_or_model(user_folder, monkeypatch, capsys):
     assert _main("sweep", *args) == 130
     monkeypatch.undo()
     monkeypatch.chdir(folder)
-    assert _main("sweep", "--out", str(out), "--resume", "--hidden", "2") == 2   # the default
+    assert _main("sweep", "--out", str(out), "--resume", "--hidden", "2") == 2  # the default
     _one_line_error(capsys.readouterr().err.strip().splitlines()[-1], "ignores --hidden")
     with np.load(folder / "mine.npz") as f:
         arrays = dict(f)
@@ -969,19 +1374,23 @@ def test_a_run_folder_never_runs_the_code_it_names(user_folder):
     code = ["--model", f"{payload}:net", "--data", f"{payload}:points"]
     assert _main("sweep", *code, "--keep-params", *USER, "--out", str(out)) == 0
     marker.unlink()
-    shutil.copy(folder / f"{payload}.py", out)   # the folder as sent: its payload beside it
-    for args in (["landscape", "--out", "."], ["sweep", "--out", ".", "--resume"],
-                 ["landscape", "--out", ".", "--data", f"{payload}:points"]):
-        proc = _run(*args, cwd=out)   # a fresh process: nothing imported or cached before
+    shutil.copy(folder / f"{payload}.py", out)  # the folder as sent: its payload beside it
+    for args in (
+        ["landscape", "--out", "."],
+        ["sweep", "--out", ".", "--resume"],
+        ["landscape", "--out", ".", "--data", f"{payload}:points"],
+    ):
+        proc = _run(*args, cwd=out)  # a fresh process: nothing imported or cached before
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
         _one_line_error(proc.stderr, f"add --model {payload}:net")
         assert not marker.exists()
     proc = _run("landscape", "--out", ".", *code, "--pairs", "2", "--num", "3", cwd=out)
-    assert proc.returncode == 0 and marker.exists(), proc.stderr[-2000:]   # named: it runs
+    assert proc.returncode == 0 and marker.exists(), proc.stderr[-2000:]  # named: it runs
 
 
-def test_resume_refuses_a_model_built_otherwise_from_the_same_source(user_folder, monkeypatch,
-                                                                     capsys):
+def test_resume_refuses_a_model_built_otherwise_from_the_same_source(
+    user_folder, monkeypatch, capsys
+):
     folder, name = user_folder
     out = folder / "run"
     monkeypatch.setenv("GBL_TEST_WIDTH", "4")
@@ -990,19 +1399,23 @@ def test_resume_refuses_a_model_built_otherwise_from_the_same_source(user_folder
     assert _main("sweep", *args, *USER, "--out", str(out)) == 130
     monkeypatch.setattr(sweeps, "run_plan", real_run_plan)
     monkeypatch.setenv("GBL_TEST_WIDTH", "6")
-    build._build.cache_clear()   # as a new process would build it
+    build._build.cache_clear()  # as a new process would build it
     capsys.readouterr()
     assert _main("sweep", "--out", str(out), "--resume", *args) == 2
-    _one_line_error(capsys.readouterr().err, f"--model {name}:env_net builds other params than "
-                    "this sweep began with (['head']['w']: float32[4, 3] then, "
-                    "float32[6, 3] now)")
+    _one_line_error(
+        capsys.readouterr().err,
+        f"--model {name}:env_net builds other params than "
+        "this sweep began with (['head']['w']: float32[4, 3] then, "
+        "float32[6, 3] now)",
+    )
     monkeypatch.setenv("GBL_TEST_WIDTH", "4")
     build._build.cache_clear()
     assert _main("sweep", "--out", str(out), "--resume", *args) == 0
 
 
-def test_a_folder_from_before_the_params_fingerprint_resumes_and_says_so(user_folder,
-                                                                          monkeypatch, capsys):
+def test_a_folder_from_before_the_params_fingerprint_resumes_and_says_so(
+    user_folder, monkeypatch, capsys
+):
     folder, name = user_folder
     out = folder / "run"
     real_run_plan = _interrupt_after_first_chunk(monkeypatch)
@@ -1012,15 +1425,17 @@ def test_a_folder_from_before_the_params_fingerprint_resumes_and_says_so(user_fo
     new = ("params_sha256", "params_shapes")
     doc = json.loads((out / "config.json").read_text())
     assert all(key in doc["config"] for key in new)
-    (out / "config.json").write_text(json.dumps(
-        {**doc, "config": {k: v for k, v in doc["config"].items() if k not in new}}))
-    for path in (out / "chunks").glob("*.npz"):   # stamped as an older gbl-jax stamped them
+    (out / "config.json").write_text(
+        json.dumps({**doc, "config": {k: v for k, v in doc["config"].items() if k not in new}})
+    )
+    for path in (out / "chunks").glob("*.npz"):  # stamped as an older gbl-jax stamped them
         with np.load(path) as f:
             arrays = dict(f)
         stamp = json.loads(str(arrays[runstore.MADE_BY]))
         stamp["config"] = {k: v for k, v in stamp["config"].items() if k not in new}
-        np.savez(path, **{**arrays, runstore.MADE_BY: np.asarray(json.dumps(stamp,
-                                                                          sort_keys=True))})
+        np.savez(
+            path, **{**arrays, runstore.MADE_BY: np.asarray(json.dumps(stamp, sort_keys=True))}
+        )
     capsys.readouterr()
     assert _main("sweep", "--out", str(out), "--resume", "--model", f"{name}:net") == 0
     assert "predates the fingerprint of the built params" in capsys.readouterr().err
@@ -1029,16 +1444,29 @@ def test_a_folder_from_before_the_params_fingerprint_resumes_and_says_so(user_fo
 def test_landscape_refuses_data_changed_since_the_sweep(user_folder, capsys):
     folder, _ = user_folder
     out = folder / "run"
-    assert _main("sweep", "--data", "mine.npz", "--hidden", "2", "--keep-params", *USER, "--out",
-                 str(out)) == 0
+    assert (
+        _main(
+            "sweep",
+            "--data",
+            "mine.npz",
+            "--hidden",
+            "2",
+            "--keep-params",
+            *USER,
+            "--out",
+            str(out),
+        )
+        == 0
+    )
     with np.load(folder / "mine.npz") as f:
         arrays = dict(f)
     arrays["y"][0] = 1 - arrays["y"][0]
     np.savez(folder / "mine.npz", **arrays)
     capsys.readouterr()
     assert _main("landscape", "--out", str(out)) == 2
-    _one_line_error(capsys.readouterr().err, f"--data {folder / 'mine.npz'} changed since this "
-                    "sweep began")
+    _one_line_error(
+        capsys.readouterr().err, f"--data {folder / 'mine.npz'} changed since this sweep began"
+    )
     assert not (out / "landscape.json").exists()
 
 
@@ -1046,13 +1474,18 @@ def test_landscape_of_a_flax_model_without_alignment(user_folder, capsys):
     folder, name = user_folder
     out = folder / "run"
     model = ["--model", f"{name}:flax_net"]
-    assert _main("sweep", *model, "--data", "mine.npz", "--keep-params", *USER, "--out",
-                 str(out)) == 0
+    assert (
+        _main("sweep", *model, "--data", "mine.npz", "--keep-params", *USER, "--out", str(out)) == 0
+    )
     capsys.readouterr()
     assert _main("landscape", "--out", str(out), *model, "--pairs", "3") == 2
     _one_line_error(capsys.readouterr().err, "is not gbl.mlp params")
-    assert _main("landscape", "--out", str(out), *model, "--pairs", "3", "--num", "5",
-                 "--align", "none") == 0
+    assert (
+        _main(
+            "landscape", "--out", str(out), *model, "--pairs", "3", "--num", "5", "--align", "none"
+        )
+        == 0
+    )
     assert "not aligned (--align none)" in capsys.readouterr().out
     report = _strict_json(out / "landscape.json")
     assert report["align"] == "none" and report["barriers"]["aligned"] is None
@@ -1083,8 +1516,7 @@ def test_two_processes_run_the_users_model_and_data(user_folder, cache_home):
     one, two = folder / "one", folder / "two"
     args = ["--model", f"{name}:net", "--data", "mine.npz", *USER[:-2]]
     assert _main("sweep", *args, "--cpu-devices", "1", "--out", str(one)) == 0
-    proc = _run("sweep", *args, "--out", str(two), "--processes", "2", cwd=folder,
-                cache=cache_home)
+    proc = _run("sweep", *args, "--out", str(two), "--processes", "2", cwd=folder, cache=cache_home)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert _strict_json(two / "results.json")["processes"] == 2
     assert (two / "final_losses.csv").read_text() == (one / "final_losses.csv").read_text()
@@ -1121,13 +1553,32 @@ def test_a_model_that_learns_its_scale_gets_the_learned_scale_threshold(tmp_path
     np.savez(tmp_path / "reg.npz", x=x, y=0.5 * rng.normal(size=(40, 1)) + x[:, :1])
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "run"
-    assert _main("sweep", "--model", f"{name}:constant", "--data", "reg.npz", "--seeds", "2",
-                 "--steps", "300", "--lr", "0.05", "--cpu-devices", "1", "--out", str(out)) == 0
+    assert (
+        _main(
+            "sweep",
+            "--model",
+            f"{name}:constant",
+            "--data",
+            "reg.npz",
+            "--seeds",
+            "2",
+            "--steps",
+            "300",
+            "--lr",
+            "0.05",
+            "--cpu-devices",
+            "1",
+            "--out",
+            str(out),
+        )
+        == 0
+    )
     results = _strict_json(out / "results.json")
     assert "fitted variance" in results["threshold"]["rule"]
     y = np.load(tmp_path / "reg.npz")["y"]
     assert results["threshold"]["value"] == pytest.approx(
-        0.5 * np.log(2 * np.pi * np.e * 0.1 * y.var()), rel=1e-5)
+        0.5 * np.log(2 * np.pi * np.e * 0.1 * y.var()), rel=1e-5
+    )
     assert results["success_rate"]["rate"] == 0.0
 
 
@@ -1137,14 +1588,20 @@ def test_the_help_names_only_files_the_run_folder_has(capsys):
         cli.main(["sweep", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "initial and final params in sweep.npz" in text and "params.npz" not in text.replace(
-        "sweep.npz", "")
+        "sweep.npz", ""
+    )
 
 
 def test_the_package_runs_as_python_dash_m():
     # cli/__main__.py imported a name that does not exist, so `python -m gbl_jax.cli` failed
-    proc = subprocess.run([sys.executable, "-m", "gbl_jax.cli", "problems"], capture_output=True,
-                          text=True, timeout=300, cwd=ROOT,
-                          env=dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "gbl_jax.cli", "problems"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu"),
+    )
     assert proc.returncode == 0, proc.stderr[-500:]
     assert "xor" in proc.stdout
 
@@ -1152,14 +1609,40 @@ def test_the_package_runs_as_python_dash_m():
 def test_compare_of_a_metric_refuses_runs_on_different_data(plain, tmp_path, capsys):
     # Issue 31: a breast-cancer run against an XOR run reported "256 paired seeds"
     other = tmp_path / "circles"
-    assert _main("sweep", "--problem", "circles", "--hidden", "2", "--seeds", "12", "--steps",
-                 "50", "--cpu-devices", "1", "--out", str(other)) == 0
+    assert (
+        _main(
+            "sweep",
+            "--problem",
+            "circles",
+            "--hidden",
+            "2",
+            "--seeds",
+            "12",
+            "--steps",
+            "50",
+            "--cpu-devices",
+            "1",
+            "--out",
+            str(other),
+        )
+        == 0
+    )
     capsys.readouterr()
     assert _main("compare", str(plain[0]), str(other), "--resamples", "200") == 2
-    _one_line_error(capsys.readouterr().err, "different data or losses (problem 'xor' vs "
-                                             "'circles'")
-    assert _main("compare", str(plain[0]), str(other), "--resamples", "200",
-                 "--allow-different", "--metric", "final_loss") == 0
+    _one_line_error(capsys.readouterr().err, "different data or losses (problem 'xor' vs 'circles'")
+    assert (
+        _main(
+            "compare",
+            str(plain[0]),
+            str(other),
+            "--resamples",
+            "200",
+            "--allow-different",
+            "--metric",
+            "final_loss",
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "compared as asked: problem 'xor' vs 'circles'" in printed
     assert "12 paired seeds" in printed and "wilcoxon p = " in printed
@@ -1169,41 +1652,90 @@ def test_compare_of_a_metric_refuses_runs_on_different_data(plain, tmp_path, cap
 
 def test_a_crossed_design_reports_its_variance_components(tmp_path, capsys):
     out = tmp_path / "crossed"
-    assert _main("sweep", "--problem", "circles", "--hidden", "3", "--crossed", "3,2",
-                 "--batch-size", "16", "--steps", "60", "--cpu-devices", "1",
-                 "--out", str(out)) == 0
+    assert (
+        _main(
+            "sweep",
+            "--problem",
+            "circles",
+            "--hidden",
+            "3",
+            "--crossed",
+            "3,2",
+            "--batch-size",
+            "16",
+            "--steps",
+            "60",
+            "--cpu-devices",
+            "1",
+            "--out",
+            str(out),
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "variance (3 x 2)" in printed and "(95% bootstrap)" in printed
     results = _strict_json(out / "results.json")
     assert results["config"]["crossed"] == [3, 2] and results["config"]["seeds"] == 6
     metric = results["metric"]
-    assert metric["name"] == "final_loss"   # no held-out split
+    assert metric["name"] == "final_loss"  # no held-out split
     vc = metric["variance_components"]
     saved = gbl.load(out)
     assert saved.crossed == (3, 2)
     expected = gbl.variance_components(saved, resamples=100)
     assert [vc[k] for k in ("init", "data", "residual")] == pytest.approx(
-        [expected.init, expected.data, expected.residual], rel=1e-6)
+        [expected.init, expected.data, expected.residual], rel=1e-6
+    )
     rows = _csv(out / "final_losses.csv")
     assert [int(r["init_seed"]) for r in rows] == [0, 0, 1, 1, 2, 2]
     assert [int(r["data_seed"]) for r in rows] == [0, 1, 0, 1, 0, 1]
     cells = _csv(out / "cells.csv")
-    assert float(cells[0]["final_loss_mean_low"]) <= float(cells[0]["final_loss_mean"]) <= \
-        float(cells[0]["final_loss_mean_high"])
-    for args, words in ((["--crossed", "3"], "--crossed takes INITS,ORDERS"),
-                        (["--crossed", "3,1"], "two integers >= 2"),
-                        (["--crossed", "3,2", "--seeds", "5"], "runs 6 seeds; drop --seeds 5"),
-                        (["--crossed", "2,2"], "with full batches")):
-        assert _main("sweep", "--problem", "circles", *args, "--steps", "10",
-                     "--cpu-devices", "1", "--out", str(tmp_path / "refused")) == 2
+    assert (
+        float(cells[0]["final_loss_mean_low"])
+        <= float(cells[0]["final_loss_mean"])
+        <= float(cells[0]["final_loss_mean_high"])
+    )
+    for args, words in (
+        (["--crossed", "3"], "--crossed takes INITS,ORDERS"),
+        (["--crossed", "3,1"], "two integers >= 2"),
+        (["--crossed", "3,2", "--seeds", "5"], "runs 6 seeds; drop --seeds 5"),
+        (["--crossed", "2,2"], "with full batches"),
+    ):
+        assert (
+            _main(
+                "sweep",
+                "--problem",
+                "circles",
+                *args,
+                "--steps",
+                "10",
+                "--cpu-devices",
+                "1",
+                "--out",
+                str(tmp_path / "refused"),
+            )
+            == 2
+        )
         _one_line_error(capsys.readouterr().err.strip().splitlines()[-1], words)
 
 
 def test_the_reported_metric_defaults_to_test_accuracy_with_intervals(user_folder, capsys):
     folder, _ = user_folder
     out = folder / "metric"
-    assert _main("sweep", "--data", "mine.npz", "--hidden", "3", "--lr", "0.01,0.1", *USER,
-                 "--out", str(out)) == 0
+    assert (
+        _main(
+            "sweep",
+            "--data",
+            "mine.npz",
+            "--hidden",
+            "3",
+            "--lr",
+            "0.01,0.1",
+            *USER,
+            "--out",
+            str(out),
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "mean test_accuracy (95% CI)" in printed
     results = _strict_json(out / "results.json")
@@ -1211,21 +1743,53 @@ def test_the_reported_metric_defaults_to_test_accuracy_with_intervals(user_folde
     acc = gbl.load(out).final_metrics["test_accuracy"].astype(np.float64)
     assert metric["name"] == "test_accuracy"
     np.testing.assert_allclose(metric["mean"], acc.mean(axis=1), rtol=1e-6)
-    assert all(lo <= m <= hi for lo, m, hi in zip(metric["mean_interval"]["low"],
-                                                  metric["mean"], metric["mean_interval"]["high"]))
+    assert all(
+        lo <= m <= hi
+        for lo, m, hi in zip(
+            metric["mean_interval"]["low"], metric["mean"], metric["mean_interval"]["high"]
+        )
+    )
     cells = _csv(out / "cells.csv")
     assert [float(c["test_accuracy_mean"]) for c in cells] == pytest.approx(acc.mean(axis=1))
-    assert _main("sweep", "--data", "mine.npz", "--hidden", "3", "--metric", "brier", *USER,
-                 "--out", str(folder / "refused")) == 2
-    _one_line_error(capsys.readouterr().err.strip().splitlines()[-1],
-                    "--metric brier: this run measures final_loss, accuracy, test_nll")
+    assert (
+        _main(
+            "sweep",
+            "--data",
+            "mine.npz",
+            "--hidden",
+            "3",
+            "--metric",
+            "brier",
+            *USER,
+            "--out",
+            str(folder / "refused"),
+        )
+        == 2
+    )
+    _one_line_error(
+        capsys.readouterr().err.strip().splitlines()[-1],
+        "--metric brier: this run measures final_loss, accuracy, test_nll",
+    )
 
 
 def test_hidden_given_several_times_is_a_model_axis(tmp_path, capsys):
     # Issue 31 item 5: the width as an axis at the command line, one sweep per model
     out = tmp_path / "widths"
-    args = ["--problem", "xor", "--hidden", "2", "3", "--seeds", "8", "--steps",
-            "100", "--cpu-devices", "1", "--out", str(out)]
+    args = [
+        "--problem",
+        "xor",
+        "--hidden",
+        "2",
+        "3",
+        "--seeds",
+        "8",
+        "--steps",
+        "100",
+        "--cpu-devices",
+        "1",
+        "--out",
+        str(out),
+    ]
     assert _main("sweep", *args) == 0
     printed = capsys.readouterr().out
     assert "final_loss per --hidden (8 seeds each" in printed and "hidden=3 " in printed
@@ -1242,10 +1806,12 @@ def test_hidden_given_several_times_is_a_model_axis(tmp_path, capsys):
     assert _main("sweep", "--hidden", "2", "3", "--out", str(out), "--resume") == 0
     assert "hidden-2 is finished; kept" in capsys.readouterr().out
     np.testing.assert_array_equal(gbl.load(out).final_loss, stacked.final_loss)
-    for extra, words in ((["--hidden", "2", "2"], "repeats a value"),
-                         (["--hidden", "2", "4,x"], "--hidden must be a comma list"),
-                         ([], "already holds files; pass --force"),
-                         (["--processes", "2"], "one sweep per model in this process")):
+    for extra, words in (
+        (["--hidden", "2", "2"], "repeats a value"),
+        (["--hidden", "2", "4,x"], "--hidden must be a comma list"),
+        ([], "already holds files; pass --force"),
+        (["--processes", "2"], "one sweep per model in this process"),
+    ):
         assert _main("sweep", *args, *extra) == 2
         _one_line_error(capsys.readouterr().err.strip().splitlines()[-1], words)
 
@@ -1254,8 +1820,20 @@ def test_keep_predictions_and_the_ensemble_command(user_folder, capsys):
     # Issue 32: each seed's predictions kept in the run folder, read by gbl-jax ensemble
     folder, _ = user_folder
     out = folder / "kept"
-    assert _main("sweep", "--data", "mine.npz", "--hidden", "3", *USER, "--keep-predictions",
-                 "--out", str(out)) == 0
+    assert (
+        _main(
+            "sweep",
+            "--data",
+            "mine.npz",
+            "--hidden",
+            "3",
+            *USER,
+            "--keep-predictions",
+            "--out",
+            str(out),
+        )
+        == 0
+    )
     capsys.readouterr()
     saved = gbl.load(out)
     assert isinstance(saved.predictions, gbl.Categorical)
@@ -1264,18 +1842,33 @@ def test_keep_predictions_and_the_ensemble_command(user_folder, capsys):
     printed = capsys.readouterr().out
     assert "disagreement" in printed and "x the mean test error" in printed
     rows = _csv(out / "ensemble.csv")
-    assert [int(r["size"]) for r in rows] == [1, 2, 8]   # 64 > 8 seeds: dropped
+    assert [int(r["size"]) for r in rows] == [1, 2, 8]  # 64 > 8 seeds: dropped
     y = np.load(folder / "mine.npz")["y_test"]
     expected = gbl.ensemble(saved, y, sizes=(8,), draws=1).values["nll"][0, 0]
     assert float(rows[-1]["nll"]) == pytest.approx(expected, rel=1e-6)
     assert (out / "ensemble.png").is_file()
     plain = folder / "plain"
-    assert _main("sweep", "--data", "mine.npz", "--hidden", "3", *USER, "--out",
-                 str(plain)) == 0
+    assert _main("sweep", "--data", "mine.npz", "--hidden", "3", *USER, "--out", str(plain)) == 0
     capsys.readouterr()
     assert _main("ensemble", str(plain)) == 2
-    _one_line_error(capsys.readouterr().err, "kept no predictions: run the sweep with "
-                                             "--keep-predictions")
-    assert _main("sweep", "--problem", "xor", "--seeds", "2", "--steps", "5", "--cpu-devices",
-                 "1", "--keep-predictions", "--out", str(folder / "xor")) == 2
+    _one_line_error(
+        capsys.readouterr().err, "kept no predictions: run the sweep with --keep-predictions"
+    )
+    assert (
+        _main(
+            "sweep",
+            "--problem",
+            "xor",
+            "--seeds",
+            "2",
+            "--steps",
+            "5",
+            "--cpu-devices",
+            "1",
+            "--keep-predictions",
+            "--out",
+            str(folder / "xor"),
+        )
+        == 2
+    )
     _one_line_error(capsys.readouterr().err, "this data has none")

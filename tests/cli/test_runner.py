@@ -6,20 +6,18 @@ import jax
 import numpy as np
 import pytest
 
-from gbl_jax.cli import build
-from gbl_jax.cli import launch
-from gbl_jax.engine import memory
-from gbl_jax.cli import runner
-from gbl_jax.cli import runstore
+from gbl_jax.cli import build, launch, runner
 from gbl_jax.cli.runstore import RunError, RunFolder
+from gbl_jax.engine import memory
 from gbl_jax.engine.sweeps import SweepChunk
 
 DEVICES = jax.devices()[:1]
 
 
 def _config(**options):
-    return build.resolve_config({"problem": "xor", "hidden": "2", "seeds": 12, "steps": 20,
-                                 **options})
+    return build.resolve_config(
+        {"problem": "xor", "hidden": "2", "seeds": 12, "steps": 20, **options}
+    )
 
 
 def test_chunk_size_is_capped_at_the_number_of_runs(tmp_path):
@@ -34,8 +32,11 @@ def test_a_chunk_that_would_not_fit_in_memory_is_refused_with_its_size(tmp_path,
     # the results alone (the old estimate) fit in 16 GiB
     monkeypatch.setattr(memory, "available", lambda: 16 * 2**30)
     config = _config(hidden="100000000", seeds=4)
-    with pytest.raises(RunError, match=r"a chunk of 1 training, 2\d.\d GiB each\) needs about "
-                                       r"2\d.\d GiB of host memory but 16 GiB"):
+    with pytest.raises(
+        RunError,
+        match=r"a chunk of 1 training, 2\d.\d GiB each\) needs about "
+        r"2\d.\d GiB of host memory but 16 GiB",
+    ):
         runner.plan_run(config, DEVICES, RunFolder(tmp_path / "run"))
     assert not (tmp_path / "run").exists()
 
@@ -50,8 +51,10 @@ def test_the_fingerprint_binds_config_precision_and_devices():
     with jax.enable_x64(True):
         assert runner.made_by(config, DEVICES) != base
     # --grid: a grid-less sweep stamps as before the option existed (old chunks still resume)
-    assert config["grid"] == {} and runner.made_by(
-        {k: v for k, v in config.items() if k != "grid"}, DEVICES) == base
+    assert (
+        config["grid"] == {}
+        and runner.made_by({k: v for k, v in config.items() if k != "grid"}, DEVICES) == base
+    )
     assert runner.made_by({**config, "grid": {"b1": [0.8, 0.9]}}, DEVICES) != base
 
 
@@ -65,15 +68,18 @@ def test_one_run_at_a_time_per_folder_whatever_its_process_count(tmp_path, monke
     before = sorted(p.name for p in first.path.rglob("*"))
     for resume in (False, True):
         with pytest.raises(RunError, match="in use by another gbl-jax process"):
-            runner._open(RunFolder(first.path), config, resume=resume, force=True, index=0,
-                         count=2)
+            runner._open(RunFolder(first.path), config, resume=resume, force=True, index=0, count=2)
     assert sorted(p.name for p in first.path.rglob("*")) == before
     first.close()
 
 
-
 def _chunk():
-    out = {"final_loss": np.zeros(4, np.float32), "diverged": np.zeros(4, bool),
-           "losses": np.zeros((4, 2), np.float32), "converged_step": np.full(4, -1),
-           "metrics": {}, "final_metrics": {}}
+    out = {
+        "final_loss": np.zeros(4, np.float32),
+        "diverged": np.zeros(4, bool),
+        "losses": np.zeros((4, 2), np.float32),
+        "converged_step": np.full(4, -1),
+        "metrics": {},
+        "final_metrics": {},
+    }
     return SweepChunk(np.arange(4), out)

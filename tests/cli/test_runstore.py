@@ -10,21 +10,26 @@ import numpy as np
 import pytest
 
 from gbl_jax import atomic_files
-from gbl_jax.cli import runstore
 from gbl_jax.atomic_files import write_json
-from gbl_jax.engine.memory import sweep_host_bytes
+from gbl_jax.cli import runstore
 from gbl_jax.cli.runstore import RunError, RunFolder
+from gbl_jax.engine.memory import sweep_host_bytes
 from gbl_jax.engine.sweeps import SweepChunk
 
-STAMP = '{"config": {"steps": 20}}'   # runner.made_by of the sweep
+STAMP = '{"config": {"steps": 20}}'  # runner.made_by of the sweep
 PARAMS = {"hidden": [{"w": np.zeros((2, 3)), "b": np.zeros(3)}], "head": {"w": np.zeros((3, 1))}}
 
 
 def _chunk(start, stop, params=False):
     m = stop - start
-    out = {"final_loss": np.arange(start, stop, dtype=np.float32), "diverged": np.zeros(m, bool),
-           "losses": np.ones((m, 3), np.float32), "converged_step": np.full(m, -1),
-           "metrics": {}, "final_metrics": {}}
+    out = {
+        "final_loss": np.arange(start, stop, dtype=np.float32),
+        "diverged": np.zeros(m, bool),
+        "losses": np.ones((m, 3), np.float32),
+        "converged_step": np.full(m, -1),
+        "metrics": {},
+        "final_metrics": {},
+    }
     if params:
         stacked = jax.tree.map(lambda a: np.stack([a + i for i in range(start, stop)]), PARAMS)
         out.update(params=stacked, init_params=stacked)
@@ -42,12 +47,16 @@ def test_chunks_are_named_by_run_range_and_round_trip_with_params(tmp_path):
     for start, stop in ((4, 8), (0, 4), (8, 10)):
         folder.save_chunk(_chunk(start, stop, params=True), STAMP)
     names = sorted(p.name for p in (folder.path / "chunks").iterdir())
-    assert names == ["runs_000000000000-000000000004.npz", "runs_000000000004-000000000008.npz",
-                     "runs_000000000008-000000000010.npz"]
+    assert names == [
+        "runs_000000000000-000000000004.npz",
+        "runs_000000000004-000000000008.npz",
+        "runs_000000000008-000000000010.npz",
+    ]
     assert folder.done() == {(0, 4), (4, 8), (8, 10)}
     chunks = folder.load_chunks(runstore.chunk_template(PARAMS), 10, STAMP)
-    np.testing.assert_array_equal(np.concatenate([c.out["final_loss"] for c in chunks]),
-                                  np.arange(10))
+    np.testing.assert_array_equal(
+        np.concatenate([c.out["final_loss"] for c in chunks]), np.arange(10)
+    )
     assert chunks[1].out["params"]["hidden"][0]["w"].shape == (4, 2, 3)
     assert chunks[1].out["params"]["hidden"][0]["w"][0, 0, 0] == 4
     with pytest.raises(RunError, match="steps=20 then, 30 now"):
@@ -65,8 +74,8 @@ def damage_member(path, member):
     with zipfile.ZipFile(path) as z:
         offset = z.getinfo(member).header_offset
     raw = bytearray(path.read_bytes())
-    name_len, extra_len = struct.unpack("<HH", raw[offset + 26:offset + 30])
-    at = offset + 30 + name_len + extra_len + 130   # past the .npy header, inside the data
+    name_len, extra_len = struct.unpack("<HH", raw[offset + 26 : offset + 30])
+    at = offset + 30 + name_len + extra_len + 130  # past the .npy header, inside the data
     raw[at] ^= 0xFF
     path.write_bytes(bytes(raw))
 
@@ -87,7 +96,7 @@ def test_a_fifo_is_refused_instead_of_blocking(tmp_path):
     os.mkfifo(folder.chunk_path(0, 4))
     with pytest.raises(RunError, match="is a FIFO.*move it away"):
         folder.check_chunks([(0, 4)], STAMP)
-    assert folder.chunk_path(0, 4).exists()   # not taken for a damaged chunk and deleted
+    assert folder.chunk_path(0, 4).exists()  # not taken for a damaged chunk and deleted
     folder.file(runstore.CONFIG).unlink()
     os.mkfifo(folder.file(runstore.CONFIG))
     with pytest.raises(RunError, match="FIFO"):
@@ -114,15 +123,15 @@ def test_a_folder_gbl_jax_did_not_make_is_never_used_or_cleared(tmp_path):
         with pytest.raises(RunError, match="did not write"):
             RunFolder(user).check_new(force=force)
     assert (user / "config.json").read_text() == "my own"
-    RunFolder(tmp_path / "empty").check_new(force=False)    # a new folder is fine
+    RunFolder(tmp_path / "empty").check_new(force=False)  # a new folder is fine
     (tmp_path / "empty2").mkdir()
-    RunFolder(tmp_path / "empty2").check_new(force=False)   # and an empty one
+    RunFolder(tmp_path / "empty2").check_new(force=False)  # and an empty one
 
 
 def test_force_deletes_only_what_gbl_jax_wrote(tmp_path):
     folder = _made(tmp_path)
     folder.save_chunk(_chunk(0, 4), STAMP)
-    folder.record([runstore.RESULTS])   # as finish does before it writes
+    folder.record([runstore.RESULTS])  # as finish does before it writes
     write_json(folder.file(runstore.RESULTS), {})
     (folder.path / "notes.txt").write_text("mine")
     (folder.path / "chunks" / "part1.txt").write_text("mine")
@@ -133,8 +142,14 @@ def test_force_deletes_only_what_gbl_jax_wrote(tmp_path):
     folder.create({"config": {}}, force=True)
     folder.close()
     left = sorted(str(p.relative_to(folder.path)) for p in folder.path.rglob("*"))
-    assert left == [".gbl-jax-files", ".gbl-jax-run", "chunks", "chunks/part1.txt", "config.json",
-                    "notes.txt"]
+    assert left == [
+        ".gbl-jax-files",
+        ".gbl-jax-run",
+        "chunks",
+        "chunks/part1.txt",
+        "config.json",
+        "notes.txt",
+    ]
 
 
 def test_force_deletes_no_user_file_of_a_name_gbl_jax_writes_or_wrote(tmp_path):
@@ -149,15 +164,22 @@ def test_force_deletes_no_user_file_of_a_name_gbl_jax_writes_or_wrote(tmp_path):
     folder.create({"config": {}}, force=True)
     folder.close()
     left = sorted(p.name for p in folder.path.iterdir())
-    assert left == [".gbl-jax-files", ".gbl-jax-run", "config.json", "curves.npz", "curves.png",
-                    "landscape.json", "params.npz"]
+    assert left == [
+        ".gbl-jax-files",
+        ".gbl-jax-run",
+        "config.json",
+        "curves.npz",
+        "curves.png",
+        "landscape.json",
+        "params.npz",
+    ]
     assert folder.listed() == ["config.json"]
 
 
 def test_a_folder_without_a_manifest_gets_one_listing_what_it_holds_of_ours(tmp_path):
     folder = _made(tmp_path)
     folder.close()
-    (folder.path / runstore.MANIFEST).unlink()   # a folder an earlier version made
+    (folder.path / runstore.MANIFEST).unlink()  # a folder an earlier version made
     write_json(folder.file(runstore.RESULTS), {})
     (folder.path / "params.npz").write_text("mine")
     assert folder.listed() is None
@@ -175,8 +197,9 @@ def test_force_deletes_no_user_file_that_looks_like_a_temporary(tmp_path):
     write_json(folder.file(runstore.RESULTS), {})
     user = folder.path / ".final_losses.csv.user.tmp"
     user.write_text("mine")
-    _, crashed = tempfile.mkstemp(dir=folder.path, **atomic_files.temporary_affixes(
-        folder.file(runstore.CSV)))   # what a crash inside atomic_write leaves
+    _, crashed = tempfile.mkstemp(
+        dir=folder.path, **atomic_files.temporary_affixes(folder.file(runstore.CSV))
+    )  # what a crash inside atomic_write leaves
     folder.close()
     folder.create({"config": {}}, force=True)
     folder.close()
@@ -216,7 +239,7 @@ def test_unwritable_paths_and_files_are_refused(tmp_path):
         RunFolder(blocker / "out").check_new(force=False)
     with pytest.raises(RunError, match="is a file"):
         RunFolder(blocker).check_new(force=False)
-    RunFolder(tmp_path / "new" / "deeper").check_new(force=False)   # creatable is fine
+    RunFolder(tmp_path / "new" / "deeper").check_new(force=False)  # creatable is fine
 
 
 def test_a_sweep_that_does_not_fit_is_refused_with_its_size(tmp_path):

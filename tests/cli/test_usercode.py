@@ -75,9 +75,13 @@ def test_model_and_data_come_from_the_current_folder(here):
 
 
 def test_every_failure_is_one_line_naming_the_option(here):
-    cases = {f"{here}:missing": "missing is not defined", f"{here}:VALUE": "is not callable",
-             "no_such_module_xyz:fn": "no module named 'no_such_module_xyz'",
-             f"{here}:broken": "RuntimeError: no GPU here", "bad spec": "module:function"}
+    cases = {
+        f"{here}:missing": "missing is not defined",
+        f"{here}:VALUE": "is not callable",
+        "no_such_module_xyz:fn": "no module named 'no_such_module_xyz'",
+        f"{here}:broken": "RuntimeError: no GPU here",
+        "bad spec": "module:function",
+    }
     for spec, words in cases.items():
         with pytest.raises(ValueError, match=words) as err:
             usercode.load_model(spec)
@@ -90,14 +94,17 @@ def test_every_failure_is_one_line_naming_the_option(here):
         usercode.load_data("nothing.npz")
 
 
-@pytest.mark.parametrize("fn, words", [
-    ("text", "returned str; expected a gbl.problems.Data or an \\(x, y\\) pair"),
-    ("mapping", "returned dict; expected"),
-    ("inf_labels", "y\\[2\\] = inf is not finite"),
-    ("objects", "y has dtype object"),
-    ("lengths", "x \\[4, 2\\] and y \\[3\\] differ in length"),
-    ("nan_data", "x\\[1, 0\\] = nan is not finite"),
-])
+@pytest.mark.parametrize(
+    "fn, words",
+    [
+        ("text", "returned str; expected a gbl.problems.Data or an \\(x, y\\) pair"),
+        ("mapping", "returned dict; expected"),
+        ("inf_labels", "y\\[2\\] = inf is not finite"),
+        ("objects", "y has dtype object"),
+        ("lengths", "x \\[4, 2\\] and y \\[3\\] differ in length"),
+        ("nan_data", "x\\[1, 0\\] = nan is not finite"),
+    ],
+)
 def test_data_a_function_returns_is_checked_in_one_line(here, fn, words):
     with pytest.raises(ValueError, match=words) as err:
         usercode.load_data(f"{here}:{fn}")
@@ -117,8 +124,9 @@ def test_fingerprints_change_with_any_value_and_with_the_source(here, tmp_path):
     assert usercode.data_fingerprint(data) == usercode.data_fingerprint(same)
     changed = data.x.copy()
     changed[5, 1] += 1e-3
-    assert usercode.data_fingerprint(gbl.problems.Data(changed, data.y)) != \
-        usercode.data_fingerprint(data)
+    assert usercode.data_fingerprint(
+        gbl.problems.Data(changed, data.y)
+    ) != usercode.data_fingerprint(data)
     with_test = gbl.problems.Data(data.x, data.y, test=gbl.problems.Data(data.x[:2], data.y[:2]))
     assert usercode.data_fingerprint(with_test) != usercode.data_fingerprint(data)
     usercode.load_model(f"{here}:make")
@@ -140,8 +148,10 @@ def test_a_folder_or_fifo_as_data_is_named_for_what_it_is(tmp_path):
 def test_sys_exit_in_user_code_is_an_error_not_a_success(here, tmp_path):
     (tmp_path / f"{here}_quits.py").write_text("import sys\nsys.exit(0)\n")
     (tmp_path / f"{here}_leaves.py").write_text("import sys\ndef make():\n    sys.exit(0)\n")
-    for spec, words in ((f"{here}_quits:make", f"importing {here}_quits called sys.exit(0)"),
-                        (f"{here}_leaves:make", f"{here}_leaves:make() called sys.exit(0)")):
+    for spec, words in (
+        (f"{here}_quits:make", f"importing {here}_quits called sys.exit(0)"),
+        (f"{here}_leaves:make", f"{here}_leaves:make() called sys.exit(0)"),
+    ):
         with pytest.raises(ValueError, match=re.escape(words)) as err:
             usercode.load_model(spec)
         assert str(err.value).startswith(f"--model {spec}") and "\n" not in str(err.value)
@@ -156,7 +166,7 @@ def test_the_params_fingerprint_pins_what_was_built_not_the_source():
     sha, shapes = built(gbl.mlp([3], gbl.heads.bernoulli()))
     assert built(gbl.mlp([3], gbl.heads.bernoulli())) == (sha, shapes)
     assert shapes["['hidden'][0]['w']"] == "float32[2, 3]" and len(sha) == 64
-    wider_sha, wider = built(gbl.mlp([4], gbl.heads.bernoulli()))   # a width from elsewhere
+    wider_sha, wider = built(gbl.mlp([4], gbl.heads.bernoulli()))  # a width from elsewhere
     assert wider_sha != sha and wider["['hidden'][0]['w']"] == "float32[2, 4]"
     other_sha, other = built(gbl.mlp([3], gbl.heads.bernoulli(), init="he_normal"))
-    assert other == shapes and other_sha != sha   # same tree and shapes, another init
+    assert other == shapes and other_sha != sha  # same tree and shapes, another init

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 import gbl_jax as gbl
-from gbl_jax.data import datasets
-from gbl_jax.data import problems
+from gbl_jax.data import datasets, problems
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +53,7 @@ def test_mnist1d_through_the_registry_is_the_same_data(mnist1d_data):
 
 
 def test_mnist1d_leaves_the_global_rngs_as_they_were(mnist1d_data):
-    datasets._mnist1d_arrays.cache_clear()   # build again, so the generator really runs
+    datasets._mnist1d_arrays.cache_clear()  # build again, so the generator really runs
     np.random.seed(123)
     random.seed(7)
     expect_np, expect_py = np.random.rand(3), random.random()
@@ -115,25 +114,31 @@ def test_digits_are_standardized_with_the_training_statistics(digits_raw):
     assert np.isfinite(x).all() and np.isfinite(x_test).all()
     std = raw[train].std(axis=0)
     varying = std > 0
-    assert (~varying).any()   # pixel 0 is blank on every image: divided by 1, not 0
+    assert (~varying).any()  # pixel 0 is blank on every image: divided by 1, not 0
     np.testing.assert_allclose(x.mean(axis=0), 0, atol=1e-5)
     np.testing.assert_allclose(x.std(axis=0)[varying], 1, rtol=1e-5)
     np.testing.assert_array_equal(x[:, ~varying], 0)
     column = 20
     by_hand = (raw[test, column] - raw[train, column].mean()) / raw[train, column].std()
     np.testing.assert_allclose(x_test[:, column], by_hand, rtol=1e-5)
-    assert abs(x_test[:, column].mean()) > 1e-4   # the test rows were not standardized by their own
+    assert abs(x_test[:, column].mean()) > 1e-4  # the test rows were not standardized by their own
 
 
 def test_load_npz_with_a_test_split(tmp_path):
     rng = np.random.default_rng(0)
     path = tmp_path / "blobs.npz"
-    np.savez(path, x=rng.normal(size=(6, 3)), y=np.array([0, 1, 2, 0, 1, 2]),
-             x_test=rng.normal(size=(2, 3)), y_test=np.array([4, 1]), extra=np.zeros(2))
+    np.savez(
+        path,
+        x=rng.normal(size=(6, 3)),
+        y=np.array([0, 1, 2, 0, 1, 2]),
+        x_test=rng.normal(size=(2, 3)),
+        y_test=np.array([4, 1]),
+        extra=np.zeros(2),
+    )
     data = problems.load(path)
     assert data.name == "blobs" and data.test.name == "blobs_test"
     assert data.x.dtype == np.float32 and data.y.dtype == np.int32 and data.y.shape == (6,)
-    assert data.head.name == "categorical(5)" and data.test.head is data.head   # 1 + max of both
+    assert data.head.name == "categorical(5)" and data.test.head is data.head  # 1 + max of both
     with np.load(path) as raw:
         np.testing.assert_array_equal(data.x, raw["x"].astype(np.float32))
         np.testing.assert_array_equal(data.test.y, raw["y_test"])
@@ -181,7 +186,7 @@ def test_load_csv_reads_a_first_row_of_other_numbers_as_data(tmp_path, recwarn):
 
 def test_load_csv_accepts_a_utf8_byte_order_mark(tmp_path):
     path = tmp_path / "excel.csv"
-    path.write_bytes("\ufeff1,2,0\n3,4,1\n".encode())   # a BOM before the first number
+    path.write_bytes("\ufeff1,2,0\n3,4,1\n".encode())  # a BOM before the first number
     data = problems.load(path)
     np.testing.assert_array_equal(data.x, np.array([[1, 2], [3, 4]], np.float32))
     np.testing.assert_array_equal(data.y, np.array([0, 1], np.int32))
@@ -196,7 +201,8 @@ def declaring_npz(path, shape):
     with zipfile.ZipFile(path, "w") as archive:
         header = io.BytesIO()
         np.lib.format.write_array_header_1_0(
-            header, {"descr": "<f8", "fortran_order": False, "shape": shape})
+            header, {"descr": "<f8", "fortran_order": False, "shape": shape}
+        )
         archive.writestr("x.npy", header.getvalue())
         y = io.BytesIO()
         np.save(y, np.zeros(1))
@@ -215,7 +221,7 @@ def test_declared_bytes_reads_the_headers_not_the_data(tmp_path):
     assert datasets.declared_bytes(tmp_path / "nope.npz") is None
     refused = "bomb.npz: array x (does not fit in memory|could not be read)"
     with pytest.raises(ValueError, match=refused):
-        problems.load(path)   # 8 TB refused (or, overcommitted, its data missing): a ValueError
+        problems.load(path)  # 8 TB refused (or, overcommitted, its data missing): a ValueError
 
 
 def _npz(tmp_path, **arrays):
@@ -240,12 +246,16 @@ BAD_FILES = {
     "lacks y": (lambda p: _npz(p, x=X, target=Y), r"lacks the array y; it has x, target"),
     "x_test alone": (lambda p: _npz(p, x=X, y=Y, x_test=X), "has x_test but not y_test"),
     "lengths": (lambda p: _npz(p, x=X, y=np.zeros(4)), r"x \[3, 2\] and y \[4\] differ in length"),
-    "test width": (lambda p: _npz(p, x=X, y=Y, x_test=np.zeros((2, 5)), y_test=np.zeros(2)),
-                   r"x \[3, 2\] and x_test \[2, 5\] differ"),
+    "test width": (
+        lambda p: _npz(p, x=X, y=Y, x_test=np.zeros((2, 5)), y_test=np.zeros(2)),
+        r"x \[3, 2\] and x_test \[2, 5\] differ",
+    ),
     "1-D x": (lambda p: _npz(p, x=np.zeros(3), y=Y), r"x has shape \[3\]"),
     "strings": (lambda p: _npz(p, x=np.array([["a"]]), y=np.zeros(1)), "dtype <U1"),
-    "NaN": (lambda p: _npz(p, x=np.array([[0.0, 1.0], [2.0, np.nan]]), y=np.zeros(2)),
-            r"x\[1, 1\] = nan is not finite"),
+    "NaN": (
+        lambda p: _npz(p, x=np.array([[0.0, 1.0], [2.0, np.nan]]), y=np.zeros(2)),
+        r"x\[1, 1\] = nan is not finite",
+    ),
     "inf y": (lambda p: _npz(p, x=X, y=np.array([0.5, np.inf, 1.0])), r"y\[1\] = inf"),
     "overflow": (lambda p: _npz(p, x=np.array([[1e39]]), y=np.zeros(1)), "beyond float32"),
     "negative label": (lambda p: _npz(p, x=X, y=np.array([0, -1, 1])), r"y\[1\] = -1"),

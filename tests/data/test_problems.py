@@ -12,7 +12,7 @@ import gbl_jax as gbl
 from gbl_jax.data import problems
 
 KEY = jax.random.PRNGKey(3)
-FIXED = {"xor": None, "mnist1d": "mnist1d", "digits": "sklearn"}   # key-free; package needed
+FIXED = {"xor": None, "mnist1d": "mnist1d", "digits": "sklearn"}  # key-free; package needed
 
 
 def test_xor_is_xor():
@@ -118,8 +118,8 @@ def test_cubic_is_the_deep_ensembles_toy():
     data = problems.cubic(jax.random.PRNGKey(0))
     x, y = np.asarray(data.x), np.asarray(data.y)
     assert x.shape == y.shape == (20, 1) and np.all(np.abs(x) <= 4)
-    residual = y - x ** 3
-    assert 1.0 < residual.std() < 6.0   # noise 3 on 20 points
+    residual = y - x**3
+    assert 1.0 < residual.std() < 6.0  # noise 3 on 20 points
     tx = np.asarray(data.test.x)
     assert tx.shape == (200, 1) and tx.min() == -6.0 and tx.max() == 6.0
     assert data.head.name.startswith("heteroscedastic_gaussian")

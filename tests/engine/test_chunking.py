@@ -10,9 +10,8 @@ import optax
 import pytest
 
 import gbl_jax as gbl
-from gbl_jax.engine import chunking
 from gbl_jax.data import problems
-from gbl_jax.engine import sweeps
+from gbl_jax.engine import chunking, sweeps
 
 DATA = problems.xor()
 MODEL = gbl.mlp([2], DATA.head)
@@ -24,19 +23,34 @@ SEEDS, STEPS = 10, 200
 def test_auto_chunk_size_follows_the_compiled_step(monkeypatch):
     cpu = jax.devices("cpu")[:1]
     spirals = problems.two_spirals(KEY, 256)
-    chunk = lambda hidden, seeds=4096: sweeps.plan_sweep(   # noqa: E731
-        gbl.mlp(hidden, spirals.head), ADAM, spirals, key=KEY, seeds=seeds, steps=300,
-        devices=cpu).chunk_size
-    plan = lambda hidden, seeds=4096, **kw: sweeps.plan_sweep(   # noqa: E731
-        gbl.mlp(hidden, spirals.head), ADAM, spirals, key=KEY, seeds=seeds, steps=300,
-        devices=cpu, **kw)
-    for hidden in ([128], [32, 32]):   # a large step runs unbatched, four loops side by side
+    chunk = lambda hidden, seeds=4096: (
+        sweeps.plan_sweep(  # noqa: E731
+            gbl.mlp(hidden, spirals.head),
+            ADAM,
+            spirals,
+            key=KEY,
+            seeds=seeds,
+            steps=300,
+            devices=cpu,
+        ).chunk_size
+    )
+    plan = lambda hidden, seeds=4096, **kw: sweeps.plan_sweep(  # noqa: E731
+        gbl.mlp(hidden, spirals.head),
+        ADAM,
+        spirals,
+        key=KEY,
+        seeds=seeds,
+        steps=300,
+        devices=cpu,
+        **kw,
+    )
+    for hidden in ([128], [32, 32]):  # a large step runs unbatched, four loops side by side
         assert chunk(hidden) == chunking.CPU_SIDE_BY_SIDE == 4
         assert plan(hidden).side_by_side and not plan(hidden).vmapped
     assert chunk([128], seeds=3) == 3 and plan([128], seeds=3).side_by_side
     assert not plan([128], chunk_size=1).side_by_side
-    assert plan([128], chunk_size=16).vmapped   # more than CPU_SIDE_BY_SIDE: vmapped
-    assert chunk([8]) >= 64 and plan([8]).vmapped and not plan([8]).side_by_side   # small: vmap
+    assert plan([128], chunk_size=16).vmapped  # more than CPU_SIDE_BY_SIDE: vmapped
+    assert chunk([8]) >= 64 and plan([8]).vmapped and not plan([8]).side_by_side  # small: vmap
     assert chunk([8], seeds=5) == 5
     # the line is the step's bytes, whatever jax traces: just above it a net goes side by side
     act = chunking.step_bytes(plan([8]).cfg, *spirals)[1]
@@ -53,10 +67,10 @@ def _while_loops(plan) -> int:
 
 
 def test_side_by_side_runs_are_the_single_runs_bit_for_bit(monkeypatch):
-    monkeypatch.setattr(chunking, "CPU_LOOP_ABOVE", 0)   # XOR's tiny step counts as large
+    monkeypatch.setattr(chunking, "CPU_LOOP_ABOVE", 0)  # XOR's tiny step counts as large
     kw = dict(key=KEY, seeds=SEEDS, steps=STEPS, log_every=1, devices=jax.devices()[:1])
     side = sweeps.plan_sweep(MODEL, ADAM, DATA, **kw)
-    assert side.side_by_side and side.chunk_size == 4   # 10 seeds: the last chunk is padded
+    assert side.side_by_side and side.chunk_size == 4  # 10 seeds: the last chunk is padded
     one = sweeps.plan_sweep(MODEL, ADAM, DATA, chunk_size=1, **kw)
     vmapped = sweeps.plan_sweep(MODEL, ADAM, DATA, chunk_size=8, **kw)
     loops = _while_loops(one)
@@ -69,8 +83,9 @@ def test_side_by_side_runs_are_the_single_runs_bit_for_bit(monkeypatch):
     np.testing.assert_allclose(a.final_loss[9], single.final_loss, rtol=1e-4, atol=1e-6)
     # run to convergence: the compacted segments go side by side too
     data = problems.circles(jax.random.PRNGKey(0), 32)
-    conv = dict(key=KEY, seeds=6, steps=1000, log_every=20, grad_tol=3e-3,
-                devices=jax.devices()[:1])
+    conv = dict(
+        key=KEY, seeds=6, steps=1000, log_every=20, grad_tol=3e-3, devices=jax.devices()[:1]
+    )
     model, sgd = gbl.mlp((), data.head), optax.sgd(0.5)
     fast = gbl.sweep(model, sgd, data, **conv)
     slow = gbl.sweep(model, sgd, data, compact=False, chunk_size=1, **conv)
@@ -86,7 +101,7 @@ def test_a_model_that_draws_typed_keys_sweeps():
     mlp = gbl.mlp([2], data.head)
 
     def apply(params, x):
-        noise = jax.random.normal(jax.random.key(0), x.shape) * 0.0   # a typed key inside
+        noise = jax.random.normal(jax.random.key(0), x.shape) * 0.0  # a typed key inside
         return mlp.apply(params, x + noise)
 
     model = gbl.Model(mlp.init, apply)
@@ -110,9 +125,12 @@ def _broadcast_reduce_subtract_args():
     return (a, b), expected
 
 
-@pytest.mark.xfail(jax.devices()[0].platform == "cpu", strict=False,
-                   reason="XLA:CPU defect upstream (jaxlib 0.10.2): a YNNPACK fusion of a "
-                          "broadcast, a reduction and a subtraction computes wrong values")
+@pytest.mark.xfail(
+    jax.devices()[0].platform == "cpu",
+    strict=False,
+    reason="XLA:CPU defect upstream (jaxlib 0.10.2): a YNNPACK fusion of a "
+    "broadcast, a reduction and a subtraction computes wrong values",
+)
 def test_upstream_library_fusions_compute_a_broadcast_reduction_right():
     # Kept to see when jaxlib fixes it: then over_seeds no longer needs its compile options.
     args, expected = _broadcast_reduce_subtract_args()
@@ -122,6 +140,11 @@ def test_upstream_library_fusions_compute_a_broadcast_reduction_right():
 def test_over_seeds_is_exact_where_the_library_fusions_are_not():
     (a, b), expected = _broadcast_reduce_subtract_args()
     # b's 4 rows are the seeds: vmapped, each sees a [60, 398, 2] slice of the same program
-    got = chunking.over_seeds(lambda b_NK, a: _broadcast_reduce_subtract(a, b_NK[None])[0],
-                              (b, a), (True, False), seeds=4, size=4)
+    got = chunking.over_seeds(
+        lambda b_NK, a: _broadcast_reduce_subtract(a, b_NK[None])[0],
+        (b, a),
+        (True, False),
+        seeds=4,
+        size=4,
+    )
     np.testing.assert_allclose(got, expected, atol=1e-4)

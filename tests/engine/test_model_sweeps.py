@@ -19,13 +19,29 @@ def factory(hidden):
 
 def test_a_model_axis_stacks_one_sweep_per_model(tmp_path):
     seen = []
-    out = gbl.sweep_models({"hidden": [2, 5]}, factory, OPT, DATA, key=KEY, seeds=3, steps=30,
-                           grid={"learning_rate": [0.01, 0.1]}, progress=lambda d, t: seen.append((d, t)))
+    out = gbl.sweep_models(
+        {"hidden": [2, 5]},
+        factory,
+        OPT,
+        DATA,
+        key=KEY,
+        seeds=3,
+        steps=30,
+        grid={"learning_rate": [0.01, 0.1]},
+        progress=lambda d, t: seen.append((d, t)),
+    )
     assert list(out.grid) == ["hidden", "learning_rate"] and out.model_axes == ("hidden",)
     assert out.final_loss.shape == (2, 2, 3) and out.params is None
     for i, width in enumerate((2, 5)):
-        alone = gbl.sweep(factory(width), OPT, DATA, key=KEY, seeds=3, steps=30,
-                          grid={"learning_rate": [0.01, 0.1]})
+        alone = gbl.sweep(
+            factory(width),
+            OPT,
+            DATA,
+            key=KEY,
+            seeds=3,
+            steps=30,
+            grid={"learning_rate": [0.01, 0.1]},
+        )
         np.testing.assert_array_equal(out.final_loss[i], alone.final_loss)
         np.testing.assert_array_equal(out.losses[i], alone.losses)
     assert seen[-1] == (12, 12)
@@ -41,8 +57,16 @@ def test_a_model_axis_stacks_one_sweep_per_model(tmp_path):
 
 
 def test_bad_model_axes_are_refused():
-    run = lambda axes, **kw: gbl.sweep_models(axes, factory, OPT, DATA, key=KEY, seeds=2,  # noqa
-                                              steps=5, **kw)
+    run = lambda axes, **kw: gbl.sweep_models(
+        axes,
+        factory,
+        OPT,
+        DATA,
+        key=KEY,
+        seeds=2,  # noqa
+        steps=5,
+        **kw,
+    )
     with pytest.raises(ValueError, match="non-empty"):
         run({})
     with pytest.raises(ValueError, match=r"axes\['hidden'\] must be a non-empty list of finite"):

@@ -14,17 +14,24 @@ import pytest
 import gbl_jax as gbl
 from gbl_jax.engine import results
 
-LR, SCALE = [0.01, 0.05, 0.2], [0.5, 1.0]     # a non-square grid: 3 x 2, lr first
+LR, SCALE = [0.01, 0.05, 0.2], [0.5, 1.0]  # a non-square grid: 3 x 2, lr first
 
 
 @pytest.fixture(scope="module")
 def grid_out():
     opt = optax.inject_hyperparams(optax.adam)(learning_rate=0.05)
-    return gbl.sweep(gbl.mlp([2], gbl.heads.bernoulli()), opt, gbl.problems.xor(),
-                     key=jax.random.PRNGKey(0), seeds=6, steps=60,
-                     grid={"learning_rate": LR, "init_scale": SCALE}, keep_params=True,
-                     metrics={"accuracy": lambda d, y: ((d.logits > 0) == (y > 0)).mean()},
-                     grad_tol=1e-6)
+    return gbl.sweep(
+        gbl.mlp([2], gbl.heads.bernoulli()),
+        opt,
+        gbl.problems.xor(),
+        key=jax.random.PRNGKey(0),
+        seeds=6,
+        steps=60,
+        grid={"learning_rate": LR, "init_scale": SCALE},
+        keep_params=True,
+        metrics={"accuracy": lambda d, y: ((d.logits > 0) == (y > 0)).mean()},
+        grad_tol=1e-6,
+    )
 
 
 def _equal(a, b):
@@ -88,7 +95,7 @@ def test_save_replaces_both_files_or_neither(grid_out, tmp_path, monkeypatch):
     real = os.fsync
     calls = []
 
-    def full_on_the_second(fd):   # results.json's copy finds the disk full
+    def full_on_the_second(fd):  # results.json's copy finds the disk full
         calls.append(fd)
         if len(calls) == 2:
             raise OSError(28, "No space left on device")
@@ -137,13 +144,14 @@ def _set(where, key, value):
             del target[key]
         else:
             target[key] = value
+
     return edit
 
 
 _DELETE = object()
-_SWEEP = lambda d: d["sweep"]   # noqa: E731
-_PARAMS = lambda d: d["sweep"]["params"]   # noqa: E731
-_ARRAYS = lambda d: d["sweep"]["arrays"]   # noqa: E731
+_SWEEP = lambda d: d["sweep"]  # noqa: E731
+_PARAMS = lambda d: d["sweep"]["params"]  # noqa: E731
+_ARRAYS = lambda d: d["sweep"]["arrays"]  # noqa: E731
 
 # results.json edited by hand: each is refused with a ValueError naming the field, never a
 # KeyError / IndexError / TypeError from inside load
@@ -155,17 +163,23 @@ MALFORMED = {
     "grid missing": (_set(_SWEEP, "grid", _DELETE), "grid is missing"),
     "final_loss missing": (_set(_ARRAYS, "final_loss", _DELETE), "lacks \\['final_loss'\\]"),
     "keys missing": (_set(_ARRAYS, "keys", _DELETE), "lacks \\['keys'\\]"),
-    "an array's shape a string": (_set(_ARRAYS, "losses", {"shape": "3", "dtype": "<f4"}),
-                                  "arrays.losses must be"),
+    "an array's shape a string": (
+        _set(_ARRAYS, "losses", {"shape": "3", "dtype": "<f4"}),
+        "arrays.losses must be",
+    ),
     "params leaves a string": (_set(_PARAMS, "leaves", "4"), "params.leaves must be an integer"),
     "params leaves missing": (_set(_PARAMS, "leaves", _DELETE), "params.leaves is missing"),
     "params tree malformed": (_set(_PARAMS, "tree", {"dict": 5}), "params.tree has a node 'dict'"),
-    "params tree leaf unknown": (_set(_PARAMS, "tree", {"list": [{"leaf": 0}, {"leaf": 9}]}),
-                                 "params.tree numbers its leaves \\[0, 9\\]"),
+    "params tree leaf unknown": (
+        _set(_PARAMS, "tree", {"list": [{"leaf": 0}, {"leaf": 9}]}),
+        "params.tree numbers its leaves \\[0, 9\\]",
+    ),
     "params a list": (_set(_SWEEP, "params", [1]), "params must be null or"),
     "log_every null": (_set(_SWEEP, "log_every", None), "log_every must be an integer >= 1"),
-    "a metric without an array": (lambda d: d["sweep"]["metrics"].append("ghost"),
-                                  "lacks \\['metrics/ghost'\\]"),
+    "a metric without an array": (
+        lambda d: d["sweep"]["metrics"].append("ghost"),
+        "lacks \\['metrics/ghost'\\]",
+    ),
     "metrics a string": (_set(_SWEEP, "metrics", "accuracy"), "metrics must be a list"),
     "a grid entry without a name": (lambda d: d["sweep"]["grid"][0].pop("name"), "grid\\[0\\]"),
     "arrays_file an int": (_set(_SWEEP, "arrays_file", 3), "arrays_file must be a file name"),
@@ -174,10 +188,14 @@ MALFORMED = {
     # the grid must agree with the arrays' axes (issue 30, item 5)
     "grid axes swapped": (lambda d: d["sweep"]["grid"].reverse(), "disagrees with the arrays"),
     "grid axis dropped": (lambda d: d["sweep"]["grid"].pop(), "disagrees with the arrays"),
-    "grid value dropped": (lambda d: d["sweep"]["grid"][0]["values"].pop(),
-                           "disagrees with the arrays"),
-    "grid axis named twice": (lambda d: d["sweep"]["grid"][1].update(name="learning_rate"),
-                              "names an axis twice"),
+    "grid value dropped": (
+        lambda d: d["sweep"]["grid"][0]["values"].pop(),
+        "disagrees with the arrays",
+    ),
+    "grid axis named twice": (
+        lambda d: d["sweep"]["grid"][1].update(name="learning_rate"),
+        "names an axis twice",
+    ),
 }
 
 
@@ -235,10 +253,12 @@ def test_cell_takes_the_named_cell_on_a_non_square_grid(grid_out):
     cell = grid_out.cell(learning_rate=0.2, init_scale=0.5)
     np.testing.assert_array_equal(cell.final_loss, grid_out.final_loss[2, 0])
     np.testing.assert_array_equal(cell.losses, grid_out.losses[2, 0])
-    np.testing.assert_array_equal(cell.final_metrics["accuracy"],
-                                  grid_out.final_metrics["accuracy"][2, 0])
-    np.testing.assert_array_equal(cell.init_params["head"]["w"],
-                                  grid_out.init_params["head"]["w"][2, 0])
+    np.testing.assert_array_equal(
+        cell.final_metrics["accuracy"], grid_out.final_metrics["accuracy"][2, 0]
+    )
+    np.testing.assert_array_equal(
+        cell.init_params["head"]["w"], grid_out.init_params["head"]["w"][2, 0]
+    )
     assert cell.grid == {} and cell.hyperparams == {"learning_rate": 0.2, "init_scale": 0.5}
     # a cell's run is still repeatable: its rerun carries the cell's hyperparameters
     assert cell.rerun(3)["hyperparams"] == grid_out.rerun(3, (2, 0))["hyperparams"]
@@ -255,8 +275,15 @@ def test_cell_refuses_what_it_cannot_name(grid_out):
 
 def test_to_frame_has_one_row_per_cell_and_seed(grid_out):
     frame = grid_out.to_frame()
-    assert list(frame.columns) == ["learning_rate", "init_scale", "seed", "final_loss", "diverged",
-                                   "converged_step", "accuracy"]
+    assert list(frame.columns) == [
+        "learning_rate",
+        "init_scale",
+        "seed",
+        "final_loss",
+        "diverged",
+        "converged_step",
+        "accuracy",
+    ]
     assert len(frame) == 3 * 2 * 6
     row = frame[(frame.learning_rate == 0.2) & (frame.init_scale == 0.5) & (frame.seed == 4)]
     assert float(row.final_loss.iloc[0]) == float(grid_out.final_loss[2, 0, 4])
@@ -268,7 +295,8 @@ def test_to_frame_has_one_row_per_cell_and_seed(grid_out):
 def test_spread_to_frame_rows_follow_the_cells(grid_out):
     table = gbl.spread(grid_out).to_frame(0.1)
     assert [(r.learning_rate, r.init_scale) for r in table.itertuples()] == [
-        (lr, s) for lr in LR for s in SCALE]
+        (lr, s) for lr in LR for s in SCALE
+    ]
     for r in table.itertuples():
         cell = grid_out.cell(learning_rate=r.learning_rate, init_scale=r.init_scale)
         ok = ~cell.diverged
@@ -288,12 +316,16 @@ def test_analysis_functions_take_a_cell_and_refuse_a_grid(grid_out):
     same = gbl.critical_points(model, data, cell.params, diverged=cell.diverged)
     np.testing.assert_array_equal(cp.grad_norm, same.grad_norm)
     curves = gbl.interpolate(model, data, cell, num=5)
-    np.testing.assert_allclose(curves, gbl.interpolate(model, data, cell.init_params,
-                                                       cell.params, num=5))
+    np.testing.assert_allclose(
+        curves, gbl.interpolate(model, data, cell.init_params, cell.params, num=5)
+    )
     assert gbl.barrier(model, data, cell, num=5).shape == (6,)
     assert gbl.basins(model, data, cell).labels.shape == (6,)
-    for fn in (lambda o: gbl.critical_points(model, data, o),
-               lambda o: gbl.interpolate(model, data, o), lambda o: gbl.basins(model, data, o)):
+    for fn in (
+        lambda o: gbl.critical_points(model, data, o),
+        lambda o: gbl.interpolate(model, data, o),
+        lambda o: gbl.basins(model, data, o),
+    ):
         with pytest.raises(ValueError, match=r"out.cell\(learning_rate=..., init_scale=...\)"):
             fn(grid_out)
     with pytest.raises(ValueError, match="out.cell"):
@@ -305,8 +337,15 @@ def test_analysis_functions_take_a_cell_and_refuse_a_grid(grid_out):
 def test_held_out_metrics_saved_under_their_old_names_load_under_test(tmp_path):
     # issue 31: one name per value; results saved before named the held-out metrics eval_*
     data = gbl.problems.circles(jax.random.PRNGKey(1), 16)
-    out = gbl.sweep(gbl.mlp([2], data.head), optax.adam(0.05), data, key=jax.random.PRNGKey(0),
-                    seeds=2, steps=10, eval_data=(data.x, data.y))
+    out = gbl.sweep(
+        gbl.mlp([2], data.head),
+        optax.adam(0.05),
+        data,
+        key=jax.random.PRNGKey(0),
+        seeds=2,
+        steps=10,
+        eval_data=(data.x, data.y),
+    )
     assert set(out.final_metrics) == {"test_nll"}
     folder = out.save(tmp_path / "run")
     doc = json.loads((folder / "results.json").read_text())
@@ -321,14 +360,16 @@ def test_held_out_metrics_saved_under_their_old_names_load_under_test(tmp_path):
     old = gbl.load(folder)
     np.testing.assert_array_equal(old.final_metrics["test_nll"], out.final_metrics["test_nll"])
     assert gbl.spread(old, metric="test_nll").mean == pytest.approx(
-        float(np.mean(out.final_metrics["test_nll"])))
+        float(np.mean(out.final_metrics["test_nll"]))
+    )
 
 
 def test_a_result_is_replaced_field_by_field():
     # Issue 30: dataclasses.replace fails on a NamedTuple; SweepResult says what to use instead
     data = gbl.problems.xor()
-    out = gbl.sweep(gbl.mlp([2], data.head), optax.adam(0.05), data, key=jax.random.PRNGKey(0),
-                    seeds=2, steps=5)
+    out = gbl.sweep(
+        gbl.mlp([2], data.head), optax.adam(0.05), data, key=jax.random.PRNGKey(0), seeds=2, steps=5
+    )
     changed = out.replace(wall_s=1.5)
     assert changed.wall_s == 1.5 and changed.final_loss is out.final_loss
     assert out.__replace__(wall_s=2.0).wall_s == 2.0

@@ -29,8 +29,9 @@ def test_an_apply_that_returns_an_array_is_told_what_nll_needs():
 
 
 def test_params_must_be_floating_arrays():
-    model = gbl.Model(lambda k, x: {"n": jnp.int32(3)},
-                      lambda p, x: gbl.Categorical(jnp.zeros((x.shape[0], 2))))
+    model = gbl.Model(
+        lambda k, x: {"n": jnp.int32(3)}, lambda p, x: gbl.Categorical(jnp.zeros((x.shape[0], 2)))
+    )
     with pytest.raises(ValueError, match=r"floating arrays.*\['int32'\]"):
         _train(model)
 
@@ -39,10 +40,13 @@ def test_whatever_the_users_code_raises_is_one_line_naming_the_call():
     def apply(p, x):
         raise RuntimeError("no such layer\nsecond line")
 
-    with pytest.raises(ValueError, match=r"model.apply\(params, x\) failed for x \[6, 3\]: "
-                                         r"RuntimeError: no such layer$") as err:
+    with pytest.raises(
+        ValueError,
+        match=r"model.apply\(params, x\) failed for x \[6, 3\]: "
+        r"RuntimeError: no such layer$",
+    ) as err:
         _train(gbl.Model(_init, apply))
-    assert isinstance(err.value.__cause__, RuntimeError)   # the traceback is still there
+    assert isinstance(err.value.__cause__, RuntimeError)  # the traceback is still there
 
     def init(key, x):
         raise KeyError("w")
@@ -63,15 +67,20 @@ def test_key_must_be_a_prng_key_not_an_int():
 def test_non_numeric_data_and_integer_dtypes_are_refused_in_one_line():
     model = gbl.Model(_init, lambda p, x: gbl.Categorical(x @ p["w"]))
     with pytest.raises(ValueError, match=r"y must hold numbers.*<U1"):
-        gbl.train(model, optax.sgd(0.1), (DATA[0], list("abcdef")), key=jax.random.PRNGKey(0),
-                  steps=2)
+        gbl.train(
+            model, optax.sgd(0.1), (DATA[0], list("abcdef")), key=jax.random.PRNGKey(0), steps=2
+        )
     with pytest.raises(ValueError, match=r"x must hold numbers"):
-        gbl.train(model, optax.sgd(0.1), (np.asarray(DATA[0]).astype(str), DATA[1]),
-                  key=jax.random.PRNGKey(0), steps=2)
+        gbl.train(
+            model,
+            optax.sgd(0.1),
+            (np.asarray(DATA[0]).astype(str), DATA[1]),
+            key=jax.random.PRNGKey(0),
+            steps=2,
+        )
     for dtype in ("int32", bool, "not a dtype"):
         with pytest.raises(ValueError, match=r"dtype must be a floating dtype"):
-            gbl.train(model, optax.sgd(0.1), DATA, key=jax.random.PRNGKey(0), steps=2,
-                      dtype=dtype)
+            gbl.train(model, optax.sgd(0.1), DATA, key=jax.random.PRNGKey(0), steps=2, dtype=dtype)
 
 
 def test_hyperparameters_that_would_train_wrong_are_refused():
@@ -79,13 +88,19 @@ def test_hyperparameters_that_would_train_wrong_are_refused():
     opt = optax.inject_hyperparams(optax.sgd)(learning_rate=0.1)
     run = lambda **kw: gbl.train(model, opt, DATA, key=jax.random.PRNGKey(0), steps=2, **kw)  # noqa
     with pytest.raises(ValueError, match=r"learning_rate must be > 0.*-0\.05"):
-        run(hyperparams={"learning_rate": -0.05})        # gradient ascent
+        run(hyperparams={"learning_rate": -0.05})  # gradient ascent
     with pytest.raises(ValueError, match=r"init_scale must be >= 0.*-0\.5"):
         run(hyperparams={"init_scale": -0.5})
     with pytest.raises(ValueError, match=r"learning_rate.*1e-46 is 0 in float32"):
         run(hyperparams={"learning_rate": 1e-46})
     with pytest.raises(ValueError, match=r"momentum.*1e\+39 is inf in float32"):
-        gbl.train(model, optax.inject_hyperparams(optax.sgd)(learning_rate=0.1, momentum=0.9),
-                  DATA, key=jax.random.PRNGKey(0), steps=2, hyperparams={"momentum": 1e39})
+        gbl.train(
+            model,
+            optax.inject_hyperparams(optax.sgd)(learning_rate=0.1, momentum=0.9),
+            DATA,
+            key=jax.random.PRNGKey(0),
+            steps=2,
+            hyperparams={"momentum": 1e39},
+        )
     with pytest.raises(ValueError, match=r"init_scale.*1e-08 is 0 in float16"):
         run(hyperparams={"init_scale": 1e-8}, dtype="float16")

@@ -9,7 +9,7 @@ import pytest
 import gbl_jax as gbl
 from gbl_jax.data import problems
 
-ADAM = optax.adam(0.05)   # one object shared by the tests, so compiled runs are reused
+ADAM = optax.adam(0.05)  # one object shared by the tests, so compiled runs are reused
 
 
 def test_xor_is_solved_with_eight_hidden_units():
@@ -29,7 +29,7 @@ def test_second_call_with_the_same_configuration_does_not_recompile():
         gbl.train(model, ADAM, data, key=jax.random.PRNGKey(1), steps=50)
     assert count.training == 0
     with gbl.count_compiles() as count:
-        gbl.train(model, ADAM, data, key=jax.random.PRNGKey(1), steps=60)   # a new scan length
+        gbl.train(model, ADAM, data, key=jax.random.PRNGKey(1), steps=60)  # a new scan length
     assert count.training == 1
 
 
@@ -59,8 +59,9 @@ def test_minibatch_sgd_is_reproducible_and_noisier_than_full_batch():
     data = problems.circles(jax.random.PRNGKey(1), 128)
     model = gbl.mlp([8], data.head)
     sgd = optax.sgd(0.2)
-    run = lambda seed, bs: gbl.train(model, sgd, data, key=jax.random.PRNGKey(seed), steps=200,
-                                     batch_size=bs)
+    run = lambda seed, bs: gbl.train(
+        model, sgd, data, key=jax.random.PRNGKey(seed), steps=200, batch_size=bs
+    )
     a, b, c = run(0, 8), run(0, 8), run(1, 8)
     np.testing.assert_array_equal(a.losses, b.losses)
     assert not np.array_equal(a.losses, c.losses)
@@ -71,15 +72,21 @@ def test_minibatch_sgd_is_reproducible_and_noisier_than_full_batch():
 
 def test_nll_beats_squared_error_behind_a_confidently_wrong_sigmoid():
     x, y = jnp.ones((16, 1)), jnp.ones(16)
-    wrong = lambda key, shape, dtype=jnp.float32: jnp.full(shape, -10.0, dtype)   # z = -10, y = 1
+    wrong = lambda key, shape, dtype=jnp.float32: jnp.full(shape, -10.0, dtype)  # z = -10, y = 1
     model = gbl.mlp((), gbl.heads.bernoulli(), init=wrong)
     params = model.init(jax.random.PRNGKey(0), 1)
-    grad_norm = lambda loss: np.sqrt(sum(float(jnp.sum(g ** 2)) for g in jax.tree.leaves(
-        jax.grad(lambda p: loss(model.apply(p, x), y))(params))))
+    grad_norm = lambda loss: np.sqrt(
+        sum(
+            float(jnp.sum(g**2))
+            for g in jax.tree.leaves(jax.grad(lambda p: loss(model.apply(p, x), y))(params))
+        )
+    )
     assert float(grad_norm(gbl.nll)) > 1000 * float(grad_norm(gbl.squared_error))
     sgd = optax.sgd(0.5)
     by_nll = gbl.train(model, sgd, (x, y), key=jax.random.PRNGKey(0), steps=50)
-    by_se = gbl.train(model, sgd, (x, y), key=jax.random.PRNGKey(0), steps=50, loss=gbl.squared_error)
+    by_se = gbl.train(
+        model, sgd, (x, y), key=jax.random.PRNGKey(0), steps=50, loss=gbl.squared_error
+    )
     p_nll = float(model.apply(by_nll.params, x).probs()[0])
     p_se = float(model.apply(by_se.params, x).probs()[0])
     assert p_nll > 0.5 and p_se < 1e-3
@@ -122,24 +129,33 @@ def test_bad_data_is_an_error_not_divergence():
     x_nan[2, 1] = np.nan
     y_two = np.asarray(data.y).copy()
     y_two[3] = 2.0
-    for bad, message in [((x_nan, data.y), r"x\[2, 1\] = "), ((data.x, y_two), r"y\[3\] = 2.0"),
-                         ((data.x[:0], data.y[:0]), "empty"),
-                         ((data.x, np.full(4, np.inf, np.float32)), r"y\[0\] = ")]:
+    for bad, message in [
+        ((x_nan, data.y), r"x\[2, 1\] = "),
+        ((data.x, y_two), r"y\[3\] = 2.0"),
+        ((data.x[:0], data.y[:0]), "empty"),
+        ((data.x, np.full(4, np.inf, np.float32)), r"y\[0\] = "),
+    ]:
         with pytest.raises(ValueError, match=message):
             gbl.train(model, ADAM, bad, key=jax.random.PRNGKey(0), steps=10)
         with pytest.raises(ValueError, match=message):
             gbl.sweep(model, ADAM, bad, key=jax.random.PRNGKey(0), seeds=2, steps=10)
     labels = np.asarray([0, 1, 2, 3], np.int32)
     with pytest.raises(ValueError, match=r"\[0, 3\).*y\[3\] = 3"):
-        gbl.train(gbl.mlp([2], gbl.heads.categorical(3)), ADAM, (data.x, labels),
-                  key=jax.random.PRNGKey(0), steps=10)
+        gbl.train(
+            gbl.mlp([2], gbl.heads.categorical(3)),
+            ADAM,
+            (data.x, labels),
+            key=jax.random.PRNGKey(0),
+            steps=10,
+        )
 
 
 def test_numpy_integers_are_integers_and_bools_are_not():
     data = problems.xor()
     model = gbl.mlp([2], data.head)
-    res = gbl.train(model, ADAM, data, key=jax.random.PRNGKey(0), steps=np.int64(5),
-                    log_every=np.int32(5))
+    res = gbl.train(
+        model, ADAM, data, key=jax.random.PRNGKey(0), steps=np.int64(5), log_every=np.int32(5)
+    )
     assert res.losses.shape == (1,)
     with pytest.raises(ValueError, match="steps"):
         gbl.train(model, ADAM, data, key=jax.random.PRNGKey(0), steps=True)
@@ -151,13 +167,14 @@ def test_data_key_separates_the_init_from_the_minibatch_order():
     sgd = optax.sgd(0.1)
     key, other = jax.random.split(jax.random.PRNGKey(5))
     base = gbl.train(model, sgd, data, key=key, steps=40, batch_size=8)
-    same_default = gbl.train(model, sgd, data, key=key, steps=40, batch_size=8,
-                             data_key=jax.random.split(key)[1])
-    np.testing.assert_array_equal(base.losses, same_default.losses)   # None = split(key)[1]
+    same_default = gbl.train(
+        model, sgd, data, key=key, steps=40, batch_size=8, data_key=jax.random.split(key)[1]
+    )
+    np.testing.assert_array_equal(base.losses, same_default.losses)  # None = split(key)[1]
     new_order = gbl.train(model, sgd, data, key=key, steps=40, batch_size=8, data_key=other)
     for a, b in zip(jax.tree.leaves(base.init_params), jax.tree.leaves(new_order.init_params)):
-        np.testing.assert_array_equal(a, b)                            # same init
-    assert not np.allclose(base.losses, new_order.losses)             # another minibatch order
+        np.testing.assert_array_equal(a, b)  # same init
+    assert not np.allclose(base.losses, new_order.losses)  # another minibatch order
 
 
 def test_a_data_key_that_is_no_key_or_another_kind_is_refused():
@@ -170,8 +187,9 @@ def test_a_data_key_that_is_no_key_or_another_kind_is_refused():
         gbl.train(model, optax.sgd(0.1), data, key=key, steps=2, data_key=3)
     with pytest.raises(ValueError, match="same kind of key as key: key is a jax.random.PRNGKey"):
         gbl.train(model, optax.sgd(0.1), data, key=key, steps=2, data_key=jax.random.key(1))
-    typed = gbl.train(model, optax.sgd(0.1), data, key=jax.random.key(0), steps=2,
-                      data_key=jax.random.key(1))
+    typed = gbl.train(
+        model, optax.sgd(0.1), data, key=jax.random.key(0), steps=2, data_key=jax.random.key(1)
+    )
     assert np.isfinite(float(typed.final_loss))
 
 
@@ -184,8 +202,9 @@ def test_remainder_steps_run_unlogged_and_windows_are_means():
     np.testing.assert_allclose(coarse.losses, every.losses[:100].reshape(10, 10).mean(1), rtol=1e-5)
     np.testing.assert_allclose(coarse.final_loss, every.final_loss, rtol=1e-6)
     long_windows = gbl.train(model, ADAM, data, key=jax.random.PRNGKey(0), steps=107, log_every=53)
-    np.testing.assert_allclose(long_windows.losses, every.losses[:106].reshape(2, 53).mean(1),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        long_windows.losses, every.losses[:106].reshape(2, 53).mean(1), rtol=1e-5
+    )
 
 
 X64 = """
@@ -205,9 +224,16 @@ def test_params_follow_float64_data_under_x64_or_a_dtype_argument():
     import os
     import subprocess
     import sys
+
     env = dict(os.environ, JAX_PLATFORMS="cpu")
-    proc = subprocess.run([sys.executable, "-c", X64], capture_output=True, text=True, env=env,
-                          timeout=300, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    proc = subprocess.run(
+        [sys.executable, "-c", X64],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["float64", "float32", "float32"]
 
@@ -225,7 +251,7 @@ def test_minibatches_follow_one_permutation_per_epoch():
     losses = []
     for t in range(7):
         order = jax.random.permutation(jax.random.fold_in(k_data, t // 3), 10)
-        idx = order[(t % 3) * 3:(t % 3) * 3 + 3]
+        idx = order[(t % 3) * 3 : (t % 3) * 3 + 3]
         value, grads = jax.value_and_grad(lambda p: gbl.nll(model.apply(p, x[idx]), y[idx]))(params)
         updates, state = sgd.update(grads, state, params)
         params = optax.apply_updates(params, updates)
@@ -233,22 +259,36 @@ def test_minibatches_follow_one_permutation_per_epoch():
     np.testing.assert_allclose(np.asarray(res.losses), losses, rtol=1e-6)
 
 
-@pytest.mark.parametrize("steps,log_every,grad_tol", [(107, 10, None), (107, 53, None),
-                                                       (120, 3, 1e-3)])
+@pytest.mark.parametrize(
+    "steps,log_every,grad_tol", [(107, 10, None), (107, 53, None), (120, 3, 1e-3)]
+)
 def test_window_sums_carried_in_the_loop_equal_the_per_step_outputs(steps, log_every, grad_tol):
     # carry_sums (the seeds-last sweeps' form) against per-step outputs, over layouts with
     # several windows per check block, several blocks per window, an unlogged tail, and
     # convergence checks: the same runs up to the order of each window's additions
     from gbl_jax.engine.runconfig import check_run
     from gbl_jax.engine.training import make_engine, split_keys
+
     data = problems.xor()
-    cfg, (x, y, ex, ey) = check_run(gbl.mlp([2], data.head), ADAM, data, key=jax.random.PRNGKey(0),
-                                    steps=steps, batch_size=None, loss=gbl.nll,
-                                    log_every=log_every, metrics=None, eval_data=None,
-                                    grad_tol=grad_tol, grid={}, dtype=None)
+    cfg, (x, y, ex, ey) = check_run(
+        gbl.mlp([2], data.head),
+        ADAM,
+        data,
+        key=jax.random.PRNGKey(0),
+        steps=steps,
+        batch_size=None,
+        loss=gbl.nll,
+        log_every=log_every,
+        metrics=None,
+        eval_data=None,
+        grad_tol=grad_tol,
+        grid={},
+        dtype=None,
+    )
     keys = split_keys(jax.random.PRNGKey(3))
-    outs = [jax.jit(make_engine(cfg, carry_sums=c).run)(*keys, {}, x, y, ex, ey)
-            for c in (False, True)]
+    outs = [
+        jax.jit(make_engine(cfg, carry_sums=c).run)(*keys, {}, x, y, ex, ey) for c in (False, True)
+    ]
     assert outs[0]["losses"].shape == outs[1]["losses"].shape == (steps // log_every,)
     np.testing.assert_allclose(outs[1]["losses"], outs[0]["losses"], rtol=1e-6)
     np.testing.assert_allclose(outs[1]["final_loss"], outs[0]["final_loss"], rtol=1e-6)
@@ -259,6 +299,7 @@ def test_a_roll_back_keeps_the_step_counts_of_frozen_runs():
     # frozen runs get their float state back; integer leaves (step counts) advance for every run
     # alike, so a vmapped sweep carries one count, not one per run; a frozen run never steps again
     from gbl_jax.engine.training import _roll_back
+
     old = {"mu": jnp.zeros((3, 2)), "count": jnp.zeros((3,), jnp.int32)}
     new = {"mu": jnp.ones((3, 2)), "count": jnp.full((3,), 5, jnp.int32)}
     keep = jnp.asarray([True, False, True])
@@ -269,5 +310,6 @@ def test_a_roll_back_keeps_the_step_counts_of_frozen_runs():
     # None refuses a batched output)
     axes = {"mu": 0, "count": None}
     shared = jax.vmap(_roll_back, in_axes=(0, axes, axes), out_axes=axes)(
-        keep, {"mu": old["mu"], "count": jnp.int32(0)}, {"mu": new["mu"], "count": jnp.int32(5)})
+        keep, {"mu": old["mu"], "count": jnp.int32(0)}, {"mu": new["mu"], "count": jnp.int32(5)}
+    )
     assert shared["count"].shape == () and int(shared["count"]) == 5

@@ -10,8 +10,13 @@ from jax.flatten_util import ravel_pytree
 import gbl_jax as gbl
 from gbl_jax.nets.convnets import cnn1d, conv1d
 
-HEADS = [gbl.heads.categorical(4), gbl.heads.gaussian(2), gbl.heads.bernoulli(),
-         gbl.heads.heteroscedastic_gaussian(1), gbl.heads.mixture_density(3, 2)]
+HEADS = [
+    gbl.heads.categorical(4),
+    gbl.heads.gaussian(2),
+    gbl.heads.bernoulli(),
+    gbl.heads.heteroscedastic_gaussian(1),
+    gbl.heads.mixture_density(3, 2),
+]
 
 
 @pytest.mark.parametrize("head", HEADS, ids=lambda h: h.name)
@@ -22,7 +27,9 @@ def test_params_and_outputs_have_the_stated_shapes(head, x_shape):
     in_ch = x_shape[2] if len(x_shape) == 3 else 1
     # lengths 20 -> floor((20 + 2 - 3) / 2) + 1 = 10 -> 5; the head sees 5 * 5 features
     assert jax.tree.map(lambda a: a.shape, params["conv"]) == [
-        {"w": (3, in_ch, 4), "b": (4,)}, {"w": (3, 4, 5), "b": (5,)}]
+        {"w": (3, in_ch, 4), "b": (4,)},
+        {"w": (3, 4, 5), "b": (5,)},
+    ]
     assert params["head"]["w"].shape == (25, head.out_dim)
     dist = jax.jit(model.apply)(params, jnp.ones(x_shape))
     expected = head.apply(params["head"], jnp.ones((6, 25)))
@@ -54,7 +61,7 @@ def _numpy_conv(h, w, b, stride, lo, hi):
     n, length, in_ch = h.shape
     k, _, out_ch = w.shape
     h_pad = np.zeros((n, length + lo + hi, in_ch))
-    h_pad[:, lo:lo + length] = h
+    h_pad[:, lo : lo + length] = h
     out_len = (length + lo + hi - k) // stride + 1
     out = np.zeros((n, out_len, out_ch))
     for t in range(out_len):
@@ -67,39 +74,45 @@ def _numpy_conv(h, w, b, stride, lo, hi):
 def _pads(length, k, stride, padding):
     if padding == "VALID":
         return 0, 0
-    if padding == "SAME":   # XLA's rule: output length ceil(L / stride), the odd zero at the end
+    if padding == "SAME":  # XLA's rule: output length ceil(L / stride), the odd zero at the end
         total = max((-(-length // stride) - 1) * stride + k - length, 0)
         return total // 2, total - total // 2
     return padding, padding
 
 
-@pytest.mark.parametrize("kernel_size, stride, padding", [
-    (5, 2, 1), (3, 1, 0), (4, 3, 2), (2, 3, "VALID"), (4, 2, "SAME"), (5, 3, "SAME")])
+@pytest.mark.parametrize(
+    "kernel_size, stride, padding",
+    [(5, 2, 1), (3, 1, 0), (4, 3, 2), (2, 3, "VALID"), (4, 2, "SAME"), (5, 3, "SAME")],
+)
 def test_forward_pass_equals_a_numpy_loop_convolution(kernel_size, stride, padding):
-    model = cnn1d([3, 4], gbl.heads.gaussian(2), kernel_size=kernel_size, stride=stride,
-                  padding=padding)
+    model = cnn1d(
+        [3, 4], gbl.heads.gaussian(2), kernel_size=kernel_size, stride=stride, padding=padding
+    )
     x = np.random.default_rng(0).normal(size=(5, 17, 2)).astype(np.float32)
     params = model.init(jax.random.PRNGKey(1), x)
-    params = jax.tree.map(lambda a: a + 0.1, params)   # nonzero biases are checked too
+    params = jax.tree.map(lambda a: a + 0.1, params)  # nonzero biases are checked too
     h = x.astype(np.float64)
     for layer in params["conv"]:
         w, b = np.asarray(layer["w"], np.float64), np.asarray(layer["b"], np.float64)
-        h = np.maximum(_numpy_conv(h, w, b, stride, *_pads(h.shape[1], kernel_size, stride,
-                                                            padding)), 0)
+        h = np.maximum(
+            _numpy_conv(h, w, b, stride, *_pads(h.shape[1], kernel_size, stride, padding)), 0
+        )
     expected = h.reshape(5, -1) @ np.asarray(params["head"]["w"]) + np.asarray(params["head"]["b"])
-    np.testing.assert_allclose(jax.jit(model.apply)(params, x).loc, expected, rtol=1e-4,
-                               atol=1e-5)
+    np.testing.assert_allclose(jax.jit(model.apply)(params, x).loc, expected, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("kernel_size, stride, padding", [
-    (5, 2, 1), (1, 1, 0), (3, 4, 2), (2, 3, "VALID"), (4, 2, "SAME"), (6, 1, "SAME")])
+@pytest.mark.parametrize(
+    "kernel_size, stride, padding",
+    [(5, 2, 1), (1, 1, 0), (3, 4, 2), (2, 3, "VALID"), (4, 2, "SAME"), (6, 1, "SAME")],
+)
 def test_conv1d_equals_lax_conv_general_dilated(kernel_size, stride, padding):
     k_h, k_w, k_b = jax.random.split(jax.random.PRNGKey(0), 3)
     h = jax.random.normal(k_h, (3, 13, 4))
     params = {"w": jax.random.normal(k_w, (kernel_size, 4, 5)), "b": jax.random.normal(k_b, (5,))}
     pads = padding if isinstance(padding, str) else [(padding, padding)]
-    expected = jax.lax.conv_general_dilated(h, params["w"], (stride,), pads,
-                                            dimension_numbers=("NWC", "WIO", "NWC"))
+    expected = jax.lax.conv_general_dilated(
+        h, params["w"], (stride,), pads, dimension_numbers=("NWC", "WIO", "NWC")
+    )
     out = conv1d(params, h, stride=stride, padding=padding)
     np.testing.assert_allclose(out, expected + params["b"][None, None, :], rtol=1e-5, atol=1e-5)
 
@@ -119,13 +132,19 @@ def test_mnist1d_cnn_equals_flax_with_the_same_params():
     model = cnn1d([25, 25, 25], gbl.heads.categorical(10))
     params = model.init(jax.random.PRNGKey(1), x)
     params = jax.tree.map(lambda a: a + 0.01, params)
-    variables = {"params": {f"Conv_{i}": {"kernel": layer["w"], "bias": layer["b"]}
-                            for i, layer in enumerate(params["conv"])}}
+    variables = {
+        "params": {
+            f"Conv_{i}": {"kernel": layer["w"], "bias": layer["b"]}
+            for i, layer in enumerate(params["conv"])
+        }
+    }
     variables["params"]["Dense_0"] = {"kernel": params["head"]["w"], "bias": params["head"]["b"]}
-    assert (jax.tree.map(jnp.shape, PaperCNN().init(jax.random.PRNGKey(0), x))
-            == jax.tree.map(jnp.shape, variables))
-    np.testing.assert_allclose(model.apply(params, x).logits, PaperCNN().apply(variables, x),
-                               rtol=1e-5, atol=1e-5)
+    assert jax.tree.map(jnp.shape, PaperCNN().init(jax.random.PRNGKey(0), x)) == jax.tree.map(
+        jnp.shape, variables
+    )
+    np.testing.assert_allclose(
+        model.apply(params, x).logits, PaperCNN().apply(variables, x), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_gradient_of_nll_matches_central_differences():
@@ -172,8 +191,9 @@ def test_trains_with_gbl_sweep_and_gbl_train():
     x, y = _bump_data()
     model = cnn1d([4], gbl.heads.categorical(2), kernel_size=3)
     adam = optax.adam(0.05)
-    swept = gbl.sweep(model, adam, (x, y), key=jax.random.PRNGKey(0), seeds=2, steps=5,
-                      batch_size=16)
+    swept = gbl.sweep(
+        model, adam, (x, y), key=jax.random.PRNGKey(0), seeds=2, steps=5, batch_size=16
+    )
     assert swept.final_loss.shape == (2,) and np.all(np.isfinite(swept.final_loss))
     assert swept.final_loss[0] != swept.final_loss[1]
     out = gbl.train(model, adam, (x, y), steps=5, batch_size=16, **swept.rerun(1))

@@ -11,15 +11,18 @@ KEY = jax.random.PRNGKey(0)
 H = jnp.asarray(np.random.default_rng(0).normal(size=(5, 4)), jnp.float32)
 
 
-@pytest.mark.parametrize("head, cls, batch, event", [
-    (gbl.heads.gaussian(2), gbl.Normal, (5, 2), ()),
-    (gbl.heads.heteroscedastic_gaussian(2), gbl.Normal, (5, 2), ()),
-    (gbl.heads.laplace(3), gbl.Laplace, (5, 3), ()),
-    (gbl.heads.laplace(3, learn_scale=True), gbl.Laplace, (5, 3), ()),
-    (gbl.heads.bernoulli(), gbl.Bernoulli, (5,), ()),
-    (gbl.heads.categorical(4), gbl.Categorical, (5,), ()),
-    (gbl.heads.mixture_density(3, 2), gbl.MixtureNormal, (5,), (2,)),
-])
+@pytest.mark.parametrize(
+    "head, cls, batch, event",
+    [
+        (gbl.heads.gaussian(2), gbl.Normal, (5, 2), ()),
+        (gbl.heads.heteroscedastic_gaussian(2), gbl.Normal, (5, 2), ()),
+        (gbl.heads.laplace(3), gbl.Laplace, (5, 3), ()),
+        (gbl.heads.laplace(3, learn_scale=True), gbl.Laplace, (5, 3), ()),
+        (gbl.heads.bernoulli(), gbl.Bernoulli, (5,), ()),
+        (gbl.heads.categorical(4), gbl.Categorical, (5,), ()),
+        (gbl.heads.mixture_density(3, 2), gbl.MixtureNormal, (5,), (2,)),
+    ],
+)
 def test_heads_map_features_to_distributions(head, cls, batch, event):
     params = head.init(KEY, 4)
     assert params["w"].shape == (4, head.out_dim) and params["b"].shape == (head.out_dim,)
@@ -27,7 +30,9 @@ def test_heads_map_features_to_distributions(head, cls, batch, event):
     assert isinstance(dist, cls)
     assert dist.batch_shape == batch and tuple(dist.event_shape) == event
     sample = dist.sample(KEY)
-    assert np.isfinite(float(gbl.nll(dist, sample.astype(jnp.int32) if cls is gbl.Categorical else sample)))
+    assert np.isfinite(
+        float(gbl.nll(dist, sample.astype(jnp.int32) if cls is gbl.Categorical else sample))
+    )
 
 
 def test_learned_scales_follow_the_documented_parameterization():
@@ -56,7 +61,7 @@ def test_mixture_head_returns_logits_and_positive_scales():
     params = head.init(KEY, 4)
     params = {"w": params["w"], "b": params["b"].at[:3].set(jnp.asarray([100.0, 0.0, -100.0]))}
     d = head.apply(params, H)
-    assert float(jnp.max(d.logits)) > 50   # raw logits, not probabilities
+    assert float(jnp.max(d.logits)) > 50  # raw logits, not probabilities
     assert float(jnp.min(d.scale)) >= 0.01
 
 

@@ -13,13 +13,16 @@ SHAPE = (400, 600)
 FAN_IN, FAN_OUT = SHAPE
 
 
-@pytest.mark.parametrize("name, std", [
-    ("glorot_normal", math.sqrt(2 / (FAN_IN + FAN_OUT))),
-    ("glorot_uniform", math.sqrt(2 / (FAN_IN + FAN_OUT))),   # U(-a, a) has variance a^2 / 3
-    ("he_normal", math.sqrt(2 / FAN_IN)),
-    ("he_uniform", math.sqrt(2 / FAN_IN)),
-    ("lecun_normal", math.sqrt(1 / FAN_IN)),
-])
+@pytest.mark.parametrize(
+    "name, std",
+    [
+        ("glorot_normal", math.sqrt(2 / (FAN_IN + FAN_OUT))),
+        ("glorot_uniform", math.sqrt(2 / (FAN_IN + FAN_OUT))),  # U(-a, a) has variance a^2 / 3
+        ("he_normal", math.sqrt(2 / FAN_IN)),
+        ("he_uniform", math.sqrt(2 / FAN_IN)),
+        ("lecun_normal", math.sqrt(1 / FAN_IN)),
+    ],
+)
 def test_schemes_have_the_stated_std(name, std):
     w = np.asarray(inits.get_init(name)(jax.random.PRNGKey(0), SHAPE))
     assert w.shape == SHAPE and w.dtype == np.float32
@@ -52,16 +55,19 @@ def test_unknown_scheme_and_bad_factories_raise():
     assert inits.get_init(custom) is custom
 
 
-KERNEL = (5, 80, 120)   # a 1-D conv kernel [width, in, out]: fan_in = 5 * 80, fan_out = 5 * 120
+KERNEL = (5, 80, 120)  # a 1-D conv kernel [width, in, out]: fan_in = 5 * 80, fan_out = 5 * 120
 
 
-@pytest.mark.parametrize("name, std", [
-    ("glorot_normal", math.sqrt(2 / (5 * 80 + 5 * 120))),
-    ("glorot_uniform", math.sqrt(2 / (5 * 80 + 5 * 120))),
-    ("he_normal", math.sqrt(2 / (5 * 80))),
-    ("he_uniform", math.sqrt(2 / (5 * 80))),
-    ("lecun_normal", math.sqrt(1 / (5 * 80))),
-])
+@pytest.mark.parametrize(
+    "name, std",
+    [
+        ("glorot_normal", math.sqrt(2 / (5 * 80 + 5 * 120))),
+        ("glorot_uniform", math.sqrt(2 / (5 * 80 + 5 * 120))),
+        ("he_normal", math.sqrt(2 / (5 * 80))),
+        ("he_uniform", math.sqrt(2 / (5 * 80))),
+        ("lecun_normal", math.sqrt(1 / (5 * 80))),
+    ],
+)
 def test_conv_kernel_fans_count_the_window(name, std):
     w = np.asarray(inits.get_init(name)(jax.random.PRNGKey(0), KERNEL))
     assert w.shape == KERNEL

@@ -13,8 +13,9 @@ def test_dense_is_affine_with_zero_bias_at_init():
     assert params["w"].shape == (3, 2) and not np.any(params["b"])
     h = jnp.asarray(np.random.default_rng(0).normal(size=(4, 3)), jnp.float32)
     params = {"w": params["w"], "b": jnp.asarray([1.0, -2.0])}
-    np.testing.assert_allclose(dense_apply(params, h), np.asarray(h) @ np.asarray(params["w"]) + [1.0, -2.0],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        dense_apply(params, h), np.asarray(h) @ np.asarray(params["w"]) + [1.0, -2.0], rtol=1e-6
+    )
 
 
 def test_dense_rejects_bad_shapes():

@@ -11,9 +11,8 @@ import optax
 import pytest
 
 import gbl_jax as gbl
-from gbl_jax.engine import chunking
 from gbl_jax.data import problems
-from gbl_jax.engine import sweeps
+from gbl_jax.engine import chunking, sweeps
 
 KEY = jax.random.PRNGKey(3)
 ADAM = optax.adam(0.05)
@@ -22,10 +21,15 @@ XOR = problems.xor()
 
 def tuple_model():
     """Hand-written 2-4-1 tanh net with tuple params, as a researcher would write it."""
+
     def init(key, x):
         k1, k2 = jax.random.split(key)
-        return (jax.random.normal(k1, (x.shape[1], 4)), jnp.zeros(4),
-                jax.random.normal(k2, (4,)) * 0.5, jnp.zeros(()))
+        return (
+            jax.random.normal(k1, (x.shape[1], 4)),
+            jnp.zeros(4),
+            jax.random.normal(k2, (4,)) * 0.5,
+            jnp.zeros(()),
+        )
 
     def apply(params, x):
         w1, b1, w2, b2 = params
@@ -36,11 +40,15 @@ def tuple_model():
 
 def residual_model(width=4, blocks=2):
     """x -> dense -> (h + tanh(h W_k)) per block -> logit: a residual net as nested dicts."""
+
     def init(key, x):
         keys = jax.random.split(key, blocks + 2)
-        return {"in": jax.random.normal(keys[0], (x.shape[1], width)) * 0.5, "b": jnp.zeros(width),
-                "blocks": [jax.random.normal(k, (width, width)) * 0.3 for k in keys[1:-1]],
-                "out": jax.random.normal(keys[-1], (width,)) * 0.5}
+        return {
+            "in": jax.random.normal(keys[0], (x.shape[1], width)) * 0.5,
+            "b": jnp.zeros(width),
+            "blocks": [jax.random.normal(k, (width, width)) * 0.3 for k in keys[1:-1]],
+            "out": jax.random.normal(keys[-1], (width,)) * 0.5,
+        }
 
     def apply(params, x):
         h = x @ params["in"] + params["b"][None, :]
@@ -72,13 +80,14 @@ def test_hand_written_models_train_and_sweep_with_defaults(make):
     single = gbl.train(model, ADAM, XOR, key=keys[5], steps=300)
     np.testing.assert_allclose(out.final_loss[5], single.final_loss, rtol=1e-4, atol=1e-6)
     assert jax.tree.structure(single.params) == jax.tree.structure(
-        jax.tree.map(lambda a: a[0], out.params))
-    assert out.final_loss.min() < 0.1   # some seeds solve XOR
+        jax.tree.map(lambda a: a[0], out.params)
+    )
+    assert out.final_loss.min() < 0.1  # some seeds solve XOR
 
 
 def test_image_shaped_inputs_and_numpy_data():
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(32, 4, 4, 1)).astype(np.float32)   # [N, H, W, C]
+    x = rng.normal(size=(32, 4, 4, 1)).astype(np.float32)  # [N, H, W, C]
     y = (x.mean(axis=(1, 2, 3)) > 0).astype(np.float32)
 
     def init(key, xs):
@@ -120,21 +129,23 @@ def test_a_flax_module_with_batch_statistics_is_refused_up_front():
 
     for running in (True, False):
         model = gbl.models.from_flax(Normed(running), lambda z: gbl.Bernoulli(z[:, 0]))
-        with pytest.raises(ValueError, match=r"model.init\(key, x\) failed.*Normed has the "
-                                             r"variable collection\(s\) \['batch_stats'\]"):
+        with pytest.raises(
+            ValueError,
+            match=r"model.init\(key, x\) failed.*Normed has the "
+            r"variable collection\(s\) \['batch_stats'\]",
+        ):
             gbl.train(model, ADAM, XOR, key=KEY, steps=2)
 
 
 def test_equinox_module_and_a_built_module_is_refused():
     eqx = pytest.importorskip("equinox")
-    make = lambda key: eqx.nn.MLP(2, 1, 8, 1, activation=jnp.tanh, key=key)   # noqa: E731
+    make = lambda key: eqx.nn.MLP(2, 1, 8, 1, activation=jnp.tanh, key=key)  # noqa: E731
     model = gbl.models.from_equinox(make, lambda z: gbl.Bernoulli(z[:, 0]))
     out = gbl.sweep(model, ADAM, XOR, key=KEY, seeds=4, steps=300)
     assert out.final_loss.shape == (4,) and out.final_loss.max() < 0.05
-    assert np.ptp(out.losses[:, 0]) > 0   # every seed has its own init
+    assert np.ptp(out.losses[:, 0]) > 0  # every seed has its own init
     with pytest.raises(ValueError, match="function key -> module"):
         gbl.models.from_equinox(make(KEY), lambda z: gbl.Bernoulli(z[:, 0]))
-
 
 
 def nnx_mlp(nnx, *, norm=None, dropout=0.0, keep_rngs=False):
@@ -173,11 +184,11 @@ def test_nnx_module_matches_the_module_itself_and_trains():
     assert jax.tree.structure(grads) == jax.tree.structure(want)
     for got, ref in zip(jax.tree.leaves(grads), jax.tree.leaves(want)):
         np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-7)
-    assert max(float(jnp.abs(g).max()) for g in jax.tree.leaves(grads)) > 1e-3   # not all zero
+    assert max(float(jnp.abs(g).max()) for g in jax.tree.leaves(grads)) > 1e-3  # not all zero
 
     out = gbl.sweep(model, ADAM, XOR, key=KEY, seeds=4, steps=300)
     assert out.final_loss.shape == (4,) and out.final_loss.max() < 0.05
-    assert np.ptp(out.losses[:, 0]) > 0   # every seed has its own init
+    assert np.ptp(out.losses[:, 0]) > 0  # every seed has its own init
     single = gbl.train(model, ADAM, XOR, key=jax.random.split(KEY, 4)[2], steps=300)
     np.testing.assert_allclose(out.final_loss[2], single.final_loss, rtol=1e-4, atol=1e-6)
 
@@ -203,22 +214,27 @@ def test_stochastic_nnx_module_draws_dropout_from_the_data_key():
     k_a, k_b = jax.random.split(KEY)
     a = gbl.train(model, ADAM, XOR, key=KEY, steps=50, data_key=k_a)
     b = gbl.train(model, ADAM, XOR, key=KEY, steps=50, data_key=k_b)
-    assert not np.allclose(a.losses, b.losses)           # the dropout masks follow the data key
+    assert not np.allclose(a.losses, b.losses)  # the dropout masks follow the data key
     out = gbl.sweep(model, ADAM, XOR, key=KEY, seeds=2, steps=50)
     assert np.all(np.isfinite(out.final_loss)) and np.ptp(out.losses[:, 1]) > 0
     # evaluation passes rngs=None: deterministic, so the final loss is that of the final params
     final = gbl.nll(model.apply(a.params, XOR.x), XOR.y)
     np.testing.assert_allclose(a.final_loss, final, rtol=1e-6)
-    np.testing.assert_array_equal(model.apply(a.params, XOR.x).logits,
-                                  model.apply(a.params, XOR.x, key=None).logits)
+    np.testing.assert_array_equal(
+        model.apply(a.params, XOR.x).logits, model.apply(a.params, XOR.x, key=None).logits
+    )
 
 
 def dropout_model(rate=0.5):
     """A 2-16-1 net with inverted dropout on the hidden layer; deterministic when key is None."""
+
     def init(key, x):
         k1, k2 = jax.random.split(key)
-        return (jax.random.normal(k1, (x.shape[1], 16)), jnp.zeros(16),
-                jax.random.normal(k2, (16,)) * 0.3)
+        return (
+            jax.random.normal(k1, (x.shape[1], 16)),
+            jnp.zeros(16),
+            jax.random.normal(k2, (16,)) * 0.3,
+        )
 
     def apply(params, x, key=None):
         w1, b1, w2 = params
@@ -237,8 +253,8 @@ def test_stochastic_model_gets_a_key_per_step_from_the_data_stream():
     again = gbl.train(model, ADAM, XOR, key=KEY, steps=100, data_key=k_a)
     b = gbl.train(model, ADAM, XOR, key=KEY, steps=100, data_key=k_b)
     np.testing.assert_array_equal(a.losses, again.losses)
-    assert not np.allclose(a.losses, b.losses)          # the dropout masks follow the data key
-    np.testing.assert_array_equal(a.init_params[0], b.init_params[0])   # the init follows key
+    assert not np.allclose(a.losses, b.losses)  # the dropout masks follow the data key
+    np.testing.assert_array_equal(a.init_params[0], b.init_params[0])  # the init follows key
     # evaluation is deterministic (key=None): the final loss is the loss of the final params
     final = gbl.nll(model.apply(a.params, XOR.x), XOR.y)
     np.testing.assert_allclose(a.final_loss, final, rtol=1e-6)
@@ -270,10 +286,14 @@ def test_chunk_size_comes_from_the_step_not_the_layout():
     spirals = problems.two_spirals(KEY, 256)
     cpu = jax.devices("cpu")[:1]
     sizes = {}
-    for name, model in [("tuple", tuple_model()), ("residual", residual_model(width=64, blocks=3)),
-                        ("mlp", gbl.mlp([8], spirals.head))]:
-        sizes[name] = sweeps.plan_sweep(model, ADAM, spirals, key=KEY, seeds=4096, steps=300,
-                                        devices=cpu).chunk_size
+    for name, model in [
+        ("tuple", tuple_model()),
+        ("residual", residual_model(width=64, blocks=3)),
+        ("mlp", gbl.mlp([8], spirals.head)),
+    ]:
+        sizes[name] = sweeps.plan_sweep(
+            model, ADAM, spirals, key=KEY, seeds=4096, steps=300, devices=cpu
+        ).chunk_size
     assert sizes["tuple"] >= 64 and sizes["mlp"] >= 64
     assert sizes["residual"] == chunking.CPU_SIDE_BY_SIDE
 
@@ -281,7 +301,7 @@ def test_chunk_size_comes_from_the_step_not_the_layout():
 def test_a_namespace_with_init_and_apply_is_a_model():
     data = gbl.problems.xor()
     model = gbl.mlp([2], data.head)
-    duck = types.SimpleNamespace(init=model.init, apply=model.apply)   # unhashable
+    duck = types.SimpleNamespace(init=model.init, apply=model.apply)  # unhashable
     opt = optax.sgd(0.1)
     got = gbl.train(duck, opt, data, key=jax.random.PRNGKey(0), steps=20)
     want = gbl.train(model, opt, data, key=jax.random.PRNGKey(0), steps=20)

@@ -43,8 +43,11 @@ class TestNllIdentities(chex.TestCase):
 
 def test_absolute_error_loss_is_mae_of_the_mean():
     f, y = (jnp.asarray(RNG.normal(size=(6, 2)), jnp.float32) for _ in range(2))
-    np.testing.assert_allclose(gbl.absolute_error(gbl.Laplace(f, 1.0), y), np.abs(np.asarray(f - y)).sum(1).mean(),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        gbl.absolute_error(gbl.Laplace(f, 1.0), y),
+        np.abs(np.asarray(f - y)).sum(1).mean(),
+        rtol=1e-6,
+    )
 
 
 def test_nll_reduction_is_mean_over_axis_zero_of_sum_over_the_rest():
@@ -55,9 +58,13 @@ def test_nll_reduction_is_mean_over_axis_zero_of_sum_over_the_rest():
 
 
 def test_nll_accepts_distrax_and_catches_its_silent_broadcasting():
-    loc, y = jnp.asarray(RNG.normal(size=(5,)), jnp.float32), jnp.asarray(RNG.normal(size=(5,)), jnp.float32)
-    np.testing.assert_allclose(gbl.nll(distrax.Normal(loc, 1.0), y), gbl.nll(gbl.Normal(loc, 1.0), y),
-                               rtol=1e-6)
+    loc, y = (
+        jnp.asarray(RNG.normal(size=(5,)), jnp.float32),
+        jnp.asarray(RNG.normal(size=(5,)), jnp.float32),
+    )
+    np.testing.assert_allclose(
+        gbl.nll(distrax.Normal(loc, 1.0), y), gbl.nll(gbl.Normal(loc, 1.0), y), rtol=1e-6
+    )
     # Under the default rank promotion ("allow") distrax broadcasts [5, 1] against [5] to [5, 5].
     with jax.numpy_rank_promotion("allow"), pytest.raises(ValueError, match=r"\[5, 5\].*\[5\]"):
         gbl.nll(distrax.Normal(loc[:, None], 1.0), y)
@@ -70,10 +77,16 @@ def test_nll_needs_an_example_axis():
 
 def test_minimisers_are_mean_and_median_on_skewed_data():
     # Its own generator: the data must not depend on which tests ran before.
-    y = np.random.default_rng(2).exponential(size=(501, 1)).astype(np.float32)   # mean 1, median log 2
+    y = (
+        np.random.default_rng(2).exponential(size=(501, 1)).astype(np.float32)
+    )  # mean 1, median log 2
     as_pred = lambda c: jnp.full_like(y, c)
-    c_mse = optimize.minimize_scalar(lambda c: float(gbl.mse(as_pred(c), y)), bounds=(0, 5), method="bounded",
-                                     options={"xatol": 1e-6}).x
+    c_mse = optimize.minimize_scalar(
+        lambda c: float(gbl.mse(as_pred(c), y)),
+        bounds=(0, 5),
+        method="bounded",
+        options={"xatol": 1e-6},
+    ).x
     np.testing.assert_allclose(c_mse, y.mean(), atol=1e-4)
     # The MAE is piecewise linear with kinks at the data and nearly flat around the median, where
     # a line search stalls on float32 rounding; its minimum is a sample, so search the samples.
@@ -98,8 +111,11 @@ def test_squared_error_behind_sigmoid_and_softmax():
     labels = jnp.asarray([0, 2])
     p = np.asarray(jax.nn.softmax(logits))
     onehot = np.eye(3)[[0, 2]]
-    np.testing.assert_allclose(gbl.squared_error(gbl.Categorical(logits), labels),
-                               np.mean(np.sum((p - onehot) ** 2, 1)), rtol=1e-6)
+    np.testing.assert_allclose(
+        gbl.squared_error(gbl.Categorical(logits), labels),
+        np.mean(np.sum((p - onehot) ** 2, 1)),
+        rtol=1e-6,
+    )
     with pytest.raises(ValueError, match="shape"):
         gbl.squared_error(gbl.Categorical(logits), jnp.zeros((2, 3), jnp.int32))
 

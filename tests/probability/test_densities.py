@@ -13,19 +13,33 @@ RNG = np.random.default_rng(3)
 
 def test_log_densities_match_scipy():
     loc, scale, y = RNG.normal(size=7), RNG.uniform(0.1, 3, 7), RNG.normal(size=7)
-    f32 = lambda a: jnp.asarray(a, jnp.float32)   # noqa: E731
-    np.testing.assert_allclose(densities.normal_logpdf(f32(y), f32(loc), f32(scale)),
-                               stats.norm.logpdf(y, loc, scale), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(densities.laplace_logpdf(f32(y), f32(loc), f32(scale)),
-                               stats.laplace.logpdf(y, loc, scale), rtol=1e-5, atol=1e-6)
+    f32 = lambda a: jnp.asarray(a, jnp.float32)  # noqa: E731
+    np.testing.assert_allclose(
+        densities.normal_logpdf(f32(y), f32(loc), f32(scale)),
+        stats.norm.logpdf(y, loc, scale),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(
+        densities.laplace_logpdf(f32(y), f32(loc), f32(scale)),
+        stats.laplace.logpdf(y, loc, scale),
+        rtol=1e-5,
+        atol=1e-6,
+    )
     z, label = RNG.normal(0, 4, 7), RNG.integers(0, 2, 7)
-    np.testing.assert_allclose(densities.bernoulli_log_prob(f32(z), f32(label)),
-                               stats.bernoulli.logpmf(label, special.expit(z)), rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        densities.bernoulli_log_prob(f32(z), f32(label)),
+        stats.bernoulli.logpmf(label, special.expit(z)),
+        rtol=1e-5,
+        atol=1e-6,
+    )
     logits, labels = RNG.normal(0, 3, (7, 4)), RNG.integers(0, 4, 7)
-    np.testing.assert_allclose(densities.categorical_log_prob(f32(logits), jnp.asarray(labels)),
-                               special.log_softmax(logits, -1)[np.arange(7), labels], rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        densities.categorical_log_prob(f32(logits), jnp.asarray(labels)),
+        special.log_softmax(logits, -1)[np.arange(7), labels],
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 def test_edge_values_are_limits_not_nan():
@@ -33,8 +47,9 @@ def test_edge_values_are_limits_not_nan():
     lp = densities.normal_logpdf(jnp.asarray([0.0, 1.0, 0.0]), 0.0, jnp.asarray([0.0, 0.0, -1.0]))
     assert lp[0] == np.inf and lp[1] == -np.inf and np.isnan(lp[2])
     # infinite logits are exact; labels outside [0, 1] or [0, K) give -inf
-    bern = densities.bernoulli_log_prob(jnp.asarray([np.inf, -np.inf, 0.0]),
-                                        jnp.asarray([1.0, 1.0, 2.0]))
+    bern = densities.bernoulli_log_prob(
+        jnp.asarray([np.inf, -np.inf, 0.0]), jnp.asarray([1.0, 1.0, 2.0])
+    )
     np.testing.assert_array_equal(bern, [0.0, -np.inf, -np.inf])
     cat = densities.categorical_log_prob(jnp.zeros((2, 3)), jnp.asarray([3, -1]))
     np.testing.assert_array_equal(cat, [-np.inf, -np.inf])
@@ -45,8 +60,11 @@ def test_edge_values_are_limits_not_nan():
 
 def test_value_shapes_must_match_exactly():
     family_rules.check_value_shape("Normal", (3, 2), jnp.zeros((3, 2)))
-    with pytest.raises(ValueError, match=r"Normal: y has shape \[3\] but the distribution expects "
-                                         r"\[3, 2\].*no broadcasting"):
+    with pytest.raises(
+        ValueError,
+        match=r"Normal: y has shape \[3\] but the distribution expects "
+        r"\[3, 2\].*no broadcasting",
+    ):
         family_rules.check_value_shape("Normal", (3, 2), jnp.zeros(3))
     assert family_rules.common_shape("Normal", loc=jnp.zeros((4, 2)), scale=1.0) == (4, 2)
     with pytest.raises(ValueError, match="Normal"):
@@ -69,5 +87,6 @@ def test_bernoulli_shares_one_softplus_with_the_values_and_derivatives_of_two():
         assert float(hess[4]) == pytest.approx(-0.25)
     # the gradient at an infinite logit: y - sigmoid(+-inf), not NaN
     g = jax.vmap(jax.grad(lambda t: densities.bernoulli_log_prob(t, 1.0)))(
-        jnp.asarray([np.inf, -np.inf]))
+        jnp.asarray([np.inf, -np.inf])
+    )
     np.testing.assert_array_equal(g, [0.0, 1.0])

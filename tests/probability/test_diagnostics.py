@@ -31,10 +31,15 @@ def test_gaussian_mean_and_log_scale_gradients():
     log_scale = jnp.asarray(RNG.normal(size=8), jnp.float32)
     nll = lambda m, ls, t: -gbl.Normal(m, jnp.exp(ls)).log_prob(t)
     g_loc, g_log_scale = jax.vmap(jax.grad(nll, argnums=(0, 1)))(loc, log_scale, y)
-    np.testing.assert_allclose(diagnostics.gaussian_mean_nll_grad(loc, jnp.exp(log_scale), y), g_loc,
-                               rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(diagnostics.gaussian_log_scale_nll_grad(loc, jnp.exp(log_scale), y),
-                               g_log_scale, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        diagnostics.gaussian_mean_nll_grad(loc, jnp.exp(log_scale), y), g_loc, rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        diagnostics.gaussian_log_scale_nll_grad(loc, jnp.exp(log_scale), y),
+        g_log_scale,
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
 
 def test_mixture_gradients_match_autodiff():
@@ -52,15 +57,21 @@ def test_mixture_gradients_match_autodiff():
 
 
 def test_saturation_report_shows_the_case_for_cross_entropy():
-    report = diagnostics.saturation_report(jnp.asarray([-10.0, 0.0, 10.0]), jnp.asarray([1.0, 1.0, 1.0]))
+    report = diagnostics.saturation_report(
+        jnp.asarray([-10.0, 0.0, 10.0]), jnp.asarray([1.0, 1.0, 1.0])
+    )
     s = 1 / (1 + np.exp(10.0))
     # Confidently wrong: NLL gives sigma(z) - 1 ~ -1; squared error gives 2 (sigma - 1) sigma (1 - sigma).
     np.testing.assert_allclose(report.nll_grad_norm[0], 1 - s, rtol=1e-5)
-    np.testing.assert_allclose(report.squared_error_grad_norm[0], 2 * (1 - s) * s * (1 - s), rtol=1e-4)
+    np.testing.assert_allclose(
+        report.squared_error_grad_norm[0], 2 * (1 - s) * s * (1 - s), rtol=1e-4
+    )
     assert report.ratio[0] > 1e4
     np.testing.assert_allclose(report.ratio[1], 2.0, rtol=1e-6)
     assert "ratio" in report.table()
-    soft = diagnostics.saturation_report(jnp.asarray([[10.0, -10.0, 0.0]]), jnp.asarray([1]), unit="softmax")
+    soft = diagnostics.saturation_report(
+        jnp.asarray([[10.0, -10.0, 0.0]]), jnp.asarray([1]), unit="softmax"
+    )
     assert soft.ratio[0] > 1e3
     with pytest.raises(ValueError, match="sigmoid"):
         diagnostics.saturation_report(jnp.zeros((2, 3)), jnp.zeros(2))

@@ -14,6 +14,7 @@ import gbl_jax as gbl
 RNG = np.random.default_rng(2)
 N = 6
 
+
 def _f32(x):
     return jnp.asarray(x, jnp.float32)
 
@@ -32,11 +33,15 @@ def _random_tril(n, d):
 def test_multivariate_normal_matches_scipy():
     loc, tril, y = RNG.normal(size=(N, 3)), _random_tril(N, 3), RNG.normal(size=(N, 3))
     got = gbl.MultivariateNormalTriL(_f32(loc), _f32(tril)).log_prob(_f32(y))
-    expected = [stats.multivariate_normal.logpdf(y[i], loc[i], tril[i] @ tril[i].T) for i in range(N)]
+    expected = [
+        stats.multivariate_normal.logpdf(y[i], loc[i], tril[i] @ tril[i].T) for i in range(N)
+    ]
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
     # A shared [D, D] factor is broadcast over the batch.
     shared = gbl.MultivariateNormalTriL(_f32(loc), _f32(tril[0])).log_prob(_f32(y))
-    expected0 = [stats.multivariate_normal.logpdf(y[i], loc[i], tril[0] @ tril[0].T) for i in range(N)]
+    expected0 = [
+        stats.multivariate_normal.logpdf(y[i], loc[i], tril[0] @ tril[0].T) for i in range(N)
+    ]
     np.testing.assert_allclose(shared, expected0, rtol=1e-4, atol=1e-4)
 
 
@@ -54,8 +59,12 @@ def _mvn_reference(tril, y):
 class TestMultivariateNormalExtremes(chex.TestCase):
     @chex.variants(with_jit=True, without_jit=True)
     @parameterized.parameters(
-        (1e-38, [0.0, 0.0]), (1e-38, [1e-38, 0.0]), (1e-38, [1.0, 0.0]), (1e-30, [1e-30, 0.5]),
-        (1.0, [1e20, 0.0]))
+        (1e-38, [0.0, 0.0]),
+        (1e-38, [1e-38, 0.0]),
+        (1e-38, [1.0, 0.0]),
+        (1e-30, [1e-30, 0.5]),
+        (1.0, [1e20, 0.0]),
+    )
     def test_tiny_diagonal_is_exact_or_minus_inf(self, diag, y):
         """1e-38 is subnormal in float32, which XLA reads as 0 unless handled bit by bit."""
         tril, y = _f32([[diag, 0.0], [0.5, 1.0]]), _f32(y)
