@@ -28,7 +28,6 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
-from gbl_jax.checks import require_int
 from gbl_jax.engine.runconfig import RunConfig
 from gbl_jax.engine.seeds_last import vmap_last
 from gbl_jax.engine.training import make_engine, probe_options
@@ -107,45 +106,6 @@ def _step_bytes(cfg: RunConfig, x, y) -> tuple[int, int]:
     objective = lambda p, a, b: cfg.loss(apply_model(cfg.model, p, a, None), b)  # noqa: E731
     jaxpr = jax.make_jaxpr(jax.value_and_grad(objective))(params, xb, yb)
     return tree_bytes(params), _jaxpr_bytes(jaxpr.jaxpr)
-
-
-# Bytes of per-seed work (Hessians, Lanczos bases, a path's losses and outputs) in one compiled
-# call of an analysis that maps over a sweep's seeds (``over_seeds``): a rough bound on memory.
-ANALYSIS_CHUNK_BYTES = 256 * 2**20
-
-
-def analysis_chunk(
-    chunk_size: int | None, seeds: int, per_seed_bytes: int, where: str = "chunk_size"
-) -> int:
-    """Seeds per compiled call of ``over_seeds``: ``chunk_size`` when given (checked), else as
-    many as keep ``per_seed_bytes`` each within ``ANALYSIS_CHUNK_BYTES``; at most ``seeds``."""
-    if chunk_size is not None:
-        return min(require_int(where, chunk_size, 1), seeds)
-    return int(np.clip(ANALYSIS_CHUNK_BYTES // max(per_seed_bytes, 1), 1, seeds))
-
-
-def over_seeds(fn: Callable, args: tuple, mapped: Sequence[bool], seeds: int, size: int):
-    """``jax.vmap(fn)`` over the leading axis of the mapped args, in chunks of ``size`` seeds.
-
-    The last chunk is padded by repeating the last seed, so every chunk has one shape and the
-    jitted function compiles once; each chunk's results come to the host before the next runs,
-    so memory is bounded by one chunk. Compiled without XLA:CPU's library fusions
-    (``without_library_fusions``: jaxlib 0.10's miscompile them for Hessians of a softmax).
-    Returns host numpy arrays of leading size ``seeds``.
-    """
-    options = dict(without_library_fusions(jax.devices()[0].platform))
-    run = jax.jit(
-        jax.vmap(fn, in_axes=tuple(0 if m else None for m in mapped)),
-        compiler_options=options or None,
-    )
-    outs = []
-    for lo in range(0, seeds, size):
-        index = np.minimum(np.arange(lo, lo + size), seeds - 1)
-        chunk = [
-            jax.tree.map(lambda a: a[index], arg) if m else arg for arg, m in zip(args, mapped)
-        ]
-        outs.append(jax.tree.map(np.asarray, run(*chunk)))
-    return jax.tree.map(lambda *a: np.concatenate(a)[:seeds], *outs)
 
 
 def _device_budget(device) -> int | None:
@@ -249,11 +209,11 @@ def without_library_fusions(platform: str) -> tuple:
     (YNNPACK "ynn" fusions, jaxlib 0.10's default), as (name, value) pairs; () elsewhere.
 
     Two programs need them. Tiny runs (``tiny_step_options``), for speed. And every analysis
-    over seeds (``over_seeds``), for correctness: jaxlib 0.10.2 miscompiles a ynn fusion of a
+    over seeds (``analysis.seed_chunks.over_seeds``), for correctness: jaxlib 0.10.2 miscompiles a ynn fusion of a
     broadcast operand, a reduction over its last axis and a subtraction of the result from it
     (``a[None] - sum(a[None] * b[:, None], -1)[..., None]`` at [4, 60, 398, 2]), the pattern of
     a vmapped Hessian of log_softmax: a convex softmax regression's Hessians were off by 0.54
-    where their largest entry is 0.07 (tests/engine/test_chunking.py keeps the reproduction).
+    where their largest entry is 0.07 (tests/analysis/test_seed_chunks.py keeps the reproduction).
     The option is probed once; a jaxlib that lacks it gets none."""
     if platform != "cpu":
         return ()
