@@ -22,8 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from gbl_jax.analysis.seed_chunks import analysis_chunk, over_seeds
 from gbl_jax.checks import require_finite_number, require_int
-from gbl_jax.engine.chunking import analysis_chunk, over_seeds
 from gbl_jax.engine.results import SweepResult, stacked_of
 from gbl_jax.nets.models import apply_model, check_model
 from gbl_jax.probability.costs import nll
@@ -200,7 +200,7 @@ def critical_points(
       diverged: optional bool [seeds], e.g. ``sweep(...).diverged``.
       max_exact: the largest parameter count P that gets the exact spectrum; above it Lanczos.
       chunk_size: seeds per vmapped chunk (default: as many as fit
-        ``chunking.ANALYSIS_CHUNK_BYTES``).
+        ``seed_chunks.ANALYSIS_CHUNK_BYTES``).
       lanczos_steps: Lanczos iterations (at most P are run).
       key: start vectors for Lanczos (default ``PRNGKey(0)``).
 

@@ -3,7 +3,7 @@
 ``curve`` trains the middle control point(s) of phi(t) = sum_k C(n, k) t^k (1 - t)^(n - k) w_k,
 whose ends w_0 = params_a and w_n = params_b stay fixed, to minimize E_{t ~ U(0, 1)} L(phi(t))
 with t drawn afresh every step; many pairs at once (one vmapped ``lax.scan``, chunked over
-pairs by ``chunking.over_seeds``). It returns the loss along t on the curve and on the straight
+pairs by ``seed_chunks.over_seeds``). It returns the loss along t on the curve and on the straight
 line (what ``gbl.barrier`` measures), optionally after aligning params_b to params_a.
 
 References:
@@ -21,10 +21,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from gbl_jax.analysis.landscape import _layout, _shapes
 from gbl_jax.analysis.landscape import align as align_params
+from gbl_jax.analysis.seed_chunks import analysis_chunk, over_seeds
+from gbl_jax.analysis.stacked_params import leaf_shapes, pair_layout
 from gbl_jax.checks import require_int
-from gbl_jax.engine.chunking import analysis_chunk, over_seeds
 from gbl_jax.nets.models import apply_model, check_model
 from gbl_jax.probability.costs import Loss, nll
 
@@ -172,7 +172,7 @@ def curve(
     x, y = map(jnp.asarray, data)
     if batch_size is not None and batch_size > x.shape[0]:
         raise ValueError(f"curve: batch_size {batch_size} exceeds the {x.shape[0]} examples")
-    a_stacked, b_stacked, n_pairs = _layout("curve", model, x, params_a, params_b, stacked)
+    a_stacked, b_stacked, n_pairs = pair_layout("curve", model, x, params_a, params_b, stacked)
     single = n_pairs is None
     pairs = 1 if n_pairs is None else n_pairs
     pa = _broadcast(params_a, pairs) if not a_stacked else params_a
@@ -239,7 +239,7 @@ def curve(
         )(ts)
         return along, line, bend, values
 
-    n_params = sum(int(np.prod(s[1:])) for s in _shapes(pa))
+    n_params = sum(int(np.prod(s[1:])) for s in leaf_shapes(pa))
     per_pair = 4 * ((6 + 3 * bends) * n_params + 16 * int(x.size) * 2)
     size = analysis_chunk(chunk_size, pairs, per_pair, "curve: chunk_size")
     along, line, bend, values = over_seeds(

@@ -22,89 +22,16 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from gbl_jax.analysis.seed_chunks import analysis_chunk, over_seeds
 from gbl_jax.analysis.spreads import wilson_interval
+from gbl_jax.analysis.stacked_params import init_shapes, is_stacked, leaf_shapes, pair_layout
 from gbl_jax.checks import require_finite_number, require_int
-from gbl_jax.engine.chunking import analysis_chunk, over_seeds
 from gbl_jax.engine.results import SweepResult, stacked_of
 from gbl_jax.nets.mlp import ACTIVATIONS
 from gbl_jax.nets.models import apply_model, check_model
 from gbl_jax.probability.costs import Loss, nll
 
 _ODD = ("tanh", "identity")  # f(-z) = -f(z): a hidden unit's sign can be flipped too
-
-
-def _shapes(tree) -> list[tuple[int, ...]]:
-    return [tuple(np.shape(leaf)) for leaf in jax.tree.leaves(tree)]
-
-
-def _reference(model, x):
-    """One seed's params as shapes, or None when ``model.init(key, x)`` cannot be traced."""
-    try:
-        return jax.eval_shape(model.init, jax.random.PRNGKey(0), x)
-    except Exception:  # an init that needs more than (key, x): fall back on the trees alone
-        return None
-
-
-def _one_more_axis(shapes, single) -> bool:
-    """Whether every shape is its single counterpart with one leading axis, of one size."""
-    return (
-        all(len(s) == len(r) + 1 and s[1:] == r for s, r in zip(shapes, single))
-        and len({s[0] for s in shapes}) == 1
-    )
-
-
-def _is_stacked(where: str, name: str, tree, ref) -> bool:
-    """Whether ``tree`` is ``ref``'s params with one leading seeds axis on every leaf."""
-    if jax.tree.structure(tree) != jax.tree.structure(ref):
-        raise ValueError(
-            f"{where}: {name} is not a params tree of this model: structure "
-            f"{jax.tree.structure(tree)}, model.init gives {jax.tree.structure(ref)}"
-        )
-    shapes, single = _shapes(tree), _shapes(ref)
-    if shapes == single:
-        return False
-    if _one_more_axis(shapes, single):
-        return True
-    raise ValueError(
-        f"{where}: {name} has leaf shapes {shapes}; one seed of this model has "
-        f"{single} (stacked params add one leading seeds axis to every leaf)"
-    )
-
-
-def _layout(where: str, model, x, params_a, params_b, stacked) -> tuple[bool, bool, int | None]:
-    """(a stacked, b stacked, seeds or None); raises ValueError for trees that do not pair up."""
-    if jax.tree.structure(params_a) != jax.tree.structure(params_b):
-        raise ValueError(
-            f"{where}: params_a and params_b differ in structure: "
-            f"{jax.tree.structure(params_a)} vs {jax.tree.structure(params_b)}"
-        )
-    ref = _reference(model, x) if stacked is None else None
-    if ref is not None:
-        flags = (
-            _is_stacked(where, "params_a", params_a, ref),
-            _is_stacked(where, "params_b", params_b, ref),
-        )
-    else:
-        shapes_a, shapes_b = _shapes(params_a), _shapes(params_b)
-        if shapes_a == shapes_b:
-            # Without init's shapes: one leading size shared by every leaf reads as seeds.
-            shared = all(shapes_a) and len({s[0] for s in shapes_a}) == 1
-            flags = (shared if stacked is None else bool(stacked),) * 2
-        elif _one_more_axis(shapes_a, shapes_b) and stacked is None:
-            flags = (True, False)
-        elif _one_more_axis(shapes_b, shapes_a) and stacked is None:
-            flags = (False, True)
-        else:
-            raise ValueError(
-                f"{where}: leaf shapes do not pair up (stacked={stacked}): params_a "
-                f"{shapes_a}, params_b {shapes_b}"
-            )
-    sizes = {s[0] for f, t in zip(flags, (params_a, params_b)) if f for s in _shapes(t)}
-    if len(sizes) > 1:
-        raise ValueError(
-            f"{where}: stacked params disagree on the number of seeds: {sorted(sizes)}"
-        )
-    return flags[0], flags[1], (sizes.pop() if sizes else None)
 
 
 def _from_result(where: str, params_a, params_b):
@@ -167,7 +94,7 @@ def interpolate(
     params_a, params_b = _from_result("interpolate", params_a, params_b)
     num = require_int("interpolate: num", num, 2)
     x, y = map(jnp.asarray, data)
-    a_stacked, b_stacked, seeds = _layout("interpolate", model, x, params_a, params_b, stacked)
+    a_stacked, b_stacked, seeds = pair_layout("interpolate", model, x, params_a, params_b, stacked)
 
     def curve(pa, pb, x, y):
         alphas = jnp.linspace(0.0, 1.0, num)
@@ -182,7 +109,7 @@ def interpolate(
 
     if seeds is None:
         return np.asarray(jax.jit(curve)(params_a, params_b, x, y))
-    n_params = sum(int(np.prod(s[1:] if a_stacked else s)) for s in _shapes(params_a))
+    n_params = sum(int(np.prod(s[1:] if a_stacked else s)) for s in leaf_shapes(params_a))
     size = analysis_chunk(chunk_size, seeds, path_bytes(num, n_params, int(x.size)))
     return over_seeds(
         curve, (params_a, params_b, x, y), (a_stacked, b_stacked, False, False), seeds, size
@@ -446,9 +373,9 @@ def basins(
         diverged = flags if diverged is None else diverged
     tol = require_finite_number("basins: tol", tol, nonnegative=True)
     x, y = map(jnp.asarray, data)
-    ref = _reference(model, x)
-    shapes = _shapes(params)
-    single = ref is not None and not _is_stacked("basins", "params", params, ref)
+    ref = init_shapes(model, x)
+    shapes = leaf_shapes(params)
+    single = ref is not None and not is_stacked("basins", "params", params, ref)
     if single or not shapes or not all(shapes) or len({s[0] for s in shapes}) != 1:
         raise ValueError(
             f"basins: params must be stacked over seeds (a leading seeds axis on "

@@ -3,7 +3,7 @@
 ``surface`` evaluates L(theta + a_1 d_1 + ... + a_k d_k) on a grid of (a_1, ..., a_k) around
 every seed's final params theta, along directions that are filter-normalized random draws, the
 principal directions of the seed's own training trajectory, or given by the user. Every seed and
-every grid point is one vmapped program (``chunking.over_seeds`` over seeds, ``lax.map`` in
+every grid point is one vmapped program (``seed_chunks.over_seeds`` over seeds, ``lax.map`` in
 batches over the grid), chunked so that one step holds at most ``ANALYSIS_CHUNK_BYTES`` (on
 CPU, ``CPU_CACHE_BUDGET``: batched matmuls out of cache measured up to 2.5x slower a point).
 
@@ -20,9 +20,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gbl_jax.analysis.landscape import _is_stacked, _reference, _shapes
+from gbl_jax.analysis.seed_chunks import ANALYSIS_CHUNK_BYTES, analysis_chunk, over_seeds
+from gbl_jax.analysis.stacked_params import init_shapes, is_stacked, leaf_shapes
 from gbl_jax.checks import require_finite_number, require_int
-from gbl_jax.engine.chunking import ANALYSIS_CHUNK_BYTES, CPU_CACHE_BUDGET, over_seeds
+from gbl_jax.engine.chunking import CPU_CACHE_BUDGET
 from gbl_jax.engine.results import SweepResult, stacked_of
 from gbl_jax.nets.models import apply_model, check_model
 from gbl_jax.probability.costs import Loss, accuracy, nll
@@ -255,10 +256,10 @@ def _stacked_params(model, x, out):
     if isinstance(out, SweepResult):
         params, _, diverged = stacked_of(out, "surface")
         return params, diverged, getattr(out, "trajectory", None)
-    ref = _reference(model, x)
-    if ref is not None and not _is_stacked("surface", "params", out, ref):
+    ref = init_shapes(model, x)
+    if ref is not None and not is_stacked("surface", "params", out, ref):
         out = jax.tree.map(lambda a: jnp.asarray(a)[None], out)
-    shapes = _shapes(out)
+    shapes = leaf_shapes(out)
     if not shapes or len({s[0] if s else None for s in shapes}) != 1 or not all(shapes):
         raise ValueError(
             f"surface: params must be a SweepResult (keep_params=True) or params "
@@ -340,7 +341,7 @@ def surface(
     x, y = map(jnp.asarray, data)
     test = eval_data if eval_data is not None else getattr(data, "test", None)
     params, diverged, trajectory = _stacked_params(model, x, out)
-    seeds = _shapes(params)[0][0]
+    seeds = leaf_shapes(params)[0][0]
     one = jax.tree.map(lambda a: a[0], params)
     kind, explained, path = "given", None, None
     given = None
@@ -378,7 +379,7 @@ def surface(
         (f"test_{n}" if i else n, i, f) for i in range(len(splits)) for n, f in metrics.items()
     ]
 
-    n_params = sum(int(np.prod(s)) for s in _shapes(one))
+    n_params = sum(int(np.prod(s)) for s in leaf_shapes(one))
     per_point = 4 * (n_params + 16 * sum(int(np.prod(a.shape)) for a, _ in splits))
     n_grid = draws * len(grid)
     # Points per step of the grid's loop and seeds per call: on CPU as many as keep one step's
@@ -388,11 +389,7 @@ def surface(
     budget = CPU_CACHE_BUDGET if cpu else ANALYSIS_CHUNK_BYTES
     batch = int(np.clip(budget // per_point, 1, n_grid))
     per_seed = batch * per_point + 4 * n_params * draws * dims
-    size = (
-        min(require_int("surface: chunk_size", chunk_size, 1), seeds)
-        if chunk_size is not None
-        else int(np.clip(budget // per_seed, 1, seeds))
-    )
+    size = analysis_chunk(chunk_size, seeds, per_seed, "surface: chunk_size", budget=budget)
     grid_j = jnp.asarray(np.tile(grid, (draws, 1)), jnp.float32)  # [draws * P, dims]
     draw_j = jnp.repeat(jnp.arange(draws), len(grid))
 
@@ -442,7 +439,7 @@ def surface(
 
     g_arg = given if given is not None else jnp.zeros((seeds,), jnp.float32)
     # given directions carry a seeds axis ([seeds, dims, ...]) or are shared ([dims, ...])
-    g_mapped = given is None or len(_shapes(given)[0]) == len(_shapes(one)[0]) + 2
+    g_mapped = given is None or len(leaf_shapes(given)[0]) == len(leaf_shapes(one)[0]) + 2
     args = (params, keys, g_arg) + tuple(a for s in splits for a in s)
     mapped = (True, True, g_mapped) + (False,) * (2 * len(splits))
     raw = over_seeds(evaluate, args, mapped, seeds, size)  # [seeds, D*P, M]
@@ -460,7 +457,7 @@ def _given_directions(directions, one, seeds: int, dims: int):
             f"surface: directions has structure {jax.tree.structure(directions)}; "
             f"the params have {want}"
         )
-    shapes, single = _shapes(directions), _shapes(one)
+    shapes, single = leaf_shapes(directions), leaf_shapes(one)
     if all(s == (dims,) + r for s, r in zip(shapes, single)):
         return jax.tree.map(jnp.asarray, directions)
     if all(s == (seeds, dims) + r for s, r in zip(shapes, single)):

@@ -10,10 +10,11 @@ The default chunk size comes from the compiled step itself (the bytes of every i
 one run's gradient step, read from its jaxpr), whatever the params' layout. On CPU, a run whose
 step is large already keeps the core busy, and batching runs only adds cache pressure and slower
 batched-matmul kernels, so such runs are not vmapped: ``CPU_SIDE_BY_SIDE`` of them go in one
-program as separate, unbatched loops (each run's arithmetic is the single run's, bit for bit;
-one call runs them 5-7% faster than one call per run); smaller ones are vmapped, as many as keep
-one chunk near ``CPU_CACHE_BUDGET``. On an accelerator the chunk is as large as a quarter of the
-device memory allows. Measurements behind these constants: BENCHMARKS.md.
+program as separate, unbatched loops (each run's arithmetic is the single run's, bit for bit);
+smaller ones are vmapped, as many as keep one chunk near ``CPU_CACHE_BUDGET``. On an accelerator
+the chunk is as large as a quarter of the device memory allows. Over a sweep's seeds, analyses
+chunk their own work (``gbl_jax.analysis.seed_chunks``). Measurements behind these constants:
+BENCHMARKS.md ("Notes moved from chunking.py").
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
-from gbl_jax.checks import require_int
 from gbl_jax.engine.runconfig import RunConfig
 from gbl_jax.engine.seeds_last import vmap_last
 from gbl_jax.engine.training import make_engine, probe_options
@@ -44,20 +44,15 @@ except ImportError:  # pragma: no cover - older jax
     _NO_CHECK = {"check_rep": False}
 
 CPU_CACHE_BUDGET = 16 * 2**20  # bytes of step intermediates per vmapped chunk on CPU
-# Per-run step bytes above which CPU runs are not vmapped. The count depends on the jaxpr jax
-# traces (2-32-32-1 on 256 points: 633 KB on jax 0.10, 502 KB on 0.12; 2-8-1: 164 / 148 KB), so
-# the line sits where both versions put the benchmark's nets on the same side.
+# Per-run step bytes above which CPU runs are not vmapped: between the benchmark's small and
+# large nets under every jax version measured (the count follows the jaxpr jax traces).
 CPU_LOOP_ABOVE = 384 * 2**10
 CPU_SIDE_BY_SIDE = 4  # such runs per device and call, as separate loops in one program
 # Per-run step bytes at or below which CPU runs of a full-batch, deterministic model go
-# seeds-last (``gbl_jax.engine.seeds_last``): XOR 2-2-1 (about 2 KB) and 2-8-1 on 256 points
-# (148-164 KB) measured faster so; 2-32-32-1 (500-633 KB) runs side by side, unbatched.
+# seeds-last (``gbl_jax.engine.seeds_last``): the tiny nets, which measured faster so.
 SEEDS_LAST_AT_MOST = 192 * 2**10
 # Seeds-last chunks hold this many times CPU_CACHE_BUDGET: their loops run over longer minor
-# axes, which XLA:CPU also splits between cores. Chunk sizes side by side in one process, XOR
-# 2-2-1 x 16,384 x 2000 steps: one call of 16,384 1.57-1.64 s, two of 8,192 2.33-2.35 s (but a
-# separate benchmark run gave 1.70 s at 8,192 and a noisier one 1.76 s at 16,384); 2-8-1 on
-# two spirals, 1,024 runs: chunks of 256 or 1,024 1.34-1.36 s, of 128 1.44 s, of 32 2.03 s.
+# axes, which XLA:CPU also splits between cores.
 SEEDS_LAST_CHUNKS = 4
 MAX_CHUNK = 65536
 # A vmapped CPU chunk whose step intermediates (all its runs) reach this many bytes is split
@@ -109,45 +104,6 @@ def _step_bytes(cfg: RunConfig, x, y) -> tuple[int, int]:
     return tree_bytes(params), _jaxpr_bytes(jaxpr.jaxpr)
 
 
-# Bytes of per-seed work (Hessians, Lanczos bases, a path's losses and outputs) in one compiled
-# call of an analysis that maps over a sweep's seeds (``over_seeds``): a rough bound on memory.
-ANALYSIS_CHUNK_BYTES = 256 * 2**20
-
-
-def analysis_chunk(
-    chunk_size: int | None, seeds: int, per_seed_bytes: int, where: str = "chunk_size"
-) -> int:
-    """Seeds per compiled call of ``over_seeds``: ``chunk_size`` when given (checked), else as
-    many as keep ``per_seed_bytes`` each within ``ANALYSIS_CHUNK_BYTES``; at most ``seeds``."""
-    if chunk_size is not None:
-        return min(require_int(where, chunk_size, 1), seeds)
-    return int(np.clip(ANALYSIS_CHUNK_BYTES // max(per_seed_bytes, 1), 1, seeds))
-
-
-def over_seeds(fn: Callable, args: tuple, mapped: Sequence[bool], seeds: int, size: int):
-    """``jax.vmap(fn)`` over the leading axis of the mapped args, in chunks of ``size`` seeds.
-
-    The last chunk is padded by repeating the last seed, so every chunk has one shape and the
-    jitted function compiles once; each chunk's results come to the host before the next runs,
-    so memory is bounded by one chunk. Compiled without XLA:CPU's library fusions
-    (``without_library_fusions``: jaxlib 0.10's miscompile them for Hessians of a softmax).
-    Returns host numpy arrays of leading size ``seeds``.
-    """
-    options = dict(without_library_fusions(jax.devices()[0].platform))
-    run = jax.jit(
-        jax.vmap(fn, in_axes=tuple(0 if m else None for m in mapped)),
-        compiler_options=options or None,
-    )
-    outs = []
-    for lo in range(0, seeds, size):
-        index = np.minimum(np.arange(lo, lo + size), seeds - 1)
-        chunk = [
-            jax.tree.map(lambda a: a[index], arg) if m else arg for arg, m in zip(args, mapped)
-        ]
-        outs.append(jax.tree.map(np.asarray, run(*chunk)))
-    return jax.tree.map(lambda *a: np.concatenate(a)[:seeds], *outs)
-
-
 def _device_budget(device) -> int | None:
     stats = device.memory_stats() if hasattr(device, "memory_stats") else None
     if stats and stats.get("bytes_limit"):
@@ -161,14 +117,10 @@ def auto_chunk_size(
     """The default number of runs per compiled call (a multiple of ``len(devices)``).
 
     CPU: ``CPU_SIDE_BY_SIDE`` runs per device and call, side by side (``side_by_side``), when a
-    run's step intermediates exceed ``CPU_LOOP_ABOVE`` (measured: a 2-128-1 or 2-32-32-1 net on
-    256 points runs fastest unbatched; slower as a ``lax.map`` inside one program than as one
-    call per run, and 5-7% faster as 4 separate loops in one program); otherwise
-    ``CPU_CACHE_BUDGET`` over the step bytes (``SEEDS_LAST_CHUNKS`` times it for seeds-last
-    runs), rounded to a power of two (a 2-8-1 net runs ~1.4x faster vmapped). Accelerators: a
-    quarter of device memory over a per-run estimate (params
-    and optimizer state x 8, step intermediates, the curves). Capped by ``MAX_CHUNK`` and the
-    number of runs.
+    run's step intermediates exceed ``CPU_LOOP_ABOVE``; otherwise ``CPU_CACHE_BUDGET`` over the
+    step bytes (``SEEDS_LAST_CHUNKS`` times it for seeds-last runs), rounded to a power of two.
+    Accelerators: a quarter of device memory over a per-run estimate (params and optimizer state
+    x 8, step intermediates, the curves). Capped by ``MAX_CHUNK`` and the number of runs.
     """
     param_bytes, act_bytes = step_bytes(cfg, x, y)
     run_bytes = (
@@ -248,13 +200,13 @@ def without_library_fusions(platform: str) -> tuple:
     """XLA compile options that keep XLA:CPU from handing reductions and dots to a library
     (YNNPACK "ynn" fusions, jaxlib 0.10's default), as (name, value) pairs; () elsewhere.
 
-    Two programs need them. Tiny runs (``tiny_step_options``), for speed. And every analysis
-    over seeds (``over_seeds``), for correctness: jaxlib 0.10.2 miscompiles a ynn fusion of a
+    Three programs need them. Tiny runs (``tiny_step_options``), for speed. Every analysis over
+    seeds (``analysis.seed_chunks.over_seeds``) and every run with probes
+    (``training.probe_options``), for correctness: jaxlib 0.10.2 miscompiles a ynn fusion of a
     broadcast operand, a reduction over its last axis and a subtraction of the result from it
     (``a[None] - sum(a[None] * b[:, None], -1)[..., None]`` at [4, 60, 398, 2]), the pattern of
-    a vmapped Hessian of log_softmax: a convex softmax regression's Hessians were off by 0.54
-    where their largest entry is 0.07 (tests/engine/test_chunking.py keeps the reproduction).
-    The option is probed once; a jaxlib that lacks it gets none."""
+    a vmapped Hessian of log_softmax (tests/analysis/test_seed_chunks.py keeps the
+    reproduction). The option is probed once; a jaxlib that lacks it gets none."""
     if platform != "cpu":
         return ()
     options = (("xla_cpu_experimental_ynn_fusion_type", ""),)
@@ -266,11 +218,8 @@ def without_library_fusions(platform: str) -> tuple:
 
 
 def tiny_step_options(platform: str) -> tuple:
-    """XLA compile options for the programs of tiny runs on ``platform``: no library fusions.
-
-    For arrays of a handful of numbers per run the library call costs more than the loop it
-    replaces: XOR 2-2-1 x 4096 seeds x 2000 steps ran 0.84-0.93 s vmapped with them and 0.55 s
-    without, 2-8-1 on two spirals seeds-last 12.0 s against 1.07 s (1024 seeds x 300 steps)."""
+    """XLA compile options for the programs of tiny runs on ``platform``: no library fusions,
+    which for arrays of a handful of numbers per run cost more than the loops they replace."""
     return without_library_fusions(platform)
 
 

@@ -15,8 +15,8 @@ import pytest
 from scipy import stats
 
 import gbl_jax as gbl
-from gbl_jax.analysis.comparisons import Comparison, compare, mcnemar_exact, paired_bootstrap_median
-from gbl_jax.analysis.spreads import wilson_interval
+from gbl_jax import Comparison, compare, wilson_interval
+from gbl_jax.analysis.comparisons import mcnemar_exact, paired_bootstrap_median
 
 compare_module = importlib.import_module("gbl_jax.analysis.comparisons")
 KEYS = np.arange(10 * 3 * 2, dtype=np.uint32).reshape(10, 3, 2)

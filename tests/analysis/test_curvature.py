@@ -8,7 +8,7 @@ import optax
 import pytest
 
 import gbl_jax as gbl
-from gbl_jax.analysis.curvature import critical_points
+from gbl_jax import critical_points
 
 
 def stack(params_list):

@@ -7,7 +7,8 @@ import optax
 import pytest
 
 import gbl_jax as gbl
-from gbl_jax.analysis.instability import Instability, error
+from gbl_jax import Instability
+from gbl_jax.analysis.instability import error
 from gbl_jax.engine import continuation
 from gbl_jax.engine.runconfig import check_run
 

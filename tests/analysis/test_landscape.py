@@ -7,7 +7,7 @@ import optax
 import pytest
 
 import gbl_jax as gbl
-from gbl_jax.analysis.landscape import align, barrier, basins, interpolate
+from gbl_jax import align, barrier, basins, interpolate
 
 
 def _stack(trees):

@@ -11,8 +11,8 @@ import pytest
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
+from gbl_jax import wilson_interval
 from gbl_jax.analysis import plots
-from gbl_jax.analysis.spreads import wilson_interval
 
 matplotlib.use("Agg")  # the test chooses the backend, as the command line does
 import matplotlib.pyplot as plt  # noqa: E402

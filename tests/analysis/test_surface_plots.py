@@ -8,8 +8,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import gbl_jax as gbl  # noqa: E402
-from gbl_jax.analysis.curves import Curve  # noqa: E402
-from gbl_jax.analysis.surfaces import Surface  # noqa: E402
+from gbl_jax import Curve, Surface  # noqa: E402
 
 
 def _surface(dims, draws=1):

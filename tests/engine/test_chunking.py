@@ -4,10 +4,8 @@ each the single run bit for bit."""
 import re
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
-import pytest
 
 import gbl_jax as gbl
 from gbl_jax.data import problems
@@ -108,43 +106,3 @@ def test_a_model_that_draws_typed_keys_sweeps():
     out = gbl.sweep(model, optax.adam(0.05), data, key=jax.random.PRNGKey(0), seeds=4, steps=20)
     ref = gbl.sweep(mlp, optax.adam(0.05), data, key=jax.random.PRNGKey(0), seeds=4, steps=20)
     np.testing.assert_allclose(out.final_loss, ref.final_loss, rtol=1e-6)
-
-
-def _broadcast_reduce_subtract(a, b):
-    """The pattern of a vmapped Hessian of log_softmax: a broadcast operand, a reduction over
-    its last axis, and the reduction subtracted from it."""
-    a_1TNK = a[None]
-    return a_1TNK - jnp.sum(a_1TNK * b[:, None], axis=-1)[..., None]
-
-
-def _broadcast_reduce_subtract_args():
-    k_a, k_b = jax.random.split(jax.random.PRNGKey(0))
-    a = jax.random.normal(k_a, (60, 398, 2))
-    b = jax.random.normal(k_b, (4, 398, 2))
-    expected = _broadcast_reduce_subtract(np.asarray(a, np.float64), np.asarray(b, np.float64))
-    return (a, b), expected
-
-
-@pytest.mark.xfail(
-    jax.devices()[0].platform == "cpu",
-    strict=False,
-    reason="XLA:CPU defect upstream (jaxlib 0.10.2): a YNNPACK fusion of a "
-    "broadcast, a reduction and a subtraction computes wrong values",
-)
-def test_upstream_library_fusions_compute_a_broadcast_reduction_right():
-    # Kept to see when jaxlib fixes it: then over_seeds no longer needs its compile options.
-    args, expected = _broadcast_reduce_subtract_args()
-    np.testing.assert_allclose(jax.jit(_broadcast_reduce_subtract)(*args), expected, atol=1e-4)
-
-
-def test_over_seeds_is_exact_where_the_library_fusions_are_not():
-    (a, b), expected = _broadcast_reduce_subtract_args()
-    # b's 4 rows are the seeds: vmapped, each sees a [60, 398, 2] slice of the same program
-    got = chunking.over_seeds(
-        lambda b_NK, a: _broadcast_reduce_subtract(a, b_NK[None])[0],
-        (b, a),
-        (True, False),
-        seeds=4,
-        size=4,
-    )
-    np.testing.assert_allclose(got, expected, atol=1e-4)
