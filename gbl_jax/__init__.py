@@ -56,7 +56,7 @@ from gbl_jax.analysis.surfaces import surface
 from gbl_jax.analysis.spreads import Spread
 from gbl_jax.analysis.spreads import spread
 from gbl_jax.analysis.spreads import wilson_interval
-from gbl_jax.engine.sweeps import SweepResult
+from gbl_jax.engine.results import SweepResult
 from gbl_jax.engine.sweeps import crossed
 from gbl_jax.engine.sweeps import sweep
 from gbl_jax.engine.model_sweeps import sweep_models
