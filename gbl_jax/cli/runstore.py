@@ -65,7 +65,7 @@ FIGURES = (
     "test_accuracy",
 )
 LANDSCAPE = ("landscape.json", "interpolation.csv", "barriers.csv", "basins.csv")
-FORMAT = 3  # of config.json; a folder of another format is refused on --resume
+CONFIG_FORMAT = 3  # of config.json; a folder of another format is refused on --resume
 MADE_BY = "made_by"  # the array of a chunk file that says which configuration computed it
 _CHUNK = re.compile(r"runs_(\d+)-(\d+)\.npz")
 
@@ -350,10 +350,10 @@ class RunFolder:
             raise RunError(f"{self.path / CONFIG} is missing or not JSON ({err})") from None
         if not isinstance(doc, dict) or not isinstance(doc.get("config"), dict):
             raise RunError(f"{self.path / CONFIG} has no \"config\" object")
-        if doc.get("format") != FORMAT:
+        if doc.get("format") != CONFIG_FORMAT:
             raise RunError(
                 f"{self.path / CONFIG} is of format {doc.get('format')!r}, this "
-                f"gbl-jax reads format {FORMAT}"
+                f"gbl-jax reads format {CONFIG_FORMAT}"
             )
         return doc
 
@@ -400,7 +400,7 @@ class RunFolder:
         if chunks.is_dir() and not any(chunks.iterdir()):
             chunks.rmdir()
         self.record([CONFIG], fresh=True)
-        write_json(self.path / CONFIG, {**doc, "format": FORMAT})
+        write_json(self.path / CONFIG, {**doc, "format": CONFIG_FORMAT})
 
     def chunk_path(self, start: int, stop: int) -> Path:
         """The file of the chunk of runs [start, stop)."""
