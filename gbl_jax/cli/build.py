@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from gbl_jax.checks import require_int
-from gbl_jax.cli import runstore, thresholds, usercode
+from gbl_jax.cli import budgets, runstore, thresholds, usercode
 from gbl_jax.data import datasets, problems
-from gbl_jax.engine import memory
+from gbl_jax.engine.chunking import tree_bytes
 from gbl_jax.engine.runconfig import default_log_every, user_call
 from gbl_jax.nets import convnets, inits
 from gbl_jax.nets import heads as heads_module
@@ -607,13 +607,9 @@ def _data(config: dict):
 
     if config["data"] is not None:
         if not usercode.is_spec(config["data"]):  # a small .npz can declare gigabytes
-            declared, have = datasets.declared_bytes(config["data"]), memory.available()
-            if declared is not None and have is not None and 4 * declared > have:
-                raise UsageError(
-                    f"--data {config['data']}: its arrays would take "
-                    f"{memory.size_text(declared)} (x4 while training); "
-                    f"{memory.size_text(have)} is available"
-                )
+            _data_fits(
+                f"--data {config['data']}: its arrays", datasets.declared_bytes(config["data"])
+            )
         try:
             return usercode.load_data(config["data"])
         except (ValueError, ImportError) as err:
@@ -621,13 +617,7 @@ def _data(config: dict):
     key = jax.random.PRNGKey(config["seed"] + 1)
     make = lambda k: problems.make(config["problem"], k, config["n"])  # noqa: E731
     shapes = jax.eval_shape(make, key)
-    data_bytes = memory.tree_bytes(shapes)
-    have = memory.available()
-    if have is not None and 4 * data_bytes > have:
-        raise UsageError(
-            f"--n {config['n']}: the data would take {memory.size_text(data_bytes)}"
-            f" (x4 while training); {memory.size_text(have)} is available"
-        )
+    _data_fits(f"--n {config['n']}: the data", tree_bytes(shapes))
     if config["n"] is not None:
         made = shapes[0].shape[0]  # x
         if made != config["n"]:
@@ -640,6 +630,13 @@ def _data(config: dict):
         return make(key)
     except ImportError as err:
         raise UsageError(str(err).splitlines()[0]) from None
+
+
+def _data_fits(what: str, data_bytes: int | None) -> None:
+    try:
+        budgets.check_data_fits(what, data_bytes)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
 
 
 def fingerprint(config: dict, run: Built) -> str | None:

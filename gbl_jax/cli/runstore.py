@@ -48,8 +48,7 @@ from gbl_jax.atomic_files import (
     write_npz,
 )
 from gbl_jax.engine import results as results_format
-from gbl_jax.engine.memory import available as available_memory
-from gbl_jax.engine.memory import size_text, sweep_results_bytes
+from gbl_jax.engine import memory
 from gbl_jax.engine.sweeps import SweepChunk
 
 MARKER, CONFIG, RESULTS = ".gbl-jax-run", "config.json", results_format.RESULTS
@@ -139,19 +138,6 @@ def chunk_template(
     if probe_names:
         out["probes"] = dict.fromkeys(probe_names, 0)
     return out
-
-
-FIGURE_BYTES = 4 * 2**20  # a figure's .png and .pdf, generously (measured: ~0.1-1 MiB)
-
-
-def disk_bytes(runs: int, logs: int, param_bytes: int, *, keep_params: bool) -> int:
-    """Disk bytes of a sweep's outputs, roughly: its results (``memory.sweep_results_bytes``)
-    written twice (chunks, then the merged arrays), and the figures. Its host memory is
-    ``memory.sweep_host_bytes``."""
-    return (
-        2 * sweep_results_bytes(runs, logs, param_bytes, keep_params=keep_params)
-        + len(FIGURES) * FIGURE_BYTES
-    )
 
 
 def nearest_existing(path: Path) -> Path:
@@ -315,7 +301,7 @@ class RunFolder:
 
     def check_space(
         self,
-        memory: int,
+        need_memory: int,
         disk: int,
         what: str,
         *,
@@ -324,18 +310,16 @@ class RunFolder:
     ) -> None:
         """Raises RunError if the sweep (or another ``command``'s work) will not fit in memory
         or on the disk."""
-        free_memory = available_memory()
-        if free_memory is not None and memory > free_memory:
-            raise RunError(
-                f"this {command} needs about {size_text(memory)} of memory ({what}) "
-                f"but {size_text(free_memory)} is available; {hint}"
-            )
+        try:
+            memory.require(f"this {command}", need_memory, memory.available(), f"memory ({what})", hint)
+        except ValueError as err:
+            raise RunError(str(err)) from None
         probe = nearest_existing(self.path)
         free_disk = shutil.disk_usage(probe).free if probe.is_dir() else disk
         if disk > free_disk:
             raise RunError(
-                f"--out {self.path}: this {command} needs about {size_text(disk)} of "
-                f"disk ({what}) but {probe} has {size_text(free_disk)} free"
+                f"--out {self.path}: this {command} needs about {memory.size_text(disk)} of "
+                f"disk ({what}) but {probe} has {memory.size_text(free_disk)} free"
             )
 
     def read_config(self) -> dict:
