@@ -35,11 +35,10 @@ from gbl_jax.analysis import comparisons, landscape_report
 from gbl_jax.analysis.comparisons import compare
 from gbl_jax.cli import build, launch, model_axis, runner, runstore, surface, sweep_report, usercode
 from gbl_jax.cli import instability as instability_cli
-from gbl_jax.cli.build import SWEEP_DEFAULTS, UsageError, check_int, check_numbers
+from gbl_jax.cli.build import SWEEP_DEFAULTS, UsageError, check_int, check_number, check_numbers
 from gbl_jax.data import problems
-from gbl_jax.engine.compilation import enable_compilation_cache
 from gbl_jax.nets import inits
-from gbl_jax.nets import mlp as nets
+from gbl_jax.nets.mlp import ACTIVATIONS, mlp
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,15 +52,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message):  # argparse would print the usage too; we keep it to one line
         raise UsageError(message)
-
-
-def _compile_cache(args) -> str | None:
-    if args.no_compile_cache:
-        return None
-    try:
-        return str(enable_compilation_cache(args.compile_cache))
-    except OSError as err:
-        raise UsageError(f"--compile-cache: {err}") from None
 
 
 # --- sweep ---------------------------------------------------------------------------------
@@ -82,14 +72,15 @@ def _sweep(args: argparse.Namespace) -> int:
         and args.processes is not None
         and check_int("processes", args.processes, 1, 1024) > 1
     ):
-        return _launch(args)
+        return launch.launch_sweep(args)
     distributed = (
         any(v is not None for v in (args.coordinator, args.num_processes, args.process_id))
         or args.distributed
     )
-    folder, config, cpu_devices = _resolve(args, check_out=not distributed)
+    folder, config = build.resolve_sweep(args, check_out=not distributed)
+    cpu_devices = launch.cpu_devices(args, config)
     launch.set_cpu_devices(cpu_devices)
-    team = _join(args)
+    team = launch.join_runtime(args)
     devices = launch.local_devices(cpu_devices)
     if args.resume and len(devices) != config["devices"]:
         raise UsageError(
@@ -97,7 +88,7 @@ def _sweep(args: argparse.Namespace) -> int:
             f"this one has {len(devices)}; resume it on a machine like the first"
         )
     planned = runner.plan_run(config, devices, folder)
-    cache = _compile_cache(args)
+    cache = runner.compile_cache(args)
     try:
         results = runner.run(
             planned,
@@ -126,190 +117,6 @@ def _sweep(args: argparse.Namespace) -> int:
     if results is not None:  # process 0 writes and prints
         print(_summary(results, folder.path))
     return 0
-
-
-def _join(args) -> tuple[int, int]:
-    """Joins JAX's multi-process runtime when asked; (this process's index, process count)."""
-    cluster = (args.coordinator, args.num_processes, args.process_id)
-    if any(v is not None for v in cluster):
-        if any(v is None for v in cluster):
-            raise UsageError("--coordinator, --num-processes and --process-id go together")
-        count = check_int("num_processes", args.num_processes, 1)
-        index = check_int("process_id", args.process_id, 0, count - 1)
-        host, _, port = args.coordinator.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise UsageError(
-                f"--coordinator must be HOST:PORT (e.g. 10.0.0.1:1234), got {args.coordinator!r}"
-            )
-        kwargs = {
-            "coordinator_address": args.coordinator,
-            "num_processes": count,
-            "process_id": index,
-        }
-    elif args.distributed:
-        kwargs = {}  # SLURM, Open MPI, ...: JAX finds the cluster itself
-    else:
-        return 0, 1
-    if args.out is None:
-        raise UsageError("a multi-process sweep needs --out (a folder every process can reach)")
-    timeouts = check_numbers("join_timeout", args.join_timeout, 0.0, strict=True)
-    if len(timeouts) != 1:
-        raise UsageError(f"--join-timeout takes one number, got {args.join_timeout!r}")
-    timeout = timeouts[0]
-    try:
-        return launch.join(timeout, **kwargs)
-    except Exception as err:  # noqa: BLE001 - whatever JAX raises, one line
-        raise UsageError(
-            f"joining JAX's multi-process runtime failed: {str(err).splitlines()[0]}"
-        ) from None
-
-
-def _resolve(args: argparse.Namespace, check_out: bool = True):
-    """(run folder, config, CPU devices per process) of a new or resumed sweep, all checked."""
-    given = build.grid_options(
-        {k: getattr(args, k) for k in SWEEP_DEFAULTS if getattr(args, k) is not None}
-    )
-    folder = runstore.RunFolder(args.out or _default_out(given))
-    if args.resume and args.force:
-        raise UsageError("--resume finishes a sweep and --force replaces it: pass one")
-    if not args.resume:
-        _refuse_ignored(given, given.get("model"))
-        config = build.resolve_config(given)
-        if check_out:
-            folder.check_new(force=args.force)
-        cpu_devices = check_int(
-            "cpu_devices", args.cpu_devices, 1, launch.MAX_CPU_DEVICES, none=True
-        )
-        if cpu_devices is None and "xla_force_host_platform_device_count" not in os.environ.get(
-            "XLA_FLAGS", ""
-        ):
-            cpu_devices = os.cpu_count() or 1
-        return folder, config, cpu_devices
-    if args.out is None:
-        raise UsageError("--resume needs the --out folder of an interrupted sweep")
-    config = build.stored_config(folder)
-    _refuse_ignored(given, config["model"])
-    _check_given(config, given, "interrupted sweep's", "resume")
-    _require_named_code(folder, config, given, "resume")
-    if args.cpu_devices is not None and args.cpu_devices != config["devices"]:
-        raise UsageError(
-            f"--cpu-devices {args.cpu_devices} conflicts with the interrupted "
-            f"sweep's {config['devices']} devices (chunks computed on another "
-            "device count can differ in the last bits); drop it to resume"
-        )
-    return folder, config, config["devices"]
-
-
-def _refuse_ignored(given: dict, model: str | None) -> None:
-    """Refuses the options that shape the built-in networks beside a --model, which ignores them
-    (whatever their value, the default included)."""
-    ignored = [k for k in build.NET_OPTIONS if k in given]
-    if model is not None and ignored:
-        raise UsageError(
-            f"--model {model} builds the whole network and ignores "
-            f"{', '.join('--' + k.replace('_', '-') for k in ignored)}; drop "
-            f"{'it' if len(ignored) == 1 else 'them'}"
-        )
-
-
-def _check_given(config: dict, given: dict, whose: str, action: str) -> None:
-    """Refuses an option given again that differs from the stored sweep's ``config``."""
-    for key, value in given.items():
-        if key == "grid":  # each --grid name is checked on its own, as an option is
-            value = {**config["grid"], **value}
-        if build.resolve_config({**config, key: value}, stored=True)[key] != config[key]:
-            shown = (
-                " ".join(f"{k}={v}" for k, v in given["grid"].items()) if key == "grid" else value
-            )
-            hint = (
-                f"pass --{key} {config[key]}"
-                if key in ("model", "data") and config[key] is not None
-                else "drop it"
-            )
-            raise UsageError(
-                f"--{key.replace('_', '-')} {shown} conflicts with the "
-                f"{whose} {config[key]!r} ({hint} to {action})"
-            )
-
-
-def _require_named_code(folder: runstore.RunFolder, config: dict, given: dict, action: str) -> None:
-    """Refuses to run the code a run folder names (a --model, a --data module:function) unless
-    this command names it too: a folder someone sent must not run code when opened. What is
-    named is checked against config.json (``_check_given``) and, once built, against the
-    recorded fingerprints (``build.fingerprint``)."""
-    named = [
-        f"--{k} {config[k]}"
-        for k in ("model", "data")
-        if config[k] is not None
-        and given.get(k) is None
-        and (k == "model" or usercode.is_spec(str(config[k])))
-    ]
-    if named:
-        raise UsageError(
-            f"{folder.file(runstore.CONFIG)} names code to run "
-            f"({', '.join(named)}), and gbl-jax runs only code named on its command "
-            f"line: to {action}, add {' '.join(named)} (checked against the "
-            "recorded fingerprints)"
-        )
-
-
-def _launch(args: argparse.Namespace) -> int:
-    """``--processes N``: checks the sweep, then runs N local processes that join JAX's
-    multi-process runtime and share its chunks; process 0 writes the results."""
-    if args.out is None:
-        raise UsageError("--processes needs --out (the folder the processes share)")
-    folder, config, cpu_devices = _resolve(args)
-    if folder.is_ours():  # another run holds the folder: refuse before any process starts
-        folder.lock()
-        folder.close()
-    if args.cpu_devices is None and not args.resume:  # the cores shared among the processes
-        cpu_devices = max(1, (os.cpu_count() or 1) // args.processes)
-    launch.set_cpu_devices(cpu_devices)
-    runner.plan_run(dict(config), launch.local_devices(cpu_devices), folder)  # refuse once, here
-    port = launch.free_port()
-    argv = launch.worker_argv(args.argv, None if args.resume else cpu_devices)
-    workers = launch.start(argv, args.processes, port)
-    print(
-        f"gbl-jax: started {len(workers)} processes (pids "
-        f"{', '.join(str(w.pid) for w in workers)}), coordinator 127.0.0.1:{port}",
-        file=sys.stderr,
-        flush=True,
-    )
-    try:
-        failed = launch.wait(workers)
-    except KeyboardInterrupt:
-        print(
-            f"gbl-jax: interrupted; the finished chunks are saved in {folder.path}; finish "
-            f"with: gbl-jax sweep --out {folder.path} --resume --processes {args.processes}",
-            file=sys.stderr,
-        )
-        return 130
-    if failed:
-        i, code = failed
-        hint = (
-            ""
-            if code == 2
-            else f"; the finished chunks are kept in {folder.path}; finish "
-            f"with: gbl-jax sweep --out {folder.path} --resume"
-        )
-        print(
-            f"gbl-jax: error: process {i} exited with status {code}"
-            + (" (its message is above)" if code == 2 else "")
-            + hint,
-            file=sys.stderr,
-        )
-        return 2 if code == 2 else 1
-    return 0
-
-
-def _default_out(given: dict) -> Path:
-    hidden = str(given.get("hidden", SWEEP_DEFAULTS["hidden"])).replace(",", "-") or "none"
-    problem = given.get("problem", SWEEP_DEFAULTS["problem"])
-    if given.get("data"):
-        problem = Path(str(given["data"]).split(":")[-1]).stem
-    if given.get("model"):
-        hidden = str(given["model"]).split(":")[-1]
-    return Path("runs") / f"{problem}-h{hidden}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 # --- printing ------------------------------------------------------------------------------
@@ -488,14 +295,14 @@ def _landscape(args: argparse.Namespace) -> int:
     pairs, num = check_int("pairs", args.pairs, 2), check_int("num", args.num, 2)
     tol = check_numbers("tol", args.tol, 0.0)[0]
     given = {k: getattr(args, k) for k in ("model", "data") if getattr(args, k) is not None}
-    _check_given(config, given, "sweep's", "open it")
-    _require_named_code(folder, config, given, "open it")
+    build.check_given(config, given, "sweep's", "open it")
+    build.require_named_code(folder, config, given, "open it")
     run = build.build(config)
     note = build.fingerprint(config, run)  # the data and model the sweep trained, unchanged
     if note is not None:
         print(f"gbl-jax: note: {note}", file=sys.stderr)
     try:
-        index, _ = results.cell_index(run.grid, _parse_cell(args.cell))
+        index, _ = results.cell_index(run.grid, build.parse_cell(args.cell))
     except ValueError as err:
         raise UsageError(f"{folder.path}: {err} (pick one with --cell NAME=VALUE)") from None
     cell = 0
@@ -514,7 +321,7 @@ def _landscape(args: argparse.Namespace) -> int:
         hint="use a smaller --num (or --pairs)",
     )
     stored = folder.load_params(params_like)
-    cache = _compile_cache(args)
+    cache = runner.compile_cache(args)
     init, final, diverged, cell_values = landscape_report.cell_of(
         stored, run.grid, config["seeds"], cell
     )
@@ -593,8 +400,8 @@ def _ensemble(args: argparse.Namespace) -> int:
     if not folder.file(runstore.RESULTS).is_file():
         raise UsageError(f"{folder.path} holds an unfinished sweep; finish it with --resume")
     given = {k: getattr(args, k) for k in ("model", "data") if getattr(args, k) is not None}
-    _check_given(config, given, "sweep's", "open it")
-    _require_named_code(folder, config, given, "open it")
+    build.check_given(config, given, "sweep's", "open it")
+    build.require_named_code(folder, config, given, "open it")
     try:
         out = results.load(folder.path)
     except ValueError as err:
@@ -605,10 +412,10 @@ def _ensemble(args: argparse.Namespace) -> int:
         )
     if out.grid:
         try:
-            out = out.cell(**_parse_cell(args.cell))
+            out = out.cell(**build.parse_cell(args.cell))
         except ValueError as err:
             raise UsageError(f"{folder.path}: {err} (pick one with --cell NAME=VALUE)") from None
-    _compile_cache(args)
+    runner.compile_cache(args)
     run = build.build(config)  # the held-out labels: the data the sweep recorded, unchanged
     note = build.fingerprint(config, run)
     if note is not None:
@@ -652,24 +459,6 @@ def _ensemble(args: argparse.Namespace) -> int:
 
 
 # --- compare -------------------------------------------------------------------------------
-def _parse_cell(items: list[str] | None) -> dict[str, float]:
-    """``--cell NAME=VALUE`` options as {name: value}."""
-    cell: dict[str, float] = {}
-    for item in items or []:
-        name, sep, value = item.partition("=")
-        try:
-            number = float(value)
-        except ValueError:
-            number = math.nan
-        if not sep or not name or not math.isfinite(number) or name in cell:
-            raise UsageError(
-                f"--cell takes NAME=VALUE once per grid axis (e.g. --cell "
-                f"learning_rate=0.05), got {item!r}"
-            )
-        cell[name] = number
-    return cell
-
-
 def _threshold_of(doc: dict) -> float | None:
     value = doc.get("config", {}).get("threshold") if isinstance(doc.get("config"), dict) else None
     return float(value) if isinstance(value, (int, float)) else None
@@ -704,7 +493,7 @@ def _compare(args: argparse.Namespace) -> int:
             out = results.load(Path(path))
         except ValueError as err:
             raise UsageError(str(err).removeprefix("load: ")) from None
-        cell = _parse_cell(args.cell)
+        cell = build.parse_cell(args.cell)
         if out.grid:  # --cell picks the cell of whichever run has a grid
             try:
                 out = out.cell(**cell)
@@ -721,10 +510,7 @@ def _compare(args: argparse.Namespace) -> int:
         )
     metric = args.metric
     if args.threshold is not None:
-        threshold = check_numbers("threshold", args.threshold)
-        if len(threshold) != 1:
-            raise UsageError(f"--threshold takes one number, got {args.threshold!r}")
-        threshold = threshold[0]
+        threshold = check_number("threshold", args.threshold)
     elif (
         metric == "final_loss"
         and thresholds[0] is not None
@@ -769,7 +555,6 @@ def _tour(args: argparse.Namespace) -> int:
     from gbl_jax.data import problems as tour_problems
     from gbl_jax.engine.training import train
     from gbl_jax.nets import heads
-    from gbl_jax.nets.mlp import mlp
     from gbl_jax.probability import diagnostics
     from gbl_jax.probability.costs import mse, nll
     from gbl_jax.probability.distributions import Normal
@@ -803,7 +588,7 @@ def _tour(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parser() -> argparse.ArgumentParser:
+def parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="gbl-jax",
         description="Gradient-based learning (Deep Learning 6.2) in JAX: init-sensitivity sweeps.",
@@ -875,7 +660,7 @@ def _parser() -> argparse.ArgumentParser:
         "MNIST-1D paper's CNN); several lists make a model axis as --hidden",
     )
     s.add_argument(
-        "--activation", choices=sorted(nets.ACTIVATIONS), help="hidden nonlinearity; default tanh"
+        "--activation", choices=sorted(ACTIVATIONS), help="hidden nonlinearity; default tanh"
     )
     s.add_argument("--init", choices=sorted(inits.INITS), help="init scheme; default glorot_normal")
     s.add_argument(
@@ -1142,7 +927,7 @@ def main(argv: list[str] | None = None) -> int:
     matplotlib.use("Agg")  # the command writes files; the library never picks a backend
     try:
         argv = sys.argv[1:] if argv is None else list(argv)
-        args = _parser().parse_args(argv)
+        args = parser().parse_args(argv)
         args.argv = argv
         with warnings.catch_warnings():  # a library warning, one line like the errors
             warnings.showwarning = _one_line_warning

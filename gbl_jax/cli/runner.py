@@ -28,6 +28,7 @@ from gbl_jax.cli.build import UsageError
 from gbl_jax.engine import probes as gbl_probes
 from gbl_jax.engine import results, sweeps
 from gbl_jax.engine.chunking import tree_bytes
+from gbl_jax.engine.compilation import enable_compilation_cache
 from gbl_jax.engine.memory import check_sweep
 from gbl_jax.nets.models import apply_model
 
@@ -141,6 +142,17 @@ def plan_run(config: dict, devices, folder: runstore.RunFolder) -> Planned:
     )
 
 
+def compile_cache(args) -> str | None:
+    """The compilation cache's folder a command's ``--compile-cache`` / ``--no-compile-cache``
+    ask for, enabled (None when off); UsageError when it cannot be made."""
+    if args.no_compile_cache:
+        return None
+    try:
+        return str(enable_compilation_cache(args.compile_cache))
+    except OSError as err:
+        raise UsageError(f"--compile-cache: {err}") from None
+
+
 def made_by(config: dict, devices) -> str:
     """The stamp of a chunk: the config (device count included), the precision, the platform
     and the JAX version that computed it. A resumed sweep uses a chunk only when its stamp is
@@ -162,7 +174,7 @@ def made_by(config: dict, devices) -> str:
     )
 
 
-def _open(
+def open_folder(
     folder: runstore.RunFolder, config: dict, *, resume: bool, force: bool, index: int, count: int
 ) -> None:
     """Creates (process 0 of a new sweep) or joins the run folder. Process 0 locks it for the
@@ -247,7 +259,7 @@ def run(
     plan, built = planned.plan, planned.run
     index, count = team
     stamp = made_by(config, plan.devices)
-    _open(folder, config, resume=resume, force=force, index=index, count=count)
+    open_folder(folder, config, resume=resume, force=force, index=index, count=count)
     try:
         mine = _resumable(plan, folder, stamp, index, count)
         begin = time.perf_counter()

@@ -13,7 +13,7 @@ import argparse
 import re
 import sys
 
-from gbl_jax.cli import build, runstore, sweep_report
+from gbl_jax.cli import build, runner, runstore, sweep_report
 from gbl_jax.cli.build import UsageError, check_int, check_numbers
 
 
@@ -94,7 +94,6 @@ def run(args: argparse.Namespace) -> int:
     from gbl_jax.analysis.curves import curve
     from gbl_jax.analysis.surfaces import surface
     from gbl_jax.atomic_files import write_csv, write_json
-    from gbl_jax.cli import main
     from gbl_jax.engine import results
 
     if args.tag and not re.fullmatch(r"[A-Za-z0-9_.-]+", args.tag):
@@ -123,8 +122,8 @@ def run(args: argparse.Namespace) -> int:
             "to write a new set beside them"
         )
     given = {k: getattr(args, k) for k in ("model", "data") if getattr(args, k) is not None}
-    main._check_given(config, given, "sweep's", "open it")
-    main._require_named_code(folder, config, given, "open it")
+    build.check_given(config, given, "sweep's", "open it")
+    build.require_named_code(folder, config, given, "open it")
     try:
         out = results.load(folder.path)
     except ValueError as err:
@@ -133,10 +132,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{folder.path} kept no params: run the sweep with --keep-params")
     if out.grid:
         try:
-            out = out.cell(**main._parse_cell(args.cell))
+            out = out.cell(**build.parse_cell(args.cell))
         except ValueError as err:
             raise UsageError(f"{folder.path}: {err} (pick one with --cell NAME=VALUE)") from None
-    cache = main._compile_cache(args)
+    cache = runner.compile_cache(args)
     built = build.build(config)
     note = build.fingerprint(config, built)
     if note is not None:

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from gbl_jax.engine.chunking import step_bytes, tree_bytes
-from gbl_jax.engine.runconfig import RunConfig
+from gbl_jax.engine.runconfig import RunConfig, is_typed_key
 from gbl_jax.nets.models import apply_model
 
 FEWER = (
@@ -64,7 +64,7 @@ def require(what: str, need: int, have: int | None, where: str, hint: str) -> No
 def key_bytes(key) -> int:
     """Bytes of one key's data (a typed key's too)."""
     key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
-    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+    if is_typed_key(key):
         return tree_bytes(jax.eval_shape(jax.random.key_data, key))
     return tree_bytes(key)
 

@@ -95,9 +95,11 @@ def test_grid_takes_any_numeric_hyperparameter_of_the_optimizer():
         ({"grid": ["=0.5"]}, "--grid takes NAME=VALUES"),
         ({"grid": ["b1="]}, "--grid b1 must be a number or a comma list"),
         ({"grid": ["b1=0.8,x"]}, "--grid b1 must be a number or a comma list"),
-        ({"grid": ["b1=0.8,0.8"]}, "--grid b1 values must be distinct"),
-        ({"grid": ["eps=1e-50"]}, "--grid eps 1e-50 is 0 in float32"),
-        ({"grid": ["b2=1e39"]}, "--grid b2 1e+39 is inf in float32"),
+        ({"grid": ["b1=0.8,0.8"]}, "--grid b1 repeats 0.8: every cell must differ"),
+        ({"grid": ["learning_rate=-1"]}, "--grid learning_rate must be > 0, got -1.0"),
+        ({"grid": ["init_scale=1e-50"]}, "--grid init_scale: 1e-50 is 0 in float32"),
+        ({"grid": ["eps=1e-50"]}, "--grid eps: 1e-50 is 0 in float32"),
+        ({"grid": ["b2=1e39"]}, "--grid b2: 1e+39 is inf in float32"),
     ],
 )
 def test_bad_grid_entries_are_refused_in_one_line(raw, message):
