@@ -58,13 +58,15 @@ def sweep_bytes(
     return host + 3 * runs * prediction_bytes, disk + 2 * runs * prediction_bytes
 
 
-def check_data_fits(what: str, data_bytes: int | None) -> None:
-    """Raises ValueError when data of ``data_bytes`` (None: unknown, no check) would not fit four
-    times (it is copied while training) in the host memory available. ``what`` starts the
-    message (e.g. ``--n 1000: the data``)."""
-    have = memory.available()
-    if data_bytes is not None and have is not None and 4 * data_bytes > have:
-        raise ValueError(
-            f"{what} would take {memory.size_text(data_bytes)} (x4 while training); "
-            f"{memory.size_text(have)} is available"
+def check_data_fits(what: str, data_bytes: int | None, hint: str) -> None:
+    """Raises ValueError (``memory.require``'s) when data of ``data_bytes`` (None: unknown, no
+    check) would not fit four times (it is copied while training) in the host memory available.
+    ``what`` starts the message (e.g. ``--n 1000: the data``), ``hint`` ends it."""
+    if data_bytes is not None:
+        memory.require(
+            f"{what} ({memory.size_text(data_bytes)}, x4 while training)",
+            4 * data_bytes,
+            memory.available(),
+            "host memory",
+            hint,
         )

@@ -2,7 +2,9 @@
 
 A config is the flat dict of ``gbl-jax sweep``'s options, as the command line gives them and as
 config.json stores them. ``resolve_config`` fills the defaults and checks every option, raising a
-one-line ``UsageError``; ``build`` turns a config into the data, model, output unit, optimizer,
+one-line ``UsageError`` (a hyperparameter's values by the engine's own rules, ``hyper_values``);
+``resolve_sweep`` does so for ``gbl-jax sweep``'s options, or reconciles them with the stored
+config of a sweep it resumes; ``build`` turns a config into the data, model, output unit, optimizer,
 loss and grid; ``set_threshold`` fills in the default success threshold (``thresholds``).
 """
 
@@ -751,7 +753,9 @@ def _data(config: dict):
     if config["data"] is not None:
         if not usercode.is_spec(config["data"]):  # a small .npz can declare gigabytes
             _data_fits(
-                f"--data {config['data']}: its arrays", datasets.declared_bytes(config["data"])
+                f"--data {config['data']}: its arrays",
+                datasets.declared_bytes(config["data"]),
+                "use a smaller data set",
             )
         try:
             return usercode.load_data(config["data"])
@@ -760,7 +764,7 @@ def _data(config: dict):
     key = jax.random.PRNGKey(config["seed"] + 1)
     make = lambda k: problems.make(config["problem"], k, config["n"])  # noqa: E731
     shapes = jax.eval_shape(make, key)
-    _data_fits(f"--n {config['n']}: the data", tree_bytes(shapes))
+    _data_fits(f"--n {config['n']}: the data", tree_bytes(shapes), "use a smaller --n")
     if config["n"] is not None:
         made = shapes[0].shape[0]  # x
         if made != config["n"]:
@@ -775,9 +779,9 @@ def _data(config: dict):
         raise UsageError(str(err).splitlines()[0]) from None
 
 
-def _data_fits(what: str, data_bytes: int | None) -> None:
+def _data_fits(what: str, data_bytes: int | None, hint: str) -> None:
     try:
-        budgets.check_data_fits(what, data_bytes)
+        budgets.check_data_fits(what, data_bytes, hint)
     except ValueError as err:
         raise UsageError(str(err)) from None
 

@@ -5,7 +5,8 @@ The launcher starts N copies of the same command, each joining JAX's runtime thr
 coordinator on a free local port (``--coordinator --num-processes --process-id``), and waits for
 them. If one process dies, the others would wait for it forever at their next ``barrier``, so
 the launcher stops them all (Ctrl-C, then a kill); every chunk already saved is whole, and
-``--resume`` completes the sweep.
+``--resume`` completes the sweep. ``cpu_devices``, ``join_runtime`` and ``launch_sweep`` are the
+command line's side of it: the options that pick the devices, join a cluster, start the processes.
 """
 
 from __future__ import annotations

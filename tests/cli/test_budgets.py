@@ -22,7 +22,11 @@ def test_a_sweeps_budget_counts_each_copy_of_its_results():
 
 def test_data_that_would_not_fit_four_times_is_refused(monkeypatch):
     monkeypatch.setattr(memory, "available", lambda: 4000)
-    budgets.check_data_fits("--n 10: the data", 1000)  # 4 x 1000 fits exactly
-    budgets.check_data_fits("--n 10: the data", None)  # unknown size: no check
-    with pytest.raises(ValueError, match=r"^--n 10: the data would take 1.46 KiB \(x4.*3.91 KiB"):
-        budgets.check_data_fits("--n 10: the data", 1500)
+    budgets.check_data_fits("--n 10: the data", 1000, "hint")  # 4 x 1000 fits exactly
+    budgets.check_data_fits("--n 10: the data", None, "hint")  # unknown size: no check
+    with pytest.raises(ValueError) as err:
+        budgets.check_data_fits("--n 10: the data", 1500, "use a smaller --n")
+    assert str(err.value) == (
+        "--n 10: the data (1.46 KiB, x4 while training) needs about 5.86 KiB of host memory "
+        "but 3.91 KiB is available; use a smaller --n"
+    )
