@@ -16,8 +16,8 @@ with status 2, never a traceback, and write nothing. Ctrl-C keeps every finished
 This module parses options, dispatches and prints. ``build`` checks a config, reconciles it with
 a resumed sweep's folder and builds its run, ``runner`` runs it into its folder
 (``runstore.RunFolder``) within the command line's ``budgets``, ``launch`` starts and joins the
-processes of a multi-process sweep, and ``landscape_report`` analyses a run kept with
---keep-params.
+processes of a multi-process sweep, and ``reports`` runs the commands that read a finished
+sweep's folder (landscape, ensemble, compare).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from pathlib import Path
 from gbl_jax._version import __version__
 from gbl_jax.analysis import comparisons, landscape_report
 from gbl_jax.analysis.comparisons import compare
-from gbl_jax.cli import build, launch, model_axis, runner, runstore, surface, sweep_report, usercode
+from gbl_jax.cli import build, launch, model_axis, reports, runner, runstore, surface, sweep_report, usercode
 from gbl_jax.cli import instability as instability_cli
 from gbl_jax.cli.build import SWEEP_DEFAULTS, UsageError, check_int, check_number, check_numbers
 from gbl_jax.data import problems
@@ -118,264 +118,6 @@ def _sweep(args: argparse.Namespace) -> int:
         ) from None
     if results is not None:  # process 0 writes and prints
         print(sweep_report.summary(results, folder.path))
-    return 0
-
-
-# --- landscape -----------------------------------------------------------------------------
-def _landscape(args: argparse.Namespace) -> int:
-    """Interpolation init -> final, barriers between seeds, and basins of a kept-params sweep."""
-    import jax
-
-    from gbl_jax.engine import results
-
-    folder = runstore.RunFolder(args.out)
-    config = build.stored_config(folder)
-    if not folder.file(runstore.RESULTS).is_file():
-        raise UsageError(f"{folder.path} holds an unfinished sweep; finish it with --resume")
-    pairs, num = check_int("pairs", args.pairs, 2), check_int("num", args.num, 2)
-    tol = check_numbers("tol", args.tol, 0.0)[0]
-    given = {k: getattr(args, k) for k in ("model", "data") if getattr(args, k) is not None}
-    build.check_given(config, given, "sweep's", "open it")
-    build.require_named_code(folder, config, given, "open it")
-    run = build.build(config)
-    note = build.fingerprint(config, run)  # the data and model the sweep trained, unchanged
-    if note is not None:
-        print(f"gbl-jax: note: {note}", file=sys.stderr)
-    try:
-        index, _ = results.cell_index(run.grid, build.parse_cell(args.cell))
-    except ValueError as err:
-        raise UsageError(f"{folder.path}: {err} (pick one with --cell NAME=VALUE)") from None
-    cell = 0
-    for i, axis in zip(index, run.grid.values()):  # cell-major, as the arrays' axes run
-        cell = cell * len(axis) + i
-    params_like = jax.eval_shape(run.model.init, jax.random.PRNGKey(0), run.data.x)
-    n_params = sum(math.prod(a.shape) for a in jax.tree.leaves(params_like))
-    memory, disk = landscape_report.report_bytes(
-        config["seeds"], pairs, num, n_params, math.prod(run.data.x.shape)
-    )
-    folder.check_space(
-        memory,
-        disk,
-        f"{config['seeds']} seeds x {num} points, {n_params} params",
-        command="landscape",
-        hint="use a smaller --num (or --pairs)",
-    )
-    stored = folder.load_params(params_like)
-    cache = runner.compile_cache(args)
-    init, final, diverged, cell_values = landscape_report.cell_of(
-        stored, run.grid, config["seeds"], cell
-    )
-    # a --model's activation is not recorded: permutations only, which keep any elementwise one
-    activation = config["activation"] if config["model"] is None else "relu"
-    folder.lock()
-    try:
-        try:
-            rep = landscape_report.landscape_report(
-                run.model,
-                run.data,
-                init,
-                final,
-                diverged=diverged,
-                pairs=pairs,
-                num=num,
-                tol=tol,
-                loss=run.loss,
-                activation=activation,
-                align_units=args.align == "weights",
-            )
-        except ValueError as err:
-            if not str(err).startswith("align:"):
-                raise
-            raise UsageError(
-                f"{str(err).splitlines()[0]}; pass --align none for the "
-                "interpolation, barriers and basins without aligning hidden units"
-            ) from None
-        report = {
-            "cell": cell_values,
-            "seeds": config["seeds"],
-            "align": args.align,
-            **rep.as_dict(),
-            "compile_cache": cache,
-        }
-        title = sweep_report.title(config, run.grid) + "".join(
-            f", {k}={v:g}" for k, v in cell_values.items()
-        )
-        figure = landscape_report.landscape_figure(rep.curves, rep.monotone, rep.barriers, title)
-        folder.finish_landscape(report, rep.curves, rep.barriers, rep.basins.labels, figure)
-    finally:
-        folder.close()
-    paths, k = report["interpolation"], len(rep.barriers["seeds"])
-    print(f"  cell                {cell_values or '(no grid)'}")
-    print(
-        f"  monotone paths      {paths['monotone']} of {paths['n']} non-diverged seeds "
-        f"({100 * paths['monotone_share']:.1f}%)"
-    )
-    if k > 1:
-        aligned = report["barriers"]["median_aligned"]
-        print(
-            f"  median barrier      {report['barriers']['median']:.4g} unaligned, "
-            + ("not aligned (--align none)" if aligned is None else f"{aligned:.4g} aligned")
-            + f" ({k * (k - 1) // 2} pairs of the first {k} seeds)"
-        )
-    print(rep.basins.summary())
-    print(f"  written to          {folder.path}")
-    return 0
-
-
-# --- ensemble ------------------------------------------------------------------------------
-ENSEMBLE_FILES = ("ensemble.csv", "ensemble.png", "ensemble.pdf")
-
-
-def _ensemble(args: argparse.Namespace) -> int:
-    """What the seeds of a --keep-predictions sweep disagree on, and their ensembles by size."""
-    import numpy as np
-
-    from gbl_jax.analysis import plots
-    from gbl_jax.analysis.predictions import disagreement, ensemble
-    from gbl_jax.atomic_files import write_csv
-    from gbl_jax.engine import results
-
-    folder = runstore.RunFolder(args.dir)
-    config = build.stored_config(folder)
-    if not folder.file(runstore.RESULTS).is_file():
-        raise UsageError(f"{folder.path} holds an unfinished sweep; finish it with --resume")
-    given = {k: getattr(args, k) for k in ("model", "data") if getattr(args, k) is not None}
-    build.check_given(config, given, "sweep's", "open it")
-    build.require_named_code(folder, config, given, "open it")
-    try:
-        out = results.load(folder.path)
-    except ValueError as err:
-        raise UsageError(str(err).removeprefix("load: ")) from None
-    if out.predictions is None:
-        raise UsageError(
-            f"{folder.path} kept no predictions: run the sweep with --keep-predictions"
-        )
-    if out.grid:
-        try:
-            out = out.cell(**build.parse_cell(args.cell))
-        except ValueError as err:
-            raise UsageError(f"{folder.path}: {err} (pick one with --cell NAME=VALUE)") from None
-    runner.compile_cache(args)
-    run = build.build(config)  # the held-out labels: the data the sweep recorded, unchanged
-    note = build.fingerprint(config, run)
-    if note is not None:
-        print(f"gbl-jax: note: {note}", file=sys.stderr)
-    y = run.data.test.y
-    sizes = [check_int("sizes", int(v), 1) for v in check_numbers("sizes", args.sizes, 1.0)]
-    sizes = [m for m in sizes if m <= out.seeds] or [out.seeds]
-    try:
-        d = disagreement(out, y if run.data.test is not None else None)
-        curve = ensemble(
-            out,
-            y,
-            sizes=sizes,
-            draws=check_int("draws", args.draws, 1),
-            seed=check_int("seed", args.seed, 0),
-        )
-    except ValueError as err:
-        raise UsageError(str(err)) from None
-    folder.lock()
-    try:
-        folder.record(list(ENSEMBLE_FILES))
-        frame = curve.to_frame()
-        write_csv(folder.file(ENSEMBLE_FILES[0]), {k: frame[k].to_numpy() for k in frame})
-        title = sweep_report.title(config, {}) + "".join(
-            f", {k}={v:g}" for k, v in out.hyperparams.items()
-        )
-        plots.save(plots.ensemble_figure(curve, d, title=title), folder.file("ensemble"))
-    finally:
-        folder.close()
-    print(f"  seeds               {out.seeds} ({int(np.sum(out.diverged))} diverged)")
-    print(
-        f"  disagreement        {d.mean:.4g} [{d.interval[0]:.4g}, {d.interval[1]:.4g}] "
-        f"({d.kind})"
-        + (f", {d.ratio:.3g} x the mean test error {d.test_error:.4g}" if d.ratio else "")
-    )
-    for row in frame.itertuples(index=False):
-        values = ", ".join(f"{k} {getattr(row, k):.4g}" for k in curve.values)
-        print(f"  {row.size:>4} seeds         {values}")
-    print(f"  written to          {folder.path} ({', '.join(ENSEMBLE_FILES)})")
-    return 0
-
-
-# --- compare -------------------------------------------------------------------------------
-def _threshold_of(doc: dict) -> float | None:
-    value = doc.get("config", {}).get("threshold") if isinstance(doc.get("config"), dict) else None
-    return float(value) if isinstance(value, (int, float)) else None
-
-
-# What must agree between two runs for their values to be comparable: the data and the unit of
-# the loss. The network, optimizer, steps and seeds may differ: they are what a comparison is for.
-RELATED = ("problem", "n", "data_sha256", "head", "loss")
-
-
-def _unrelated(configs: list) -> list[str]:
-    """The RELATED entries two run folders' configs record differently, as 'name a vs b'."""
-    a, b = configs
-    if not (isinstance(a, dict) and isinstance(b, dict)):
-        return []
-    return [
-        f"{key} {a.get(key)!r} vs {b.get(key)!r}"
-        for key in RELATED
-        if key in a and key in b and a.get(key) != b.get(key)
-    ]
-
-
-def _compare(args: argparse.Namespace) -> int:
-    """Two sweeps compared: the metric's mean, who is better, spread; with a threshold and
-    paired seeds, success too (McNemar exact)."""
-    from gbl_jax.engine import results
-
-    loaded, thresholds, configs = [], [], []
-    for path in (args.dir_a, args.dir_b):
-        try:
-            doc = results.read_doc(Path(path))
-            out = results.load(Path(path))
-        except ValueError as err:
-            raise UsageError(str(err).removeprefix("load: ")) from None
-        cell = build.parse_cell(args.cell)
-        if out.grid:  # --cell picks the cell of whichever run has a grid
-            try:
-                out = out.cell(**cell)
-            except ValueError as err:
-                raise UsageError(f"{path}: {err} (pick one with --cell NAME=VALUE)") from None
-        loaded.append(out)
-        thresholds.append(_threshold_of(doc))
-        configs.append(doc.get("config"))
-    differ = _unrelated(configs)
-    if differ and not args.allow_different:
-        raise UsageError(
-            f"the runs were made on different data or losses ({'; '.join(differ)}): "
-            "their values do not compare; pass --allow-different if you mean it"
-        )
-    metric = args.metric
-    if args.threshold is not None:
-        threshold = check_number("threshold", args.threshold)
-    elif (
-        metric == "final_loss"
-        and thresholds[0] is not None
-        and thresholds[0] == thresholds[1]
-        and comparisons.pairs(loaded[0], loaded[1])
-    ):
-        threshold = thresholds[0]  # the runs' own success rule, where it applies
-    else:
-        threshold = None
-    resamples = check_int("resamples", args.resamples, 100, comparisons.MAX_RESAMPLES)
-    try:
-        comparison = compare(
-            loaded[0],
-            loaded[1],
-            metric=metric,
-            threshold=threshold,
-            resamples=resamples,
-            seed=check_int("seed", args.seed, 0),
-        )
-    except ValueError as err:
-        raise UsageError(str(err).removeprefix("compare: ")) from None
-    print(f"  A  {args.dir_a}\n  B  {args.dir_b}")
-    if differ:
-        print(f"  different data or losses, compared as asked: {'; '.join(differ)}")
-    print(comparison.summary())
     return 0
 
 
@@ -682,7 +424,7 @@ def parser() -> argparse.ArgumentParser:
         "(default): barriers also after matching hidden units by their weights "
         "(gbl.mlp params only); none: without, for any model (flax, equinox, CNN)",
     )
-    land.set_defaults(run=_landscape)
+    land.set_defaults(run=reports.landscape)
     e = sub.add_parser(
         "ensemble",
         parents=[cache, named],
@@ -706,7 +448,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--cell", action="append", metavar="NAME=VALUE", help="on a grid, the cell (once per axis)"
     )
-    e.set_defaults(run=_ensemble)
+    e.set_defaults(run=reports.ensemble)
     surface.add_parser(sub, [cache, named])
     c = sub.add_parser(
         "compare",
@@ -747,7 +489,7 @@ def parser() -> argparse.ArgumentParser:
         "--resamples", type=int, default=10000, help="bootstrap resamples (default 10000)"
     )
     c.add_argument("--seed", type=int, default=0, help="the bootstrap's random seed (default 0)")
-    c.set_defaults(run=_compare)
+    c.set_defaults(run=reports.compare_runs)
     instability_cli.add_parser(sub, [])
     p = sub.add_parser("problems", help="list the problems")
     p.set_defaults(run=_problems)
