@@ -173,3 +173,35 @@ def test_a_model_of_an_unknown_family_on_headless_data_asks_for_a_threshold():
     ):
         build.set_threshold({"model": "m:f", "threshold": None, "loss": "nll"}, head, x)
     build.set_threshold({"model": "m:f", "threshold": 0.5, "loss": "nll"}, head, x)
+
+
+def test_one_number_is_one_number():
+    assert build.check_number("grad_tol", "0.5", 0.0, strict=True) == 0.5
+    with pytest.raises(UsageError, match=r"^--grad-tol takes one number, got '1,2'$"):
+        build.check_number("grad_tol", "1,2", 0.0, strict=True)
+    with pytest.raises(UsageError, match=r"^--grad-tol values must be finite numbers > 0"):
+        build.check_number("grad_tol", "0", 0.0, strict=True)
+
+
+@pytest.mark.parametrize(
+    "name, value, spelled, message",
+    [
+        ("learning_rate", "0.1,0.1000000001", "--lr", "--lr repeats 0.1 (as 0.10000000149011612"),
+        ("learning_rate", "0", "--grid learning_rate", "--grid learning_rate must be > 0, got 0.0"),
+        ("init_scale", "-1", "--init-scale", "--init-scale must be >= 0"),
+        ("b2", "1e39", "--grid b2", "--grid b2: 1e+39 is inf in float32"),
+        ("eps", "nan", "--grid eps", "--grid eps must be a finite number, got nan"),
+    ],
+)
+def test_hyperparameters_are_checked_by_the_engines_rules_with_the_flags_name(
+    name, value, spelled, message
+):
+    with pytest.raises(UsageError) as err:
+        build.hyper_values(name, value, spelled)
+    assert str(err.value).startswith(message) and "grid[" not in str(err.value)
+
+
+def test_hyperparameter_values_the_engine_accepts_pass_as_given():
+    assert build.hyper_values("init_scale", "0", "--init-scale") == 0.0  # the zero-init control
+    assert build.hyper_values("learning_rate", "0.1,0.2", "--lr") == [0.1, 0.2]
+    assert build.hyper_values("learning_rate", [0.05], "--lr") == 0.05
