@@ -275,3 +275,115 @@ def compare_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+
+
+# --- their options -------------------------------------------------------------------------
+def add_landscape_parser(sub, parents) -> None:
+    """Registers ``landscape`` on ``sub`` (``main``'s subparsers)."""
+    land = sub.add_parser(
+        "landscape",
+        parents=parents,
+        help="the loss landscape of a sweep run with --keep-params",
+        description="Loss along init -> final per "
+        "seed, barriers between seeds (unaligned and aligned) and basins.",
+    )
+    land.add_argument("--out", required=True, help="the sweep's folder")
+    land.add_argument(
+        "--pairs",
+        type=int,
+        default=16,
+        help="barriers between the first K non-diverged seeds (default 16)",
+    )
+    land.add_argument(
+        "--tol",
+        default=0.05,
+        help="basins: largest max-abs difference of predictions within a basin (default 0.05)",
+    )
+    land.add_argument("--num", type=int, default=25, help="points on each path (default 25)")
+    land.add_argument(
+        "--cell",
+        action="append",
+        metavar="NAME=VALUE",
+        help="on a grid, the cell (once per axis with several values, as compare takes it)",
+    )
+    land.add_argument(
+        "--align",
+        choices=("weights", "none"),
+        default="weights",
+        help="weights "
+        "(default): barriers also after matching hidden units by their weights "
+        "(gbl.mlp params only); none: without, for any model (flax, equinox, CNN)",
+    )
+    land.set_defaults(run=landscape)
+
+
+def add_ensemble_parser(sub, parents) -> None:
+    """Registers ``ensemble`` on ``sub`` (``main``'s subparsers)."""
+    e = sub.add_parser(
+        "ensemble",
+        parents=parents,
+        help="what the seeds of a --keep-predictions sweep "
+        "disagree on, and their ensembles by size",
+        description="Pairwise "
+        "disagreement between seeds on the held-out split, and ensembles of "
+        "seeds (the mixture of their predictive distributions) by size: NLL, "
+        "Brier, accuracy and ECE, or NLL and squared error; writes ensemble.csv "
+        "and ensemble.png/.pdf into the run folder.",
+    )
+    e.add_argument("dir", help="a sweep's folder, run with --keep-predictions")
+    e.add_argument(
+        "--sizes",
+        default="1,2,4,8,16,32,64,128",
+        help="ensemble sizes, a comma "
+        "list (those above the seed count are dropped; default 1,2,4,...,128)",
+    )
+    e.add_argument("--draws", type=int, default=20, help="ensembles drawn per size (default 20)")
+    e.add_argument("--seed", type=int, default=0, help="the draws' random seed (default 0)")
+    e.add_argument(
+        "--cell", action="append", metavar="NAME=VALUE", help="on a grid, the cell (once per axis)"
+    )
+    e.set_defaults(run=ensemble)
+
+
+def add_compare_parser(sub, parents) -> None:
+    """Registers ``compare`` on ``sub`` (``main``'s subparsers)."""
+    c = sub.add_parser(
+        "compare",
+        parents=parents,
+        help="compare two sweeps' per-seed values",
+        description="Compare two sweeps on the same data: a metric's mean "
+        "difference with a bootstrap interval and a test (Wilcoxon signed-rank "
+        "when the seeds pair, same --seed and seeds; Mann-Whitney otherwise), "
+        "P(A better than B), and the spread ratio with Brown-Forsythe's test; "
+        "with a threshold and paired seeds, success with McNemar's exact test.",
+    )
+    c.add_argument("dir_a", help="the first sweep's folder (gbl-jax sweep --out, or out.save)")
+    c.add_argument("dir_b", help="the second sweep's folder")
+    c.add_argument(
+        "--metric",
+        default="final_loss",
+        help="the per-seed value compared: "
+        "final_loss (default), test_accuracy, test_nll, accuracy, ...",
+    )
+    c.add_argument(
+        "--allow-different",
+        action="store_true",
+        help="compare runs made on different data, problem, head or loss (refused by default)",
+    )
+    c.add_argument(
+        "--threshold",
+        help="success: the metric better than this (below for a "
+        "loss, above for an accuracy), seeds paired; default for final_loss: the "
+        "runs' own threshold when both recorded the same and the seeds pair",
+    )
+    c.add_argument(
+        "--cell",
+        action="append",
+        metavar="NAME=VALUE",
+        help="on a grid, the cell to compare (once per axis; applied to each run that has a grid)",
+    )
+    c.add_argument(
+        "--resamples", type=int, default=10000, help="bootstrap resamples (default 10000)"
+    )
+    c.add_argument("--seed", type=int, default=0, help="the bootstrap's random seed (default 0)")
+    c.set_defaults(run=compare_runs)
