@@ -520,7 +520,7 @@ def check_given(config: dict, given: dict, whose: str, action: str) -> None:
             continue
         if key == "grid":  # each --grid name is checked on its own, as an option is
             value = {**config["grid"], **value}
-        if resolve_config({**config, key: value}, stored=True)[key] != config[key]:
+        if resolve_config({**config, key: value, GRID_FLAGS: spelled}, stored=True)[key] != config[key]:
             shown = (
                 " ".join(f"{k}={v}" for k, v in given["grid"].items()) if key == "grid" else value
             )
