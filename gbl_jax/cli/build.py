@@ -169,9 +169,7 @@ def check_numbers(
     bound = "> " if strict else ">= "
     bad = [x for x in numbers if not math.isfinite(x) or x < least or (strict and x == least)]
     if not numbers or bad:
-        raise UsageError(
-            f"{spelled} values must be finite numbers {bound}{least:g}, got {value!r}"
-        )
+        raise UsageError(f"{spelled} values must be finite numbers {bound}{least:g}, got {value!r}")
     if len(set(numbers)) != len(numbers):
         raise UsageError(f"{spelled} values must be distinct, got {value!r}")
     return numbers
@@ -201,11 +199,11 @@ def engine_rule(spelled: str, name: str, check) -> None:
 def hyper_values(name: str, value, spelled: str):
     """The values of the hyperparameter the engine calls ``name`` (a number, a list or a comma
     list) as a number or a list, checked by the engine's rules for a grid
-    (``sweeps.check_grid``: finite, distinct in float32; ``runconfig.check_hyper_values``: the
-    sign, nonzero and finite in float32). Refusals name the option as given (``spelled``)."""
+    (``runconfig.check_hyper_values``: finite, the sign, nonzero and finite in float32;
+    ``sweeps.check_grid``: distinct in float32). Refusals name the option as given (``spelled``)."""
     numbers = _parse_numbers(value, spelled)
-    engine_rule(spelled, name, lambda: check_grid({name: numbers}))
     engine_rule(spelled, name, lambda: check_hyper_values({name: numbers}, ()))
+    engine_rule(spelled, name, lambda: check_grid({name: numbers}))
     return _one_or_list(numbers)
 
 
@@ -434,8 +432,7 @@ def _user_code(raw: dict, config: dict, stored: bool) -> None:
         ]
         if clash and not stored:
             raise UsageError(
-                f"--model builds the whole network; drop "
-                f"{', '.join(flag(k) for k in clash)}"
+                f"--model builds the whole network; drop {', '.join(flag(k) for k in clash)}"
             )
         if not usercode.SPEC.fullmatch(str(config["model"])):
             raise UsageError(
@@ -520,7 +517,10 @@ def check_given(config: dict, given: dict, whose: str, action: str) -> None:
             continue
         if key == "grid":  # each --grid name is checked on its own, as an option is
             value = {**config["grid"], **value}
-        if resolve_config({**config, key: value, GRID_FLAGS: spelled}, stored=True)[key] != config[key]:
+        if (
+            resolve_config({**config, key: value, GRID_FLAGS: spelled}, stored=True)[key]
+            != config[key]
+        ):
             shown = (
                 " ".join(f"{k}={v}" for k, v in given["grid"].items()) if key == "grid" else value
             )
@@ -535,9 +535,7 @@ def check_given(config: dict, given: dict, whose: str, action: str) -> None:
             )
 
 
-def require_named_code(
-    folder: runstore.RunFolder, config: dict, given: dict, action: str
-) -> None:
+def require_named_code(folder: runstore.RunFolder, config: dict, given: dict, action: str) -> None:
     """Refuses to run the code a run folder names (a --model, a --data module:function) unless
     this command names it too: a folder someone sent must not run code when opened. What is
     named is checked against config.json (``check_given``) and, once built, against the

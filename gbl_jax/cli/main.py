@@ -23,9 +23,6 @@ sweep's folder (landscape, ensemble, compare).
 from __future__ import annotations
 
 import argparse
-import itertools
-import math
-import os
 import re
 import sys
 import time
@@ -33,11 +30,18 @@ import warnings
 from pathlib import Path
 
 from gbl_jax._version import __version__
-from gbl_jax.analysis import comparisons, landscape_report
-from gbl_jax.analysis.comparisons import compare
-from gbl_jax.cli import build, launch, model_axis, reports, runner, runstore, surface, sweep_report, usercode
+from gbl_jax.cli import (
+    build,
+    launch,
+    model_axis,
+    reports,
+    runner,
+    runstore,
+    surface,
+    sweep_report,
+)
 from gbl_jax.cli import instability as instability_cli
-from gbl_jax.cli.build import SWEEP_DEFAULTS, UsageError, check_int, check_number, check_numbers
+from gbl_jax.cli.build import SWEEP_DEFAULTS, UsageError, check_int
 from gbl_jax.data import problems
 from gbl_jax.nets import inits
 from gbl_jax.nets.mlp import ACTIVATIONS, mlp

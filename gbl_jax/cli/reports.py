@@ -275,8 +275,6 @@ def compare_runs(args: argparse.Namespace) -> int:
     return 0
 
 
-
-
 # --- their options -------------------------------------------------------------------------
 def add_landscape_parser(sub, parents) -> None:
     """Registers ``landscape`` on ``sub`` (``main``'s subparsers)."""

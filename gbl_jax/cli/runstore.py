@@ -47,8 +47,8 @@ from gbl_jax.atomic_files import (
     write_json,
     write_npz,
 )
-from gbl_jax.engine import results as results_format
 from gbl_jax.engine import memory
+from gbl_jax.engine import results as results_format
 from gbl_jax.engine.sweeps import SweepChunk
 
 MARKER, CONFIG, RESULTS = ".gbl-jax-run", "config.json", results_format.RESULTS
@@ -311,7 +311,9 @@ class RunFolder:
         """Raises RunError if the sweep (or another ``command``'s work) will not fit in memory
         or on the disk."""
         try:
-            memory.require(f"this {command}", need_memory, memory.available(), f"memory ({what})", hint)
+            memory.require(
+                f"this {command}", need_memory, memory.available(), f"memory ({what})", hint
+            )
         except ValueError as err:
             raise RunError(str(err)) from None
         probe = nearest_existing(self.path)

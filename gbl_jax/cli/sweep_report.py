@@ -418,5 +418,3 @@ def _at(nested, idx):
     for i in idx:
         nested = nested[i]
     return nested
-
-

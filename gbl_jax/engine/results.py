@@ -454,7 +454,12 @@ def write(folder: Path, out: SweepResult, doc: Mapping[str, Any]) -> dict:
       ValueError: ``doc`` holds something JSON cannot (nothing is written).
     """
     arrays, tree = _arrays_of(out)
-    full = {**doc, "format": RESULTS_FORMAT, "sweep": _describe(out, arrays, tree), "versions": versions()}
+    full = {
+        **doc,
+        "format": RESULTS_FORMAT,
+        "sweep": _describe(out, arrays, tree),
+        "versions": versions(),
+    }
     try:
         text = json_bytes(full)
     except (TypeError, ValueError) as err:  # ValueError: a circular reference

@@ -461,7 +461,9 @@ def test_resume_refuses_a_different_grid(tmp_path, monkeypatch, capsys):
     for grid in ("b1=0.8,0.9", "learning_rate=0.01", "init_scale=0.5"):
         assert _main("sweep", "--out", str(out), "--resume", "--grid", grid) == 2
         # named as given: --grid learning_rate=..., not --lr
-        _one_line_error(capsys.readouterr().err, f"--grid {grid} conflicts with the interrupted sweep's")
+        _one_line_error(
+            capsys.readouterr().err, f"--grid {grid} conflicts with the interrupted sweep's"
+        )
     assert _files(out) == before
     assert _main("sweep", "--out", str(out), "--resume", "--grid", "learning_rate=0.05") == 0
 

@@ -68,7 +68,9 @@ def test_one_run_at_a_time_per_folder_whatever_its_process_count(tmp_path, monke
     before = sorted(p.name for p in first.path.rglob("*"))
     for resume in (False, True):
         with pytest.raises(RunError, match="in use by another gbl-jax process"):
-            runner.open_folder(RunFolder(first.path), config, resume=resume, force=True, index=0, count=2)
+            runner.open_folder(
+                RunFolder(first.path), config, resume=resume, force=True, index=0, count=2
+            )
     assert sorted(p.name for p in first.path.rglob("*")) == before
     first.close()
 

@@ -12,8 +12,8 @@ import pytest
 from gbl_jax import atomic_files
 from gbl_jax.atomic_files import write_json
 from gbl_jax.cli import runstore
-from gbl_jax.cli.runstore import RunError, RunFolder
 from gbl_jax.cli.budgets import disk_bytes, sweep_host_bytes
+from gbl_jax.cli.runstore import RunError, RunFolder
 from gbl_jax.engine.sweeps import SweepChunk
 
 STAMP = '{"config": {"steps": 20}}'  # runner.made_by of the sweep

@@ -119,7 +119,10 @@ def test_one_walk_reads_and_sets_every_inject_hyperparams_state():
     # read back by hand, the two states' own dicts
     adam, sgd = new[0].hyperparams, new[1][0].hyperparams
     assert float(adam["learning_rate"]) == 0.25 and float(sgd["learning_rate"]) == 0.25
-    assert float(sgd["momentum"]) == 3.0 and sgd["momentum"].dtype == state[1][0].hyperparams["momentum"].dtype
+    assert (
+        float(sgd["momentum"]) == 3.0
+        and sgd["momentum"].dtype == state[1][0].hyperparams["momentum"].dtype
+    )
     assert float(adam["b1"]) == np.float32(0.9) and "momentum" not in adam
     assert type(new) is type(state) and isinstance(new[1], list)
     assert jax.tree.structure(new) == jax.tree.structure(state)
