@@ -946,7 +946,10 @@ def test_a_data_file_that_would_not_fit_is_refused_before_it_is_read(tmp_path, c
         )
         == 2
     )
-    _one_line_error(capsys.readouterr().err, "its arrays (14.6 TiB, x4 while training) needs about 58.2 TiB of host memory")
+    _one_line_error(
+        capsys.readouterr().err,
+        "its arrays (14.6 TiB, x4 while training) needs about 58.2 TiB of host memory",
+    )
     assert not (tmp_path / "out").exists()
 
 
