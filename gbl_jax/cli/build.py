@@ -21,7 +21,9 @@ from typing import Any, NamedTuple
 from gbl_jax.checks import require_int
 from gbl_jax.cli import budgets, runstore, thresholds, usercode
 from gbl_jax.data import datasets, problems
+from gbl_jax.engine import results
 from gbl_jax.engine.chunking import tree_bytes
+from gbl_jax.engine.results import SweepResult
 from gbl_jax.engine.runconfig import (
     check_hyper_values,
     check_representable,
@@ -572,6 +574,44 @@ def parse_cell(items: list[str] | None) -> dict[str, float]:
             )
         cell[name] = number
     return cell
+
+
+# --- a finished sweep's folder, opened by a command that reads it ----------------------------
+def finished_sweep(path) -> tuple[runstore.RunFolder, dict]:
+    """The run folder at ``path`` and its stored config; UsageError unless its sweep finished."""
+    folder = runstore.RunFolder(path)
+    config = stored_config(folder)
+    if not folder.file(runstore.RESULTS).is_file():
+        raise UsageError(f"{folder.path} holds an unfinished sweep; finish it with --resume")
+    return folder, config
+
+
+def check_named_again(args, folder: runstore.RunFolder, config: dict) -> None:
+    """Refuses the ``--model`` / ``--data`` of a command that opens a finished sweep unless they
+    are the sweep's own (``check_given``), and the sweep's code unless they name it
+    (``require_named_code``)."""
+    given = {k: getattr(args, k) for k in ("model", "data") if getattr(args, k) is not None}
+    check_given(config, given, "sweep's", "open it")
+    require_named_code(folder, config, given, "open it")
+
+
+def load_result(path) -> SweepResult:
+    """The sweep saved at ``path`` (``results.load``); UsageError says what is wrong."""
+    try:
+        return results.load(Path(path))
+    except ValueError as err:
+        raise UsageError(str(err).removeprefix("load: ")) from None
+
+
+def cell_of(out: SweepResult, items: list[str] | None, where) -> SweepResult:
+    """``out`` cut at the cell of the ``--cell NAME=VALUE`` options ``items`` when it has a grid
+    (as it is without one); UsageError, naming ``where``, for a cell it lacks."""
+    if not out.grid:
+        return out
+    try:
+        return out.cell(**parse_cell(items))
+    except ValueError as err:
+        raise UsageError(f"{where}: {err} (pick one with --cell NAME=VALUE)") from None
 
 
 # --- building the run ----------------------------------------------------------------------

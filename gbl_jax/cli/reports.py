@@ -13,7 +13,7 @@ from pathlib import Path
 
 from gbl_jax.analysis import comparisons, landscape_report
 from gbl_jax.analysis.comparisons import compare
-from gbl_jax.cli import build, runner, runstore, sweep_report
+from gbl_jax.cli import build, runner, sweep_report
 from gbl_jax.cli.build import UsageError, check_int, check_number, check_numbers
 
 
@@ -24,15 +24,10 @@ def landscape(args: argparse.Namespace) -> int:
 
     from gbl_jax.engine import results
 
-    folder = runstore.RunFolder(args.out)
-    config = build.stored_config(folder)
-    if not folder.file(runstore.RESULTS).is_file():
-        raise UsageError(f"{folder.path} holds an unfinished sweep; finish it with --resume")
+    folder, config = build.finished_sweep(args.out)
     pairs, num = check_int("pairs", args.pairs, 2), check_int("num", args.num, 2)
     tol = check_numbers("tol", args.tol, 0.0)[0]
-    given = {k: getattr(args, k) for k in ("model", "data") if getattr(args, k) is not None}
-    build.check_given(config, given, "sweep's", "open it")
-    build.require_named_code(folder, config, given, "open it")
+    build.check_named_again(args, folder, config)
     run = build.build(config)
     note = build.fingerprint(config, run)  # the data and model the sweep trained, unchanged
     if note is not None:
@@ -129,28 +124,15 @@ def ensemble(args: argparse.Namespace) -> int:
     from gbl_jax.analysis import plots
     from gbl_jax.analysis.predictions import disagreement, ensemble
     from gbl_jax.atomic_files import write_csv
-    from gbl_jax.engine import results
 
-    folder = runstore.RunFolder(args.dir)
-    config = build.stored_config(folder)
-    if not folder.file(runstore.RESULTS).is_file():
-        raise UsageError(f"{folder.path} holds an unfinished sweep; finish it with --resume")
-    given = {k: getattr(args, k) for k in ("model", "data") if getattr(args, k) is not None}
-    build.check_given(config, given, "sweep's", "open it")
-    build.require_named_code(folder, config, given, "open it")
-    try:
-        out = results.load(folder.path)
-    except ValueError as err:
-        raise UsageError(str(err).removeprefix("load: ")) from None
+    folder, config = build.finished_sweep(args.dir)
+    build.check_named_again(args, folder, config)
+    out = build.load_result(folder.path)
     if out.predictions is None:
         raise UsageError(
             f"{folder.path} kept no predictions: run the sweep with --keep-predictions"
         )
-    if out.grid:
-        try:
-            out = out.cell(**build.parse_cell(args.cell))
-        except ValueError as err:
-            raise UsageError(f"{folder.path}: {err} (pick one with --cell NAME=VALUE)") from None
+    out = build.cell_of(out, args.cell, folder.path)
     runner.compile_cache(args)
     run = build.build(config)  # the held-out labels: the data the sweep recorded, unchanged
     note = build.fingerprint(config, run)
@@ -229,12 +211,8 @@ def compare_runs(args: argparse.Namespace) -> int:
             out = results.load(Path(path))
         except ValueError as err:
             raise UsageError(str(err).removeprefix("load: ")) from None
-        cell = build.parse_cell(args.cell)
-        if out.grid:  # --cell picks the cell of whichever run has a grid
-            try:
-                out = out.cell(**cell)
-            except ValueError as err:
-                raise UsageError(f"{path}: {err} (pick one with --cell NAME=VALUE)") from None
+        build.parse_cell(args.cell)  # checked whether or not a run has a grid
+        out = build.cell_of(out, args.cell, path)  # the cell of whichever run has a grid
         loaded.append(out)
         thresholds.append(_threshold_of(doc))
         configs.append(doc.get("config"))
