@@ -2,7 +2,9 @@
 
 A config is the flat dict of ``gbl-jax sweep``'s options, as the command line gives them and as
 config.json stores them. ``resolve_config`` fills the defaults and checks every option, raising a
-one-line ``UsageError``; ``build`` turns a config into the data, model, output unit, optimizer,
+one-line ``UsageError`` (a hyperparameter's values by the engine's own rules, ``hyper_values``);
+``resolve_sweep`` does so for ``gbl-jax sweep``'s options, or reconciles them with the stored
+config of a sweep it resumes; ``build`` turns a config into the data, model, output unit, optimizer,
 loss and grid; ``set_threshold`` fills in the default success threshold (``thresholds``).
 """
 
@@ -12,17 +14,27 @@ import functools
 import inspect
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from gbl_jax.checks import require_int
-from gbl_jax.cli import runstore, thresholds, usercode
+from gbl_jax.cli import budgets, runstore, thresholds, usercode
 from gbl_jax.data import datasets, problems
-from gbl_jax.engine import memory
-from gbl_jax.engine.runconfig import default_log_every, user_call
+from gbl_jax.engine import results
+from gbl_jax.engine.chunking import tree_bytes
+from gbl_jax.engine.results import SweepResult
+from gbl_jax.engine.runconfig import (
+    check_hyper_values,
+    check_representable,
+    default_log_every,
+    hyper_names,
+    user_call,
+)
+from gbl_jax.engine.sweeps import check_grid
 from gbl_jax.nets import convnets, inits
 from gbl_jax.nets import heads as heads_module
-from gbl_jax.nets import mlp as nets
+from gbl_jax.nets.mlp import ACTIVATIONS, mlp
 from gbl_jax.nets.models import apply_model
 from gbl_jax.probability import costs
 from gbl_jax.probability.distributions import Bernoulli, Categorical, Laplace, Normal
@@ -78,6 +90,8 @@ VARIES = {
 # Hyperparameters with an option of their own: ``--grid learning_rate=...`` is ``--lr ...`` and
 # ``--grid init_scale=...`` is ``--init-scale ...``; every other --grid name stays in "grid".
 SHORT_FORMS = {"learning_rate": "lr", "init_scale": "init_scale"}
+# the key of ``grid_options``' {option: "--grid NAME"}: how an option given as --grid was spelled
+GRID_FLAGS = "grid_flags"
 # name: (optax function, its keyword arguments, default learning rate)
 OPTIMIZERS = {
     "adam": ("adam", {}, 0.05),
@@ -101,6 +115,11 @@ class UsageError(Exception):
 
 
 # --- checking options ----------------------------------------------------------------------
+def flag(name: str) -> str:
+    """The command-line spelling of an option: ``flag("grad_tol") == "--grad-tol"``."""
+    return "--" + name.replace("_", "-")
+
+
 def check_int(
     name: str, value, least: int | None = None, most: int | None = None, none: bool = False
 ):
@@ -120,59 +139,74 @@ def check_int(
             if least is not None
             else ""
         )
-        raise UsageError(f"--{name.replace('_', '-')} must be an integer {span}, got {value!r}")
+        raise UsageError(f"{flag(name)} must be an integer {span}, got {value!r}")
     return value
 
 
-def check_numbers(
-    name: str, value, least: float = -math.inf, strict: bool = False, flag: str | None = None
-) -> list[float]:
-    """A number, a list, or a comma list as floats; each finite and above ``least``.
-
-    Messages name ``flag``, by default ``--name`` (underscores as dashes).
-    """
-    flag = flag or f"--{name.replace('_', '-')}"
+def _parse_numbers(value, spelled: str) -> list[float]:
+    """A number, a list, or a comma list as floats (a bool as NaN, which no check passes)."""
     parts = (
         value.split(",")
         if isinstance(value, str)
         else (value if isinstance(value, list) else [value])
     )
     try:
-        numbers = [float(p) if not isinstance(p, bool) else math.nan for p in parts]
+        return [float(p) if not isinstance(p, bool) else math.nan for p in parts]
     except (TypeError, ValueError):
         raise UsageError(
-            f"{flag} must be a number or a comma list of numbers, got {value!r}"
+            f"{spelled} must be a number or a comma list of numbers, got {value!r}"
         ) from None
+
+
+def check_numbers(
+    name: str, value, least: float = -math.inf, strict: bool = False, spelled: str | None = None
+) -> list[float]:
+    """A number, a list, or a comma list as floats; each finite, above ``least`` and distinct.
+
+    Messages name ``spelled``, by default ``flag(name)``. Hyperparameters are
+    ``hyper_values``'.
+    """
+    spelled = spelled or flag(name)
+    numbers = _parse_numbers(value, spelled)
     bound = "> " if strict else ">= "
     bad = [x for x in numbers if not math.isfinite(x) or x < least or (strict and x == least)]
     if not numbers or bad:
-        raise UsageError(f"{flag} values must be finite numbers {bound}{least:g}, got {value!r}")
+        raise UsageError(f"{spelled} values must be finite numbers {bound}{least:g}, got {value!r}")
     if len(set(numbers)) != len(numbers):
-        raise UsageError(f"{flag} values must be distinct, got {value!r}")
+        raise UsageError(f"{spelled} values must be distinct, got {value!r}")
     return numbers
 
 
-def check_float32(name: str, numbers: list[float], flag: str | None = None) -> None:
-    """Refuses a nonzero value that float32 rounds to 0 or to infinity (the runs train in float32).
+def check_number(name: str, value, least: float = -math.inf, strict: bool = False) -> float:
+    """One number, checked as ``check_numbers`` checks each; UsageError for a list."""
+    numbers = check_numbers(name, value, least, strict)
+    if len(numbers) != 1:
+        raise UsageError(f"{flag(name)} takes one number, got {value!r}")
+    return numbers[0]
 
-    Messages name ``flag``, by default ``--name`` (underscores as dashes).
-    """
-    import numpy as np
 
-    flag = flag or f"--{name.replace('_', '-')}"
-    with np.errstate(over="ignore", under="ignore"):
-        bad = [
-            (x, float(np.float32(x)))
-            for x in numbers
-            if x != 0 and not 0 < abs(np.float32(x)) < np.inf
-        ]
-    if bad:
-        info = np.finfo(np.float32)
-        raise UsageError(
-            f"{flag} {bad[0][0]:g} is {bad[0][1]:g} "
-            f"in float32, which the runs train in; float32 holds magnitudes from "
-            f"{float(info.smallest_subnormal):.2g} to {float(info.max):.2g}"
-        )
+def engine_rule(spelled: str, name: str, check) -> None:
+    """Runs ``check()``, one of the engine's own checks of the value it calls ``name``; its
+    ValueError becomes a one-line UsageError that names the option as given (``spelled``)."""
+    try:
+        check()
+    except ValueError as err:
+        message = str(err).splitlines()[0]
+        for said in (f"grid[{name!r}] value", f"grid[{name!r}]", name):
+            if message.startswith(said):
+                raise UsageError(spelled + message[len(said) :]) from None
+        raise UsageError(f"{spelled}: {message}") from None
+
+
+def hyper_values(name: str, value, spelled: str):
+    """The values of the hyperparameter the engine calls ``name`` (a number, a list or a comma
+    list) as a number or a list, checked by the engine's rules for a grid
+    (``runconfig.check_hyper_values``: finite, the sign, nonzero and finite in float32;
+    ``sweeps.check_grid``: distinct in float32). Refusals name the option as given (``spelled``)."""
+    numbers = _parse_numbers(value, spelled)
+    engine_rule(spelled, name, lambda: check_hyper_values({name: numbers}, ()))
+    engine_rule(spelled, name, lambda: check_grid({name: numbers}))
+    return _one_or_list(numbers)
 
 
 def _one_or_list(numbers: list[float]):
@@ -237,7 +271,7 @@ def resolve_config(raw: dict, stored: bool = False) -> dict:
     }
     _user_code(raw, config, stored)
     config["hidden"] = ",".join(map(str, parse_hidden(config["hidden"])))
-    _choice("activation", config["activation"], nets.ACTIVATIONS)
+    _choice("activation", config["activation"], ACTIVATIONS)
     _choice("init", config["init"], inits.INITS)
     if config["head"] is not None:
         _choice("head", config["head"], HEADS)
@@ -265,23 +299,18 @@ def resolve_config(raw: dict, stored: bool = False) -> dict:
             f"accuracy, ...), got {config['metric']!r}"
         )
     lr = config["lr"] if config["lr"] is not None else OPTIMIZERS[config["optimizer"]][2]
-    for name, value in (("lr", lr), ("init_scale", config["init_scale"])):
-        numbers = check_numbers(name, value, 0.0, strict=name == "lr")
-        check_float32(name, numbers)
-        config[name] = _one_or_list(numbers)
+    spelled = {**{k: flag(k) for k in SHORT_FORMS.values()}, **(raw.get(GRID_FLAGS) or {})}
+    for name, value in (("learning_rate", lr), ("init_scale", config["init_scale"])):
+        option = SHORT_FORMS[name]
+        config[option] = hyper_values(name, value, spelled[option])
     config["grid"] = _optimizer_hyperparameters(config["grid"] or {}, config["optimizer"])
     if config["threshold"] is not None:
-        config["threshold"] = check_numbers("threshold", config["threshold"])
-        if len(config["threshold"]) != 1:
-            raise UsageError(f"--threshold takes one number, got {raw.get('threshold')!r}")
-        config["threshold"] = config["threshold"][0]
+        config["threshold"] = check_number("threshold", config["threshold"])
         config["threshold_rule"] = raw.get("threshold_rule") or "set with --threshold"
     if config["grad_tol"] is not None:
-        numbers = check_numbers("grad_tol", config["grad_tol"], 0.0, strict=True)
-        if len(numbers) != 1:
-            raise UsageError(f"--grad-tol takes one number, got {raw.get('grad_tol')!r}")
-        check_float32("grad_tol", numbers)
-        config["grad_tol"] = numbers[0]
+        grad_tol = check_number("grad_tol", config["grad_tol"], 0.0, strict=True)
+        engine_rule(flag("grad_tol"), "grad_tol", lambda: check_representable("grad_tol", grad_tol))
+        config["grad_tol"] = grad_tol
     if config["probe"] is not None:
         probes = config["probe"] if isinstance(config["probe"], list) else [config["probe"]]
         for name in probes:
@@ -314,7 +343,8 @@ def resolve_config(raw: dict, stored: bool = False) -> dict:
 
 def grid_options(raw: dict) -> dict:
     """``raw`` with its --grid entries as options: learning_rate and init_scale become --lr and
-    --init-scale (``SHORT_FORMS``), every other name stays in "grid" as {name: values}.
+    --init-scale (``SHORT_FORMS``), every other name stays in "grid" as {name: values}. Under
+    ``GRID_FLAGS``, {option: "--grid NAME"} of the options given so, for messages to name.
 
     ``raw["grid"]`` holds the command line's ``NAME=VALUES`` strings, or a config's {name: values}.
 
@@ -341,11 +371,12 @@ def grid_options(raw: dict) -> dict:
     for name, values in items:
         option = SHORT_FORMS.get(name)
         if name in seen or (option is not None and raw.get(option) is not None):
-            also = f"--{option.replace('_', '-')} and " if name not in seen else ""
+            also = f"{flag(option)} and " if name not in seen else ""
             raise UsageError(f"{name} is given twice ({also}--grid {name}=...); pass it once")
         seen.add(name)
         if option is not None:
             out[option] = values
+            out[GRID_FLAGS] = {**out.get(GRID_FLAGS, {}), option: f"--grid {name}"}
         else:
             grid[name] = values
     out["grid"] = grid
@@ -358,8 +389,6 @@ def hyperparameter_names(optimizer: str) -> tuple[str, ...]:
     (the names --grid takes, with init_scale). Traces its init abstractly: no backend starts."""
     import jax
     import optax
-
-    from gbl_jax.engine.runconfig import hyper_names
 
     fn, kwargs, lr = OPTIMIZERS[optimizer]
     made = optax.inject_hyperparams(getattr(optax, fn))(learning_rate=lr, **kwargs)
@@ -380,9 +409,7 @@ def _optimizer_hyperparameters(grid: dict, optimizer: str) -> dict:
                 f"--grid {name}: optimizer {optimizer} has no numeric "
                 f"hyperparameter {name!r}; --grid takes {', '.join(taken)}"
             )
-        numbers = check_numbers(name, values, flag=f"--grid {name}")
-        check_float32(name, numbers, flag=f"--grid {name}")
-        out[name] = _one_or_list(numbers)
+        out[name] = hyper_values(name, values, f"--grid {name}")
     return out
 
 
@@ -407,8 +434,7 @@ def _user_code(raw: dict, config: dict, stored: bool) -> None:
         ]
         if clash and not stored:
             raise UsageError(
-                f"--model builds the whole network; drop "
-                f"{', '.join('--' + k.replace('_', '-') for k in clash)}"
+                f"--model builds the whole network; drop {', '.join(flag(k) for k in clash)}"
             )
         if not usercode.SPEC.fullmatch(str(config["model"])):
             raise UsageError(
@@ -435,6 +461,157 @@ def stored_config(folder: runstore.RunFolder) -> dict:
         raise UsageError(
             f"{folder.file(runstore.CONFIG)} is not a valid sweep config: {err}"
         ) from None
+
+
+# --- a new or resumed sweep's config, reconciled with its folder ------------------------------
+def resolve_sweep(args, check_out: bool = True) -> tuple[runstore.RunFolder, dict]:
+    """(run folder, config) of a new or resumed ``gbl-jax sweep``, all checked: a new sweep's
+    options resolved (and its ``--out`` checked unless ``check_out``), a resumed one's stored
+    config with the options given again checked against it."""
+    given = grid_options(
+        {k: getattr(args, k) for k in SWEEP_DEFAULTS if getattr(args, k) is not None}
+    )
+    folder = runstore.RunFolder(args.out or _default_out(given))
+    if args.resume and args.force:
+        raise UsageError("--resume finishes a sweep and --force replaces it: pass one")
+    if not args.resume:
+        _refuse_ignored(given, given.get("model"))
+        config = resolve_config(given)
+        if check_out:
+            folder.check_new(force=args.force)
+        return folder, config
+    if args.out is None:
+        raise UsageError("--resume needs the --out folder of an interrupted sweep")
+    config = stored_config(folder)
+    _refuse_ignored(given, config["model"])
+    check_given(config, given, "interrupted sweep's", "resume")
+    require_named_code(folder, config, given, "resume")
+    return folder, config
+
+
+def _default_out(given: dict) -> Path:
+    hidden = str(given.get("hidden", SWEEP_DEFAULTS["hidden"])).replace(",", "-") or "none"
+    problem = given.get("problem", SWEEP_DEFAULTS["problem"])
+    if given.get("data"):
+        problem = Path(str(given["data"]).split(":")[-1]).stem
+    if given.get("model"):
+        hidden = str(given["model"]).split(":")[-1]
+    return Path("runs") / f"{problem}-h{hidden}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _refuse_ignored(given: dict, model: str | None) -> None:
+    """Refuses the options that shape the built-in networks beside a --model, which ignores them
+    (whatever their value, the default included)."""
+    ignored = [k for k in NET_OPTIONS if k in given]
+    if model is not None and ignored:
+        raise UsageError(
+            f"--model {model} builds the whole network and ignores "
+            f"{', '.join(flag(k) for k in ignored)}; drop "
+            f"{'it' if len(ignored) == 1 else 'them'}"
+        )
+
+
+def check_given(config: dict, given: dict, whose: str, action: str) -> None:
+    """Refuses an option given again that differs from the stored sweep's ``config``."""
+    spelled = given.get(GRID_FLAGS, {})
+    for key, value in given.items():
+        if key == GRID_FLAGS:  # how options were spelled, not an option
+            continue
+        if key == "grid":  # each --grid name is checked on its own, as an option is
+            value = {**config["grid"], **value}
+        if (
+            resolve_config({**config, key: value, GRID_FLAGS: spelled}, stored=True)[key]
+            != config[key]
+        ):
+            shown = (
+                " ".join(f"{k}={v}" for k, v in given["grid"].items()) if key == "grid" else value
+            )
+            hint = (
+                f"pass --{key} {config[key]}"
+                if key in ("model", "data") and config[key] is not None
+                else "drop it"
+            )
+            said = f"{spelled[key]}={value}" if key in spelled else f"{flag(key)} {shown}"
+            raise UsageError(
+                f"{said} conflicts with the {whose} {config[key]!r} ({hint} to {action})"
+            )
+
+
+def require_named_code(folder: runstore.RunFolder, config: dict, given: dict, action: str) -> None:
+    """Refuses to run the code a run folder names (a --model, a --data module:function) unless
+    this command names it too: a folder someone sent must not run code when opened. What is
+    named is checked against config.json (``check_given``) and, once built, against the
+    recorded fingerprints (``fingerprint``)."""
+    named = [
+        f"--{k} {config[k]}"
+        for k in ("model", "data")
+        if config[k] is not None
+        and given.get(k) is None
+        and (k == "model" or usercode.is_spec(str(config[k])))
+    ]
+    if named:
+        raise UsageError(
+            f"{folder.file(runstore.CONFIG)} names code to run "
+            f"({', '.join(named)}), and gbl-jax runs only code named on its command "
+            f"line: to {action}, add {' '.join(named)} (checked against the "
+            "recorded fingerprints)"
+        )
+
+
+def parse_cell(items: list[str] | None) -> dict[str, float]:
+    """``--cell NAME=VALUE`` options as {name: value}."""
+    cell: dict[str, float] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not sep or not name or not math.isfinite(number) or name in cell:
+            raise UsageError(
+                f"--cell takes NAME=VALUE once per grid axis (e.g. --cell "
+                f"learning_rate=0.05), got {item!r}"
+            )
+        cell[name] = number
+    return cell
+
+
+# --- a finished sweep's folder, opened by a command that reads it ----------------------------
+def finished_sweep(path) -> tuple[runstore.RunFolder, dict]:
+    """The run folder at ``path`` and its stored config; UsageError unless its sweep finished."""
+    folder = runstore.RunFolder(path)
+    config = stored_config(folder)
+    if not folder.file(runstore.RESULTS).is_file():
+        raise UsageError(f"{folder.path} holds an unfinished sweep; finish it with --resume")
+    return folder, config
+
+
+def check_named_again(args, folder: runstore.RunFolder, config: dict) -> None:
+    """Refuses the ``--model`` / ``--data`` of a command that opens a finished sweep unless they
+    are the sweep's own (``check_given``), and the sweep's code unless they name it
+    (``require_named_code``)."""
+    given = {k: getattr(args, k) for k in ("model", "data") if getattr(args, k) is not None}
+    check_given(config, given, "sweep's", "open it")
+    require_named_code(folder, config, given, "open it")
+
+
+def load_result(path) -> SweepResult:
+    """The sweep saved at ``path`` (``results.load``); UsageError says what is wrong."""
+    try:
+        return results.load(Path(path))
+    except ValueError as err:
+        raise UsageError(str(err).removeprefix("load: ")) from None
+
+
+def cell_of(out: SweepResult, items: list[str] | None, where) -> SweepResult:
+    """``out`` cut at the cell of the ``--cell NAME=VALUE`` options ``items`` when it has a grid
+    (as it is without one); UsageError, naming ``where``, for a cell it lacks."""
+    if not out.grid:
+        return out
+    try:
+        return out.cell(**parse_cell(items))
+    except ValueError as err:
+        raise UsageError(f"{where}: {err} (pick one with --cell NAME=VALUE)") from None
 
 
 # --- building the run ----------------------------------------------------------------------
@@ -535,6 +712,12 @@ def build(config: dict) -> Built:
     return _build(options, _file_stamp(config["data"]))
 
 
+def clear_cache() -> None:
+    """Forgets every run ``build`` has built, so the next call builds anew (as a new process
+    would)."""
+    _build.cache_clear()
+
+
 def _file_stamp(data) -> tuple | None:
     """(size, mtime) of a --data file, so an edited file is read again, not served cached."""
     if data is None or usercode.is_spec(str(data)):
@@ -572,7 +755,7 @@ def _build(options: str, stamp: tuple | None) -> Built:  # stamp: part of the ca
                 init=config["init"],
             )
         else:
-            model = nets.mlp(
+            model = mlp(
                 parse_hidden(config["hidden"]),
                 head,
                 activation=config["activation"],
@@ -607,13 +790,11 @@ def _data(config: dict):
 
     if config["data"] is not None:
         if not usercode.is_spec(config["data"]):  # a small .npz can declare gigabytes
-            declared, have = datasets.declared_bytes(config["data"]), memory.available()
-            if declared is not None and have is not None and 4 * declared > have:
-                raise UsageError(
-                    f"--data {config['data']}: its arrays would take "
-                    f"{memory.size_text(declared)} (x4 while training); "
-                    f"{memory.size_text(have)} is available"
-                )
+            _data_fits(
+                f"--data {config['data']}: its arrays",
+                datasets.declared_bytes(config["data"]),
+                "use a smaller data set",
+            )
         try:
             return usercode.load_data(config["data"])
         except (ValueError, ImportError) as err:
@@ -621,13 +802,7 @@ def _data(config: dict):
     key = jax.random.PRNGKey(config["seed"] + 1)
     make = lambda k: problems.make(config["problem"], k, config["n"])  # noqa: E731
     shapes = jax.eval_shape(make, key)
-    data_bytes = memory.tree_bytes(shapes)
-    have = memory.available()
-    if have is not None and 4 * data_bytes > have:
-        raise UsageError(
-            f"--n {config['n']}: the data would take {memory.size_text(data_bytes)}"
-            f" (x4 while training); {memory.size_text(have)} is available"
-        )
+    _data_fits(f"--n {config['n']}: the data", tree_bytes(shapes), "use a smaller --n")
     if config["n"] is not None:
         made = shapes[0].shape[0]  # x
         if made != config["n"]:
@@ -640,6 +815,13 @@ def _data(config: dict):
         return make(key)
     except ImportError as err:
         raise UsageError(str(err).splitlines()[0]) from None
+
+
+def _data_fits(what: str, data_bytes: int | None, hint: str) -> None:
+    try:
+        budgets.check_data_fits(what, data_bytes, hint)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
 
 
 def fingerprint(config: dict, run: Built) -> str | None:

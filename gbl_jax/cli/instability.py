@@ -24,7 +24,7 @@ from gbl_jax.analysis import plots
 from gbl_jax.analysis.instability import Store, run_instability
 from gbl_jax.atomic_files import atomic_write, write_csv, write_json
 from gbl_jax.cli import build, runstore
-from gbl_jax.cli.build import UsageError, check_int, check_numbers
+from gbl_jax.cli.build import UsageError, check_int, check_number, check_numbers
 
 COMMAND = "instability"
 OUTPUTS = (
@@ -106,9 +106,7 @@ def _settings(args) -> dict:
     at = check_numbers("at", args.at if args.at is not None else DEFAULTS["at"], 0.0)
     if any(k != int(k) for k in at) or len(set(at)) != len(at):
         raise UsageError(f"--at takes distinct integer steps, got {args.at!r}")
-    tol = check_numbers("tol", args.tol if args.tol is not None else DEFAULTS["tol"], 0.0)
-    if len(tol) != 1:
-        raise UsageError(f"--tol takes one number, got {args.tol!r}")
+    tol = check_number("tol", args.tol if args.tol is not None else DEFAULTS["tol"], 0.0)
     pick = lambda name: (
         getattr(args, name)
         if getattr(args, name) is not None
@@ -119,7 +117,7 @@ def _settings(args) -> dict:
         "parents": check_int("parents", pick("parents"), 1),
         "children": check_int("children", pick("children"), 2),
         "at": sorted(int(k) for k in at),
-        "tol": tol[0],
+        "tol": tol,
         "num": check_int("num", pick("num"), 11),
         "align": pick("align"),
     }

@@ -5,16 +5,21 @@ The launcher starts N copies of the same command, each joining JAX's runtime thr
 coordinator on a free local port (``--coordinator --num-processes --process-id``), and waits for
 them. If one process dies, the others would wait for it forever at their next ``barrier``, so
 the launcher stops them all (Ctrl-C, then a kill); every chunk already saved is whole, and
-``--resume`` completes the sweep.
+``--resume`` completes the sweep. ``cpu_devices``, ``join_runtime`` and ``launch_sweep`` are the
+command line's side of it: the options that pick the devices, join a cluster, start the processes.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+
+from gbl_jax.cli import build
+from gbl_jax.cli.build import UsageError, check_int, check_number
 
 MAX_CPU_DEVICES = 1024
 GRACE_S = 3.0  # how long the launcher lets a worker stop on Ctrl-C before it kills it
@@ -198,3 +203,112 @@ def wait(workers: list[subprocess.Popen]) -> tuple[int, int] | None:
                 w.kill()
                 w.wait()
     return failed or next(((i, w.returncode) for i, w in enumerate(workers) if w.returncode), None)
+
+
+# --- the command line's side: --cpu-devices, --coordinator ..., --processes N ----------------
+def cpu_devices(args, config: dict) -> int | None:
+    """CPU devices per process for ``gbl-jax sweep``: ``--cpu-devices``, by default one per core
+    (unless XLA_FLAGS sets a count); a resumed sweep's own count, which ``--cpu-devices`` must not
+    contradict (chunks computed on another device count can differ in the last bits)."""
+    if not args.resume:
+        n = check_int("cpu_devices", args.cpu_devices, 1, MAX_CPU_DEVICES, none=True)
+        if n is None and "xla_force_host_platform_device_count" not in os.environ.get(
+            "XLA_FLAGS", ""
+        ):
+            n = os.cpu_count() or 1
+        return n
+    if args.cpu_devices is not None and args.cpu_devices != config["devices"]:
+        raise UsageError(
+            f"--cpu-devices {args.cpu_devices} conflicts with the interrupted "
+            f"sweep's {config['devices']} devices (chunks computed on another "
+            "device count can differ in the last bits); drop it to resume"
+        )
+    return config["devices"]
+
+
+def join_runtime(args) -> tuple[int, int]:
+    """Joins JAX's multi-process runtime when the options ask (``--coordinator``,
+    ``--num-processes``, ``--process-id``, or ``--distributed``); (this process's index,
+    process count), (0, 1) for a single process."""
+    cluster = (args.coordinator, args.num_processes, args.process_id)
+    if any(v is not None for v in cluster):
+        if any(v is None for v in cluster):
+            raise UsageError("--coordinator, --num-processes and --process-id go together")
+        count = check_int("num_processes", args.num_processes, 1)
+        index = check_int("process_id", args.process_id, 0, count - 1)
+        host, _, port = args.coordinator.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise UsageError(
+                f"--coordinator must be HOST:PORT (e.g. 10.0.0.1:1234), got {args.coordinator!r}"
+            )
+        kwargs = {
+            "coordinator_address": args.coordinator,
+            "num_processes": count,
+            "process_id": index,
+        }
+    elif args.distributed:
+        kwargs = {}  # SLURM, Open MPI, ...: JAX finds the cluster itself
+    else:
+        return 0, 1
+    if args.out is None:
+        raise UsageError("a multi-process sweep needs --out (a folder every process can reach)")
+    timeout = check_number("join_timeout", args.join_timeout, 0.0, strict=True)
+    try:
+        return join(timeout, **kwargs)
+    except Exception as err:  # noqa: BLE001 - whatever JAX raises, one line
+        raise UsageError(
+            f"joining JAX's multi-process runtime failed: {str(err).splitlines()[0]}"
+        ) from None
+
+
+def launch_sweep(args) -> int:
+    """``gbl-jax sweep --processes N``: checks the sweep, then runs N local processes that join
+    JAX's multi-process runtime and share its chunks; process 0 writes the results. Returns the
+    exit status."""
+    from gbl_jax.cli import runner  # runner imports this module (its barrier)
+
+    if args.out is None:
+        raise UsageError("--processes needs --out (the folder the processes share)")
+    folder, config = build.resolve_sweep(args)
+    devices = cpu_devices(args, config)
+    if folder.is_ours():  # another run holds the folder: refuse before any process starts
+        folder.lock()
+        folder.close()
+    if args.cpu_devices is None and not args.resume:  # the cores shared among the processes
+        devices = max(1, (os.cpu_count() or 1) // args.processes)
+    set_cpu_devices(devices)
+    runner.plan_run(dict(config), local_devices(devices), folder)  # refuse once, here
+    port = free_port()
+    argv = worker_argv(args.argv, None if args.resume else devices)
+    workers = start(argv, args.processes, port)
+    print(
+        f"gbl-jax: started {len(workers)} processes (pids "
+        f"{', '.join(str(w.pid) for w in workers)}), coordinator 127.0.0.1:{port}",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        failed = wait(workers)
+    except KeyboardInterrupt:
+        print(
+            f"gbl-jax: interrupted; the finished chunks are saved in {folder.path}; finish "
+            f"with: gbl-jax sweep --out {folder.path} --resume --processes {args.processes}",
+            file=sys.stderr,
+        )
+        return 130
+    if failed:
+        i, code = failed
+        hint = (
+            ""
+            if code == 2
+            else f"; the finished chunks are kept in {folder.path}; finish "
+            f"with: gbl-jax sweep --out {folder.path} --resume"
+        )
+        print(
+            f"gbl-jax: error: process {i} exited with status {code}"
+            + (" (its message is above)" if code == 2 else "")
+            + hint,
+            file=sys.stderr,
+        )
+        return 2 if code == 2 else 1
+    return 0

@@ -13,17 +13,16 @@ gbl-jax did not write, a sweep that would not fit in memory) print one line on s
 with status 2, never a traceback, and write nothing. Ctrl-C keeps every finished chunk;
 ``--resume`` completes the sweep.
 
-This module parses options and prints. ``build`` checks a config and builds its run, ``runner``
-runs it into its folder (``runstore.RunFolder``), ``launch`` starts and joins the processes of
-a multi-process sweep, and ``landscape_report`` analyses a run kept with --keep-params.
+This module parses options, dispatches and prints. ``build`` checks a config, reconciles it with
+a resumed sweep's folder and builds its run, ``runner`` runs it into its folder
+(``runstore.RunFolder``) within the command line's ``budgets``, ``launch`` starts and joins the
+processes of a multi-process sweep, and ``reports`` runs the commands that read a finished
+sweep's folder (landscape, ensemble, compare).
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
-import math
-import os
 import re
 import sys
 import time
@@ -31,15 +30,21 @@ import warnings
 from pathlib import Path
 
 from gbl_jax._version import __version__
-from gbl_jax.analysis import comparisons, landscape_report
-from gbl_jax.analysis.comparisons import compare
-from gbl_jax.cli import build, launch, model_axis, runner, runstore, surface, sweep_report, usercode
+from gbl_jax.cli import (
+    build,
+    launch,
+    model_axis,
+    reports,
+    runner,
+    runstore,
+    surface,
+    sweep_report,
+)
 from gbl_jax.cli import instability as instability_cli
-from gbl_jax.cli.build import SWEEP_DEFAULTS, UsageError, check_int, check_numbers
+from gbl_jax.cli.build import SWEEP_DEFAULTS, UsageError, check_int
 from gbl_jax.data import problems
-from gbl_jax.engine.compilation import enable_compilation_cache
 from gbl_jax.nets import inits
-from gbl_jax.nets import mlp as nets
+from gbl_jax.nets.mlp import ACTIVATIONS, mlp
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,15 +58,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message):  # argparse would print the usage too; we keep it to one line
         raise UsageError(message)
-
-
-def _compile_cache(args) -> str | None:
-    if args.no_compile_cache:
-        return None
-    try:
-        return str(enable_compilation_cache(args.compile_cache))
-    except OSError as err:
-        raise UsageError(f"--compile-cache: {err}") from None
 
 
 # --- sweep ---------------------------------------------------------------------------------
@@ -82,14 +78,15 @@ def _sweep(args: argparse.Namespace) -> int:
         and args.processes is not None
         and check_int("processes", args.processes, 1, 1024) > 1
     ):
-        return _launch(args)
+        return launch.launch_sweep(args)
     distributed = (
         any(v is not None for v in (args.coordinator, args.num_processes, args.process_id))
         or args.distributed
     )
-    folder, config, cpu_devices = _resolve(args, check_out=not distributed)
+    folder, config = build.resolve_sweep(args, check_out=not distributed)
+    cpu_devices = launch.cpu_devices(args, config)
     launch.set_cpu_devices(cpu_devices)
-    team = _join(args)
+    team = launch.join_runtime(args)
     devices = launch.local_devices(cpu_devices)
     if args.resume and len(devices) != config["devices"]:
         raise UsageError(
@@ -97,7 +94,7 @@ def _sweep(args: argparse.Namespace) -> int:
             f"this one has {len(devices)}; resume it on a machine like the first"
         )
     planned = runner.plan_run(config, devices, folder)
-    cache = _compile_cache(args)
+    cache = runner.compile_cache(args)
     try:
         results = runner.run(
             planned,
@@ -124,632 +121,7 @@ def _sweep(args: argparse.Namespace) -> int:
             f"finish with: gbl-jax sweep --out {folder.path} --resume"
         ) from None
     if results is not None:  # process 0 writes and prints
-        print(_summary(results, folder.path))
-    return 0
-
-
-def _join(args) -> tuple[int, int]:
-    """Joins JAX's multi-process runtime when asked; (this process's index, process count)."""
-    cluster = (args.coordinator, args.num_processes, args.process_id)
-    if any(v is not None for v in cluster):
-        if any(v is None for v in cluster):
-            raise UsageError("--coordinator, --num-processes and --process-id go together")
-        count = check_int("num_processes", args.num_processes, 1)
-        index = check_int("process_id", args.process_id, 0, count - 1)
-        host, _, port = args.coordinator.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise UsageError(
-                f"--coordinator must be HOST:PORT (e.g. 10.0.0.1:1234), got {args.coordinator!r}"
-            )
-        kwargs = {
-            "coordinator_address": args.coordinator,
-            "num_processes": count,
-            "process_id": index,
-        }
-    elif args.distributed:
-        kwargs = {}  # SLURM, Open MPI, ...: JAX finds the cluster itself
-    else:
-        return 0, 1
-    if args.out is None:
-        raise UsageError("a multi-process sweep needs --out (a folder every process can reach)")
-    timeouts = check_numbers("join_timeout", args.join_timeout, 0.0, strict=True)
-    if len(timeouts) != 1:
-        raise UsageError(f"--join-timeout takes one number, got {args.join_timeout!r}")
-    timeout = timeouts[0]
-    try:
-        return launch.join(timeout, **kwargs)
-    except Exception as err:  # noqa: BLE001 - whatever JAX raises, one line
-        raise UsageError(
-            f"joining JAX's multi-process runtime failed: {str(err).splitlines()[0]}"
-        ) from None
-
-
-def _resolve(args: argparse.Namespace, check_out: bool = True):
-    """(run folder, config, CPU devices per process) of a new or resumed sweep, all checked."""
-    given = build.grid_options(
-        {k: getattr(args, k) for k in SWEEP_DEFAULTS if getattr(args, k) is not None}
-    )
-    folder = runstore.RunFolder(args.out or _default_out(given))
-    if args.resume and args.force:
-        raise UsageError("--resume finishes a sweep and --force replaces it: pass one")
-    if not args.resume:
-        _refuse_ignored(given, given.get("model"))
-        config = build.resolve_config(given)
-        if check_out:
-            folder.check_new(force=args.force)
-        cpu_devices = check_int(
-            "cpu_devices", args.cpu_devices, 1, launch.MAX_CPU_DEVICES, none=True
-        )
-        if cpu_devices is None and "xla_force_host_platform_device_count" not in os.environ.get(
-            "XLA_FLAGS", ""
-        ):
-            cpu_devices = os.cpu_count() or 1
-        return folder, config, cpu_devices
-    if args.out is None:
-        raise UsageError("--resume needs the --out folder of an interrupted sweep")
-    config = build.stored_config(folder)
-    _refuse_ignored(given, config["model"])
-    _check_given(config, given, "interrupted sweep's", "resume")
-    _require_named_code(folder, config, given, "resume")
-    if args.cpu_devices is not None and args.cpu_devices != config["devices"]:
-        raise UsageError(
-            f"--cpu-devices {args.cpu_devices} conflicts with the interrupted "
-            f"sweep's {config['devices']} devices (chunks computed on another "
-            "device count can differ in the last bits); drop it to resume"
-        )
-    return folder, config, config["devices"]
-
-
-def _refuse_ignored(given: dict, model: str | None) -> None:
-    """Refuses the options that shape the built-in networks beside a --model, which ignores them
-    (whatever their value, the default included)."""
-    ignored = [k for k in build.NET_OPTIONS if k in given]
-    if model is not None and ignored:
-        raise UsageError(
-            f"--model {model} builds the whole network and ignores "
-            f"{', '.join('--' + k.replace('_', '-') for k in ignored)}; drop "
-            f"{'it' if len(ignored) == 1 else 'them'}"
-        )
-
-
-def _check_given(config: dict, given: dict, whose: str, action: str) -> None:
-    """Refuses an option given again that differs from the stored sweep's ``config``."""
-    for key, value in given.items():
-        if key == "grid":  # each --grid name is checked on its own, as an option is
-            value = {**config["grid"], **value}
-        if build.resolve_config({**config, key: value}, stored=True)[key] != config[key]:
-            shown = (
-                " ".join(f"{k}={v}" for k, v in given["grid"].items()) if key == "grid" else value
-            )
-            hint = (
-                f"pass --{key} {config[key]}"
-                if key in ("model", "data") and config[key] is not None
-                else "drop it"
-            )
-            raise UsageError(
-                f"--{key.replace('_', '-')} {shown} conflicts with the "
-                f"{whose} {config[key]!r} ({hint} to {action})"
-            )
-
-
-def _require_named_code(folder: runstore.RunFolder, config: dict, given: dict, action: str) -> None:
-    """Refuses to run the code a run folder names (a --model, a --data module:function) unless
-    this command names it too: a folder someone sent must not run code when opened. What is
-    named is checked against config.json (``_check_given``) and, once built, against the
-    recorded fingerprints (``build.fingerprint``)."""
-    named = [
-        f"--{k} {config[k]}"
-        for k in ("model", "data")
-        if config[k] is not None
-        and given.get(k) is None
-        and (k == "model" or usercode.is_spec(str(config[k])))
-    ]
-    if named:
-        raise UsageError(
-            f"{folder.file(runstore.CONFIG)} names code to run "
-            f"({', '.join(named)}), and gbl-jax runs only code named on its command "
-            f"line: to {action}, add {' '.join(named)} (checked against the "
-            "recorded fingerprints)"
-        )
-
-
-def _launch(args: argparse.Namespace) -> int:
-    """``--processes N``: checks the sweep, then runs N local processes that join JAX's
-    multi-process runtime and share its chunks; process 0 writes the results."""
-    if args.out is None:
-        raise UsageError("--processes needs --out (the folder the processes share)")
-    folder, config, cpu_devices = _resolve(args)
-    if folder.is_ours():  # another run holds the folder: refuse before any process starts
-        folder.lock()
-        folder.close()
-    if args.cpu_devices is None and not args.resume:  # the cores shared among the processes
-        cpu_devices = max(1, (os.cpu_count() or 1) // args.processes)
-    launch.set_cpu_devices(cpu_devices)
-    runner.plan_run(dict(config), launch.local_devices(cpu_devices), folder)  # refuse once, here
-    port = launch.free_port()
-    argv = launch.worker_argv(args.argv, None if args.resume else cpu_devices)
-    workers = launch.start(argv, args.processes, port)
-    print(
-        f"gbl-jax: started {len(workers)} processes (pids "
-        f"{', '.join(str(w.pid) for w in workers)}), coordinator 127.0.0.1:{port}",
-        file=sys.stderr,
-        flush=True,
-    )
-    try:
-        failed = launch.wait(workers)
-    except KeyboardInterrupt:
-        print(
-            f"gbl-jax: interrupted; the finished chunks are saved in {folder.path}; finish "
-            f"with: gbl-jax sweep --out {folder.path} --resume --processes {args.processes}",
-            file=sys.stderr,
-        )
-        return 130
-    if failed:
-        i, code = failed
-        hint = (
-            ""
-            if code == 2
-            else f"; the finished chunks are kept in {folder.path}; finish "
-            f"with: gbl-jax sweep --out {folder.path} --resume"
-        )
-        print(
-            f"gbl-jax: error: process {i} exited with status {code}"
-            + (" (its message is above)" if code == 2 else "")
-            + hint,
-            file=sys.stderr,
-        )
-        return 2 if code == 2 else 1
-    return 0
-
-
-def _default_out(given: dict) -> Path:
-    hidden = str(given.get("hidden", SWEEP_DEFAULTS["hidden"])).replace(",", "-") or "none"
-    problem = given.get("problem", SWEEP_DEFAULTS["problem"])
-    if given.get("data"):
-        problem = Path(str(given["data"]).split(":")[-1]).stem
-    if given.get("model"):
-        hidden = str(given["model"]).split(":")[-1]
-    return Path("runs") / f"{problem}-h{hidden}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
-# --- printing ------------------------------------------------------------------------------
-def _pct(rate, low, high) -> str:
-    if rate is None:
-        return "n/a (every seed diverged)"
-    return f"{100 * rate:.1f}% [{100 * low:.1f}, {100 * high:.1f}]"
-
-
-def _metric_rows(metric: dict | None) -> list[tuple[str, str]]:
-    """The summary's rows for the reported metric of a run without a grid: its mean, std and
-    IQM with bootstrap intervals, and a crossed design's variance components."""
-    if not metric or metric.get("mean") is None:
-        return []
-
-    def with_ci(stat):
-        ci = metric[f"{stat}_interval"]
-        return f"{metric[stat]:.4g} [{ci['low']:.4g}, {ci['high']:.4g}]"
-
-    rows = [
-        (
-            metric["name"],
-            f"mean {with_ci('mean')}, std {with_ci('std')}, IQM {with_ci('iqm')} (95% bootstrap)",
-        )
-    ]
-    vc = metric.get("variance_components")
-    if isinstance(vc, dict) and "note" in vc:
-        rows.append(("variance", vc["note"]))
-    elif isinstance(vc, dict):
-        total = vc["init"] + vc["data"] + vc["residual"]
-        parts = []
-        for name in ("init", "data", "residual"):
-            low, high = vc["intervals"][name]
-            share = f", {100 * vc[name] / total:.0f}%" if total > 0 else ""
-            parts.append(f"{name} {vc[name]:.3g} [{low:.3g}, {high:.3g}]{share}")
-        clipped = (
-            f" (negative estimates clipped to 0: {', '.join(vc['clipped'])})"
-            if vc["clipped"]
-            else ""
-        )
-        rows.append((f"variance ({vc['inits']} x {vc['orders']})", "; ".join(parts) + clipped))
-    return rows
-
-
-def _metric_cell(metric: dict | None, pick) -> str:
-    """A grid row's mean of the reported metric with its bootstrap interval."""
-    if not metric or pick(metric["mean"]) is None:
-        return ""
-    ci = metric["mean_interval"]
-    return f"  {pick(metric['mean']):.4g} [{pick(ci['low']):.4g}, {pick(ci['high']):.4g}]"
-
-
-def _summary(results: dict, out: Path) -> str:
-    """The printed table: the spread (or one row per grid cell), the threshold and its rule."""
-    config, spread, rate = results["config"], results["spread"], results["success_rate"]
-    ci = rate["interval_95"]
-    threshold = f"{results['threshold']['value']:.6g}"
-    hypers = [
-        f"{build.SHORT_FORMS.get(k, k)}={v}"
-        for k, v in build.hyperparameters(config).items()
-        if k != "init_scale"
-    ]
-    source = ("data", config["data"]) if config["data"] else ("problem", config["problem"])
-    network = (
-        ("model", config["model"])
-        if config["model"]
-        else ("channels", config["channels"])
-        if config["channels"]
-        else ("hidden", config["hidden"] or "(none)")
-    )
-    rows = [
-        source,
-        network,
-        ("optimizer", " ".join([config["optimizer"], *hypers])),
-        ("steps", config["steps"]),
-        ("seeds", config["seeds"]),
-    ]
-    lines = []
-    grid = {g["name"]: g["values"] for g in results["sweep"]["grid"]}
-    if not grid:
-        rows.append(
-            (
-                "diverged",
-                spread["n_diverged"]
-                if not spread.get("identical")
-                else f"{spread['n_diverged']} (identical runs)",
-            )
-        )
-        for name in ("mean", "std", "min", "q10", "median", "q90", "max"):
-            value = spread[name]
-            rows.append((name, "n/a" if value is None else f"{value:.6g}"))
-        rows.append(
-            (
-                f"final loss < {threshold}",
-                _pct(rate["rate"], ci["low"], ci["high"])
-                + (" of non-diverged (95% CI)" if rate["rate"] is not None else ""),
-            )
-        )
-        rows += _metric_rows(results.get("metric"))
-        for name, stats in results.get("test", {}).items():
-            if stats["mean"] is not None:
-                rows.append(
-                    (
-                        f"test {name}",
-                        f"mean {stats['mean']:.4g}, std {stats['std']:.2g}, "
-                        f"min {stats['min']:.4g}, max {stats['max']:.4g} (best - worst "
-                        f"{stats['best_minus_worst']:.3g})",
-                    )
-                )
-    else:
-        rows.append(("grid", " x ".join(f"{k} ({len(v)})" for k, v in grid.items())))
-        metric = results.get("metric")
-        lines.append(
-            f"  {'cell':<32}  {'diverged':>8}  {'median':>10}  success < {threshold} "
-            "(95% CI)" + (f"  mean {metric['name']} (95% CI)" if metric else "")
-        )
-        for idx in itertools.product(*(range(len(v)) for v in grid.values())):
-            pick = lambda a: _at(a, idx)  # noqa: E731
-            cell = " ".join(f"{k}={v[i]:g}" for (k, v), i in zip(grid.items(), idx))
-            if spread.get("identical") and pick(spread["identical"]):
-                cell += " (identical runs)"
-            median = pick(spread["median"])
-            lines.append(
-                f"  {cell:<32}  {int(pick(spread['n_diverged'])):>8}  "
-                f"{'n/a' if median is None else f'{median:.4g}':>10}  "
-                f"{_pct(pick(rate['rate']), pick(ci['low']), pick(ci['high']))}"
-                + _metric_cell(metric, pick)
-            )
-    rows.append(("threshold", f"{threshold} ({results['threshold']['rule']})"))
-    if "converged" in results:
-        conv = results["converged"]
-        rows.append((f"grad norm < {conv['grad_tol']:g}", f"{conv['runs']} runs"))
-    if "critical_points" in results:
-        rows.append(
-            (
-                "end points",
-                ", ".join(f"{n} {k}" for k, n in results["critical_points"]["counts"].items()),
-            )
-        )
-    if "note" in results:
-        rows.append(("note", results["note"]))
-    rows.append(
-        (
-            "time",
-            f"{results['wall_s']:.1f} s (compile {results['compile_s']:.1f} s)"
-            + (
-                f", classifying the end points {results['classify_s']:.1f} s"
-                if "classify_s" in results
-                else ""
-            ),
-        )
-    )
-    rows.append(("written to", str(out)))
-    width = max(len(k) for k, _ in rows)
-    table = [f"  {k:<{width}}  {v}" for k, v in rows]
-    return "\n".join(table + lines)
-
-
-def _at(nested, idx):
-    for i in idx:
-        nested = nested[i]
-    return nested
-
-
-# --- landscape -----------------------------------------------------------------------------
-def _landscape(args: argparse.Namespace) -> int:
-    """Interpolation init -> final, barriers between seeds, and basins of a kept-params sweep."""
-    import jax
-
-    from gbl_jax.engine import results
-
-    folder = runstore.RunFolder(args.out)
-    config = build.stored_config(folder)
-    if not folder.file(runstore.RESULTS).is_file():
-        raise UsageError(f"{folder.path} holds an unfinished sweep; finish it with --resume")
-    pairs, num = check_int("pairs", args.pairs, 2), check_int("num", args.num, 2)
-    tol = check_numbers("tol", args.tol, 0.0)[0]
-    given = {k: getattr(args, k) for k in ("model", "data") if getattr(args, k) is not None}
-    _check_given(config, given, "sweep's", "open it")
-    _require_named_code(folder, config, given, "open it")
-    run = build.build(config)
-    note = build.fingerprint(config, run)  # the data and model the sweep trained, unchanged
-    if note is not None:
-        print(f"gbl-jax: note: {note}", file=sys.stderr)
-    try:
-        index, _ = results.cell_index(run.grid, _parse_cell(args.cell))
-    except ValueError as err:
-        raise UsageError(f"{folder.path}: {err} (pick one with --cell NAME=VALUE)") from None
-    cell = 0
-    for i, axis in zip(index, run.grid.values()):  # cell-major, as the arrays' axes run
-        cell = cell * len(axis) + i
-    params_like = jax.eval_shape(run.model.init, jax.random.PRNGKey(0), run.data.x)
-    n_params = sum(math.prod(a.shape) for a in jax.tree.leaves(params_like))
-    memory, disk = landscape_report.report_bytes(
-        config["seeds"], pairs, num, n_params, math.prod(run.data.x.shape)
-    )
-    folder.check_space(
-        memory,
-        disk,
-        f"{config['seeds']} seeds x {num} points, {n_params} params",
-        command="landscape",
-        hint="use a smaller --num (or --pairs)",
-    )
-    stored = folder.load_params(params_like)
-    cache = _compile_cache(args)
-    init, final, diverged, cell_values = landscape_report.cell_of(
-        stored, run.grid, config["seeds"], cell
-    )
-    # a --model's activation is not recorded: permutations only, which keep any elementwise one
-    activation = config["activation"] if config["model"] is None else "relu"
-    folder.lock()
-    try:
-        try:
-            rep = landscape_report.landscape_report(
-                run.model,
-                run.data,
-                init,
-                final,
-                diverged=diverged,
-                pairs=pairs,
-                num=num,
-                tol=tol,
-                loss=run.loss,
-                activation=activation,
-                align_units=args.align == "weights",
-            )
-        except ValueError as err:
-            if not str(err).startswith("align:"):
-                raise
-            raise UsageError(
-                f"{str(err).splitlines()[0]}; pass --align none for the "
-                "interpolation, barriers and basins without aligning hidden units"
-            ) from None
-        report = {
-            "cell": cell_values,
-            "seeds": config["seeds"],
-            "align": args.align,
-            **rep.as_dict(),
-            "compile_cache": cache,
-        }
-        title = sweep_report.title(config, run.grid) + "".join(
-            f", {k}={v:g}" for k, v in cell_values.items()
-        )
-        figure = landscape_report.landscape_figure(rep.curves, rep.monotone, rep.barriers, title)
-        folder.finish_landscape(report, rep.curves, rep.barriers, rep.basins.labels, figure)
-    finally:
-        folder.close()
-    paths, k = report["interpolation"], len(rep.barriers["seeds"])
-    print(f"  cell                {cell_values or '(no grid)'}")
-    print(
-        f"  monotone paths      {paths['monotone']} of {paths['n']} non-diverged seeds "
-        f"({100 * paths['monotone_share']:.1f}%)"
-    )
-    if k > 1:
-        aligned = report["barriers"]["median_aligned"]
-        print(
-            f"  median barrier      {report['barriers']['median']:.4g} unaligned, "
-            + ("not aligned (--align none)" if aligned is None else f"{aligned:.4g} aligned")
-            + f" ({k * (k - 1) // 2} pairs of the first {k} seeds)"
-        )
-    print(rep.basins.summary())
-    print(f"  written to          {folder.path}")
-    return 0
-
-
-# --- ensemble ------------------------------------------------------------------------------
-ENSEMBLE_FILES = ("ensemble.csv", "ensemble.png", "ensemble.pdf")
-
-
-def _ensemble(args: argparse.Namespace) -> int:
-    """What the seeds of a --keep-predictions sweep disagree on, and their ensembles by size."""
-    import numpy as np
-
-    from gbl_jax.analysis import plots
-    from gbl_jax.analysis.predictions import disagreement, ensemble
-    from gbl_jax.atomic_files import write_csv
-    from gbl_jax.engine import results
-
-    folder = runstore.RunFolder(args.dir)
-    config = build.stored_config(folder)
-    if not folder.file(runstore.RESULTS).is_file():
-        raise UsageError(f"{folder.path} holds an unfinished sweep; finish it with --resume")
-    given = {k: getattr(args, k) for k in ("model", "data") if getattr(args, k) is not None}
-    _check_given(config, given, "sweep's", "open it")
-    _require_named_code(folder, config, given, "open it")
-    try:
-        out = results.load(folder.path)
-    except ValueError as err:
-        raise UsageError(str(err).removeprefix("load: ")) from None
-    if out.predictions is None:
-        raise UsageError(
-            f"{folder.path} kept no predictions: run the sweep with --keep-predictions"
-        )
-    if out.grid:
-        try:
-            out = out.cell(**_parse_cell(args.cell))
-        except ValueError as err:
-            raise UsageError(f"{folder.path}: {err} (pick one with --cell NAME=VALUE)") from None
-    _compile_cache(args)
-    run = build.build(config)  # the held-out labels: the data the sweep recorded, unchanged
-    note = build.fingerprint(config, run)
-    if note is not None:
-        print(f"gbl-jax: note: {note}", file=sys.stderr)
-    y = run.data.test.y
-    sizes = [check_int("sizes", int(v), 1) for v in check_numbers("sizes", args.sizes, 1.0)]
-    sizes = [m for m in sizes if m <= out.seeds] or [out.seeds]
-    try:
-        d = disagreement(out, y if run.data.test is not None else None)
-        curve = ensemble(
-            out,
-            y,
-            sizes=sizes,
-            draws=check_int("draws", args.draws, 1),
-            seed=check_int("seed", args.seed, 0),
-        )
-    except ValueError as err:
-        raise UsageError(str(err)) from None
-    folder.lock()
-    try:
-        folder.record(list(ENSEMBLE_FILES))
-        frame = curve.to_frame()
-        write_csv(folder.file(ENSEMBLE_FILES[0]), {k: frame[k].to_numpy() for k in frame})
-        title = sweep_report.title(config, {}) + "".join(
-            f", {k}={v:g}" for k, v in out.hyperparams.items()
-        )
-        plots.save(plots.ensemble_figure(curve, d, title=title), folder.file("ensemble"))
-    finally:
-        folder.close()
-    print(f"  seeds               {out.seeds} ({int(np.sum(out.diverged))} diverged)")
-    print(
-        f"  disagreement        {d.mean:.4g} [{d.interval[0]:.4g}, {d.interval[1]:.4g}] "
-        f"({d.kind})"
-        + (f", {d.ratio:.3g} x the mean test error {d.test_error:.4g}" if d.ratio else "")
-    )
-    for row in frame.itertuples(index=False):
-        values = ", ".join(f"{k} {getattr(row, k):.4g}" for k in curve.values)
-        print(f"  {row.size:>4} seeds         {values}")
-    print(f"  written to          {folder.path} ({', '.join(ENSEMBLE_FILES)})")
-    return 0
-
-
-# --- compare -------------------------------------------------------------------------------
-def _parse_cell(items: list[str] | None) -> dict[str, float]:
-    """``--cell NAME=VALUE`` options as {name: value}."""
-    cell: dict[str, float] = {}
-    for item in items or []:
-        name, sep, value = item.partition("=")
-        try:
-            number = float(value)
-        except ValueError:
-            number = math.nan
-        if not sep or not name or not math.isfinite(number) or name in cell:
-            raise UsageError(
-                f"--cell takes NAME=VALUE once per grid axis (e.g. --cell "
-                f"learning_rate=0.05), got {item!r}"
-            )
-        cell[name] = number
-    return cell
-
-
-def _threshold_of(doc: dict) -> float | None:
-    value = doc.get("config", {}).get("threshold") if isinstance(doc.get("config"), dict) else None
-    return float(value) if isinstance(value, (int, float)) else None
-
-
-# What must agree between two runs for their values to be comparable: the data and the unit of
-# the loss. The network, optimizer, steps and seeds may differ: they are what a comparison is for.
-RELATED = ("problem", "n", "data_sha256", "head", "loss")
-
-
-def _unrelated(configs: list) -> list[str]:
-    """The RELATED entries two run folders' configs record differently, as 'name a vs b'."""
-    a, b = configs
-    if not (isinstance(a, dict) and isinstance(b, dict)):
-        return []
-    return [
-        f"{key} {a.get(key)!r} vs {b.get(key)!r}"
-        for key in RELATED
-        if key in a and key in b and a.get(key) != b.get(key)
-    ]
-
-
-def _compare(args: argparse.Namespace) -> int:
-    """Two sweeps compared: the metric's mean, who is better, spread; with a threshold and
-    paired seeds, success too (McNemar exact)."""
-    from gbl_jax.engine import results
-
-    loaded, thresholds, configs = [], [], []
-    for path in (args.dir_a, args.dir_b):
-        try:
-            doc = results.read_doc(Path(path))
-            out = results.load(Path(path))
-        except ValueError as err:
-            raise UsageError(str(err).removeprefix("load: ")) from None
-        cell = _parse_cell(args.cell)
-        if out.grid:  # --cell picks the cell of whichever run has a grid
-            try:
-                out = out.cell(**cell)
-            except ValueError as err:
-                raise UsageError(f"{path}: {err} (pick one with --cell NAME=VALUE)") from None
-        loaded.append(out)
-        thresholds.append(_threshold_of(doc))
-        configs.append(doc.get("config"))
-    differ = _unrelated(configs)
-    if differ and not args.allow_different:
-        raise UsageError(
-            f"the runs were made on different data or losses ({'; '.join(differ)}): "
-            "their values do not compare; pass --allow-different if you mean it"
-        )
-    metric = args.metric
-    if args.threshold is not None:
-        threshold = check_numbers("threshold", args.threshold)
-        if len(threshold) != 1:
-            raise UsageError(f"--threshold takes one number, got {args.threshold!r}")
-        threshold = threshold[0]
-    elif (
-        metric == "final_loss"
-        and thresholds[0] is not None
-        and thresholds[0] == thresholds[1]
-        and comparisons.pairs(loaded[0], loaded[1])
-    ):
-        threshold = thresholds[0]  # the runs' own success rule, where it applies
-    else:
-        threshold = None
-    resamples = check_int("resamples", args.resamples, 100, comparisons.MAX_RESAMPLES)
-    try:
-        comparison = compare(
-            loaded[0],
-            loaded[1],
-            metric=metric,
-            threshold=threshold,
-            resamples=resamples,
-            seed=check_int("seed", args.seed, 0),
-        )
-    except ValueError as err:
-        raise UsageError(str(err).removeprefix("compare: ")) from None
-    print(f"  A  {args.dir_a}\n  B  {args.dir_b}")
-    if differ:
-        print(f"  different data or losses, compared as asked: {'; '.join(differ)}")
-    print(comparison.summary())
+        print(sweep_report.summary(results, folder.path))
     return 0
 
 
@@ -769,7 +141,6 @@ def _tour(args: argparse.Namespace) -> int:
     from gbl_jax.data import problems as tour_problems
     from gbl_jax.engine.training import train
     from gbl_jax.nets import heads
-    from gbl_jax.nets.mlp import mlp
     from gbl_jax.probability import diagnostics
     from gbl_jax.probability.costs import mse, nll
     from gbl_jax.probability.distributions import Normal
@@ -803,7 +174,7 @@ def _tour(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parser() -> argparse.ArgumentParser:
+def parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="gbl-jax",
         description="Gradient-based learning (Deep Learning 6.2) in JAX: init-sensitivity sweeps.",
@@ -830,10 +201,26 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE|MODULE:FUNCTION",
         help="the sweep's --data: a module:function runs only when named here",
     )
+    _add_sweep_parser(sub, [cache])
+    reports.add_landscape_parser(sub, [cache, named])
+    reports.add_ensemble_parser(sub, [cache, named])
+    surface.add_parser(sub, [cache, named])
+    reports.add_compare_parser(sub, [cache])
+    instability_cli.add_parser(sub, [])
+    p = sub.add_parser("problems", help="list the problems")
+    p.set_defaults(run=_problems)
+    t = sub.add_parser("tour", help="a one-minute tour of section 6.2 in numbers")
+    t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    t.set_defaults(run=_tour)
+    return parser
+
+
+def _add_sweep_parser(sub, parents) -> None:
+    """Registers ``sweep`` on ``sub`` (``parser``'s subparsers)."""
     d = SWEEP_DEFAULTS
     s = sub.add_parser(
         "sweep",
-        parents=[cache],
+        parents=parents,
         allow_abbrev=False,
         help="train from many random inits; report the loss spread",
         description="Train one model from "
@@ -875,7 +262,7 @@ def _parser() -> argparse.ArgumentParser:
         "MNIST-1D paper's CNN); several lists make a model axis as --hidden",
     )
     s.add_argument(
-        "--activation", choices=sorted(nets.ACTIVATIONS), help="hidden nonlinearity; default tanh"
+        "--activation", choices=sorted(ACTIVATIONS), help="hidden nonlinearity; default tanh"
     )
     s.add_argument("--init", choices=sorted(inits.INITS), help="init scheme; default glorot_normal")
     s.add_argument(
@@ -1023,113 +410,6 @@ def _parser() -> argparse.ArgumentParser:
         help="join a multi-process sweep whose processes JAX finds itself (SLURM, Open MPI)",
     )
     s.set_defaults(run=_sweep)
-    land = sub.add_parser(
-        "landscape",
-        parents=[cache, named],
-        help="the loss landscape of a sweep run with --keep-params",
-        description="Loss along init -> final per "
-        "seed, barriers between seeds (unaligned and aligned) and basins.",
-    )
-    land.add_argument("--out", required=True, help="the sweep's folder")
-    land.add_argument(
-        "--pairs",
-        type=int,
-        default=16,
-        help="barriers between the first K non-diverged seeds (default 16)",
-    )
-    land.add_argument(
-        "--tol",
-        default=0.05,
-        help="basins: largest max-abs difference of predictions within a basin (default 0.05)",
-    )
-    land.add_argument("--num", type=int, default=25, help="points on each path (default 25)")
-    land.add_argument(
-        "--cell",
-        action="append",
-        metavar="NAME=VALUE",
-        help="on a grid, the cell (once per axis with several values, as compare takes it)",
-    )
-    land.add_argument(
-        "--align",
-        choices=("weights", "none"),
-        default="weights",
-        help="weights "
-        "(default): barriers also after matching hidden units by their weights "
-        "(gbl.mlp params only); none: without, for any model (flax, equinox, CNN)",
-    )
-    land.set_defaults(run=_landscape)
-    e = sub.add_parser(
-        "ensemble",
-        parents=[cache, named],
-        help="what the seeds of a --keep-predictions sweep "
-        "disagree on, and their ensembles by size",
-        description="Pairwise "
-        "disagreement between seeds on the held-out split, and ensembles of "
-        "seeds (the mixture of their predictive distributions) by size: NLL, "
-        "Brier, accuracy and ECE, or NLL and squared error; writes ensemble.csv "
-        "and ensemble.png/.pdf into the run folder.",
-    )
-    e.add_argument("dir", help="a sweep's folder, run with --keep-predictions")
-    e.add_argument(
-        "--sizes",
-        default="1,2,4,8,16,32,64,128",
-        help="ensemble sizes, a comma "
-        "list (those above the seed count are dropped; default 1,2,4,...,128)",
-    )
-    e.add_argument("--draws", type=int, default=20, help="ensembles drawn per size (default 20)")
-    e.add_argument("--seed", type=int, default=0, help="the draws' random seed (default 0)")
-    e.add_argument(
-        "--cell", action="append", metavar="NAME=VALUE", help="on a grid, the cell (once per axis)"
-    )
-    e.set_defaults(run=_ensemble)
-    surface.add_parser(sub, [cache, named])
-    c = sub.add_parser(
-        "compare",
-        parents=[cache],
-        help="compare two sweeps' per-seed values",
-        description="Compare two sweeps on the same data: a metric's mean "
-        "difference with a bootstrap interval and a test (Wilcoxon signed-rank "
-        "when the seeds pair, same --seed and seeds; Mann-Whitney otherwise), "
-        "P(A better than B), and the spread ratio with Brown-Forsythe's test; "
-        "with a threshold and paired seeds, success with McNemar's exact test.",
-    )
-    c.add_argument("dir_a", help="the first sweep's folder (gbl-jax sweep --out, or out.save)")
-    c.add_argument("dir_b", help="the second sweep's folder")
-    c.add_argument(
-        "--metric",
-        default="final_loss",
-        help="the per-seed value compared: "
-        "final_loss (default), test_accuracy, test_nll, accuracy, ...",
-    )
-    c.add_argument(
-        "--allow-different",
-        action="store_true",
-        help="compare runs made on different data, problem, head or loss (refused by default)",
-    )
-    c.add_argument(
-        "--threshold",
-        help="success: the metric better than this (below for a "
-        "loss, above for an accuracy), seeds paired; default for final_loss: the "
-        "runs' own threshold when both recorded the same and the seeds pair",
-    )
-    c.add_argument(
-        "--cell",
-        action="append",
-        metavar="NAME=VALUE",
-        help="on a grid, the cell to compare (once per axis; applied to each run that has a grid)",
-    )
-    c.add_argument(
-        "--resamples", type=int, default=10000, help="bootstrap resamples (default 10000)"
-    )
-    c.add_argument("--seed", type=int, default=0, help="the bootstrap's random seed (default 0)")
-    c.set_defaults(run=_compare)
-    instability_cli.add_parser(sub, [])
-    p = sub.add_parser("problems", help="list the problems")
-    p.set_defaults(run=_problems)
-    t = sub.add_parser("tour", help="a one-minute tour of section 6.2 in numbers")
-    t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    t.set_defaults(run=_tour)
-    return parser
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):
@@ -1142,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     matplotlib.use("Agg")  # the command writes files; the library never picks a backend
     try:
         argv = sys.argv[1:] if argv is None else list(argv)
-        args = _parser().parse_args(argv)
+        args = parser().parse_args(argv)
         args.argv = argv
         with warnings.catch_warnings():  # a library warning, one line like the errors
             warnings.showwarning = _one_line_warning

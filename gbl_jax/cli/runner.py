@@ -23,11 +23,13 @@ from tqdm import tqdm
 
 from gbl_jax.analysis.curvature import critical_points
 from gbl_jax.atomic_files import json_safe
-from gbl_jax.cli import build, launch, runstore, sweep_report
+from gbl_jax.cli import budgets, build, launch, runstore, sweep_report
 from gbl_jax.cli.build import UsageError
-from gbl_jax.engine import memory as gbl_memory
 from gbl_jax.engine import probes as gbl_probes
 from gbl_jax.engine import results, sweeps
+from gbl_jax.engine.chunking import tree_bytes
+from gbl_jax.engine.compilation import enable_compilation_cache
+from gbl_jax.engine.memory import check_sweep
 from gbl_jax.nets.models import apply_model
 
 
@@ -60,7 +62,7 @@ def plan_run(config: dict, devices, folder: runstore.RunFolder) -> Planned:
     data, model, grid = run.data, run.model, run.grid
     build.set_threshold(config, build.threshold_head(config, run), data.y)
     params_like = jax.eval_shape(model.init, jax.random.PRNGKey(0), data.x)
-    param_bytes = gbl_memory.tree_bytes(params_like)
+    param_bytes = tree_bytes(params_like)
     runs = config["seeds"] * math.prod(len(v) for v in grid.values())
     logs = config["steps"] // config["log_every"]
     keep = config["keep_params"] or config["classify"]
@@ -75,15 +77,9 @@ def plan_run(config: dict, devices, folder: runstore.RunFolder) -> Planned:
         predictions_like = jax.eval_shape(
             lambda p, x: apply_model(model, p, x, None), params_like, data.test.x
         )
-    prediction_bytes = 0 if predictions_like is None else gbl_memory.tree_bytes(predictions_like)
-    memory = (
-        gbl_memory.sweep_host_bytes(
-            runs, logs, param_bytes, keep_params=keep, classify=config["classify"]
-        )
-        + 3 * runs * prediction_bytes
-    )
-    disk = runstore.disk_bytes(runs, logs, param_bytes, keep_params=keep) + (
-        2 * runs * prediction_bytes
+    prediction_bytes = 0 if predictions_like is None else tree_bytes(predictions_like)
+    memory, disk = budgets.sweep_bytes(
+        runs, logs, param_bytes, prediction_bytes, keep_params=keep, classify=config["classify"]
     )
     what = (
         f"{runs} runs x {logs} logged losses"
@@ -127,7 +123,7 @@ def plan_run(config: dict, devices, folder: runstore.RunFolder) -> Planned:
             + ("" if data.test is not None else " (no held-out split: no test_ metrics)")
         )
     try:
-        gbl_memory.check_sweep(plan)  # one chunk training beside the results
+        check_sweep(plan)  # one chunk training beside the results
     except ValueError as err:
         raise runstore.RunError(str(err)) from None
     note = build.fingerprint(config, run)  # after the memory checks: it builds the params once
@@ -144,6 +140,17 @@ def plan_run(config: dict, devices, folder: runstore.RunFolder) -> Planned:
             config.get("probe") or (),
         ),
     )
+
+
+def compile_cache(args) -> str | None:
+    """The compilation cache's folder a command's ``--compile-cache`` / ``--no-compile-cache``
+    ask for, enabled (None when off); UsageError when it cannot be made."""
+    if args.no_compile_cache:
+        return None
+    try:
+        return str(enable_compilation_cache(args.compile_cache))
+    except OSError as err:
+        raise UsageError(f"--compile-cache: {err}") from None
 
 
 def made_by(config: dict, devices) -> str:
@@ -167,7 +174,7 @@ def made_by(config: dict, devices) -> str:
     )
 
 
-def _open(
+def open_folder(
     folder: runstore.RunFolder, config: dict, *, resume: bool, force: bool, index: int, count: int
 ) -> None:
     """Creates (process 0 of a new sweep) or joins the run folder. Process 0 locks it for the
@@ -252,7 +259,7 @@ def run(
     plan, built = planned.plan, planned.run
     index, count = team
     stamp = made_by(config, plan.devices)
-    _open(folder, config, resume=resume, force=force, index=index, count=count)
+    open_folder(folder, config, resume=resume, force=force, index=index, count=count)
     try:
         mine = _resumable(plan, folder, stamp, index, count)
         begin = time.perf_counter()

@@ -47,9 +47,8 @@ from gbl_jax.atomic_files import (
     write_json,
     write_npz,
 )
+from gbl_jax.engine import memory
 from gbl_jax.engine import results as results_format
-from gbl_jax.engine.memory import available as available_memory
-from gbl_jax.engine.memory import size_text, sweep_results_bytes
 from gbl_jax.engine.sweeps import SweepChunk
 
 MARKER, CONFIG, RESULTS = ".gbl-jax-run", "config.json", results_format.RESULTS
@@ -65,7 +64,7 @@ FIGURES = (
     "test_accuracy",
 )
 LANDSCAPE = ("landscape.json", "interpolation.csv", "barriers.csv", "basins.csv")
-FORMAT = 3  # of config.json; a folder of another format is refused on --resume
+CONFIG_FORMAT = 3  # of config.json; a folder of another format is refused on --resume
 MADE_BY = "made_by"  # the array of a chunk file that says which configuration computed it
 _CHUNK = re.compile(r"runs_(\d+)-(\d+)\.npz")
 
@@ -139,19 +138,6 @@ def chunk_template(
     if probe_names:
         out["probes"] = dict.fromkeys(probe_names, 0)
     return out
-
-
-FIGURE_BYTES = 4 * 2**20  # a figure's .png and .pdf, generously (measured: ~0.1-1 MiB)
-
-
-def disk_bytes(runs: int, logs: int, param_bytes: int, *, keep_params: bool) -> int:
-    """Disk bytes of a sweep's outputs, roughly: its results (``memory.sweep_results_bytes``)
-    written twice (chunks, then the merged arrays), and the figures. Its host memory is
-    ``memory.sweep_host_bytes``."""
-    return (
-        2 * sweep_results_bytes(runs, logs, param_bytes, keep_params=keep_params)
-        + len(FIGURES) * FIGURE_BYTES
-    )
 
 
 def nearest_existing(path: Path) -> Path:
@@ -315,7 +301,7 @@ class RunFolder:
 
     def check_space(
         self,
-        memory: int,
+        need_memory: int,
         disk: int,
         what: str,
         *,
@@ -324,18 +310,18 @@ class RunFolder:
     ) -> None:
         """Raises RunError if the sweep (or another ``command``'s work) will not fit in memory
         or on the disk."""
-        free_memory = available_memory()
-        if free_memory is not None and memory > free_memory:
-            raise RunError(
-                f"this {command} needs about {size_text(memory)} of memory ({what}) "
-                f"but {size_text(free_memory)} is available; {hint}"
+        try:
+            memory.require(
+                f"this {command}", need_memory, memory.available(), f"memory ({what})", hint
             )
+        except ValueError as err:
+            raise RunError(str(err)) from None
         probe = nearest_existing(self.path)
         free_disk = shutil.disk_usage(probe).free if probe.is_dir() else disk
         if disk > free_disk:
             raise RunError(
-                f"--out {self.path}: this {command} needs about {size_text(disk)} of "
-                f"disk ({what}) but {probe} has {size_text(free_disk)} free"
+                f"--out {self.path}: this {command} needs about {memory.size_text(disk)} of "
+                f"disk ({what}) but {probe} has {memory.size_text(free_disk)} free"
             )
 
     def read_config(self) -> dict:
@@ -350,10 +336,10 @@ class RunFolder:
             raise RunError(f"{self.path / CONFIG} is missing or not JSON ({err})") from None
         if not isinstance(doc, dict) or not isinstance(doc.get("config"), dict):
             raise RunError(f"{self.path / CONFIG} has no \"config\" object")
-        if doc.get("format") != FORMAT:
+        if doc.get("format") != CONFIG_FORMAT:
             raise RunError(
                 f"{self.path / CONFIG} is of format {doc.get('format')!r}, this "
-                f"gbl-jax reads format {FORMAT}"
+                f"gbl-jax reads format {CONFIG_FORMAT}"
             )
         return doc
 
@@ -400,7 +386,7 @@ class RunFolder:
         if chunks.is_dir() and not any(chunks.iterdir()):
             chunks.rmdir()
         self.record([CONFIG], fresh=True)
-        write_json(self.path / CONFIG, {**doc, "format": FORMAT})
+        write_json(self.path / CONFIG, {**doc, "format": CONFIG_FORMAT})
 
     def chunk_path(self, start: int, stop: int) -> Path:
         """The file of the chunk of runs [start, stop)."""

@@ -13,7 +13,7 @@ import argparse
 import re
 import sys
 
-from gbl_jax.cli import build, runstore, sweep_report
+from gbl_jax.cli import build, runner, sweep_report
 from gbl_jax.cli.build import UsageError, check_int, check_numbers
 
 
@@ -94,8 +94,6 @@ def run(args: argparse.Namespace) -> int:
     from gbl_jax.analysis.curves import curve
     from gbl_jax.analysis.surfaces import surface
     from gbl_jax.atomic_files import write_csv, write_json
-    from gbl_jax.cli import main
-    from gbl_jax.engine import results
 
     if args.tag and not re.fullmatch(r"[A-Za-z0-9_.-]+", args.tag):
         raise UsageError(f"--tag must be letters, digits, '_', '.' or '-', got {args.tag!r}")
@@ -111,10 +109,7 @@ def run(args: argparse.Namespace) -> int:
             "not keep; use gbl.surface(model, data, gbl.sweep(..., "
             "keep_trajectory=True), directions='pca') from Python"
         )
-    folder = runstore.RunFolder(args.dir)
-    config = build.stored_config(folder)
-    if not folder.file(runstore.RESULTS).is_file():
-        raise UsageError(f"{folder.path} holds an unfinished sweep; finish it with --resume")
+    folder, config = build.finished_sweep(args.dir)
     names = _outputs(args.tag, pairs > 0)
     taken = [n for n in names if folder.file(n).exists()]
     if taken:
@@ -122,21 +117,12 @@ def run(args: argparse.Namespace) -> int:
             f"{folder.path} already holds {', '.join(taken)}; pass --tag NAME "
             "to write a new set beside them"
         )
-    given = {k: getattr(args, k) for k in ("model", "data") if getattr(args, k) is not None}
-    main._check_given(config, given, "sweep's", "open it")
-    main._require_named_code(folder, config, given, "open it")
-    try:
-        out = results.load(folder.path)
-    except ValueError as err:
-        raise UsageError(str(err).removeprefix("load: ")) from None
+    build.check_named_again(args, folder, config)
+    out = build.load_result(folder.path)
     if out.params is None:
         raise UsageError(f"{folder.path} kept no params: run the sweep with --keep-params")
-    if out.grid:
-        try:
-            out = out.cell(**main._parse_cell(args.cell))
-        except ValueError as err:
-            raise UsageError(f"{folder.path}: {err} (pick one with --cell NAME=VALUE)") from None
-    cache = main._compile_cache(args)
+    out = build.cell_of(out, args.cell, folder.path)
+    cache = runner.compile_cache(args)
     built = build.build(config)
     note = build.fingerprint(config, built)
     if note is not None:

@@ -4,11 +4,13 @@
 with its Wilson 95% interval (per grid cell on a grid), convergence and the critical-point counts;
 ``figures_of`` draws the figures a run folder keeps, under ``title`` (the config in brief, the
 grid's axes by their names). Both read a merged ``SweepResult`` (grid axes first) and a resolved
-config; ``RunFolder.finish`` writes what they return.
+config; ``RunFolder.finish`` writes what they return, and ``summary`` is the table
+``gbl-jax sweep`` prints from them.
 """
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -255,3 +257,164 @@ def figures_of(result, config: dict, title: str, cp=None) -> dict:
             cp.loss, cp.index, cp.kind, title=title
         )
     return out
+
+
+def _pct(rate, low, high) -> str:
+    if rate is None:
+        return "n/a (every seed diverged)"
+    return f"{100 * rate:.1f}% [{100 * low:.1f}, {100 * high:.1f}]"
+
+
+def _metric_rows(metric: dict | None) -> list[tuple[str, str]]:
+    """The summary's rows for the reported metric of a run without a grid: its mean, std and
+    IQM with bootstrap intervals, and a crossed design's variance components."""
+    if not metric or metric.get("mean") is None:
+        return []
+
+    def with_ci(stat):
+        ci = metric[f"{stat}_interval"]
+        return f"{metric[stat]:.4g} [{ci['low']:.4g}, {ci['high']:.4g}]"
+
+    rows = [
+        (
+            metric["name"],
+            f"mean {with_ci('mean')}, std {with_ci('std')}, IQM {with_ci('iqm')} (95% bootstrap)",
+        )
+    ]
+    vc = metric.get("variance_components")
+    if isinstance(vc, dict) and "note" in vc:
+        rows.append(("variance", vc["note"]))
+    elif isinstance(vc, dict):
+        total = vc["init"] + vc["data"] + vc["residual"]
+        parts = []
+        for name in ("init", "data", "residual"):
+            low, high = vc["intervals"][name]
+            share = f", {100 * vc[name] / total:.0f}%" if total > 0 else ""
+            parts.append(f"{name} {vc[name]:.3g} [{low:.3g}, {high:.3g}]{share}")
+        clipped = (
+            f" (negative estimates clipped to 0: {', '.join(vc['clipped'])})"
+            if vc["clipped"]
+            else ""
+        )
+        rows.append((f"variance ({vc['inits']} x {vc['orders']})", "; ".join(parts) + clipped))
+    return rows
+
+
+def _metric_cell(metric: dict | None, pick) -> str:
+    """A grid row's mean of the reported metric with its bootstrap interval."""
+    if not metric or pick(metric["mean"]) is None:
+        return ""
+    ci = metric["mean_interval"]
+    return f"  {pick(metric['mean']):.4g} [{pick(ci['low']):.4g}, {pick(ci['high']):.4g}]"
+
+
+def summary(results: dict, out: Path) -> str:
+    """The printed table: the spread (or one row per grid cell), the threshold and its rule."""
+    config, spread, rate = results["config"], results["spread"], results["success_rate"]
+    ci = rate["interval_95"]
+    threshold = f"{results['threshold']['value']:.6g}"
+    hypers = [
+        f"{build.SHORT_FORMS.get(k, k)}={v}"
+        for k, v in build.hyperparameters(config).items()
+        if k != "init_scale"
+    ]
+    source = ("data", config["data"]) if config["data"] else ("problem", config["problem"])
+    network = (
+        ("model", config["model"])
+        if config["model"]
+        else ("channels", config["channels"])
+        if config["channels"]
+        else ("hidden", config["hidden"] or "(none)")
+    )
+    rows = [
+        source,
+        network,
+        ("optimizer", " ".join([config["optimizer"], *hypers])),
+        ("steps", config["steps"]),
+        ("seeds", config["seeds"]),
+    ]
+    lines = []
+    grid = {g["name"]: g["values"] for g in results["sweep"]["grid"]}
+    if not grid:
+        rows.append(
+            (
+                "diverged",
+                spread["n_diverged"]
+                if not spread.get("identical")
+                else f"{spread['n_diverged']} (identical runs)",
+            )
+        )
+        for name in ("mean", "std", "min", "q10", "median", "q90", "max"):
+            value = spread[name]
+            rows.append((name, "n/a" if value is None else f"{value:.6g}"))
+        rows.append(
+            (
+                f"final loss < {threshold}",
+                _pct(rate["rate"], ci["low"], ci["high"])
+                + (" of non-diverged (95% CI)" if rate["rate"] is not None else ""),
+            )
+        )
+        rows += _metric_rows(results.get("metric"))
+        for name, stats in results.get("test", {}).items():
+            if stats["mean"] is not None:
+                rows.append(
+                    (
+                        f"test {name}",
+                        f"mean {stats['mean']:.4g}, std {stats['std']:.2g}, "
+                        f"min {stats['min']:.4g}, max {stats['max']:.4g} (best - worst "
+                        f"{stats['best_minus_worst']:.3g})",
+                    )
+                )
+    else:
+        rows.append(("grid", " x ".join(f"{k} ({len(v)})" for k, v in grid.items())))
+        metric = results.get("metric")
+        lines.append(
+            f"  {'cell':<32}  {'diverged':>8}  {'median':>10}  success < {threshold} "
+            "(95% CI)" + (f"  mean {metric['name']} (95% CI)" if metric else "")
+        )
+        for idx in itertools.product(*(range(len(v)) for v in grid.values())):
+            pick = lambda a: _at(a, idx)  # noqa: E731
+            cell = " ".join(f"{k}={v[i]:g}" for (k, v), i in zip(grid.items(), idx))
+            if spread.get("identical") and pick(spread["identical"]):
+                cell += " (identical runs)"
+            median = pick(spread["median"])
+            lines.append(
+                f"  {cell:<32}  {int(pick(spread['n_diverged'])):>8}  "
+                f"{'n/a' if median is None else f'{median:.4g}':>10}  "
+                f"{_pct(pick(rate['rate']), pick(ci['low']), pick(ci['high']))}"
+                + _metric_cell(metric, pick)
+            )
+    rows.append(("threshold", f"{threshold} ({results['threshold']['rule']})"))
+    if "converged" in results:
+        conv = results["converged"]
+        rows.append((f"grad norm < {conv['grad_tol']:g}", f"{conv['runs']} runs"))
+    if "critical_points" in results:
+        rows.append(
+            (
+                "end points",
+                ", ".join(f"{n} {k}" for k, n in results["critical_points"]["counts"].items()),
+            )
+        )
+    if "note" in results:
+        rows.append(("note", results["note"]))
+    rows.append(
+        (
+            "time",
+            f"{results['wall_s']:.1f} s (compile {results['compile_s']:.1f} s)"
+            + (
+                f", classifying the end points {results['classify_s']:.1f} s"
+                if "classify_s" in results
+                else ""
+            ),
+        )
+    )
+    rows.append(("written to", str(out)))
+    width = max(len(k) for k, _ in rows)
+    table = [f"  {k:<{width}}  {v}" for k, v in rows]
+    return "\n".join(table + lines)
+
+
+def _at(nested, idx):
+    for i in idx:
+        nested = nested[i]
+    return nested

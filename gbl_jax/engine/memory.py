@@ -6,8 +6,8 @@ A sweep holds, in host memory, its seeds' keys, the index of its runs and every 
 training at a time, on the device (host memory on CPU): per run its params, gradient, optimizer
 state and the intermediates of one step (``chunking.step_bytes``, an upper bound: XLA reuses
 buffers). ``sweeps.plan_sweep`` checks the first part before it splits a key; ``sweeps.sweep``
-checks the chunk before the first one runs. ``sweep_host_bytes`` estimates what the command
-line's sweep also holds on the host: its merged results and the end points' classification.
+checks the chunk before the first one runs. What the command line's sweep also holds (its merged
+results, the end points' classification, its files on disk) is ``gbl_jax.cli.budgets``'.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from gbl_jax.engine.chunking import step_bytes, tree_bytes
-from gbl_jax.engine.runconfig import RunConfig
+from gbl_jax.engine.runconfig import RunConfig, is_typed_key
 from gbl_jax.nets.models import apply_model
 
 FEWER = (
@@ -64,7 +64,7 @@ def require(what: str, need: int, have: int | None, where: str, hint: str) -> No
 def key_bytes(key) -> int:
     """Bytes of one key's data (a typed key's too)."""
     key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
-    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+    if is_typed_key(key):
         return tree_bytes(jax.eval_shape(jax.random.key_data, key))
     return tree_bytes(key)
 
@@ -105,24 +105,6 @@ def train_bytes(cfg: RunConfig, x: jax.ShapeDtypeStruct, y: jax.ShapeDtypeStruct
     params = jax.eval_shape(cfg.model.init, jax.random.PRNGKey(0), x)
     order = 4 * x.shape[0] if cfg.batch_size is not None else 0
     return 2 * param_bytes + tree_bytes(jax.eval_shape(cfg.optimizer.init, params)) + step + order
-
-
-def sweep_results_bytes(runs: int, logs: int, param_bytes: int, *, keep_params: bool) -> int:
-    """Bytes of a command-line sweep's results, one copy: per run its loss curve (``logs``
-    float32 points) and numbers, and with ``keep_params`` two params trees of ``param_bytes``."""
-    return runs * (4 * logs + 16) + (2 * runs * param_bytes if keep_params else 0)
-
-
-def sweep_host_bytes(
-    runs: int, logs: int, param_bytes: int, *, keep_params: bool, classify: bool
-) -> int:
-    """Host memory a command-line sweep's results take, roughly: held twice while the chunks
-    merge, the index of the runs, and with ``classify`` the Hessian spectra of every run. The
-    memory a chunk takes to train is ``check_sweep``'s."""
-    memory = 2 * sweep_results_bytes(runs, logs, param_bytes, keep_params=keep_params) + 8 * runs
-    if classify:
-        memory += runs * (param_bytes + 8 * 4)
-    return memory
 
 
 def check_sweep(plan) -> None:

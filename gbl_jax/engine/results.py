@@ -7,7 +7,7 @@ pandas row per cell x seed; ``out.save(dir)`` and ``load(dir)`` round-trip every
 The run folder is one format, written by ``out.save`` and by ``gbl-jax sweep`` alike:
 
   sweep.npz       every array of the result (``ARRAYS``), written first
-  results.json    ``{"format": FORMAT, "sweep": {...}, ...}``, written last: the folder is complete
+  results.json    ``{"format": RESULTS_FORMAT, "sweep": {...}, ...}``, written last: the folder is complete
                   once it exists. ``"sweep"`` says what the arrays are: their shapes and dtypes, the
                   grid axes in the arrays' order, the params' tree, vary, log_every, ...
 
@@ -48,7 +48,7 @@ FAMILIES = {
     )
 }
 
-FORMAT = 3
+RESULTS_FORMAT = 3  # of results.json and sweep.npz; a folder of another format is refused by load
 ARRAYS, RESULTS = "sweep.npz", "results.json"
 GRID_ORDER = "the leading axes of every per-run array, in this order"
 _PER_RUN = ("final_loss", "diverged", "losses", "converged_step")
@@ -454,7 +454,12 @@ def write(folder: Path, out: SweepResult, doc: Mapping[str, Any]) -> dict:
       ValueError: ``doc`` holds something JSON cannot (nothing is written).
     """
     arrays, tree = _arrays_of(out)
-    full = {**doc, "format": FORMAT, "sweep": _describe(out, arrays, tree), "versions": versions()}
+    full = {
+        **doc,
+        "format": RESULTS_FORMAT,
+        "sweep": _describe(out, arrays, tree),
+        "versions": versions(),
+    }
     try:
         text = json_bytes(full)
     except (TypeError, ValueError) as err:  # ValueError: a circular reference
@@ -482,17 +487,17 @@ def read_doc(folder: Path) -> dict:
     except (OSError, ValueError) as err:
         raise ValueError(f"load: {path} is not readable JSON (truncated?): {err}") from None
     fmt = doc.get("format") if isinstance(doc, dict) else None
-    if type(fmt) is not int or fmt != FORMAT:
+    if type(fmt) is not int or fmt != RESULTS_FORMAT:
         hint = (
             ": upgrade gbl_jax"
-            if type(fmt) is int and fmt > FORMAT
+            if type(fmt) is int and fmt > RESULTS_FORMAT
             else ": rerun the sweep"
             if fmt is None or type(fmt) is int
-            else f" (the integer {FORMAT}, not {fmt!r})"
+            else f" (the integer {RESULTS_FORMAT}, not {fmt!r})"
         )
         raise ValueError(
             f"load: {path} is of format {fmt if fmt is not None else '2 or older'}; "
-            f"this gbl_jax ({versions()['gbl_jax']}) reads format {FORMAT}" + hint
+            f"this gbl_jax ({versions()['gbl_jax']}) reads format {RESULTS_FORMAT}" + hint
         )
     results_schema.check(doc.get("sweep"), path, tuple(FAMILIES))
     return doc

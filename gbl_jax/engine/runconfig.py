@@ -98,11 +98,16 @@ def _raw_key_shape(impl: str) -> tuple[int, ...]:
     return jax.eval_shape(jax.random.PRNGKey, 0).shape
 
 
+def is_typed_key(key) -> bool:
+    """Whether ``key`` is a typed PRNG key array (``jax.random.key``), not legacy raw uint32."""
+    return jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+
+
 def check_key(key, name: str = "key") -> jax.Array:
     """``key`` as an array; raises unless it is one PRNG key (typed, or legacy raw uint32).
     Messages call it ``name``."""
     a = key if isinstance(key, jax.Array) else np.asarray(key)
-    if jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
+    if is_typed_key(a):
         ok = a.shape == ()
     else:
         ok = a.dtype == np.uint32 and a.shape == _raw_key_shape(
@@ -142,6 +147,22 @@ POSITIVE_HYPERS = ("learning_rate",)
 NONNEGATIVE_HYPERS = ("init_scale",)
 
 
+def check_representable(name: str, value: float, dtypes: tuple = ()) -> None:
+    """Raises unless a nonzero ``value`` stays nonzero and finite in float32 (how numbers enter
+    the program) and in each of ``dtypes``: 1e-46 is 0 in float32, so it would train as 0.
+    Messages start with ``name``."""
+    for dt in (np.dtype(np.float32),) + tuple(dtypes):
+        with np.errstate(over="ignore", under="ignore"):
+            held = float(np.asarray(value, dt).astype(np.float64))
+        if value != 0 and (held == 0 or not np.isfinite(held)):
+            info = jnp.finfo(dt)
+            raise ValueError(
+                f"{name}: {value!r} is {'0' if held == 0 else 'inf'} in {dt}, so the run "
+                f"would train with {held!r}; {dt} holds magnitudes from "
+                f"{float(info.smallest_subnormal):.3g} to {float(info.max):.3g}"
+            )
+
+
 def check_hyper_values(grid: Mapping[str, Any], dtypes: tuple) -> None:
     """Raises unless every value of ``grid`` ({name: [values]}) trains as given.
 
@@ -160,31 +181,47 @@ def check_hyper_values(grid: Mapping[str, Any], dtypes: tuple) -> None:
                 raise ValueError(
                     f"{name} must be >= 0 (0: every seed starts from zero weights), got {value!r}"
                 )
-            for dt in (np.dtype(np.float32),) + tuple(dtypes):
-                with np.errstate(over="ignore", under="ignore"):
-                    held = float(np.asarray(v, dt).astype(np.float64))
-                if v != 0 and (held == 0 or not np.isfinite(held)):
-                    info = jnp.finfo(dt)
-                    raise ValueError(
-                        f"{name}: {v!r} is {'0' if held == 0 else 'inf'} in {dt}, so the run "
-                        f"would train with {held!r}; {dt} holds magnitudes from "
-                        f"{float(info.smallest_subnormal):.3g} to {float(info.max):.3g}"
-                    )
+            check_representable(name, v, dtypes)
 
 
 def _cast(a: jax.Array, dtype) -> jax.Array:
     return a.astype(dtype) if dtype is not None and jnp.issubdtype(a.dtype, jnp.floating) else a
 
 
+def _injects(state) -> bool:
+    """Whether ``state`` is an ``optax.inject_hyperparams`` state (its numbers in a dict)."""
+    return hasattr(state, "hyperparams") and isinstance(state.hyperparams, dict)
+
+
 def hyper_names(opt_state) -> set[str]:
     """Numeric hyperparameters of every ``optax.inject_hyperparams`` state inside ``opt_state``."""
     names: set[str] = set()
-    if hasattr(opt_state, "hyperparams") and isinstance(opt_state.hyperparams, dict):
+    if _injects(opt_state):
         names |= set(opt_state.hyperparams)
     if isinstance(opt_state, (tuple, list)):
         for child in opt_state:
             names |= hyper_names(child)
     return names
+
+
+def set_hyperparams(opt_state, values: Mapping[str, Any]):
+    """``opt_state`` with the numeric hyperparameters of every ``optax.inject_hyperparams`` state
+    inside it set to ``values`` ({name: value}, each cast to the dtype it replaces); names a
+    state lacks are left out. The walk is ``hyper_names``'."""
+    if _injects(opt_state):
+        hyper = dict(opt_state.hyperparams)
+        for name, value in values.items():
+            if name in hyper:
+                hyper[name] = jnp.asarray(value, jnp.result_type(hyper[name]))
+        opt_state = opt_state._replace(hyperparams=hyper)
+    if isinstance(opt_state, tuple):
+        children = [set_hyperparams(child, values) for child in opt_state]
+        return (
+            opt_state._make(children) if hasattr(opt_state, "_make") else type(opt_state)(children)
+        )
+    if isinstance(opt_state, list):
+        return [set_hyperparams(child, values) for child in opt_state]
+    return opt_state
 
 
 def _abstract(a) -> jax.ShapeDtypeStruct:

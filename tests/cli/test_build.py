@@ -95,9 +95,11 @@ def test_grid_takes_any_numeric_hyperparameter_of_the_optimizer():
         ({"grid": ["=0.5"]}, "--grid takes NAME=VALUES"),
         ({"grid": ["b1="]}, "--grid b1 must be a number or a comma list"),
         ({"grid": ["b1=0.8,x"]}, "--grid b1 must be a number or a comma list"),
-        ({"grid": ["b1=0.8,0.8"]}, "--grid b1 values must be distinct"),
-        ({"grid": ["eps=1e-50"]}, "--grid eps 1e-50 is 0 in float32"),
-        ({"grid": ["b2=1e39"]}, "--grid b2 1e+39 is inf in float32"),
+        ({"grid": ["b1=0.8,0.8"]}, "--grid b1 repeats 0.8: every cell must differ"),
+        ({"grid": ["learning_rate=-1"]}, "--grid learning_rate must be > 0, got -1.0"),
+        ({"grid": ["init_scale=1e-50"]}, "--grid init_scale: 1e-50 is 0 in float32"),
+        ({"grid": ["eps=1e-50"]}, "--grid eps: 1e-50 is 0 in float32"),
+        ({"grid": ["b2=1e39"]}, "--grid b2: 1e+39 is inf in float32"),
     ],
 )
 def test_bad_grid_entries_are_refused_in_one_line(raw, message):
@@ -171,3 +173,35 @@ def test_a_model_of_an_unknown_family_on_headless_data_asks_for_a_threshold():
     ):
         build.set_threshold({"model": "m:f", "threshold": None, "loss": "nll"}, head, x)
     build.set_threshold({"model": "m:f", "threshold": 0.5, "loss": "nll"}, head, x)
+
+
+def test_one_number_is_one_number():
+    assert build.check_number("grad_tol", "0.5", 0.0, strict=True) == 0.5
+    with pytest.raises(UsageError, match=r"^--grad-tol takes one number, got '1,2'$"):
+        build.check_number("grad_tol", "1,2", 0.0, strict=True)
+    with pytest.raises(UsageError, match=r"^--grad-tol values must be finite numbers > 0"):
+        build.check_number("grad_tol", "0", 0.0, strict=True)
+
+
+@pytest.mark.parametrize(
+    "name, value, spelled, message",
+    [
+        ("learning_rate", "0.1,0.1000000001", "--lr", "--lr repeats 0.1 (as 0.10000000149011612"),
+        ("learning_rate", "0", "--grid learning_rate", "--grid learning_rate must be > 0, got 0.0"),
+        ("init_scale", "-1", "--init-scale", "--init-scale must be >= 0"),
+        ("b2", "1e39", "--grid b2", "--grid b2: 1e+39 is inf in float32"),
+        ("eps", "nan", "--grid eps", "--grid eps must be a finite number, got nan"),
+    ],
+)
+def test_hyperparameters_are_checked_by_the_engines_rules_with_the_flags_name(
+    name, value, spelled, message
+):
+    with pytest.raises(UsageError) as err:
+        build.hyper_values(name, value, spelled)
+    assert str(err.value).startswith(message) and "grid[" not in str(err.value)
+
+
+def test_hyperparameter_values_the_engine_accepts_pass_as_given():
+    assert build.hyper_values("init_scale", "0", "--init-scale") == 0.0  # the zero-init control
+    assert build.hyper_values("learning_rate", "0.1,0.2", "--lr") == [0.1, 0.2]
+    assert build.hyper_values("learning_rate", [0.05], "--lr") == 0.05

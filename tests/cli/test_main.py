@@ -30,7 +30,7 @@ from gbl_jax.cli import build, runstore
 from gbl_jax.cli import main as cli
 from gbl_jax.engine import sweeps
 from gbl_jax.nets import inits
-from gbl_jax.nets import mlp as nets
+from gbl_jax.nets.mlp import ACTIVATIONS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SMALL = [
@@ -210,9 +210,9 @@ def test_version_prints_the_package_version(capsys):
 
 
 def test_options_come_from_the_library_registries():
-    sweep = cli._parser()._subparsers._group_actions[0].choices["sweep"]
+    sweep = cli.parser()._subparsers._group_actions[0].choices["sweep"]
     choices = {a.dest: a.choices for a in sweep._actions}
-    assert choices["activation"] == sorted(nets.ACTIVATIONS)
+    assert choices["activation"] == sorted(ACTIVATIONS)
     assert choices["init"] == sorted(inits.INITS)
     assert set(choices["head"]) == {
         "gaussian",
@@ -277,7 +277,9 @@ def test_force_never_touches_a_folder_gbl_jax_did_not_make(tmp_path, capsys):
         (["--seed", "-1"], "--seed"),
         (["--lr", "inf"], "--lr"),
         (["--lr", "0.1,nan"], "--lr"),
-        (["--lr", "0.1,0.1"], "distinct"),
+        (["--lr", "0.1,0.1"], "--lr repeats 0.1"),
+        (["--lr", "0.1,0.1000000001"], "(as 0.10000000149011612 in float32"),
+        (["--grid", "learning_rate=0,0.1"], "--grid learning_rate must be > 0"),
         (["--init-scale", "-1"], "--init-scale"),
         (["--threshold", "nan"], "--threshold"),
         (["--threshold", "-1"], "no seed could succeed"),
@@ -291,6 +293,7 @@ def test_force_never_touches_a_folder_gbl_jax_did_not_make(tmp_path, capsys):
         (["--problem", "sine", "--head", "bernoulli"], "shape"),
         (["--optimizer", "lbfgs"], "invalid choice"),
         (["--grad-tol", "1e-4,1e-3"], "--grad-tol takes one number"),
+        (["--grad-tol", "1e-50"], "--grad-tol: 1e-50 is 0 in float32"),
         (["--grad-tol", "-1e-4"], "--grad-tol values must be"),  # a negative value needs no "="
         (["--n", "1000000000000"], "--n 1000000000000: problem xor has 4 points"),
         (["--lr", "1e-46"], "float32"),
@@ -310,8 +313,8 @@ def test_force_never_touches_a_folder_gbl_jax_did_not_make(tmp_path, capsys):
         (["--grid", "b1"], "--grid takes NAME=VALUES"),
         (["--grid", "b1="], "--grid b1 must be a number"),
         (["--grid", "b1=0.8,high"], "--grid b1 must be a number"),
-        (["--grid", "eps=1e-50"], "--grid eps 1e-50 is 0 in float32"),
-        (["--grid", "b2=1e39,0.9"], "--grid b2 1e+39 is inf in float32"),
+        (["--grid", "eps=1e-50"], "--grid eps: 1e-50 is 0 in float32"),
+        (["--grid", "b2=1e39,0.9"], "--grid b2: 1e+39 is inf in float32"),
     ],
 )
 def test_bad_input_is_one_line_exit_two_and_writes_nothing(tmp_path, capsys, args, message):
@@ -457,15 +460,18 @@ def test_resume_refuses_a_different_grid(tmp_path, monkeypatch, capsys):
     before = _files(out)
     for grid in ("b1=0.8,0.9", "learning_rate=0.01", "init_scale=0.5"):
         assert _main("sweep", "--out", str(out), "--resume", "--grid", grid) == 2
-        _one_line_error(capsys.readouterr().err, "conflicts with the interrupted sweep's")
+        # named as given: --grid learning_rate=..., not --lr
+        _one_line_error(
+            capsys.readouterr().err, f"--grid {grid} conflicts with the interrupted sweep's"
+        )
     assert _files(out) == before
     assert _main("sweep", "--out", str(out), "--resume", "--grid", "learning_rate=0.05") == 0
 
 
 def test_lr_and_init_scale_are_short_forms_of_grid(tmp_path):
     def config(*args):
-        args = cli._parser().parse_args(["sweep", *args, "--out", str(tmp_path / "run")])
-        return cli._resolve(args)[1]
+        args = cli.parser().parse_args(["sweep", *args, "--out", str(tmp_path / "run")])
+        return build.resolve_sweep(args)[1]
 
     assert config("--lr", "0.01,0.05", "--init-scale", "2") == config(
         "--grid", "learning_rate=0.01,0.05", "--grid", "init_scale=2"
@@ -940,7 +946,10 @@ def test_a_data_file_that_would_not_fit_is_refused_before_it_is_read(tmp_path, c
         )
         == 2
     )
-    _one_line_error(capsys.readouterr().err, "its arrays would take 14.6 TiB")
+    _one_line_error(
+        capsys.readouterr().err,
+        "its arrays (14.6 TiB, x4 while training) needs about 58.2 TiB of host memory",
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -1399,7 +1408,7 @@ def test_resume_refuses_a_model_built_otherwise_from_the_same_source(
     assert _main("sweep", *args, *USER, "--out", str(out)) == 130
     monkeypatch.setattr(sweeps, "run_plan", real_run_plan)
     monkeypatch.setenv("GBL_TEST_WIDTH", "6")
-    build._build.cache_clear()  # as a new process would build it
+    build.clear_cache()  # as a new process would build it
     capsys.readouterr()
     assert _main("sweep", "--out", str(out), "--resume", *args) == 2
     _one_line_error(
@@ -1409,7 +1418,7 @@ def test_resume_refuses_a_model_built_otherwise_from_the_same_source(
         "float32[6, 3] now)",
     )
     monkeypatch.setenv("GBL_TEST_WIDTH", "4")
-    build._build.cache_clear()
+    build.clear_cache()
     assert _main("sweep", "--out", str(out), "--resume", *args) == 0
 
 

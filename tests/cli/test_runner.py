@@ -63,12 +63,14 @@ def test_one_run_at_a_time_per_folder_whatever_its_process_count(tmp_path, monke
     monkeypatch.setattr(launch, "barrier", lambda name, count, ok=True: ok)
     config = _config(chunk_size=4)
     first = RunFolder(tmp_path / "run")
-    runner._open(first, config, resume=False, force=False, index=0, count=2)
+    runner.open_folder(first, config, resume=False, force=False, index=0, count=2)
     first.save_chunk(_chunk(), "made by the first run")
     before = sorted(p.name for p in first.path.rglob("*"))
     for resume in (False, True):
         with pytest.raises(RunError, match="in use by another gbl-jax process"):
-            runner._open(RunFolder(first.path), config, resume=resume, force=True, index=0, count=2)
+            runner.open_folder(
+                RunFolder(first.path), config, resume=resume, force=True, index=0, count=2
+            )
     assert sorted(p.name for p in first.path.rglob("*")) == before
     first.close()
 

@@ -12,8 +12,8 @@ import pytest
 from gbl_jax import atomic_files
 from gbl_jax.atomic_files import write_json
 from gbl_jax.cli import runstore
+from gbl_jax.cli.budgets import disk_bytes, sweep_host_bytes
 from gbl_jax.cli.runstore import RunError, RunFolder
-from gbl_jax.engine.memory import sweep_host_bytes
 from gbl_jax.engine.sweeps import SweepChunk
 
 STAMP = '{"config": {"steps": 20}}'  # runner.made_by of the sweep
@@ -244,7 +244,7 @@ def test_unwritable_paths_and_files_are_refused(tmp_path):
 
 def test_a_sweep_that_does_not_fit_is_refused_with_its_size(tmp_path):
     memory = sweep_host_bytes(10**11, 100, 36, keep_params=False, classify=False)
-    disk = runstore.disk_bytes(10**11, 100, 36, keep_params=False)
+    disk = disk_bytes(10**11, 100, 36, keep_params=False)
     assert memory > 10**13 and disk > 10**13
     with pytest.raises(RunError, match=r"needs about \d.* TiB of memory"):
         RunFolder(tmp_path / "x").check_space(memory, disk, "what")

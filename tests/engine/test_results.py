@@ -57,7 +57,7 @@ def test_save_and_load_round_trip_every_array(grid_out, tmp_path):
     back = gbl.load(folder)
     _equal(grid_out, back)
     doc = json.loads((folder / "results.json").read_text())
-    assert doc["format"] == results.FORMAT and doc["config"] == {"note": "xor"}
+    assert doc["format"] == results.RESULTS_FORMAT and doc["config"] == {"note": "xor"}
     # the axes in the arrays' order, said so
     assert [g["name"] for g in doc["sweep"]["grid"]] == ["learning_rate", "init_scale"]
     assert doc["sweep"]["arrays"]["final_loss"]["shape"] == [3, 2, 6]
@@ -118,7 +118,7 @@ def test_load_refuses_damaged_folders_saying_which(grid_out, tmp_path):
     (folder / "results.json").write_text(json.dumps(doc))
     with pytest.raises(ValueError, match="2 or older"):
         gbl.load(folder)
-    doc["format"] = results.FORMAT
+    doc["format"] = results.RESULTS_FORMAT
     (folder / "results.json").write_text(json.dumps(doc)[:50])
     with pytest.raises(ValueError, match="not readable JSON"):
         gbl.load(folder)

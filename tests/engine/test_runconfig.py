@@ -104,3 +104,44 @@ def test_hyperparameters_that_would_train_wrong_are_refused():
         )
     with pytest.raises(ValueError, match=r"init_scale.*1e-08 is 0 in float16"):
         run(hyperparams={"init_scale": 1e-8}, dtype="float16")
+
+
+def test_one_walk_reads_and_sets_every_inject_hyperparams_state():
+    from gbl_jax.engine import runconfig
+
+    params = {"w": jnp.zeros(3)}
+    adam = optax.inject_hyperparams(optax.adam)(learning_rate=0.1, b1=0.9)
+    sgd = optax.inject_hyperparams(optax.sgd)(learning_rate=0.5, momentum=0.8)
+    state = (adam.init(params), [sgd.init(params)])  # a tuple holding a list, as chains nest
+    names = set(state[0].hyperparams) | set(state[1][0].hyperparams)  # the two dicts, by hand
+    assert runconfig.hyper_names(state) == names and {"b1", "momentum"} <= names
+    new = runconfig.set_hyperparams(state, {"learning_rate": 0.25, "momentum": 3})
+    # read back by hand, the two states' own dicts
+    adam, sgd = new[0].hyperparams, new[1][0].hyperparams
+    assert float(adam["learning_rate"]) == 0.25 and float(sgd["learning_rate"]) == 0.25
+    assert (
+        float(sgd["momentum"]) == 3.0
+        and sgd["momentum"].dtype == state[1][0].hyperparams["momentum"].dtype
+    )
+    assert float(adam["b1"]) == np.float32(0.9) and "momentum" not in adam
+    assert type(new) is type(state) and isinstance(new[1], list)
+    assert jax.tree.structure(new) == jax.tree.structure(state)
+
+
+def test_a_typed_key_is_told_from_a_raw_one():
+    from gbl_jax.engine import runconfig
+
+    assert runconfig.is_typed_key(jax.random.key(0))
+    assert not runconfig.is_typed_key(jax.random.PRNGKey(0))
+    assert not runconfig.is_typed_key(np.zeros(2, np.uint32))
+
+
+def test_a_number_float32_cannot_hold_is_refused_by_name():
+    from gbl_jax.engine import runconfig
+
+    runconfig.check_representable("tol", 0.0)  # an exact 0 is 0 in every dtype
+    runconfig.check_representable("tol", 1e-45)  # the smallest subnormal, rounded up
+    with pytest.raises(ValueError, match=r"^--tol: 1e-46 is 0 in float32, so the run would train"):
+        runconfig.check_representable("--tol", 1e-46)
+    with pytest.raises(ValueError, match=r"^x: 70000\.0 is inf in float16"):
+        runconfig.check_representable("x", 7e4, (np.dtype(np.float16),))
