@@ -1,4 +1,5 @@
-"""train: solves XOR, the convex control, SGD, saturation, caching, divergence, bad input."""
+"""train: solves XOR, the convex control, SGD, saturation, caching, divergence, bad input; the
+engine's results pinned bit for bit (test_engine_results_are_pinned)."""
 
 import os
 import pathlib
