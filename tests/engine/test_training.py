@@ -1,4 +1,8 @@
-"""train: solves XOR, the convex control, SGD, saturation, caching, divergence, bad input."""
+"""train: solves XOR, the convex control, SGD, saturation, caching, divergence, bad input; the
+engine's results pinned bit for bit (test_engine_results_are_pinned)."""
+
+import os
+import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -313,3 +317,199 @@ def test_a_roll_back_keeps_the_step_counts_of_frozen_runs():
         keep, {"mu": old["mu"], "count": jnp.int32(0)}, {"mu": new["mu"], "count": jnp.int32(5)}
     )
     assert shared["count"].shape == () and int(shared["count"]) == 5
+
+
+# The engine's results pinned bit for bit (issue 35: make_engine split into module-level
+# functions with no change to the arithmetic). PINNED holds what the code of commit 524f8ac
+# computed for each case of _pinned_cases on this project's test machine (XLA:CPU, the flags of
+# tests/conftest.py); a change that moves any of these numbers by one ulp changes the program.
+# Regenerate only on purpose (a new jax, a deliberate change of arithmetic), from the code whose
+# numbers you mean to keep:
+#   GBL_REPIN=1 PYTHONPATH=. python -m pytest -q -n 0 tests/engine/test_training.py -k pinned
+PINNED = pathlib.Path(__file__).parent / "data" / "training_pinned.npz"
+GRAD_TOL = 0.005
+SGD_LR = optax.inject_hyperparams(optax.sgd)(learning_rate=0.01)  # a learning_rate grid
+
+
+def _dropout_model(rate=0.25):
+    def init(key, x):
+        k1, k2 = jax.random.split(key)
+        return (jax.random.normal(k1, (x.shape[1], 6)), jnp.zeros(6), jax.random.normal(k2, (6,)))
+
+    def apply(params, x, key=None):
+        w1, b1, w2 = params
+        h = jnp.tanh(x @ w1 + b1[None, :])
+        if key is not None:
+            h = h * jax.random.bernoulli(key, 1 - rate, h.shape) / (1 - rate)
+        return gbl.Bernoulli(h @ w2)
+
+    return gbl.Model(init, apply, name="dropout", stochastic=True)
+
+
+def _flat(fields: dict) -> dict:
+    """{field + leaf path: numpy array}, e.g. ``params['hidden'][0]['w']``."""
+    return {
+        field + jax.tree_util.keystr(path): np.asarray(leaf)
+        for field, tree in fields.items()
+        for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]
+    }
+
+
+def _sweep_arrays(res) -> dict:
+    fields = ("final_loss", "diverged", "losses", "converged_step", "params", "init_params")
+    fields += ("metrics", "final_metrics", "predictions", "trajectory", "probes")
+    return {f: getattr(res, f) for f in fields if getattr(res, f) is not None}
+
+
+def _pinned_cases() -> dict:
+    """{case: {name: array}}: small sweeps and trains through every path of the engine."""
+    from gbl_jax.engine import continuation
+    from gbl_jax.engine.runconfig import check_run
+    from gbl_jax.engine.training import split_keys
+
+    key = jax.random.PRNGKey
+    xor = problems.xor()
+    circles, held_out = problems.circles(key(1), 32), problems.circles(key(2), 16)
+    sine = problems.sine(key(3), 16)
+    cases = {
+        # minibatches, metrics and held-out data, an init_scale grid, predictions, a tail;
+        # vmapped runs in reading order, metrics at every window's end
+        "minibatch": gbl.sweep(
+            gbl.mlp([4], circles.head),
+            optax.sgd(0.3),
+            circles,
+            key=key(4),
+            seeds=3,
+            steps=45,
+            batch_size=8,
+            log_every=10,
+            grid={"init_scale": [0.5, 2.0]},
+            metrics={"acc": gbl.accuracy},
+            eval_data=held_out,
+            keep_params=True,
+            keep_predictions=True,
+            chunk_size=4,
+        ),
+        # full batch, a tiny net laid out seeds-last, grad_tol with compaction (19 units: the
+        # last segment is guarded), frozen metrics, divergence at the large learning rate
+        "grad_tol": gbl.sweep(
+            gbl.mlp([3], sine.head, activation="relu"),
+            SGD_LR,
+            sine,
+            key=key(5),
+            seeds=4,
+            steps=970,
+            log_every=50,
+            grid={"learning_rate": [0.3, 1.0, 3.0]},
+            metrics={"se": gbl.squared_error},
+            grad_tol=GRAD_TOL,
+            chunk_size=4,
+        ),
+        # seeds-last without anything read at window ends (one loop a unit, window sums from
+        # per-step losses), one-ulp perturbations of seed 0's init, an unlogged tail
+        "seeds_last": gbl.sweep(
+            gbl.mlp([2], xor.head),
+            ADAM,
+            xor,
+            key=key(6),
+            seeds=3,
+            steps=107,
+            log_every=10,
+            vary=("perturb",),
+            keep_params=True,
+            chunk_size=3,
+        ),
+        # a stateful probe and the trajectory, several check blocks a window, a tail
+        "probe_blocks": gbl.sweep(
+            gbl.mlp([3], xor.head),
+            ADAM,
+            xor,
+            key=key(7),
+            seeds=2,
+            steps=230,
+            log_every=100,
+            probes={"sharpness": gbl.probes.sharpness(iters=3)},
+            keep_trajectory=True,
+            chunk_size=2,
+        ),
+        # the trajectory with several windows a check block
+        "trajectory": gbl.sweep(
+            gbl.mlp([2], xor.head),
+            optax.sgd(0.5),
+            xor,
+            key=key(8),
+            seeds=2,
+            steps=23,
+            log_every=5,
+            keep_trajectory=True,
+            chunk_size=2,
+        ),
+    }
+    out = {name: _sweep_arrays(res) for name, res in cases.items()}
+    # one run alone: a stochastic model on minibatches (apply keys from the data stream)
+    out["stochastic"] = gbl.train(
+        _dropout_model(), ADAM, circles, key=key(9), steps=30, batch_size=8, log_every=3
+    )._asdict()
+    # runs continued mid-epoch (gbl.instability's segments): start, then resume from step 5
+    cfg, (x, y, _, _) = check_run(
+        gbl.mlp([4], circles.head),
+        ADAM,
+        circles,
+        key=key(10),
+        steps=12,
+        batch_size=8,
+        loss=gbl.nll,
+        log_every=1,
+        metrics=None,
+        eval_data=None,
+        grad_tol=None,
+        grid={},
+        dtype=None,
+    )
+    keys = [split_keys(key(s)) for s in (11, 12)]
+    k_init, k_data = (jnp.stack([k[i] for k in keys]) for i in (0, 1))
+    runs = continuation.start(cfg, k_init, k_data, x, 2)
+    runs, mean = continuation.resume(cfg, runs, k_data, x, y, first=5, count=7, size=2)
+    out["resume"] = {"runs": runs._asdict(), "mean": mean}
+    return {name: _flat(fields) for name, fields in out.items()}
+
+
+def test_engine_results_are_pinned():
+    from gbl_jax.engine import chunking
+    from gbl_jax.engine.runconfig import check_run
+
+    got = _pinned_cases()
+    flat = {f"{case}/{name}": a for case, arrays in got.items() for name, a in arrays.items()}
+    if os.environ.get("GBL_REPIN"):
+        PINNED.parent.mkdir(exist_ok=True)
+        np.savez_compressed(PINNED, **flat)
+    with np.load(PINNED) as pinned:
+        assert sorted(pinned.files) == sorted(flat)
+        for name in pinned.files:
+            assert flat[name].dtype == pinned[name].dtype, name
+            np.testing.assert_array_equal(flat[name], pinned[name], err_msg=name)
+    # the cases reach the paths they are meant to: seeds-last layouts, convergence, divergence
+    sine, xor = problems.sine(jax.random.PRNGKey(3), 16), problems.xor()
+    for model, optimizer, data in [
+        (gbl.mlp([3], sine.head, activation="relu"), SGD_LR, sine),
+        (gbl.mlp([2], xor.head), ADAM, xor),
+    ]:
+        cfg, (x, y, _, _) = check_run(
+            model,
+            optimizer,
+            data,
+            key=jax.random.PRNGKey(0),
+            steps=10,
+            batch_size=None,
+            loss=gbl.nll,
+            log_every=1,
+            metrics=None,
+            eval_data=None,
+            grad_tol=None,
+            grid={},
+            dtype=None,
+        )
+        assert chunking.seeds_last(cfg, x, y, devices=jax.devices())
+    converged, diverged = got["grad_tol"]["converged_step"], got["grad_tol"]["diverged"]
+    assert (converged[0] >= 0).any() and diverged[-1].any() and not diverged[0].any()
+    assert (got["grad_tol"]["losses"].shape[-1], got["probe_blocks"]["losses"].shape[-1]) == (19, 2)
