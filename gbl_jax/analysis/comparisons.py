@@ -30,6 +30,7 @@ from gbl_jax.analysis.seed_stats import two_sample
 from gbl_jax.analysis.spreads import better_when_higher, metric_values, wilson_interval
 from gbl_jax.checks import require_finite_number, require_int
 from gbl_jax.engine.results import require_pandas
+from gbl_jax.engine.runconfig import is_typed_key
 
 _CHUNK_ELEMENTS = 1 << 22  # resampled values held at once by the bootstrap (32 MiB of float64)
 # More resamples than this change a percentile interval by far less than the seeds' own sampling
@@ -72,7 +73,7 @@ def _rng(seed: int | None, key: Any) -> np.random.Generator:
             require_int("paired_bootstrap_median: seed", 0 if seed is None else seed, 0)
         )
     key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
-    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+    if is_typed_key(key):
         key = jax.random.key_data(key)
     return np.random.default_rng(np.asarray(key, dtype=np.uint32).ravel().tolist())
 

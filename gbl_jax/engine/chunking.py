@@ -234,7 +234,7 @@ def _named(fn: Callable, name: str) -> Callable:
     return fn
 
 
-def _batched(
+def batched(
     fn: Callable,
     in_axes: tuple,
     size: int,
@@ -318,7 +318,7 @@ def one_shot_fn(
     (key data, key data, hypers, x, y, eval x, eval y) -> {name: [size, ...]}. Vmapped runs
     carry their params in reading order (``loop_order``); seeds-last (``last``) and unbatched
     ones as the user's tree. With ``shared_data`` the data key is one key for every run (no run
-    axis): what the runs draw from it is computed once. ``groups``: as for ``_batched``."""
+    axis): what the runs draw from it is computed once. ``groups``: as for ``batched``."""
     vmapped = vmaps(size, devices, side)
     last = last and vmapped
     run = make_engine(cfg, reading_order=vmapped and not last, carry_sums=last).run
@@ -329,7 +329,7 @@ def one_shot_fn(
             out = {k: v for k, v in out.items() if k not in ("params", "init_params")}
         return out
 
-    return _batched(
+    return batched(
         one,
         (0, None if shared_data else 0, 0, None, None, None, None),
         size,
@@ -358,7 +358,7 @@ def segment_fns(
 
     @functools.lru_cache(maxsize=None)
     def start(size):
-        return _batched(begin, (0, 0, 0, None), size, devices, "gbl_sweep_start", side, last)
+        return batched(begin, (0, 0, 0, None), size, devices, "gbl_sweep_start", side, last)
 
     @functools.lru_cache(maxsize=None)
     def advance(size):
@@ -372,13 +372,13 @@ def segment_fns(
             seg_units,  # noqa
             guard,
         )
-        return _batched(
+        return batched(
             fn, (0, None, None, None, None, None), size, devices, "gbl_sweep_segment", side, last
         )
 
     @functools.lru_cache(maxsize=None)
     def finish(size):
-        return _batched(
+        return batched(
             engine.finish,
             (0, None, None, None, None),
             size,
@@ -390,8 +390,6 @@ def segment_fns(
 
     @functools.lru_cache(maxsize=None)
     def predict(size):
-        return _batched(
-            engine.predict, (0, None, 0), size, devices, "gbl_sweep_predict", side, last
-        )
+        return batched(engine.predict, (0, None, 0), size, devices, "gbl_sweep_predict", side, last)
 
     return engine, seg_units, start, advance, finish, predict

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gbl_jax.engine.chunking import _batched, auto_chunk_size
+from gbl_jax.engine.chunking import auto_chunk_size, batched
 from gbl_jax.engine.runconfig import RunConfig
 from gbl_jax.engine.training import make_engine
 
@@ -41,7 +41,7 @@ def _start_fn(cfg: RunConfig, size: int, devices: tuple):
         state, _ = engine.start(k_init, k_data, {}, x)
         return Runs(state.params, state.opt_state)
 
-    return _batched(start, (0, 0, None), size, devices, "gbl_continuation_start")
+    return batched(start, (0, 0, None), size, devices, "gbl_continuation_start")
 
 
 @functools.lru_cache(maxsize=16)
@@ -54,7 +54,7 @@ def _resume_fn(cfg: RunConfig, size: int, devices: tuple):
         )
         return Runs(params, opt_state), mean
 
-    return _batched(
+    return batched(
         resume, (0, 0, None, None, None, None), size, devices, "gbl_continuation_segment"
     )
 

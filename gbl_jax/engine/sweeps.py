@@ -51,7 +51,7 @@ from gbl_jax.engine.chunking import (
     vmaps,
 )
 from gbl_jax.engine.results import SweepResult
-from gbl_jax.engine.runconfig import RunConfig, check_run, default_log_every
+from gbl_jax.engine.runconfig import RunConfig, check_run, default_log_every, is_typed_key
 from gbl_jax.engine.training import split_keys, weight_leaves
 from gbl_jax.nets.models import is_stochastic
 from gbl_jax.probability.costs import Loss, nll
@@ -416,7 +416,7 @@ def _seed_keys(key, seeds: int) -> tuple[np.ndarray, Any]:
     inputs is numpy indexing.
     """
     key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
-    typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+    typed = is_typed_key(key)
     out = _split_fn(seeds)(key)
     if typed:
         return np.asarray(jax.random.key_data(out)), jax.random.key_impl(key)
@@ -621,8 +621,8 @@ def sweep(
       grid: {name: [values]}: numeric hyperparameters of an ``optax.inject_hyperparams``
         optimizer (e.g. ``learning_rate``) and ``init_scale`` (every weight of ndim >= 2 times
         it); every cell of their product runs, in one compiled computation. Values are
-        distinct, ``learning_rate`` and ``init_scale`` > 0, and none is 0 or inf in float32 or
-        the run's dtype (``runconfig.check_hyper_values``).
+        distinct, ``learning_rate`` > 0 and ``init_scale`` >= 0 (0: the zero-init control), and
+        none rounds to 0 or inf in float32 or the run's dtype (``runconfig.check_hyper_values``).
       keep_params: also return every run's final and initial params (memory grows with runs).
       keep_predictions: also return every run's predictive distribution on ``eval_data``
         (``out.predictions``: the model's distribution with a leading [*grid, seeds] axis; NaN

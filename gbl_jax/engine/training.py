@@ -38,7 +38,7 @@ import optax
 
 from gbl_jax.engine import shuffle
 from gbl_jax.engine.loop_order import LoopCarry, first_use_order
-from gbl_jax.engine.runconfig import RunConfig, check_key, check_run
+from gbl_jax.engine.runconfig import RunConfig, check_key, check_run, is_typed_key, set_hyperparams
 from gbl_jax.nets.models import apply_model, is_stochastic
 from gbl_jax.probability.costs import Loss, nll
 
@@ -159,22 +159,6 @@ def _roll_back(keep: jax.Array, old, new):
 
 def _global_norm(tree) -> jax.Array:
     return jnp.sqrt(sum(jnp.sum(jnp.square(leaf)) for leaf in jax.tree.leaves(tree)))
-
-
-def _set_hyperparams(state, values: Mapping[str, jax.Array]):
-    """``state`` with the numeric hyperparameters of every inject_hyperparams state replaced."""
-    if hasattr(state, "hyperparams") and isinstance(state.hyperparams, dict):
-        hyper = dict(state.hyperparams)
-        for name, value in values.items():
-            if name in hyper:
-                hyper[name] = jnp.asarray(value, jnp.result_type(hyper[name]))
-        state = state._replace(hyperparams=hyper)
-    if isinstance(state, tuple):
-        children = [_set_hyperparams(child, values) for child in state]
-        return state._make(children) if hasattr(state, "_make") else type(state)(children)
-    if isinstance(state, list):
-        return [_set_hyperparams(child, values) for child in state]
-    return state
 
 
 def _scale_init(params, scale):
@@ -331,7 +315,7 @@ def _start(spec: EngineSpec, k_init, k_data, hypers, x):
     opt_state = cfg.optimizer.init(params)
     opt_hypers = {k: v for k, v in hypers.items() if k not in ("init_scale", "perturb")}
     if opt_hypers:
-        opt_state = _set_hyperparams(opt_state, opt_hypers)
+        opt_state = set_hyperparams(opt_state, opt_hypers)
     nan = jnp.asarray(jnp.nan, jnp.float32)
     state = RunState(
         params,
@@ -858,7 +842,7 @@ def train(
     x, y, ex, ey = arrays
     if data_key is not None:  # one key of the same kind as ``key``, or the run would not trace
         data_key = check_key(data_key, "data_key")
-        typed = [jnp.issubdtype(k.dtype, jax.dtypes.prng_key) for k in (check_key(key), data_key)]
+        typed = [is_typed_key(k) for k in (check_key(key), data_key)]
         if typed[0] != typed[1]:
             kinds = ["jax.random.key (typed)" if t else "jax.random.PRNGKey (raw)" for t in typed]
             raise ValueError(

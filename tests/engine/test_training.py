@@ -327,6 +327,7 @@ def test_a_roll_back_keeps_the_step_counts_of_frozen_runs():
 # numbers you mean to keep:
 #   GBL_REPIN=1 PYTHONPATH=. python -m pytest -q -n 0 tests/engine/test_training.py -k pinned
 PINNED = pathlib.Path(__file__).parent / "data" / "training_pinned.npz"
+PINNED_ON = ("0.10.2", "cpu")  # another jax or backend compiles other programs: other last bits
 GRAD_TOL = 0.005
 SGD_LR = optax.inject_hyperparams(optax.sgd)(learning_rate=0.01)  # a learning_rate grid
 
@@ -474,6 +475,10 @@ def _pinned_cases() -> dict:
     return {name: _flat(fields) for name, fields in out.items()}
 
 
+@pytest.mark.skipif(
+    (jax.__version__, jax.default_backend()) != PINNED_ON and not os.environ.get("GBL_REPIN"),
+    reason=f"pinned on jax {PINNED_ON[0]}, {PINNED_ON[1]}",
+)
 def test_engine_results_are_pinned():
     from gbl_jax.engine import chunking
     from gbl_jax.engine.runconfig import check_run
